@@ -1,1 +1,11 @@
-//! placeholder
+//! `node` — the `porpoise` binary's library: configuration, command line, logging and the
+//! node roles (controller, agent, data node, compute node, single) served on one port.
+
+pub mod cli;
+pub mod config;
+pub mod launch;
+pub mod log;
+pub mod server;
+
+/// Porpoise's version, reported by `--version` and the `version()` script function.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

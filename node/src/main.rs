@@ -1,1 +1,136 @@
-fn main() {}
+//! `porpoise`: one binary for every role — controller, agent, data node, compute node, single.
+
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use node::cli::{self, Command};
+use node::config::keys;
+use node::launch;
+use node::log::{Level, Logger};
+use node::server;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let run = match cli::parse(&args) {
+        Ok(Command::Help) => {
+            print!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!(
+                "porpoise {} (DolphinDB-compatible; runtime {})",
+                node::VERSION,
+                rt::BACKEND
+            );
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::ConfigReference) => {
+            print!("{}", keys::reference_markdown());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Run(run)) => run,
+        Err(e) => {
+            eprintln!("porpoise: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let loaded = match launch::load(&run) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("porpoise: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if run.print_config {
+        print!("{}", loaded.settings.describe());
+        for w in &loaded.warnings {
+            println!("# warning: {w}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let settings = loaded.settings.clone();
+    let log = match Logger::open(
+        &loaded.log_file,
+        settings.alias(),
+        Level::parse(&settings.log_level()),
+        loaded.console,
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "porpoise: cannot open the log file {}: {e}",
+                loaded.log_file.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    for w in &loaded.warnings {
+        log.warn("config_warning", &w.to_string(), &[]);
+    }
+    if let Some(script) = &loaded.script {
+        if !script.is_file() {
+            log.warn(
+                "script_missing",
+                &format!(
+                    "start-up script {} does not exist; starting without it",
+                    script.display()
+                ),
+                &[],
+            );
+        }
+    }
+    log.info(
+        "starting",
+        &format!("porpoise {} starting as {}", node::VERSION, settings.mode()),
+        &[
+            ("site", &settings.site().to_string()),
+            ("home", &settings.home().display().to_string()),
+        ],
+    );
+    if let Err(e) = std::fs::create_dir_all(settings.home()) {
+        log.error(
+            "home_unusable",
+            &format!("cannot create home {}: {e}", settings.home().display()),
+            &[],
+        );
+        return ExitCode::from(1);
+    }
+
+    let settings = Arc::new(settings);
+    let node_log = log.clone();
+    let outcome = rt::Runtime::new(settings.alias().to_string())
+        .shards(1)
+        .run(move |_shard: rt::shard::Shard<()>| {
+            let settings = Rc::new((*settings).clone());
+            let log = node_log.clone();
+            async move {
+                let listener = match server::bind(&settings).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        log.error("bind_failed", &e.to_string(), &[]);
+                        return Err(());
+                    }
+                };
+                let addr = listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                log.info(
+                    "listening",
+                    &format!("listening on {addr}"),
+                    &[("addr", &addr)],
+                );
+                server::serve(listener, settings, log).await;
+                Ok(())
+            }
+        });
+    match outcome {
+        Ok(results) if results.iter().all(Result::is_ok) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => {
+            log.error("runtime_failed", &e.to_string(), &[("code", e.code())]);
+            ExitCode::from(1)
+        }
+    }
+}

@@ -3,6 +3,8 @@
 use std::io;
 use std::net::SocketAddr;
 
+use std::os::fd::{FromRawFd, IntoRawFd};
+
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 pub(crate) struct RawListener {
@@ -15,9 +17,13 @@ fn to_io(e: glommio::GlommioError<()>) -> io::Error {
 
 impl RawListener {
     pub(crate) async fn bind(addr: SocketAddr) -> io::Result<Self> {
-        Ok(RawListener {
-            inner: glommio::net::TcpListener::bind(addr).map_err(to_io)?,
-        })
+        // Bind with std rather than glommio: glommio sets SO_REUSEPORT, which would let a
+        // second node bind a port another process already serves (the tutorial's FAQ case must
+        // fail with EADDRINUSE instead).
+        let std_listener = std::net::TcpListener::bind(addr)?;
+        // SAFETY: we own the bound, listening fd and hand its ownership to glommio.
+        let inner = unsafe { glommio::net::TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
+        Ok(RawListener { inner })
     }
 
     pub(crate) async fn accept(&self) -> io::Result<(RawStream, SocketAddr)> {
@@ -83,7 +89,11 @@ pub(crate) struct RawUdp {
 impl RawUdp {
     pub(crate) async fn bind(addr: SocketAddr) -> io::Result<Self> {
         Ok(RawUdp {
-            inner: glommio::net::UdpSocket::bind(addr).map_err(to_io)?,
+            // As for TCP: no SO_REUSEPORT, so a taken port is an error.
+            // SAFETY: we own the bound fd and hand its ownership to glommio.
+            inner: unsafe {
+                glommio::net::UdpSocket::from_raw_fd(std::net::UdpSocket::bind(addr)?.into_raw_fd())
+            },
         })
     }
 

@@ -1,0 +1,211 @@
+//! The node's one port: HTTP (web UI and JSON API) and DolphinDB's binary API protocol, told
+//! apart by the first bytes of a connection, as DolphinDB does.
+//!
+//! Until the roles land this answers health and version requests over HTTP, and tells binary
+//! API clients clearly that the protocol is not served yet. The start-up path (resolve, bind on
+//! localSite, fail loudly) is the real one.
+//!
+//! Invariants: at most `maxConnections` connections are served at once (more are closed at
+//! once); a request head is at most [`HTTP_HEAD_BYTES_MAX`]; a silent peer is dropped after
+//! [`IDLE_TIMEOUT`]; anything a peer sends can close only that peer's connection.
+
+use std::cell::Cell;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::Duration;
+
+use rt::net::{TcpListener, TcpStream};
+
+use crate::config::Settings;
+use crate::log::Logger;
+
+/// Largest HTTP request head accepted.
+pub const HTTP_HEAD_BYTES_MAX: usize = 16 * 1024;
+/// How long a connection may stay silent.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("NODE-001 cannot resolve localSite host '{host}': {reason}")]
+    Resolve { host: String, reason: String },
+    /// The tutorial's FAQ: "Failed to bind the socket on port 8800 with error code 98".
+    #[error("NODE-002 Failed to bind the socket on port {port} with error code {code} ({addr}: {reason}). {hint}")]
+    Bind {
+        addr: SocketAddr,
+        port: u16,
+        code: i32,
+        reason: String,
+        hint: String,
+    },
+}
+
+/// Resolves the `host:port` of localSite to one socket address (IPv4 preferred).
+pub fn resolve_addr(host: &str, port: u16) -> Result<SocketAddr, ServeError> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| ServeError::Resolve {
+            host: host.to_string(),
+            reason: e.to_string(),
+        })?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| ServeError::Resolve {
+            host: host.to_string(),
+            reason: "no address".into(),
+        })
+}
+
+/// Binds the node's port on its localSite address.
+pub async fn bind(settings: &Settings) -> Result<TcpListener, ServeError> {
+    let site = settings.site();
+    let addr = resolve_addr(&site.host, site.port)?;
+    TcpListener::bind(addr).await.map_err(|e| {
+        let code = e.raw_os_error().unwrap_or(0);
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "Another process is using {addr}: stop it, or give {} another port in localSite",
+                site.alias
+            ),
+            std::io::ErrorKind::AddrNotAvailable => format!(
+                "{} is not an address of this host: fix the ip in localSite of {}",
+                addr.ip(),
+                site.alias
+            ),
+            _ => "Check localSite and the host's network configuration".into(),
+        };
+        ServeError::Bind {
+            addr,
+            port: site.port,
+            code,
+            reason: e.to_string(),
+            hint,
+        }
+    })
+}
+
+/// Serves connections on `listener` forever.
+pub async fn serve(listener: TcpListener, settings: Rc<Settings>, log: Logger) {
+    let active = Rc::new(Cell::new(0usize));
+    let limit = settings.max_connections();
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                log.warn("accept_failed", &e.to_string(), &[]);
+                rt::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if active.get() >= limit {
+            log.warn(
+                "connection_refused",
+                "maxConnections reached",
+                &[("peer", &peer.to_string())],
+            );
+            drop(stream);
+            continue;
+        }
+        active.set(active.get() + 1);
+        let (active, settings, log) = (active.clone(), settings.clone(), log.clone());
+        drop(rt::task::spawn_local(async move {
+            if let Err(e) = handle(stream, &settings).await {
+                log.event(
+                    crate::log::Level::Debug,
+                    "connection_closed",
+                    &e.to_string(),
+                    &[("peer", &peer.to_string())],
+                );
+            }
+            active.set(active.get() - 1);
+        }));
+    }
+}
+
+async fn handle(mut s: TcpStream, settings: &Settings) -> std::io::Result<()> {
+    s.set_read_timeout(Some(IDLE_TIMEOUT));
+    s.set_write_timeout(Some(IDLE_TIMEOUT));
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.starts_with(b"API") {
+            // DolphinDB binary API: reply in its error format (session 0, 0 objects).
+            let msg = format!(
+                "0 0 1\nPorpoise {} on {} does not serve the DolphinDB API protocol yet; use HTTP GET /health\n",
+                crate::VERSION,
+                settings.alias()
+            );
+            s.write_all(msg.as_bytes()).await?;
+            return Ok(());
+        }
+        if head.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+        if head.len() > HTTP_HEAD_BYTES_MAX {
+            return respond(&mut s, 431, r#"{"error":"request head too large"}"#).await;
+        }
+    }
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    match (method, path) {
+        ("GET", "/health") | ("GET", "/version") | ("GET", "/") => {
+            let body = health_json(settings);
+            respond(&mut s, 200, &body).await
+        }
+        ("GET", _) | ("POST", _) => respond(&mut s, 404, r#"{"error":"not found"}"#).await,
+        _ => respond(&mut s, 400, r#"{"error":"bad request"}"#).await,
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The JSON body of `GET /health`.
+pub fn health_json(settings: &Settings) -> String {
+    format!(
+        r#"{{"status":"ok","product":"porpoise","version":{},"alias":{},"mode":{},"site":{},"backend":{}}}"#,
+        json_str(crate::VERSION),
+        json_str(settings.alias()),
+        json_str(settings.mode().as_str()),
+        json_str(&settings.site().to_string()),
+        json_str(rt::BACKEND)
+    )
+}
+
+async fn respond(s: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        431 => "Request Header Fields Too Large",
+        _ => "Error",
+    };
+    let msg = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(msg.as_bytes()).await
+}
