@@ -1,0 +1,224 @@
+//! End-to-end start-up of the real `porpoise` binary on 127.0.0.x: a controller from
+//! `configs/` binds its port and answers /health; the tutorial's FAQ failures (empty first line
+//! of cluster.nodes, port in use) exit non-zero with the messages the tutorial shows.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_porpoise")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A scratch directory unique to the test.
+fn scratch(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("startup-{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Kills the child when dropped, so a failing test leaves no server behind.
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+fn wait_for_health(addr: SocketAddr, child: &mut Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(resp) = http_get(addr, "/health") {
+            return resp;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("porpoise exited early with {status}");
+        }
+        assert!(Instant::now() < deadline, "{addr} never answered /health");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn controller_cmd(dir: &Path, home: &Path, nodes: &Path) -> Command {
+    let cfg = repo().join("configs/cluster/P1/config");
+    let mut c = Command::new(bin());
+    c.current_dir(dir)
+        .args(["-console", "0", "-mode", "controller", "-home"])
+        .arg(home)
+        .arg("-config")
+        .arg(cfg.join("controller.cfg"))
+        .arg("-nodesFile")
+        .arg(nodes)
+        .arg("-clusterConfig")
+        .arg(cfg.join("cluster.cfg"))
+        .arg("-logFile")
+        .arg(dir.join("log/controller.log"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn finish(child: Child) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut child = child;
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "porpoise did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn tutorial_controller_binds_its_port_and_a_second_one_cannot() {
+    let dir = scratch("controller");
+    let nodes = repo().join("configs/cluster/P1/config/cluster.nodes");
+    // A home directory with spaces must work.
+    let home = dir.join("data dir");
+    let child = controller_cmd(&dir, &home, &nodes).spawn().unwrap();
+    let mut node = Node(child);
+    let addr: SocketAddr = "127.0.0.80:8800".parse().unwrap();
+    let resp = wait_for_health(addr, &mut node.0);
+    assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
+    assert!(resp.contains(r#""alias":"controller1""#), "{resp}");
+    assert!(resp.contains(r#""mode":"controller""#), "{resp}");
+    assert!(home.is_dir(), "home with spaces was created");
+
+    // Binary API clients are told clearly what is (not yet) served, and the node survives
+    // garbage.
+    let mut api = TcpStream::connect(addr).unwrap();
+    api.write_all(b"API 0 32 / 32_1_4_2\nconnect\nlogin\nadmin\n123456\nfalse")
+        .unwrap();
+    let mut reply = String::new();
+    api.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("0 0 1\n"), "{reply}");
+    let mut junk = TcpStream::connect(addr).unwrap();
+    junk.write_all(&[0xff; 64]).unwrap();
+    drop(junk);
+    assert!(http_get(addr, "/version").unwrap().contains("porpoise"));
+
+    // The same port again: exit non-zero, naming address, port and errno as in the FAQ.
+    let second = controller_cmd(&dir, &dir.join("data2"), &nodes)
+        .spawn()
+        .unwrap();
+    let out = finish(second);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Failed to bind the socket on port 8800 with error code 98")
+            && stderr.contains("127.0.0.80:8800"),
+        "{stderr}"
+    );
+    let log = std::fs::read_to_string(dir.join("log/controller.log")).unwrap();
+    assert!(log.contains("event=listening"), "{log}");
+    assert!(log.contains("event=bind_failed"), "{log}");
+    assert!(
+        http_get(addr, "/health").is_ok(),
+        "the first controller is unaffected"
+    );
+}
+
+#[test]
+fn empty_first_line_in_cluster_nodes_is_refused() {
+    let dir = scratch("empty-first-line");
+    let good =
+        std::fs::read_to_string(repo().join("configs/cluster/P1/config/cluster.nodes")).unwrap();
+    let nodes = dir.join("cluster.nodes");
+    std::fs::write(&nodes, format!("\n{good}")).unwrap();
+    let out = finish(
+        controller_cmd(&dir, &dir.join("data"), &nodes)
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "Failed to load the nodes file [{}] with error: The input file is empty",
+            nodes.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("remove the empty line"), "{stderr}");
+}
+
+#[test]
+fn config_errors_exit_with_file_and_line() {
+    let dir = scratch("bad-config");
+    let cfg = dir.join("dolphindb.cfg");
+    std::fs::write(
+        &cfg,
+        "mode=single\nlocalSite=127.0.0.1:18848:single1\nworkerNum=many\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .current_dir(&dir)
+        .args(["-mode", "single", "-home", "data", "-config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:3: workerNum=many is invalid", cfg.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn print_config_shows_values_and_sources() {
+    let dir = scratch("print-config");
+    let cfg = repo().join("configs/single/dolphindb.cfg");
+    let out = Command::new(bin())
+        .current_dir(&dir)
+        .args(["-home", "data", "-config"])
+        .arg(&cfg)
+        .args(["-workerNum", "3", "--print-config"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("localSite=127.0.0.1:8848:local8848"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("workerNum=3    # command line"), "{stdout}");
+}
+
+#[test]
+fn help_and_version() {
+    let out = Command::new(bin()).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("porpoise "));
+    let out = Command::new(bin()).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("-mode <role>"));
+    let out = Command::new(bin())
+        .args(["-mode", "wizard"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mode 'wizard'"));
+}
