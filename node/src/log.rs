@@ -122,6 +122,18 @@ impl Logger {
         }
     }
 
+    /// A logger that drops everything (simulated nodes, whose output must not touch real files).
+    pub fn silent(node: &str) -> Logger {
+        Logger {
+            node: node.to_string(),
+            min: Level::Error,
+            inner: Arc::new(Mutex::new(Inner {
+                file: None,
+                echo_stderr: false,
+            })),
+        }
+    }
+
     /// Writes one event with extra `key=value` fields.
     pub fn event(&self, level: Level, event: &str, msg: &str, fields: &[(&str, &str)]) {
         if level < self.min {
@@ -147,7 +159,7 @@ impl Logger {
             // A full disk must not take the node down with it; the echo below still reports.
             let _ = f.write_all(line.as_bytes());
         }
-        if inner.echo_stderr || level >= Level::Error {
+        if inner.echo_stderr || (level >= Level::Error && inner.file.is_some()) {
             eprint!("{line}");
         }
     }

@@ -4,7 +4,6 @@
 //! Code outside `rt` must take time only from here.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 pub use std::time::Duration;
@@ -45,7 +44,9 @@ impl From<Elapsed> for std::io::Error {
 /// Runs `future`, giving up after `duration`.
 pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
     let mut future = std::pin::pin!(future);
-    let mut timer: Pin<Box<dyn Future<Output = ()>>> = Box::pin(imp::time::sleep(duration));
+    // Pinned on the stack, not boxed: the timeout future is `Send` whenever the backend's sleep
+    // is (madsim), so simulated clients can run it on `Host::spawn`.
+    let mut timer = std::pin::pin!(imp::time::sleep(duration));
     std::future::poll_fn(|cx: &mut Context<'_>| {
         // Poll the work first: a future that is ready exactly at its deadline has succeeded.
         if let Poll::Ready(v) = future.as_mut().poll(cx) {

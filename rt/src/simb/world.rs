@@ -175,6 +175,9 @@ impl World {
 
     /// Power-fails the host and boots it again (its `init` runs anew on the crashed disk).
     pub fn restart(&self, host: &Host) {
+        // madsim's own `restart` does not reset the node's simulators (network, disk); `kill`
+        // does. Kill first, so a restart is a real power cycle.
+        self.handle.kill(host.node.id());
         self.handle.restart(host.node.id());
     }
 
