@@ -1,6 +1,8 @@
 //! End-to-end start-up of the real `porpoise` binary on 127.0.0.x: a controller from
 //! `configs/` binds its port and answers /health; the tutorial's FAQ failures (empty first line
 //! of cluster.nodes, port in use) exit non-zero with the messages the tutorial shows.
+// Real processes on real loopback addresses: not meaningful inside the simulator.
+#![cfg(not(madsim))]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

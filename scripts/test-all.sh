@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs everything CI runs: formatting, lints (both backends), the tests on the real runtime,
+# and the simulation tests over the fixed seed list. README.md names this as the test command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy (glommio)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo test (glommio)"
+cargo test --workspace
+
+echo "== cargo clippy (madsim)"
+CARGO_TARGET_DIR=target/sim RUSTFLAGS="--cfg madsim" cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== simulation tests (madsim)"
+bash scripts/test-sim.sh
