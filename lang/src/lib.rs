@@ -1,8 +1,8 @@
 //! `lang` — DolphinDB script for Porpoise: types, values, the parser, the vectorised
 //! interpreter, built-in functions and the SQL operators that data nodes run per chunk.
 //!
-//! The parser and interpreter arrive with the script-language issue. This crate already owns
-//! the DolphinDB *type system's* identifiers, because configuration, storage and the wire
-//! protocol all name types by these ids and they must agree everywhere.
+//! The parser and interpreter arrive with the script-language issue. The DolphinDB type
+//! system's identifiers live in `storage` (the lowest crate that stores typed data) and are
+//! re-exported here, so configuration, storage, scripts and the wire protocol agree on them.
 
-pub mod types;
+pub use storage::types;

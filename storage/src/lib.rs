@@ -2,8 +2,11 @@
 //! engine with its redo log, chunk metadata (`CHUNK_METADATA`) and crash recovery.
 //!
 //! All I/O goes through `rt::disk`, so the engine runs on io_uring DMA files in production
-//! and on `SimDisk` (with injected faults) in simulation. The engine itself arrives with the
-//! storage issue; this crate currently owns the on-disk *layout* of a node's storage
-//! directories, which configuration resolution and the metadata backup steps already rely on.
+//! and on `SimDisk` (with injected faults) in simulation. The on-disk formats are documented
+//! byte by byte in `docs/FORMAT.md`.
 
+pub mod bytes;
+pub mod codec;
+pub mod column;
 pub mod layout;
+pub mod types;

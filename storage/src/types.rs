@@ -31,7 +31,34 @@ pub enum DataType {
     Blob = 32,
 }
 
-const ALL: [DataType; 22] = [
+/// The in-memory representation of a column. Nulls are DolphinDB's sentinels: the minimum
+/// value of the integer type (`i8::MIN` for BOOL/CHAR), `-f32::MAX`/`-f64::MAX` for floats
+/// (NaN is stored as null), the empty string for STRING and SYMBOL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Physical {
+    I8,
+    I16,
+    I32,
+    I64,
+    F32,
+    F64,
+    /// Dictionary codes (`u32`) into the chunk's symbol base.
+    Symbol,
+    /// Variable-length bytes (STRING, BLOB, UUID).
+    Bytes,
+}
+
+/// Null sentinels.
+pub mod null {
+    pub const I8: i8 = i8::MIN;
+    pub const I16: i16 = i16::MIN;
+    pub const I32: i32 = i32::MIN;
+    pub const I64: i64 = i64::MIN;
+    pub const F32: f32 = -f32::MAX;
+    pub const F64: f64 = -f64::MAX;
+}
+
+pub(crate) const ALL: [DataType; 22] = [
     DataType::Void,
     DataType::Bool,
     DataType::Char,
@@ -88,6 +115,35 @@ impl DataType {
             DataType::Any => "ANY",
             DataType::Blob => "BLOB",
         }
+    }
+
+    /// How values of this type are held in memory and on disk.
+    pub fn physical(self) -> Physical {
+        match self {
+            DataType::Bool | DataType::Char => Physical::I8,
+            DataType::Short => Physical::I16,
+            DataType::Int
+            | DataType::Date
+            | DataType::Month
+            | DataType::Time
+            | DataType::Minute
+            | DataType::Second
+            | DataType::DateTime => Physical::I32,
+            DataType::Long | DataType::Timestamp | DataType::NanoTime | DataType::NanoTimestamp => {
+                Physical::I64
+            }
+            DataType::Float => Physical::F32,
+            DataType::Double => Physical::F64,
+            DataType::Symbol => Physical::Symbol,
+            DataType::String | DataType::Blob | DataType::Uuid | DataType::Void | DataType::Any => {
+                Physical::Bytes
+            }
+        }
+    }
+
+    /// Whether a table column may have this type.
+    pub fn storable(self) -> bool {
+        !matches!(self, DataType::Void | DataType::Any)
     }
 
     /// Parses a type name, case-insensitively.
