@@ -5,8 +5,13 @@
 //! and on `SimDisk` (with injected faults) in simulation. The on-disk formats are documented
 //! byte by byte in `docs/FORMAT.md`.
 
+pub mod batch;
 pub mod bytes;
 pub mod codec;
 pub mod column;
+mod error;
 pub mod layout;
 pub mod types;
+pub mod wal;
+
+pub use error::StorageError;
