@@ -150,3 +150,53 @@ impl<T> Drop for Receiver<T> {
         }
     }
 }
+
+/// An async mutual-exclusion lock for tasks of one shard (FIFO wake-up).
+#[derive(Clone, Default)]
+pub struct Lock {
+    inner: Rc<RefCell<LockInner>>,
+}
+
+#[derive(Default)]
+struct LockInner {
+    locked: bool,
+    waiters: VecDeque<Waker>,
+}
+
+/// Holds a [`Lock`] until dropped.
+pub struct LockGuard {
+    inner: Rc<RefCell<LockInner>>,
+}
+
+impl Lock {
+    pub fn new() -> Lock {
+        Lock::default()
+    }
+
+    /// Waits until the lock is free and takes it.
+    pub async fn lock(&self) -> LockGuard {
+        std::future::poll_fn(|cx| {
+            let mut inner = self.inner.borrow_mut();
+            if !inner.locked {
+                inner.locked = true;
+                return Poll::Ready(());
+            }
+            inner.waiters.push_back(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        LockGuard {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let mut inner = self.inner.borrow_mut();
+        inner.locked = false;
+        if let Some(w) = inner.waiters.pop_front() {
+            w.wake();
+        }
+    }
+}

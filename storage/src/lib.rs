@@ -9,9 +9,13 @@ pub mod batch;
 pub mod bytes;
 pub mod codec;
 pub mod column;
+pub mod engine;
 mod error;
 pub mod layout;
+pub mod meta;
 pub mod types;
 pub mod wal;
 
+pub use batch::{Batch, Schema};
+pub use engine::{ChunkInfo, Engine, EngineConfig};
 pub use error::StorageError;

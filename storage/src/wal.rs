@@ -26,7 +26,7 @@ use std::task::{Poll, Waker};
 
 use rt::disk::{self, File, OpenMode, ALIGN};
 
-use crate::batch::{Batch, Schema};
+use crate::batch::Batch;
 use crate::bytes::{DecodeError, Reader, Writer};
 use crate::error::StorageError;
 
@@ -39,50 +39,32 @@ pub const GROUP_BODY_BYTES_MAX: usize = 1 << 30;
 /// One logged change.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
-    CreateChunk {
-        chunk: u64,
-        volume: u32,
-        schema: Schema,
-    },
-    /// An auto-committed append producing `version`.
+    /// An auto-committed append producing `version` of `chunk`.
     Append {
         chunk: u64,
         version: u64,
         batch: Batch,
     },
+    /// Rows of transaction `tid` for `chunk`: durable, invisible until committed.
     Prepare {
         tid: u64,
         chunk: u64,
         batch: Batch,
     },
+    /// Transaction `tid` committed, producing these `(chunk, version)`s (replay skips parts
+    /// whose version is already in the chunk's flushed metadata).
     Commit {
         tid: u64,
+        versions: Vec<(u64, u64)>,
     },
     Abort {
         tid: u64,
-    },
-    Truncate {
-        chunk: u64,
-        version: u64,
-    },
-    Drop {
-        chunk: u64,
     },
 }
 
 impl Record {
     pub fn encode(&self, w: &mut Writer) {
         match self {
-            Record::CreateChunk {
-                chunk,
-                volume,
-                schema,
-            } => {
-                w.u8(1);
-                w.u64(*chunk);
-                w.u32(*volume);
-                schema.encode(w);
-            }
             Record::Append {
                 chunk,
                 version,
@@ -99,33 +81,24 @@ impl Record {
                 w.u64(*chunk);
                 batch.encode(w);
             }
-            Record::Commit { tid } => {
+            Record::Commit { tid, versions } => {
                 w.u8(4);
                 w.u64(*tid);
+                w.varint(versions.len() as u64);
+                for (c, v) in versions {
+                    w.u64(*c);
+                    w.u64(*v);
+                }
             }
             Record::Abort { tid } => {
                 w.u8(5);
                 w.u64(*tid);
-            }
-            Record::Truncate { chunk, version } => {
-                w.u8(6);
-                w.u64(*chunk);
-                w.u64(*version);
-            }
-            Record::Drop { chunk } => {
-                w.u8(7);
-                w.u64(*chunk);
             }
         }
     }
 
     pub fn decode(r: &mut Reader<'_>) -> Result<Record, DecodeError> {
         Ok(match r.u8()? {
-            1 => Record::CreateChunk {
-                chunk: r.u64()?,
-                volume: r.u32()?,
-                schema: Schema::decode(r)?,
-            },
             2 => Record::Append {
                 chunk: r.u64()?,
                 version: r.u64()?,
@@ -136,13 +109,16 @@ impl Record {
                 chunk: r.u64()?,
                 batch: Batch::decode(r)?,
             },
-            4 => Record::Commit { tid: r.u64()? },
+            4 => {
+                let tid = r.u64()?;
+                let n = r.count(r.remaining() / 16)?;
+                let mut versions = Vec::with_capacity(n);
+                for _ in 0..n {
+                    versions.push((r.u64()?, r.u64()?));
+                }
+                Record::Commit { tid, versions }
+            }
             5 => Record::Abort { tid: r.u64()? },
-            6 => Record::Truncate {
-                chunk: r.u64()?,
-                version: r.u64()?,
-            },
-            7 => Record::Drop { chunk: r.u64()? },
             k => return Err(r.err(format!("unknown record kind {k}"))),
         })
     }
@@ -243,8 +219,8 @@ struct Shared {
 /// The open redo log.
 pub struct Wal {
     dir: PathBuf,
-    gen: u64,
-    file: Rc<File>,
+    gen: std::cell::Cell<u64>,
+    file: RefCell<Rc<File>>,
     write_pos: Rc<RefCell<(u64, u64)>>, // (byte position, next seq)
     sync: bool,
     shared: Rc<RefCell<Shared>>,
@@ -308,8 +284,8 @@ impl Wal {
         }
         let wal = Wal {
             dir: dir.to_path_buf(),
-            gen,
-            file: Rc::new(file),
+            gen: std::cell::Cell::new(gen),
+            file: RefCell::new(Rc::new(file)),
             write_pos: Rc::new(RefCell::new((valid as u64, next_seq))),
             sync,
             shared: Rc::new(RefCell::new(Shared {
@@ -347,7 +323,7 @@ impl Wal {
     /// writes the group; the others ride along (group commit).
     pub async fn wait_durable(&self, lsn: u64) -> Result<(), StorageError> {
         loop {
-            let (body, upto) = {
+            let next = {
                 let mut s = self.shared.borrow_mut();
                 if let Some(e) = &s.failed {
                     return Err(StorageError::LogFailed(e.clone()));
@@ -356,12 +332,15 @@ impl Wal {
                     return Ok(());
                 }
                 if s.flushing {
-                    drop(s);
-                    self.wait_for_flush().await;
-                    continue;
+                    None
+                } else {
+                    s.flushing = true;
+                    Some((std::mem::take(&mut s.pending.buf), s.appended))
                 }
-                s.flushing = true;
-                (std::mem::take(&mut s.pending.buf), s.appended)
+            };
+            let Some((body, upto)) = next else {
+                self.wait_for_flush().await;
+                continue;
             };
             let result = self.write_group(&body).await;
             let mut s = self.shared.borrow_mut();
@@ -398,14 +377,15 @@ impl Wal {
             return Ok(());
         }
         let (pos, seq) = *self.write_pos.borrow();
+        let file = self.file.borrow().clone();
         let mut buf = Vec::with_capacity(disk::align_up(GROUP_HEADER_BYTES + body.len()));
         buf.extend_from_slice(&group_header(seq, body));
         buf.extend_from_slice(body);
         buf.resize(disk::align_up(buf.len()), 0);
         debug_assert_eq!(pos % ALIGN as u64, 0);
-        self.file.write_at(pos, &buf).await?;
+        file.write_at(pos, &buf).await?;
         if self.sync {
-            self.file.sync().await?;
+            file.sync().await?;
         }
         *self.write_pos.borrow_mut() = (pos + buf.len() as u64, seq + 1);
         Ok(())
@@ -413,8 +393,33 @@ impl Wal {
 
     /// Replaces the log by a fresh generation holding only `keep` (checkpoint). Call only when
     /// everything else the old log held is durable elsewhere (flushed chunks and metadata).
-    pub async fn rotate(&mut self, keep: &[Record]) -> Result<(), StorageError> {
-        let gen = self.gen + 1;
+    pub async fn rotate(&self, keep: &[Record]) -> Result<(), StorageError> {
+        // Hold the group-commit flag: no group may be written to the old file meanwhile.
+        // Records appended during the rotation stay pending and go to the new file.
+        loop {
+            let acquired = {
+                let mut s = self.shared.borrow_mut();
+                !std::mem::replace(&mut s.flushing, true)
+            };
+            if acquired {
+                break;
+            }
+            self.wait_for_flush().await;
+        }
+        let result = self.rotate_locked(keep).await;
+        let mut s = self.shared.borrow_mut();
+        s.flushing = false;
+        if let Err(e) = &result {
+            s.failed = Some(e.to_string());
+        }
+        for w in s.waiters.drain(..) {
+            w.wake();
+        }
+        result
+    }
+
+    async fn rotate_locked(&self, keep: &[Record]) -> Result<(), StorageError> {
+        let gen = self.gen.get() + 1;
         let tmp = self.dir.join(format!("{}.tmp", log_name(gen)));
         let file = File::open(&tmp, OpenMode::CreateNew).await?;
         let mut body = Writer::default();
@@ -435,10 +440,10 @@ impl Wal {
         let path = self.dir.join(log_name(gen));
         disk::rename(&tmp, &path).await?;
         disk::sync_dir(&self.dir).await?;
-        disk::remove(self.dir.join(log_name(self.gen))).await?;
+        disk::remove(self.dir.join(log_name(self.gen.get()))).await?;
         disk::sync_dir(&self.dir).await?;
-        self.gen = gen;
-        self.file = Rc::new(File::open(&path, OpenMode::Existing).await?);
+        self.gen.set(gen);
+        *self.file.borrow_mut() = Rc::new(File::open(&path, OpenMode::Existing).await?);
         *self.write_pos.borrow_mut() = next;
         Ok(())
     }
@@ -446,6 +451,17 @@ impl Wal {
     /// Bytes of the current log file (for checkpoint decisions).
     pub fn bytes(&self) -> u64 {
         self.write_pos.borrow().0
+    }
+
+    /// The last record known durable.
+    pub fn durable_lsn(&self) -> u64 {
+        self.shared.borrow().durable
+    }
+
+    /// Whether every appended record is durable.
+    pub fn idle(&self) -> bool {
+        let s = self.shared.borrow();
+        s.durable == s.appended && !s.flushing
     }
 }
 
@@ -456,7 +472,6 @@ mod tests {
     use crate::types::DataType;
 
     fn sample() -> Vec<Record> {
-        let schema = Schema::new(&[("id", DataType::Symbol), ("px", DataType::Double)]);
         let batch = Batch {
             columns: vec![
                 Column::from_strings(DataType::Symbol, &["a", "b"]),
@@ -467,11 +482,6 @@ mod tests {
             ],
         };
         vec![
-            Record::CreateChunk {
-                chunk: 7,
-                volume: 0,
-                schema,
-            },
             Record::Append {
                 chunk: 7,
                 version: 1,
@@ -482,13 +492,11 @@ mod tests {
                 chunk: 7,
                 batch,
             },
-            Record::Commit { tid: 9 },
-            Record::Abort { tid: 10 },
-            Record::Truncate {
-                chunk: 7,
-                version: 3,
+            Record::Commit {
+                tid: 9,
+                versions: vec![(7, 2), (8, 5)],
             },
-            Record::Drop { chunk: 7 },
+            Record::Abort { tid: 10 },
         ]
     }
 
@@ -511,24 +519,24 @@ mod tests {
     #[test]
     fn groups_round_trip_and_a_torn_tail_is_cut() {
         let recs = sample();
-        let bytes = log_bytes(&[&recs[..3], &recs[3..]]);
+        let bytes = log_bytes(&[&recs[..2], &recs[2..]]);
         let (got, valid, next) = scan(&bytes);
         assert_eq!(got, recs);
         assert_eq!((valid, next), (bytes.len(), 3));
         // Tear the second group anywhere: only the first survives, whole.
-        let first_len = log_bytes(&[&recs[..3]]).len();
-        for cut in [first_len + 1, first_len + 40, first_len + 60] {
+        let first_len = log_bytes(&[&recs[..2]]).len();
+        for cut in [first_len + 1, first_len + 40, first_len + 70] {
             let (got, valid, _) = scan(&bytes[..cut]);
-            assert_eq!(got, recs[..3].to_vec(), "cut at {cut}");
+            assert_eq!(got, recs[..2].to_vec(), "cut at {cut}");
             assert_eq!(valid, first_len);
         }
         let mut flipped = bytes.clone();
         flipped[first_len + 40] ^= 1;
-        assert_eq!(scan(&flipped).0, recs[..3].to_vec());
+        assert_eq!(scan(&flipped).0, recs[..2].to_vec());
         // A stale group (wrong seq) is not accepted.
-        let stale = log_bytes(&[&recs[..3]]);
+        let stale = log_bytes(&[&recs[..2]]);
         let mut twice = stale.clone();
         twice.extend_from_slice(&stale);
-        assert_eq!(scan(&twice).0.len(), 3);
+        assert_eq!(scan(&twice).0.len(), 2);
     }
 }

@@ -1,0 +1,909 @@
+//! The chunk store of one node: an OLAP cache engine over a redo log, flushed to immutable
+//! column segments, with transactional versions for two-phase commit.
+//!
+//! Invariants:
+//! - **Nothing acknowledged is lost.** `append`, `prepare`, `commit` return only after their
+//!   redo record is durable (synced when `dataSync=1`). Recovery replays the log over the
+//!   flushed metadata.
+//! - **Readers see only durable, committed rows, in insertion order.** Rows enter the cache in
+//!   log order at once, tagged with their log sequence number; a scan shows the prefix whose
+//!   records are durable. Prepared rows are invisible until their commit.
+//! - **Versions.** Every append or commit that touches a chunk bumps its version by one;
+//!   replay applies a record only if its version is the next one, so a record already flushed
+//!   is never applied twice and a gap is reported as corruption.
+//! - **A chunk in an unresolved transaction refuses other writes** (`<ChunkInTransaction>`).
+//! - **Corruption is never served.** A block or metadata record failing its checks marks the
+//!   chunk corrupt (file and offset in the error) until it is repaired with `install_chunk`.
+//! - **Memory is bounded** by `cache_bytes_max` (OLAPCacheEngineSize): a write that would exceed
+//!   it first waits for a flush; a single write larger than the cache is refused.
+//!
+//! Chunk ids must never be reused after `drop_chunk` (DolphinDB's are UUIDs).
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use rt::disk;
+
+use crate::batch::{Batch, Schema};
+use crate::column::{Column, ColumnData, SymbolBase};
+use crate::error::StorageError;
+use crate::meta::{self, ChunkMeta};
+use crate::types::DataType;
+use crate::wal::{Record, Wal};
+
+/// Engine settings (from the node's configuration).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Data volumes; chunk `c` lives on volume `c % volumes.len()`.
+    pub volumes: Vec<PathBuf>,
+    /// The `CHUNK_METADATA` directory.
+    pub meta_dir: PathBuf,
+    /// Where the redo log lives.
+    pub redo_dir: PathBuf,
+    /// OLAPCacheEngineSize in bytes.
+    pub cache_bytes_max: u64,
+    /// dataSync=1: fsync the redo log before acknowledging.
+    pub data_sync: bool,
+    /// Rows per column block.
+    pub block_rows: usize,
+}
+
+impl EngineConfig {
+    /// A configuration with one volume under `dir` (tests and tools).
+    pub fn in_dir(dir: impl Into<PathBuf>) -> EngineConfig {
+        let dir = dir.into();
+        EngineConfig {
+            volumes: vec![dir.join("storage")],
+            meta_dir: dir.join("storage").join(crate::layout::CHUNK_METADATA_DIR),
+            redo_dir: dir.join("redoLog"),
+            cache_bytes_max: 1 << 30,
+            data_sync: true,
+            block_rows: 65_536,
+        }
+    }
+}
+
+/// A chunk's visible state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkInfo {
+    pub version: u64,
+    pub rows: u64,
+    pub schema: Schema,
+    /// Transaction holding the chunk, if any.
+    pub in_transaction: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    lsn: u64,
+    rows: usize,
+    version: u64,
+}
+
+struct ChunkState {
+    meta: ChunkMeta,
+    bases: Vec<Option<Arc<SymbolBase>>>,
+    /// Rows after the flushed segments, in log order (the tail may not be durable yet).
+    cache: Vec<Column>,
+    marks: VecDeque<Mark>,
+    /// Latest logged version (may not be durable yet).
+    version: u64,
+    locked_by: Option<u64>,
+    next_segment: u64,
+}
+
+impl ChunkState {
+    fn new(meta: ChunkMeta) -> ChunkState {
+        let cache = meta
+            .schema
+            .columns
+            .iter()
+            .zip(&meta.bases)
+            .map(|((_, ty), b)| empty_column(*ty, b.as_ref()))
+            .collect();
+        ChunkState {
+            bases: meta.bases.clone(),
+            cache,
+            marks: VecDeque::new(),
+            version: meta.version,
+            locked_by: None,
+            next_segment: meta.segments.iter().map(|s| s.id + 1).max().unwrap_or(1),
+            meta,
+        }
+    }
+
+    /// Cache rows and version visible when records up to `durable` are durable.
+    fn visible(&self, durable: u64) -> (usize, u64) {
+        match self.marks.iter().rev().find(|m| m.lsn <= durable) {
+            Some(m) => (m.rows, m.version),
+            None => (0, self.meta.version),
+        }
+    }
+
+    fn cache_rows(&self) -> usize {
+        self.cache.first().map(Column::len).unwrap_or(0)
+    }
+
+    /// Appends a checked batch to the cache as `version`, logged at `lsn`.
+    fn apply(&mut self, batch: &Batch, version: u64, lsn: u64) -> Result<usize, String> {
+        let mut bytes = 0;
+        for (i, col) in batch.columns.iter().enumerate() {
+            self.cache[i].append(col)?;
+            if let ColumnData::Symbol { base, .. } = &self.cache[i].data {
+                self.bases[i] = Some(base.clone());
+            }
+            bytes += col.heap_bytes();
+        }
+        self.version = version;
+        self.marks.push_back(Mark {
+            lsn,
+            rows: self.cache_rows(),
+            version,
+        });
+        Ok(bytes)
+    }
+}
+
+fn empty_column(ty: DataType, base: Option<&Arc<SymbolBase>>) -> Column {
+    match base {
+        Some(b) => Column {
+            ty,
+            data: ColumnData::Symbol {
+                codes: Vec::new(),
+                base: b.clone(),
+            },
+        },
+        None => Column::empty(ty),
+    }
+}
+
+struct State {
+    chunks: BTreeMap<u64, ChunkState>,
+    /// Chunks whose metadata could not be read or verified: id → reason.
+    corrupt: BTreeMap<u64, StorageError>,
+    prepared: BTreeMap<u64, Vec<(u64, Batch)>>,
+}
+
+/// The chunk store. Cheap to clone; all clones share one engine (one shard).
+#[derive(Clone)]
+pub struct Engine {
+    cfg: Rc<EngineConfig>,
+    state: Rc<RefCell<State>>,
+    wal: Rc<Wal>,
+    /// Serialises flush, truncate, drop, install and scans against each other.
+    exclusive: rt::sync::Lock,
+    cache_bytes: Rc<Cell<u64>>,
+}
+
+fn corrupt_clone(e: &StorageError) -> StorageError {
+    match e {
+        StorageError::Corrupt {
+            chunk,
+            file,
+            offset,
+            reason,
+        } => StorageError::Corrupt {
+            chunk: *chunk,
+            file: file.clone(),
+            offset: *offset,
+            reason: reason.clone(),
+        },
+        other => StorageError::Format(other.to_string()),
+    }
+}
+
+impl Engine {
+    /// Opens (or creates) the store: reads every chunk's metadata, verifies it against the
+    /// segment files, and replays the redo log. Prepared-but-unresolved transactions are
+    /// reported by [`Engine::prepared`].
+    pub async fn open(cfg: EngineConfig) -> Result<Engine, StorageError> {
+        assert!(
+            !cfg.volumes.is_empty(),
+            "the engine needs at least one volume"
+        );
+        assert!(cfg.block_rows > 0 && cfg.block_rows <= crate::codec::BLOCK_ROWS_MAX);
+        for v in &cfg.volumes {
+            disk::create_dir_all(v).await?;
+        }
+        disk::create_dir_all(&cfg.meta_dir).await?;
+        let mut chunks = BTreeMap::new();
+        let mut corrupt = BTreeMap::new();
+        for name in disk::list_dir(&cfg.meta_dir).await? {
+            let path = cfg.meta_dir.join(&name);
+            if name.ends_with(".tmp") {
+                disk::remove(&path).await?; // an interrupted metadata update: the old file stands
+                continue;
+            }
+            let Some(id) = name
+                .strip_suffix(".meta")
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            match meta::read_meta(&path, id).await {
+                Ok(m) if m.chunk == id && (m.volume as usize) < cfg.volumes.len() => {
+                    match verify_segments(&cfg, &m).await {
+                        Ok(()) => {
+                            chunks.insert(id, ChunkState::new(m));
+                        }
+                        Err(e) => {
+                            corrupt.insert(id, e);
+                        }
+                    }
+                }
+                Ok(m) => {
+                    corrupt.insert(
+                        id,
+                        StorageError::Corrupt {
+                            chunk: id,
+                            file: path,
+                            offset: None,
+                            reason: format!(
+                                "metadata names chunk {} on volume {}",
+                                m.chunk, m.volume
+                            ),
+                        },
+                    );
+                }
+                Err(e) => {
+                    corrupt.insert(id, e);
+                }
+            }
+        }
+        let (wal, records) = Wal::open(&cfg.redo_dir, cfg.data_sync).await?;
+        let mut state = State {
+            chunks,
+            corrupt,
+            prepared: BTreeMap::new(),
+        };
+        replay(&mut state, records);
+        let bytes: u64 = state
+            .chunks
+            .values()
+            .flat_map(|c| c.cache.iter())
+            .map(|c| c.heap_bytes() as u64)
+            .chain(
+                state
+                    .prepared
+                    .values()
+                    .flatten()
+                    .map(|(_, b)| b.heap_bytes() as u64),
+            )
+            .sum();
+        Ok(Engine {
+            cfg: Rc::new(cfg),
+            state: Rc::new(RefCell::new(state)),
+            wal: Rc::new(wal),
+            exclusive: rt::sync::Lock::new(),
+            cache_bytes: Rc::new(Cell::new(bytes)),
+        })
+    }
+
+    /// Transactions prepared here and not yet resolved (ask the controller for their outcome).
+    pub fn prepared(&self) -> Vec<u64> {
+        self.state.borrow().prepared.keys().copied().collect()
+    }
+
+    /// Ids of all chunks (corrupt ones included).
+    pub fn chunks(&self) -> Vec<u64> {
+        let s = self.state.borrow();
+        let mut ids: Vec<u64> = s.chunks.keys().chain(s.corrupt.keys()).copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Bytes held by the cache engine (committed cache rows plus prepared rows).
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache_bytes.get()
+    }
+
+    /// The visible version, rows and schema of a chunk.
+    pub fn chunk_info(&self, chunk: u64) -> Result<ChunkInfo, StorageError> {
+        let s = self.state.borrow();
+        if let Some(e) = s.corrupt.get(&chunk) {
+            return Err(corrupt_clone(e));
+        }
+        let c = s
+            .chunks
+            .get(&chunk)
+            .ok_or(StorageError::NoSuchChunk(chunk))?;
+        let (rows, version) = c.visible(self.wal.durable_lsn());
+        Ok(ChunkInfo {
+            version,
+            rows: c.meta.rows() + rows as u64,
+            schema: c.meta.schema.clone(),
+            in_transaction: c.locked_by,
+        })
+    }
+
+    /// Creates an empty chunk (durable on return).
+    pub async fn create_chunk(&self, chunk: u64, schema: Schema) -> Result<(), StorageError> {
+        if schema.columns.is_empty() || schema.columns.iter().any(|(_, t)| !t.storable()) {
+            return Err(StorageError::BadBatch {
+                chunk,
+                reason: "a table needs at least one column of a storable type".into(),
+            });
+        }
+        let _x = self.exclusive.lock().await;
+        if self.state.borrow().chunks.contains_key(&chunk)
+            || self.state.borrow().corrupt.contains_key(&chunk)
+        {
+            return Err(StorageError::ChunkExists(chunk));
+        }
+        let bases = schema
+            .columns
+            .iter()
+            .map(|(_, t)| (*t == DataType::Symbol).then(|| Arc::new(SymbolBase::with_null())))
+            .collect();
+        let volume = (chunk % self.cfg.volumes.len() as u64) as u32;
+        let m = ChunkMeta {
+            chunk,
+            version: 0,
+            volume,
+            schema,
+            bases,
+            segments: Vec::new(),
+        };
+        meta::write_atomic(&meta::meta_file(&self.cfg.meta_dir, chunk), &m.encode()).await?;
+        self.state
+            .borrow_mut()
+            .chunks
+            .insert(chunk, ChunkState::new(m));
+        Ok(())
+    }
+
+    fn check_writable<'a>(
+        s: &'a mut State,
+        chunk: u64,
+        batch: &Batch,
+    ) -> Result<&'a mut ChunkState, StorageError> {
+        if let Some(e) = s.corrupt.get(&chunk) {
+            return Err(corrupt_clone(e));
+        }
+        let c = s
+            .chunks
+            .get_mut(&chunk)
+            .ok_or(StorageError::NoSuchChunk(chunk))?;
+        batch
+            .check(&c.meta.schema)
+            .map_err(|reason| StorageError::BadBatch { chunk, reason })?;
+        if let Some(tid) = c.locked_by {
+            return Err(StorageError::ChunkInTransaction { chunk, tid });
+        }
+        Ok(c)
+    }
+
+    /// Waits until `bytes` more fit in the cache, flushing if needed.
+    async fn make_room(&self, bytes: u64) -> Result<(), StorageError> {
+        if bytes > self.cfg.cache_bytes_max {
+            return Err(StorageError::TooLarge(format!(
+                "a write of {bytes} bytes exceeds the cache engine ({} bytes): split the append or raise OLAPCacheEngineSize",
+                self.cfg.cache_bytes_max
+            )));
+        }
+        if self.cache_bytes.get() + bytes > self.cfg.cache_bytes_max {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Appends `batch` to `chunk` as its own committed transaction; returns the new version.
+    pub async fn append(&self, chunk: u64, batch: Batch) -> Result<u64, StorageError> {
+        self.make_room(batch.heap_bytes() as u64).await?;
+        let (lsn, version) = {
+            let mut s = self.state.borrow_mut();
+            let c = Self::check_writable(&mut s, chunk, &batch)?;
+            let version = c.version + 1;
+            let lsn = self.wal.append(&Record::Append {
+                chunk,
+                version,
+                batch: batch.clone(),
+            })?;
+            let bytes = c
+                .apply(&batch, version, lsn)
+                .map_err(|reason| StorageError::BadBatch { chunk, reason })?;
+            self.cache_bytes.set(self.cache_bytes.get() + bytes as u64);
+            (lsn, version)
+        };
+        self.wal.wait_durable(lsn).await?;
+        Ok(version)
+    }
+
+    /// Phase one of 2PC: makes `batch` durable for `chunk` under transaction `tid`, invisible
+    /// until [`Engine::commit`]. The chunk refuses other writers until the outcome is known.
+    pub async fn prepare(&self, tid: u64, chunk: u64, batch: Batch) -> Result<(), StorageError> {
+        self.make_room(batch.heap_bytes() as u64).await?;
+        let lsn = {
+            let mut s = self.state.borrow_mut();
+            let c = Self::check_writable(&mut s, chunk, &batch)?;
+            c.locked_by = Some(tid);
+            let lsn = self.wal.append(&Record::Prepare {
+                tid,
+                chunk,
+                batch: batch.clone(),
+            })?;
+            self.cache_bytes
+                .set(self.cache_bytes.get() + batch.heap_bytes() as u64);
+            s.prepared.entry(tid).or_default().push((chunk, batch));
+            lsn
+        };
+        self.wal.wait_durable(lsn).await
+    }
+
+    /// Phase two: makes transaction `tid`'s rows visible, bumping each chunk's version.
+    pub async fn commit(&self, tid: u64) -> Result<(), StorageError> {
+        let lsn = {
+            let mut s = self.state.borrow_mut();
+            let parts = s
+                .prepared
+                .get(&tid)
+                .ok_or(StorageError::NoSuchTransaction(tid))?;
+            let mut versions: Vec<(u64, u64)> = Vec::new();
+            for (chunk, _) in parts {
+                let v = s.chunks.get(chunk).map(|c| c.version).unwrap_or(0);
+                match versions.iter_mut().find(|(c, _)| c == chunk) {
+                    Some(e) => e.1 += 1,
+                    None => versions.push((*chunk, v + 1)),
+                }
+            }
+            let lsn = self.wal.append(&Record::Commit { tid, versions })?;
+            let parts = s.prepared.remove(&tid).expect("checked above");
+            for (chunk, batch) in &parts {
+                if let Some(c) = s.chunks.get_mut(chunk) {
+                    let v = c.version + 1;
+                    c.apply(batch, v, lsn)
+                        .map_err(|reason| StorageError::BadBatch {
+                            chunk: *chunk,
+                            reason,
+                        })?;
+                    c.locked_by = None;
+                }
+            }
+            lsn
+        };
+        self.wal.wait_durable(lsn).await
+    }
+
+    /// Discards transaction `tid`'s prepared rows.
+    pub async fn abort(&self, tid: u64) -> Result<(), StorageError> {
+        let lsn = {
+            let mut s = self.state.borrow_mut();
+            let parts = s
+                .prepared
+                .remove(&tid)
+                .ok_or(StorageError::NoSuchTransaction(tid))?;
+            let lsn = self.wal.append(&Record::Abort { tid })?;
+            for (chunk, batch) in &parts {
+                self.cache_bytes.set(
+                    self.cache_bytes
+                        .get()
+                        .saturating_sub(batch.heap_bytes() as u64),
+                );
+                if let Some(c) = s.chunks.get_mut(chunk) {
+                    c.locked_by = None;
+                }
+            }
+            lsn
+        };
+        self.wal.wait_durable(lsn).await
+    }
+
+    /// Writes every durable cached row to column segments, then checkpoints the redo log when
+    /// nothing else needs it.
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        let _x = self.exclusive.lock().await;
+        let durable = self.wal.durable_lsn();
+        let targets: Vec<(u64, usize, u64)> = {
+            let s = self.state.borrow();
+            s.chunks
+                .iter()
+                .filter_map(|(id, c)| {
+                    let (rows, version) = c.visible(durable);
+                    (rows > 0).then_some((*id, rows, version))
+                })
+                .collect()
+        };
+        for (chunk, rows, version) in targets {
+            let (columns, mut new_meta, seg_id, volume) = {
+                let s = self.state.borrow();
+                let c = &s.chunks[&chunk];
+                let columns: Vec<Column> = c.cache.iter().map(|col| col.slice(0, rows)).collect();
+                let mut m = c.meta.clone();
+                m.version = version;
+                m.bases = c.bases.clone();
+                (
+                    columns,
+                    m,
+                    c.next_segment,
+                    self.cfg.volumes[c.meta.volume as usize].clone(),
+                )
+            };
+            let path = meta::segment_file(&volume, chunk, seg_id);
+            let mut seg = meta::write_segment(&path, &columns, self.cfg.block_rows).await?;
+            seg.id = seg_id;
+            new_meta.segments.push(seg);
+            meta::write_atomic(
+                &meta::meta_file(&self.cfg.meta_dir, chunk),
+                &new_meta.encode(),
+            )
+            .await?;
+            let mut s = self.state.borrow_mut();
+            let c = s
+                .chunks
+                .get_mut(&chunk)
+                .expect("the exclusive lock keeps the chunk");
+            let freed: usize = c
+                .cache
+                .iter()
+                .map(|col| col.slice(0, rows).heap_bytes())
+                .sum();
+            let total = c.cache_rows();
+            c.cache = c.cache.iter().map(|col| col.slice(rows, total)).collect();
+            while c.marks.front().is_some_and(|m| m.rows <= rows) {
+                c.marks.pop_front();
+            }
+            for m in c.marks.iter_mut() {
+                m.rows -= rows;
+            }
+            c.meta = new_meta;
+            c.next_segment = seg_id + 1;
+            self.cache_bytes
+                .set(self.cache_bytes.get().saturating_sub(freed as u64));
+        }
+        // Checkpoint: once every cached row is in a segment, the log only needs the prepared
+        // transactions. (Checked and started without yielding, so nothing slips in between.)
+        let keep: Option<Vec<Record>> = {
+            let s = self.state.borrow();
+            let empty = s.chunks.values().all(|c| c.cache_rows() == 0);
+            (empty && self.wal.idle() && self.wal.bytes() > 0).then(|| {
+                s.prepared
+                    .iter()
+                    .flat_map(|(tid, parts)| {
+                        parts.iter().map(|(chunk, batch)| Record::Prepare {
+                            tid: *tid,
+                            chunk: *chunk,
+                            batch: batch.clone(),
+                        })
+                    })
+                    .collect()
+            })
+        };
+        if let Some(keep) = keep {
+            self.wal.rotate(&keep).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the visible rows of `columns` (indexes into the schema), cache and segments as
+    /// one table in insertion order.
+    pub async fn scan(&self, chunk: u64, columns: &[usize]) -> Result<Vec<Column>, StorageError> {
+        let _x = self.exclusive.lock().await;
+        let (meta_snapshot, bases, cached, volume) = {
+            let s = self.state.borrow();
+            if let Some(e) = s.corrupt.get(&chunk) {
+                return Err(corrupt_clone(e));
+            }
+            let c = s
+                .chunks
+                .get(&chunk)
+                .ok_or(StorageError::NoSuchChunk(chunk))?;
+            if let Some(bad) = columns.iter().find(|i| **i >= c.meta.schema.columns.len()) {
+                return Err(StorageError::BadBatch {
+                    chunk,
+                    reason: format!("no column {bad}"),
+                });
+            }
+            let (rows, _) = c.visible(self.wal.durable_lsn());
+            let cached: Vec<Column> = columns.iter().map(|i| c.cache[*i].slice(0, rows)).collect();
+            (
+                c.meta.clone(),
+                c.bases.clone(),
+                cached,
+                self.cfg.volumes[c.meta.volume as usize].clone(),
+            )
+        };
+        let mut out = Vec::with_capacity(columns.len());
+        for (k, &i) in columns.iter().enumerate() {
+            let ty = meta_snapshot.schema.columns[i].1;
+            let mut col = empty_column(ty, bases[i].as_ref());
+            for seg in &meta_snapshot.segments {
+                let path = meta::segment_file(&volume, chunk, seg.id);
+                if let Err(e) =
+                    meta::read_segment_column(&path, chunk, seg, i, ty, bases[i].as_ref(), &mut col)
+                        .await
+                {
+                    if matches!(e, StorageError::Corrupt { .. }) {
+                        let mut s = self.state.borrow_mut();
+                        s.chunks.remove(&chunk);
+                        s.corrupt.insert(chunk, corrupt_clone(&e));
+                    }
+                    return Err(e);
+                }
+            }
+            col.append(&cached[k]).map_err(StorageError::Format)?;
+            out.push(col);
+        }
+        Ok(out)
+    }
+
+    /// Removes every row of `chunk`; returns the new version.
+    pub async fn truncate(&self, chunk: u64) -> Result<u64, StorageError> {
+        let schema = self.chunk_info(chunk)?.schema;
+        let empty = Batch {
+            columns: schema
+                .columns
+                .iter()
+                .map(|(_, t)| Column::empty(*t))
+                .collect(),
+        };
+        self.install_chunk(chunk, None, schema, empty).await
+    }
+
+    /// Deletes `chunk` and its files.
+    pub async fn drop_chunk(&self, chunk: u64) -> Result<(), StorageError> {
+        let _x = self.exclusive.lock().await;
+        let old = {
+            let mut s = self.state.borrow_mut();
+            if let Some(c) = s.chunks.get(&chunk) {
+                if let Some(tid) = c.locked_by {
+                    return Err(StorageError::ChunkInTransaction { chunk, tid });
+                }
+            }
+            let was_corrupt = s.corrupt.remove(&chunk).is_some();
+            match s.chunks.remove(&chunk) {
+                Some(c) => {
+                    let freed: usize = c.cache.iter().map(Column::heap_bytes).sum();
+                    self.cache_bytes
+                        .set(self.cache_bytes.get().saturating_sub(freed as u64));
+                    Some(c.meta)
+                }
+                None if was_corrupt => None,
+                None => return Err(StorageError::NoSuchChunk(chunk)),
+            }
+        };
+        let path = meta::meta_file(&self.cfg.meta_dir, chunk);
+        if disk::exists(&path).await? {
+            disk::remove(&path).await?;
+            disk::sync_dir(&self.cfg.meta_dir).await?;
+        }
+        for v in &self.cfg.volumes {
+            remove_chunk_files(&meta::chunk_dir(v, chunk)).await?;
+        }
+        drop(old);
+        Ok(())
+    }
+
+    /// The visible rows of `chunk` and their version — the source of a replica repair. With
+    /// `at_version`, fails unless the chunk is at exactly that version.
+    pub async fn copy_chunk(
+        &self,
+        chunk: u64,
+        at_version: Option<u64>,
+    ) -> Result<(u64, Schema, Batch), StorageError> {
+        let info = self.chunk_info(chunk)?;
+        let all: Vec<usize> = (0..info.schema.columns.len()).collect();
+        let columns = self.scan(chunk, &all).await?;
+        let version = self.chunk_info(chunk)?.version;
+        if let Some(v) = at_version.filter(|v| *v != version) {
+            return Err(StorageError::VersionMismatch {
+                chunk,
+                wanted: v,
+                actual: version,
+            });
+        }
+        Ok((version, info.schema, Batch { columns }))
+    }
+
+    /// Replaces `chunk` (creating it if needed, repairing it if corrupt) with `batch` at
+    /// `version` (default: the current version + 1). Returns the version installed.
+    pub async fn install_chunk(
+        &self,
+        chunk: u64,
+        version: Option<u64>,
+        schema: Schema,
+        batch: Batch,
+    ) -> Result<u64, StorageError> {
+        batch
+            .check(&schema)
+            .map_err(|reason| StorageError::BadBatch { chunk, reason })?;
+        let _x = self.exclusive.lock().await;
+        let (old_version, volume_idx, seg_id) = {
+            let s = self.state.borrow();
+            match s.chunks.get(&chunk) {
+                Some(c) => {
+                    if let Some(tid) = c.locked_by {
+                        return Err(StorageError::ChunkInTransaction { chunk, tid });
+                    }
+                    (c.version, c.meta.volume, c.next_segment)
+                }
+                None => (0, (chunk % self.cfg.volumes.len() as u64) as u32, 1),
+            }
+        };
+        let version = version.unwrap_or(old_version + 1);
+        let volume = self.cfg.volumes[volume_idx as usize].clone();
+        let dir = meta::chunk_dir(&volume, chunk);
+        let mut bases: Vec<Option<Arc<SymbolBase>>> = Vec::new();
+        for c in &batch.columns {
+            bases.push(match &c.data {
+                ColumnData::Symbol { base, .. } => Some(base.clone()),
+                _ => None,
+            });
+        }
+        let mut segments = Vec::new();
+        if batch.rows() > 0 {
+            let mut seg = meta::write_segment(
+                &meta::segment_file(&volume, chunk, seg_id),
+                &batch.columns,
+                self.cfg.block_rows,
+            )
+            .await?;
+            seg.id = seg_id;
+            segments.push(seg);
+        }
+        let m = ChunkMeta {
+            chunk,
+            version,
+            volume: volume_idx,
+            schema,
+            bases,
+            segments,
+        };
+        meta::write_atomic(&meta::meta_file(&self.cfg.meta_dir, chunk), &m.encode()).await?;
+        // The new metadata is durable: older segments are garbage now.
+        if disk::exists(&dir).await? {
+            for name in disk::list_dir(&dir).await? {
+                let keep = m.segments.iter().any(|s| {
+                    meta::segment_file(&volume, chunk, s.id)
+                        .file_name()
+                        .map(|f| f.to_string_lossy() == name)
+                        .unwrap_or(false)
+                });
+                if !keep {
+                    disk::remove(dir.join(&name)).await?;
+                }
+            }
+        }
+        let mut s = self.state.borrow_mut();
+        if let Some(old) = s.chunks.remove(&chunk) {
+            let freed: usize = old.cache.iter().map(Column::heap_bytes).sum();
+            self.cache_bytes
+                .set(self.cache_bytes.get().saturating_sub(freed as u64));
+        }
+        s.corrupt.remove(&chunk);
+        let mut st = ChunkState::new(m);
+        st.next_segment = seg_id + 1;
+        s.chunks.insert(chunk, st);
+        Ok(version)
+    }
+}
+
+async fn remove_chunk_files(dir: &std::path::Path) -> Result<(), StorageError> {
+    if !disk::exists(dir).await? {
+        return Ok(());
+    }
+    for name in disk::list_dir(dir).await? {
+        disk::remove(dir.join(name)).await?;
+    }
+    disk::remove(dir).await?;
+    Ok(())
+}
+
+/// Checks that every segment the metadata names exists and is long enough; removes segment
+/// files the metadata does not name (left by a flush that crashed before its metadata update).
+async fn verify_segments(cfg: &EngineConfig, m: &ChunkMeta) -> Result<(), StorageError> {
+    let volume = &cfg.volumes[m.volume as usize];
+    let dir = meta::chunk_dir(volume, m.chunk);
+    for seg in &m.segments {
+        let path = meta::segment_file(volume, m.chunk, seg.id);
+        let end = seg
+            .blocks
+            .iter()
+            .flatten()
+            .map(|b| b.offset + b.len as u64)
+            .max()
+            .unwrap_or(0);
+        let size = match disk::File::open(&path, disk::OpenMode::Existing).await {
+            Ok(f) => {
+                let size = f.size().await?;
+                f.close().await?;
+                size
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::Corrupt {
+                    chunk: m.chunk,
+                    file: path,
+                    offset: None,
+                    reason: "segment file is missing".into(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if size < end {
+            return Err(StorageError::Corrupt {
+                chunk: m.chunk,
+                file: path,
+                offset: Some(size),
+                reason: format!("segment file ends at {size}, its blocks at {end}"),
+            });
+        }
+    }
+    if disk::exists(&dir).await? {
+        for name in disk::list_dir(&dir).await? {
+            let named = m.segments.iter().any(|s| {
+                meta::segment_file(volume, m.chunk, s.id)
+                    .file_name()
+                    .is_some_and(|f| f.to_string_lossy() == name)
+            });
+            if !named {
+                disk::remove(dir.join(&name)).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies recovered log records over the flushed metadata.
+fn replay(state: &mut State, records: Vec<Record>) {
+    for rec in records {
+        match rec {
+            Record::Append {
+                chunk,
+                version,
+                batch,
+            } => {
+                let Some(c) = state.chunks.get_mut(&chunk) else {
+                    continue;
+                };
+                if version <= c.version {
+                    continue; // already in a flushed segment (or superseded by an install)
+                }
+                if version != c.version + 1 || c.apply(&batch, version, 0).is_err() {
+                    let err = StorageError::Corrupt {
+                        chunk,
+                        file: PathBuf::from("redo log"),
+                        offset: None,
+                        reason: format!("the log jumps from version {} to {version}", c.version),
+                    };
+                    state.chunks.remove(&chunk);
+                    state.corrupt.insert(chunk, err);
+                }
+            }
+            Record::Prepare { tid, chunk, batch } => {
+                if let Some(c) = state.chunks.get_mut(&chunk) {
+                    c.locked_by = Some(tid);
+                    state.prepared.entry(tid).or_default().push((chunk, batch));
+                }
+            }
+            Record::Commit { tid, versions } => {
+                let Some(parts) = state.prepared.remove(&tid) else {
+                    continue;
+                };
+                for (chunk, batch) in parts {
+                    let Some(c) = state.chunks.get_mut(&chunk) else {
+                        continue;
+                    };
+                    c.locked_by = None;
+                    let target = versions
+                        .iter()
+                        .find(|(id, _)| *id == chunk)
+                        .map(|(_, v)| *v)
+                        .unwrap_or(0);
+                    if target > c.version {
+                        let v = c.version + 1;
+                        let _ = c.apply(&batch, v, 0);
+                    }
+                }
+            }
+            Record::Abort { tid } => {
+                for (chunk, _) in state.prepared.remove(&tid).unwrap_or_default() {
+                    if let Some(c) = state.chunks.get_mut(&chunk) {
+                        c.locked_by = None;
+                    }
+                }
+            }
+        }
+    }
+}

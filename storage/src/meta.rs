@@ -1,0 +1,351 @@
+//! Chunk metadata (`CHUNK_METADATA/<chunk>.meta`) and segment files
+//! (`<volume>/CHUNKS/<chunk>/<segment>.seg`).
+//!
+//! A segment is an immutable file of column blocks written by one flush: all blocks of column
+//! 0, then column 1, ..., zero-padded to 4 KiB. The metadata record is the only index into
+//! segments, and it is replaced atomically (write a temporary file, sync, rename, sync the
+//! directory), so a crash leaves either the old or the new metadata — never a mix.
+//!
+//! Metadata file layout (little-endian; see docs/FORMAT.md):
+//!
+//! ```text
+//! 0  u32 magic "PMET"   8  u32 body_len    16 u32 header_crc (crc32 of bytes 0..16)
+//! 4  u8  format (1)     12 u32 body_crc    20 body, then zero padding to 4 KiB
+//! 5  [3] reserved
+//! body: u64 chunk, u64 version, u32 volume, schema, per column: symbol base (count + blobs,
+//!       count 0 for non-SYMBOL columns), segments: count, then per segment u64 id, u64 rows,
+//!       per column: block count, then per block u64 offset, u32 len, u32 rows.
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rt::disk::{self, File, OpenMode};
+
+use crate::batch::{Schema, COLUMNS_MAX};
+use crate::bytes::{DecodeError, Reader, Writer};
+use crate::codec;
+use crate::column::{Column, SymbolBase};
+use crate::error::StorageError;
+use crate::types::DataType;
+
+pub const META_MAGIC: u32 = u32::from_le_bytes(*b"PMET");
+pub const META_FORMAT: u8 = 1;
+const META_HEADER_BYTES: usize = 20;
+/// Largest metadata body accepted.
+pub const META_BODY_BYTES_MAX: usize = 256 << 20;
+
+/// Where one block of one column lives in a segment file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockRef {
+    pub offset: u64,
+    pub len: u32,
+    pub rows: u32,
+}
+
+/// One flushed segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentMeta {
+    pub id: u64,
+    pub rows: u64,
+    /// Per column, its blocks in row order.
+    pub blocks: Vec<Vec<BlockRef>>,
+}
+
+/// The durable description of a chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkMeta {
+    pub chunk: u64,
+    pub version: u64,
+    pub volume: u32,
+    pub schema: Schema,
+    /// Per column: the symbol base (SYMBOL columns) or `None`.
+    pub bases: Vec<Option<Arc<SymbolBase>>>,
+    pub segments: Vec<SegmentMeta>,
+}
+
+impl ChunkMeta {
+    /// Total flushed rows.
+    pub fn rows(&self) -> u64 {
+        self.segments.iter().map(|s| s.rows).sum()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u64(self.chunk);
+        w.u64(self.version);
+        w.u32(self.volume);
+        self.schema.encode(&mut w);
+        for b in &self.bases {
+            let strings: &[Vec<u8>] = b.as_ref().map(|b| b.strings.as_slice()).unwrap_or(&[]);
+            w.varint(strings.len() as u64);
+            for s in strings {
+                w.blob(s);
+            }
+        }
+        w.varint(self.segments.len() as u64);
+        for s in &self.segments {
+            w.u64(s.id);
+            w.u64(s.rows);
+            for col in &s.blocks {
+                w.varint(col.len() as u64);
+                for b in col {
+                    w.u64(b.offset);
+                    w.u32(b.len);
+                    w.u32(b.rows);
+                }
+            }
+        }
+        let body = w.buf;
+        let mut h = Writer::with_capacity(META_HEADER_BYTES + body.len());
+        h.u32(META_MAGIC);
+        h.u8(META_FORMAT);
+        h.bytes(&[0, 0, 0]);
+        h.u32(body.len() as u32);
+        h.u32(crc32fast::hash(&body));
+        let crc = crc32fast::hash(&h.buf);
+        h.u32(crc);
+        h.bytes(&body);
+        h.buf
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<ChunkMeta, DecodeError> {
+        let mut r = Reader::new(bytes);
+        if r.u32()? != META_MAGIC {
+            return Err(r.err("not a chunk metadata file (bad magic)"));
+        }
+        let format = r.u8()?;
+        if format != META_FORMAT {
+            return Err(r.err(format!(
+                "metadata format {format} is not supported (this build reads {META_FORMAT})"
+            )));
+        }
+        r.take(3)?;
+        let len = r.u32()? as usize;
+        let body_crc = r.u32()?;
+        let header_crc = r.u32()?;
+        if header_crc != crc32fast::hash(&bytes[..16]) {
+            return Err(r.err("metadata header checksum mismatch"));
+        }
+        if len > META_BODY_BYTES_MAX {
+            return Err(r.err(format!("metadata body of {len} bytes is too large")));
+        }
+        let body = r.take(len)?;
+        if crc32fast::hash(body) != body_crc {
+            return Err(r.err("metadata body checksum mismatch"));
+        }
+        let mut r = Reader::new(body);
+        let chunk = r.u64()?;
+        let version = r.u64()?;
+        let volume = r.u32()?;
+        let schema = Schema::decode(&mut r)?;
+        let mut bases = Vec::with_capacity(schema.columns.len());
+        for (_, ty) in &schema.columns {
+            let n = r.count(r.remaining())?;
+            let mut strings = Vec::with_capacity(n);
+            for _ in 0..n {
+                strings.push(r.blob()?.to_vec());
+            }
+            bases.push(if *ty == DataType::Symbol {
+                if strings.first().map(|s| !s.is_empty()).unwrap_or(true) {
+                    return Err(r.err("a symbol base must start with the empty string"));
+                }
+                Some(Arc::new(SymbolBase { strings }))
+            } else {
+                None
+            });
+        }
+        let nseg = r.count(r.remaining() / 16)?;
+        let mut segments = Vec::with_capacity(nseg);
+        for _ in 0..nseg {
+            let id = r.u64()?;
+            let rows = r.u64()?;
+            let mut blocks = Vec::with_capacity(schema.columns.len().min(COLUMNS_MAX));
+            for _ in 0..schema.columns.len() {
+                let nb = r.count(r.remaining() / 16)?;
+                let mut col = Vec::with_capacity(nb);
+                for _ in 0..nb {
+                    col.push(BlockRef {
+                        offset: r.u64()?,
+                        len: r.u32()?,
+                        rows: r.u32()?,
+                    });
+                }
+                if col.iter().map(|b| b.rows as u64).sum::<u64>() != rows {
+                    return Err(r.err(format!("segment {id}: block rows do not add up to {rows}")));
+                }
+                blocks.push(col);
+            }
+            segments.push(SegmentMeta { id, rows, blocks });
+        }
+        if r.remaining() != 0 {
+            return Err(r.err("trailing bytes after the metadata body"));
+        }
+        Ok(ChunkMeta {
+            chunk,
+            version,
+            volume,
+            schema,
+            bases,
+            segments,
+        })
+    }
+}
+
+/// File name of a chunk's metadata.
+pub fn meta_file(meta_dir: &Path, chunk: u64) -> PathBuf {
+    meta_dir.join(format!("{chunk:020}.meta"))
+}
+
+/// The chunk's directory on its volume.
+pub fn chunk_dir(volume: &Path, chunk: u64) -> PathBuf {
+    volume.join("CHUNKS").join(format!("{chunk:020}"))
+}
+
+/// A segment file's path.
+pub fn segment_file(volume: &Path, chunk: u64, segment: u64) -> PathBuf {
+    chunk_dir(volume, chunk).join(format!("{segment:010}.seg"))
+}
+
+fn padded(mut buf: Vec<u8>) -> Vec<u8> {
+    buf.resize(disk::align_up(buf.len().max(1)), 0);
+    buf
+}
+
+/// Writes `bytes` to `path` atomically and durably (tmp + sync + rename + sync dir).
+pub async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let dir = path.parent().expect("metadata files live in a directory");
+    let tmp = path.with_extension("tmp");
+    if disk::exists(&tmp).await? {
+        disk::remove(&tmp).await?;
+    }
+    let f = File::open(&tmp, OpenMode::CreateNew).await?;
+    f.write_at(0, &padded(bytes.to_vec())).await?;
+    f.sync().await?;
+    f.close().await?;
+    disk::rename(&tmp, path).await?;
+    disk::sync_dir(dir).await?;
+    Ok(())
+}
+
+/// Reads and verifies a metadata file.
+pub async fn read_meta(path: &Path, chunk_hint: u64) -> Result<ChunkMeta, StorageError> {
+    let f = File::open(path, OpenMode::Existing).await?;
+    let size = (f.size().await? as usize).min(META_BODY_BYTES_MAX + META_HEADER_BYTES);
+    let bytes = f.read_at(0, size).await?;
+    f.close().await?;
+    ChunkMeta::decode(&bytes).map_err(|e| StorageError::Corrupt {
+        chunk: chunk_hint,
+        file: path.to_path_buf(),
+        offset: Some(e.at as u64),
+        reason: e.what,
+    })
+}
+
+/// Encodes `columns` (all of one segment) into blocks of at most `block_rows` rows and writes
+/// the segment file durably. Returns its block index.
+pub async fn write_segment(
+    path: &Path,
+    columns: &[Column],
+    block_rows: usize,
+) -> Result<SegmentMeta, StorageError> {
+    let rows = columns.first().map(|c| c.len()).unwrap_or(0);
+    let mut buf = Vec::new();
+    let mut blocks = Vec::with_capacity(columns.len());
+    for col in columns {
+        let mut refs = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let end = (start + block_rows).min(rows);
+            let block = codec::encode_block(&col.slice(start, end));
+            refs.push(BlockRef {
+                offset: buf.len() as u64,
+                len: block.len() as u32,
+                rows: (end - start) as u32,
+            });
+            buf.extend_from_slice(&block);
+            start = end;
+        }
+        blocks.push(refs);
+    }
+    let dir = path.parent().expect("segments live in a chunk directory");
+    disk::create_dir_all(dir).await?;
+    let f = File::open(path, OpenMode::CreateOrOpen).await?;
+    let buf = padded(buf);
+    // Write in pieces so no single DMA buffer gets huge.
+    const PIECE: usize = 16 << 20;
+    let mut at = 0;
+    while at < buf.len() {
+        let end = (at + PIECE).min(buf.len());
+        f.write_at(at as u64, &buf[at..end]).await?;
+        at = end;
+    }
+    f.sync().await?;
+    f.close().await?;
+    disk::sync_dir(dir).await?;
+    Ok(SegmentMeta {
+        id: 0,
+        rows: rows as u64,
+        blocks,
+    })
+}
+
+/// Reads column `col` of a segment: one read for the column's span, then block decoding.
+pub async fn read_segment_column(
+    path: &Path,
+    chunk: u64,
+    seg: &SegmentMeta,
+    col: usize,
+    ty: DataType,
+    base: Option<&Arc<SymbolBase>>,
+    out: &mut Column,
+) -> Result<(), StorageError> {
+    let blocks = &seg.blocks[col];
+    let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
+        return Ok(());
+    };
+    let span_start = first.offset;
+    let span_len = (last.offset + last.len as u64 - span_start) as usize;
+    let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
+        chunk,
+        file: path.to_path_buf(),
+        offset: Some(offset),
+        reason,
+    };
+    let f = File::open(path, OpenMode::Existing).await?;
+    let mut bytes = Vec::with_capacity(span_len);
+    while bytes.len() < span_len {
+        let n = (span_len - bytes.len()).min(disk::READ_BYTES_MAX);
+        let part = f.read_at(span_start + bytes.len() as u64, n).await?;
+        if part.is_empty() {
+            f.close().await?;
+            return Err(corrupt(
+                span_start + bytes.len() as u64,
+                "segment file is shorter than its index".into(),
+            ));
+        }
+        bytes.extend_from_slice(&part);
+    }
+    f.close().await?;
+    for b in blocks {
+        let at = (b.offset - span_start) as usize;
+        let slice = bytes
+            .get(at..at + b.len as usize)
+            .ok_or_else(|| corrupt(b.offset, "block outside the file".into()))?;
+        let (decoded, used) =
+            codec::decode_block(slice, ty, base).map_err(|e| corrupt(b.offset, e.to_string()))?;
+        if used != b.len as usize || decoded.len() != b.rows as usize {
+            return Err(corrupt(
+                b.offset,
+                format!(
+                    "block holds {} rows in {used} bytes, index says {} in {}",
+                    decoded.len(),
+                    b.rows,
+                    b.len
+                ),
+            ));
+        }
+        out.append(&decoded).map_err(|e| corrupt(b.offset, e))?;
+    }
+    Ok(())
+}
