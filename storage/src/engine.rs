@@ -93,6 +93,9 @@ struct ChunkState {
     version: u64,
     locked_by: Option<u64>,
     next_segment: u64,
+    /// A verified read of a segment failed: reads and writes are refused until the chunk is
+    /// repaired (`install_chunk`) or the node reopens. Its cache is still flushed normally.
+    damaged: Option<StorageError>,
 }
 
 impl ChunkState {
@@ -111,6 +114,7 @@ impl ChunkState {
             version: meta.version,
             locked_by: None,
             next_segment: meta.segments.iter().map(|s| s.id + 1).max().unwrap_or(1),
+            damaged: None,
             meta,
         }
     }
@@ -229,6 +233,8 @@ impl Engine {
                         Ok(()) => {
                             chunks.insert(id, ChunkState::new(m));
                         }
+                        // An I/O error is not a verdict on the data: fail the open (retryable).
+                        Err(StorageError::Io(e)) => return Err(StorageError::Io(e)),
                         Err(e) => {
                             corrupt.insert(id, e);
                         }
@@ -248,6 +254,7 @@ impl Engine {
                         },
                     );
                 }
+                Err(StorageError::Io(e)) => return Err(StorageError::Io(e)),
                 Err(e) => {
                     corrupt.insert(id, e);
                 }
@@ -310,6 +317,9 @@ impl Engine {
             .chunks
             .get(&chunk)
             .ok_or(StorageError::NoSuchChunk(chunk))?;
+        if let Some(e) = &c.damaged {
+            return Err(corrupt_clone(e));
+        }
         let (rows, version) = c.visible(self.wal.durable_lsn());
         Ok(ChunkInfo {
             version,
@@ -367,6 +377,9 @@ impl Engine {
             .chunks
             .get_mut(&chunk)
             .ok_or(StorageError::NoSuchChunk(chunk))?;
+        if let Some(e) = &c.damaged {
+            return Err(corrupt_clone(e));
+        }
         batch
             .check(&c.meta.schema)
             .map_err(|reason| StorageError::BadBatch { chunk, reason })?;
@@ -558,7 +571,8 @@ impl Engine {
         let keep: Option<Vec<Record>> = {
             let s = self.state.borrow();
             let empty = s.chunks.values().all(|c| c.cache_rows() == 0);
-            (empty && self.wal.idle() && self.wal.bytes() > 0).then(|| {
+            // A chunk whose metadata could not be read may still have records only in the log.
+            (empty && s.corrupt.is_empty() && self.wal.idle() && self.wal.bytes() > 0).then(|| {
                 s.prepared
                     .iter()
                     .flat_map(|(tid, parts)| {
@@ -590,6 +604,9 @@ impl Engine {
                 .chunks
                 .get(&chunk)
                 .ok_or(StorageError::NoSuchChunk(chunk))?;
+            if let Some(e) = &c.damaged {
+                return Err(corrupt_clone(e));
+            }
             if let Some(bad) = columns.iter().find(|i| **i >= c.meta.schema.columns.len()) {
                 return Err(StorageError::BadBatch {
                     chunk,
@@ -611,14 +628,22 @@ impl Engine {
             let mut col = empty_column(ty, bases[i].as_ref());
             for seg in &meta_snapshot.segments {
                 let path = meta::segment_file(&volume, chunk, seg.id);
-                if let Err(e) =
-                    meta::read_segment_column(&path, chunk, seg, i, ty, bases[i].as_ref(), &mut col)
-                        .await
-                {
+                let before = col.len();
+                let base = bases[i].as_ref();
+                let mut result =
+                    meta::read_segment_column(&path, chunk, seg, i, ty, base, &mut col).await;
+                if matches!(result, Err(StorageError::Corrupt { .. })) {
+                    // A failed check may be a transient read error: read once more before
+                    // declaring the chunk damaged.
+                    col = col.slice(0, before);
+                    result =
+                        meta::read_segment_column(&path, chunk, seg, i, ty, base, &mut col).await;
+                }
+                if let Err(e) = result {
                     if matches!(e, StorageError::Corrupt { .. }) {
-                        let mut s = self.state.borrow_mut();
-                        s.chunks.remove(&chunk);
-                        s.corrupt.insert(chunk, corrupt_clone(&e));
+                        if let Some(c) = self.state.borrow_mut().chunks.get_mut(&chunk) {
+                            c.damaged = Some(corrupt_clone(&e));
+                        }
                     }
                     return Err(e);
                 }

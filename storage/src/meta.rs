@@ -228,8 +228,18 @@ pub async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StorageError>
     Ok(())
 }
 
-/// Reads and verifies a metadata file.
+/// Reads and verifies a metadata file, reading twice before declaring it corrupt (a failed
+/// check may be a transient read error).
 pub async fn read_meta(path: &Path, chunk_hint: u64) -> Result<ChunkMeta, StorageError> {
+    match read_meta_once(path, chunk_hint).await {
+        Err(StorageError::Corrupt { .. }) | Err(StorageError::Io(_)) => {
+            read_meta_once(path, chunk_hint).await
+        }
+        other => other,
+    }
+}
+
+async fn read_meta_once(path: &Path, chunk_hint: u64) -> Result<ChunkMeta, StorageError> {
     let f = File::open(path, OpenMode::Existing).await?;
     let size = (f.size().await? as usize).min(META_BODY_BYTES_MAX + META_HEADER_BYTES);
     let bytes = f.read_at(0, size).await?;

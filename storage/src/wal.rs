@@ -156,6 +156,21 @@ fn parse_header(h: &[u8], seq: u64) -> Option<(usize, u32)> {
     ok.then_some((len, body_crc))
 }
 
+/// Looks for a valid group header with a sequence number after `seq` at any block boundary
+/// past `from`.
+fn later_group(bytes: &[u8], from: usize, seq: u64) -> Option<usize> {
+    let mut pos = disk::align_up(from + 1);
+    while pos + GROUP_HEADER_BYTES <= bytes.len() {
+        for s in seq + 1..seq + 64 {
+            if parse_header(&bytes[pos..], s).is_some() {
+                return Some(pos);
+            }
+        }
+        pos += ALIGN;
+    }
+    None
+}
+
 /// The valid prefix of a log: its records and the byte length of the groups that hold them.
 /// Pure, so the fuzz target can drive it with arbitrary bytes.
 pub fn scan(bytes: &[u8]) -> (Vec<Record>, usize, u64) {
@@ -273,9 +288,31 @@ impl Wal {
         }
         let path = dir.join(log_name(gen));
         let file = File::open(&path, OpenMode::CreateOrOpen).await?;
-        let bytes = read_all(&file).await?;
-        let (records, valid, next_seq) = scan(&bytes);
+        let mut bytes = read_all(&file).await?;
+        let (mut records, mut valid, mut next_seq) = scan(&bytes);
         if valid < bytes.len() {
+            // Before cutting anything, rule out a transient read error: read again.
+            let again = read_all(&file).await?;
+            let rescan = scan(&again);
+            if rescan.1 > valid {
+                (records, valid, next_seq) = rescan;
+                bytes = again;
+            }
+        }
+        if valid < bytes.len() {
+            // Only the group being written at the crash can be torn. A valid group *after* the
+            // bad one means acknowledged data is damaged in the middle: refuse to guess.
+            if let Some(at) = later_group(&bytes, valid, next_seq) {
+                return Err(StorageError::Corrupt {
+                    chunk: 0,
+                    file: path,
+                    offset: Some(valid as u64),
+                    reason: format!(
+                        "redo log group {next_seq} is damaged but a later group follows at offset {at}; \
+                         the node's data must be recovered from replicas"
+                    ),
+                });
+            }
             file.truncate(valid as u64).await?;
             file.sync().await?;
         }

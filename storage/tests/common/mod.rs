@@ -198,7 +198,15 @@ pub async fn run_model(dir: PathBuf, ops: Vec<Op>, crash: impl Fn(), faults: boo
         ops_failed: 0,
         reopens: 0,
     };
+    let trace = std::env::var("PORPOISE_MODEL_TRACE").is_ok();
     for op in ops {
+        if trace {
+            eprintln!(
+                "op {op:?} next_id={next_id} next_tid={next_tid} open={:?} uncertain={:?}",
+                m.open.keys().collect::<Vec<_>>(),
+                m.uncertain
+            );
+        }
         let mut failed = false;
         match op {
             Op::Append { chunk, rows } => {
@@ -285,6 +293,9 @@ pub async fn run_model(dir: PathBuf, ops: Vec<Op>, crash: impl Fn(), faults: boo
             },
             Op::Reopen => {}
         }
+        if trace {
+            eprintln!("   -> failed={failed} uncertain={:?}", m.uncertain);
+        }
         if failed {
             out.ops_failed += 1;
         } else {
@@ -342,7 +353,18 @@ async fn reconcile(engine: &Engine, m: &mut Model, faults: bool) {
         "prepared-but-unresolved transactions after reopen"
     );
     for (chunk, ids) in &m.visible {
-        match engine.scan(*chunk, &[0, 1, 2, 3]).await {
+        let r = engine.scan(*chunk, &[0, 1, 2, 3]).await;
+        if std::env::var("PORPOISE_MODEL_TRACE").is_ok() {
+            eprintln!(
+                "   reconcile chunk {chunk}: {:?} info={:?}",
+                r.as_ref().map(|c| c[0].len()).map_err(|e| e.to_string()),
+                engine
+                    .chunk_info(*chunk)
+                    .map(|i| (i.version, i.rows))
+                    .map_err(|e| e.to_string())
+            );
+        }
+        match r {
             Ok(cols) => check_rows(&cols, ids)
                 .unwrap_or_else(|e| panic!("after reopen, chunk {chunk}: {e}")),
             // A read fault (EIO / bit flip) is reported, never served; the bytes on disk are
