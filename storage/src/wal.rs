@@ -63,24 +63,30 @@ pub enum Record {
 }
 
 impl Record {
+    /// Encodes an `Append` record without owning the batch (appends are large: no copy).
+    pub fn encode_append(w: &mut Writer, chunk: u64, version: u64, batch: &Batch) {
+        w.u8(2);
+        w.u64(chunk);
+        w.u64(version);
+        batch.encode(w);
+    }
+
+    /// Encodes a `Prepare` record without owning the batch.
+    pub fn encode_prepare(w: &mut Writer, tid: u64, chunk: u64, batch: &Batch) {
+        w.u8(3);
+        w.u64(tid);
+        w.u64(chunk);
+        batch.encode(w);
+    }
+
     pub fn encode(&self, w: &mut Writer) {
         match self {
             Record::Append {
                 chunk,
                 version,
                 batch,
-            } => {
-                w.u8(2);
-                w.u64(*chunk);
-                w.u64(*version);
-                batch.encode(w);
-            }
-            Record::Prepare { tid, chunk, batch } => {
-                w.u8(3);
-                w.u64(*tid);
-                w.u64(*chunk);
-                batch.encode(w);
-            }
+            } => Record::encode_append(w, *chunk, *version, batch),
+            Record::Prepare { tid, chunk, batch } => Record::encode_prepare(w, *tid, *chunk, batch),
             Record::Commit { tid, versions } => {
                 w.u8(4);
                 w.u64(*tid);
@@ -339,12 +345,17 @@ impl Wal {
 
     /// Adds `rec` to the next group; returns its sequence number for [`Wal::wait_durable`].
     pub fn append(&self, rec: &Record) -> Result<u64, StorageError> {
+        self.append_with(|w| rec.encode(w))
+    }
+
+    /// Adds the record `encode` writes to the next group (lets callers log borrowed data).
+    pub fn append_with(&self, encode: impl FnOnce(&mut Writer)) -> Result<u64, StorageError> {
         let mut s = self.shared.borrow_mut();
         if let Some(e) = &s.failed {
             return Err(StorageError::LogFailed(e.clone()));
         }
         let mut w = Writer::default();
-        rec.encode(&mut w);
+        encode(&mut w);
         if s.pending.buf.len() + w.buf.len() + 10 > GROUP_BODY_BYTES_MAX {
             return Err(StorageError::TooLarge(format!(
                 "a redo log record of {} bytes exceeds the group limit of {GROUP_BODY_BYTES_MAX}; split the append",
@@ -354,6 +365,11 @@ impl Wal {
         s.pending.blob(&w.buf);
         s.appended += 1;
         Ok(s.appended)
+    }
+
+    /// The last record appended (durable or not).
+    pub fn appended_lsn(&self) -> u64 {
+        self.shared.borrow().appended
     }
 
     /// Waits until record `lsn` is written (and synced when `dataSync=1`). The first waiter
