@@ -231,19 +231,35 @@ fn encode_plain<T: Fixed>(v: &[T]) -> Vec<u8> {
 }
 
 fn encode_dict<T: Fixed>(v: &[T]) -> Option<Vec<u8>> {
-    let mut index: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
+    // Open addressing keyed by the value's bits: several times faster than a HashMap here,
+    // and the table is sized so it never holds more than half its slots.
+    let slots = (v.len().min(DICT_VALUES_MAX) * 2)
+        .next_power_of_two()
+        .max(16);
+    let shift = 64 - slots.trailing_zeros();
+    let mut keys: Vec<u64> = vec![0; slots];
+    let mut vals: Vec<u32> = vec![u32::MAX; slots];
     let mut dict: Vec<T> = Vec::new();
     let mut codes: Vec<u32> = Vec::with_capacity(v.len());
     for x in v {
-        let next = dict.len() as u32;
-        let c = *index.entry(x.bits()).or_insert(next);
-        if c == next {
-            if dict.len() >= DICT_VALUES_MAX {
-                return None;
+        let bits = x.bits();
+        let mut i = (bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize;
+        let code = loop {
+            if vals[i] == u32::MAX {
+                if dict.len() >= DICT_VALUES_MAX || dict.len() * 2 >= slots {
+                    return None;
+                }
+                keys[i] = bits;
+                vals[i] = dict.len() as u32;
+                dict.push(*x);
+                break vals[i];
             }
-            dict.push(*x);
-        }
-        codes.push(c);
+            if keys[i] == bits {
+                break vals[i];
+            }
+            i = (i + 1) & (slots - 1);
+        };
+        codes.push(code);
     }
     let width: u8 = if dict.len() <= 256 { 1 } else { 2 };
     let mut w = Writer::with_capacity(dict.len() * T::WIDTH + v.len() * width as usize + 8);
@@ -323,6 +339,19 @@ fn encode_fixed<T: Fixed>(v: &[T]) -> (Encoding, Vec<u8>) {
 
 fn decode_fixed<T: Fixed>(enc: Encoding, raw: &[u8], rows: usize) -> Result<Vec<T>, BlockError> {
     let mut out = Vec::with_capacity(rows);
+    decode_fixed_into(enc, raw, rows, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes `rows` values, appending them to `out` (no intermediate vector).
+fn decode_fixed_into<T: Fixed>(
+    enc: Encoding,
+    raw: &[u8],
+    rows: usize,
+    out: &mut Vec<T>,
+) -> Result<(), BlockError> {
+    let start_len = out.len();
+    out.reserve(rows);
     let mut r = Reader::new(raw);
     match enc {
         Encoding::Plain => {
@@ -343,13 +372,20 @@ fn decode_fixed<T: Fixed>(enc: Encoding, raw: &[u8], rows: usize) -> Result<Vec<
             match width {
                 1 => {
                     let codes = r.take(rows)?;
-                    if let Some(bad) = codes.iter().find(|c| **c as usize >= dict.len()) {
+                    // One vectorisable pass to validate, then a 256-entry table indexed by a
+                    // u8: the hot loop has no bounds checks.
+                    let max = codes.iter().copied().max().unwrap_or(0) as usize;
+                    if !codes.is_empty() && max >= dict.len() {
                         return Err(BlockError::Payload(format!(
-                            "dictionary code {bad} >= {}",
+                            "dictionary code {max} >= {}",
                             dict.len()
                         )));
                     }
-                    out.extend(codes.iter().map(|c| dict[*c as usize]));
+                    if let Some(&fill) = dict.first() {
+                        let table: [T; 256] =
+                            std::array::from_fn(|i| dict.get(i).copied().unwrap_or(fill));
+                        out.extend(codes.iter().map(|c| table[*c as usize]));
+                    }
                 }
                 2 => {
                     for c in r.take(rows * 2)?.chunks_exact(2) {
@@ -376,21 +412,21 @@ fn decode_fixed<T: Fixed>(enc: Encoding, raw: &[u8], rows: usize) -> Result<Vec<
             for _ in 0..runs {
                 let x = T::get(r.take(T::WIDTH)?);
                 let n = r.varint()?;
-                if n as usize > rows - out.len() {
+                if n as usize > rows - (out.len() - start_len) {
                     return Err(BlockError::Payload("run-length overflows the block".into()));
                 }
                 out.extend(std::iter::repeat_n(x, n as usize));
             }
         }
     }
-    if out.len() != rows || r.remaining() != 0 {
+    if out.len() - start_len != rows || r.remaining() != 0 {
         return Err(BlockError::Payload(format!(
             "decoded {} of {rows} rows, {} bytes left",
-            out.len(),
+            out.len() - start_len,
             r.remaining()
         )));
     }
-    Ok(out)
+    Ok(())
 }
 
 fn encode_payload(col: &Column) -> (Encoding, Vec<u8>) {
@@ -446,13 +482,40 @@ pub fn encode_block(col: &Column) -> Vec<u8> {
     w.buf
 }
 
-/// Decodes a block of type `ty`. SYMBOL blocks need the chunk's symbol `base`.
-/// Returns the column and the bytes consumed.
-pub fn decode_block(
-    bytes: &[u8],
-    ty: DataType,
-    base: Option<&Arc<SymbolBase>>,
-) -> Result<(Column, usize), BlockError> {
+/// Decodes a block and appends its values to `out` (same type; for SYMBOL, `out`'s base must be
+/// the chunk base the codes refer to). Returns the bytes consumed. On error `out` may hold a
+/// partial block: callers discard it.
+pub fn decode_block_into(bytes: &[u8], out: &mut Column) -> Result<usize, BlockError> {
+    let ty = out.ty;
+    let (h, raw) = verified_payload(bytes, ty)?;
+    let rows = h.rows as usize;
+    match &mut out.data {
+        ColumnData::I8(v) => decode_fixed_into(h.encoding, &raw, rows, v)?,
+        ColumnData::I16(v) => decode_fixed_into(h.encoding, &raw, rows, v)?,
+        ColumnData::I32(v) => decode_fixed_into(h.encoding, &raw, rows, v)?,
+        ColumnData::I64(v) => decode_fixed_into(h.encoding, &raw, rows, v)?,
+        ColumnData::F32(v) => decode_fixed_into(h.encoding, &raw, rows, v)?,
+        ColumnData::F64(v) => decode_fixed_into(h.encoding, &raw, rows, v)?,
+        ColumnData::Symbol { codes, base } => {
+            let start = codes.len();
+            decode_fixed_into(h.encoding, &raw, rows, codes)?;
+            let n = base.strings.len() as u32;
+            if codes[start..].iter().any(|c| *c >= n) {
+                return Err(BlockError::Payload(format!(
+                    "symbol code outside a base of {n}"
+                )));
+            }
+        }
+        ColumnData::Bytes { .. } => {
+            let (col, used) = decode_block(bytes, ty, None)?;
+            out.append(&col).map_err(BlockError::Payload)?;
+            return Ok(used);
+        }
+    }
+    Ok(h.total_len())
+}
+
+fn verified_payload(bytes: &[u8], ty: DataType) -> Result<(BlockHeader, Vec<u8>), BlockError> {
     let h = read_header(bytes)?;
     if h.physical != physical_id(ty.physical()) {
         return Err(BlockError::Header(format!(
@@ -485,6 +548,18 @@ pub fn decode_block(
             h.raw_len
         )));
     }
+    Ok((h, raw))
+}
+
+/// Decodes a block of type `ty`. SYMBOL blocks need the chunk's symbol `base`.
+/// Returns the column and the bytes consumed.
+pub fn decode_block(
+    bytes: &[u8],
+    ty: DataType,
+    base: Option<&Arc<SymbolBase>>,
+) -> Result<(Column, usize), BlockError> {
+    let (h, raw) = verified_payload(bytes, ty)?;
+    let total = h.total_len();
     let rows = h.rows as usize;
     let data = match ty.physical() {
         Physical::I8 => ColumnData::I8(decode_fixed(h.encoding, &raw, rows)?),

@@ -49,6 +49,8 @@ pub struct EngineConfig {
     pub data_sync: bool,
     /// Rows per column block.
     pub block_rows: usize,
+    /// Memory for cached segment column spans (compressed), so repeated scans skip the disk.
+    pub span_cache_bytes_max: usize,
 }
 
 impl EngineConfig {
@@ -62,6 +64,7 @@ impl EngineConfig {
             cache_bytes_max: 1 << 30,
             data_sync: true,
             block_rows: 65_536,
+            span_cache_bytes_max: 256 << 20,
         }
     }
 }
@@ -183,6 +186,67 @@ pub struct Engine {
     /// Serialises flush, truncate, drop, install and scans against each other.
     exclusive: rt::sync::Lock,
     cache_bytes: Rc<Cell<u64>>,
+    /// Stored (compressed) column spans of segments, so repeated scans skip the disk. Segments
+    /// are immutable and their ids never reused within a chunk, so entries never go stale;
+    /// `install_chunk` and `drop_chunk` evict the chunk anyway.
+    spans: Rc<RefCell<SpanCache>>,
+}
+
+/// A bounded cache of segment column spans, evicted oldest first.
+struct SpanCache {
+    bytes_max: usize,
+    bytes: usize,
+    map: std::collections::HashMap<(u64, u64, usize), Rc<Vec<u8>>>,
+    order: VecDeque<(u64, u64, usize)>,
+}
+
+impl SpanCache {
+    fn new(bytes_max: usize) -> SpanCache {
+        SpanCache {
+            bytes_max,
+            bytes: 0,
+            map: Default::default(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn get(&mut self, key: &(u64, u64, usize)) -> Option<Rc<Vec<u8>>> {
+        self.map.get(key).cloned()
+    }
+
+    fn insert(&mut self, key: (u64, u64, usize), v: Rc<Vec<u8>>) {
+        if v.len() > self.bytes_max {
+            return;
+        }
+        if let Some(old) = self.map.insert(key, v.clone()) {
+            self.bytes -= old.len();
+        } else {
+            self.order.push_back(key);
+        }
+        self.bytes += v.len();
+        while self.bytes > self.bytes_max {
+            let Some(k) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(old) = self.map.remove(&k) {
+                self.bytes -= old.len();
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &(u64, u64, usize)) {
+        if let Some(old) = self.map.remove(key) {
+            self.bytes -= old.len();
+            self.order.retain(|k| k != key);
+        }
+    }
+
+    fn evict_chunk(&mut self, chunk: u64) {
+        let keys: Vec<_> = self.map.keys().filter(|k| k.0 == chunk).copied().collect();
+        for k in keys {
+            self.remove(&k);
+        }
+    }
 }
 
 fn corrupt_clone(e: &StorageError) -> StorageError {
@@ -283,12 +347,14 @@ impl Engine {
                     .map(|(_, b)| b.heap_bytes() as u64),
             )
             .sum();
+        let span_cache_bytes_max = cfg.span_cache_bytes_max;
         Ok(Engine {
             cfg: Rc::new(cfg),
             state: Rc::new(RefCell::new(state)),
             wal: Rc::new(wal),
             exclusive: rt::sync::Lock::new(),
             cache_bytes: Rc::new(Cell::new(bytes)),
+            spans: Rc::new(RefCell::new(SpanCache::new(span_cache_bytes_max))),
         })
     }
 
@@ -700,6 +766,37 @@ impl Engine {
         Ok(version)
     }
 
+    /// Reads one column of one segment, through the span cache when `cached`.
+    async fn read_column(
+        &self,
+        path: &std::path::Path,
+        chunk: u64,
+        seg: &meta::SegmentMeta,
+        col: usize,
+        out: &mut Column,
+        cached: bool,
+    ) -> Result<(), StorageError> {
+        let key = (chunk, seg.id, col);
+        let hit = if cached {
+            self.spans.borrow_mut().get(&key)
+        } else {
+            None
+        };
+        let bytes = match hit {
+            Some(b) => b,
+            None => {
+                let b = Rc::new(meta::read_span(path, chunk, seg, col).await?);
+                self.spans.borrow_mut().insert(key, b.clone());
+                b
+            }
+        };
+        let result = meta::decode_span(path, chunk, seg, col, &bytes, out);
+        if result.is_err() {
+            self.spans.borrow_mut().remove(&key);
+        }
+        result
+    }
+
     /// Reads the visible rows of `columns` (indexes into the schema), cache and segments as
     /// one table in insertion order.
     pub async fn scan(&self, chunk: u64, columns: &[usize]) -> Result<Vec<Column>, StorageError> {
@@ -738,15 +835,14 @@ impl Engine {
             for seg in &meta_snapshot.segments {
                 let path = meta::segment_file(&volume, chunk, seg.id);
                 let before = col.len();
-                let base = bases[i].as_ref();
-                let mut result =
-                    meta::read_segment_column(&path, chunk, seg, i, ty, base, &mut col).await;
+                let mut result = self.read_column(&path, chunk, seg, i, &mut col, true).await;
                 if matches!(result, Err(StorageError::Corrupt { .. })) {
-                    // A failed check may be a transient read error: read once more before
-                    // declaring the chunk damaged.
+                    // A failed check may be a transient read error: read once more, from the
+                    // disk, before declaring the chunk damaged.
                     col = col.slice(0, before);
-                    result =
-                        meta::read_segment_column(&path, chunk, seg, i, ty, base, &mut col).await;
+                    result = self
+                        .read_column(&path, chunk, seg, i, &mut col, false)
+                        .await;
                 }
                 if let Err(e) = result {
                     if matches!(e, StorageError::Corrupt { .. }) {
@@ -798,6 +894,7 @@ impl Engine {
                 None => return Err(StorageError::NoSuchChunk(chunk)),
             }
         };
+        self.spans.borrow_mut().evict_chunk(chunk);
         let path = meta::meta_file(&self.cfg.meta_dir, chunk);
         if disk::exists(&path).await? {
             disk::remove(&path).await?;
@@ -907,6 +1004,7 @@ impl Engine {
                 .set(self.cache_bytes.get().saturating_sub(freed as u64));
         }
         s.corrupt.remove(&chunk);
+        self.spans.borrow_mut().evict_chunk(chunk);
         let mut st = ChunkState::new(m);
         st.next_segment = seg_id + 1;
         s.chunks.insert(chunk, st);

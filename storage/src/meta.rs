@@ -300,28 +300,19 @@ pub async fn write_segment(
     })
 }
 
-/// Reads column `col` of a segment: one read for the column's span, then block decoding.
-pub async fn read_segment_column(
+/// Reads the stored bytes of column `col` of a segment: one read covering all its blocks.
+pub async fn read_span(
     path: &Path,
     chunk: u64,
     seg: &SegmentMeta,
     col: usize,
-    ty: DataType,
-    base: Option<&Arc<SymbolBase>>,
-    out: &mut Column,
-) -> Result<(), StorageError> {
+) -> Result<Vec<u8>, StorageError> {
     let blocks = &seg.blocks[col];
     let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let span_start = first.offset;
     let span_len = (last.offset + last.len as u64 - span_start) as usize;
-    let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
-        chunk,
-        file: path.to_path_buf(),
-        offset: Some(offset),
-        reason,
-    };
     let f = File::open(path, OpenMode::Existing).await?;
     let mut bytes = Vec::with_capacity(span_len);
     while bytes.len() < span_len {
@@ -329,33 +320,58 @@ pub async fn read_segment_column(
         let part = f.read_at(span_start + bytes.len() as u64, n).await?;
         if part.is_empty() {
             f.close().await?;
-            return Err(corrupt(
-                span_start + bytes.len() as u64,
-                "segment file is shorter than its index".into(),
-            ));
+            return Err(StorageError::Corrupt {
+                chunk,
+                file: path.to_path_buf(),
+                offset: Some(span_start + bytes.len() as u64),
+                reason: "segment file is shorter than its index".into(),
+            });
         }
         bytes.extend_from_slice(&part);
     }
     f.close().await?;
+    Ok(bytes)
+}
+
+/// Decodes a column span read by [`read_span`], appending to `out` (whose type and symbol
+/// base are the column's). Every block is checked against the index as well as its own crc.
+pub fn decode_span(
+    path: &Path,
+    chunk: u64,
+    seg: &SegmentMeta,
+    col: usize,
+    bytes: &[u8],
+    out: &mut Column,
+) -> Result<(), StorageError> {
+    let blocks = &seg.blocks[col];
+    let Some(first) = blocks.first() else {
+        return Ok(());
+    };
+    let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
+        chunk,
+        file: path.to_path_buf(),
+        offset: Some(offset),
+        reason,
+    };
     for b in blocks {
-        let at = (b.offset - span_start) as usize;
+        let at = (b.offset - first.offset) as usize;
         let slice = bytes
             .get(at..at + b.len as usize)
             .ok_or_else(|| corrupt(b.offset, "block outside the file".into()))?;
-        let (decoded, used) =
-            codec::decode_block(slice, ty, base).map_err(|e| corrupt(b.offset, e.to_string()))?;
-        if used != b.len as usize || decoded.len() != b.rows as usize {
+        let before = out.len();
+        let used =
+            codec::decode_block_into(slice, out).map_err(|e| corrupt(b.offset, e.to_string()))?;
+        if used != b.len as usize || out.len() - before != b.rows as usize {
             return Err(corrupt(
                 b.offset,
                 format!(
                     "block holds {} rows in {used} bytes, index says {} in {}",
-                    decoded.len(),
+                    out.len() - before,
                     b.rows,
                     b.len
                 ),
             ));
         }
-        out.append(&decoded).map_err(|e| corrupt(b.offset, e))?;
     }
     Ok(())
 }
