@@ -8,7 +8,8 @@
 //! 4  u8  format (1)        16 u32 stored_len  (payload bytes after zstd)
 //! 5  u8  encoding          20 u32 payload_crc (crc32 of the stored payload)
 //! 6  u8  physical type     24 u32 header_crc  (crc32 of bytes 0..24)
-//! 7  u8  reserved (0)      28 payload
+//! 7  u8  compression       28 payload
+//!        (0 zstd, 1 none)
 //! 8  u32 rows
 //! ```
 //!
@@ -74,6 +75,8 @@ fn physical_id(p: Physical) -> u8 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockHeader {
     pub encoding: Encoding,
+    /// Whether the payload is zstd-compressed (else stored as encoded).
+    pub compressed: bool,
     pub physical: u8,
     pub rows: u32,
     pub raw_len: u32,
@@ -121,7 +124,7 @@ pub fn read_header(bytes: &[u8]) -> Result<BlockHeader, BlockError> {
     let format = r.u8()?;
     let encoding = r.u8()?;
     let physical = r.u8()?;
-    let _reserved = r.u8()?;
+    let compression = r.u8()?;
     let rows = r.u32()?;
     let raw_len = r.u32()?;
     let stored_len = r.u32()?;
@@ -148,8 +151,19 @@ pub fn read_header(bytes: &[u8]) -> Result<BlockHeader, BlockError> {
             "sizes out of bounds: rows {rows}, raw {raw_len}, stored {stored_len}"
         )));
     }
+    let compressed = match compression {
+        0 => true,
+        1 => false,
+        c => return Err(BlockError::Header(format!("unknown compression {c}"))),
+    };
+    if !compressed && raw_len != stored_len {
+        return Err(BlockError::Header(format!(
+            "uncompressed block with raw {raw_len} != stored {stored_len}"
+        )));
+    }
     Ok(BlockHeader {
         encoding,
+        compressed,
         physical,
         rows,
         raw_len,
@@ -461,14 +475,18 @@ pub fn encode_block(col: &Column) -> Vec<u8> {
         "block payload of {} bytes exceeds the maximum",
         raw.len()
     );
-    let stored =
+    let zstd =
         zstd::bulk::compress(&raw, ZSTD_LEVEL).expect("zstd compression of an in-memory buffer");
+    // Keep zstd only where it saves more than a third: dictionary codes of a few dozen random
+    // values shrink by a quarter at best, and decompressing them would halve scan speed.
+    let compressed = zstd.len() * 3 < raw.len() * 2;
+    let stored = if compressed { zstd } else { raw.clone() };
     let mut w = Writer::with_capacity(BLOCK_HEADER_BYTES + stored.len());
     w.u32(BLOCK_MAGIC);
     w.u8(BLOCK_FORMAT);
     w.u8(encoding as u8);
     w.u8(physical_id(col.ty.physical()));
-    w.u8(0);
+    w.u8(if compressed { 0 } else { 1 });
     w.u32(rows as u32);
     w.u32(raw.len() as u32);
     w.u32(stored.len() as u32);
@@ -515,7 +533,10 @@ pub fn decode_block_into(bytes: &[u8], out: &mut Column) -> Result<usize, BlockE
     Ok(h.total_len())
 }
 
-fn verified_payload(bytes: &[u8], ty: DataType) -> Result<(BlockHeader, Vec<u8>), BlockError> {
+fn verified_payload(
+    bytes: &[u8],
+    ty: DataType,
+) -> Result<(BlockHeader, std::borrow::Cow<'_, [u8]>), BlockError> {
     let h = read_header(bytes)?;
     if h.physical != physical_id(ty.physical()) {
         return Err(BlockError::Header(format!(
@@ -539,6 +560,9 @@ fn verified_payload(bytes: &[u8], ty: DataType) -> Result<(BlockHeader, Vec<u8>)
             computed,
         });
     }
+    if !h.compressed {
+        return Ok((h, std::borrow::Cow::Borrowed(stored)));
+    }
     let raw = zstd::bulk::decompress(stored, h.raw_len as usize)
         .map_err(|e| BlockError::Payload(format!("zstd: {e}")))?;
     if raw.len() != h.raw_len as usize {
@@ -548,7 +572,7 @@ fn verified_payload(bytes: &[u8], ty: DataType) -> Result<(BlockHeader, Vec<u8>)
             h.raw_len
         )));
     }
-    Ok((h, raw))
+    Ok((h, std::borrow::Cow::Owned(raw)))
 }
 
 /// Decodes a block of type `ty`. SYMBOL blocks need the chunk's symbol `base`.
@@ -713,5 +737,40 @@ mod tests {
             decode_block(&block, DataType::Double, None).is_err(),
             "type mismatch"
         );
+    }
+}
+
+#[cfg(test)]
+mod compression_choice {
+    use super::*;
+
+    #[test]
+    fn incompressible_dictionary_codes_are_stored_plain() {
+        let mut rng = rt::rand::Rng::with_seed(5);
+        let prices: Vec<f64> = (0..100).map(|i| 10.0 + i as f64 / 100.0).collect();
+        let v: Vec<f64> = (0..65536)
+            .map(|_| prices[rng.below(100) as usize])
+            .collect();
+        let block = encode_block(&Column {
+            ty: DataType::Double,
+            data: ColumnData::F64(v),
+        });
+        let h = read_header(&block).unwrap();
+        assert_eq!(h.encoding, Encoding::Dict);
+        assert!(!h.compressed, "raw {} stored {}", h.raw_len, h.stored_len);
+        assert_eq!(
+            decode_block(&block, DataType::Double, None)
+                .unwrap()
+                .0
+                .len(),
+            65536
+        );
+        // Long runs do compress, and keep zstd.
+        let runs: Vec<i32> = (0..65536).map(|i| (i / 7) % 3).collect();
+        let block = encode_block(&Column {
+            ty: DataType::Int,
+            data: ColumnData::I32(runs),
+        });
+        assert!(read_header(&block).unwrap().compressed);
     }
 }
