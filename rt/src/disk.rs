@@ -129,6 +129,11 @@ pub async fn remove(path: impl AsRef<Path>) -> io::Result<()> {
     imp::disk::remove(path.as_ref()).await
 }
 
+/// Removes the empty directory at `path`.
+pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
+    imp::disk::remove_dir(path.as_ref()).await
+}
+
 /// Creates `path` and any missing parents.
 pub async fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
     imp::disk::create_dir_all(path.as_ref()).await

@@ -289,6 +289,8 @@ fn disk_write_sync_read_rename_list_remove() {
             disk::remove(&renamed).await.unwrap();
             assert!(!disk::exists(&renamed).await.unwrap());
             assert_eq!(disk::list_dir(&dir).await.unwrap(), vec!["sub".to_string()]);
+            disk::remove_dir(dir.join("sub")).await.unwrap();
+            assert!(disk::list_dir(&dir).await.unwrap().is_empty());
         }
     });
 }

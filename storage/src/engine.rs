@@ -1019,7 +1019,7 @@ async fn remove_chunk_files(dir: &std::path::Path) -> Result<(), StorageError> {
     for name in disk::list_dir(dir).await? {
         disk::remove(dir.join(name)).await?;
     }
-    disk::remove(dir).await?;
+    disk::remove_dir(dir).await?;
     Ok(())
 }
 

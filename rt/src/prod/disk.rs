@@ -145,6 +145,10 @@ pub(crate) async fn remove(path: &Path) -> io::Result<()> {
     glommio::io::remove(path).await.map_err(to_io)
 }
 
+pub(crate) async fn remove_dir(path: &Path) -> io::Result<()> {
+    std::fs::remove_dir(path)
+}
+
 pub(crate) async fn create_dir_all(path: &Path) -> io::Result<()> {
     std::fs::create_dir_all(path)
 }

@@ -488,6 +488,17 @@ pub(crate) async fn remove(path: &Path) -> io::Result<()> {
     })
 }
 
+pub(crate) async fn remove_dir(path: &Path) -> io::Result<()> {
+    let is_dir = here(|d| Ok(d.dirs.contains(path)))?;
+    if !is_dir {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", path.display()),
+        ));
+    }
+    remove(path).await
+}
+
 pub(crate) async fn create_dir_all(path: &Path) -> io::Result<()> {
     here(|d| {
         for anc in path.ancestors() {
