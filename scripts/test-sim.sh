@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=target/sim
 export RUSTFLAGS="--cfg madsim"
-cargo test -p rt -p storage -p sim --tests "$@"
+cargo test -p rt -p storage -p node -p sim --tests "$@"

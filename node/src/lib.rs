@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod launch;
 pub mod log;
+pub mod rpc;
 pub mod server;
 
 /// Porpoise's version, reported by `--version` and the `version()` script function.

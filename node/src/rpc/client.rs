@@ -1,0 +1,151 @@
+//! Calling a peer: one reused connection, re-established after failures.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rt::net::TcpStream;
+
+use super::frame::{read_frame, write_frame, Frame, Kind};
+use super::RpcError;
+
+/// Limits of a client.
+#[derive(Debug, Clone, Copy)]
+pub struct RpcClientConfig {
+    pub connect_timeout: Duration,
+    pub call_timeout: Duration,
+    /// Most calls waiting on this peer at once (the one on the wire included).
+    pub inflight_max: usize,
+}
+
+impl Default for RpcClientConfig {
+    fn default() -> Self {
+        RpcClientConfig {
+            connect_timeout: Duration::from_secs(2),
+            call_timeout: Duration::from_secs(10),
+            inflight_max: 256,
+        }
+    }
+}
+
+/// A client for one peer. Calls on one client go out one at a time over one connection.
+pub struct RpcClient {
+    peer: SocketAddr,
+    cfg: RpcClientConfig,
+    conn: RefCell<Option<TcpStream>>,
+    turn: rt::sync::Lock,
+    waiting: Cell<usize>,
+    next_id: Cell<u64>,
+    connects: Cell<u64>,
+}
+
+/// Decrements the waiting count however the call ends (also when it is cancelled).
+struct Waiting<'a>(&'a Cell<usize>);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+impl RpcClient {
+    pub fn new(peer: SocketAddr, cfg: RpcClientConfig) -> RpcClient {
+        assert!(cfg.inflight_max >= 1, "inflight_max must be at least 1");
+        RpcClient {
+            peer,
+            cfg,
+            conn: RefCell::new(None),
+            turn: rt::sync::Lock::new(),
+            waiting: Cell::new(0),
+            next_id: Cell::new(1),
+            connects: Cell::new(0),
+        }
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// How many connections this client has opened (1 while the first one stays healthy).
+    pub fn connects(&self) -> u64 {
+        self.connects.get()
+    }
+
+    /// Calls `method` with `payload` and returns the peer's answer.
+    pub async fn call(&self, method: u16, payload: Vec<u8>) -> Result<Vec<u8>, RpcError> {
+        if self.waiting.get() >= self.cfg.inflight_max {
+            return Err(RpcError::Overloaded {
+                peer: self.peer.to_string(),
+                inflight_max: self.cfg.inflight_max,
+            });
+        }
+        self.waiting.set(self.waiting.get() + 1);
+        let _waiting = Waiting(&self.waiting);
+        let _turn = self.turn.lock().await;
+        let peer = self.peer.to_string();
+        let existing = self.conn.borrow_mut().take();
+        let mut conn = match existing {
+            Some(c) => c,
+            None => {
+                let c = TcpStream::connect(self.peer, self.cfg.connect_timeout)
+                    .await
+                    .map_err(|e| RpcError::Connect {
+                        peer: peer.clone(),
+                        reason: e.to_string(),
+                    })?;
+                let _ = c.set_nodelay(true);
+                self.connects.set(self.connects.get() + 1);
+                c
+            }
+        };
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let req = Frame {
+            kind: Kind::Request,
+            method,
+            request_id: id,
+            payload,
+        };
+        let exchange = async {
+            write_frame(&mut conn, &req)
+                .await
+                .map_err(|e| RpcError::Io {
+                    peer: peer.clone(),
+                    reason: e.to_string(),
+                })?;
+            read_frame(&mut conn).await
+        };
+        let result = rt::time::timeout(self.cfg.call_timeout, exchange).await;
+        let frame = match result {
+            Err(_) => {
+                return Err(RpcError::Timeout {
+                    peer,
+                    timeout_ms: self.cfg.call_timeout.as_millis() as u64,
+                });
+            }
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(None)) => {
+                return Err(RpcError::Io {
+                    peer,
+                    reason: "the peer closed the connection".into(),
+                })
+            }
+            Ok(Ok(Some(f))) => f,
+        };
+        if frame.request_id != id || frame.kind == Kind::Request {
+            return Err(RpcError::Protocol(format!(
+                "answer to request {} while {id} was waiting",
+                frame.request_id
+            )));
+        }
+        // A well-formed answer: the connection is healthy and goes back for the next call.
+        *self.conn.borrow_mut() = Some(conn);
+        match frame.kind {
+            Kind::Response => Ok(frame.payload),
+            _ => Err(RpcError::Remote(
+                String::from_utf8_lossy(&frame.payload).into_owned(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! RPC frames: a fixed zerocopy header and a checksummed payload.
+
+use rt::net::TcpStream;
+use zerocopy::byteorder::little_endian::{U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use super::RpcError;
+
+pub const FRAME_MAGIC: [u8; 4] = *b"PRPC";
+pub const FRAME_VERSION: u8 = 1;
+pub const FRAME_HEADER_BYTES: usize = 24;
+/// Largest payload accepted; a header claiming more closes the connection before allocating.
+pub const FRAME_PAYLOAD_BYTES_MAX: usize = 64 << 20;
+
+/// What a frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Request = 1,
+    Response = 2,
+    /// A response carrying an error message (UTF-8).
+    Error = 3,
+}
+
+/// The wire header.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct FrameHeader {
+    pub magic: [u8; 4],
+    pub version: u8,
+    pub kind: u8,
+    pub method: U16,
+    pub request_id: U64,
+    pub len: U32,
+    pub crc: U32,
+}
+
+const _: () = assert!(std::mem::size_of::<FrameHeader>() == FRAME_HEADER_BYTES);
+
+/// A decoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: Kind,
+    pub method: u16,
+    pub request_id: u64,
+    pub payload: Vec<u8>,
+}
+
+fn protocol(msg: impl Into<String>) -> RpcError {
+    RpcError::Protocol(msg.into())
+}
+
+/// Checks a header; returns the kind and payload length.
+pub fn check_header(h: &FrameHeader) -> Result<(Kind, usize), RpcError> {
+    if h.magic != FRAME_MAGIC {
+        return Err(protocol(format!("bad magic {:02x?}", h.magic)));
+    }
+    if h.version != FRAME_VERSION {
+        return Err(protocol(format!(
+            "version {} (this node speaks {FRAME_VERSION})",
+            h.version
+        )));
+    }
+    let kind = match h.kind {
+        1 => Kind::Request,
+        2 => Kind::Response,
+        3 => Kind::Error,
+        k => return Err(protocol(format!("unknown kind {k}"))),
+    };
+    let len = h.len.get() as usize;
+    if len > FRAME_PAYLOAD_BYTES_MAX {
+        return Err(protocol(format!(
+            "payload of {len} bytes exceeds {FRAME_PAYLOAD_BYTES_MAX}"
+        )));
+    }
+    Ok((kind, len))
+}
+
+/// Encodes a frame (header + payload) into one buffer.
+pub fn encode(frame: &Frame) -> Vec<u8> {
+    assert!(
+        frame.payload.len() <= FRAME_PAYLOAD_BYTES_MAX,
+        "payload over FRAME_PAYLOAD_BYTES_MAX"
+    );
+    let h = FrameHeader {
+        magic: FRAME_MAGIC,
+        version: FRAME_VERSION,
+        kind: frame.kind as u8,
+        method: U16::new(frame.method),
+        request_id: U64::new(frame.request_id),
+        len: U32::new(frame.payload.len() as u32),
+        crc: U32::new(crc32fast::hash(&frame.payload)),
+    };
+    debug_assert!(check_header(&h).is_ok());
+    let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + frame.payload.len());
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(&frame.payload);
+    out
+}
+
+/// Writes one frame.
+pub async fn write_frame(s: &mut TcpStream, frame: &Frame) -> std::io::Result<()> {
+    s.write_all(&encode(frame)).await
+}
+
+/// Reads one frame. `Ok(None)` on a clean end of stream before a header.
+pub async fn read_frame(s: &mut TcpStream) -> Result<Option<Frame>, RpcError> {
+    let io = |e: std::io::Error| RpcError::Io {
+        peer: "peer".into(),
+        reason: e.to_string(),
+    };
+    let mut head = [0u8; FRAME_HEADER_BYTES];
+    let n = s.read(&mut head).await.map_err(io)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if n < FRAME_HEADER_BYTES {
+        s.read_exact(&mut head[n..]).await.map_err(io)?;
+    }
+    let h = FrameHeader::read_from_bytes(&head).map_err(|_| protocol("short header"))?;
+    let (kind, len) = check_header(&h)?;
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).await.map_err(io)?;
+    if crc32fast::hash(&payload) != h.crc.get() {
+        return Err(protocol("payload checksum mismatch"));
+    }
+    Ok(Some(Frame {
+        kind,
+        method: h.method.get(),
+        request_id: h.request_id.get(),
+        payload,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_and_bad_ones_are_named() {
+        let f = Frame {
+            kind: Kind::Request,
+            method: 7,
+            request_id: 42,
+            payload: b"hi".to_vec(),
+        };
+        let bytes = encode(&f);
+        let h = FrameHeader::read_from_bytes(&bytes[..FRAME_HEADER_BYTES]).unwrap();
+        assert_eq!(check_header(&h).unwrap(), (Kind::Request, 2));
+        assert_eq!((h.method.get(), h.request_id.get()), (7, 42));
+        let mut bad = h;
+        bad.len = U32::new(u32::MAX);
+        assert!(check_header(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("exceeds"));
+        let mut bad = h;
+        bad.magic = *b"GET ";
+        assert!(check_header(&bad).is_err());
+        let mut bad = h;
+        bad.kind = 9;
+        assert!(check_header(&bad).is_err());
+    }
+}

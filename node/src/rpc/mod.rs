@@ -1,0 +1,61 @@
+//! Node RPC: the one framed binary protocol every node-to-node call uses (controller Raft
+//! traffic, heartbeats over TCP, 2PC, sub-queries), over `rt` TCP.
+//!
+//! Frame (little-endian, 24-byte header read with zerocopy, then the payload):
+//!
+//! ```text
+//! 0  [4] magic "PRPC"     8  u64 request id
+//! 4  u8  version (1)      16 u32 payload length (<= FRAME_PAYLOAD_BYTES_MAX)
+//! 5  u8  kind             20 u32 crc32 of the payload
+//! 6  u16 method
+//! ```
+//!
+//! Invariants:
+//! - Anything a peer sends that is not a well-formed frame (bad magic, version, kind, length
+//!   over the bound, crc mismatch, a response to nothing) closes *that* connection only; the
+//!   length is checked before any buffer is allocated.
+//! - A client connection carries one request at a time, so a response always belongs to the
+//!   request just sent; a timeout or error drops the connection (a late response can never be
+//!   taken for the next one) and the next call reconnects.
+//! - At most `inflight_max` calls wait on one peer; more fail fast with `Overloaded`.
+
+mod client;
+mod frame;
+mod server;
+
+pub use client::{RpcClient, RpcClientConfig};
+pub use frame::{
+    read_frame, write_frame, Frame, FrameHeader, Kind, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX,
+};
+pub use server::serve_connection;
+
+/// RPC failures, each with a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RpcError {
+    #[error("RPC-001 cannot reach {peer}: {reason}")]
+    Connect { peer: String, reason: String },
+    #[error("RPC-002 call to {peer} timed out after {timeout_ms} ms")]
+    Timeout { peer: String, timeout_ms: u64 },
+    #[error("RPC-003 connection to {peer} failed: {reason}")]
+    Io { peer: String, reason: String },
+    #[error("RPC-004 malformed frame: {0}")]
+    Protocol(String),
+    /// The peer handled the call and answered with an error.
+    #[error("{0}")]
+    Remote(String),
+    #[error("RPC-005 {peer} has {inflight_max} calls in flight already; try again")]
+    Overloaded { peer: String, inflight_max: usize },
+}
+
+impl RpcError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RpcError::Connect { .. } => "RPC-001",
+            RpcError::Timeout { .. } => "RPC-002",
+            RpcError::Io { .. } => "RPC-003",
+            RpcError::Protocol(_) => "RPC-004",
+            RpcError::Remote(_) => "RPC-REMOTE",
+            RpcError::Overloaded { .. } => "RPC-005",
+        }
+    }
+}
