@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod launch;
 pub mod log;
 pub mod rpc;

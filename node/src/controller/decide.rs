@@ -1,0 +1,446 @@
+//! Pure controller decisions.
+//!
+//! Invariants these functions guarantee (and their tests check):
+//! - a chunk's replicas are on distinct live data nodes; with `dfsReplicaReliabilityLevel=1` also
+//!   on distinct hosts, or placement fails with a message saying what is missing;
+//! - placement is deterministic (same state, same answer) and prefers the least-loaded nodes;
+//! - a recovery copies from a live replica with the highest version to a live node that holds no
+//!   replica of the chunk (on a host of its own when level 1);
+//! - an abandoned transaction is aborted unless its commit decision was recorded (the commit
+//!   point is the controller recording it), in which case participants are told to commit.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Liveness of a node as the controller sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    Up,
+    Down,
+}
+
+/// A data node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataNode {
+    pub alias: String,
+    pub host: String,
+    pub liveness: Liveness,
+    /// Chunks it holds (its load).
+    pub chunks: usize,
+}
+
+/// Why replicas cannot be placed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlacementError {
+    #[error(
+        "CTL-001 dfsReplicationFactor={factor} needs {factor} live data nodes, {live} are up. \
+         Start more data nodes or lower dfsReplicationFactor"
+    )]
+    NotEnoughNodes { factor: usize, live: usize },
+    #[error(
+        "CTL-002 dfsReplicaReliabilityLevel=1 puts each replica on its own host: \
+         dfsReplicationFactor={factor} needs {factor} hosts with a live data node, {hosts} have one. \
+         Add data nodes on other hosts, lower dfsReplicationFactor, or set dfsReplicaReliabilityLevel=0"
+    )]
+    NotEnoughHosts { factor: usize, hosts: usize },
+}
+
+/// Chooses the data nodes for a new chunk's `factor` replicas.
+pub fn place_replicas(
+    nodes: &[DataNode],
+    factor: usize,
+    reliability_level: u8,
+) -> Result<Vec<String>, PlacementError> {
+    let mut live: Vec<&DataNode> = nodes
+        .iter()
+        .filter(|n| n.liveness == Liveness::Up)
+        .collect();
+    if live.len() < factor {
+        return Err(PlacementError::NotEnoughNodes {
+            factor,
+            live: live.len(),
+        });
+    }
+    // Least loaded first; alias breaks ties so the answer is deterministic.
+    live.sort_by(|a, b| a.chunks.cmp(&b.chunks).then_with(|| a.alias.cmp(&b.alias)));
+    if reliability_level == 0 {
+        return Ok(live.iter().take(factor).map(|n| n.alias.clone()).collect());
+    }
+    let mut hosts = BTreeSet::new();
+    let mut chosen = Vec::with_capacity(factor);
+    for n in live {
+        if chosen.len() == factor {
+            break;
+        }
+        if hosts.insert(n.host.as_str()) {
+            chosen.push(n.alias.clone());
+        }
+    }
+    if chosen.len() < factor {
+        return Err(PlacementError::NotEnoughHosts {
+            factor,
+            hosts: hosts.len(),
+        });
+    }
+    Ok(chosen)
+}
+
+/// One replica of a chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub node: String,
+    pub version: u64,
+}
+
+/// A chunk and where its replicas are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkReplicas {
+    pub chunk: u64,
+    pub replicas: Vec<Replica>,
+}
+
+/// Copy `chunk` from `source` to `target` (a replica repair).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryTask {
+    pub chunk: u64,
+    pub source: String,
+    pub target: String,
+    pub version: u64,
+}
+
+/// Plans repairs: every chunk with fewer up-to-date replicas on live nodes than `factor` gets
+/// copies from its best live replica to suitable live nodes; stale live replicas (an older
+/// version) are brought up to date in place. Chunks with no live replica cannot be repaired and
+/// are returned separately.
+pub fn plan_recovery(
+    chunks: &[ChunkReplicas],
+    nodes: &[DataNode],
+    factor: usize,
+    reliability_level: u8,
+) -> (Vec<RecoveryTask>, Vec<u64>) {
+    let by_alias: BTreeMap<&str, &DataNode> = nodes.iter().map(|n| (n.alias.as_str(), n)).collect();
+    let is_live = |alias: &str| {
+        by_alias
+            .get(alias)
+            .is_some_and(|n| n.liveness == Liveness::Up)
+    };
+    // Load grows as we plan, so repairs spread out.
+    let mut load: BTreeMap<&str, usize> =
+        nodes.iter().map(|n| (n.alias.as_str(), n.chunks)).collect();
+    let mut tasks = Vec::new();
+    let mut unrecoverable = Vec::new();
+    for c in chunks {
+        let live: Vec<&Replica> = c.replicas.iter().filter(|r| is_live(&r.node)).collect();
+        let Some(best) = live
+            .iter()
+            .max_by(|a, b| a.version.cmp(&b.version).then_with(|| b.node.cmp(&a.node)))
+        else {
+            unrecoverable.push(c.chunk);
+            continue;
+        };
+        let newest = best.version;
+        for stale in live.iter().filter(|r| r.version < newest) {
+            tasks.push(RecoveryTask {
+                chunk: c.chunk,
+                source: best.node.clone(),
+                target: stale.node.clone(),
+                version: newest,
+            });
+        }
+        let mut holders: BTreeSet<&str> = c.replicas.iter().map(|r| r.node.as_str()).collect();
+        let mut hosts: BTreeSet<&str> = live
+            .iter()
+            .filter_map(|r| by_alias.get(r.node.as_str()).map(|n| n.host.as_str()))
+            .collect();
+        let mut missing = factor.saturating_sub(live.len());
+        while missing > 0 {
+            let target = nodes
+                .iter()
+                .filter(|n| n.liveness == Liveness::Up && !holders.contains(n.alias.as_str()))
+                .filter(|n| reliability_level == 0 || !hosts.contains(n.host.as_str()))
+                .min_by(|a, b| {
+                    load[a.alias.as_str()]
+                        .cmp(&load[b.alias.as_str()])
+                        .then_with(|| a.alias.cmp(&b.alias))
+                });
+            let Some(t) = target else { break };
+            tasks.push(RecoveryTask {
+                chunk: c.chunk,
+                source: best.node.clone(),
+                target: t.alias.clone(),
+                version: newest,
+            });
+            holders.insert(t.alias.as_str());
+            hosts.insert(t.host.as_str());
+            *load
+                .get_mut(t.alias.as_str())
+                .expect("every node has a load") += 1;
+            missing -= 1;
+        }
+    }
+    (tasks, unrecoverable)
+}
+
+/// Where a distributed transaction stands in the controller's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnState {
+    /// Participants are being asked to prepare.
+    Begun,
+    /// Every participant voted yes; no decision recorded yet.
+    Prepared,
+    /// The commit decision is recorded (the commit point).
+    Committed,
+    Aborted,
+}
+
+/// A transaction as the controller records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Txn {
+    pub tid: u64,
+    pub state: TxnState,
+    pub participants: Vec<String>,
+    /// When the coordinator last reported progress.
+    pub last_activity_ms: u64,
+}
+
+/// What to do with an unresolved transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// Record the abort, then tell every participant to abort.
+    Abort { tid: u64, participants: Vec<String> },
+    /// The decision is commit: tell every participant (again) to commit.
+    Commit { tid: u64, participants: Vec<String> },
+}
+
+/// Resolves transactions whose coordinator went quiet for `timeout_ms`: presumed abort unless the
+/// commit was recorded. Finished transactions need nothing.
+pub fn resolve_abandoned(txns: &[Txn], now_ms: u64, timeout_ms: u64) -> Vec<Resolution> {
+    txns.iter()
+        .filter(|t| now_ms.saturating_sub(t.last_activity_ms) >= timeout_ms)
+        .filter_map(|t| match t.state {
+            TxnState::Begun | TxnState::Prepared => Some(Resolution::Abort {
+                tid: t.tid,
+                participants: t.participants.clone(),
+            }),
+            TxnState::Committed => Some(Resolution::Commit {
+                tid: t.tid,
+                participants: t.participants.clone(),
+            }),
+            TxnState::Aborted => None,
+        })
+        .collect()
+}
+
+/// A participant restarted with `tid` prepared and asks for the outcome.
+pub fn outcome_for(txns: &[Txn], tid: u64) -> TxnState {
+    // Unknown to the controller means it never reached the commit point: abort.
+    txns.iter()
+        .find(|t| t.tid == tid)
+        .map(|t| t.state)
+        .unwrap_or(TxnState::Aborted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dn(alias: &str, host: &str, up: bool, chunks: usize) -> DataNode {
+        DataNode {
+            alias: alias.into(),
+            host: host.into(),
+            liveness: if up { Liveness::Up } else { Liveness::Down },
+            chunks,
+        }
+    }
+
+    /// The tutorial: three hosts with one data node each.
+    fn tutorial() -> Vec<DataNode> {
+        vec![
+            dn("datanode1", "P1", true, 0),
+            dn("datanode2", "P2", true, 0),
+            dn("datanode3", "P3", true, 0),
+        ]
+    }
+
+    #[test]
+    fn tutorial_placement_uses_two_hosts_and_balances() {
+        let mut nodes = tutorial();
+        let mut counts = BTreeMap::new();
+        for _ in 0..30 {
+            let r = place_replicas(&nodes, 2, 1).unwrap();
+            assert_eq!(r.len(), 2);
+            assert_ne!(r[0], r[1]);
+            for a in &r {
+                *counts.entry(a.clone()).or_insert(0) += 1;
+                nodes.iter_mut().find(|n| &n.alias == a).unwrap().chunks += 1;
+            }
+        }
+        assert_eq!(
+            counts.values().copied().collect::<Vec<_>>(),
+            vec![20, 20, 20],
+            "evenly spread"
+        );
+    }
+
+    #[test]
+    fn reliability_level_one_refuses_same_host_replicas() {
+        let nodes = vec![
+            dn("a1", "P1", true, 0),
+            dn("a2", "P1", true, 0),
+            dn("b1", "P2", false, 0),
+        ];
+        let err = place_replicas(&nodes, 2, 1).unwrap_err();
+        assert_eq!(
+            err,
+            PlacementError::NotEnoughHosts {
+                factor: 2,
+                hosts: 1
+            }
+        );
+        assert!(
+            err.to_string().contains("dfsReplicaReliabilityLevel=0"),
+            "{err}"
+        );
+        // Level 0 allows it.
+        assert_eq!(
+            place_replicas(&nodes, 2, 0).unwrap(),
+            vec!["a1".to_string(), "a2".to_string()]
+        );
+        let err = place_replicas(&nodes, 3, 0).unwrap_err();
+        assert_eq!(err, PlacementError::NotEnoughNodes { factor: 3, live: 2 });
+    }
+
+    #[test]
+    fn a_lost_replica_is_recovered_on_another_host_from_the_newest_copy() {
+        let mut nodes = tutorial();
+        nodes[0].liveness = Liveness::Down; // datanode1 fails
+        let chunks = vec![
+            ChunkReplicas {
+                chunk: 1,
+                replicas: vec![
+                    Replica {
+                        node: "datanode1".into(),
+                        version: 5,
+                    },
+                    Replica {
+                        node: "datanode3".into(),
+                        version: 5,
+                    },
+                ],
+            },
+            ChunkReplicas {
+                chunk: 2,
+                replicas: vec![
+                    Replica {
+                        node: "datanode2".into(),
+                        version: 3,
+                    },
+                    Replica {
+                        node: "datanode3".into(),
+                        version: 4,
+                    },
+                ],
+            },
+            ChunkReplicas {
+                chunk: 3,
+                replicas: vec![Replica {
+                    node: "datanode1".into(),
+                    version: 1,
+                }],
+            },
+        ];
+        let (tasks, lost) = plan_recovery(&chunks, &nodes, 2, 1);
+        assert_eq!(
+            tasks,
+            vec![
+                RecoveryTask {
+                    chunk: 1,
+                    source: "datanode3".into(),
+                    target: "datanode2".into(),
+                    version: 5
+                },
+                RecoveryTask {
+                    chunk: 2,
+                    source: "datanode3".into(),
+                    target: "datanode2".into(),
+                    version: 4
+                },
+            ]
+        );
+        assert_eq!(lost, vec![3], "no live replica: reported, not invented");
+    }
+
+    #[test]
+    fn abandoned_transactions_abort_unless_committed() {
+        let t = |tid, state, at| Txn {
+            tid,
+            state,
+            participants: vec!["datanode1".into(), "datanode3".into()],
+            last_activity_ms: at,
+        };
+        let txns = vec![
+            t(1, TxnState::Begun, 0),
+            t(2, TxnState::Prepared, 0),
+            t(3, TxnState::Committed, 0),
+            t(4, TxnState::Aborted, 0),
+            t(5, TxnState::Prepared, 9_500),
+        ];
+        let r = resolve_abandoned(&txns, 10_000, 1_000);
+        assert_eq!(r.len(), 3);
+        assert!(matches!(r[0], Resolution::Abort { tid: 1, .. }));
+        assert!(matches!(r[1], Resolution::Abort { tid: 2, .. }));
+        assert!(matches!(r[2], Resolution::Commit { tid: 3, .. }));
+        assert_eq!(outcome_for(&txns, 3), TxnState::Committed);
+        assert_eq!(outcome_for(&txns, 99), TxnState::Aborted, "presumed abort");
+    }
+
+    #[test]
+    fn placement_properties_hold_for_random_clusters() {
+        let mut rng = rt::rand::Rng::with_seed(11);
+        for _ in 0..2000 {
+            let n = 1 + rng.below(8) as usize;
+            let nodes: Vec<DataNode> = (0..n)
+                .map(|i| {
+                    dn(
+                        &format!("dn{i}"),
+                        &format!("h{}", rng.below(4)),
+                        rng.chance(0.8),
+                        rng.below(5) as usize,
+                    )
+                })
+                .collect();
+            let factor = 1 + rng.below(3) as usize;
+            let level = rng.below(2) as u8;
+            match place_replicas(&nodes, factor, level) {
+                Ok(r) => {
+                    assert_eq!(r.len(), factor);
+                    let set: BTreeSet<_> = r.iter().collect();
+                    assert_eq!(set.len(), factor, "distinct nodes");
+                    let picked: Vec<&DataNode> = r
+                        .iter()
+                        .map(|a| nodes.iter().find(|n| &n.alias == a).unwrap())
+                        .collect();
+                    assert!(picked.iter().all(|n| n.liveness == Liveness::Up));
+                    if level == 1 {
+                        let hosts: BTreeSet<_> = picked.iter().map(|n| &n.host).collect();
+                        assert_eq!(hosts.len(), factor, "distinct hosts");
+                    }
+                    assert_eq!(
+                        place_replicas(&nodes, factor, level).unwrap(),
+                        r,
+                        "deterministic"
+                    );
+                }
+                Err(PlacementError::NotEnoughNodes { live, .. }) => assert!(live < factor),
+                Err(PlacementError::NotEnoughHosts { hosts, .. }) => {
+                    let live_hosts: BTreeSet<_> = nodes
+                        .iter()
+                        .filter(|n| n.liveness == Liveness::Up)
+                        .map(|n| &n.host)
+                        .collect();
+                    assert_eq!(hosts, live_hosts.len());
+                    assert!(hosts < factor && level == 1);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The controller role. Its decisions are pure functions of metadata state plus an event,
+//! returning what to do (the openraft style: events in, commands out), so every rule is
+//! unit-tested without a network or a Raft group.
+//!
+//! Built so far: replica placement, recovery planning and transaction resolution
+//! ([`decide`]). The Raft group (openraft), heartbeats and the metadata state machine arrive
+//! with the rest of the controllers issue.
+
+pub mod decide;
