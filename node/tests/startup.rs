@@ -224,3 +224,40 @@ fn help_and_version() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mode 'wizard'"));
 }
+
+#[test]
+fn tutorial_scripts_start_and_stop_a_host() {
+    let host = repo().join("configs/cluster/P2");
+    let run = |script: &str| {
+        let out = Command::new("sh").arg(host.join(script)).env("PORPOISE_BIN", bin()).output().unwrap();
+        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run("startController.sh");
+    run("startagent.sh");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (addr, alias) in [("127.0.0.81:8800", "controller2"), ("127.0.0.81:8801", "agent2")] {
+        let addr: SocketAddr = addr.parse().unwrap();
+        loop {
+            if let Ok(resp) = http_get(addr, "/health") {
+                assert!(resp.contains(&format!(r#""alias":"{alias}""#)), "{resp}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{alias} did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    run("stopAllNode.sh");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_get("127.0.0.81:8800".parse().unwrap(), "/health").is_ok() {
+        assert!(Instant::now() < deadline, "stopAllNode.sh did not stop the controller");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(host.join("log/controller.log")).unwrap();
+    assert!(log.contains("event=listening"), "{log}");
+    for d in ["log", "data"] {
+        let _ = std::fs::remove_dir_all(host.join(d));
+    }
+    for f in ["controller.nohup", "agent.nohup"] {
+        let _ = std::fs::remove_file(host.join(f));
+    }
+}

@@ -625,10 +625,32 @@ impl Engine {
         Ok(())
     }
 
+    /// Writes `columns` as segment `seg_id` of `chunk` and makes `new_meta` plus that segment
+    /// the chunk's durable metadata. Returns the metadata as written.
+    async fn commit_segment(
+        &self,
+        chunk: u64,
+        volume: &std::path::Path,
+        seg_id: u64,
+        columns: &[Column],
+        mut new_meta: ChunkMeta,
+    ) -> Result<ChunkMeta, StorageError> {
+        let path = meta::segment_file(volume, chunk, seg_id);
+        let mut seg = meta::write_segment(&path, columns, self.cfg.block_rows).await?;
+        seg.id = seg_id;
+        new_meta.segments.push(seg);
+        meta::write_atomic(
+            &meta::meta_file(&self.cfg.meta_dir, chunk),
+            &new_meta.encode(),
+        )
+        .await?;
+        Ok(new_meta)
+    }
+
     /// Moves the first `rows` cached rows of `chunk` (durable, at `version`) into a new
     /// segment. Caller holds the exclusive lock.
     async fn flush_chunk(&self, chunk: u64, rows: usize, version: u64) -> Result<(), StorageError> {
-        let (columns, mut new_meta, seg_id, volume) = {
+        let (columns, new_meta, seg_id, volume) = {
             let s = self.state.borrow();
             let c = &s.chunks[&chunk];
             let columns: Vec<Column> = c.cache.iter().map(|col| col.slice(0, rows)).collect();
@@ -642,15 +664,9 @@ impl Engine {
                 self.cfg.volumes[c.meta.volume as usize].clone(),
             )
         };
-        let path = meta::segment_file(&volume, chunk, seg_id);
-        let mut seg = meta::write_segment(&path, &columns, self.cfg.block_rows).await?;
-        seg.id = seg_id;
-        new_meta.segments.push(seg);
-        meta::write_atomic(
-            &meta::meta_file(&self.cfg.meta_dir, chunk),
-            &new_meta.encode(),
-        )
-        .await?;
+        let new_meta = self
+            .commit_segment(chunk, &volume, seg_id, &columns, new_meta)
+            .await?;
         let mut s = self.state.borrow_mut();
         let c = s
             .chunks
@@ -713,7 +729,7 @@ impl Engine {
         if let Some((rows, version)) = pending {
             self.flush_chunk(chunk, rows, version).await?;
         }
-        let (columns, mut new_meta, seg_id, volume, version) = {
+        let (columns, new_meta, seg_id, volume, version) = {
             let s = self.state.borrow();
             let c = s
                 .chunks
@@ -740,15 +756,9 @@ impl Engine {
             let volume = self.cfg.volumes[c.meta.volume as usize].clone();
             (columns, m, c.next_segment, volume, version)
         };
-        let path = meta::segment_file(&volume, chunk, seg_id);
-        let mut seg = meta::write_segment(&path, &columns, self.cfg.block_rows).await?;
-        seg.id = seg_id;
-        new_meta.segments.push(seg);
-        meta::write_atomic(
-            &meta::meta_file(&self.cfg.meta_dir, chunk),
-            &new_meta.encode(),
-        )
-        .await?;
+        let new_meta = self
+            .commit_segment(chunk, &volume, seg_id, &columns, new_meta)
+            .await?;
         let mut s = self.state.borrow_mut();
         let c = s
             .chunks

@@ -68,6 +68,22 @@ fn winner<'a>(
     best
 }
 
+/// A required key is absent: reported against the node's main configuration file.
+fn missing(layers: &[ConfigFile], key: &str, mode: Mode) -> ConfigError {
+    let source = layers
+        .first()
+        .map(|l| l.source.clone())
+        .unwrap_or(Source::CommandLine);
+    ConfigError::new(
+        source,
+        0,
+        ErrorKind::MissingKey {
+            key: key.into(),
+            mode: mode.to_string(),
+        },
+    )
+}
+
 /// Resolves the effective settings of one node from its configuration `layers` (in increasing
 /// precedence: e.g. `[cluster.cfg, command line]` for a data node, `[controller.cfg, command
 /// line]` for a controller). The node's mode and alias come from the layers themselves
@@ -107,20 +123,7 @@ pub fn resolve(home: &Path, layers: &[ConfigFile]) -> Result<Settings, ConfigErr
     let site = match winner(layers, "localSite", None) {
         Some((_, e)) => Site::parse(&e.value).expect("validated above"),
         None if mode == Mode::Single => Site::parse(SINGLE_DEFAULT_SITE).expect("valid default"),
-        None => {
-            let source = layers
-                .first()
-                .map(|l| l.source.clone())
-                .unwrap_or(Source::CommandLine);
-            return Err(ConfigError::new(
-                source,
-                0,
-                ErrorKind::MissingKey {
-                    key: "localSite".into(),
-                    mode: mode.to_string(),
-                },
-            ));
-        }
+        None => return Err(missing(layers, "localSite", mode)),
     };
 
     // 3. Every known key: its winning entry for this alias, parsed with the real alias.
@@ -150,18 +153,7 @@ pub fn resolve(home: &Path, layers: &[ConfigFile]) -> Result<Settings, ConfigErr
 
     // 4. Keys each role cannot start without.
     if mode == Mode::Agent && settings.controller_site().is_none() {
-        let source = layers
-            .first()
-            .map(|l| l.source.clone())
-            .unwrap_or(Source::CommandLine);
-        return Err(ConfigError::new(
-            source,
-            0,
-            ErrorKind::MissingKey {
-                key: "controllerSite".into(),
-                mode: mode.to_string(),
-            },
-        ));
+        return Err(missing(layers, "controllerSite", mode));
     }
     Ok(settings)
 }
