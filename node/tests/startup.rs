@@ -229,13 +229,24 @@ fn help_and_version() {
 fn tutorial_scripts_start_and_stop_a_host() {
     let host = repo().join("configs/cluster/P2");
     let run = |script: &str| {
-        let out = Command::new("sh").arg(host.join(script)).env("PORPOISE_BIN", bin()).output().unwrap();
-        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("sh")
+            .arg(host.join(script))
+            .env("PORPOISE_BIN", bin())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     run("startController.sh");
     run("startagent.sh");
     let deadline = Instant::now() + Duration::from_secs(20);
-    for (addr, alias) in [("127.0.0.81:8800", "controller2"), ("127.0.0.81:8801", "agent2")] {
+    for (addr, alias) in [
+        ("127.0.0.81:8800", "controller2"),
+        ("127.0.0.81:8801", "agent2"),
+    ] {
         let addr: SocketAddr = addr.parse().unwrap();
         loop {
             if let Ok(resp) = http_get(addr, "/health") {
@@ -249,7 +260,10 @@ fn tutorial_scripts_start_and_stop_a_host() {
     run("stopAllNode.sh");
     let deadline = Instant::now() + Duration::from_secs(20);
     while http_get("127.0.0.81:8800".parse().unwrap(), "/health").is_ok() {
-        assert!(Instant::now() < deadline, "stopAllNode.sh did not stop the controller");
+        assert!(
+            Instant::now() < deadline,
+            "stopAllNode.sh did not stop the controller"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let log = std::fs::read_to_string(host.join("log/controller.log")).unwrap();

@@ -1,0 +1,156 @@
+//! The syntax tree of DolphinDB script.
+
+use super::Pos;
+
+/// A literal value as written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lit {
+    /// An integer; the suffix (`h` SHORT, `i` INT, `l` LONG, `c` CHAR) if any.
+    Int(i64, Option<char>),
+    /// A floating-point number; `Some('f')` for FLOAT.
+    Double(f64, Option<char>),
+    Str(String),
+    Symbol(String),
+    SymbolVec(Vec<String>),
+    Bool(bool),
+    Null,
+    /// A temporal literal: DolphinDB type id and value.
+    Temporal(u8, i64),
+}
+
+/// A function argument, possibly named (`tableName=tbName`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arg {
+    pub name: Option<String>,
+    pub value: Expr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    Lit(Lit),
+    Ident(String),
+    /// `*` as an argument (`count(*)`) or a select item.
+    Star,
+    /// `[a, b, c]`, or literals side by side (`1 2 3`).
+    Vector(Vec<Expr>),
+    /// `(a, b, c)`.
+    Tuple(Vec<Expr>),
+    /// `{k: v, ...}`.
+    Dict(Vec<(Expr, Expr)>),
+    Unary {
+        op: &'static str,
+        expr: Box<Expr>,
+    },
+    /// Binary operators, and functions used as operators (`x in y`, `a like b`).
+    Binary {
+        op: String,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    Call {
+        func: Box<Expr>,
+        args: Vec<Arg>,
+    },
+    /// `obj.name(args)` is `name(obj, args)`; without parentheses `args` is `None`
+    /// (a member, `t.col`, or a zero-argument method).
+    Method {
+        obj: Box<Expr>,
+        name: String,
+        args: Option<Vec<Arg>>,
+    },
+    Index {
+        obj: Box<Expr>,
+        index: Vec<Expr>,
+    },
+    /// `f{a, }`: partial application; `None` marks an open slot.
+    Partial {
+        func: Box<Expr>,
+        args: Vec<Option<Expr>>,
+    },
+    Lambda {
+        params: Vec<String>,
+        body: Vec<Stmt>,
+    },
+    /// `expr as name` (select lists, group by, table(...)).
+    Alias {
+        expr: Box<Expr>,
+        name: String,
+    },
+    Select(Box<Select>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub pos: Pos,
+}
+
+/// `select` / `exec`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Select {
+    pub exec: bool,
+    pub top: Option<Expr>,
+    pub items: Vec<Expr>,
+    pub from: Expr,
+    pub filters: Vec<Expr>,
+    pub group_by: Vec<Expr>,
+    pub context_by: Vec<Expr>,
+    pub having: Option<Expr>,
+    /// Expression and ascending?
+    pub order_by: Vec<(Expr, bool)>,
+    pub limit: Option<Expr>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StmtKind {
+    Expr(Expr),
+    /// `a = e`, `a, b = e`, `x[i] = e`, `t.col = e`.
+    Assign {
+        targets: Vec<Expr>,
+        value: Expr,
+    },
+    Def {
+        name: String,
+        params: Vec<String>,
+        body: Vec<Stmt>,
+    },
+    If {
+        cond: Expr,
+        then: Vec<Stmt>,
+        otherwise: Vec<Stmt>,
+    },
+    For {
+        var: String,
+        iter: Expr,
+        body: Vec<Stmt>,
+    },
+    DoWhile {
+        body: Vec<Stmt>,
+        cond: Expr,
+    },
+    While {
+        cond: Expr,
+        body: Vec<Stmt>,
+    },
+    Return(Option<Expr>),
+    Update {
+        table: Expr,
+        sets: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    },
+    Delete {
+        table: Expr,
+        filters: Vec<Expr>,
+    },
+    Insert {
+        table: Expr,
+        columns: Vec<String>,
+        values: Vec<Expr>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stmt {
+    pub kind: StmtKind,
+    pub pos: Pos,
+}

@@ -1,0 +1,961 @@
+//! A recursive-descent parser with precedence climbing, using DolphinDB's operator precedences
+//! (higher binds tighter): `||` 1, `&&` 2, comparisons 3, `|` 4, `^` 5, `&` 6, `<<` `>>` 7,
+//! `+` `-` 8, `*` `/` `\` `%` `**` `$` `<-` and functions used as operators (`in`, `like`,
+//! `between`, ...) 10, `:` `..` 15, unary `-` `!` 16, then calls, indexing and `.` methods.
+
+use super::ast::*;
+use super::lexer::{lex, Tok, Token};
+use super::{ParseError, Pos};
+
+/// Deepest nesting accepted (guards the stack against hostile input).
+pub const NESTING_MAX: usize = 200;
+
+struct Parser {
+    toks: Vec<Token>,
+    i: usize,
+    depth: usize,
+    /// At the top of a statement `=` assigns; anywhere nested (parentheses, arguments, SQL
+    /// clauses) it compares.
+    eq_assigns: bool,
+}
+
+fn binary_prec(t: &Tok) -> Option<(u8, String)> {
+    let p = match t {
+        Tok::Op(op) => match *op {
+            "||" => 1,
+            "&&" => 2,
+            "<" | "<=" | "==" | "!=" | "<>" | ">" | ">=" | "=" => 3,
+            "|" => 4,
+            "^" => 5,
+            "&" => 6,
+            "<<" | ">>" => 7,
+            "+" | "-" => 8,
+            "*" | "/" | "\\" | "%" | "**" | "$" | "<-" => 10,
+            ":" | ".." => 15,
+            _ => return None,
+        },
+        Tok::Ident(name)
+            if matches!(
+                name.to_ascii_lowercase().as_str(),
+                "in" | "like" | "between" | "and" | "or" | "not"
+            ) =>
+        {
+            return match name.to_ascii_lowercase().as_str() {
+                "and" => Some((2, "&&".into())),
+                "or" => Some((1, "||".into())),
+                "not" => None,
+                n => Some((10, n.to_string())),
+            };
+        }
+        _ => return None,
+    };
+    let Tok::Op(op) = t else { unreachable!() };
+    Some((p, op.to_string()))
+}
+
+fn is_literal(t: &Tok) -> bool {
+    matches!(
+        t,
+        Tok::Int(..) | Tok::Double(..) | Tok::Str(_) | Tok::Symbol(_) | Tok::Temporal(..)
+    ) || matches!(t, Tok::Ident(s) if s == "NULL")
+}
+
+fn describe(t: &Tok) -> String {
+    match t {
+        Tok::Eof => "the end of the script".into(),
+        Tok::Op(o) => format!("'{o}'"),
+        Tok::Ident(s) => format!("'{s}'"),
+        Tok::Str(s) => format!("the string \"{s}\""),
+        other => format!("{other:?}"),
+    }
+}
+
+impl Parser {
+    fn peek(&self) -> &Tok {
+        &self.toks[self.i].tok
+    }
+
+    fn peek_at(&self, k: usize) -> &Tok {
+        &self.toks[(self.i + k).min(self.toks.len() - 1)].tok
+    }
+
+    fn pos(&self) -> Pos {
+        self.toks[self.i].pos
+    }
+
+    fn next(&mut self) -> Token {
+        let t = self.toks[self.i].clone();
+        if self.i + 1 < self.toks.len() {
+            self.i += 1;
+        }
+        t
+    }
+
+    fn err(&self, msg: impl Into<String>) -> ParseError {
+        ParseError {
+            pos: self.pos(),
+            message: msg.into(),
+        }
+    }
+
+    fn is_op(&self, op: &str) -> bool {
+        matches!(self.peek(), Tok::Op(o) if *o == op)
+    }
+
+    fn is_kw(&self, kw: &str) -> bool {
+        matches!(self.peek(), Tok::Ident(s) if s.eq_ignore_ascii_case(kw))
+    }
+
+    fn eat_op(&mut self, op: &str) -> bool {
+        if self.is_op(op) {
+            self.next();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect_op(&mut self, op: &str) -> Result<(), ParseError> {
+        if self.eat_op(op) {
+            Ok(())
+        } else {
+            Err(self.err(format!(
+                "expected '{op}' but found {}",
+                describe(self.peek())
+            )))
+        }
+    }
+
+    fn expect_kw(&mut self, kw: &str) -> Result<(), ParseError> {
+        if self.is_kw(kw) {
+            self.next();
+            Ok(())
+        } else {
+            Err(self.err(format!(
+                "expected '{kw}' but found {}",
+                describe(self.peek())
+            )))
+        }
+    }
+
+    fn ident(&mut self) -> Result<String, ParseError> {
+        match self.peek().clone() {
+            Tok::Ident(s) => {
+                self.next();
+                Ok(s)
+            }
+            t => Err(self.err(format!("expected a name but found {}", describe(&t)))),
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > NESTING_MAX {
+            return Err(self.err(format!("nesting deeper than {NESTING_MAX}")));
+        }
+        Ok(())
+    }
+
+    // ---- statements ----
+
+    fn program(&mut self) -> Result<Vec<Stmt>, ParseError> {
+        let mut out = Vec::new();
+        loop {
+            while self.eat_op(";") {}
+            if matches!(self.peek(), Tok::Eof) {
+                return Ok(out);
+            }
+            out.push(self.statement()?);
+            self.end_of_statement()?;
+        }
+    }
+
+    fn end_of_statement(&mut self) -> Result<(), ParseError> {
+        if self.eat_op(";")
+            || self.is_op("}")
+            || matches!(self.peek(), Tok::Eof)
+            || self.toks[self.i].newline_before
+        {
+            return Ok(());
+        }
+        Err(self.err(format!(
+            "unexpected {} after the end of a statement",
+            describe(self.peek())
+        )))
+    }
+
+    fn block(&mut self) -> Result<Vec<Stmt>, ParseError> {
+        if self.eat_op("{") {
+            self.enter()?;
+            let mut out = Vec::new();
+            loop {
+                while self.eat_op(";") {}
+                if self.eat_op("}") {
+                    self.depth -= 1;
+                    return Ok(out);
+                }
+                if matches!(self.peek(), Tok::Eof) {
+                    return Err(self.err("expected '}' before the end of the script"));
+                }
+                out.push(self.statement()?);
+                self.end_of_statement()?;
+            }
+        }
+        Ok(vec![self.statement()?])
+    }
+
+    fn statement(&mut self) -> Result<Stmt, ParseError> {
+        let pos = self.pos();
+        let kind = if self.is_kw("def") && matches!(self.peek_at(1), Tok::Ident(_)) {
+            self.next();
+            let name = self.ident()?;
+            let params = self.params()?;
+            let body = self.function_body()?;
+            StmtKind::Def { name, params, body }
+        } else if self.is_kw("if") {
+            self.next();
+            self.expect_op("(")?;
+            let cond = self.expr()?;
+            self.expect_op(")")?;
+            let then = self.block()?;
+            let save = self.i;
+            while self.eat_op(";") {}
+            let otherwise = if self.is_kw("else") {
+                self.next();
+                self.block()?
+            } else {
+                self.i = save;
+                Vec::new()
+            };
+            StmtKind::If {
+                cond,
+                then,
+                otherwise,
+            }
+        } else if self.is_kw("for") {
+            self.next();
+            self.expect_op("(")?;
+            let var = self.ident()?;
+            self.expect_kw("in")?;
+            let iter = self.expr()?;
+            self.expect_op(")")?;
+            StmtKind::For {
+                var,
+                iter,
+                body: self.block()?,
+            }
+        } else if self.is_kw("do") {
+            self.next();
+            let body = self.block()?;
+            while self.eat_op(";") {}
+            self.expect_kw("while")?;
+            self.expect_op("(")?;
+            let cond = self.expr()?;
+            self.expect_op(")")?;
+            StmtKind::DoWhile { body, cond }
+        } else if self.is_kw("while") {
+            self.next();
+            self.expect_op("(")?;
+            let cond = self.expr()?;
+            self.expect_op(")")?;
+            StmtKind::While {
+                cond,
+                body: self.block()?,
+            }
+        } else if self.is_kw("return") {
+            self.next();
+            if self.is_op(";")
+                || self.is_op("}")
+                || matches!(self.peek(), Tok::Eof)
+                || self.toks[self.i].newline_before
+            {
+                StmtKind::Return(None)
+            } else {
+                StmtKind::Return(Some(self.expr()?))
+            }
+        } else if self.is_kw("update") {
+            self.next();
+            let table = self.primary()?;
+            self.expect_kw("set")?;
+            let mut sets = Vec::new();
+            loop {
+                let col = self.ident()?;
+                self.expect_op("=")?;
+                sets.push((col, self.expr()?));
+                if !self.eat_op(",") {
+                    break;
+                }
+            }
+            let filters = if self.is_kw("where") {
+                self.next();
+                self.expr_list()?
+            } else {
+                Vec::new()
+            };
+            StmtKind::Update {
+                table,
+                sets,
+                filters,
+            }
+        } else if self.is_kw("delete") && self.peek_at(1) == &Tok::Ident("from".into()) {
+            self.next();
+            self.next();
+            let table = self.primary()?;
+            let filters = if self.is_kw("where") {
+                self.next();
+                self.expr_list()?
+            } else {
+                Vec::new()
+            };
+            StmtKind::Delete { table, filters }
+        } else if self.is_kw("insert") {
+            self.next();
+            self.expect_kw("into")?;
+            let table = self.primary_no_postfix()?;
+            let mut columns = Vec::new();
+            if self.eat_op("(") {
+                loop {
+                    columns.push(self.ident()?);
+                    if !self.eat_op(",") {
+                        break;
+                    }
+                }
+                self.expect_op(")")?;
+            }
+            self.expect_kw("values")?;
+            self.expect_op("(")?;
+            let values = self.expr_list()?;
+            self.expect_op(")")?;
+            StmtKind::Insert {
+                table,
+                columns,
+                values,
+            }
+        } else if self.is_op("{") {
+            let body = self.block()?;
+            StmtKind::If {
+                cond: Expr {
+                    kind: ExprKind::Lit(Lit::Bool(true)),
+                    pos,
+                },
+                then: body,
+                otherwise: Vec::new(),
+            }
+        } else {
+            let first = self.statement_expr()?;
+            if self.is_op(",") && matches!(first.kind, ExprKind::Ident(_)) {
+                // a, b = ...
+                let mut targets = vec![first];
+                while self.eat_op(",") {
+                    let p = self.pos();
+                    targets.push(Expr {
+                        kind: ExprKind::Ident(self.ident()?),
+                        pos: p,
+                    });
+                }
+                self.expect_op("=")?;
+                let vpos = self.pos();
+                let mut values = self.expr_list()?;
+                let value = if values.len() == 1 {
+                    values.pop().expect("one")
+                } else {
+                    Expr {
+                        kind: ExprKind::Tuple(values),
+                        pos: vpos,
+                    }
+                };
+                StmtKind::Assign { targets, value }
+            } else if self.is_op("=")
+                && matches!(
+                    first.kind,
+                    ExprKind::Ident(_)
+                        | ExprKind::Index { .. }
+                        | ExprKind::Method { args: None, .. }
+                )
+            {
+                self.next();
+                let value = self.expr()?;
+                StmtKind::Assign {
+                    targets: vec![first],
+                    value,
+                }
+            } else {
+                StmtKind::Expr(first)
+            }
+        };
+        Ok(Stmt { kind, pos })
+    }
+
+    fn params(&mut self) -> Result<Vec<String>, ParseError> {
+        self.expect_op("(")?;
+        let mut params = Vec::new();
+        if !self.eat_op(")") {
+            loop {
+                // `mutable x` / `const x` qualifiers.
+                if (self.is_kw("mutable") || self.is_kw("const"))
+                    && matches!(self.peek_at(1), Tok::Ident(_))
+                {
+                    self.next();
+                }
+                params.push(self.ident()?);
+                if self.eat_op(")") {
+                    break;
+                }
+                self.expect_op(",")?;
+            }
+        }
+        Ok(params)
+    }
+
+    fn function_body(&mut self) -> Result<Vec<Stmt>, ParseError> {
+        if self.eat_op(":") {
+            let pos = self.pos();
+            let e = self.expr()?;
+            return Ok(vec![Stmt {
+                kind: StmtKind::Return(Some(e)),
+                pos,
+            }]);
+        }
+        if !self.is_op("{") {
+            return Err(self.err(format!(
+                "expected '{{' or ':' to start the function body, found {}",
+                describe(self.peek())
+            )));
+        }
+        self.block()
+    }
+
+    // ---- expressions ----
+
+    fn expr_list(&mut self) -> Result<Vec<Expr>, ParseError> {
+        let mut out = vec![self.expr()?];
+        while self.eat_op(",") {
+            out.push(self.expr()?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn expr(&mut self) -> Result<Expr, ParseError> {
+        self.enter()?;
+        let saved = std::mem::replace(&mut self.eq_assigns, false);
+        let e = self.binary(0);
+        self.eq_assigns = saved;
+        self.depth -= 1;
+        e
+    }
+
+    /// The expression that starts a statement: a following `=` is an assignment.
+    fn statement_expr(&mut self) -> Result<Expr, ParseError> {
+        self.enter()?;
+        self.eq_assigns = true;
+        let e = self.binary(0);
+        self.eq_assigns = false;
+        self.depth -= 1;
+        e
+    }
+
+    fn binary(&mut self, min: u8) -> Result<Expr, ParseError> {
+        let mut left = self.unary()?;
+        while let Some((prec, op)) = binary_prec(self.peek()) {
+            if prec <= min || (op == "=" && self.eq_assigns) {
+                break;
+            }
+            let pos = self.pos();
+            self.next();
+            let right = self.binary(prec)?;
+            left = Expr {
+                kind: ExprKind::Binary {
+                    op,
+                    left: Box::new(left),
+                    right: Box::new(right),
+                },
+                pos,
+            };
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Expr, ParseError> {
+        let pos = self.pos();
+        for op in ["-", "!"] {
+            if self.is_op(op) {
+                self.next();
+                self.enter()?;
+                let e = self.unary()?;
+                self.depth -= 1;
+                // `-1` is a literal, so `x -1` style vectors and constant folding stay simple.
+                if let (ExprKind::Lit(Lit::Int(v, s)), "-") = (&e.kind, op) {
+                    return Ok(Expr {
+                        kind: ExprKind::Lit(Lit::Int(-v, *s)),
+                        pos,
+                    });
+                }
+                if let (ExprKind::Lit(Lit::Double(v, s)), "-") = (&e.kind, op) {
+                    return Ok(Expr {
+                        kind: ExprKind::Lit(Lit::Double(-v, *s)),
+                        pos,
+                    });
+                }
+                let op = if op == "-" { "neg" } else { "not" };
+                return Ok(Expr {
+                    kind: ExprKind::Unary {
+                        op,
+                        expr: Box::new(e),
+                    },
+                    pos,
+                });
+            }
+        }
+        if self.is_kw("not") {
+            self.next();
+            let e = self.unary()?;
+            return Ok(Expr {
+                kind: ExprKind::Unary {
+                    op: "not",
+                    expr: Box::new(e),
+                },
+                pos,
+            });
+        }
+        self.postfix()
+    }
+
+    fn args(&mut self, close: &str) -> Result<Vec<Arg>, ParseError> {
+        let mut out = Vec::new();
+        if self.eat_op(close) {
+            return Ok(out);
+        }
+        loop {
+            let name = match (self.peek().clone(), self.peek_at(1).clone()) {
+                (Tok::Ident(n), Tok::Op("=")) => {
+                    self.next();
+                    self.next();
+                    Some(n)
+                }
+                _ => None,
+            };
+            let value = if self.is_op("*") && matches!(self.peek_at(1), Tok::Op(")")) {
+                let pos = self.pos();
+                self.next();
+                Expr {
+                    kind: ExprKind::Star,
+                    pos,
+                }
+            } else {
+                self.expr()?
+            };
+            out.push(Arg { name, value });
+            if self.eat_op(close) {
+                return Ok(out);
+            }
+            self.expect_op(",")?;
+        }
+    }
+
+    fn postfix(&mut self) -> Result<Expr, ParseError> {
+        let mut e = self.primary()?;
+        loop {
+            let pos = self.pos();
+            let same_line = !self.toks[self.i].newline_before;
+            if same_line && self.is_op("(") {
+                self.next();
+                let args = self.args(")")?;
+                e = Expr {
+                    kind: ExprKind::Call {
+                        func: Box::new(e),
+                        args,
+                    },
+                    pos,
+                };
+            } else if same_line
+                && self.is_op("{")
+                && matches!(e.kind, ExprKind::Ident(_) | ExprKind::Method { .. })
+            {
+                self.next();
+                let mut args = Vec::new();
+                if !self.eat_op("}") {
+                    loop {
+                        if self.is_op(",") || self.is_op("}") {
+                            args.push(None);
+                        } else {
+                            args.push(Some(self.expr()?));
+                        }
+                        if self.eat_op("}") {
+                            break;
+                        }
+                        self.expect_op(",")?;
+                    }
+                }
+                e = Expr {
+                    kind: ExprKind::Partial {
+                        func: Box::new(e),
+                        args,
+                    },
+                    pos,
+                };
+            } else if same_line && self.is_op("[") {
+                self.next();
+                let index = self.expr_list()?;
+                self.expect_op("]")?;
+                e = Expr {
+                    kind: ExprKind::Index {
+                        obj: Box::new(e),
+                        index,
+                    },
+                    pos,
+                };
+            } else if self.is_op(".") && matches!(self.peek_at(1), Tok::Ident(_)) {
+                self.next();
+                let name = self.ident()?;
+                let args = if !self.toks[self.i].newline_before && self.is_op("(") {
+                    self.next();
+                    Some(self.args(")")?)
+                } else {
+                    None
+                };
+                e = Expr {
+                    kind: ExprKind::Method {
+                        obj: Box::new(e),
+                        name,
+                        args,
+                    },
+                    pos,
+                };
+            } else if self.is_kw("as") {
+                self.next();
+                let name = self.ident()?;
+                e = Expr {
+                    kind: ExprKind::Alias {
+                        expr: Box::new(e),
+                        name,
+                    },
+                    pos,
+                };
+            } else {
+                return Ok(e);
+            }
+        }
+    }
+
+    fn literal(&mut self) -> Option<Lit> {
+        let lit = match self.peek().clone() {
+            Tok::Int(v, s) => Lit::Int(v, s),
+            Tok::Double(v, s) => Lit::Double(v, s),
+            Tok::Str(s) => Lit::Str(s),
+            Tok::Symbol(s) => Lit::Symbol(s),
+            Tok::Temporal(t, v) => Lit::Temporal(t, v),
+            Tok::Ident(s) if s == "NULL" => Lit::Null,
+            _ => return None,
+        };
+        self.next();
+        Some(lit)
+    }
+
+    fn primary_no_postfix(&mut self) -> Result<Expr, ParseError> {
+        let pos = self.pos();
+        Ok(Expr {
+            kind: ExprKind::Ident(self.ident()?),
+            pos,
+        })
+    }
+
+    fn primary(&mut self) -> Result<Expr, ParseError> {
+        let pos = self.pos();
+        if is_literal(self.peek()) {
+            let first = Expr {
+                kind: ExprKind::Lit(self.literal().expect("checked")),
+                pos,
+            };
+            // Literals side by side form a vector: `1 2 3`, `2023.01.01 2023.01.02`.
+            if is_literal(self.peek()) && !self.toks[self.i].newline_before {
+                let mut items = vec![first];
+                while is_literal(self.peek()) && !self.toks[self.i].newline_before {
+                    let p = self.pos();
+                    items.push(Expr {
+                        kind: ExprKind::Lit(self.literal().expect("checked")),
+                        pos: p,
+                    });
+                }
+                return Ok(Expr {
+                    kind: ExprKind::Vector(items),
+                    pos,
+                });
+            }
+            return Ok(first);
+        }
+        match self.peek().clone() {
+            Tok::SymbolVec(v) => {
+                self.next();
+                Ok(Expr {
+                    kind: ExprKind::Lit(Lit::SymbolVec(v)),
+                    pos,
+                })
+            }
+            Tok::Op("(") => {
+                self.next();
+                self.enter()?;
+                if self.eat_op(")") {
+                    self.depth -= 1;
+                    return Ok(Expr {
+                        kind: ExprKind::Tuple(Vec::new()),
+                        pos,
+                    });
+                }
+                let first = self.expr()?;
+                let e = if self.is_op(",") {
+                    let mut items = vec![first];
+                    while self.eat_op(",") {
+                        items.push(self.expr()?);
+                    }
+                    Expr {
+                        kind: ExprKind::Tuple(items),
+                        pos,
+                    }
+                } else {
+                    first
+                };
+                self.expect_op(")")?;
+                self.depth -= 1;
+                // `(x, y) -> body` lambdas.
+                if self.is_op("->") {
+                    let params = match &e.kind {
+                        ExprKind::Ident(n) => vec![n.clone()],
+                        ExprKind::Tuple(items) => items
+                            .iter()
+                            .map(|i| match &i.kind {
+                                ExprKind::Ident(n) => Ok(n.clone()),
+                                _ => Err(ParseError {
+                                    pos: i.pos,
+                                    message: "lambda parameters must be names".into(),
+                                }),
+                            })
+                            .collect::<Result<_, _>>()?,
+                        _ => return Err(self.err("lambda parameters must be names")),
+                    };
+                    self.next();
+                    let bpos = self.pos();
+                    let body = vec![Stmt {
+                        kind: StmtKind::Return(Some(self.expr()?)),
+                        pos: bpos,
+                    }];
+                    return Ok(Expr {
+                        kind: ExprKind::Lambda { params, body },
+                        pos,
+                    });
+                }
+                Ok(e)
+            }
+            Tok::Op("[") => {
+                self.next();
+                self.enter()?;
+                let items = if self.is_op("]") {
+                    Vec::new()
+                } else {
+                    self.expr_list()?
+                };
+                self.expect_op("]")?;
+                self.depth -= 1;
+                Ok(Expr {
+                    kind: ExprKind::Vector(items),
+                    pos,
+                })
+            }
+            Tok::Op("{") => {
+                self.next();
+                self.enter()?;
+                let mut entries = Vec::new();
+                if !self.eat_op("}") {
+                    loop {
+                        let k = self.binary(15)?;
+                        self.expect_op(":")?;
+                        let v = self.expr()?;
+                        entries.push((k, v));
+                        if self.eat_op("}") {
+                            break;
+                        }
+                        self.expect_op(",")?;
+                    }
+                }
+                self.depth -= 1;
+                Ok(Expr {
+                    kind: ExprKind::Dict(entries),
+                    pos,
+                })
+            }
+            Tok::Ident(name) => {
+                let lower = name.to_ascii_lowercase();
+                match lower.as_str() {
+                    "true" | "false" => {
+                        self.next();
+                        Ok(Expr {
+                            kind: ExprKind::Lit(Lit::Bool(lower == "true")),
+                            pos,
+                        })
+                    }
+                    "null" if name == "NULL" => {
+                        self.next();
+                        Ok(Expr {
+                            kind: ExprKind::Lit(Lit::Null),
+                            pos,
+                        })
+                    }
+                    "def" => {
+                        self.next();
+                        let params = self.params()?;
+                        let body = self.function_body()?;
+                        Ok(Expr {
+                            kind: ExprKind::Lambda { params, body },
+                            pos,
+                        })
+                    }
+                    "select" | "exec" => self.select(lower == "exec"),
+                    _ => {
+                        self.next();
+                        if self.is_op("->") {
+                            self.next();
+                            let bpos = self.pos();
+                            let body = vec![Stmt {
+                                kind: StmtKind::Return(Some(self.expr()?)),
+                                pos: bpos,
+                            }];
+                            return Ok(Expr {
+                                kind: ExprKind::Lambda {
+                                    params: vec![name],
+                                    body,
+                                },
+                                pos,
+                            });
+                        }
+                        Ok(Expr {
+                            kind: ExprKind::Ident(name),
+                            pos,
+                        })
+                    }
+                }
+            }
+            t => Err(self.err(format!("Cannot recognize the token {}", describe(&t)))),
+        }
+    }
+
+    fn select_item(&mut self) -> Result<Expr, ParseError> {
+        if self.is_op("*") {
+            let pos = self.pos();
+            self.next();
+            return Ok(Expr {
+                kind: ExprKind::Star,
+                pos,
+            });
+        }
+        self.expr()
+    }
+
+    fn by_list(&mut self) -> Result<Vec<Expr>, ParseError> {
+        self.expect_kw("by")?;
+        self.expr_list()
+    }
+
+    fn select(&mut self, exec: bool) -> Result<Expr, ParseError> {
+        let pos = self.pos();
+        self.next();
+        self.enter()?;
+        let top = if self.is_kw("top") {
+            self.next();
+            Some(self.unary()?)
+        } else {
+            None
+        };
+        let mut items = vec![self.select_item()?];
+        while self.eat_op(",") {
+            items.push(self.select_item()?);
+        }
+        self.expect_kw("from")?;
+        let from = self.postfix()?;
+        let mut s = Select {
+            exec,
+            top,
+            items,
+            from,
+            filters: Vec::new(),
+            group_by: Vec::new(),
+            context_by: Vec::new(),
+            having: None,
+            order_by: Vec::new(),
+            limit: None,
+        };
+        loop {
+            if self.is_kw("where") {
+                self.next();
+                s.filters = self.expr_list()?;
+            } else if self.is_kw("group") {
+                self.next();
+                s.group_by = self.by_list()?;
+            } else if self.is_kw("context") {
+                self.next();
+                s.context_by = self.by_list()?;
+            } else if self.is_kw("having") {
+                self.next();
+                s.having = Some(self.expr()?);
+            } else if self.is_kw("order") {
+                self.next();
+                self.expect_kw("by")?;
+                loop {
+                    let e = self.expr()?;
+                    let asc = if self.is_kw("desc") {
+                        self.next();
+                        false
+                    } else {
+                        if self.is_kw("asc") {
+                            self.next();
+                        }
+                        true
+                    };
+                    s.order_by.push((e, asc));
+                    if !self.eat_op(",") {
+                        break;
+                    }
+                }
+            } else if self.is_kw("limit") {
+                self.next();
+                s.limit = Some(self.unary()?);
+            } else {
+                break;
+            }
+        }
+        self.depth -= 1;
+        Ok(Expr {
+            kind: ExprKind::Select(Box::new(s)),
+            pos,
+        })
+    }
+}
+
+/// Parses a whole script.
+pub fn parse(src: &str) -> Result<Vec<Stmt>, ParseError> {
+    let toks = lex(src)?;
+    let mut p = Parser {
+        toks,
+        i: 0,
+        depth: 0,
+        eq_assigns: false,
+    };
+    p.program()
+}
+
+/// Parses one expression (e.g. the function field of an API `function` request).
+pub fn parse_expr(src: &str) -> Result<Expr, ParseError> {
+    let toks = lex(src)?;
+    let mut p = Parser {
+        toks,
+        i: 0,
+        depth: 0,
+        eq_assigns: false,
+    };
+    let e = p.expr()?;
+    if !matches!(p.peek(), Tok::Eof) {
+        return Err(p.err(format!(
+            "unexpected {} after the expression",
+            describe(p.peek())
+        )));
+    }
+    Ok(e)
+}
