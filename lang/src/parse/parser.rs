@@ -555,7 +555,8 @@ impl Parser {
     fn postfix(&mut self) -> Result<Expr, ParseError> {
         let mut e = self.primary()?;
         loop {
-            let pos = self.pos();
+            // Calls, methods and indexing are positioned where the whole expression starts.
+            let pos = e.pos;
             let same_line = !self.toks[self.i].newline_before;
             if same_line && self.is_op("(") {
                 self.next();

@@ -1,0 +1,841 @@
+//! Built-in functions. Unknown names, wrong argument counts and wrong types give
+//! DolphinDB-style messages naming the function.
+
+use std::rc::Rc;
+
+use storage::column::{Column, ColumnData};
+use storage::types::{null, DataType};
+
+use super::interp::{to_vector, Interp};
+use super::ops::{self, from_num, to_num, Num};
+use super::value::{Table, Value};
+use super::EvalError;
+use crate::parse::ast::{Expr, ExprKind};
+use crate::parse::Pos;
+
+const NAMES: &[&str] = &[
+    "login",
+    "logout",
+    "version",
+    "print",
+    "typestr",
+    "size",
+    "count",
+    "take",
+    "til",
+    "seq",
+    "rand",
+    "round",
+    "lpad",
+    "string",
+    "int",
+    "long",
+    "double",
+    "date",
+    "join",
+    "join!",
+    "cj",
+    "table",
+    "first",
+    "last",
+    "max",
+    "min",
+    "sum",
+    "avg",
+    "mean",
+    "neg",
+    "not",
+    "abs",
+    "sqrt",
+    "isNull",
+    "cumsum",
+    "sort",
+    "distinct",
+    "upper",
+    "lower",
+    "strlen",
+    "in",
+    "cast",
+    "existsDatabase",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "database",
+    "dropDatabase",
+    "loadTable",
+    "createPartitionedTable",
+    "existsTable",
+    "append!",
+    "tableInsert",
+];
+
+/// Most elements a generator (`take`, `til`, `rand`, `seq`) may produce: a guard until
+/// per-session memory accounting (`maxMemSize`) arrives.
+pub const GENERATED_ROWS_MAX: i64 = 1 << 28;
+
+fn bounded(name: &str, n: i64) -> Result<usize, EvalError> {
+    if n > GENERATED_ROWS_MAX {
+        return Err(EvalError::msg(format!(
+            "The function [{name}] would create {n} elements, more than {GENERATED_ROWS_MAX}"
+        )));
+    }
+    Ok(n.max(0) as usize)
+}
+
+/// Whether `name` is a built-in function.
+pub fn is_builtin(name: &str) -> bool {
+    NAMES.contains(&name)
+}
+
+fn arity(name: &str, args: &[Value], lo: usize, hi: usize) -> Result<(), EvalError> {
+    if args.len() < lo || args.len() > hi {
+        let want = if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo} to {hi}")
+        };
+        return Err(EvalError::msg(format!(
+            "The function [{name}] expects {want} argument(s), but the actual number of arguments is {}",
+            args.len()
+        )));
+    }
+    Ok(())
+}
+
+fn col<'a>(name: &str, v: &'a Value) -> Result<&'a Column, EvalError> {
+    v.column().ok_or_else(|| {
+        EvalError::msg(format!(
+            "The function [{name}] does not accept a {} argument",
+            v.typestr()
+        ))
+    })
+}
+
+fn same_form(template: &Value, c: Column) -> Value {
+    match template {
+        Value::Scalar(_) => Value::Scalar(c),
+        _ => Value::Vector(c),
+    }
+}
+
+/// A scalar as an integer.
+pub fn scalar_i64(v: &Value) -> Result<i64, EvalError> {
+    match v.column() {
+        Some(c) if c.len() == 1 => match to_num(c).map_err(EvalError::msg)? {
+            Num::I(x) => Ok(x[0]),
+            Num::F(x) => Ok(x[0] as i64),
+        },
+        _ => Err(EvalError::msg(format!(
+            "expected an integer scalar, got {}",
+            v.typestr()
+        ))),
+    }
+}
+
+/// A scalar as a string.
+pub fn scalar_string(v: &Value) -> Result<String, EvalError> {
+    match v.column() {
+        Some(c) if c.len() == 1 => match c.bytes_at(0) {
+            Some(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+            None => Ok(render(c, 0)),
+        },
+        _ => Err(EvalError::msg(format!(
+            "expected a string scalar, got {}",
+            v.typestr()
+        ))),
+    }
+}
+
+/// Value `i` of a column as DolphinDB prints it.
+pub fn render(c: &Column, i: usize) -> String {
+    if let Some(b) = c.bytes_at(i) {
+        return String::from_utf8_lossy(b).into_owned();
+    }
+    match &c.data {
+        ColumnData::F64(v) if v[i] == null::F64 => String::new(),
+        ColumnData::F64(v) => format!("{}", v[i]),
+        ColumnData::F32(v) => format!("{}", v[i]),
+        _ => match to_num(c) {
+            Ok(Num::I(v)) if v[i] == i64::MIN => String::new(),
+            Ok(Num::I(v)) => v[i].to_string(),
+            _ => String::new(),
+        },
+    }
+}
+
+/// Element `i` of a vector-like value.
+pub fn element(v: &Value, i: usize) -> Result<Value, EvalError> {
+    match v {
+        Value::Vector(c) => Ok(Value::Scalar(c.slice(i, i + 1))),
+        Value::Scalar(c) => Ok(Value::Scalar(c.clone())),
+        Value::Tuple(items) => items
+            .get(i)
+            .cloned()
+            .ok_or_else(|| EvalError::msg("index out of range")),
+        Value::Pair(a, b) => Ok(if i == 0 { (**a).clone() } else { (**b).clone() }),
+        _ => Err(EvalError::msg(format!(
+            "cannot iterate over a {}",
+            v.typestr()
+        ))),
+    }
+}
+
+/// `v[idx]`.
+pub fn index(v: &Value, idx: &Value) -> Result<Value, EvalError> {
+    match (v, idx) {
+        (Value::Table(t), _) => {
+            let name = scalar_string(idx)?;
+            t.column(&name)
+                .map(|c| Value::Vector(c.clone()))
+                .ok_or_else(|| EvalError::msg(format!("the table has no column {name}")))
+        }
+        (Value::Dict(d), _) => Ok(d.get(&scalar_string(idx)?).cloned().unwrap_or(Value::Void)),
+        (_, Value::Scalar(_)) => element(v, scalar_i64(idx)? as usize),
+        _ => Err(EvalError::msg("unsupported indexing")),
+    }
+}
+
+/// Converts a column to `ty` (numeric and temporal conversions).
+pub fn cast(c: &Column, ty: DataType) -> Result<Column, EvalError> {
+    if c.ty == ty {
+        return Ok(c.clone());
+    }
+    if ty == DataType::String || ty == DataType::Symbol {
+        let strs: Vec<String> = (0..c.len()).map(|i| render(c, i)).collect();
+        return Ok(Column::from_strings(ty, &strs));
+    }
+    let n = to_num(c).map_err(|e| {
+        EvalError::msg(format!(
+            "cannot convert {} to {}: {e}",
+            c.ty.name(),
+            ty.name()
+        ))
+    })?;
+    let n = match (n, ty) {
+        (Num::F(v), DataType::Int | DataType::Long | DataType::Short) => Num::I(
+            v.iter()
+                .map(|x| {
+                    if x.is_nan() {
+                        i64::MIN
+                    } else {
+                        x.round() as i64
+                    }
+                })
+                .collect(),
+        ),
+        (n, _) => n,
+    };
+    Ok(from_num(n, ty))
+}
+
+fn aggregate(name: &str, c: &Column) -> Result<Column, EvalError> {
+    let n = c.len();
+    if name == "count" {
+        return Ok(Column {
+            ty: DataType::Long,
+            data: ColumnData::I64(vec![n as i64]),
+        });
+    }
+    if matches!(name, "first" | "last") {
+        return Ok(if n == 0 {
+            c.clone()
+        } else if name == "first" {
+            c.slice(0, 1)
+        } else {
+            c.slice(n - 1, n)
+        });
+    }
+    let num = to_num(c).map_err(|e| EvalError::msg(format!("The function [{name}] {e}")))?;
+    let f: Vec<f64> = match &num {
+        Num::I(v) => v
+            .iter()
+            .filter(|x| **x != i64::MIN)
+            .map(|x| *x as f64)
+            .collect(),
+        Num::F(v) => v.iter().filter(|x| !x.is_nan()).copied().collect(),
+    };
+    let out = match name {
+        "sum" => {
+            if let Num::I(v) = &num {
+                let s: i64 = v.iter().filter(|x| **x != i64::MIN).sum();
+                return Ok(from_num(Num::I(vec![s]), DataType::Long));
+            }
+            f.iter().sum::<f64>()
+        }
+        "avg" | "mean" => {
+            if f.is_empty() {
+                f64::NAN
+            } else {
+                f.iter().sum::<f64>() / f.len() as f64
+            }
+        }
+        "max" | "min" => {
+            let pick = f.iter().copied().fold(None, |acc: Option<f64>, x| {
+                Some(match acc {
+                    None => x,
+                    Some(a) => {
+                        if name == "max" {
+                            a.max(x)
+                        } else {
+                            a.min(x)
+                        }
+                    }
+                })
+            });
+            return Ok(from_num(Num::F(vec![pick.unwrap_or(f64::NAN)]), c.ty));
+        }
+        _ => {
+            return Err(EvalError::msg(format!(
+                "The function [{name}] is not an aggregate"
+            )))
+        }
+    };
+    Ok(from_num(Num::F(vec![out]), DataType::Double))
+}
+
+/// Column names for `table(...)` arguments: a variable keeps its name, `x as n` takes `n`.
+fn column_name(expr: Option<&(Option<String>, Expr)>, i: usize) -> String {
+    match expr.map(|(_, e)| &e.kind) {
+        Some(ExprKind::Ident(n)) => n.clone(),
+        Some(ExprKind::Alias { name, .. }) => name.clone(),
+        _ => format!("col{}", i + 1),
+    }
+}
+
+fn dfs_unsupported(name: &str) -> EvalError {
+    EvalError::msg(format!(
+        "The function [{name}] needs DFS databases, which this build of Porpoise does not serve yet"
+    ))
+}
+
+fn table_value(t: Table) -> Value {
+    Value::Table(Rc::new(t))
+}
+
+/// Calls built-in `name`.
+pub fn call(
+    it: &mut Interp,
+    name: &str,
+    args: Vec<Value>,
+    exprs: &[(Option<String>, Expr)],
+    _pos: Pos,
+) -> Result<Value, EvalError> {
+    match name {
+        "login" => {
+            arity(name, &args, 2, 3)?;
+            let (user, pass) = (scalar_string(&args[0])?, scalar_string(&args[1])?);
+            if user != "admin" || pass != "123456" {
+                return Err(EvalError::msg("The user name or password is incorrect."));
+            }
+            it.user = Some(user);
+            Ok(Value::Void)
+        }
+        "logout" => {
+            it.user = None;
+            Ok(Value::Void)
+        }
+        "version" => Ok(Value::string(&format!(
+            "porpoise {}",
+            env!("CARGO_PKG_VERSION")
+        ))),
+        "print" => {
+            let text = args.iter().map(|a| match a.column() {
+                Some(c) => (0..c.len())
+                    .map(|i| render(c, i))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                None => a.typestr(),
+            });
+            it.output.push(text.collect::<Vec<_>>().join(" "));
+            Ok(Value::Void)
+        }
+        "typestr" => {
+            arity(name, &args, 1, 1)?;
+            Ok(Value::string(&args[0].typestr()))
+        }
+        "size" | "count" if args.len() == 1 && !matches!(args[0], Value::Void) => {
+            Ok(Value::int(args[0].size() as i64))
+        }
+        "til" => {
+            arity(name, &args, 1, 1)?;
+            let n = bounded(name, scalar_i64(&args[0])?)?;
+            Ok(Value::Vector(Column {
+                ty: DataType::Int,
+                data: ColumnData::I32((0..n as i32).collect()),
+            }))
+        }
+        "seq" => {
+            arity(name, &args, 2, 2)?;
+            let (a, b) = (col(name, &args[0])?, col(name, &args[1])?);
+            let (x, y) = (scalar_i64(&args[0])?, scalar_i64(&args[1])?);
+            bounded(
+                name,
+                (y as i128 - x as i128).unsigned_abs().min(i64::MAX as u128) as i64,
+            )?;
+            let vals: Vec<i64> = if x <= y {
+                (x..=y).collect()
+            } else {
+                (y..=x).rev().collect()
+            };
+            let ty = if a.ty == b.ty && a.ty != DataType::Long {
+                a.ty
+            } else {
+                DataType::Long
+            };
+            Ok(Value::Vector(from_num(
+                Num::I(vals),
+                if ty == DataType::Bool {
+                    DataType::Int
+                } else {
+                    ty
+                },
+            )))
+        }
+        "take" => {
+            arity(name, &args, 2, 2)?;
+            let n = bounded(name, scalar_i64(&args[1])?)?;
+            let c = col(name, &args[0])?;
+            if c.is_empty() {
+                return Err(EvalError::msg(
+                    "The function [take] cannot take from an empty vector",
+                ));
+            }
+            let mut out = Column::empty(c.ty);
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(c.len());
+                out.append(&c.slice(0, k)).map_err(EvalError::msg)?;
+                left -= k;
+            }
+            Ok(Value::Vector(out))
+        }
+        "rand" => {
+            arity(name, &args, 2, 2)?;
+            let n = bounded(name, scalar_i64(&args[1])?)?;
+            let c = col(name, &args[0])?;
+            if matches!(args[0], Value::Vector(_)) {
+                let mut idx = Vec::with_capacity(n);
+                for _ in 0..n {
+                    idx.push(it.rng.below(c.len().max(1) as u64) as usize);
+                }
+                return Ok(Value::Vector(gather(c, &idx)));
+            }
+            match to_num(c).map_err(EvalError::msg)? {
+                Num::F(x) => Ok(Value::Vector(from_num(
+                    Num::F(
+                        (0..n)
+                            .map(|_| (it.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * x[0])
+                            .collect(),
+                    ),
+                    DataType::Double,
+                ))),
+                Num::I(x) => Ok(Value::Vector(from_num(
+                    Num::I(
+                        (0..n)
+                            .map(|_| it.rng.below(x[0].max(1) as u64) as i64)
+                            .collect(),
+                    ),
+                    c.ty,
+                ))),
+            }
+        }
+        "round" => {
+            arity(name, &args, 1, 2)?;
+            let digits = if args.len() == 2 {
+                scalar_i64(&args[1])?
+            } else {
+                0
+            };
+            let c = col(name, &args[0])?;
+            let scale = 10f64.powi(digits as i32);
+            let Num::F(v) = to_num(c).map_err(EvalError::msg)? else {
+                return Ok(args[0].clone());
+            };
+            Ok(same_form(
+                &args[0],
+                from_num(
+                    Num::F(v.iter().map(|x| (x * scale).round() / scale).collect()),
+                    DataType::Double,
+                ),
+            ))
+        }
+        "lpad" => {
+            arity(name, &args, 2, 3)?;
+            let c = col(name, &args[0])?;
+            let len = scalar_i64(&args[1])?.max(0) as usize;
+            let pad = if args.len() == 3 {
+                scalar_string(&args[2])?
+            } else {
+                " ".into()
+            };
+            let pad = pad.chars().next().unwrap_or(' ');
+            let out: Vec<String> = (0..c.len())
+                .map(|i| {
+                    let s = render(c, i);
+                    let n = s.chars().count();
+                    if n >= len {
+                        s
+                    } else {
+                        std::iter::repeat_n(pad, len - n).chain(s.chars()).collect()
+                    }
+                })
+                .collect();
+            Ok(same_form(
+                &args[0],
+                Column::from_strings(DataType::String, &out),
+            ))
+        }
+        "string" | "int" | "long" | "double" => {
+            arity(name, &args, 1, 1)?;
+            let ty = match name {
+                "string" => DataType::String,
+                "int" => DataType::Int,
+                "long" => DataType::Long,
+                _ => DataType::Double,
+            };
+            Ok(same_form(&args[0], cast(col(name, &args[0])?, ty)?))
+        }
+        "cast" => {
+            arity(name, &args, 2, 2)?;
+            let Value::Type(t) = args[1] else {
+                return Err(EvalError::msg("cast needs a type"));
+            };
+            Ok(same_form(&args[0], cast(col(name, &args[0])?, t)?))
+        }
+        "date" => {
+            arity(name, &args, 1, 1)?;
+            let c = col(name, &args[0])?;
+            let per_day: i64 = match c.ty {
+                DataType::Date => 1,
+                DataType::DateTime => 86_400,
+                DataType::Timestamp => 86_400_000,
+                DataType::NanoTimestamp => 86_400_000_000_000,
+                t => {
+                    return Err(EvalError::msg(format!(
+                        "The function [date] does not accept a {} argument",
+                        t.name()
+                    )))
+                }
+            };
+            let Num::I(v) = to_num(c).map_err(EvalError::msg)? else {
+                unreachable!()
+            };
+            let days = v
+                .iter()
+                .map(|x| {
+                    if *x == i64::MIN {
+                        i64::MIN
+                    } else {
+                        x.div_euclid(per_day)
+                    }
+                })
+                .collect();
+            Ok(same_form(&args[0], from_num(Num::I(days), DataType::Date)))
+        }
+        "join" | "join!" => {
+            arity(name, &args, 2, 2)?;
+            match (&args[0], &args[1]) {
+                (Value::Table(a), Value::Table(b)) => {
+                    if a.rows() != b.rows() {
+                        return Err(EvalError::msg(format!(
+                            "The function [{name}] needs tables of the same size ({} vs {})",
+                            a.rows(),
+                            b.rows()
+                        )));
+                    }
+                    let mut t = (**a).clone();
+                    t.columns.extend(b.columns.iter().cloned());
+                    let v = table_value(t);
+                    if name == "join!" {
+                        if let Some((_, e)) = exprs.first() {
+                            if let ExprKind::Ident(var) = &e.kind {
+                                let _ = var; // the caller rebinds through the returned value
+                            }
+                        }
+                    }
+                    Ok(v)
+                }
+                _ => to_vector(vec![args[0].clone(), args[1].clone()]),
+            }
+        }
+        "cj" => {
+            arity(name, &args, 2, 2)?;
+            let (Value::Table(a), Value::Table(b)) = (&args[0], &args[1]) else {
+                return Err(EvalError::msg("The function [cj] needs two tables"));
+            };
+            let (n, m) = (a.rows(), b.rows());
+            let left: Vec<usize> = (0..n).flat_map(|i| std::iter::repeat_n(i, m)).collect();
+            let right: Vec<usize> = (0..n).flat_map(|_| 0..m).collect();
+            let mut columns: Vec<(String, Column)> = a
+                .columns
+                .iter()
+                .map(|(k, c)| (k.clone(), gather(c, &left)))
+                .collect();
+            columns.extend(
+                b.columns
+                    .iter()
+                    .map(|(k, c)| (k.clone(), gather(c, &right))),
+            );
+            Ok(table_value(Table { columns }))
+        }
+        "table" => {
+            // table(1:0, colNames, colTypes): an empty table with a schema.
+            if let (3, Value::Pair(..)) = (args.len(), &args[0]) {
+                let names = args[1]
+                    .column()
+                    .ok_or_else(|| EvalError::msg("table: column names must be a vector"))?;
+                let Value::Tuple(types) = &args[2] else {
+                    return Err(EvalError::msg(
+                        "table: column types must be a vector of types",
+                    ));
+                };
+                let mut columns = Vec::new();
+                for (i, t) in types.iter().enumerate() {
+                    let Value::Type(t) = t else {
+                        return Err(EvalError::msg("table: column types must be types"));
+                    };
+                    let n = names
+                        .bytes_at(i)
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_else(|| format!("col{}", i + 1));
+                    columns.push((n, Column::empty(*t)));
+                }
+                return Ok(table_value(Table { columns }));
+            }
+            let mut columns = Vec::new();
+            for (i, a) in args.iter().enumerate() {
+                let c = a.column().ok_or_else(|| {
+                    EvalError::msg(format!(
+                        "table: argument {} is a {}, not a vector",
+                        i + 1,
+                        a.typestr()
+                    ))
+                })?;
+                columns.push((column_name(exprs.get(i), i), c.clone()));
+            }
+            if columns.windows(2).any(|w| w[0].1.len() != w[1].1.len()) {
+                return Err(EvalError::msg(
+                    "table: all columns must have the same length",
+                ));
+            }
+            Ok(table_value(Table { columns }))
+        }
+        "first" | "last" | "max" | "min" | "sum" | "avg" | "mean" | "count" => {
+            arity(name, &args, 1, 1)?;
+            let c = col(name, &args[0])?;
+            Ok(Value::Scalar(aggregate(name, c)?))
+        }
+        "add" | "sub" | "mul" | "div" => {
+            arity(name, &args, 2, 2)?;
+            let op = match name {
+                "add" => "+",
+                "sub" => "-",
+                "mul" => "*",
+                _ => "/",
+            };
+            let (a, b) = (col(name, &args[0])?, col(name, &args[1])?);
+            let c = ops::arith(op, a, b)?;
+            Ok(
+                if matches!((&args[0], &args[1]), (Value::Scalar(_), Value::Scalar(_))) {
+                    Value::Scalar(c)
+                } else {
+                    Value::Vector(c)
+                },
+            )
+        }
+        "neg" => {
+            let c = col(name, &args[0])?;
+            let zero = Column {
+                ty: DataType::Int,
+                data: ColumnData::I32(vec![0]),
+            };
+            Ok(same_form(&args[0], ops::arith("-", &zero, c)?))
+        }
+        "not" => {
+            let c = col(name, &args[0])?;
+            let zero = Column {
+                ty: DataType::Int,
+                data: ColumnData::I32(vec![0]),
+            };
+            Ok(same_form(&args[0], ops::compare("==", c, &zero)?))
+        }
+        "abs" | "sqrt" => {
+            let c = col(name, &args[0])?;
+            let out = match to_num(c).map_err(EvalError::msg)? {
+                Num::I(v) if name == "abs" => from_num(
+                    Num::I(
+                        v.iter()
+                            .map(|x| if *x == i64::MIN { *x } else { x.abs() })
+                            .collect(),
+                    ),
+                    c.ty,
+                ),
+                n => {
+                    let f: Vec<f64> = match n {
+                        Num::F(v) => v,
+                        Num::I(v) => v
+                            .iter()
+                            .map(|x| if *x == i64::MIN { f64::NAN } else { *x as f64 })
+                            .collect(),
+                    };
+                    from_num(
+                        Num::F(
+                            f.iter()
+                                .map(|x| if name == "abs" { x.abs() } else { x.sqrt() })
+                                .collect(),
+                        ),
+                        DataType::Double,
+                    )
+                }
+            };
+            Ok(same_form(&args[0], out))
+        }
+        "isNull" => {
+            let c = col(name, &args[0])?;
+            let v: Vec<i8> = (0..c.len())
+                .map(|i| match c.bytes_at(i) {
+                    Some(b) => b.is_empty() as i8,
+                    None => (ops::scalar_f64(c, i) == Some(f64::NEG_INFINITY)) as i8,
+                })
+                .collect();
+            Ok(same_form(
+                &args[0],
+                Column {
+                    ty: DataType::Bool,
+                    data: ColumnData::I8(v),
+                },
+            ))
+        }
+        "cumsum" => {
+            let c = col(name, &args[0])?;
+            let out = match to_num(c).map_err(EvalError::msg)? {
+                Num::I(v) => {
+                    let mut s = 0i64;
+                    from_num(
+                        Num::I(
+                            v.iter()
+                                .map(|x| {
+                                    if *x != i64::MIN {
+                                        s += x;
+                                    }
+                                    s
+                                })
+                                .collect(),
+                        ),
+                        DataType::Long,
+                    )
+                }
+                Num::F(v) => {
+                    let mut s = 0f64;
+                    from_num(
+                        Num::F(
+                            v.iter()
+                                .map(|x| {
+                                    if !x.is_nan() {
+                                        s += x;
+                                    }
+                                    s
+                                })
+                                .collect(),
+                        ),
+                        DataType::Double,
+                    )
+                }
+            };
+            Ok(Value::Vector(out))
+        }
+        "sort" | "distinct" => {
+            let c = col(name, &args[0])?;
+            let mut idx: Vec<usize> = (0..c.len()).collect();
+            idx.sort_by(|a, b| match (c.bytes_at(*a), c.bytes_at(*b)) {
+                (Some(x), Some(y)) => x.cmp(y),
+                _ => ops::scalar_f64(c, *a)
+                    .unwrap_or(0.0)
+                    .total_cmp(&ops::scalar_f64(c, *b).unwrap_or(0.0)),
+            });
+            if name == "distinct" {
+                idx.dedup_by(|a, b| render(c, *a) == render(c, *b));
+            }
+            Ok(Value::Vector(gather(c, &idx)))
+        }
+        "upper" | "lower" | "strlen" => {
+            let c = col(name, &args[0])?;
+            let strs: Vec<String> = (0..c.len()).map(|i| render(c, i)).collect();
+            Ok(same_form(
+                &args[0],
+                match name {
+                    "upper" => Column::from_strings(
+                        c.ty,
+                        &strs.iter().map(|s| s.to_uppercase()).collect::<Vec<_>>(),
+                    ),
+                    "lower" => Column::from_strings(
+                        c.ty,
+                        &strs.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>(),
+                    ),
+                    _ => Column {
+                        ty: DataType::Int,
+                        data: ColumnData::I32(strs.iter().map(|s| s.len() as i32).collect()),
+                    },
+                },
+            ))
+        }
+        "in" => {
+            arity(name, &args, 2, 2)?;
+            let (a, b) = (col(name, &args[0])?, col(name, &args[1])?);
+            let set: std::collections::HashSet<String> =
+                (0..b.len()).map(|i| render(b, i)).collect();
+            let v: Vec<i8> = (0..a.len())
+                .map(|i| set.contains(&render(a, i)) as i8)
+                .collect();
+            Ok(same_form(
+                &args[0],
+                Column {
+                    ty: DataType::Bool,
+                    data: ColumnData::I8(v),
+                },
+            ))
+        }
+        "existsDatabase"
+        | "database"
+        | "dropDatabase"
+        | "loadTable"
+        | "createPartitionedTable"
+        | "existsTable"
+        | "append!"
+        | "tableInsert" => Err(dfs_unsupported(name)),
+        _ => Err(EvalError::msg(format!(
+            "Syntax Error: Cannot recognize the token {name}"
+        ))),
+    }
+}
+
+/// Rows `idx` of `c`.
+pub fn gather(c: &Column, idx: &[usize]) -> Column {
+    let data = match &c.data {
+        ColumnData::I8(v) => ColumnData::I8(idx.iter().map(|i| v[*i]).collect()),
+        ColumnData::I16(v) => ColumnData::I16(idx.iter().map(|i| v[*i]).collect()),
+        ColumnData::I32(v) => ColumnData::I32(idx.iter().map(|i| v[*i]).collect()),
+        ColumnData::I64(v) => ColumnData::I64(idx.iter().map(|i| v[*i]).collect()),
+        ColumnData::F32(v) => ColumnData::F32(idx.iter().map(|i| v[*i]).collect()),
+        ColumnData::F64(v) => ColumnData::F64(idx.iter().map(|i| v[*i]).collect()),
+        ColumnData::Symbol { codes, base } => ColumnData::Symbol {
+            codes: idx.iter().map(|i| codes[*i]).collect(),
+            base: base.clone(),
+        },
+        ColumnData::Bytes { offsets, data } => {
+            let mut o = Vec::with_capacity(idx.len() + 1);
+            let mut d = Vec::new();
+            o.push(0);
+            for i in idx {
+                d.extend_from_slice(&data[offsets[*i] as usize..offsets[*i + 1] as usize]);
+                o.push(d.len() as u32);
+            }
+            ColumnData::Bytes {
+                offsets: o,
+                data: d,
+            }
+        }
+    };
+    Column { ty: c.ty, data }
+}

@@ -1,0 +1,572 @@
+//! Statement execution and expression evaluation.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use storage::column::{Column, ColumnData};
+use storage::types::DataType;
+
+use super::value::{Builtin, Function, Value};
+use super::{ops, EvalError};
+use crate::parse::ast::*;
+use crate::parse::{parse, Pos};
+
+/// Deepest call nesting: a guard against runaway recursion that fits a 2 MiB thread stack
+/// even in debug builds.
+pub const CALL_DEPTH_MAX: usize = 64;
+
+/// Evaluated arguments beside their (possibly named) expressions.
+pub(crate) type EvaluatedArgs = (Vec<Value>, Vec<(Option<String>, Expr)>);
+
+enum Flow {
+    Normal(Value),
+    Return(Value),
+}
+
+/// One session's interpreter: variables, printed output, and a seeded RNG.
+pub struct Interp {
+    globals: HashMap<String, Value>,
+    locals: Vec<HashMap<String, Value>>,
+    /// Text printed by `print`, in order (the server returns it as DolphinDB `MSG` blocks).
+    pub output: Vec<String>,
+    pub(crate) rng: rt::rand::Rng,
+    pub(crate) user: Option<String>,
+    depth: usize,
+}
+
+fn temporal_type(id: u8) -> DataType {
+    DataType::from_id(id).unwrap_or(DataType::Long)
+}
+
+pub(crate) fn lit_value(l: &Lit) -> Value {
+    match l {
+        Lit::Int(v, s) => match s {
+            Some('h') => Value::scalar(DataType::Short, ColumnData::I16(vec![*v as i16])),
+            Some('c') => Value::scalar(DataType::Char, ColumnData::I8(vec![*v as i8])),
+            Some('i') => Value::scalar(DataType::Int, ColumnData::I32(vec![*v as i32])),
+            Some('l') => Value::scalar(DataType::Long, ColumnData::I64(vec![*v])),
+            _ if *v > i32::MIN as i64 && *v <= i32::MAX as i64 => {
+                Value::scalar(DataType::Int, ColumnData::I32(vec![*v as i32]))
+            }
+            _ => Value::scalar(DataType::Long, ColumnData::I64(vec![*v])),
+        },
+        Lit::Double(v, Some('f')) => {
+            Value::scalar(DataType::Float, ColumnData::F32(vec![*v as f32]))
+        }
+        Lit::Double(v, _) => Value::double(*v),
+        Lit::Str(s) => Value::string(s),
+        Lit::Symbol(s) => Value::Scalar(Column::from_strings(DataType::String, &[s])),
+        Lit::SymbolVec(v) => Value::Vector(Column::from_strings(DataType::String, v)),
+        Lit::Bool(b) => Value::bool(*b),
+        Lit::Null => Value::Void,
+        Lit::Temporal(t, v) => {
+            let ty = temporal_type(*t);
+            let data = match ty.physical() {
+                storage::types::Physical::I64 => ColumnData::I64(vec![*v]),
+                _ => ColumnData::I32(vec![*v as i32]),
+            };
+            Value::scalar(ty, data)
+        }
+    }
+}
+
+/// Joins scalars/vectors of one type into a vector.
+pub(crate) fn to_vector(items: Vec<Value>) -> Result<Value, EvalError> {
+    let cols: Vec<&Column> = items.iter().filter_map(|v| v.column()).collect();
+    if cols.len() != items.len() || cols.is_empty() {
+        return Ok(Value::Tuple(items));
+    }
+    let ty = cols[0].ty;
+    if cols.iter().any(|c| c.ty != ty) {
+        // Mixed numeric types widen to the widest; anything else stays a tuple.
+        if cols.iter().all(|c| ops::to_num(c).is_ok()) {
+            let float = cols
+                .iter()
+                .any(|c| matches!(c.ty, DataType::Double | DataType::Float));
+            let target = if float {
+                DataType::Double
+            } else {
+                DataType::Long
+            };
+            let mut out = Column::empty(target);
+            for c in cols {
+                out.append(&super::builtins::cast(c, target)?)
+                    .map_err(EvalError::msg)?;
+            }
+            return Ok(Value::Vector(out));
+        }
+        return Ok(Value::Tuple(items));
+    }
+    let mut out = Column::empty(ty);
+    for c in cols {
+        out.append(c).map_err(EvalError::msg)?;
+    }
+    Ok(Value::Vector(out))
+}
+
+impl Default for Interp {
+    fn default() -> Self {
+        Interp::new(rt::rand::seed())
+    }
+}
+
+impl Interp {
+    pub fn new(seed: u64) -> Interp {
+        Interp {
+            globals: HashMap::new(),
+            locals: Vec::new(),
+            output: Vec::new(),
+            rng: rt::rand::Rng::with_seed(seed),
+            user: None,
+            depth: 0,
+        }
+    }
+
+    /// Parses and runs `src`; returns the value of the last statement.
+    pub fn run(&mut self, src: &str) -> Result<Value, EvalError> {
+        let stmts = parse(src)?;
+        match self.exec(&stmts)? {
+            Flow::Normal(v) | Flow::Return(v) => Ok(v),
+        }
+    }
+
+    /// The value of variable `name`, if defined.
+    pub fn var(&self, name: &str) -> Option<&Value> {
+        self.locals
+            .last()
+            .and_then(|l| l.get(name))
+            .or_else(|| self.globals.get(name))
+    }
+
+    pub(crate) fn push_scope(&mut self, vars: HashMap<String, Value>) {
+        self.locals.push(vars);
+    }
+
+    pub(crate) fn pop_scope(&mut self) {
+        self.locals.pop();
+    }
+
+    fn set_var(&mut self, name: &str, v: Value) {
+        match self.locals.last_mut() {
+            Some(l) => {
+                l.insert(name.to_string(), v);
+            }
+            None => {
+                self.globals.insert(name.to_string(), v);
+            }
+        }
+    }
+
+    fn exec(&mut self, stmts: &[Stmt]) -> Result<Flow, EvalError> {
+        let mut last = Value::Void;
+        for s in stmts {
+            match self.stmt(s).map_err(|e| e.at(s.pos))? {
+                Flow::Return(v) => return Ok(Flow::Return(v)),
+                Flow::Normal(v) => last = v,
+            }
+        }
+        Ok(Flow::Normal(last))
+    }
+
+    fn truthy(&self, v: &Value) -> Result<bool, EvalError> {
+        match v.column() {
+            Some(c) if c.len() == 1 => Ok(ops::scalar_f64(c, 0)
+                .map(|x| x != 0.0 && x.is_finite())
+                .unwrap_or(false)),
+            _ => Err(EvalError::msg("a condition must be a scalar")),
+        }
+    }
+
+    fn stmt(&mut self, s: &Stmt) -> Result<Flow, EvalError> {
+        match &s.kind {
+            StmtKind::Expr(e) => Ok(Flow::Normal(self.eval(e)?)),
+            StmtKind::Assign { targets, value } => {
+                let v = self.eval(value)?;
+                if targets.len() == 1 {
+                    self.assign(&targets[0], v)?;
+                } else {
+                    let parts = match v {
+                        Value::Tuple(items) if items.len() == targets.len() => items,
+                        other if other.size() == targets.len() => (0..targets.len())
+                            .map(|i| super::builtins::element(&other, i))
+                            .collect::<Result<_, _>>()?,
+                        _ => {
+                            return Err(EvalError::msg(format!(
+                                "cannot assign to {} variables",
+                                targets.len()
+                            )))
+                        }
+                    };
+                    for (t, p) in targets.iter().zip(parts) {
+                        self.assign(t, p)?;
+                    }
+                }
+                Ok(Flow::Normal(Value::Void))
+            }
+            StmtKind::Def { name, params, body } => {
+                let f = Function {
+                    name: name.clone(),
+                    params: params.clone(),
+                    body: Rc::new(body.clone()),
+                    bound: Vec::new(),
+                };
+                self.globals.insert(name.clone(), Value::Func(Rc::new(f)));
+                Ok(Flow::Normal(Value::Void))
+            }
+            StmtKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let c = self.eval(cond)?;
+                if self.truthy(&c)? {
+                    self.exec(then)
+                } else {
+                    self.exec(otherwise)
+                }
+            }
+            StmtKind::For { var, iter, body } => {
+                let it = self.eval(iter)?;
+                for i in 0..it.size() {
+                    let v = super::builtins::element(&it, i)?;
+                    self.set_var(var, v);
+                    if let Flow::Return(v) = self.exec(body)? {
+                        return Ok(Flow::Return(v));
+                    }
+                }
+                Ok(Flow::Normal(Value::Void))
+            }
+            StmtKind::DoWhile { body, cond } => loop {
+                if let Flow::Return(v) = self.exec(body)? {
+                    return Ok(Flow::Return(v));
+                }
+                let c = self.eval(cond)?;
+                if !self.truthy(&c)? {
+                    return Ok(Flow::Normal(Value::Void));
+                }
+            },
+            StmtKind::While { cond, body } => loop {
+                let c = self.eval(cond)?;
+                if !self.truthy(&c)? {
+                    return Ok(Flow::Normal(Value::Void));
+                }
+                if let Flow::Return(v) = self.exec(body)? {
+                    return Ok(Flow::Return(v));
+                }
+            },
+            StmtKind::Return(e) => Ok(Flow::Return(match e {
+                Some(e) => self.eval(e)?,
+                None => Value::Void,
+            })),
+            StmtKind::Update { .. } | StmtKind::Delete { .. } | StmtKind::Insert { .. } => Err(
+                EvalError::msg("update, delete and insert are not supported yet"),
+            ),
+        }
+    }
+
+    fn assign(&mut self, target: &Expr, v: Value) -> Result<(), EvalError> {
+        match &target.kind {
+            ExprKind::Ident(name) => {
+                self.set_var(name, v);
+                Ok(())
+            }
+            _ => Err(EvalError::msg("only variables can be assigned so far").at(target.pos)),
+        }
+    }
+
+    pub(crate) fn eval(&mut self, e: &Expr) -> Result<Value, EvalError> {
+        self.eval_inner(e).map_err(|err| err.at(e.pos))
+    }
+
+    fn eval_inner(&mut self, e: &Expr) -> Result<Value, EvalError> {
+        match &e.kind {
+            ExprKind::Lit(l) => Ok(lit_value(l)),
+            ExprKind::Ident(name) => self.lookup(name),
+            ExprKind::Star => Err(EvalError::msg(
+                "* is only allowed in select lists and count(*)",
+            )),
+            ExprKind::Vector(items) => {
+                let vals = items
+                    .iter()
+                    .map(|i| self.eval(i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if vals.iter().all(|v| matches!(v, Value::Type(_))) {
+                    return Ok(Value::Tuple(vals));
+                }
+                to_vector(vals)
+            }
+            ExprKind::Tuple(items) => Ok(Value::Tuple(
+                items
+                    .iter()
+                    .map(|i| self.eval(i))
+                    .collect::<Result<_, _>>()?,
+            )),
+            ExprKind::Dict(entries) => {
+                let mut d = std::collections::BTreeMap::new();
+                for (k, v) in entries {
+                    let k = super::builtins::scalar_string(&self.eval(k)?)?;
+                    d.insert(k, self.eval(v)?);
+                }
+                Ok(Value::Dict(d))
+            }
+            ExprKind::Unary { op, expr } => {
+                let v = self.eval(expr)?;
+                self.call_builtin(
+                    if *op == "neg" { "neg" } else { "not" },
+                    vec![v],
+                    &[],
+                    e.pos,
+                )
+            }
+            ExprKind::Binary { op, left, right } => {
+                let (l, r) = (self.eval(left)?, self.eval(right)?);
+                self.binary(op, l, r)
+            }
+            ExprKind::Call { func, args } => {
+                let f = match &func.kind {
+                    ExprKind::Ident(name) if self.var(name).is_none() => {
+                        Value::Builtin(Rc::new(Builtin {
+                            name: name.clone(),
+                            bound: Vec::new(),
+                        }))
+                    }
+                    _ => self.eval(func)?,
+                };
+                let (vals, exprs) = self.eval_args(args)?;
+                self.apply(f, vals, &exprs, e.pos)
+            }
+            ExprKind::Method { obj, name, args } => {
+                let o = self.eval(obj)?;
+                match args {
+                    None => {
+                        if let Value::Table(t) = &o {
+                            if let Some(c) = t.column(name) {
+                                return Ok(Value::Vector(c.clone()));
+                            }
+                        }
+                        if let Value::Dict(d) = &o {
+                            if let Some(v) = d.get(name) {
+                                return Ok(v.clone());
+                            }
+                        }
+                        self.call_named(name, vec![o], &[obj.as_ref().clone()], e.pos)
+                    }
+                    Some(args) => {
+                        let (mut vals, mut exprs) = self.eval_args(args)?;
+                        vals.insert(0, o);
+                        exprs.insert(0, (None, obj.as_ref().clone()));
+                        let f = Value::Builtin(Rc::new(Builtin {
+                            name: name.clone(),
+                            bound: Vec::new(),
+                        }));
+                        let f = self.var(name).cloned().unwrap_or(f);
+                        let out = self.apply(f, vals, &exprs, e.pos)?;
+                        // `x.join!(y)` changes `x` itself.
+                        if let (true, ExprKind::Ident(var)) = (name.ends_with('!'), &obj.kind) {
+                            self.set_var(var, out.clone());
+                        }
+                        Ok(out)
+                    }
+                }
+            }
+            ExprKind::Index { obj, index } => {
+                let o = self.eval(obj)?;
+                let idx = self.eval(&index[0])?;
+                super::builtins::index(&o, &idx)
+            }
+            ExprKind::Partial { func, args } => {
+                let bound = args
+                    .iter()
+                    .map(|a| a.as_ref().map(|x| self.eval(x)).transpose())
+                    .collect::<Result<Vec<_>, _>>()?;
+                let f = match &func.kind {
+                    ExprKind::Ident(name) => self.var(name).cloned().unwrap_or_else(|| {
+                        Value::Builtin(Rc::new(Builtin {
+                            name: name.clone(),
+                            bound: Vec::new(),
+                        }))
+                    }),
+                    _ => self.eval(func)?,
+                };
+                Ok(match f {
+                    Value::Builtin(b) => Value::Builtin(Rc::new(Builtin {
+                        name: b.name.clone(),
+                        bound,
+                    })),
+                    Value::Func(u) => Value::Func(Rc::new(Function {
+                        bound,
+                        ..(*u).clone()
+                    })),
+                    _ => return Err(EvalError::msg("only functions can be partially applied")),
+                })
+            }
+            ExprKind::Lambda { params, body } => Ok(Value::Func(Rc::new(Function {
+                name: "lambda".into(),
+                params: params.clone(),
+                body: Rc::new(body.clone()),
+                bound: Vec::new(),
+            }))),
+            ExprKind::Alias { expr, .. } => self.eval(expr),
+            ExprKind::Select(s) => super::sql::select(self, s),
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Result<Value, EvalError> {
+        if let Some(v) = self.var(name) {
+            return Ok(v.clone());
+        }
+        if let Some(t) =
+            DataType::from_name(name).filter(|_| name.chars().all(|c| c.is_ascii_uppercase()))
+        {
+            return Ok(Value::Type(t));
+        }
+        if matches!(name, "VALUE" | "RANGE" | "HASH" | "LIST" | "COMPO") {
+            return Ok(Value::PartitionType(name.to_string()));
+        }
+        if super::builtins::is_builtin(name) {
+            return Ok(Value::Builtin(Rc::new(Builtin {
+                name: name.to_string(),
+                bound: Vec::new(),
+            })));
+        }
+        Err(EvalError::msg(format!(
+            "Syntax Error: Cannot recognize the token {name}"
+        )))
+    }
+
+    fn eval_args(&mut self, args: &[Arg]) -> Result<EvaluatedArgs, EvalError> {
+        let mut vals = Vec::with_capacity(args.len());
+        let mut exprs = Vec::with_capacity(args.len());
+        for a in args {
+            vals.push(match &a.value.kind {
+                ExprKind::Star => Value::Void,
+                _ => self.eval(&a.value)?,
+            });
+            exprs.push((a.name.clone(), a.value.clone()));
+        }
+        Ok((vals, exprs))
+    }
+
+    pub(crate) fn binary(&mut self, op: &str, l: Value, r: Value) -> Result<Value, EvalError> {
+        let pos = Pos { line: 0, col: 0 };
+        match op {
+            ":" => Ok(Value::Pair(Box::new(l), Box::new(r))),
+            ".." => self.call_builtin("seq", vec![l, r], &[], pos),
+            "$" => self.call_builtin("cast", vec![l, r], &[], pos),
+            "<-" => self.call_builtin("join", vec![l, r], &[], pos),
+            "in" | "like" | "between" => self.call_builtin(op, vec![l, r], &[], pos),
+            _ => {
+                let (Some(a), Some(b)) = (l.column(), r.column()) else {
+                    return Err(EvalError::msg(format!(
+                        "the operator {op} does not apply to {} and {}",
+                        l.typestr(),
+                        r.typestr()
+                    )));
+                };
+                let col = match op {
+                    "+" | "-" | "*" | "/" | "\\" | "%" => ops::arith(op, a, b)?,
+                    "<" | "<=" | ">" | ">=" | "==" | "=" | "!=" | "<>" => ops::compare(op, a, b)?,
+                    "&&" | "||" => ops::logic(op, a, b)?,
+                    _ => {
+                        return Err(EvalError::msg(format!(
+                            "the operator {op} is not supported yet"
+                        )))
+                    }
+                };
+                Ok(
+                    if matches!(l, Value::Scalar(_)) && matches!(r, Value::Scalar(_)) {
+                        Value::Scalar(col)
+                    } else {
+                        Value::Vector(col)
+                    },
+                )
+            }
+        }
+    }
+
+    fn call_named(
+        &mut self,
+        name: &str,
+        args: Vec<Value>,
+        exprs: &[Expr],
+        pos: Pos,
+    ) -> Result<Value, EvalError> {
+        let exprs: Vec<(Option<String>, Expr)> = exprs.iter().map(|e| (None, e.clone())).collect();
+        let f = self.var(name).cloned().unwrap_or_else(|| {
+            Value::Builtin(Rc::new(Builtin {
+                name: name.to_string(),
+                bound: Vec::new(),
+            }))
+        });
+        self.apply(f, args, &exprs, pos)
+    }
+
+    pub(crate) fn call_builtin(
+        &mut self,
+        name: &str,
+        args: Vec<Value>,
+        exprs: &[(Option<String>, Expr)],
+        pos: Pos,
+    ) -> Result<Value, EvalError> {
+        super::builtins::call(self, name, args, exprs, pos)
+    }
+
+    /// Calls a function value with arguments (filling partial-application slots first).
+    pub(crate) fn apply(
+        &mut self,
+        f: Value,
+        args: Vec<Value>,
+        exprs: &[(Option<String>, Expr)],
+        pos: Pos,
+    ) -> Result<Value, EvalError> {
+        fn fill(bound: &[Option<Value>], args: Vec<Value>) -> Vec<Value> {
+            if bound.is_empty() {
+                return args;
+            }
+            let mut rest = args.into_iter();
+            let mut out: Vec<Value> = bound
+                .iter()
+                .map(|b| b.clone().or_else(|| rest.next()).unwrap_or(Value::Void))
+                .collect();
+            out.extend(rest);
+            out
+        }
+        match f {
+            Value::Builtin(b) => {
+                let partial = !b.bound.is_empty();
+                let args = fill(&b.bound, args);
+                let exprs = if partial { &[][..] } else { exprs };
+                self.call_builtin(&b.name, args, exprs, pos)
+            }
+            Value::Func(u) => {
+                let args = fill(&u.bound, args);
+                if args.len() != u.params.len() {
+                    return Err(EvalError::msg(format!(
+                        "The function [{}] expects {} argument(s), but the actual number of arguments is {}",
+                        u.name,
+                        u.params.len(),
+                        args.len()
+                    )));
+                }
+                if self.depth >= super::interp::CALL_DEPTH_MAX {
+                    return Err(EvalError::msg(format!(
+                        "calls nested deeper than {CALL_DEPTH_MAX}"
+                    )));
+                }
+                self.depth += 1;
+                self.locals
+                    .push(u.params.iter().cloned().zip(args).collect());
+                let r = self.exec(&u.body);
+                self.locals.pop();
+                self.depth -= 1;
+                match r? {
+                    Flow::Return(v) | Flow::Normal(v) => Ok(v),
+                }
+            }
+            other => Err(EvalError::msg(format!(
+                "a {} is not a function",
+                other.typestr()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The DolphinDB script interpreter: values, vectorised operators, built-in functions and SQL
+//! over in-memory tables.
+//!
+//! Built so far: the in-memory core the tutorial's data generation and queries need. DFS
+//! databases (`database`, `createPartitionedTable`, `loadTable`) arrive with the rest of the
+//! script-language issue and answer with a clear "not supported yet" error until then.
+
+mod builtins;
+mod interp;
+mod ops;
+mod sql;
+pub mod value;
+
+pub use builtins::render as render_value;
+pub use interp::Interp;
+pub use value::{Table, Value};
+
+use crate::parse::{ParseError, Pos};
+
+/// A script error: what went wrong and, when known, where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalError {
+    pub pos: Option<Pos>,
+    pub message: String,
+}
+
+impl EvalError {
+    pub fn msg(m: impl Into<String>) -> EvalError {
+        EvalError {
+            pos: None,
+            message: m.into(),
+        }
+    }
+
+    /// Attaches `pos` unless the error already has a (more precise) position.
+    pub fn at(mut self, pos: Pos) -> EvalError {
+        self.pos.get_or_insert(pos);
+        self
+    }
+}
+
+impl std::fmt::Display for EvalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.pos {
+            Some(p) => write!(f, "[line #{}, column #{}] {}", p.line, p.col, self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for EvalError {}
+
+impl From<ParseError> for EvalError {
+    fn from(e: ParseError) -> Self {
+        EvalError {
+            pos: Some(e.pos),
+            message: format!("Syntax Error: {}", e.message),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Runtime values. Vectors and scalars are `storage` columns (DolphinDB's sentinel nulls, so
+//! the same arrays flow between storage, the interpreter and the wire); a scalar is a column of
+//! length one marked as a scalar.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use storage::column::{Column, ColumnData};
+use storage::types::DataType;
+
+use crate::parse::ast::{Expr, Stmt};
+
+/// A user-defined function or lambda, with partially applied arguments.
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub name: String,
+    pub params: Vec<String>,
+    pub body: Rc<Vec<Stmt>>,
+    /// Bound arguments from partial application (`f{a, }`): `None` slots are open.
+    pub bound: Vec<Option<Value>>,
+}
+
+/// A named built-in, possibly partially applied.
+#[derive(Debug, Clone)]
+pub struct Builtin {
+    pub name: String,
+    pub bound: Vec<Option<Value>>,
+}
+
+/// An in-memory table: named columns of equal length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub columns: Vec<(String, Column)>,
+}
+
+impl Table {
+    pub fn rows(&self) -> usize {
+        self.columns.first().map(|(_, c)| c.len()).unwrap_or(0)
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, c)| c)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Value {
+    Void,
+    Scalar(Column),
+    Vector(Column),
+    Pair(Box<Value>, Box<Value>),
+    Tuple(Vec<Value>),
+    Dict(BTreeMap<String, Value>),
+    Table(Rc<Table>),
+    Func(Rc<Function>),
+    Builtin(Rc<Builtin>),
+    /// A data type used as a value (`INT`, `SYMBOL`, ...).
+    Type(DataType),
+    /// A partition scheme kind (`VALUE`, `RANGE`, `HASH`, `LIST`, `COMPO`).
+    PartitionType(String),
+    /// An unevaluated expression (SQL meta-programming, `table(x)` column naming).
+    Code(Rc<Expr>),
+}
+
+impl Value {
+    pub fn scalar(ty: DataType, data: ColumnData) -> Value {
+        Value::Scalar(Column { ty, data })
+    }
+
+    pub fn int(v: i64) -> Value {
+        Value::scalar(DataType::Long, ColumnData::I64(vec![v]))
+    }
+
+    pub fn double(v: f64) -> Value {
+        Value::scalar(DataType::Double, ColumnData::F64(vec![v]))
+    }
+
+    pub fn bool(v: bool) -> Value {
+        Value::scalar(DataType::Bool, ColumnData::I8(vec![v as i8]))
+    }
+
+    pub fn string(s: &str) -> Value {
+        Value::Scalar(Column::from_strings(DataType::String, &[s]))
+    }
+
+    /// The column behind a scalar or vector.
+    pub fn column(&self) -> Option<&Column> {
+        match self {
+            Value::Scalar(c) | Value::Vector(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// DolphinDB's name for the value's form and type, as `typestr` prints it.
+    pub fn typestr(&self) -> String {
+        match self {
+            Value::Void => "VOID".into(),
+            Value::Scalar(c) => c.ty.name().to_string(),
+            Value::Vector(c) => format!("FAST {} VECTOR", c.ty.name()),
+            Value::Pair(..) => "PAIR".into(),
+            Value::Tuple(_) => "ANY VECTOR".into(),
+            Value::Dict(_) => "DICTIONARY".into(),
+            Value::Table(_) => "IN-MEMORY TABLE".into(),
+            Value::Func(_) | Value::Builtin(_) => "FUNCTION".into(),
+            Value::Type(_) => "INT".into(),
+            Value::PartitionType(_) => "INT".into(),
+            Value::Code(_) => "CODE".into(),
+        }
+    }
+
+    /// The form's length: 1 for scalars, rows for tables.
+    pub fn size(&self) -> usize {
+        match self {
+            Value::Scalar(_) => 1,
+            Value::Vector(c) => c.len(),
+            Value::Tuple(v) => v.len(),
+            Value::Dict(d) => d.len(),
+            Value::Table(t) => t.rows(),
+            Value::Pair(..) => 2,
+            _ => 1,
+        }
+    }
+}
