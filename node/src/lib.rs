@@ -7,6 +7,7 @@ pub mod controller;
 pub mod launch;
 pub mod log;
 pub mod rpc;
+pub mod script_http;
 pub mod server;
 
 /// Porpoise's version, reported by `--version` and the `version()` script function.

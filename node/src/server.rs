@@ -1,9 +1,10 @@
 //! The node's one port: HTTP (web UI and JSON API) and DolphinDB's binary API protocol, told
 //! apart by the first bytes of a connection, as DolphinDB does.
 //!
-//! Until the roles land this answers health and version requests over HTTP, and tells binary
-//! API clients clearly that the protocol is not served yet. The start-up path (resolve, bind on
-//! localSite, fail loudly) is the real one.
+//! HTTP today: `GET /health` on every node, and `POST /api/execute` (DolphinDB script, see
+//! [`crate::script_http`]) on single, data and compute nodes. Binary API clients are told
+//! clearly that their protocol is not served yet. Scripts run on the connection's shard, so a
+//! long script holds that shard until it finishes; worker threads (`workerNum`) come with DFS.
 //!
 //! Invariants: at most `maxConnections` connections are served at once (more are closed at
 //! once); a request head is at most [`HTTP_HEAD_BYTES_MAX`]; a silent peer is dropped after
@@ -18,6 +19,10 @@ use rt::net::{TcpListener, TcpStream};
 
 use crate::config::Settings;
 use crate::log::Logger;
+use crate::script_http::{json_str, ScriptSessions};
+
+/// Largest script accepted by `POST /api/execute`.
+pub const SCRIPT_BYTES_MAX: usize = 16 << 20;
 
 /// Largest HTTP request head accepted.
 pub const HTTP_HEAD_BYTES_MAX: usize = 16 * 1024;
@@ -90,6 +95,13 @@ pub async fn bind(settings: &Settings) -> Result<TcpListener, ServeError> {
 
 /// Serves connections on `listener` forever.
 pub async fn serve(listener: TcpListener, settings: Rc<Settings>, log: Logger) {
+    use crate::config::Mode;
+    // Script sessions live on nodes that run user scripts; controllers and agents do not.
+    let scripts = matches!(
+        settings.mode(),
+        Mode::Single | Mode::DataNode | Mode::ComputeNode
+    )
+    .then(|| Rc::new(ScriptSessions::default()));
     let active = Rc::new(Cell::new(0usize));
     let limit = settings.max_connections();
     loop {
@@ -111,9 +123,14 @@ pub async fn serve(listener: TcpListener, settings: Rc<Settings>, log: Logger) {
             continue;
         }
         active.set(active.get() + 1);
-        let (active, settings, log) = (active.clone(), settings.clone(), log.clone());
+        let (active, settings, log, scripts) = (
+            active.clone(),
+            settings.clone(),
+            log.clone(),
+            scripts.clone(),
+        );
         drop(rt::task::spawn_local(async move {
-            if let Err(e) = handle(stream, &settings).await {
+            if let Err(e) = handle(stream, &settings, scripts.as_deref()).await {
                 log.event(
                     crate::log::Level::Debug,
                     "connection_closed",
@@ -126,7 +143,11 @@ pub async fn serve(listener: TcpListener, settings: Rc<Settings>, log: Logger) {
     }
 }
 
-async fn handle(mut s: TcpStream, settings: &Settings) -> std::io::Result<()> {
+async fn handle(
+    mut s: TcpStream,
+    settings: &Settings,
+    scripts: Option<&ScriptSessions>,
+) -> std::io::Result<()> {
     s.set_read_timeout(Some(IDLE_TIMEOUT));
     s.set_write_timeout(Some(IDLE_TIMEOUT));
     let mut head = Vec::with_capacity(1024);
@@ -154,33 +175,52 @@ async fn handle(mut s: TcpStream, settings: &Settings) -> std::io::Result<()> {
             return respond(&mut s, 431, r#"{"error":"request head too large"}"#).await;
         }
     }
-    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
+    let head_end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("checked above")
+        + 4;
+    let text = String::from_utf8_lossy(&head[..head_end]).into_owned();
+    let mut lines = text.split("\r\n");
+    let mut parts = lines.next().unwrap_or_default().split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let mut content_length = 0usize;
+    let mut session = None;
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':') {
+            let v = v.trim();
+            if k.eq_ignore_ascii_case("content-length") {
+                content_length = v.parse().unwrap_or(usize::MAX);
+            } else if k.eq_ignore_ascii_case("x-session") {
+                session = v.parse::<u64>().ok();
+            }
+        }
+    }
     match (method, path) {
         ("GET", "/health") | ("GET", "/version") | ("GET", "/") => {
             let body = health_json(settings);
             respond(&mut s, 200, &body).await
         }
+        ("POST", "/api/execute") if scripts.is_some() => {
+            if content_length > SCRIPT_BYTES_MAX {
+                return respond(&mut s, 413, r#"{"error":"script too large"}"#).await;
+            }
+            let mut body = head[head_end..].to_vec();
+            body.truncate(content_length);
+            while body.len() < content_length {
+                let n = s.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                body.extend_from_slice(&buf[..n.min(content_length - body.len())]);
+            }
+            let script = String::from_utf8_lossy(&body);
+            let (id, reply) = scripts.expect("guarded").execute(session, &script);
+            respond_with(&mut s, 200, &reply, &[("X-Session", &id.to_string())]).await
+        }
         ("GET", _) | ("POST", _) => respond(&mut s, 404, r#"{"error":"not found"}"#).await,
         _ => respond(&mut s, 400, r#"{"error":"bad request"}"#).await,
     }
-}
-
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The JSON body of `GET /health`.
@@ -196,16 +236,27 @@ pub fn health_json(settings: &Settings) -> String {
 }
 
 async fn respond(s: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
+    respond_with(s, status, body, &[]).await
+}
+
+async fn respond_with(
+    s: &mut TcpStream,
+    status: u16,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        413 => "Payload Too Large",
         431 => "Request Header Fields Too Large",
         _ => "Error",
     };
     let msg = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n{body}",
+        body.len(),
+        headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect::<String>()
     );
     s.write_all(msg.as_bytes()).await
 }

@@ -275,3 +275,78 @@ fn tutorial_scripts_start_and_stop_a_host() {
         let _ = std::fs::remove_file(host.join(f));
     }
 }
+
+fn http_post(addr: SocketAddr, path: &str, session: Option<&str>, body: &str) -> (String, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let extra = session
+        .map(|id| format!("X-Session: {id}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let session = out
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Session: "))
+        .unwrap_or_default()
+        .to_string();
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    (session, body)
+}
+
+#[test]
+fn single_node_runs_scripts_over_http() {
+    let dir = scratch("single-http");
+    let child = Command::new(bin())
+        .current_dir(&dir)
+        .args([
+            "-mode",
+            "single",
+            "-home",
+            "data",
+            "-localSite",
+            "127.0.0.1:18851:single1",
+            "-logFile",
+        ])
+        .arg(dir.join("single.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut node = Node(child);
+    let addr: SocketAddr = "127.0.0.1:18851".parse().unwrap();
+    wait_for_health(addr, &mut node.0);
+
+    let (sid, body) = http_post(addr, "/api/execute", None, "x = 1..3\nsum(x)");
+    assert!(
+        body.contains(r#""ok":true"#) && body.contains(r#""value":6"#),
+        "{body}"
+    );
+    let (same, body) = http_post(addr, "/api/execute", Some(&sid), "x * 10");
+    assert_eq!(same, sid);
+    assert!(body.contains("[10,20,30]"), "{body}");
+    let (_, body) = http_post(addr, "/api/execute", Some(&sid), "y = 1\ny = (2 +");
+    assert!(
+        body.contains(r#""ok":false"#) && body.contains(r#""line":2"#),
+        "{body}"
+    );
+
+    // The tutorial's data generation (verbatim) and its OHLC query, in memory.
+    let step5 =
+        std::fs::read_to_string(repo().join("lang/tests/scripts/tutorial_step5.dos")).unwrap();
+    let start = step5.find("n = 1210000").unwrap();
+    let end = step5
+        .find("dbName = \"dfs://testDB\"\ntbName = \"testTB\"\nloadTable")
+        .unwrap();
+    let script = format!(
+        "{}\nresult = select first(LastPx) as Open, max(LastPx) as High, min(LastPx) as Low, last(LastPx) as Close from t group by date(DateTime) as Date, SecurityID\nsize(result)",
+        &step5[start..end]
+    );
+    let (_, body) = http_post(addr, "/api/execute", None, &script);
+    assert!(body.contains(r#""value":5000"#), "{body}");
+}

@@ -1,0 +1,202 @@
+//! The HTTP JSON endpoint that runs DolphinDB script: `POST /api/execute` with the script as
+//! the body. A reply names its session (`X-Session` header and `sessionId` field); sending the
+//! header back continues the session, so variables persist between requests.
+//!
+//! ```text
+//! curl -s -X POST --data-binary 'x = 1..3; sum(x)' http://127.0.0.1:8848/api/execute
+//! {"sessionId":"1","ok":true,"output":[],"result":{"form":"scalar","type":"LONG","value":6}}
+//! ```
+//!
+//! Invariants: at most [`SESSIONS_MAX`] sessions (the oldest is evicted); results carry at most
+//! [`RESULT_ROWS_MAX`] rows (the reply says how many there were); a script error is a reply
+//! with `ok:false` and the message (line and column included), never a dropped connection.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use lang::eval::{render_value, EvalError, Interp, Value};
+use storage::column::Column;
+
+/// Most live sessions per node.
+pub const SESSIONS_MAX: usize = 256;
+/// Most rows of a result returned in one reply.
+pub const RESULT_ROWS_MAX: usize = 1000;
+
+/// The node's script sessions.
+pub struct ScriptSessions {
+    next_id: std::cell::Cell<u64>,
+    sessions: RefCell<BTreeMap<u64, Interp>>,
+}
+
+impl Default for ScriptSessions {
+    fn default() -> Self {
+        ScriptSessions {
+            next_id: std::cell::Cell::new(1),
+            sessions: RefCell::new(BTreeMap::new()),
+        }
+    }
+}
+
+pub(crate) fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_cell(c: &Column, i: usize) -> String {
+    if c.bytes_at(i).is_some() {
+        return json_str(&render_value(c, i));
+    }
+    let s = render_value(c, i);
+    if s.is_empty() {
+        "null".into()
+    } else if s.parse::<f64>().is_ok_and(|f| f.is_finite()) {
+        s
+    } else {
+        json_str(&s)
+    }
+}
+
+fn json_vector(c: &Column) -> String {
+    let n = c.len().min(RESULT_ROWS_MAX);
+    let cells: Vec<String> = (0..n).map(|i| json_cell(c, i)).collect();
+    format!("[{}]", cells.join(","))
+}
+
+/// A value as JSON: scalars, vectors (first [`RESULT_ROWS_MAX`] elements), tables.
+pub fn value_json(v: &Value) -> String {
+    match v {
+        Value::Void => r#"{"form":"void"}"#.into(),
+        Value::Scalar(c) => format!(
+            r#"{{"form":"scalar","type":{},"value":{}}}"#,
+            json_str(c.ty.name()),
+            json_cell(c, 0)
+        ),
+        Value::Vector(c) => format!(
+            r#"{{"form":"vector","type":{},"size":{},"value":{}}}"#,
+            json_str(c.ty.name()),
+            c.len(),
+            json_vector(c)
+        ),
+        Value::Table(t) => {
+            let cols: Vec<String> = t
+                .columns
+                .iter()
+                .map(|(n, c)| {
+                    format!(
+                        r#"{{"name":{},"type":{},"value":{}}}"#,
+                        json_str(n),
+                        json_str(c.ty.name()),
+                        json_vector(c)
+                    )
+                })
+                .collect();
+            format!(
+                r#"{{"form":"table","rows":{},"columns":[{}]}}"#,
+                t.rows(),
+                cols.join(",")
+            )
+        }
+        Value::Tuple(items) => format!(
+            r#"{{"form":"tuple","value":[{}]}}"#,
+            items
+                .iter()
+                .take(RESULT_ROWS_MAX)
+                .map(value_json)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        Value::Pair(a, b) => format!(
+            r#"{{"form":"pair","value":[{},{}]}}"#,
+            value_json(a),
+            value_json(b)
+        ),
+        other => format!(r#"{{"form":{}}}"#, json_str(&other.typestr())),
+    }
+}
+
+impl ScriptSessions {
+    /// Runs `script` in session `session` (a new one when `None` or unknown); returns the
+    /// session id and the JSON reply.
+    pub fn execute(&self, session: Option<u64>, script: &str) -> (u64, String) {
+        let mut sessions = self.sessions.borrow_mut();
+        let id = match session.filter(|s| sessions.contains_key(s)) {
+            Some(id) => id,
+            None => {
+                let id = self.next_id.get();
+                self.next_id.set(id + 1);
+                if sessions.len() >= SESSIONS_MAX {
+                    let oldest = *sessions.keys().next().expect("non-empty");
+                    sessions.remove(&oldest);
+                }
+                sessions.insert(id, Interp::new(rt::rand::seed()));
+                id
+            }
+        };
+        let it = sessions.get_mut(&id).expect("just ensured");
+        it.output.clear();
+        let result = it.run(script);
+        let output: Vec<String> = it.output.iter().map(|s| json_str(s)).collect();
+        let body = match result {
+            Ok(v) => format!(
+                r#"{{"sessionId":"{id}","ok":true,"output":[{}],"result":{}}}"#,
+                output.join(","),
+                value_json(&v)
+            ),
+            Err(EvalError { pos, message }) => {
+                let (line, col) = pos.map(|p| (p.line, p.col)).unwrap_or((0, 0));
+                let text = EvalError {
+                    pos,
+                    message: message.clone(),
+                }
+                .to_string();
+                format!(
+                    r#"{{"sessionId":"{id}","ok":false,"output":[{}],"error":{},"line":{line},"column":{col}}}"#,
+                    output.join(","),
+                    json_str(&text)
+                )
+            }
+        };
+        (id, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_keep_variables_and_report_errors() {
+        let s = ScriptSessions::default();
+        let (id, body) = s.execute(None, "x = 1..3\nsum(x)");
+        assert!(
+            body.contains(r#""ok":true"#) && body.contains(r#""value":6"#),
+            "{body}"
+        );
+        let (same, body) = s.execute(Some(id), "x * 2");
+        assert_eq!(same, id);
+        assert!(body.contains("[2,4,6]"), "{body}");
+        let (other, body) = s.execute(None, "x");
+        assert_ne!(other, id);
+        assert!(
+            body.contains(r#""ok":false"#) && body.contains("Cannot recognize the token x"),
+            "{body}"
+        );
+        let (_, body) = s.execute(Some(id), "y = 1\nz = (2 +");
+        assert!(body.contains(r#""line":2"#), "{body}");
+        let (_, body) = s.execute(Some(id), "print(`hi)\ntable(1 2 as a, `x`y as b)");
+        assert!(
+            body.contains(r#""output":["hi"]"#) && body.contains(r#""form":"table","rows":2"#),
+            "{body}"
+        );
+    }
+}
