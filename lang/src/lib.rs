@@ -8,5 +8,6 @@
 
 pub mod eval;
 pub mod parse;
+pub mod wire;
 
 pub use storage::types;

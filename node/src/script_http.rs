@@ -125,6 +125,31 @@ pub fn value_json(v: &Value) -> String {
 }
 
 impl ScriptSessions {
+    /// Opens a new session; returns its id.
+    pub fn open(&self) -> u64 {
+        let mut sessions = self.sessions.borrow_mut();
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        if sessions.len() >= SESSIONS_MAX {
+            let oldest = *sessions.keys().next().expect("non-empty");
+            sessions.remove(&oldest);
+        }
+        sessions.insert(id, Interp::new(rt::rand::seed()));
+        id
+    }
+
+    /// Runs `f` on session `id` (opened on demand if it is unknown); returns the id used.
+    pub fn with<R>(&self, id: u64, f: impl FnOnce(&mut Interp) -> R) -> (u64, R) {
+        let id = if self.sessions.borrow().contains_key(&id) {
+            id
+        } else {
+            self.open()
+        };
+        let mut sessions = self.sessions.borrow_mut();
+        let it = sessions.get_mut(&id).expect("just ensured");
+        (id, f(it))
+    }
+
     /// Runs `script` in session `session` (a new one when `None` or unknown); returns the
     /// session id and the JSON reply.
     pub fn execute(&self, session: Option<u64>, script: &str) -> (u64, String) {

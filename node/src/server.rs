@@ -159,11 +159,16 @@ async fn handle(
         }
         head.extend_from_slice(&buf[..n]);
         if head.starts_with(b"API") {
-            // DolphinDB binary API: reply in its error format (session 0, 0 objects).
+            if let Some(scripts) = scripts {
+                s.set_read_timeout(None); // API sessions stay open between requests
+                return crate::api::serve(&mut s, head, scripts).await;
+            }
+            // Controllers and agents do not run user scripts.
             let msg = format!(
-                "0 0 1\nPorpoise {} on {} does not serve the DolphinDB API protocol yet; use HTTP GET /health\n",
+                "0 0 1\nPorpoise {} on {} ({}) does not serve the DolphinDB API; connect to a data, compute or single node\n",
                 crate::VERSION,
-                settings.alias()
+                settings.alias(),
+                settings.mode()
             );
             s.write_all(msg.as_bytes()).await?;
             return Ok(());

@@ -138,6 +138,16 @@ impl Interp {
             .or_else(|| self.globals.get(name))
     }
 
+    /// Binds a session variable (uploads, function arguments).
+    pub fn set(&mut self, name: &str, v: Value) {
+        self.globals.insert(name.to_string(), v);
+    }
+
+    /// Forgets the temporary argument variables of an API `function` call.
+    pub fn clear_args(&mut self) {
+        self.globals.retain(|k, _| !k.starts_with("__porpoise_arg"));
+    }
+
     pub(crate) fn push_scope(&mut self, vars: HashMap<String, Value>) {
         self.locals.push(vars);
     }

@@ -11,7 +11,9 @@ mod ops;
 mod sql;
 pub mod value;
 
-pub use builtins::render as render_value;
+pub use builtins::{
+    element as element_of, render as render_value, scalar_string as scalar_string_of,
+};
 pub use interp::Interp;
 pub use value::{Table, Value};
 

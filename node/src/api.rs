@@ -1,0 +1,276 @@
+//! The DolphinDB binary API protocol (what the official clients speak), default mode:
+//! `connect` (with inline login), `script`, `function` (the name may be an expression such as
+//! `tableInsert{loadTable('dfs://db','t')}`), `variable` uploads, `MSG` print blocks and error
+//! replies. See `../shared/dolphindb-api-protocol.md` in the steering repository.
+//!
+//! Request: `API|API2 <session> <len> / <flags>_1_<priority>_<parallelism>[...]\n` + `len` bytes
+//! of text + (for `function` / `variable`) binary objects with no length prefix.
+//! Reply: `[MSG\n<text>\0]* <session> <nObjects> 1\n` + `OK` or the error text + `\n` + objects.
+//!
+//! Invariants: the header line is at most [`HEADER_BYTES_MAX`], the text at most
+//! [`TEXT_BYTES_MAX`], a request's objects at most [`OBJECT_BYTES_MAX`] — a header claiming more is
+//! refused before anything is allocated; anything malformed closes this connection only; options
+//! not implemented (pickle, arrow, compression, async) get an error reply, never a hang.
+
+use lang::eval::{Interp, Value};
+use lang::wire::{self, WireError};
+use rt::net::TcpStream;
+
+use crate::script_http::ScriptSessions;
+
+pub const HEADER_BYTES_MAX: usize = 4096;
+pub const TEXT_BYTES_MAX: usize = 64 << 20;
+pub const OBJECT_BYTES_MAX: usize = 256 << 20;
+
+const FLAG_ASYNC: u64 = 4;
+const FLAG_PICKLE: u64 = 8;
+const FLAG_COMPRESS: u64 = 64;
+const FLAG_ARROW: u64 = 32768;
+
+fn bad(msg: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.into())
+}
+
+/// Reads until `buf` holds at least `n` bytes.
+async fn fill(s: &mut TcpStream, buf: &mut Vec<u8>, n: usize) -> std::io::Result<bool> {
+    let mut chunk = [0u8; 64 * 1024];
+    while buf.len() < n {
+        let k = s.read(&mut chunk).await?;
+        if k == 0 {
+            return Ok(false);
+        }
+        buf.extend_from_slice(&chunk[..k]);
+    }
+    Ok(true)
+}
+
+fn reply(session: u64, msgs: &[String], result: Result<Vec<Value>, String>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in msgs {
+        out.extend_from_slice(b"MSG\n");
+        out.extend_from_slice(m.as_bytes());
+        out.push(0);
+    }
+    match result {
+        Ok(objects) => {
+            let mut body = Vec::new();
+            let mut encoded = 0;
+            for o in &objects {
+                if let Err(e) = wire::encode(o, &mut body) {
+                    return reply(session, &[], Err(e.to_string()));
+                }
+                encoded += 1;
+            }
+            out.extend_from_slice(format!("{session} {encoded} 1\nOK\n").as_bytes());
+            out.extend_from_slice(&body);
+        }
+        Err(e) => {
+            out.extend_from_slice(format!("{session} 0 1\n{}\n", e.replace('\n', " ")).as_bytes())
+        }
+    }
+    out
+}
+
+fn script_result(v: Value) -> Vec<Value> {
+    match v {
+        Value::Void => Vec::new(),
+        v => vec![v],
+    }
+}
+
+/// Serves API requests on `s`; `buf` holds the bytes already read.
+pub async fn serve(
+    s: &mut TcpStream,
+    mut buf: Vec<u8>,
+    sessions: &ScriptSessions,
+) -> std::io::Result<()> {
+    loop {
+        // Header line.
+        let nl = loop {
+            if let Some(p) = buf.iter().position(|b| *b == b'\n') {
+                break p;
+            }
+            if buf.len() > HEADER_BYTES_MAX {
+                return Err(bad("API header line too long"));
+            }
+            let want = buf.len() + 1;
+            if !fill(s, &mut buf, want).await? {
+                return Ok(());
+            }
+        };
+        if nl > HEADER_BYTES_MAX {
+            return Err(bad("API header line too long"));
+        }
+        let header = String::from_utf8_lossy(&buf[..nl]).into_owned();
+        let parts: Vec<&str> = header.split_whitespace().collect();
+        if parts.len() < 3 || !(parts[0] == "API" || parts[0] == "API2") {
+            return Err(bad(format!("not an API request header: {header:?}")));
+        }
+        let session: u64 = parts[1].parse().map_err(|_| bad("bad session id"))?;
+        let len: usize = parts[2].parse().map_err(|_| bad("bad length"))?;
+        if len > TEXT_BYTES_MAX {
+            return Err(bad(format!(
+                "request text of {len} bytes is over the limit"
+            )));
+        }
+        let flags: u64 = parts
+            .get(4)
+            .and_then(|f| f.split('_').next())
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0);
+        if !fill(s, &mut buf, nl + 1 + len).await? {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&buf[nl + 1..nl + 1 + len]).into_owned();
+        buf.drain(..nl + 1 + len);
+        let mut lines = text.splitn(2, '\n');
+        let cmd = lines.next().unwrap_or_default().trim().to_string();
+        let rest = lines.next().unwrap_or_default().to_string();
+
+        // Objects that follow `function` and `variable` requests.
+        let nobjects = match cmd.as_str() {
+            "function" | "variable" => rest
+                .lines()
+                .nth(1)
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .unwrap_or(0),
+            _ => 0,
+        };
+        let mut args = Vec::with_capacity(nobjects.min(1024));
+        for _ in 0..nobjects {
+            loop {
+                match wire::decode(&buf) {
+                    Ok((v, used)) => {
+                        buf.drain(..used);
+                        args.push(v);
+                        break;
+                    }
+                    Err(WireError::Incomplete) => {
+                        if buf.len() > OBJECT_BYTES_MAX {
+                            return Err(bad("request objects over the limit"));
+                        }
+                        let want = buf.len() + 1;
+                        if !fill(s, &mut buf, want).await? {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => return Err(bad(e.to_string())),
+                }
+            }
+        }
+
+        let unsupported = [
+            (FLAG_PICKLE, "pickle"),
+            (FLAG_ARROW, "arrow"),
+            (FLAG_COMPRESS, "compression"),
+            (FLAG_ASYNC, "asynchronous mode"),
+        ]
+        .iter()
+        .find(|(bit, _)| flags & bit != 0)
+        .map(|(_, name)| *name);
+        let out = if let Some(opt) = unsupported {
+            reply(
+                session,
+                &[],
+                Err(format!(
+                    "Porpoise does not support the {opt} protocol option yet; connect without it"
+                )),
+            )
+        } else {
+            handle(&cmd, &rest, args, session, sessions)
+        };
+        s.write_all(&out).await?;
+    }
+}
+
+fn run_in(
+    sessions: &ScriptSessions,
+    session: u64,
+    f: impl FnOnce(&mut Interp) -> Result<Vec<Value>, String>,
+) -> Vec<u8> {
+    let (id, (msgs, result)) = sessions.with(session, |it| {
+        it.output.clear();
+        let r = f(it);
+        (std::mem::take(&mut it.output), r)
+    });
+    reply(id, &msgs, result)
+}
+
+fn handle(
+    cmd: &str,
+    rest: &str,
+    args: Vec<Value>,
+    session: u64,
+    sessions: &ScriptSessions,
+) -> Vec<u8> {
+    match cmd {
+        "connect" => {
+            let lines: Vec<&str> = rest.lines().collect();
+            let id = sessions.open();
+            if lines.first() == Some(&"login") {
+                let (user, pass) = (
+                    lines.get(1).copied().unwrap_or(""),
+                    lines.get(2).copied().unwrap_or(""),
+                );
+                return run_in(sessions, id, |it| {
+                    it.run(&format!("login({user:?}, {pass:?})"))
+                        .map_err(|e| e.message)?;
+                    Ok(vec![Value::bool(true)])
+                });
+            }
+            reply(id, &[], Ok(Vec::new()))
+        }
+        "script" => run_in(sessions, session, |it| {
+            it.run(rest).map(script_result).map_err(|e| e.to_string())
+        }),
+        "function" => {
+            let name = rest.lines().next().unwrap_or_default().trim().to_string();
+            match name.as_str() {
+                "getRequiredAPIVersion" => reply(
+                    session,
+                    &[],
+                    Err("getRequiredAPIVersion is not required by this server".into()),
+                ),
+                "isNodeInitialized" => reply(session, &[], Ok(vec![Value::bool(true)])),
+                _ => run_in(sessions, session, |it| {
+                    let mut call = String::new();
+                    for (i, a) in args.into_iter().enumerate() {
+                        let var = format!("__porpoise_arg{i}");
+                        it.set(&var, a);
+                        call.push_str(if i == 0 { "" } else { ", " });
+                        call.push_str(&var);
+                    }
+                    let r = it
+                        .run(&format!("({name})({call})"))
+                        .map(script_result)
+                        .map_err(|e| e.to_string());
+                    it.clear_args();
+                    r
+                }),
+            }
+        }
+        "variable" => {
+            let names: Vec<String> = rest
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .map(|n| n.trim().to_string())
+                .collect();
+            if names.len() != args.len() {
+                return reply(
+                    session,
+                    &[],
+                    Err(format!("{} names for {} objects", names.len(), args.len())),
+                );
+            }
+            run_in(sessions, session, |it| {
+                for (n, v) in names.iter().zip(args) {
+                    it.set(n, v);
+                }
+                Ok(Vec::new())
+            })
+        }
+        other => reply(session, &[], Err(format!("unknown API request '{other}'"))),
+    }
+}
