@@ -13,6 +13,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test (glommio)"
 cargo test --workspace
 
+echo "== the official DolphinDB Python client (dolphindb==3.0.6.1) against porpoise -mode single"
+cargo build -p node --bin porpoise
+venv=target/py-venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+PORPOISE_BIN="$PWD/target/debug/porpoise" "$venv/bin/python" -m pytest -q tests/python
+
 echo "== cargo clippy (madsim)"
 CARGO_TARGET_DIR=target/sim RUSTFLAGS="--cfg madsim" cargo clippy --workspace --all-targets -- -D warnings
 

@@ -1,0 +1,125 @@
+"""The official DolphinDB Python client (dolphindb==3.0.6.1), unmodified, against Porpoise."""
+import socket
+
+import dolphindb as ddb
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def connect(server, user="admin", password="123456"):
+    s = ddb.session()
+    s.connect(server[0], server[1], user, password)
+    return s
+
+
+def test_connect_with_and_without_login(server):
+    s = connect(server)
+    assert s.run("1 + 1") == 2
+    anon = ddb.session()
+    anon.connect(server[0], server[1])
+    anon.login("admin", "123456")
+    assert anon.run("2 * 21") == 42
+
+
+def test_wrong_password_is_refused(server, capfd):
+    s = ddb.session()
+    assert not s.connect(server[0], server[1], "admin", "wrong")
+    assert "The user name or password is incorrect" in capfd.readouterr().out
+    with pytest.raises(Exception):
+        s.run("1")
+
+
+def test_scalars_vectors_and_tables(server):
+    s = connect(server)
+    assert s.run("`abc") == "abc"
+    assert s.run("3.5 * 2") == 7.0
+    np.testing.assert_array_equal(s.run("1..5 * 2"), np.array([2, 4, 6, 8, 10]))
+    df = s.run("table(1 2 3 as a, `x`y`z as b, 1.5 2.5 3.5 as c)")
+    pd.testing.assert_frame_equal(df, pd.DataFrame({"a": np.array([1, 2, 3], dtype=np.int32), "b": ["x", "y", "z"], "c": [1.5, 2.5, 3.5]}))
+    dt = s.run("2023.01.08T09:30:00 + 0 60")
+    assert list(dt) == [np.datetime64("2023-01-08T09:30:00"), np.datetime64("2023-01-08T09:31:00")]
+
+
+def test_function_calls_with_python_arguments(server):
+    s = connect(server)
+    assert s.run("add", 3, 4) == 7
+    assert s.run("add", 1.5, 2) == 3.5
+    assert s.run("upper", "porpoise") == "PORPOISE"
+    np.testing.assert_array_equal(s.run("cumsum", [1, 2, 3]), np.array([1, 3, 6]))
+    np.testing.assert_array_equal(s.run("add", np.array([1, 2], dtype=np.int32), 10), np.array([11, 12]))
+    s.run("def f(x, y) { return x * 10 + y }")
+    assert s.run("f", 4, 2) == 42
+
+
+def test_uploads_round_trip(server):
+    s = connect(server)
+    df = pd.DataFrame({"i": np.array([1, 2, 3], dtype=np.int32), "d": [0.5, 1.5, 2.5], "s": ["a", "b", "c"],
+                       "l": np.array([10, 20, 30], dtype=np.int64), "b": [True, False, True]})
+    s.upload({"up": df})
+    back = s.run("up")
+    pd.testing.assert_frame_equal(back, df)
+    s.upload({"v": np.array([5, 6, 7], dtype=np.int32)})
+    np.testing.assert_array_equal(s.run("v * 2"), np.array([10, 12, 14]))
+
+
+def test_server_errors_are_exceptions(server):
+    s = connect(server)
+    with pytest.raises(Exception, match="Cannot recognize the token nosuch"):
+        s.run("nosuch(1)")
+    with pytest.raises(Exception, match="line #2"):
+        s.run("x = 1\ny = (2 +")
+    assert s.run("1") == 1, "the session survives its own errors"
+
+
+def test_tutorial_generation_and_ohlc_in_memory(server):
+    s = connect(server)
+    s.run("""
+n = 1210000
+randPrice = round(10+rand(1.0, 100), 2)
+randVolume = 100+rand(100, 100)
+SecurityID = lpad(string(take(0..4999, 5000)), 6, `0)
+DateTime = (2023.01.08T09:30:00 + take(0..120, 121)*60).join(2023.01.08T13:00:00 + take(0..120, 121)*60)
+PreClosePx = rand(randPrice, n)
+OpenPx = rand(randPrice, n)
+HighPx = rand(randPrice, n)
+LowPx = rand(randPrice, n)
+LastPx = rand(randPrice, n)
+Volume = int(rand(randVolume, n))
+Amount = round(LastPx*Volume, 2)
+tmp = cj(table(SecurityID), table(DateTime))
+t = tmp.join!(table(PreClosePx, OpenPx, HighPx, LowPx, LastPx, Volume, Amount))
+""")
+    q1 = s.run("select count(*) from t group by date(DateTime) as Date")
+    assert list(q1.columns) == ["Date", "count"]
+    assert q1["count"].tolist() == [1210000]
+    s.run("result = select first(LastPx) as Open, max(LastPx) as High, min(LastPx) as Low, last(LastPx) as Close from t group by date(DateTime) as Date, SecurityID")
+    result = s.run("result")
+    assert len(result) == 5000
+    t = s.run("select SecurityID, LastPx from t")
+    g = t.groupby("SecurityID")["LastPx"]
+    expected = pd.DataFrame({"Open": g.first(), "High": g.max(), "Low": g.min(), "Close": g.last()}).reset_index(drop=True)
+    pd.testing.assert_frame_equal(result[["Open", "High", "Low", "Close"]].reset_index(drop=True), expected)
+
+
+def test_garbage_on_another_connection_harms_no_session(server):
+    s = connect(server)
+    s.run("keep = 99")
+    junk = socket.create_connection(server)
+    junk.sendall(b"API 0 999999999999 / 32_1_4_2\n\xff\xff")
+    junk.settimeout(5)
+    try:
+        junk.recv(16)
+    except OSError:
+        pass
+    junk.close()
+    raw = socket.create_connection(server)
+    raw.sendall(b"\x00\x01\x02 not a request at all\r\n\r\n")
+    raw.close()
+    assert s.run("keep") == 99
+
+
+def test_print_output_reaches_the_client(server, capfd):
+    s = connect(server)
+    s.run("print('hello from porpoise')\nx = 1")
+    assert "hello from porpoise" in capfd.readouterr().out
