@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use lang::eval::{render_value, EvalError, Interp, Value};
+use lang::eval::{render_value, EvalError, Interp, NodeInfo, Value};
 use storage::column::Column;
 
 /// Most live sessions per node.
@@ -26,14 +26,12 @@ pub const RESULT_ROWS_MAX: usize = 1000;
 pub struct ScriptSessions {
     next_id: std::cell::Cell<u64>,
     sessions: RefCell<BTreeMap<u64, Interp>>,
+    node: NodeInfo,
 }
 
 impl Default for ScriptSessions {
     fn default() -> Self {
-        ScriptSessions {
-            next_id: std::cell::Cell::new(1),
-            sessions: RefCell::new(BTreeMap::new()),
-        }
+        ScriptSessions::new(NodeInfo::default())
     }
 }
 
@@ -125,6 +123,21 @@ pub fn value_json(v: &Value) -> String {
 }
 
 impl ScriptSessions {
+    /// Sessions of the node described by `node`.
+    pub fn new(node: NodeInfo) -> ScriptSessions {
+        ScriptSessions {
+            next_id: std::cell::Cell::new(1),
+            sessions: RefCell::new(BTreeMap::new()),
+            node,
+        }
+    }
+
+    fn new_interp(&self) -> Interp {
+        let mut it = Interp::new(rt::rand::seed());
+        it.node = self.node.clone();
+        it
+    }
+
     /// Opens a new session; returns its id.
     pub fn open(&self) -> u64 {
         let mut sessions = self.sessions.borrow_mut();
@@ -134,7 +147,7 @@ impl ScriptSessions {
             let oldest = *sessions.keys().next().expect("non-empty");
             sessions.remove(&oldest);
         }
-        sessions.insert(id, Interp::new(rt::rand::seed()));
+        sessions.insert(id, self.new_interp());
         id
     }
 
@@ -163,7 +176,7 @@ impl ScriptSessions {
                     let oldest = *sessions.keys().next().expect("non-empty");
                     sessions.remove(&oldest);
                 }
-                sessions.insert(id, Interp::new(rt::rand::seed()));
+                sessions.insert(id, self.new_interp());
                 id
             }
         };

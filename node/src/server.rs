@@ -97,11 +97,28 @@ pub async fn bind(settings: &Settings) -> Result<TcpListener, ServeError> {
 pub async fn serve(listener: TcpListener, settings: Rc<Settings>, log: Logger) {
     use crate::config::Mode;
     // Script sessions live on nodes that run user scripts; controllers and agents do not.
+    let node = lang::eval::NodeInfo {
+        alias: settings.alias().to_string(),
+        host: settings.site().host.clone(),
+        port: settings.site().port,
+        // getClusterPerf's codes: 0 data node (a single node serves as one), 4 compute node.
+        mode_code: if settings.mode() == Mode::ComputeNode {
+            4
+        } else {
+            0
+        },
+        controller_alias: settings
+            .controller_site()
+            .map(|c| c.alias)
+            .unwrap_or_default(),
+        max_connections: settings.max_connections(),
+        worker_num: settings.worker_num(),
+    };
     let scripts = matches!(
         settings.mode(),
         Mode::Single | Mode::DataNode | Mode::ComputeNode
     )
-    .then(|| Rc::new(ScriptSessions::default()));
+    .then(|| Rc::new(ScriptSessions::new(node)));
     let active = Rc::new(Cell::new(0usize));
     let limit = settings.max_connections();
     loop {

@@ -123,3 +123,29 @@ def test_print_output_reaches_the_client(server, capfd):
     s = connect(server)
     s.run("print('hello from porpoise')\nx = 1")
     assert "hello from porpoise" in capfd.readouterr().out
+
+
+def test_high_availability_connect_and_cluster_perf(server):
+    site = f"{server[0]}:{server[1]}"
+    s = ddb.session()
+    assert s.connect(server[0], server[1], "admin", "123456", highAvailability=True, highAvailabilitySites=[site])
+    assert s.run("1 + 2") == 3
+    perf = s.run("rpc(getControllerAlias(), getClusterPerf)")
+    assert perf["port"].tolist() == [server[1]]
+    assert perf["state"].tolist() == [1]
+    assert s.run("getNodeAlias()") == "pytest1"
+
+
+def test_table_helpers_and_appender(server):
+    s = connect(server)
+    df = pd.DataFrame({"id": np.array([1, 2], dtype=np.int32), "v": [1.5, 2.5]})
+    t = s.table(data=df, tableAliasName="memt")
+    assert t.tableName() == "memt"
+    assert s.run("schema(memt)")["colDefs"]["name"].tolist() == ["id", "v"]
+    appender = ddb.TableAppender(table_name="memt", conn=s)
+    more = pd.DataFrame({"id": np.array([3], dtype=np.int32), "v": [3.5]})
+    assert appender.append(more) == 1
+    assert s.run("exec v from memt").tolist() == [1.5, 2.5, 3.5]
+    s.run("undef('memt')")
+    with pytest.raises(Exception):
+        s.run("memt")

@@ -68,6 +68,14 @@ const NAMES: &[&str] = &[
     "existsTable",
     "append!",
     "tableInsert",
+    "schema",
+    "undef",
+    "getNodeAlias",
+    "getControllerAlias",
+    "getClusterPerf",
+    "rpc",
+    "isNodeInitialized",
+    "getRequiredAPIVersion",
 ];
 
 /// Most elements a generator (`take`, `til`, `rand`, `seq`) may produce: a guard until
@@ -795,6 +803,164 @@ pub fn call(
                     data: ColumnData::I8(v),
                 },
             ))
+        }
+        "append!" | "tableInsert" if matches!(args.first(), Some(Value::Table(_))) => {
+            arity(name, &args, 2, 2)?;
+            let Value::Table(t) = &args[0] else {
+                unreachable!()
+            };
+            let rows: Vec<Column> = match &args[1] {
+                Value::Table(u) => u.columns.iter().map(|(_, c)| c.clone()).collect(),
+                Value::Tuple(items) => items
+                    .iter()
+                    .map(|v| {
+                        v.column().cloned().ok_or_else(|| {
+                            EvalError::msg(format!("The function [{name}] needs columns"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                other => {
+                    return Err(EvalError::msg(format!(
+                        "The function [{name}] cannot append a {}",
+                        other.typestr()
+                    )))
+                }
+            };
+            if rows.len() != t.columns.len() {
+                return Err(EvalError::msg(format!(
+                    "The function [{name}] got {} columns for a table of {}",
+                    rows.len(),
+                    t.columns.len()
+                )));
+            }
+            let mut out = (**t).clone();
+            let mut added = 0;
+            for ((_, c), r) in out.columns.iter_mut().zip(&rows) {
+                let r = if r.ty == c.ty {
+                    r.clone()
+                } else {
+                    cast(r, c.ty)?
+                };
+                added = r.len();
+                c.append(&r).map_err(EvalError::msg)?;
+            }
+            // Tables are values: write the grown table back to the variable it came from.
+            if let Some((
+                _,
+                Expr {
+                    kind: ExprKind::Ident(var),
+                    ..
+                },
+            )) = exprs.first()
+            {
+                it.set(var, table_value(out.clone()));
+            }
+            Ok(if name == "tableInsert" {
+                Value::int(added as i64)
+            } else {
+                table_value(out)
+            })
+        }
+        "schema" => {
+            arity(name, &args, 1, 1)?;
+            let Value::Table(t) = &args[0] else {
+                return Err(EvalError::msg("The function [schema] needs a table"));
+            };
+            let names: Vec<&str> = t.columns.iter().map(|(n, _)| n.as_str()).collect();
+            let types: Vec<&str> = t.columns.iter().map(|(_, c)| c.ty.name()).collect();
+            let ids: Vec<i32> = t.columns.iter().map(|(_, c)| c.ty as i32).collect();
+            let col_defs = Table {
+                columns: vec![
+                    (
+                        "name".into(),
+                        Column::from_strings(DataType::String, &names),
+                    ),
+                    (
+                        "typeString".into(),
+                        Column::from_strings(DataType::String, &types),
+                    ),
+                    (
+                        "typeInt".into(),
+                        Column {
+                            ty: DataType::Int,
+                            data: ColumnData::I32(ids),
+                        },
+                    ),
+                    (
+                        "extra".into(),
+                        Column {
+                            ty: DataType::Int,
+                            data: ColumnData::I32(vec![null::I32; names.len()]),
+                        },
+                    ),
+                    (
+                        "comment".into(),
+                        Column::from_strings(DataType::String, &vec![""; names.len()]),
+                    ),
+                ],
+            };
+            let mut d = std::collections::BTreeMap::new();
+            d.insert("colDefs".to_string(), table_value(col_defs));
+            Ok(Value::Dict(d))
+        }
+        "undef" => {
+            arity(name, &args, 1, 2)?;
+            let var = scalar_string(&args[0])?;
+            it.unset(&var);
+            Ok(Value::Void)
+        }
+        "getNodeAlias" => Ok(Value::string(&it.node.alias)),
+        "getControllerAlias" => Ok(Value::string(&it.node.controller_alias)),
+        "isNodeInitialized" => Ok(Value::bool(true)),
+        "getRequiredAPIVersion" => Err(EvalError::msg(
+            "getRequiredAPIVersion is not required by this server",
+        )),
+        "getClusterPerf" => {
+            let n = it.node.clone();
+            let s = |v: &str| Column::from_strings(DataType::String, &[v]);
+            let i = |v: i64| Column {
+                ty: DataType::Int,
+                data: ColumnData::I32(vec![v as i32]),
+            };
+            Ok(table_value(Table {
+                columns: vec![
+                    ("name".into(), s(&n.alias)),
+                    ("state".into(), i(1)),
+                    ("host".into(), s(&n.host)),
+                    ("port".into(), i(n.port as i64)),
+                    (
+                        "site".into(),
+                        s(&format!("{}:{}:{}", n.host, n.port, n.alias)),
+                    ),
+                    ("mode".into(), i(n.mode_code as i64)),
+                    ("maxConnections".into(), i(n.max_connections as i64)),
+                    ("connectionNum".into(), i(1)),
+                    ("workerNum".into(), i(n.worker_num as i64)),
+                    (
+                        "executorNum".into(),
+                        i(n.worker_num.saturating_sub(1) as i64),
+                    ),
+                    ("publicName".into(), s(&n.host)),
+                ],
+            }))
+        }
+        "rpc" => {
+            // rpc(alias, f, args...): this node answers for itself (single mode).
+            if args.len() < 2 {
+                return Err(EvalError::msg(
+                    "The function [rpc] needs a node alias and a function",
+                ));
+            }
+            let alias = scalar_string(&args[0])?;
+            if !alias.is_empty() && alias != it.node.alias && alias != it.node.controller_alias {
+                return Err(EvalError::msg(format!(
+                    "<DataNodeNotAvail>node {alias} is not reachable from this node"
+                )));
+            }
+            let mut args = args;
+            let rest = args.split_off(2);
+            let f = args.pop().expect("two arguments");
+            it.apply(f, rest, &[], _pos)
         }
         "existsDatabase"
         | "database"

@@ -31,7 +31,36 @@ pub struct Interp {
     pub output: Vec<String>,
     pub(crate) rng: rt::rand::Rng,
     pub(crate) user: Option<String>,
+    /// The node this session runs on (for getNodeAlias, getClusterPerf, rpc).
+    pub node: NodeInfo,
     depth: usize,
+}
+
+/// What a session knows about its node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub alias: String,
+    pub host: String,
+    pub port: u16,
+    /// DolphinDB's mode code in getClusterPerf: 0 data node, 1 agent, 2 controller, 3 single, 4 compute node.
+    pub mode_code: u8,
+    pub controller_alias: String,
+    pub max_connections: usize,
+    pub worker_num: usize,
+}
+
+impl Default for NodeInfo {
+    fn default() -> Self {
+        NodeInfo {
+            alias: "local8848".into(),
+            host: "localhost".into(),
+            port: 8848,
+            mode_code: 3,
+            controller_alias: String::new(),
+            max_connections: 512,
+            worker_num: 1,
+        }
+    }
 }
 
 fn temporal_type(id: u8) -> DataType {
@@ -118,6 +147,7 @@ impl Interp {
             output: Vec::new(),
             rng: rt::rand::Rng::with_seed(seed),
             user: None,
+            node: NodeInfo::default(),
             depth: 0,
         }
     }
@@ -141,6 +171,11 @@ impl Interp {
     /// Binds a session variable (uploads, function arguments).
     pub fn set(&mut self, name: &str, v: Value) {
         self.globals.insert(name.to_string(), v);
+    }
+
+    /// Forgets a session variable.
+    pub fn unset(&mut self, name: &str) {
+        self.globals.remove(name);
     }
 
     /// Forgets the temporary argument variables of an API `function` call.
@@ -338,6 +373,7 @@ impl Interp {
                         Value::Builtin(Rc::new(Builtin {
                             name: name.clone(),
                             bound: Vec::new(),
+                            bound_exprs: Vec::new(),
                         }))
                     }
                     _ => self.eval(func)?,
@@ -368,6 +404,7 @@ impl Interp {
                         let f = Value::Builtin(Rc::new(Builtin {
                             name: name.clone(),
                             bound: Vec::new(),
+                            bound_exprs: Vec::new(),
                         }));
                         let f = self.var(name).cloned().unwrap_or(f);
                         let out = self.apply(f, vals, &exprs, e.pos)?;
@@ -394,14 +431,17 @@ impl Interp {
                         Value::Builtin(Rc::new(Builtin {
                             name: name.clone(),
                             bound: Vec::new(),
+                            bound_exprs: Vec::new(),
                         }))
                     }),
                     _ => self.eval(func)?,
                 };
+                let bound_exprs = args.clone();
                 Ok(match f {
                     Value::Builtin(b) => Value::Builtin(Rc::new(Builtin {
                         name: b.name.clone(),
                         bound,
+                        bound_exprs,
                     })),
                     Value::Func(u) => Value::Func(Rc::new(Function {
                         bound,
@@ -437,6 +477,7 @@ impl Interp {
             return Ok(Value::Builtin(Rc::new(Builtin {
                 name: name.to_string(),
                 bound: Vec::new(),
+                bound_exprs: Vec::new(),
             })));
         }
         Err(EvalError::msg(format!(
@@ -506,6 +547,7 @@ impl Interp {
             Value::Builtin(Rc::new(Builtin {
                 name: name.to_string(),
                 bound: Vec::new(),
+                bound_exprs: Vec::new(),
             }))
         });
         self.apply(f, args, &exprs, pos)
@@ -543,10 +585,22 @@ impl Interp {
         }
         match f {
             Value::Builtin(b) => {
-                let partial = !b.bound.is_empty();
+                if b.bound.is_empty() {
+                    return self.call_builtin(&b.name, args, exprs, pos);
+                }
+                // Bound slots keep their expressions; open slots take the call's.
+                let mut open = exprs.iter().cloned();
+                let filled: Vec<(Option<String>, Expr)> = b
+                    .bound_exprs
+                    .iter()
+                    .map(|e| match e {
+                        Some(e) => Some((None, e.clone())),
+                        None => open.next(),
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .unwrap_or_default();
                 let args = fill(&b.bound, args);
-                let exprs = if partial { &[][..] } else { exprs };
-                self.call_builtin(&b.name, args, exprs, pos)
+                self.call_builtin(&b.name, args, &filled, pos)
             }
             Value::Func(u) => {
                 let args = fill(&u.bound, args);

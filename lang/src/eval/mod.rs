@@ -14,7 +14,7 @@ pub mod value;
 pub use builtins::{
     element as element_of, render as render_value, scalar_string as scalar_string_of,
 };
-pub use interp::Interp;
+pub use interp::{Interp, NodeInfo};
 pub use value::{Table, Value};
 
 use crate::parse::{ParseError, Pos};

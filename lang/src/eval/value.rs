@@ -25,6 +25,8 @@ pub struct Function {
 pub struct Builtin {
     pub name: String,
     pub bound: Vec<Option<Value>>,
+    /// The expressions of the bound arguments (so `tableInsert{t}` still knows it is `t`).
+    pub bound_exprs: Vec<Option<Expr>>,
 }
 
 /// An in-memory table: named columns of equal length.
