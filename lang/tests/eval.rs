@@ -9,7 +9,7 @@ use storage::column::{Column, ColumnData};
 use storage::types::DataType;
 
 fn run(it: &mut Interp, src: &str) -> Value {
-    it.run(src).unwrap_or_else(|e| panic!("{src}\n=> {e}"))
+    it.run_now(src).unwrap_or_else(|e| panic!("{src}\n=> {e}"))
 }
 
 fn table(v: &Value) -> &lang::eval::Table {
@@ -190,40 +190,69 @@ fn operators_and_builtins() {
 #[test]
 fn errors_name_the_function_and_the_position() {
     let mut it = Interp::new(1);
-    let e = it.run("x = 1\ny = nosuch(x)").unwrap_err();
+    let e = it.run_now("x = 1\ny = nosuch(x)").unwrap_err();
     assert_eq!(e.pos.map(|p| (p.line, p.col)), Some((2, 5)), "{e}");
     assert!(
         e.to_string().contains("Cannot recognize the token nosuch"),
         "{e}"
     );
-    let e = it.run("take(1)").unwrap_err();
+    let e = it.run_now("take(1)").unwrap_err();
     assert!(
         e.to_string().contains(
             "The function [take] expects 2 argument(s), but the actual number of arguments is 1"
         ),
         "{e}"
     );
-    let e = it.run("z = 1 + `a").unwrap_err();
+    let e = it.run_now("z = 1 + `a").unwrap_err();
     assert!(
         e.to_string().contains("cannot apply + to INT and STRING"),
         "{e}"
     );
     assert_eq!(e.pos.map(|p| p.line), Some(1));
-    let e = it.run("def f(a) { return a }\nf(1, 2)").unwrap_err();
+    let e = it.run_now("def f(a) { return a }\nf(1, 2)").unwrap_err();
     assert!(
         e.to_string()
             .contains("The function [f] expects 1 argument(s)"),
         "{e}"
     );
-    let e = it.run("login(\"admin\", \"wrong\")").unwrap_err();
+    let e = it.run_now("login(\"admin\", \"wrong\")").unwrap_err();
     assert!(e.to_string().contains("password is incorrect"), "{e}");
-    let e = it.run("database(\"dfs://x\", VALUE, 1..3)").unwrap_err();
+    let e = it
+        .run_now("database(\"dfs://x\", VALUE, 1..3)")
+        .unwrap_err();
     assert!(e.to_string().contains("needs DFS databases"), "{e}");
-    let e = it.run("take(1, 100000000000)").unwrap_err();
+    let e = it.run_now("take(1, 100000000000)").unwrap_err();
     assert!(
         e.to_string().contains("would create 100000000000 elements"),
         "{e}"
     );
-    let e = it.run("def r(x) { return r(x) }\nr(1)").unwrap_err();
+    let e = it.run_now("def r(x) { return r(x) }\nr(1)").unwrap_err();
     assert!(e.to_string().contains("nested deeper"), "{e}");
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let mut it = Interp::new(1);
+    // Nearly as deep as the parser allows (each parenthesis costs it 2 levels): evaluates
+    // without exhausting a 2 MiB thread stack.
+    let depth = lang::parse::NESTING_MAX / 2 - 2;
+    let src = format!("{}1{}", "(".repeat(depth), " + 1)".repeat(depth));
+    assert_eq!(it.run_now(&src).unwrap().column().unwrap().len(), 1);
+    let src = format!("{}1{}", "(".repeat(depth * 2), ")".repeat(depth * 2));
+    assert!(it
+        .run_now(&src)
+        .unwrap_err()
+        .to_string()
+        .contains("nesting deeper"));
+    // The worst case: maximal recursion, each level evaluating a deep expression.
+    let body = format!("{}x{}", "(".repeat(40), " + 0)".repeat(40));
+    let e = it
+        .run_now(&format!("def deep(x) {{ return deep({body}) }}\ndeep(1)"))
+        .unwrap_err();
+    assert!(e.to_string().contains("nested deeper"), "{e}");
+    assert_eq!(
+        it.run_now("1 + 1").unwrap().column().unwrap().len(),
+        1,
+        "the session survives"
+    );
 }

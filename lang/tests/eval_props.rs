@@ -60,8 +60,8 @@ proptest! {
     #[test]
     fn evaluation_never_panics(e in expr(), s in expr()) {
         let mut it = Interp::new(3);
-        let _ = it.run("x = 1 2 3\nt = table(1 2 3 as a)");
-        let _ = it.run(&e);
-        let _ = it.run(&format!("y = {s}\nselect count(*) from t where a > 1"));
+        let _ = it.run_now("x = 1 2 3\nt = table(1 2 3 as a)");
+        let _ = it.run_now(&e);
+        let _ = it.run_now(&format!("y = {s}\nselect count(*) from t where a > 1"));
     }
 }

@@ -177,26 +177,22 @@ pub async fn serve(
                 )),
             )
         } else {
-            handle(&cmd, &rest, args, session, sessions)
+            handle(&cmd, &rest, args, session, sessions).await
         };
         s.write_all(&out).await?;
     }
 }
 
-fn run_in(
-    sessions: &ScriptSessions,
-    session: u64,
-    f: impl FnOnce(&mut Interp) -> Result<Vec<Value>, String>,
-) -> Vec<u8> {
-    let (id, (msgs, result)) = sessions.with(session, |it| {
-        it.output.clear();
-        let r = f(it);
-        (std::mem::take(&mut it.output), r)
-    });
+async fn run_in<F, Fut>(sessions: &ScriptSessions, session: u64, f: F) -> Vec<u8>
+where
+    F: FnOnce(Interp) -> Fut,
+    Fut: std::future::Future<Output = (Interp, Result<Vec<Value>, String>)>,
+{
+    let (id, (msgs, result)) = sessions.run(session, f).await;
     reply(id, &msgs, result)
 }
 
-fn handle(
+async fn handle(
     cmd: &str,
     rest: &str,
     args: Vec<Value>,
@@ -212,17 +208,30 @@ fn handle(
                     lines.get(1).copied().unwrap_or(""),
                     lines.get(2).copied().unwrap_or(""),
                 );
-                return run_in(sessions, id, |it| {
-                    it.run(&format!("login({user:?}, {pass:?})"))
-                        .map_err(|e| e.message)?;
-                    Ok(vec![Value::bool(true)])
-                });
+                let script = format!("login({user:?}, {pass:?})");
+                return run_in(sessions, id, |mut it| async move {
+                    let r = it
+                        .run(&script)
+                        .await
+                        .map(|_| vec![Value::bool(true)])
+                        .map_err(|e| e.message);
+                    (it, r)
+                })
+                .await;
             }
             reply(id, &[], Ok(Vec::new()))
         }
-        "script" => run_in(sessions, session, |it| {
-            it.run(rest).map(script_result).map_err(|e| e.to_string())
-        }),
+        "script" => {
+            run_in(sessions, session, |mut it| async move {
+                let r = it
+                    .run(rest)
+                    .await
+                    .map(script_result)
+                    .map_err(|e| e.to_string());
+                (it, r)
+            })
+            .await
+        }
         "function" => {
             let name = rest.lines().next().unwrap_or_default().trim().to_string();
             match name.as_str() {
@@ -232,21 +241,25 @@ fn handle(
                     Err("getRequiredAPIVersion is not required by this server".into()),
                 ),
                 "isNodeInitialized" => reply(session, &[], Ok(vec![Value::bool(true)])),
-                _ => run_in(sessions, session, |it| {
-                    let mut call = String::new();
-                    for (i, a) in args.into_iter().enumerate() {
-                        let var = format!("__porpoise_arg{i}");
-                        it.set(&var, a);
-                        call.push_str(if i == 0 { "" } else { ", " });
-                        call.push_str(&var);
-                    }
-                    let r = it
-                        .run(&format!("({name})({call})"))
-                        .map(script_result)
-                        .map_err(|e| e.to_string());
-                    it.clear_args();
-                    r
-                }),
+                _ => {
+                    run_in(sessions, session, |mut it| async move {
+                        let mut call = String::new();
+                        for (i, a) in args.into_iter().enumerate() {
+                            let var = format!("__porpoise_arg{i}");
+                            it.set(&var, a);
+                            call.push_str(if i == 0 { "" } else { ", " });
+                            call.push_str(&var);
+                        }
+                        let r = it
+                            .run(&format!("({name})({call})"))
+                            .await
+                            .map(script_result)
+                            .map_err(|e| e.to_string());
+                        it.clear_args();
+                        (it, r)
+                    })
+                    .await
+                }
             }
         }
         "variable" => {
@@ -264,12 +277,13 @@ fn handle(
                     Err(format!("{} names for {} objects", names.len(), args.len())),
                 );
             }
-            run_in(sessions, session, |it| {
+            run_in(sessions, session, |mut it| async move {
                 for (n, v) in names.iter().zip(args) {
                     it.set(n, v);
                 }
-                Ok(Vec::new())
+                (it, Ok(Vec::new()))
             })
+            .await
         }
         other => reply(session, &[], Err(format!("unknown API request '{other}'"))),
     }

@@ -151,39 +151,20 @@ impl ScriptSessions {
         id
     }
 
-    /// Runs `f` on session `id` (opened on demand if it is unknown); returns the id used.
-    pub fn with<R>(&self, id: u64, f: impl FnOnce(&mut Interp) -> R) -> (u64, R) {
-        let id = if self.sessions.borrow().contains_key(&id) {
-            id
-        } else {
-            self.open()
-        };
-        let mut sessions = self.sessions.borrow_mut();
-        let it = sessions.get_mut(&id).expect("just ensured");
-        (id, f(it))
-    }
-
     /// Runs `script` in session `session` (a new one when `None` or unknown); returns the
     /// session id and the JSON reply.
-    pub fn execute(&self, session: Option<u64>, script: &str) -> (u64, String) {
-        let mut sessions = self.sessions.borrow_mut();
-        let id = match session.filter(|s| sessions.contains_key(s)) {
+    pub async fn execute(&self, session: Option<u64>, script: &str) -> (u64, String) {
+        let id = match session.filter(|s| self.sessions.borrow().contains_key(s)) {
             Some(id) => id,
-            None => {
-                let id = self.next_id.get();
-                self.next_id.set(id + 1);
-                if sessions.len() >= SESSIONS_MAX {
-                    let oldest = *sessions.keys().next().expect("non-empty");
-                    sessions.remove(&oldest);
-                }
-                sessions.insert(id, self.new_interp());
-                id
-            }
+            None => self.open(),
         };
-        let it = sessions.get_mut(&id).expect("just ensured");
-        it.output.clear();
-        let result = it.run(script);
-        let output: Vec<String> = it.output.iter().map(|s| json_str(s)).collect();
+        let (id, (output, result)) = self
+            .run(id, |mut it| async move {
+                let r = it.run(script).await;
+                (it, r)
+            })
+            .await;
+        let output: Vec<String> = output.iter().map(|s| json_str(s)).collect();
         let body = match result {
             Ok(v) => format!(
                 r#"{{"sessionId":"{id}","ok":true,"output":[{}],"result":{}}}"#,
@@ -206,32 +187,68 @@ impl ScriptSessions {
         };
         (id, body)
     }
+
+    /// Runs `work` on session `id` (opened if unknown). The interpreter is moved out of the
+    /// table while it runs — so other sessions proceed meanwhile — and `work` hands it back.
+    /// Returns the id, the text the script printed, and the work's result.
+    pub async fn run<R, F, Fut>(&self, id: u64, work: F) -> (u64, (Vec<String>, R))
+    where
+        F: FnOnce(Interp) -> Fut,
+        Fut: std::future::Future<Output = (Interp, R)>,
+    {
+        let id = if self.sessions.borrow().contains_key(&id) {
+            id
+        } else {
+            self.open()
+        };
+        let mut it = self
+            .sessions
+            .borrow_mut()
+            .remove(&id)
+            .expect("just ensured");
+        it.output.clear();
+        let (mut it, r) = work(it).await;
+        let output = std::mem::take(&mut it.output);
+        self.sessions.borrow_mut().insert(id, it);
+        (id, (output, r))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn now<T>(f: impl std::future::Future<Output = T>) -> T {
+        let mut f = std::pin::pin!(f);
+        match f
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("in-memory scripts never wait"),
+        }
+    }
+
     #[test]
     fn sessions_keep_variables_and_report_errors() {
         let s = ScriptSessions::default();
-        let (id, body) = s.execute(None, "x = 1..3\nsum(x)");
+        let (id, body) = now(s.execute(None, "x = 1..3\nsum(x)"));
         assert!(
             body.contains(r#""ok":true"#) && body.contains(r#""value":6"#),
             "{body}"
         );
-        let (same, body) = s.execute(Some(id), "x * 2");
+        let (same, body) = now(s.execute(Some(id), "x * 2"));
         assert_eq!(same, id);
         assert!(body.contains("[2,4,6]"), "{body}");
-        let (other, body) = s.execute(None, "x");
+        let (other, body) = now(s.execute(None, "x"));
         assert_ne!(other, id);
         assert!(
             body.contains(r#""ok":false"#) && body.contains("Cannot recognize the token x"),
             "{body}"
         );
-        let (_, body) = s.execute(Some(id), "y = 1\nz = (2 +");
+        let (_, body) = now(s.execute(Some(id), "y = 1\nz = (2 +"));
         assert!(body.contains(r#""line":2"#), "{body}");
-        let (_, body) = s.execute(Some(id), "print(`hi)\ntable(1 2 as a, `x`y as b)");
+        let (_, body) = now(s.execute(Some(id), "print(`hi)\ntable(1 2 as a, `x`y as b)"));
         assert!(
             body.contains(r#""output":["hi"]"#) && body.contains(r#""form":"table","rows":2"#),
             "{body}"

@@ -237,7 +237,7 @@ async fn handle(
                 body.extend_from_slice(&buf[..n.min(content_length - body.len())]);
             }
             let script = String::from_utf8_lossy(&body);
-            let (id, reply) = scripts.expect("guarded").execute(session, &script);
+            let (id, reply) = scripts.expect("guarded").execute(session, &script).await;
             respond_with(&mut s, 200, &reply, &[("X-Session", &id.to_string())]).await
         }
         ("GET", _) | ("POST", _) => respond(&mut s, 404, r#"{"error":"not found"}"#).await,

@@ -322,7 +322,7 @@ fn table_value(t: Table) -> Value {
 }
 
 /// Calls built-in `name`.
-pub fn call(
+pub async fn call(
     it: &mut Interp,
     name: &str,
     args: Vec<Value>,
@@ -960,7 +960,7 @@ pub fn call(
             let mut args = args;
             let rest = args.split_off(2);
             let f = args.pop().expect("two arguments");
-            it.apply(f, rest, &[], _pos)
+            Box::pin(it.apply(f, rest, &[], _pos)).await
         }
         "existsDatabase"
         | "database"

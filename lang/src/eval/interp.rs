@@ -13,7 +13,10 @@ use crate::parse::{parse, Pos};
 
 /// Deepest call nesting: a guard against runaway recursion that fits a 2 MiB thread stack
 /// even in debug builds.
-pub const CALL_DEPTH_MAX: usize = 64;
+pub const CALL_DEPTH_MAX: usize = 32;
+
+/// Deepest evaluation nesting (expressions and calls together), for the same reason.
+pub const EVAL_DEPTH_MAX: usize = 160;
 
 /// Evaluated arguments beside their (possibly named) expressions.
 pub(crate) type EvaluatedArgs = (Vec<Value>, Vec<(Option<String>, Expr)>);
@@ -34,6 +37,7 @@ pub struct Interp {
     /// The node this session runs on (for getNodeAlias, getClusterPerf, rpc).
     pub node: NodeInfo,
     depth: usize,
+    eval_depth: usize,
 }
 
 /// What a session knows about its node.
@@ -149,14 +153,29 @@ impl Interp {
             user: None,
             node: NodeInfo::default(),
             depth: 0,
+            eval_depth: 0,
         }
     }
 
     /// Parses and runs `src`; returns the value of the last statement.
-    pub fn run(&mut self, src: &str) -> Result<Value, EvalError> {
+    pub async fn run(&mut self, src: &str) -> Result<Value, EvalError> {
         let stmts = parse(src)?;
-        match self.exec(&stmts)? {
+        match self.exec(&stmts).await? {
             Flow::Normal(v) | Flow::Return(v) => Ok(v),
+        }
+    }
+
+    /// Runs a script that needs no I/O (no DFS access) to completion without a runtime — for
+    /// tests and tools. A script that would wait for I/O fails instead of blocking.
+    pub fn run_now(&mut self, src: &str) -> Result<Value, EvalError> {
+        use std::future::Future;
+        let mut fut = std::pin::pin!(self.run(src));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => Err(EvalError::msg(
+                "the script waits for I/O: run it on the node's runtime",
+            )),
         }
     }
 
@@ -202,10 +221,10 @@ impl Interp {
         }
     }
 
-    fn exec(&mut self, stmts: &[Stmt]) -> Result<Flow, EvalError> {
+    async fn exec(&mut self, stmts: &[Stmt]) -> Result<Flow, EvalError> {
         let mut last = Value::Void;
         for s in stmts {
-            match self.stmt(s).map_err(|e| e.at(s.pos))? {
+            match Box::pin(self.stmt(s)).await.map_err(|e| e.at(s.pos))? {
                 Flow::Return(v) => return Ok(Flow::Return(v)),
                 Flow::Normal(v) => last = v,
             }
@@ -222,13 +241,13 @@ impl Interp {
         }
     }
 
-    fn stmt(&mut self, s: &Stmt) -> Result<Flow, EvalError> {
+    async fn stmt(&mut self, s: &Stmt) -> Result<Flow, EvalError> {
         match &s.kind {
-            StmtKind::Expr(e) => Ok(Flow::Normal(self.eval(e)?)),
+            StmtKind::Expr(e) => Ok(Flow::Normal(self.eval(e).await?)),
             StmtKind::Assign { targets, value } => {
-                let v = self.eval(value)?;
+                let v = self.eval(value).await?;
                 if targets.len() == 1 {
-                    self.assign(&targets[0], v)?;
+                    self.assign(&targets[0], v).await?;
                 } else {
                     let parts = match v {
                         Value::Tuple(items) if items.len() == targets.len() => items,
@@ -243,7 +262,7 @@ impl Interp {
                         }
                     };
                     for (t, p) in targets.iter().zip(parts) {
-                        self.assign(t, p)?;
+                        self.assign(t, p).await?;
                     }
                 }
                 Ok(Flow::Normal(Value::Void))
@@ -263,44 +282,44 @@ impl Interp {
                 then,
                 otherwise,
             } => {
-                let c = self.eval(cond)?;
+                let c = self.eval(cond).await?;
                 if self.truthy(&c)? {
-                    self.exec(then)
+                    self.exec(then).await
                 } else {
-                    self.exec(otherwise)
+                    self.exec(otherwise).await
                 }
             }
             StmtKind::For { var, iter, body } => {
-                let it = self.eval(iter)?;
+                let it = self.eval(iter).await?;
                 for i in 0..it.size() {
                     let v = super::builtins::element(&it, i)?;
                     self.set_var(var, v);
-                    if let Flow::Return(v) = self.exec(body)? {
+                    if let Flow::Return(v) = self.exec(body).await? {
                         return Ok(Flow::Return(v));
                     }
                 }
                 Ok(Flow::Normal(Value::Void))
             }
             StmtKind::DoWhile { body, cond } => loop {
-                if let Flow::Return(v) = self.exec(body)? {
+                if let Flow::Return(v) = self.exec(body).await? {
                     return Ok(Flow::Return(v));
                 }
-                let c = self.eval(cond)?;
+                let c = self.eval(cond).await?;
                 if !self.truthy(&c)? {
                     return Ok(Flow::Normal(Value::Void));
                 }
             },
             StmtKind::While { cond, body } => loop {
-                let c = self.eval(cond)?;
+                let c = self.eval(cond).await?;
                 if !self.truthy(&c)? {
                     return Ok(Flow::Normal(Value::Void));
                 }
-                if let Flow::Return(v) = self.exec(body)? {
+                if let Flow::Return(v) = self.exec(body).await? {
                     return Ok(Flow::Return(v));
                 }
             },
             StmtKind::Return(e) => Ok(Flow::Return(match e {
-                Some(e) => self.eval(e)?,
+                Some(e) => self.eval(e).await?,
                 None => Value::Void,
             })),
             StmtKind::Update { .. } | StmtKind::Delete { .. } | StmtKind::Insert { .. } => Err(
@@ -309,7 +328,7 @@ impl Interp {
         }
     }
 
-    fn assign(&mut self, target: &Expr, v: Value) -> Result<(), EvalError> {
+    async fn assign(&mut self, target: &Expr, v: Value) -> Result<(), EvalError> {
         match &target.kind {
             ExprKind::Ident(name) => {
                 self.set_var(name, v);
@@ -319,11 +338,21 @@ impl Interp {
         }
     }
 
-    pub(crate) fn eval(&mut self, e: &Expr) -> Result<Value, EvalError> {
-        self.eval_inner(e).map_err(|err| err.at(e.pos))
+    pub(crate) async fn eval(&mut self, e: &Expr) -> Result<Value, EvalError> {
+        if self.eval_depth >= EVAL_DEPTH_MAX {
+            let msg = format!("expressions and calls nested deeper than {EVAL_DEPTH_MAX}");
+            return Err(EvalError::msg(msg).at(e.pos));
+        }
+        self.eval_depth += 1;
+        // Boxed: evaluation recurses (expressions, calls, function bodies).
+        let r = Box::pin(self.eval_inner(e))
+            .await
+            .map_err(|err| err.at(e.pos));
+        self.eval_depth -= 1;
+        r
     }
 
-    fn eval_inner(&mut self, e: &Expr) -> Result<Value, EvalError> {
+    async fn eval_inner(&mut self, e: &Expr) -> Result<Value, EvalError> {
         match &e.kind {
             ExprKind::Lit(l) => Ok(lit_value(l)),
             ExprKind::Ident(name) => self.lookup(name),
@@ -331,41 +360,43 @@ impl Interp {
                 "* is only allowed in select lists and count(*)",
             )),
             ExprKind::Vector(items) => {
-                let vals = items
-                    .iter()
-                    .map(|i| self.eval(i))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut vals = Vec::with_capacity(items.len());
+                for i in items {
+                    vals.push(self.eval(i).await?);
+                }
                 if vals.iter().all(|v| matches!(v, Value::Type(_))) {
                     return Ok(Value::Tuple(vals));
                 }
                 to_vector(vals)
             }
-            ExprKind::Tuple(items) => Ok(Value::Tuple(
-                items
-                    .iter()
-                    .map(|i| self.eval(i))
-                    .collect::<Result<_, _>>()?,
-            )),
+            ExprKind::Tuple(items) => {
+                let mut vals = Vec::with_capacity(items.len());
+                for i in items {
+                    vals.push(self.eval(i).await?);
+                }
+                Ok(Value::Tuple(vals))
+            }
             ExprKind::Dict(entries) => {
                 let mut d = std::collections::BTreeMap::new();
                 for (k, v) in entries {
-                    let k = super::builtins::scalar_string(&self.eval(k)?)?;
-                    d.insert(k, self.eval(v)?);
+                    let k = super::builtins::scalar_string(&self.eval(k).await?)?;
+                    d.insert(k, self.eval(v).await?);
                 }
                 Ok(Value::Dict(d))
             }
             ExprKind::Unary { op, expr } => {
-                let v = self.eval(expr)?;
+                let v = self.eval(expr).await?;
                 self.call_builtin(
                     if *op == "neg" { "neg" } else { "not" },
                     vec![v],
                     &[],
                     e.pos,
                 )
+                .await
             }
             ExprKind::Binary { op, left, right } => {
-                let (l, r) = (self.eval(left)?, self.eval(right)?);
-                self.binary(op, l, r)
+                let (l, r) = (self.eval(left).await?, self.eval(right).await?);
+                self.binary(op, l, r).await
             }
             ExprKind::Call { func, args } => {
                 let f = match &func.kind {
@@ -376,13 +407,13 @@ impl Interp {
                             bound_exprs: Vec::new(),
                         }))
                     }
-                    _ => self.eval(func)?,
+                    _ => self.eval(func).await?,
                 };
-                let (vals, exprs) = self.eval_args(args)?;
-                self.apply(f, vals, &exprs, e.pos)
+                let (vals, exprs) = self.eval_args(args).await?;
+                self.apply(f, vals, &exprs, e.pos).await
             }
             ExprKind::Method { obj, name, args } => {
-                let o = self.eval(obj)?;
+                let o = self.eval(obj).await?;
                 match args {
                     None => {
                         if let Value::Table(t) = &o {
@@ -396,9 +427,10 @@ impl Interp {
                             }
                         }
                         self.call_named(name, vec![o], &[obj.as_ref().clone()], e.pos)
+                            .await
                     }
                     Some(args) => {
-                        let (mut vals, mut exprs) = self.eval_args(args)?;
+                        let (mut vals, mut exprs) = self.eval_args(args).await?;
                         vals.insert(0, o);
                         exprs.insert(0, (None, obj.as_ref().clone()));
                         let f = Value::Builtin(Rc::new(Builtin {
@@ -407,7 +439,7 @@ impl Interp {
                             bound_exprs: Vec::new(),
                         }));
                         let f = self.var(name).cloned().unwrap_or(f);
-                        let out = self.apply(f, vals, &exprs, e.pos)?;
+                        let out = self.apply(f, vals, &exprs, e.pos).await?;
                         // `x.join!(y)` changes `x` itself.
                         if let (true, ExprKind::Ident(var)) = (name.ends_with('!'), &obj.kind) {
                             self.set_var(var, out.clone());
@@ -417,15 +449,18 @@ impl Interp {
                 }
             }
             ExprKind::Index { obj, index } => {
-                let o = self.eval(obj)?;
-                let idx = self.eval(&index[0])?;
+                let o = self.eval(obj).await?;
+                let idx = self.eval(&index[0]).await?;
                 super::builtins::index(&o, &idx)
             }
             ExprKind::Partial { func, args } => {
-                let bound = args
-                    .iter()
-                    .map(|a| a.as_ref().map(|x| self.eval(x)).transpose())
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut bound = Vec::with_capacity(args.len());
+                for a in args {
+                    bound.push(match a {
+                        Some(x) => Some(self.eval(x).await?),
+                        None => None,
+                    });
+                }
                 let f = match &func.kind {
                     ExprKind::Ident(name) => self.var(name).cloned().unwrap_or_else(|| {
                         Value::Builtin(Rc::new(Builtin {
@@ -434,7 +469,7 @@ impl Interp {
                             bound_exprs: Vec::new(),
                         }))
                     }),
-                    _ => self.eval(func)?,
+                    _ => self.eval(func).await?,
                 };
                 let bound_exprs = args.clone();
                 Ok(match f {
@@ -456,8 +491,8 @@ impl Interp {
                 body: Rc::new(body.clone()),
                 bound: Vec::new(),
             }))),
-            ExprKind::Alias { expr, .. } => self.eval(expr),
-            ExprKind::Select(s) => super::sql::select(self, s),
+            ExprKind::Alias { expr, .. } => self.eval(expr).await,
+            ExprKind::Select(s) => super::sql::select(self, s).await,
         }
     }
 
@@ -485,27 +520,32 @@ impl Interp {
         )))
     }
 
-    fn eval_args(&mut self, args: &[Arg]) -> Result<EvaluatedArgs, EvalError> {
+    async fn eval_args(&mut self, args: &[Arg]) -> Result<EvaluatedArgs, EvalError> {
         let mut vals = Vec::with_capacity(args.len());
         let mut exprs = Vec::with_capacity(args.len());
         for a in args {
             vals.push(match &a.value.kind {
                 ExprKind::Star => Value::Void,
-                _ => self.eval(&a.value)?,
+                _ => self.eval(&a.value).await?,
             });
             exprs.push((a.name.clone(), a.value.clone()));
         }
         Ok((vals, exprs))
     }
 
-    pub(crate) fn binary(&mut self, op: &str, l: Value, r: Value) -> Result<Value, EvalError> {
+    pub(crate) async fn binary(
+        &mut self,
+        op: &str,
+        l: Value,
+        r: Value,
+    ) -> Result<Value, EvalError> {
         let pos = Pos { line: 0, col: 0 };
         match op {
             ":" => Ok(Value::Pair(Box::new(l), Box::new(r))),
-            ".." => self.call_builtin("seq", vec![l, r], &[], pos),
-            "$" => self.call_builtin("cast", vec![l, r], &[], pos),
-            "<-" => self.call_builtin("join", vec![l, r], &[], pos),
-            "in" | "like" | "between" => self.call_builtin(op, vec![l, r], &[], pos),
+            ".." => self.call_builtin("seq", vec![l, r], &[], pos).await,
+            "$" => self.call_builtin("cast", vec![l, r], &[], pos).await,
+            "<-" => self.call_builtin("join", vec![l, r], &[], pos).await,
+            "in" | "like" | "between" => self.call_builtin(op, vec![l, r], &[], pos).await,
             _ => {
                 let (Some(a), Some(b)) = (l.column(), r.column()) else {
                     return Err(EvalError::msg(format!(
@@ -535,7 +575,7 @@ impl Interp {
         }
     }
 
-    fn call_named(
+    async fn call_named(
         &mut self,
         name: &str,
         args: Vec<Value>,
@@ -550,21 +590,21 @@ impl Interp {
                 bound_exprs: Vec::new(),
             }))
         });
-        self.apply(f, args, &exprs, pos)
+        self.apply(f, args, &exprs, pos).await
     }
 
-    pub(crate) fn call_builtin(
+    pub(crate) async fn call_builtin(
         &mut self,
         name: &str,
         args: Vec<Value>,
         exprs: &[(Option<String>, Expr)],
         pos: Pos,
     ) -> Result<Value, EvalError> {
-        super::builtins::call(self, name, args, exprs, pos)
+        super::builtins::call(self, name, args, exprs, pos).await
     }
 
     /// Calls a function value with arguments (filling partial-application slots first).
-    pub(crate) fn apply(
+    pub(crate) async fn apply(
         &mut self,
         f: Value,
         args: Vec<Value>,
@@ -586,7 +626,7 @@ impl Interp {
         match f {
             Value::Builtin(b) => {
                 if b.bound.is_empty() {
-                    return self.call_builtin(&b.name, args, exprs, pos);
+                    return self.call_builtin(&b.name, args, exprs, pos).await;
                 }
                 // Bound slots keep their expressions; open slots take the call's.
                 let mut open = exprs.iter().cloned();
@@ -600,7 +640,7 @@ impl Interp {
                     .collect::<Option<Vec<_>>>()
                     .unwrap_or_default();
                 let args = fill(&b.bound, args);
-                self.call_builtin(&b.name, args, &filled, pos)
+                self.call_builtin(&b.name, args, &filled, pos).await
             }
             Value::Func(u) => {
                 let args = fill(&u.bound, args);
@@ -620,7 +660,7 @@ impl Interp {
                 self.depth += 1;
                 self.locals
                     .push(u.params.iter().cloned().zip(args).collect());
-                let r = self.exec(&u.body);
+                let r = self.exec(&u.body).await;
                 self.locals.pop();
                 self.depth -= 1;
                 match r? {

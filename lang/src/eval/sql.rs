@@ -46,8 +46,8 @@ fn strip_alias(e: &Expr) -> &Expr {
 }
 
 /// Evaluates `e` with the table's columns in scope, as a column of `rows` values.
-fn column_of(it: &mut Interp, e: &Expr, rows: usize) -> Result<Column, EvalError> {
-    let v = it.eval(e)?;
+async fn column_of(it: &mut Interp, e: &Expr, rows: usize) -> Result<Column, EvalError> {
+    let v = it.eval(e).await?;
     match v {
         Value::Vector(c) if c.len() == rows => Ok(c),
         Value::Scalar(c) => Ok(super::builtins::gather(&c, &vec![0; rows])),
@@ -195,8 +195,8 @@ fn aggregate_call(e: &Expr) -> Option<(&str, Option<&Expr>)> {
 }
 
 /// Runs a `select` / `exec`.
-pub fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
-    let Value::Table(t) = it.eval(&s.from)? else {
+pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
+    let Value::Table(t) = it.eval(&s.from).await? else {
         return Err(EvalError::msg("select ... from needs a table").at(s.from.pos));
     };
     let mut table: Rc<Table> = t;
@@ -211,7 +211,7 @@ pub fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
         it.push_scope(scope(&table));
         let mut keep: Option<Vec<bool>> = None;
         for f in &s.filters {
-            let c = column_of(it, f, table.rows());
+            let c = column_of(it, f, table.rows()).await;
             let c = match c {
                 Ok(c) => c,
                 Err(e) => {
@@ -245,7 +245,7 @@ pub fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
     }
     let rows = table.rows();
     it.push_scope(scope(&table));
-    let result = run_projection(it, s, &table, rows);
+    let result = run_projection(it, s, &table, rows).await;
     it.pop_scope();
     let out = result?;
     if s.exec {
@@ -256,7 +256,7 @@ pub fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
     Ok(Value::Table(Rc::new(out)))
 }
 
-fn run_projection(
+async fn run_projection(
     it: &mut Interp,
     s: &Select,
     table: &Table,
@@ -278,7 +278,7 @@ fn run_projection(
             let c = match aggregate_call(e) {
                 Some((f, arg)) if all_agg => {
                     let arg = match arg {
-                        Some(a) => column_of(it, a, rows)?,
+                        Some(a) => column_of(it, a, rows).await?,
                         None => Column {
                             ty: DataType::Long,
                             data: ColumnData::I64(vec![0; rows]),
@@ -286,7 +286,7 @@ fn run_projection(
                     };
                     aggregate_groups(f, &arg, &vec![0; rows], 1)?
                 }
-                _ => column_of(it, e, rows)?,
+                _ => column_of(it, e, rows).await?,
             };
             columns.push((name, c));
         }
@@ -295,7 +295,7 @@ fn run_projection(
     // group by: dense ids per key, combined into group ids.
     let mut keys: Vec<(String, Column)> = Vec::new();
     for k in &s.group_by {
-        keys.push((default_name(k), column_of(it, strip_alias(k), rows)?));
+        keys.push((default_name(k), column_of(it, strip_alias(k), rows).await?));
     }
     let key_id_cols: Vec<Vec<u64>> = keys.iter().map(|(_, c)| key_ids(c)).collect();
     let mut map: HashMap<Vec<u64>, u32> = HashMap::new();
@@ -340,7 +340,7 @@ fn run_projection(
             return Err(EvalError::msg(format!("'{name}' must be an aggregate (count, first, last, max, min, sum, avg) in a group by query")).at(item.pos));
         };
         let arg = match arg {
-            Some(a) => column_of(it, a, rows)?,
+            Some(a) => column_of(it, a, rows).await?,
             None => Column {
                 ty: DataType::Long,
                 data: ColumnData::I64(vec![0; rows]),
