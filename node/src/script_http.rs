@@ -218,40 +218,36 @@ impl ScriptSessions {
 mod tests {
     use super::*;
 
-    fn now<T>(f: impl std::future::Future<Output = T>) -> T {
-        let mut f = std::pin::pin!(f);
-        match f
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-        {
-            std::task::Poll::Ready(v) => v,
-            std::task::Poll::Pending => panic!("in-memory scripts never wait"),
-        }
-    }
-
     #[test]
     fn sessions_keep_variables_and_report_errors() {
-        let s = ScriptSessions::default();
-        let (id, body) = now(s.execute(None, "x = 1..3\nsum(x)"));
-        assert!(
-            body.contains(r#""ok":true"#) && body.contains(r#""value":6"#),
-            "{body}"
-        );
-        let (same, body) = now(s.execute(Some(id), "x * 2"));
-        assert_eq!(same, id);
-        assert!(body.contains("[2,4,6]"), "{body}");
-        let (other, body) = now(s.execute(None, "x"));
-        assert_ne!(other, id);
-        assert!(
-            body.contains(r#""ok":false"#) && body.contains("Cannot recognize the token x"),
-            "{body}"
-        );
-        let (_, body) = now(s.execute(Some(id), "y = 1\nz = (2 +"));
-        assert!(body.contains(r#""line":2"#), "{body}");
-        let (_, body) = now(s.execute(Some(id), "print(`hi)\ntable(1 2 as a, `x`y as b)"));
-        assert!(
-            body.contains(r#""output":["hi"]"#) && body.contains(r#""form":"table","rows":2"#),
-            "{body}"
-        );
+        // Sessions seed their RNG from the runtime, so run where one exists (both backends).
+        rt::Runtime::new("sessions")
+            .run(|_s: rt::shard::Shard<()>| async {
+                let s = ScriptSessions::default();
+                let (id, body) = s.execute(None, "x = 1..3\nsum(x)").await;
+                assert!(
+                    body.contains(r#""ok":true"#) && body.contains(r#""value":6"#),
+                    "{body}"
+                );
+                let (same, body) = s.execute(Some(id), "x * 2").await;
+                assert_eq!(same, id);
+                assert!(body.contains("[2,4,6]"), "{body}");
+                let (other, body) = s.execute(None, "x").await;
+                assert_ne!(other, id);
+                assert!(
+                    body.contains(r#""ok":false"#) && body.contains("Cannot recognize the token x"),
+                    "{body}"
+                );
+                let (_, body) = s.execute(Some(id), "y = 1\nz = (2 +").await;
+                assert!(body.contains(r#""line":2"#), "{body}");
+                let script = "print(`hi)\ntable(1 2 as a, `x`y as b)";
+                let (_, body) = s.execute(Some(id), script).await;
+                assert!(
+                    body.contains(r#""output":["hi"]"#)
+                        && body.contains(r#""form":"table","rows":2"#),
+                    "{body}"
+                );
+            })
+            .unwrap();
     }
 }
