@@ -6,6 +6,7 @@
 //! system's identifiers live in `storage` (the lowest crate that stores typed data) and are
 //! re-exported here, so configuration, storage, scripts and the wire protocol agree on them.
 
+pub mod dfs;
 pub mod eval;
 pub mod parse;
 pub mod wire;

@@ -112,6 +112,21 @@ fn main() -> ExitCode {
                         return Err(());
                     }
                 };
+                let dfs = if settings.mode() == node::config::Mode::Single {
+                    match server::open_dfs(&settings).await {
+                        Ok(d) => Some(d),
+                        Err(e) => {
+                            log.error(
+                                "storage_failed",
+                                &format!("cannot open the storage engine: {e}"),
+                                &[],
+                            );
+                            return Err(());
+                        }
+                    }
+                } else {
+                    None
+                };
                 let addr = listener
                     .local_addr()
                     .map(|a| a.to_string())
@@ -121,7 +136,7 @@ fn main() -> ExitCode {
                     &format!("listening on {addr}"),
                     &[("addr", &addr)],
                 );
-                server::serve(listener, settings, log).await;
+                server::serve(listener, settings, log, dfs).await;
                 Ok(())
             }
         });

@@ -27,11 +27,12 @@ pub struct ScriptSessions {
     next_id: std::cell::Cell<u64>,
     sessions: RefCell<BTreeMap<u64, Interp>>,
     node: NodeInfo,
+    dfs: Option<std::rc::Rc<lang::dfs::Dfs>>,
 }
 
 impl Default for ScriptSessions {
     fn default() -> Self {
-        ScriptSessions::new(NodeInfo::default())
+        ScriptSessions::new(NodeInfo::default(), None)
     }
 }
 
@@ -124,17 +125,19 @@ pub fn value_json(v: &Value) -> String {
 
 impl ScriptSessions {
     /// Sessions of the node described by `node`.
-    pub fn new(node: NodeInfo) -> ScriptSessions {
+    pub fn new(node: NodeInfo, dfs: Option<std::rc::Rc<lang::dfs::Dfs>>) -> ScriptSessions {
         ScriptSessions {
             next_id: std::cell::Cell::new(1),
             sessions: RefCell::new(BTreeMap::new()),
             node,
+            dfs,
         }
     }
 
     fn new_interp(&self) -> Interp {
         let mut it = Interp::new(rt::rand::seed());
         it.node = self.node.clone();
+        it.dfs = self.dfs.clone();
         it
     }
 

@@ -93,8 +93,38 @@ pub async fn bind(settings: &Settings) -> Result<TcpListener, ServeError> {
     })
 }
 
+/// Opens a single node's storage engine and `dfs://` catalog as its settings say.
+pub async fn open_dfs(settings: &Settings) -> Result<Rc<lang::dfs::Dfs>, String> {
+    let node_dir = storage::layout::node_dir(settings.home(), settings.alias());
+    let cfg = storage::EngineConfig {
+        volumes: settings.volumes(),
+        meta_dir: settings.chunk_meta_dir(),
+        redo_dir: node_dir.join("redoLog"),
+        cache_bytes_max: settings.olap_cache_engine_bytes().max(64 << 20),
+        data_sync: settings.data_sync(),
+        block_rows: 65_536,
+        span_cache_bytes_max: 256 << 20,
+    };
+    let engine = storage::Engine::open(cfg)
+        .await
+        .map_err(|e| e.to_string())?;
+    let meta_dir = settings.dfs_meta_dir();
+    rt::disk::create_dir_all(&meta_dir)
+        .await
+        .map_err(|e| format!("{}: {e}", meta_dir.display()))?;
+    lang::dfs::Dfs::open(engine, meta_dir.join("DFSMasterMeta.catalog"))
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Serves connections on `listener` forever.
-pub async fn serve(listener: TcpListener, settings: Rc<Settings>, log: Logger) {
+/// `dfs` serves `dfs://` databases on this node (single mode) when given.
+pub async fn serve(
+    listener: TcpListener,
+    settings: Rc<Settings>,
+    log: Logger,
+    dfs: Option<Rc<lang::dfs::Dfs>>,
+) {
     use crate::config::Mode;
     // Script sessions live on nodes that run user scripts; controllers and agents do not.
     let node = lang::eval::NodeInfo {
@@ -118,7 +148,7 @@ pub async fn serve(listener: TcpListener, settings: Rc<Settings>, log: Logger) {
         settings.mode(),
         Mode::Single | Mode::DataNode | Mode::ComputeNode
     )
-    .then(|| Rc::new(ScriptSessions::new(node)));
+    .then(|| Rc::new(ScriptSessions::new(node, dfs)));
     let active = Rc::new(Cell::new(0usize));
     let limit = settings.max_connections();
     loop {

@@ -149,3 +149,26 @@ def test_table_helpers_and_appender(server):
     s.run("undef('memt')")
     with pytest.raises(Exception):
         s.run("memt")
+
+
+def _script(name):
+    import os
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "lang", "tests", "scripts", name)) as f:
+        return f.read()
+
+
+def test_tutorial_steps_5_and_6_verbatim_on_dfs(server):
+    s = connect(server)
+    s.run(_script("tutorial_step5.dos"))
+    q1 = s.run("pt = loadTable(\"dfs://testDB\", \"testTB\")\nselect count(*) from pt group by date(DateTime) as Date")
+    assert q1["count"].tolist() == [1210000]
+    assert q1["Date"].tolist() == [pd.Timestamp("2023-01-08")]
+    s.run(_script("tutorial_step6.dos"))
+    result = s.run("result")
+    assert len(result) == 5000
+    t = s.run("select SecurityID, LastPx from loadTable(\"dfs://testDB\", \"testTB\")")
+    g = t.groupby("SecurityID", sort=True)["LastPx"]
+    expected = pd.DataFrame({"Open": g.first(), "High": g.max(), "Low": g.min(), "Close": g.last()}).reset_index(drop=True)
+    pd.testing.assert_frame_equal(result[["Open", "High", "Low", "Close"]].reset_index(drop=True), expected)
+    assert s.run("existsDatabase(\"dfs://testDB\")")

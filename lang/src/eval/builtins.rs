@@ -969,7 +969,12 @@ pub async fn call(
         | "createPartitionedTable"
         | "existsTable"
         | "append!"
-        | "tableInsert" => Err(dfs_unsupported(name)),
+        | "tableInsert" => {
+            let Some(dfs) = it.dfs.clone() else {
+                return Err(dfs_unsupported(name));
+            };
+            dfs_call(it, &dfs, name, args, exprs).await
+        }
         _ => Err(EvalError::msg(format!(
             "Syntax Error: Cannot recognize the token {name}"
         ))),
@@ -1004,4 +1009,152 @@ pub fn gather(c: &Column, idx: &[usize]) -> Column {
         }
     };
     Column { ty: c.ty, data }
+}
+
+/// Arguments of `params` by position and by name (`tableName=tbName`).
+fn named_args(
+    name: &str,
+    args: Vec<Value>,
+    exprs: &[(Option<String>, Expr)],
+    params: &[&str],
+) -> Result<Vec<Option<Value>>, EvalError> {
+    let mut out: Vec<Option<Value>> = vec![None; params.len()];
+    let mut next = 0;
+    for (i, v) in args.into_iter().enumerate() {
+        let slot = match exprs.get(i).and_then(|(n, _)| n.as_deref()) {
+            Some(n) => params
+                .iter()
+                .position(|p| p.eq_ignore_ascii_case(n))
+                .ok_or_else(|| {
+                    EvalError::msg(format!("The function [{name}] has no parameter {n}"))
+                })?,
+            None => {
+                let s = next;
+                next += 1;
+                s
+            }
+        };
+        if slot >= out.len() {
+            return Err(EvalError::msg(format!(
+                "The function [{name}] takes at most {} arguments",
+                params.len()
+            )));
+        }
+        out[slot] = Some(v);
+    }
+    Ok(out)
+}
+
+fn db_name(v: &Value) -> Result<String, EvalError> {
+    match v {
+        Value::Database(d) => Ok(d.clone()),
+        other => scalar_string(other),
+    }
+}
+
+async fn dfs_call(
+    it: &mut Interp,
+    dfs: &crate::dfs::Dfs,
+    name: &str,
+    args: Vec<Value>,
+    exprs: &[(Option<String>, Expr)],
+) -> Result<Value, EvalError> {
+    let need = |v: &Option<Value>, p: &str| {
+        v.clone()
+            .ok_or_else(|| EvalError::msg(format!("The function [{name}] needs {p}")))
+    };
+    match name {
+        "existsDatabase" => Ok(Value::bool(dfs.exists_database(&scalar_string(&need(
+            &args.first().cloned(),
+            "a database path",
+        )?)?))),
+        "existsTable" => {
+            arity(name, &args, 2, 2)?;
+            Ok(Value::bool(dfs.exists_table(
+                &db_name(&args[0])?,
+                &scalar_string(&args[1])?,
+            )))
+        }
+        "dropDatabase" => {
+            arity(name, &args, 1, 1)?;
+            dfs.drop_database(&scalar_string(&args[0])?).await?;
+            Ok(Value::Void)
+        }
+        "database" => {
+            let a = named_args(
+                name,
+                args,
+                exprs,
+                &[
+                    "directory",
+                    "partitionType",
+                    "partitionScheme",
+                    "locations",
+                    "engine",
+                    "atomic",
+                ],
+            )?;
+            let path = scalar_string(&need(&a[0], "a directory")?)?;
+            let kind = match &a[1] {
+                Some(Value::PartitionType(k)) => k.clone(),
+                None if dfs.exists_database(&path) => "VALUE".into(),
+                _ => return Err(EvalError::msg("The function [database] needs a partition type (VALUE, RANGE, HASH, LIST, COMPO)")),
+            };
+            dfs.database(&path, &kind).await?;
+            Ok(Value::Database(path))
+        }
+        "createPartitionedTable" => {
+            let a = named_args(
+                name,
+                args,
+                exprs,
+                &["dbHandle", "table", "tableName", "partitionColumns"],
+            )?;
+            let db = db_name(&need(&a[0], "a database handle")?)?;
+            let Value::Table(t) = need(&a[1], "a schema table")? else {
+                return Err(EvalError::msg(
+                    "createPartitionedTable: table must be a table",
+                ));
+            };
+            let tname = scalar_string(&need(&a[2], "tableName")?)?;
+            let pcol = scalar_string(&need(&a[3], "partitionColumns")?)?;
+            let schema = storage::Schema {
+                columns: t.columns.iter().map(|(n, c)| (n.clone(), c.ty)).collect(),
+            };
+            dfs.create_table(&db, &tname, schema, &pcol).await?;
+            Ok(Value::DfsTable { db, table: tname })
+        }
+        "loadTable" => {
+            arity(name, &args, 2, 2)?;
+            let (db, table) = (db_name(&args[0])?, scalar_string(&args[1])?);
+            dfs.table_schema(&db, &table)?;
+            Ok(Value::DfsTable { db, table })
+        }
+        "append!" | "tableInsert" => {
+            arity(name, &args, 2, 2)?;
+            let Value::DfsTable { db, table } = &args[0] else {
+                return Err(EvalError::msg(format!(
+                    "The function [{name}] needs a table"
+                )));
+            };
+            let data = match &args[1] {
+                Value::Table(t) => (**t).clone(),
+                other => {
+                    return Err(EvalError::msg(format!(
+                        "The function [{name}] cannot append a {}",
+                        other.typestr()
+                    )))
+                }
+            };
+            let n = dfs.append(db, table, &data).await?;
+            let _ = it;
+            // DolphinDB's append! on a DFS table yields nothing to display; tableInsert the count.
+            Ok(if name == "tableInsert" {
+                Value::int(n as i64)
+            } else {
+                Value::Void
+            })
+        }
+        _ => Err(dfs_unsupported(name)),
+    }
 }

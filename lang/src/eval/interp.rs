@@ -36,6 +36,8 @@ pub struct Interp {
     pub(crate) user: Option<String>,
     /// The node this session runs on (for getNodeAlias, getClusterPerf, rpc).
     pub node: NodeInfo,
+    /// The node's `dfs://` databases, when it serves them.
+    pub dfs: Option<std::rc::Rc<crate::dfs::Dfs>>,
     depth: usize,
     eval_depth: usize,
 }
@@ -152,6 +154,7 @@ impl Interp {
             rng: rt::rand::Rng::with_seed(seed),
             user: None,
             node: NodeInfo::default(),
+            dfs: None,
             depth: 0,
             eval_depth: 0,
         }

@@ -15,6 +15,27 @@ pub use builtins::{
     element as element_of, render as render_value, scalar_string as scalar_string_of,
 };
 pub use interp::{Interp, NodeInfo};
+
+/// Converts a column to `ty` (DolphinDB casting rules).
+pub fn cast_column(
+    c: &storage::column::Column,
+    ty: storage::types::DataType,
+) -> Result<storage::column::Column, EvalError> {
+    builtins::cast(c, ty)
+}
+
+/// Rows `idx` of a column.
+pub fn gather_rows(c: &storage::column::Column, idx: &[usize]) -> storage::column::Column {
+    builtins::gather(c, idx)
+}
+
+/// An integral or temporal column's values as i64 (nulls as `i64::MIN`); `None` otherwise.
+pub fn column_i64(c: &storage::column::Column) -> Option<Vec<i64>> {
+    match ops::to_num(c).ok()? {
+        ops::Num::I(v) => Some(v),
+        ops::Num::F(_) => None,
+    }
+}
 pub use value::{Table, Value};
 
 use crate::parse::{ParseError, Pos};

@@ -196,8 +196,16 @@ fn aggregate_call(e: &Expr) -> Option<(&str, Option<&Expr>)> {
 
 /// Runs a `select` / `exec`.
 pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
-    let Value::Table(t) = it.eval(&s.from).await? else {
-        return Err(EvalError::msg("select ... from needs a table").at(s.from.pos));
+    let t = match it.eval(&s.from).await? {
+        Value::Table(t) => t,
+        Value::DfsTable { db, table } => {
+            let dfs = it
+                .dfs
+                .clone()
+                .ok_or_else(|| EvalError::msg("this node serves no dfs:// databases"))?;
+            Rc::new(dfs.scan(&db, &table).await?)
+        }
+        _ => return Err(EvalError::msg("select ... from needs a table").at(s.from.pos)),
     };
     let mut table: Rc<Table> = t;
     let scope = |t: &Table| {

@@ -65,6 +65,13 @@ pub enum Value {
     PartitionType(String),
     /// An unevaluated expression (SQL meta-programming, `table(x)` column naming).
     Code(Rc<Expr>),
+    /// A `dfs://` database handle.
+    Database(String),
+    /// A partitioned table (only its name: rows are read when a query needs them).
+    DfsTable {
+        db: String,
+        table: String,
+    },
 }
 
 impl Value {
@@ -110,6 +117,8 @@ impl Value {
             Value::Type(_) => "INT".into(),
             Value::PartitionType(_) => "INT".into(),
             Value::Code(_) => "CODE".into(),
+            Value::Database(_) => "HANDLE".into(),
+            Value::DfsTable { .. } => "SEGMENTED TABLE".into(),
         }
     }
 
