@@ -221,6 +221,14 @@ fn errors_name_the_function_and_the_position() {
         .run_now("database(\"dfs://x\", VALUE, 1..3)")
         .unwrap_err();
     assert!(e.to_string().contains("needs DFS databases"), "{e}");
+    let e = it
+        .run_now("t = table(1 2 as a)\nselect a from t order by a")
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("'order by' clause is not supported yet"),
+        "{e}"
+    );
     let e = it.run_now("take(1, 100000000000)").unwrap_err();
     assert!(
         e.to_string().contains("would create 100000000000 elements"),

@@ -196,6 +196,19 @@ fn aggregate_call(e: &Expr) -> Option<(&str, Option<&Expr>)> {
 
 /// Runs a `select` / `exec`.
 pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
+    // Parsed but not evaluated yet: refuse rather than silently ignore a clause.
+    let unsupported = [
+        (!s.context_by.is_empty(), "context by"),
+        (s.having.is_some(), "having"),
+        (!s.order_by.is_empty(), "order by"),
+        (s.top.is_some(), "top"),
+        (s.limit.is_some(), "limit"),
+    ];
+    if let Some((_, clause)) = unsupported.iter().find(|(present, _)| *present) {
+        return Err(EvalError::msg(format!(
+            "the '{clause}' clause is not supported yet"
+        )));
+    }
     let t = match it.eval(&s.from).await? {
         Value::Table(t) => t,
         Value::DfsTable { db, table } => {
