@@ -51,6 +51,9 @@ pub struct Dfs {
     engine: Engine,
     catalog_path: PathBuf,
     catalog: RefCell<Catalog>,
+    /// Serialises catalog changes: sessions append concurrently, and a new partition must be in
+    /// the saved catalog and created in the engine before anyone writes to it.
+    catalog_lock: rt::sync::Lock,
 }
 
 fn err(e: StorageError) -> EvalError {
@@ -206,6 +209,7 @@ impl Dfs {
             engine,
             catalog_path,
             catalog: RefCell::new(catalog),
+            catalog_lock: rt::sync::Lock::new(),
         }))
     }
 
@@ -242,6 +246,7 @@ impl Dfs {
                 "{kind} partitioning is not supported yet; use VALUE"
             )));
         }
+        let _guard = self.catalog_lock.lock().await;
         if self.exists_database(name) {
             return Ok(());
         }
@@ -256,6 +261,7 @@ impl Dfs {
     }
 
     pub async fn drop_database(&self, name: &str) -> Result<(), EvalError> {
+        let _guard = self.catalog_lock.lock().await;
         let db = self
             .catalog
             .borrow_mut()
@@ -320,6 +326,16 @@ impl Dfs {
         Ok((t.schema.clone(), t.partition_column))
     }
 
+    /// The table's partition keys (for `schema`).
+    pub fn partition_keys(&self, db: &str, table: &str) -> Result<Vec<String>, EvalError> {
+        self.table_schema(db, table)?;
+        Ok(self.catalog.borrow().databases[db].tables[table]
+            .chunks
+            .keys()
+            .cloned()
+            .collect())
+    }
+
     /// Appends `data` (columns in schema order), routing rows to partitions; returns rows added.
     pub async fn append(&self, db: &str, table: &str, data: &Table) -> Result<usize, EvalError> {
         let (schema, pcol) = self.table_schema(db, table)?;
@@ -339,6 +355,7 @@ impl Dfs {
             });
         }
         let parts = partition_rows(&cols[pcol]);
+        let guard = self.catalog_lock.lock().await;
         let mut new_keys = Vec::new();
         {
             let mut cat = self.catalog.borrow_mut();
@@ -366,6 +383,7 @@ impl Dfs {
                     .map_err(err)?;
             }
         }
+        drop(guard);
         for (k, rows) in parts {
             let chunk = self.catalog.borrow().databases[db].tables[table].chunks[&k];
             let batch = Batch {

@@ -73,7 +73,9 @@ fn reply(session: u64, msgs: &[String], result: Result<Vec<Value>, String>) -> V
 
 fn script_result(v: Value) -> Vec<Value> {
     match v {
-        Value::Void => Vec::new(),
+        // Handles (a database, a partitioned table) stay on the server: nothing to send, as a
+        // statement like `db.createPartitionedTable(...)` must not fail the script.
+        Value::Void | Value::Database(_) | Value::DfsTable { .. } => Vec::new(),
         v => vec![v],
     }
 }

@@ -172,3 +172,25 @@ def test_tutorial_steps_5_and_6_verbatim_on_dfs(server):
     expected = pd.DataFrame({"Open": g.first(), "High": g.max(), "Low": g.min(), "Close": g.last()}).reset_index(drop=True)
     pd.testing.assert_frame_equal(result[["Open", "High", "Low", "Close"]].reset_index(drop=True), expected)
     assert s.run("existsDatabase(\"dfs://testDB\")")
+
+
+def test_load_table_and_appenders_into_dfs(server):
+    s = connect(server)
+    s.run("if (existsDatabase('dfs://apps')) { dropDatabase('dfs://apps') }\n"
+          "db = database('dfs://apps', VALUE, 2023.01.01..2023.01.02)\n"
+          "t = table(1 2 as id, 2023.01.01 2023.01.02 as d, 0.5 1.5 as v)\n"
+          "db.createPartitionedTable(table=t, tableName='pt', partitionColumns=`d)")
+    assert len(s.loadTable(tableName="pt", dbPath="dfs://apps").toDF()) == 0
+    one = pd.DataFrame({"id": np.array([1], dtype=np.int32), "d": [pd.Timestamp("2023-01-03")], "v": [2.5]})
+    assert ddb.TableAppender(db_path="dfs://apps", table_name="pt", conn=s).append(one) == 1
+    pool = ddb.DBConnectionPool(server[0], server[1], 2, "admin", "123456")
+    try:
+        ap = ddb.PartitionedTableAppender(dbPath="dfs://apps", tableName="pt", partitionColName="d", pool=pool)
+        many = pd.DataFrame({"id": np.array([2, 3, 4], dtype=np.int32),
+                             "d": pd.to_datetime(["2023-01-01", "2023-01-02", "2023-01-01"]), "v": [1.0, 2.0, 3.0]})
+        assert ap.append(many) == 3
+    finally:
+        pool.shutDown()
+    counts = s.run("select count(*) from loadTable('dfs://apps', 'pt') group by d")
+    assert counts["count"].tolist() == [2, 1, 1]
+    assert sorted(s.loadTable(tableName="pt", dbPath="dfs://apps").toDF()["id"].tolist()) == [1, 2, 3, 4]

@@ -863,6 +863,9 @@ pub async fn call(
         }
         "schema" => {
             arity(name, &args, 1, 1)?;
+            if let (Value::DfsTable { db, table }, Some(dfs)) = (&args[0], it.dfs.clone()) {
+                return dfs_schema(&dfs, db, table);
+            }
             let Value::Table(t) = &args[0] else {
                 return Err(EvalError::msg("The function [schema] needs a table"));
             };
@@ -1125,7 +1128,9 @@ async fn dfs_call(
             Ok(Value::DfsTable { db, table: tname })
         }
         "loadTable" => {
-            arity(name, &args, 2, 2)?;
+            // loadTable(db, table[, partitions, memoryMode]): partitions and memory mode are
+            // accepted and ignored (tables are always read on demand).
+            arity(name, &args, 2, 4)?;
             let (db, table) = (db_name(&args[0])?, scalar_string(&args[1])?);
             dfs.table_schema(&db, &table)?;
             Ok(Value::DfsTable { db, table })
@@ -1157,4 +1162,75 @@ async fn dfs_call(
         }
         _ => Err(dfs_unsupported(name)),
     }
+}
+
+/// `schema(loadTable(...))`: colDefs plus the partition fields the official clients read.
+fn dfs_schema(dfs: &crate::dfs::Dfs, db: &str, table: &str) -> Result<Value, EvalError> {
+    let (schema, pcol) = dfs.table_schema(db, table)?;
+    let names: Vec<&str> = schema.columns.iter().map(|(n, _)| n.as_str()).collect();
+    let types: Vec<&str> = schema.columns.iter().map(|(_, t)| t.name()).collect();
+    let ids: Vec<i32> = schema.columns.iter().map(|(_, t)| *t as i32).collect();
+    let n = names.len();
+    let col_defs = Table {
+        columns: vec![
+            (
+                "name".into(),
+                Column::from_strings(DataType::String, &names),
+            ),
+            (
+                "typeString".into(),
+                Column::from_strings(DataType::String, &types),
+            ),
+            (
+                "typeInt".into(),
+                Column {
+                    ty: DataType::Int,
+                    data: ColumnData::I32(ids),
+                },
+            ),
+            (
+                "extra".into(),
+                Column {
+                    ty: DataType::Int,
+                    data: ColumnData::I32(vec![null::I32; n]),
+                },
+            ),
+            (
+                "comment".into(),
+                Column::from_strings(DataType::String, &vec![""; n]),
+            ),
+        ],
+    };
+    let (pname, pty) = &schema.columns[pcol];
+    let keys = dfs.partition_keys(db, table)?;
+    let temporal = matches!(
+        pty,
+        DataType::Date | DataType::DateTime | DataType::Timestamp | DataType::NanoTimestamp
+    );
+    let scheme = if temporal {
+        Value::Vector(Column {
+            ty: DataType::Date,
+            data: ColumnData::I32(keys.iter().filter_map(|k| k.parse::<i32>().ok()).collect()),
+        })
+    } else {
+        Value::Vector(Column::from_strings(DataType::String, &keys))
+    };
+    let mut d = std::collections::BTreeMap::new();
+    d.insert("colDefs".to_string(), table_value(col_defs));
+    d.insert("partitionColumnName".to_string(), Value::string(pname));
+    d.insert(
+        "partitionColumnIndex".to_string(),
+        Value::scalar(DataType::Int, ColumnData::I32(vec![pcol as i32])),
+    );
+    // DolphinDB's partition type codes: SEQ 0, VALUE 1, RANGE 2, LIST 3, COMPO 4, HASH 5.
+    d.insert(
+        "partitionType".to_string(),
+        Value::scalar(DataType::Int, ColumnData::I32(vec![1])),
+    );
+    d.insert(
+        "partitionColumnType".to_string(),
+        Value::scalar(DataType::Int, ColumnData::I32(vec![*pty as i32])),
+    );
+    d.insert("partitionSchema".to_string(), scheme);
+    Ok(Value::Dict(d))
 }

@@ -526,6 +526,19 @@ impl Parser {
             return Ok(out);
         }
         loop {
+            // An empty argument (`f(a,,b)`) takes the parameter's default.
+            if self.is_op(",") {
+                let pos = self.pos();
+                self.next();
+                out.push(Arg {
+                    name: None,
+                    value: Expr {
+                        kind: ExprKind::Lit(Lit::Null),
+                        pos,
+                    },
+                });
+                continue;
+            }
             let name = match (self.peek().clone(), self.peek_at(1).clone()) {
                 (Tok::Ident(n), Tok::Op("=")) => {
                     self.next();
