@@ -869,39 +869,7 @@ pub async fn call(
             let Value::Table(t) = &args[0] else {
                 return Err(EvalError::msg("The function [schema] needs a table"));
             };
-            let names: Vec<&str> = t.columns.iter().map(|(n, _)| n.as_str()).collect();
-            let types: Vec<&str> = t.columns.iter().map(|(_, c)| c.ty.name()).collect();
-            let ids: Vec<i32> = t.columns.iter().map(|(_, c)| c.ty as i32).collect();
-            let col_defs = Table {
-                columns: vec![
-                    (
-                        "name".into(),
-                        Column::from_strings(DataType::String, &names),
-                    ),
-                    (
-                        "typeString".into(),
-                        Column::from_strings(DataType::String, &types),
-                    ),
-                    (
-                        "typeInt".into(),
-                        Column {
-                            ty: DataType::Int,
-                            data: ColumnData::I32(ids),
-                        },
-                    ),
-                    (
-                        "extra".into(),
-                        Column {
-                            ty: DataType::Int,
-                            data: ColumnData::I32(vec![null::I32; names.len()]),
-                        },
-                    ),
-                    (
-                        "comment".into(),
-                        Column::from_strings(DataType::String, &vec![""; names.len()]),
-                    ),
-                ],
-            };
+            let col_defs = col_defs(t.columns.iter().map(|(n, c)| (n.as_str(), c.ty)));
             let mut d = std::collections::BTreeMap::new();
             d.insert("colDefs".to_string(), table_value(col_defs));
             Ok(Value::Dict(d))
@@ -1164,14 +1132,11 @@ async fn dfs_call(
     }
 }
 
-/// `schema(loadTable(...))`: colDefs plus the partition fields the official clients read.
-fn dfs_schema(dfs: &crate::dfs::Dfs, db: &str, table: &str) -> Result<Value, EvalError> {
-    let (schema, pcol) = dfs.table_schema(db, table)?;
-    let names: Vec<&str> = schema.columns.iter().map(|(n, _)| n.as_str()).collect();
-    let types: Vec<&str> = schema.columns.iter().map(|(_, t)| t.name()).collect();
-    let ids: Vec<i32> = schema.columns.iter().map(|(_, t)| *t as i32).collect();
+/// The `colDefs` table of `schema(t)`: name, typeString, typeInt, extra, comment per column.
+fn col_defs<'a>(columns: impl Iterator<Item = (&'a str, DataType)>) -> Table {
+    let (names, types): (Vec<&str>, Vec<DataType>) = columns.unzip();
     let n = names.len();
-    let col_defs = Table {
+    Table {
         columns: vec![
             (
                 "name".into(),
@@ -1179,13 +1144,16 @@ fn dfs_schema(dfs: &crate::dfs::Dfs, db: &str, table: &str) -> Result<Value, Eva
             ),
             (
                 "typeString".into(),
-                Column::from_strings(DataType::String, &types),
+                Column::from_strings(
+                    DataType::String,
+                    &types.iter().map(|t| t.name()).collect::<Vec<_>>(),
+                ),
             ),
             (
                 "typeInt".into(),
                 Column {
                     ty: DataType::Int,
-                    data: ColumnData::I32(ids),
+                    data: ColumnData::I32(types.iter().map(|t| *t as i32).collect()),
                 },
             ),
             (
@@ -1200,7 +1168,13 @@ fn dfs_schema(dfs: &crate::dfs::Dfs, db: &str, table: &str) -> Result<Value, Eva
                 Column::from_strings(DataType::String, &vec![""; n]),
             ),
         ],
-    };
+    }
+}
+
+/// `schema(loadTable(...))`: colDefs plus the partition fields the official clients read.
+fn dfs_schema(dfs: &crate::dfs::Dfs, db: &str, table: &str) -> Result<Value, EvalError> {
+    let (schema, pcol) = dfs.table_schema(db, table)?;
+    let col_defs = col_defs(schema.columns.iter().map(|(n, t)| (n.as_str(), *t)));
     let (pname, pty) = &schema.columns[pcol];
     let keys = dfs.partition_keys(db, table)?;
     let temporal = matches!(
