@@ -965,7 +965,6 @@ impl Engine {
         };
         let version = version.unwrap_or(old_version + 1);
         let volume = self.cfg.volumes[volume_idx as usize].clone();
-        let dir = meta::chunk_dir(&volume, chunk);
         let mut bases: Vec<Option<Arc<SymbolBase>>> = Vec::new();
         for c in &batch.columns {
             bases.push(match &c.data {
@@ -994,19 +993,7 @@ impl Engine {
         };
         meta::write_atomic(&meta::meta_file(&self.cfg.meta_dir, chunk), &m.encode()).await?;
         // The new metadata is durable: older segments are garbage now.
-        if disk::exists(&dir).await? {
-            for name in disk::list_dir(&dir).await? {
-                let keep = m.segments.iter().any(|s| {
-                    meta::segment_file(&volume, chunk, s.id)
-                        .file_name()
-                        .map(|f| f.to_string_lossy() == name)
-                        .unwrap_or(false)
-                });
-                if !keep {
-                    disk::remove(dir.join(&name)).await?;
-                }
-            }
-        }
+        remove_unnamed_segments(&volume, &m).await?;
         let mut s = self.state.borrow_mut();
         if let Some(old) = s.chunks.remove(&chunk) {
             let freed: usize = old.cache.iter().map(Column::heap_bytes).sum();
@@ -1037,7 +1024,6 @@ async fn remove_chunk_files(dir: &std::path::Path) -> Result<(), StorageError> {
 /// files the metadata does not name (left by a flush that crashed before its metadata update).
 async fn verify_segments(cfg: &EngineConfig, m: &ChunkMeta) -> Result<(), StorageError> {
     let volume = &cfg.volumes[m.volume as usize];
-    let dir = meta::chunk_dir(volume, m.chunk);
     for seg in &m.segments {
         let path = meta::segment_file(volume, m.chunk, seg.id);
         let end = seg
@@ -1072,16 +1058,27 @@ async fn verify_segments(cfg: &EngineConfig, m: &ChunkMeta) -> Result<(), Storag
             });
         }
     }
-    if disk::exists(&dir).await? {
-        for name in disk::list_dir(&dir).await? {
-            let named = m.segments.iter().any(|s| {
-                meta::segment_file(volume, m.chunk, s.id)
-                    .file_name()
-                    .is_some_and(|f| f.to_string_lossy() == name)
-            });
-            if !named {
-                disk::remove(dir.join(&name)).await?;
-            }
+    remove_unnamed_segments(volume, m).await
+}
+
+/// Removes the files in `m`'s chunk directory that its metadata does not name (segments of a
+/// flush that crashed before its metadata swap, or superseded by an install).
+async fn remove_unnamed_segments(
+    volume: &std::path::Path,
+    m: &ChunkMeta,
+) -> Result<(), StorageError> {
+    let dir = meta::chunk_dir(volume, m.chunk);
+    if !disk::exists(&dir).await? {
+        return Ok(());
+    }
+    for name in disk::list_dir(&dir).await? {
+        let named = m.segments.iter().any(|s| {
+            meta::segment_file(volume, m.chunk, s.id)
+                .file_name()
+                .is_some_and(|f| f.to_string_lossy() == name)
+        });
+        if !named {
+            disk::remove(dir.join(&name)).await?;
         }
     }
     Ok(())
