@@ -157,12 +157,9 @@ impl ScriptSessions {
     /// Runs `script` in session `session` (a new one when `None` or unknown); returns the
     /// session id and the JSON reply.
     pub async fn execute(&self, session: Option<u64>, script: &str) -> (u64, String) {
-        let id = match session.filter(|s| self.sessions.borrow().contains_key(s)) {
-            Some(id) => id,
-            None => self.open(),
-        };
+        // `run` opens a session for an unknown id; ids start at 1, so 0 is always new.
         let (id, (output, result)) = self
-            .run(id, |mut it| async move {
+            .run(session.unwrap_or(0), |mut it| async move {
                 let r = it.run(script).await;
                 (it, r)
             })
