@@ -7,6 +7,7 @@
 //! re-exported here, so configuration, storage, scripts and the wire protocol agree on them.
 
 pub mod dfs;
+pub mod display;
 pub mod eval;
 pub mod parse;
 pub mod wire;

@@ -13,11 +13,14 @@ use std::rc::Rc;
 use storage::column::{Column, ColumnData, SymbolBase};
 use storage::types::{DataType, Physical};
 
+use crate::eval::value::Matrix;
 use crate::eval::{Table, Value};
 
 const FORM_SCALAR: u8 = 0;
 const FORM_VECTOR: u8 = 1;
 const FORM_PAIR: u8 = 2;
+const FORM_MATRIX: u8 = 3;
+const FORM_SET: u8 = 4;
 const FORM_DICT: u8 = 5;
 const FORM_TABLE: u8 = 6;
 const TYPE_ANY: u8 = 25;
@@ -57,6 +60,15 @@ fn physical_bytes(c: &Column, out: &mut Vec<u8>) {
                 out.push(0);
             }
         }
+    }
+}
+
+/// The type byte a column travels as (SYMBOL values outside a symbol vector go as STRING).
+fn wire_type(c: &Column) -> u8 {
+    if c.ty == DataType::Symbol {
+        DataType::String as u8
+    } else {
+        c.ty as u8
     }
 }
 
@@ -129,6 +141,22 @@ pub fn encode(v: &Value, out: &mut Vec<u8>) -> Result<(), WireError> {
             for (_, c) in &t.columns {
                 encode_vector(c, FORM_VECTOR, out);
             }
+        }
+        Value::Set(c) => {
+            out.extend_from_slice(&[wire_type(c), FORM_SET]);
+            encode_vector(c, FORM_VECTOR, out);
+        }
+        Value::Matrix(m) => {
+            let ty = wire_type(&m.data);
+            out.extend_from_slice(&[ty, FORM_MATRIX]);
+            out.push(m.row_labels.is_some() as u8 | (m.col_labels.is_some() as u8) << 1);
+            for l in [&m.row_labels, &m.col_labels].into_iter().flatten() {
+                encode_vector(l, FORM_VECTOR, out);
+            }
+            out.extend_from_slice(&[ty, FORM_MATRIX]);
+            out.extend_from_slice(&(m.rows as i32).to_le_bytes());
+            out.extend_from_slice(&(m.cols as i32).to_le_bytes());
+            physical_bytes(&m.data, out);
         }
         Value::Dict(d) => {
             let keys: Vec<&String> = d.keys().collect();
@@ -359,6 +387,52 @@ fn decode_one(r: &mut Reader<'_>, depth: usize) -> Result<Value, WireError> {
             }
             Ok(Value::Table(Rc::new(Table { columns })))
         }
+        FORM_SET => {
+            let keys = decode_labels(r)?;
+            Ok(Value::Set(keys))
+        }
+        FORM_MATRIX => {
+            let labels = r.u8()?;
+            if labels > 3 {
+                return Err(WireError::Malformed(format!("matrix label flags {labels}")));
+            }
+            let row_labels = if labels & 1 != 0 {
+                Some(decode_labels(r)?)
+            } else {
+                None
+            };
+            let col_labels = if labels & 2 != 0 {
+                Some(decode_labels(r)?)
+            } else {
+                None
+            };
+            let t = r.u8()?;
+            let _form = r.u8()?;
+            let t = DataType::from_id(t)
+                .filter(|t| t.storable() && *t != DataType::Symbol)
+                .ok_or_else(|| WireError::Unsupported(format!("matrix of type {t}")))?;
+            let rows = r.count(0)?;
+            let cols = r.count(0)?;
+            let n = rows
+                .checked_mul(cols)
+                .filter(|n| n.saturating_mul(width(t).max(1)) <= r.b.len() - r.i)
+                .ok_or(WireError::Incomplete)?;
+            let data = decode_values(r, t, n)?;
+            for (l, want, what) in [(&row_labels, rows, "row"), (&col_labels, cols, "column")] {
+                if l.as_ref().is_some_and(|l| l.len() != want) {
+                    return Err(WireError::Malformed(format!(
+                        "{what} labels do not match the matrix shape"
+                    )));
+                }
+            }
+            Ok(Value::Matrix(Rc::new(Matrix {
+                rows,
+                cols,
+                data,
+                row_labels,
+                col_labels,
+            })))
+        }
         FORM_DICT => {
             let keys = decode_one(r, depth + 1)?;
             let vals = decode_one(r, depth + 1)?;
@@ -378,6 +452,17 @@ fn decode_one(r: &mut Reader<'_>, depth: usize) -> Result<Value, WireError> {
         }
         f => Err(WireError::Unsupported(format!("form {f}"))),
     }
+}
+
+/// A full vector object (type, form, body), as set keys and matrix labels travel.
+fn decode_labels(r: &mut Reader<'_>) -> Result<Column, WireError> {
+    let t = r.u8()?;
+    if r.u8()? != FORM_VECTOR {
+        return Err(WireError::Malformed(
+            "labels and set keys must be vectors".into(),
+        ));
+    }
+    decode_vector_body(r, t)
 }
 
 /// Decodes one object from the front of `bytes`; returns it and the bytes it used.

@@ -72,7 +72,7 @@ fn tutorial_steps_5_and_6_verbatim_on_dfs() {
                 drop(it);
                 let mut again = Interp::new(12);
                 again.dfs = Some(open(&dir).await);
-                let q1 = table(&again.run("pt = loadTable(\"dfs://testDB\", \"testTB\")\nselect count(*) from pt group by date(DateTime) as Date").await.unwrap());
+                let q1 = table(&again.run("login(`admin, `123456)\npt = loadTable(\"dfs://testDB\", \"testTB\")\nselect count(*) from pt group by date(DateTime) as Date").await.unwrap());
                 assert_eq!(q1.columns[1].1.data, ColumnData::I64(vec![1_210_000]));
                 // Step 5 again drops and recreates the database: still one day of rows.
                 again.run(&script("tutorial_step5.dos")).await.unwrap();

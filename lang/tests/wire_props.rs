@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 
+use lang::eval::value::Matrix;
 use lang::eval::{Table, Value};
 use lang::wire::{decode, encode, WireError};
 use proptest::prelude::*;
@@ -91,6 +92,47 @@ proptest! {
         // Every strict prefix is incomplete, never garbage and never a panic.
         for cut in 0..buf.len() {
             prop_assert!(decode(&buf[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn matrices_and_sets_round_trip(
+        c in arb_column(),
+        cols in 1usize..4,
+        labelled in any::<(bool, bool)>(),
+    ) {
+        // Sets: distinct keys, any type.
+        let keys = lang::eval::set_of(&c);
+        let mut buf = Vec::new();
+        encode(&Value::Set(keys.clone()), &mut buf).unwrap();
+        let (Value::Set(back), used) = decode(&buf).unwrap() else { panic!("not a set") };
+        prop_assert_eq!(used, buf.len());
+        prop_assert!(same(&keys, &back));
+        // Matrices: numeric data, `cols` columns of the column's values, optional labels.
+        if c.is_empty() || c.bytes_at(0).is_none() {
+            let rows = c.len();
+            let mut data = c.clone();
+            for _ in 1..cols {
+                data.append(&c).unwrap();
+            }
+            let m = Matrix {
+                rows,
+                cols,
+                data,
+                row_labels: labelled.0.then(|| Column::from_strings(DataType::String, &vec!["r"; rows])),
+                col_labels: labelled.1.then(|| Column { ty: DataType::Int, data: ColumnData::I32((0..cols as i32).collect()) }),
+            };
+            let mut buf = Vec::new();
+            encode(&Value::Matrix(Rc::new(m.clone())), &mut buf).unwrap();
+            let (Value::Matrix(back), used) = decode(&buf).unwrap() else { panic!("not a matrix") };
+            prop_assert_eq!(used, buf.len());
+            prop_assert_eq!((back.rows, back.cols), (m.rows, m.cols));
+            prop_assert!(same(&back.data, &m.data));
+            prop_assert_eq!(back.row_labels.is_some(), labelled.0);
+            prop_assert_eq!(back.col_labels.as_ref(), m.col_labels.as_ref());
+            for cut in 0..buf.len() {
+                prop_assert!(decode(&buf[..cut]).is_err());
+            }
         }
     }
 

@@ -93,7 +93,7 @@ fn bounded(name: &str, n: i64) -> Result<usize, EvalError> {
 
 /// Whether `name` is a built-in function.
 pub fn is_builtin(name: &str) -> bool {
-    NAMES.contains(&name)
+    NAMES.contains(&name) || super::forms::NAMES.contains(&name)
 }
 
 fn arity(name: &str, args: &[Value], lo: usize, hi: usize) -> Result<(), EvalError> {
@@ -157,25 +157,13 @@ pub fn scalar_string(v: &Value) -> Result<String, EvalError> {
 
 /// Value `i` of a column as DolphinDB prints it.
 pub fn render(c: &Column, i: usize) -> String {
-    if let Some(b) = c.bytes_at(i) {
-        return String::from_utf8_lossy(b).into_owned();
-    }
-    match &c.data {
-        ColumnData::F64(v) if v[i] == null::F64 => String::new(),
-        ColumnData::F64(v) => format!("{}", v[i]),
-        ColumnData::F32(v) => format!("{}", v[i]),
-        _ => match to_num(c) {
-            Ok(Num::I(v)) if v[i] == i64::MIN => String::new(),
-            Ok(Num::I(v)) => v[i].to_string(),
-            _ => String::new(),
-        },
-    }
+    crate::display::cell(c, i)
 }
 
 /// Element `i` of a vector-like value.
 pub fn element(v: &Value, i: usize) -> Result<Value, EvalError> {
     match v {
-        Value::Vector(c) => Ok(Value::Scalar(c.slice(i, i + 1))),
+        Value::Vector(c) | Value::Set(c) => Ok(Value::Scalar(c.slice(i, i + 1))),
         Value::Scalar(c) => Ok(Value::Scalar(c.clone())),
         Value::Tuple(items) => items
             .get(i)
@@ -946,6 +934,7 @@ pub async fn call(
             };
             dfs_call(it, &dfs, name, args, exprs).await
         }
+        n if super::forms::NAMES.contains(&n) => super::forms::call(n, args),
         _ => Err(EvalError::msg(format!(
             "Syntax Error: Cannot recognize the token {name}"
         ))),
@@ -1030,6 +1019,22 @@ async fn dfs_call(
     args: Vec<Value>,
     exprs: &[(Option<String>, Expr)],
 ) -> Result<Value, EvalError> {
+    // Rights: a session that has not logged in may ask what exists, nothing more.
+    if it.user.is_none() {
+        let what = match name {
+            "existsDatabase" | "existsTable" => None,
+            "database" | "dropDatabase" | "createPartitionedTable" => {
+                Some("create or delete databases")
+            }
+            "loadTable" => Some("read tables"),
+            _ => Some("write tables"),
+        };
+        if let Some(what) = what {
+            return Err(EvalError::msg(format!(
+                "<NoPrivilege>Not granted to {what}: log in first with login(userId, password)"
+            )));
+        }
+    }
     let need = |v: &Option<Value>, p: &str| {
         v.clone()
             .ok_or_else(|| EvalError::msg(format!("The function [{name}] needs {p}")))

@@ -6,6 +6,7 @@
 //! script-language issue and answer with a clear "not supported yet" error until then.
 
 mod builtins;
+mod forms;
 mod interp;
 mod ops;
 mod sql;
@@ -15,6 +16,11 @@ pub use builtins::{
     element as element_of, render as render_value, scalar_string as scalar_string_of,
 };
 pub use interp::{Interp, NodeInfo};
+
+/// The distinct elements of `c` in first-seen order (a set's keys).
+pub fn set_of(c: &storage::column::Column) -> storage::column::Column {
+    forms::distinct_in_order(c)
+}
 
 /// Converts a column to `ty` (DolphinDB casting rules).
 pub fn cast_column(

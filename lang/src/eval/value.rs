@@ -48,6 +48,17 @@ impl Table {
     }
 }
 
+/// A matrix: `rows x cols` values stored column by column, with optional labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    /// Column-major: element (r, c) is `data[c * rows + r]`.
+    pub data: Column,
+    pub row_labels: Option<Column>,
+    pub col_labels: Option<Column>,
+}
+
 #[derive(Debug, Clone)]
 pub enum Value {
     Void,
@@ -55,6 +66,9 @@ pub enum Value {
     Vector(Column),
     Pair(Box<Value>, Box<Value>),
     Tuple(Vec<Value>),
+    Matrix(Rc<Matrix>),
+    /// A set: distinct elements in first-seen order.
+    Set(Column),
     Dict(BTreeMap<String, Value>),
     Table(Rc<Table>),
     Func(Rc<Function>),
@@ -98,7 +112,7 @@ impl Value {
     /// The column behind a scalar or vector.
     pub fn column(&self) -> Option<&Column> {
         match self {
-            Value::Scalar(c) | Value::Vector(c) => Some(c),
+            Value::Scalar(c) | Value::Vector(c) | Value::Set(c) => Some(c),
             _ => None,
         }
     }
@@ -111,6 +125,8 @@ impl Value {
             Value::Vector(c) => format!("FAST {} VECTOR", c.ty.name()),
             Value::Pair(..) => "PAIR".into(),
             Value::Tuple(_) => "ANY VECTOR".into(),
+            Value::Matrix(m) => format!("FAST {} MATRIX", m.data.ty.name()),
+            Value::Set(c) => format!("{} SET", c.ty.name()),
             Value::Dict(_) => "DICTIONARY".into(),
             Value::Table(_) => "IN-MEMORY TABLE".into(),
             Value::Func(_) | Value::Builtin(_) => "FUNCTION".into(),
@@ -128,6 +144,8 @@ impl Value {
             Value::Scalar(_) => 1,
             Value::Vector(c) => c.len(),
             Value::Tuple(v) => v.len(),
+            Value::Matrix(m) => m.rows * m.cols,
+            Value::Set(c) => c.len(),
             Value::Dict(d) => d.len(),
             Value::Table(t) => t.rows(),
             Value::Pair(..) => 2,
