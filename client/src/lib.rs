@@ -1,9 +1,370 @@
-//! `client` — the Rust client for Porpoise and DolphinDB servers: the DolphinDB wire protocol
-//! (connect, login, script, function, upload), high-availability site switching on
-//! `<NotLeader>`-style replies, and the `porpoise shell`.
+//! `client` — the Rust client for Porpoise and DolphinDB servers over the DolphinDB API
+//! protocol: connect (with login and a start-up script), run scripts, call functions, upload
+//! variables, and — with high availability on — switch sites the way the official clients do.
+//! `porpoise shell` is built on it.
 //!
-//! The protocol arrives with the client-protocol issue. What lives here now is the piece every
-//! client needs first and that the server shares: parsing a `host:port` site list the way the
-//! official clients accept it (`highAvailabilitySites`).
+//! ```no_run
+//! let mut c = client::Client::connect(client::Config::new("127.0.0.1:8848").login("admin", "123456"))?;
+//! let v = c.run("select count(*) from loadTable('dfs://testDB', 'testTB')")?;
+//! println!("{}", lang::display::format(&v));
+//! # Ok::<(), client::ClientError>(())
+//! ```
+//!
+//! Failover (with `high_availability`): a lost connection or a reply tagged `<NotLeader>`,
+//! `<DataNodeNotAvail>`, `<DataNodeNotReady>`, `<ControllerNotReady>`, `<ControllerNotAvail>`
+//! or `DFS is not enabled` moves the client to another site (the named leader for
+//! `<NotLeader>host:port:alias`), where it logs in again, re-runs the start-up script and
+//! resends the request. `<ChunkInTransaction>` waits and retries. Like the official clients,
+//! a request whose reply was lost is sent again: a script that is not idempotent may apply
+//! twice.
 
+pub mod conn;
+pub mod protocol;
 pub mod sites;
+
+use std::time::Duration;
+
+pub use conn::Connection;
+use lang::eval::Value;
+pub use sites::{parse_site, Site};
+
+/// Errors, with stable codes (`code()`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("CLI-001 connection: {0}")]
+    Io(String),
+    #[error("CLI-002 login refused: {0}")]
+    Auth(String),
+    #[error("{0}")]
+    Server(String),
+    #[error("CLI-003 protocol: {0}")]
+    Protocol(String),
+    #[error("CLI-004 cannot send the value: {0}")]
+    Encode(String),
+    #[error("CLI-005 configuration: {0}")]
+    Config(String),
+    #[error(
+        "CLI-006 no site could serve the request after {attempts} attempts; last error: {last}"
+    )]
+    Exhausted { attempts: u32, last: String },
+}
+
+impl ClientError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClientError::Io(_) => "CLI-001",
+            ClientError::Auth(_) => "CLI-002",
+            ClientError::Server(_) => "SERVER",
+            ClientError::Protocol(_) => "CLI-003",
+            ClientError::Encode(_) => "CLI-004",
+            ClientError::Config(_) => "CLI-005",
+            ClientError::Exhausted { .. } => "CLI-006",
+        }
+    }
+}
+
+/// How to reach the server(s).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The first site is tried first; with high availability the others are failover targets.
+    pub sites: Vec<Site>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// Script run after every (re)connect, e.g. to define functions the session relies on.
+    pub startup: Option<String>,
+    pub high_availability: bool,
+    /// Connect, read and write timeout.
+    pub timeout_ms: u64,
+    /// Attempts at a request across sites before giving up (with high availability).
+    pub attempts_max: u32,
+    /// Pause between failover attempts.
+    pub retry_pause_ms: u64,
+}
+
+impl Config {
+    /// One site, `"host:port"`. Panics on a malformed site: use [`Config::try_new`] for input.
+    pub fn new(site: &str) -> Config {
+        Config::try_new(site).expect("a host:port site")
+    }
+
+    pub fn try_new(site: &str) -> Result<Config, ClientError> {
+        Ok(Config {
+            sites: vec![parse_site(site).map_err(ClientError::Config)?],
+            user: None,
+            password: None,
+            startup: None,
+            high_availability: false,
+            timeout_ms: 30_000,
+            attempts_max: 10,
+            retry_pause_ms: 200,
+        })
+    }
+
+    pub fn login(mut self, user: &str, password: &str) -> Config {
+        self.user = Some(user.into());
+        self.password = Some(password.into());
+        self
+    }
+
+    pub fn startup(mut self, script: &str) -> Config {
+        self.startup = Some(script.into());
+        self
+    }
+
+    /// Turns on failover across `sites` (added after the first).
+    pub fn high_availability(mut self, sites: &[&str]) -> Result<Config, ClientError> {
+        for s in sites {
+            let s = parse_site(s).map_err(ClientError::Config)?;
+            if !self.sites.contains(&s) {
+                self.sites.push(s);
+            }
+        }
+        self.high_availability = true;
+        Ok(self)
+    }
+
+    pub fn timeout_ms(mut self, ms: u64) -> Config {
+        self.timeout_ms = ms;
+        self
+    }
+}
+
+/// What a failed attempt tells the client to do next.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// Give the error to the caller.
+    Fail,
+    /// Try the next site in the list.
+    Another,
+    /// Go to this site (a `<NotLeader>` redirect).
+    Goto(Site),
+    /// Wait and try the same site again.
+    Wait,
+}
+
+const SWITCH_TAGS: [&str; 5] = [
+    "<DataNodeNotAvail>",
+    "<DataNodeNotReady>",
+    "<ControllerNotReady>",
+    "<ControllerNotAvail>",
+    "DFS is not enabled",
+];
+
+/// Classifies a server error the way the official clients do (tags at the start).
+fn next_for_server_error(msg: &str) -> Next {
+    if let Some(rest) = msg.strip_prefix("<NotLeader>") {
+        let mut parts = rest.trim().split(':');
+        if let (Some(host), Some(port)) = (parts.next(), parts.next()) {
+            if let Ok(site) = parse_site(&format!("{host}:{port}")) {
+                return Next::Goto(site);
+            }
+        }
+        return Next::Another;
+    }
+    if msg.starts_with("<ChunkInTransaction>") {
+        return Next::Wait;
+    }
+    if SWITCH_TAGS.iter().any(|t| msg.starts_with(t)) {
+        return Next::Another;
+    }
+    Next::Fail
+}
+
+/// A session with failover.
+#[derive(Debug)]
+pub struct Client {
+    cfg: Config,
+    conn: Option<Connection>,
+    /// Index into `cfg.sites` of the site in use.
+    current: usize,
+    output: Vec<String>,
+}
+
+impl Client {
+    /// Connects to the first site that answers (with high availability; else the first site).
+    pub fn connect(cfg: Config) -> Result<Client, ClientError> {
+        if cfg.sites.is_empty() {
+            return Err(ClientError::Config("no site to connect to".into()));
+        }
+        let mut c = Client {
+            cfg,
+            conn: None,
+            current: 0,
+            output: Vec::new(),
+        };
+        let tries = if c.cfg.high_availability {
+            c.cfg.sites.len()
+        } else {
+            1
+        };
+        let mut last = None;
+        for _ in 0..tries {
+            match c.open_current() {
+                Ok(()) => return Ok(c),
+                Err(e @ ClientError::Auth(_)) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+            c.current = (c.current + 1) % c.cfg.sites.len();
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    fn open_current(&mut self) -> Result<(), ClientError> {
+        self.conn = None;
+        let site = self.cfg.sites[self.current].clone();
+        let login = match (&self.cfg.user, &self.cfg.password) {
+            (Some(u), Some(p)) => Some((u.as_str(), p.as_str())),
+            _ => None,
+        };
+        let mut conn = Connection::open(&site, login, self.cfg.timeout_ms)?;
+        if let Some(s) = &self.cfg.startup {
+            let r = conn.exchange(&protocol::script_text(s), &[])?;
+            self.output.extend(r.messages);
+            r.result.map_err(ClientError::Server)?;
+        }
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    /// The site this client is talking to.
+    pub fn site(&self) -> &Site {
+        &self.cfg.sites[self.current]
+    }
+
+    /// The server's session id.
+    pub fn session(&self) -> Option<u64> {
+        self.conn.as_ref().map(|c| c.session())
+    }
+
+    /// `print` output received since the last call.
+    pub fn take_output(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.output)
+    }
+
+    /// Runs a script; returns its value (`Value::Void` when it has none).
+    pub fn run(&mut self, script: &str) -> Result<Value, ClientError> {
+        self.request(&protocol::script_text(script), &[])
+            .map(|mut v| v.pop().unwrap_or(Value::Void))
+    }
+
+    /// Calls a function (a name or any expression yielding one) with uploaded arguments.
+    pub fn call(&mut self, function: &str, args: &[Value]) -> Result<Value, ClientError> {
+        self.request(&protocol::function_text(function, args.len()), args)
+            .map(|mut v| v.pop().unwrap_or(Value::Void))
+    }
+
+    /// Uploads values as session variables.
+    pub fn upload(&mut self, vars: &[(&str, Value)]) -> Result<(), ClientError> {
+        let names: Vec<&str> = vars.iter().map(|(n, _)| *n).collect();
+        let values: Vec<Value> = vars.iter().map(|(_, v)| v.clone()).collect();
+        self.request(&protocol::variable_text(&names), &values)
+            .map(|_| ())
+    }
+
+    /// Sends a request, failing over as the configuration allows.
+    fn request(&mut self, text: &str, objects: &[Value]) -> Result<Vec<Value>, ClientError> {
+        let attempts_max = if self.cfg.high_availability {
+            self.cfg.attempts_max.max(1)
+        } else {
+            1
+        };
+        let mut last = String::new();
+        for attempt in 0..attempts_max {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(self.cfg.retry_pause_ms));
+            }
+            let next = match self.try_once(text, objects) {
+                Ok(Ok(values)) => return Ok(values),
+                Ok(Err(msg)) => match next_for_server_error(&msg) {
+                    Next::Fail => return Err(ClientError::Server(msg)),
+                    _ if !self.cfg.high_availability => return Err(ClientError::Server(msg)),
+                    next => {
+                        last = msg;
+                        next
+                    }
+                },
+                Err(e @ (ClientError::Io(_) | ClientError::Protocol(_))) => {
+                    // The connection is unusable; without high availability the next request
+                    // reconnects to the same site.
+                    self.conn = None;
+                    if !self.cfg.high_availability {
+                        return Err(e);
+                    }
+                    last = e.to_string();
+                    Next::Another
+                }
+                Err(e) => return Err(e),
+            };
+            match next {
+                Next::Goto(site) => {
+                    self.current = match self.cfg.sites.iter().position(|s| *s == site) {
+                        Some(i) => i,
+                        None => {
+                            self.cfg.sites.push(site);
+                            self.cfg.sites.len() - 1
+                        }
+                    };
+                    self.conn = None;
+                }
+                Next::Another => {
+                    self.current = (self.current + 1) % self.cfg.sites.len();
+                    self.conn = None;
+                }
+                Next::Wait | Next::Fail => {}
+            }
+        }
+        Err(ClientError::Exhausted {
+            attempts: attempts_max,
+            last,
+        })
+    }
+
+    /// One attempt on the current site: `Ok(Err(msg))` is a server error reply.
+    fn try_once(
+        &mut self,
+        text: &str,
+        objects: &[Value],
+    ) -> Result<Result<Vec<Value>, String>, ClientError> {
+        if self.conn.is_none() {
+            self.open_current()?;
+        }
+        let conn = self.conn.as_mut().expect("opened above");
+        let reply = conn.exchange(text, objects)?;
+        self.output.extend(reply.messages);
+        Ok(reply.result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_map_to_the_official_clients_moves() {
+        assert_eq!(
+            next_for_server_error("<NotLeader>10.0.0.81:8800:controller2"),
+            Next::Goto(parse_site("10.0.0.81:8800").unwrap())
+        );
+        assert_eq!(next_for_server_error("<NotLeader>garbage"), Next::Another);
+        assert_eq!(
+            next_for_server_error("<DataNodeNotAvail>dnode1 is down"),
+            Next::Another
+        );
+        assert_eq!(
+            next_for_server_error("<ChunkInTransaction>chunk 7"),
+            Next::Wait
+        );
+        assert_eq!(next_for_server_error("Syntax Error: x"), Next::Fail);
+    }
+
+    #[test]
+    fn ha_sites_are_deduplicated_and_validated() {
+        let c = Config::new("127.0.0.1:1")
+            .high_availability(&["127.0.0.1:1", "127.0.0.1:2"])
+            .unwrap();
+        assert_eq!(c.sites.len(), 2);
+        assert!(Config::new("127.0.0.1:1")
+            .high_availability(&["nope"])
+            .is_err());
+    }
+}

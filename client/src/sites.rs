@@ -7,6 +7,12 @@ pub struct Site {
     pub port: u16,
 }
 
+impl std::fmt::Display for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
 /// Parses `"host:port"`; the host may be a name or an IPv4 address.
 pub fn parse_site(s: &str) -> Result<Site, String> {
     let (host, port) = s

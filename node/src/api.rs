@@ -45,30 +45,10 @@ async fn fill(s: &mut TcpStream, buf: &mut Vec<u8>, n: usize) -> std::io::Result
 }
 
 fn reply(session: u64, msgs: &[String], result: Result<Vec<Value>, String>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for m in msgs {
-        out.extend_from_slice(b"MSG\n");
-        out.extend_from_slice(m.as_bytes());
-        out.push(0);
+    match &result {
+        Ok(objects) => client::protocol::encode_reply(session, msgs, Ok(objects)),
+        Err(e) => client::protocol::encode_reply(session, msgs, Err(e)),
     }
-    match result {
-        Ok(objects) => {
-            let mut body = Vec::new();
-            let mut encoded = 0;
-            for o in &objects {
-                if let Err(e) = wire::encode(o, &mut body) {
-                    return reply(session, &[], Err(e.to_string()));
-                }
-                encoded += 1;
-            }
-            out.extend_from_slice(format!("{session} {encoded} 1\nOK\n").as_bytes());
-            out.extend_from_slice(&body);
-        }
-        Err(e) => {
-            out.extend_from_slice(format!("{session} 0 1\n{}\n", e.replace('\n', " ")).as_bytes())
-        }
-    }
-    out
 }
 
 fn script_result(v: Value) -> Vec<Value> {

@@ -43,6 +43,8 @@ porpoise — an open-source DolphinDB-compatible HA time-series database cluster
 USAGE:
     porpoise -mode <role> [-home DIR] [-config FILE] [-logFile FILE] [-nodesFile FILE]
              [-clusterConfig FILE] [-console 0|1] [-script FILE] [-<key> <value>]...
+    porpoise shell [-host H] [-port P] [-user U -password W] [-e SCRIPT | FILE]
+                                     a DolphinDB console on a running node (`porpoise shell -h`)
     porpoise --help | --version | --config-reference
     porpoise ... --print-config      resolve the configuration, print it with sources, exit
 

@@ -10,6 +10,7 @@ pub mod log;
 pub mod rpc;
 pub mod script_http;
 pub mod server;
+pub mod shell;
 
 /// Porpoise's version, reported by `--version` and the `version()` script function.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

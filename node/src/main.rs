@@ -12,6 +12,9 @@ use node::server;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("shell") {
+        return ExitCode::from(node::shell::main(&args[1..]));
+    }
     let run = match cli::parse(&args) {
         Ok(Command::Help) => {
             print!("{}", cli::USAGE);

@@ -63,6 +63,28 @@ impl Column {
         Column { ty, data }
     }
 
+    /// `n` nulls of type `ty`.
+    pub fn nulls(ty: DataType, n: usize) -> Column {
+        use crate::types::null;
+        let data = match ty.physical() {
+            Physical::I8 => ColumnData::I8(vec![null::I8; n]),
+            Physical::I16 => ColumnData::I16(vec![null::I16; n]),
+            Physical::I32 => ColumnData::I32(vec![null::I32; n]),
+            Physical::I64 => ColumnData::I64(vec![null::I64; n]),
+            Physical::F32 => ColumnData::F32(vec![null::F32; n]),
+            Physical::F64 => ColumnData::F64(vec![null::F64; n]),
+            Physical::Symbol => ColumnData::Symbol {
+                codes: vec![0; n],
+                base: Arc::new(SymbolBase::with_null()),
+            },
+            Physical::Bytes => ColumnData::Bytes {
+                offsets: vec![0; n + 1],
+                data: Vec::new(),
+            },
+        };
+        Column { ty, data }
+    }
+
     /// A column of strings (STRING/BLOB, or SYMBOL with a fresh base).
     pub fn from_strings<S: AsRef<[u8]>>(ty: DataType, values: &[S]) -> Column {
         match ty.physical() {

@@ -107,6 +107,17 @@ pub(crate) fn lit_value(l: &Lit) -> Value {
 
 /// Joins scalars/vectors of one type into a vector.
 pub(crate) fn to_vector(items: Vec<Value>) -> Result<Value, EvalError> {
+    // NULL elements take the type of the first typed element: `1.5 NULL 2.5` is DOUBLE.
+    let items = match items.iter().find_map(|v| v.column()).map(|c| c.ty) {
+        Some(ty) if items.iter().any(|v| matches!(v, Value::Void)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::Void => Value::Scalar(Column::nulls(ty, 1)),
+                v => v,
+            })
+            .collect(),
+        _ => items,
+    };
     let cols: Vec<&Column> = items.iter().filter_map(|v| v.column()).collect();
     if cols.len() != items.len() || cols.is_empty() {
         return Ok(Value::Tuple(items));
