@@ -141,6 +141,12 @@ pub async fn serve(
             }
         }
 
+        // `__<fetchSize>` after the flags asks for the result in blocks (0 = all at once).
+        let fetch_size: u64 = parts
+            .get(4)
+            .and_then(|f| f.split("__").nth(1))
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0);
         let unsupported = [
             (FLAG_PICKLE, "pickle"),
             (FLAG_ARROW, "arrow"),
@@ -149,13 +155,14 @@ pub async fn serve(
         ]
         .iter()
         .find(|(bit, _)| flags & bit != 0)
-        .map(|(_, name)| *name);
+        .map(|(_, name)| *name)
+        .or((fetch_size > 0).then_some("fetchSize"));
         let out = if let Some(opt) = unsupported {
             reply(
                 session,
                 &[],
                 Err(format!(
-                    "Porpoise does not support the {opt} protocol option yet; connect without it"
+                    "Porpoise does not support the {opt} protocol option yet; use the client without it"
                 )),
             )
         } else {

@@ -285,3 +285,15 @@ def test_dfs_needs_login(server):
     anon.run("logout()")
     with pytest.raises(Exception, match="NoPrivilege"):
         anon.run("loadTable('dfs://rights', 't')")
+
+
+def test_unsupported_options_get_a_clear_error(server, capfd):
+    import dolphindb.settings as keys
+    for options, name in [(dict(compress=True), "compression"), (dict(protocol=keys.PROTOCOL_PICKLE), "pickle")]:
+        s = ddb.session(**options)
+        assert not s.connect(server[0], server[1], "admin", "123456")
+        assert f"does not support the {name} protocol option" in capfd.readouterr().out
+    s = connect(server)
+    with pytest.raises(Exception, match="does not support the fetchSize protocol option"):
+        s.run("table(1..100 as x)", fetchSize=8192)
+    assert connect(server).run("1 + 1") == 2, "the server carries on"
