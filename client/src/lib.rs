@@ -18,6 +18,8 @@
 //! a request whose reply was lost is sent again: a script that is not idempotent may apply
 //! twice.
 
+#[cfg(feature = "arrow2")]
+pub mod arrow;
 pub mod conn;
 pub mod protocol;
 pub mod sites;

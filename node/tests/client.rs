@@ -111,6 +111,26 @@ fn scripts_functions_uploads_output_and_errors() {
         lang::display::format(&c.run("exec sym from up").unwrap()),
         "[\"A\",\"B\",\"A\"]"
     );
+    // Through arrow2 and back: a downloaded table becomes Arrow arrays (nulls as validity
+    // bits), then an upload again.
+    let Value::Table(t2) = c
+        .run("table(1 2 3 as a, `x`y`x as s, 2023.01.08 NULL 2023.01.10 as d)")
+        .unwrap()
+    else {
+        panic!("not a table")
+    };
+    let (schema, chunk) = client::arrow::table_to_arrow(&t2).unwrap();
+    assert_eq!(chunk.arrays()[2].null_count(), 1);
+    let v = client::arrow::table_from_arrow(&schema, &chunk).unwrap();
+    c.upload(&[("fromArrow", v)]).unwrap();
+    assert_eq!(
+        lang::display::format(&c.run("x = exec d from fromArrow\nisNull(x)").unwrap()),
+        "[false,true,false]"
+    );
+    assert_eq!(
+        lang::display::format(&c.run("typestr(exec s from fromArrow)").unwrap()),
+        "FAST STRING VECTOR"
+    );
     // Print output arrives beside the value.
     c.run("print(\"hello from the server\")").unwrap();
     assert_eq!(c.take_output(), vec!["hello from the server".to_string()]);
