@@ -48,6 +48,8 @@ def test_function_calls_with_python_arguments(server):
     assert s.run("upper", "porpoise") == "PORPOISE"
     np.testing.assert_array_equal(s.run("cumsum", [1, 2, 3]), np.array([1, 3, 6]))
     np.testing.assert_array_equal(s.run("add", np.array([1, 2], dtype=np.int32), 10), np.array([11, 12]))
+    assert list(s.run("keys", {"b": 2, "a": 1})) == ["a", "b"]
+    assert s.run("size", {"b": 2, "a": 1}) == 2
     s.run("def f(x, y) { return x * 10 + y }")
     assert s.run("f", 4, 2) == 42
 
