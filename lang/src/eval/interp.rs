@@ -30,6 +30,11 @@ enum Flow {
 pub struct Interp {
     globals: HashMap<String, Value>,
     locals: Vec<HashMap<String, Value>>,
+    /// Table columns in scope for SQL expressions, each with the depth of `locals` it was
+    /// opened at: columns shadow variables only in the function body that runs the query, so
+    /// a user function called from a query does not see them, and the query still sees the
+    /// caller's local variables.
+    columns: Vec<(usize, HashMap<String, Value>)>,
     /// Text printed by `print`, in order (the server returns it as DolphinDB `MSG` blocks).
     pub output: Vec<String>,
     pub(crate) rng: rt::rand::Rng,
@@ -161,6 +166,7 @@ impl Interp {
         Interp {
             globals: HashMap::new(),
             locals: Vec::new(),
+            columns: Vec::new(),
             output: Vec::new(),
             rng: rt::rand::Rng::with_seed(seed),
             user: None,
@@ -195,6 +201,13 @@ impl Interp {
 
     /// The value of variable `name`, if defined.
     pub fn var(&self, name: &str) -> Option<&Value> {
+        if let Some((depth, cols)) = self.columns.last() {
+            if *depth == self.locals.len() {
+                if let Some(v) = cols.get(name) {
+                    return Some(v);
+                }
+            }
+        }
         self.locals
             .last()
             .and_then(|l| l.get(name))
@@ -216,12 +229,13 @@ impl Interp {
         self.globals.retain(|k, _| !k.starts_with("__porpoise_arg"));
     }
 
+    /// Brings a table's columns into scope for SQL expressions (see `columns`).
     pub(crate) fn push_scope(&mut self, vars: HashMap<String, Value>) {
-        self.locals.push(vars);
+        self.columns.push((self.locals.len(), vars));
     }
 
     pub(crate) fn pop_scope(&mut self) {
-        self.locals.pop();
+        self.columns.pop();
     }
 
     fn set_var(&mut self, name: &str, v: Value) {
@@ -246,7 +260,7 @@ impl Interp {
         Ok(Flow::Normal(last))
     }
 
-    fn truthy(&self, v: &Value) -> Result<bool, EvalError> {
+    pub(crate) fn truthy(&self, v: &Value) -> Result<bool, EvalError> {
         match v.column() {
             Some(c) if c.len() == 1 => Ok(ops::scalar_f64(c, 0)
                 .map(|x| x != 0.0 && x.is_finite())
@@ -336,9 +350,23 @@ impl Interp {
                 Some(e) => self.eval(e).await?,
                 None => Value::Void,
             })),
-            StmtKind::Update { .. } | StmtKind::Delete { .. } | StmtKind::Insert { .. } => Err(
-                EvalError::msg("update, delete and insert are not supported yet"),
-            ),
+            StmtKind::Update {
+                table,
+                sets,
+                filters,
+            } => super::dml::update(self, table, sets, filters)
+                .await
+                .map(Flow::Normal),
+            StmtKind::Delete { table, filters } => super::dml::delete(self, table, filters)
+                .await
+                .map(Flow::Normal),
+            StmtKind::Insert {
+                table,
+                columns,
+                values,
+            } => super::dml::insert(self, table, columns, values)
+                .await
+                .map(Flow::Normal),
         }
     }
 

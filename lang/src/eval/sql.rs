@@ -194,87 +194,334 @@ fn aggregate_call(e: &Expr) -> Option<(&str, Option<&Expr>)> {
     None
 }
 
-/// Runs a `select` / `exec`.
-pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
-    // Parsed but not evaluated yet: refuse rather than silently ignore a clause.
-    let unsupported = [
-        (!s.context_by.is_empty(), "context by"),
-        (s.having.is_some(), "having"),
-        (!s.order_by.is_empty(), "order by"),
-        (s.top.is_some(), "top"),
-        (s.limit.is_some(), "limit"),
-    ];
-    if let Some((_, clause)) = unsupported.iter().find(|(present, _)| *present) {
-        return Err(EvalError::msg(format!(
-            "the '{clause}' clause is not supported yet"
-        )));
+/// A table's columns as a scope for SQL expressions.
+fn scope(t: &Table) -> HashMap<String, Value> {
+    t.columns
+        .iter()
+        .map(|(n, c)| (n.clone(), Value::Vector(c.clone())))
+        .collect()
+}
+
+/// Rows `idx` of every column.
+fn take_rows(t: &Table, idx: &[usize]) -> Table {
+    Table {
+        columns: t
+            .columns
+            .iter()
+            .map(|(n, c)| (n.clone(), gather(c, idx)))
+            .collect(),
     }
-    let t = match it.eval(&s.from).await? {
-        Value::Table(t) => t,
+}
+
+/// Evaluates `e` over `t`'s columns.
+pub(crate) async fn eval_over(it: &mut Interp, t: &Table, e: &Expr) -> Result<Value, EvalError> {
+    eval_in(it, t, e).await
+}
+
+async fn eval_in(it: &mut Interp, t: &Table, e: &Expr) -> Result<Value, EvalError> {
+    it.push_scope(scope(t));
+    let r = it.eval(e).await;
+    it.pop_scope();
+    r
+}
+
+/// Whether each row passes every `where` condition (rows with a null condition do not).
+pub(crate) async fn filter_mask(
+    it: &mut Interp,
+    t: &Table,
+    filters: &[Expr],
+) -> Result<Vec<bool>, EvalError> {
+    let rows = t.rows();
+    let mut keep = vec![true; rows];
+    it.push_scope(scope(t));
+    for f in filters {
+        let c = match column_of(it, f, rows).await {
+            Ok(c) => c,
+            Err(e) => {
+                it.pop_scope();
+                return Err(e);
+            }
+        };
+        for (i, k) in keep.iter_mut().enumerate() {
+            *k = *k && super::ops::scalar_f64(&c, i).is_some_and(|x| x != 0.0 && x.is_finite());
+        }
+    }
+    it.pop_scope();
+    Ok(keep)
+}
+
+/// The table a query reads: an in-memory table, or a partitioned table's rows.
+pub(crate) async fn source(it: &mut Interp, from: &Expr) -> Result<Rc<Table>, EvalError> {
+    match it.eval(from).await? {
+        Value::Table(t) => Ok(t),
         Value::DfsTable { db, table } => {
             let dfs = it
                 .dfs
                 .clone()
                 .ok_or_else(|| EvalError::msg("this node serves no dfs:// databases"))?;
-            Rc::new(dfs.scan(&db, &table).await?)
+            Ok(Rc::new(dfs.scan(&db, &table).await?))
         }
-        _ => return Err(EvalError::msg("select ... from needs a table").at(s.from.pos)),
-    };
-    let mut table: Rc<Table> = t;
-    let scope = |t: &Table| {
-        t.columns
-            .iter()
-            .map(|(n, c)| (n.clone(), Value::Vector(c.clone())))
-            .collect::<HashMap<_, _>>()
-    };
-    // where
+        _ => Err(EvalError::msg("select ... from needs a table").at(from.pos)),
+    }
+}
+
+/// Runs a `select` / `exec`.
+pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
+    let mut table = source(it, &s.from).await?;
     if !s.filters.is_empty() {
-        it.push_scope(scope(&table));
-        let mut keep: Option<Vec<bool>> = None;
-        for f in &s.filters {
-            let c = column_of(it, f, table.rows()).await;
-            let c = match c {
-                Ok(c) => c,
-                Err(e) => {
-                    it.pop_scope();
-                    return Err(e);
-                }
-            };
-            let mask: Vec<bool> = (0..c.len())
-                .map(|i| super::ops::scalar_f64(&c, i).is_some_and(|x| x != 0.0 && x.is_finite()))
-                .collect();
-            keep = Some(match keep {
-                None => mask,
-                Some(k) => k.iter().zip(&mask).map(|(a, b)| *a && *b).collect(),
-            });
-        }
-        it.pop_scope();
-        let idx: Vec<usize> = keep
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| **k)
-            .map(|(i, _)| i)
-            .collect();
-        table = Rc::new(Table {
-            columns: table
-                .columns
-                .iter()
-                .map(|(n, c)| (n.clone(), gather(c, &idx)))
-                .collect(),
-        });
+        let keep = filter_mask(it, &table, &s.filters).await?;
+        let idx: Vec<usize> = (0..keep.len()).filter(|i| keep[*i]).collect();
+        table = Rc::new(take_rows(&table, &idx));
     }
     let rows = table.rows();
-    it.push_scope(scope(&table));
-    let result = run_projection(it, s, &table, rows).await;
-    it.pop_scope();
-    let out = result?;
+    let (mut out, row_aligned) = if !s.context_by.is_empty() {
+        (context_by(it, s, &table).await?, false)
+    } else {
+        it.push_scope(scope(&table));
+        let r = run_projection(it, s, &table, rows).await;
+        it.pop_scope();
+        let out = r?;
+        let aligned = s.group_by.is_empty() && out.rows() == rows;
+        (out, aligned)
+    };
+    if !s.order_by.is_empty() {
+        out = order_by(it, s, &table, out, row_aligned).await?;
+    }
+    for e in [&s.top, &s.limit].into_iter().flatten() {
+        let n = super::builtins::scalar_i64(&it.eval(e).await?).map_err(|e2| e2.at(e.pos))?;
+        let rows = out.rows() as i64;
+        let idx: Vec<usize> = if n >= 0 {
+            (0..n.min(rows) as usize).collect()
+        } else {
+            ((rows + n).max(0) as usize..rows as usize).collect()
+        };
+        out = take_rows(&out, &idx);
+    }
     if s.exec {
         if let [(_, c)] = out.columns.as_slice() {
-            return Ok(Value::Vector(c.clone()));
+            // `exec sum(x) from t` is a scalar, `exec x from t` a vector.
+            let one_aggregate = s.group_by.is_empty()
+                && s.context_by.is_empty()
+                && c.len() == 1
+                && aggregate_call(strip_alias(&s.items[0])).is_some();
+            return Ok(if one_aggregate {
+                Value::Scalar(c.clone())
+            } else {
+                Value::Vector(c.clone())
+            });
         }
     }
     Ok(Value::Table(Rc::new(out)))
+}
+
+/// Sorts the result by the `order by` keys (stable; nulls first when ascending, as DolphinDB).
+async fn order_by(
+    it: &mut Interp,
+    s: &Select,
+    source: &Table,
+    out: Table,
+    row_aligned: bool,
+) -> Result<Table, EvalError> {
+    let rows = out.rows();
+    // Keys see the result's columns, and — when rows still match the source's — its columns.
+    let mut vars = if row_aligned {
+        scope(source)
+    } else {
+        HashMap::new()
+    };
+    vars.extend(scope(&out));
+    it.push_scope(vars);
+    let mut keys = Vec::new();
+    for (e, asc) in &s.order_by {
+        match column_of(it, e, rows).await {
+            Ok(c) => keys.push((c, *asc)),
+            Err(err) => {
+                it.pop_scope();
+                return Err(err);
+            }
+        }
+    }
+    it.pop_scope();
+    let mut idx: Vec<usize> = (0..rows).collect();
+    idx.sort_by(|a, b| {
+        for (c, asc) in &keys {
+            let o = compare_rows(c, *a, *b);
+            let o = if *asc { o } else { o.reverse() };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    Ok(take_rows(&out, &idx))
+}
+
+/// Orders two rows of a column: strings by bytes, numbers by value, nulls first.
+fn compare_rows(c: &Column, a: usize, b: usize) -> std::cmp::Ordering {
+    match (c.bytes_at(a), c.bytes_at(b)) {
+        (Some(x), Some(y)) => x.cmp(y),
+        _ => super::ops::scalar_f64(c, a)
+            .unwrap_or(f64::NEG_INFINITY)
+            .total_cmp(&super::ops::scalar_f64(c, b).unwrap_or(f64::NEG_INFINITY)),
+    }
+}
+
+/// Dense group ids of the rows by `keys`, the groups' member rows, and the groups in key order.
+struct Grouping {
+    groups: Vec<u32>,
+    members: Vec<Vec<usize>>,
+    order: Vec<usize>,
+}
+
+fn group_rows(keys: &[Column], rows: usize) -> Grouping {
+    let key_id_cols: Vec<Vec<u64>> = keys.iter().map(key_ids).collect();
+    let mut map: HashMap<Vec<u64>, u32> = HashMap::new();
+    let mut members: Vec<Vec<usize>> = Vec::new();
+    let mut groups: Vec<u32> = Vec::with_capacity(rows);
+    let mut key = Vec::with_capacity(key_id_cols.len());
+    for row in 0..rows {
+        key.clear();
+        key.extend(key_id_cols.iter().map(|k| k[row]));
+        let next = map.len() as u32;
+        let g = *map.entry(key.clone()).or_insert(next);
+        if g as usize == members.len() {
+            members.push(Vec::new());
+        }
+        members[g as usize].push(row);
+        groups.push(g);
+    }
+    let first: Vec<usize> = members.iter().map(|m| m[0]).collect();
+    let mut order: Vec<usize> = (0..members.len()).collect();
+    order.sort_by(|a, b| {
+        for c in keys {
+            let o = compare_rows(c, first[*a], first[*b]);
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    debug_assert_eq!(members.iter().map(Vec::len).sum::<usize>(), rows);
+    Grouping {
+        groups,
+        members,
+        order,
+    }
+}
+
+/// Evaluates `e` once per group (in `order`) over that group's rows.
+async fn per_group(
+    it: &mut Interp,
+    e: &Expr,
+    table: &Table,
+    g: &Grouping,
+) -> Result<Vec<Value>, EvalError> {
+    let mut out = Vec::with_capacity(g.order.len());
+    for &k in &g.order {
+        let sub = take_rows(table, &g.members[k]);
+        out.push(eval_in(it, &sub, e).await?);
+    }
+    Ok(out)
+}
+
+fn scalars_to_column(
+    name: &str,
+    values: Vec<Value>,
+    pos: crate::parse::Pos,
+) -> Result<Column, EvalError> {
+    if let Some(v) = values
+        .iter()
+        .find(|v| !matches!(v, Value::Scalar(_) | Value::Void))
+    {
+        return Err(EvalError::msg(format!(
+            "'{name}' gives a {} per group; a group by query needs one value per group",
+            v.typestr()
+        ))
+        .at(pos));
+    }
+    match super::interp::to_vector(values)? {
+        Value::Vector(c) => Ok(c),
+        _ => Err(EvalError::msg(format!("'{name}' gives values of different types")).at(pos)),
+    }
+}
+
+async fn key_columns(
+    it: &mut Interp,
+    table: &Table,
+    keys: &[Expr],
+) -> Result<Vec<(String, Column)>, EvalError> {
+    let rows = table.rows();
+    it.push_scope(scope(table));
+    let mut out = Vec::new();
+    for k in keys {
+        match column_of(it, strip_alias(k), rows).await {
+            Ok(c) => out.push((default_name(k), c)),
+            Err(e) => {
+                it.pop_scope();
+                return Err(e);
+            }
+        }
+    }
+    it.pop_scope();
+    Ok(out)
+}
+
+/// `context by`: every item is evaluated per group and stays one value per row (a group's
+/// scalar is repeated over its rows); groups come out in key order, rows in table order.
+async fn context_by(it: &mut Interp, s: &Select, table: &Table) -> Result<Table, EvalError> {
+    let keys = key_columns(it, table, &s.context_by).await?;
+    let key_cols: Vec<Column> = keys.into_iter().map(|(_, c)| c).collect();
+    let mut g = group_rows(&key_cols, table.rows());
+    if let Some(h) = &s.having {
+        let verdicts = per_group(it, h, table, &g).await?;
+        let mut kept = Vec::new();
+        for (k, v) in g.order.iter().zip(verdicts) {
+            if it.truthy(&v)? {
+                kept.push(*k);
+            }
+        }
+        g.order = kept;
+    }
+    let row_order: Vec<usize> = g.order.iter().flat_map(|k| g.members[*k].clone()).collect();
+    let mut columns = Vec::new();
+    for item in &s.items {
+        if matches!(item.kind, ExprKind::Star) {
+            columns.extend(take_rows(table, &row_order).columns);
+            continue;
+        }
+        let name = default_name(item);
+        let values = per_group(it, strip_alias(item), table, &g).await?;
+        let mut col: Option<Column> = None;
+        for (k, v) in g.order.iter().zip(values) {
+            let n = g.members[*k].len();
+            let piece = match v {
+                Value::Scalar(c) => gather(&c, &vec![0; n]),
+                Value::Vector(c) if c.len() == n => c,
+                other => {
+                    return Err(EvalError::msg(format!(
+                        "'{name}' gives a {} of size {} for a group of {n} rows",
+                        other.typestr(),
+                        other.size()
+                    ))
+                    .at(item.pos))
+                }
+            };
+            match &mut col {
+                None => col = Some(piece),
+                Some(c) => {
+                    let piece = if piece.ty == c.ty {
+                        piece
+                    } else {
+                        super::builtins::cast(&piece, c.ty)?
+                    };
+                    c.append(&piece).map_err(EvalError::msg)?;
+                }
+            }
+        }
+        let col = col.unwrap_or_else(|| Column::empty(DataType::Long));
+        columns.push((name, col));
+    }
+    Ok(Table { columns })
 }
 
 async fn run_projection(
@@ -307,68 +554,69 @@ async fn run_projection(
                     };
                     aggregate_groups(f, &arg, &vec![0; rows], 1)?
                 }
-                _ => column_of(it, e, rows).await?,
+                _ => match it.eval(e).await? {
+                    // An aggregate-like expression (`max(x) - min(x)`) gives one row.
+                    Value::Scalar(c) if !all_agg && s.items.len() == 1 => c,
+                    Value::Vector(c) if c.len() == rows => c,
+                    Value::Scalar(c) => gather(&c, &vec![0; rows]),
+                    other => {
+                        return Err(EvalError::msg(format!(
+                            "a select expression gave a {} of size {}, expected {rows} rows",
+                            other.typestr(),
+                            other.size()
+                        ))
+                        .at(e.pos))
+                    }
+                },
             };
             columns.push((name, c));
         }
         return Ok(Table { columns });
     }
-    // group by: dense ids per key, combined into group ids.
+    // group by: dense ids per key; plain aggregates in one pass over the rows, anything else
+    // evaluated per group.
     let mut keys: Vec<(String, Column)> = Vec::new();
     for k in &s.group_by {
         keys.push((default_name(k), column_of(it, strip_alias(k), rows).await?));
     }
-    let key_id_cols: Vec<Vec<u64>> = keys.iter().map(|(_, c)| key_ids(c)).collect();
-    let mut map: HashMap<Vec<u64>, u32> = HashMap::new();
-    let mut first_row: Vec<usize> = Vec::new();
-    let mut groups: Vec<u32> = Vec::with_capacity(rows);
-    let mut key = Vec::with_capacity(key_id_cols.len());
-    for row in 0..rows {
-        key.clear();
-        key.extend(key_id_cols.iter().map(|k| k[row]));
-        let next = map.len() as u32;
-        let g = *map.entry(key.clone()).or_insert_with(|| {
-            first_row.push(row);
-            next
-        });
-        groups.push(g);
-    }
-    let ngroups = first_row.len();
-    // Order groups by their key values.
-    let key_cols: Vec<Column> = keys.iter().map(|(_, c)| gather(c, &first_row)).collect();
-    let mut order: Vec<usize> = (0..ngroups).collect();
-    order.sort_by(|a, b| {
-        for c in &key_cols {
-            let o = match (c.bytes_at(*a), c.bytes_at(*b)) {
-                (Some(x), Some(y)) => x.cmp(y),
-                _ => super::ops::scalar_f64(c, *a)
-                    .unwrap_or(0.0)
-                    .total_cmp(&super::ops::scalar_f64(c, *b).unwrap_or(0.0)),
-            };
-            if o != std::cmp::Ordering::Equal {
-                return o;
+    let key_cols: Vec<Column> = keys.iter().map(|(_, c)| c.clone()).collect();
+    let mut g = group_rows(&key_cols, rows);
+    if let Some(h) = &s.having {
+        let verdicts = per_group(it, h, table, &g).await?;
+        let mut kept = Vec::new();
+        for (k, v) in g.order.iter().zip(verdicts) {
+            if it.truthy(&v)? {
+                kept.push(*k);
             }
         }
-        std::cmp::Ordering::Equal
-    });
-    for ((name, _), c) in keys.iter().zip(&key_cols) {
-        columns.push((name.clone(), gather(c, &order)));
+        g.order = kept;
     }
+    let first: Vec<usize> = g.order.iter().map(|k| g.members[*k][0]).collect();
+    for (name, c) in &keys {
+        columns.push((name.clone(), gather(c, &first)));
+    }
+    let ngroups = g.members.len();
     for item in &s.items {
         let name = default_name(item);
         let e = strip_alias(item);
-        let Some((f, arg)) = aggregate_call(e) else {
-            return Err(EvalError::msg(format!("'{name}' must be an aggregate (count, first, last, max, min, sum, avg) in a group by query")).at(item.pos));
+        let c = match aggregate_call(e) {
+            Some((f, arg)) => {
+                let arg = match arg {
+                    Some(a) => column_of(it, a, rows).await?,
+                    None => Column {
+                        ty: DataType::Long,
+                        data: ColumnData::I64(vec![0; rows]),
+                    },
+                };
+                let agg = aggregate_groups(f, &arg, &g.groups, ngroups)?;
+                gather(&agg, &g.order)
+            }
+            None => {
+                let values = per_group(it, e, table, &g).await?;
+                scalars_to_column(&name, values, item.pos)?
+            }
         };
-        let arg = match arg {
-            Some(a) => column_of(it, a, rows).await?,
-            None => Column {
-                ty: DataType::Long,
-                data: ColumnData::I64(vec![0; rows]),
-            },
-        };
-        let agg = aggregate_groups(f, &arg, &groups, ngroups)?;
-        columns.push((name, gather(&agg, &order)));
+        columns.push((name, c));
     }
     Ok(Table { columns })
 }

@@ -555,7 +555,8 @@ impl Parser {
                     pos,
                 }
             } else {
-                self.expr()?
+                let e = self.expr()?;
+                self.aliased(e)?
             };
             out.push(Arg { name, value });
             if self.eat_op(close) {
@@ -632,16 +633,6 @@ impl Parser {
                         obj: Box::new(e),
                         name,
                         args,
-                    },
-                    pos,
-                };
-            } else if self.is_kw("as") {
-                self.next();
-                let name = self.ident()?;
-                e = Expr {
-                    kind: ExprKind::Alias {
-                        expr: Box::new(e),
-                        name,
                     },
                     pos,
                 };
@@ -851,6 +842,24 @@ impl Parser {
         }
     }
 
+    /// `e as name`: `as` names a whole select item, group key or column argument, so it
+    /// binds looser than every operator (`max(x) - min(x) as spread`).
+    fn aliased(&mut self, e: Expr) -> Result<Expr, ParseError> {
+        if !self.is_kw("as") {
+            return Ok(e);
+        }
+        self.next();
+        let pos = e.pos;
+        let name = self.ident()?;
+        Ok(Expr {
+            kind: ExprKind::Alias {
+                expr: Box::new(e),
+                name,
+            },
+            pos,
+        })
+    }
+
     fn select_item(&mut self) -> Result<Expr, ParseError> {
         if self.is_op("*") {
             let pos = self.pos();
@@ -860,12 +869,17 @@ impl Parser {
                 pos,
             });
         }
-        self.expr()
+        let e = self.expr()?;
+        self.aliased(e)
     }
 
     fn by_list(&mut self) -> Result<Vec<Expr>, ParseError> {
         self.expect_kw("by")?;
-        self.expr_list()
+        let mut out = vec![self.select_item()?];
+        while self.eat_op(",") {
+            out.push(self.select_item()?);
+        }
+        Ok(out)
     }
 
     fn select(&mut self, exec: bool) -> Result<Expr, ParseError> {
