@@ -179,7 +179,13 @@ pub fn format(v: &Value) -> String {
         Value::Vector(c) => format!("[{}]", list(c, DISPLAY_ROWS_MAX)),
         Value::Pair(a, b) => format!("{} : {}", format(a), format(b)),
         Value::Tuple(items) => {
-            let parts: Vec<String> = items.iter().map(format).collect();
+            let parts: Vec<String> = items
+                .iter()
+                .map(|v| match v {
+                    Value::Scalar(c) => quoted(c, 0),
+                    v => format(v),
+                })
+                .collect();
             format!("({})", parts.join(","))
         }
         Value::Set(c) => format!("set({})", list(c, DISPLAY_ROWS_MAX)),

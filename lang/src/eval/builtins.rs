@@ -93,7 +93,9 @@ fn bounded(name: &str, n: i64) -> Result<usize, EvalError> {
 
 /// Whether `name` is a built-in function.
 pub fn is_builtin(name: &str) -> bool {
-    NAMES.contains(&name) || super::forms::NAMES.contains(&name)
+    NAMES.contains(&name)
+        || super::forms::NAMES.contains(&name)
+        || super::funcs::NAMES.contains(&name)
 }
 
 fn arity(name: &str, args: &[Value], lo: usize, hi: usize) -> Result<(), EvalError> {
@@ -158,6 +160,16 @@ pub fn scalar_string(v: &Value) -> Result<String, EvalError> {
 /// Value `i` of a column as DolphinDB prints it.
 pub fn render(c: &Column, i: usize) -> String {
     crate::display::cell(c, i)
+}
+
+/// Whether each element is null (an empty string for STRING and SYMBOL).
+pub(crate) fn null_mask(c: &Column) -> Vec<bool> {
+    (0..c.len())
+        .map(|i| match c.bytes_at(i) {
+            Some(b) => b.is_empty(),
+            None => ops::scalar_f64(c, i) == Some(f64::NEG_INFINITY),
+        })
+        .collect()
 }
 
 /// Element `i` of a vector-like value.
@@ -689,12 +701,7 @@ pub async fn call(
         }
         "isNull" => {
             let c = col(name, &args[0])?;
-            let v: Vec<i8> = (0..c.len())
-                .map(|i| match c.bytes_at(i) {
-                    Some(b) => b.is_empty() as i8,
-                    None => (ops::scalar_f64(c, i) == Some(f64::NEG_INFINITY)) as i8,
-                })
-                .collect();
+            let v: Vec<i8> = null_mask(c).into_iter().map(|n| n as i8).collect();
             Ok(same_form(
                 &args[0],
                 Column {
@@ -935,6 +942,7 @@ pub async fn call(
             dfs_call(it, &dfs, name, args, exprs).await
         }
         n if super::forms::NAMES.contains(&n) => super::forms::call(n, args),
+        n if super::funcs::NAMES.contains(&n) => super::funcs::call(n, args),
         _ => Err(EvalError::msg(format!(
             "Syntax Error: Cannot recognize the token {name}"
         ))),

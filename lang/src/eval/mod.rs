@@ -8,6 +8,7 @@
 mod builtins;
 mod dml;
 mod forms;
+mod funcs;
 mod interp;
 mod ops;
 mod sql;

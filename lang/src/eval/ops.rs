@@ -14,7 +14,7 @@ pub enum Num {
     F(Vec<f64>),
 }
 
-fn is_temporal(t: DataType) -> bool {
+pub(crate) fn is_temporal(t: DataType) -> bool {
     matches!(
         t,
         DataType::Date
