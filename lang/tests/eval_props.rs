@@ -43,13 +43,46 @@ fn expr() -> impl Strategy<Value = String> {
                 .prop_map(|(a, op, b)| format!("({a}) {op} ({b})")),
             (
                 prop::sample::select(vec![
-                    "sum", "avg", "max", "first", "size", "string", "int", "date", "round",
-                    "cumsum", "sort", "isNull", "typestr", "neg"
+                    "sum",
+                    "avg",
+                    "max",
+                    "first",
+                    "size",
+                    "string",
+                    "int",
+                    "date",
+                    "round",
+                    "cumsum",
+                    "sort",
+                    "isNull",
+                    "typestr",
+                    "neg",
+                    "std",
+                    "med",
+                    "deltas",
+                    "ratios",
+                    "log",
+                    "exp",
+                    "month",
+                    "minute",
+                    "second",
+                    "datetime",
+                    "set",
+                    "matrix",
+                    "keys",
+                    "transpose",
+                    "distinct"
                 ]),
                 inner.clone()
             )
                 .prop_map(|(f, a)| format!("{f}({a})")),
-            (inner.clone(), inner).prop_map(|(a, b)| format!("take({a}, {b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("take({a}, {b})")),
+            (inner.clone(), inner.clone(), inner.clone())
+                .prop_map(|(a, b, c)| format!("iif({a}, {b}, {c})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("wavg({a}, {b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("nullFill({a}, {b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("concat({a}, {b})")),
+            (inner.clone(), inner).prop_map(|(a, b)| format!("temporalAdd({a}, {b}, `M)")),
         ]
     })
 }
@@ -63,5 +96,7 @@ proptest! {
         let _ = it.run_now("x = 1 2 3\nt = table(1 2 3 as a)");
         let _ = it.run_now(&e);
         let _ = it.run_now(&format!("y = {s}\nselect count(*) from t where a > 1"));
+        let _ = it.run_now(&format!("select a, {s} as b from t context by a order by a desc limit 2"));
+        let _ = it.run_now(&format!("update t set a = {e} where a > 1"));
     }
 }

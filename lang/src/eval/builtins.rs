@@ -247,7 +247,7 @@ fn aggregate(name: &str, c: &Column) -> Result<Column, EvalError> {
     }
     if matches!(name, "first" | "last") {
         return Ok(if n == 0 {
-            c.clone()
+            Column::nulls(c.ty, 1)
         } else if name == "first" {
             c.slice(0, 1)
         } else {

@@ -374,10 +374,22 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, EvalError> {
                 cast(y, x.ty)?
             };
             let n = x.len();
+            let scalar_fill = y.len() == 1;
+            if !scalar_fill && y.len() != n {
+                return Err(EvalError::msg(
+                    "The function [nullFill] needs a scalar or a vector as long as X to fill with",
+                ));
+            }
             let mut both = x.clone();
-            both.append(&y.slice(0, 1)).map_err(EvalError::msg)?;
+            both.append(&y).map_err(EvalError::msg)?;
             let nulls = super::builtins::null_mask(x);
-            let idx: Vec<usize> = (0..n).map(|i| if nulls[i] { n } else { i }).collect();
+            let idx: Vec<usize> = (0..n)
+                .map(|i| match (nulls[i], scalar_fill) {
+                    (false, _) => i,
+                    (true, true) => n,
+                    (true, false) => n + i,
+                })
+                .collect();
             Ok(same_form(&args[0], gather(&both, &idx)))
         }
         "concat" => {
