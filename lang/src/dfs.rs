@@ -2,9 +2,14 @@
 //! persisted beside the chunk metadata, over the storage engine. Appends are routed to
 //! partitions by value; each partition of each table is one chunk.
 //!
-//! Built so far: VALUE partitioning (on DATE values of a DATE/DATETIME/TIMESTAMP column, or
-//! on the column's own integer/string values), `newValuePartitionPolicy=add`. RANGE, HASH,
-//! LIST and COMPO schemes, pruning and per-partition aggregation come next.
+//! Partitioning follows the database's scheme (`crate::partition`: VALUE, RANGE, HASH, LIST,
+//! COMPO); `scan` reads only the partitions a query's conditions can touch.
+//!
+//! Catalog format (v2, magic `PCA2`; v1 `PCAT` catalogs — VALUE only — are still read):
+//! `magic u32, next_chunk u64, varint databases, { blob name, blob kind, scheme,
+//! varint tables, { blob name, schema, varint levels, varint column index per level,
+//! varint chunks, { blob partition name, u64 chunk id } } }, crc32 u32`, padded to 4 KiB
+//! with its length in the first 8 bytes.
 //!
 //! Invariant: the catalog names a chunk before any row is written to it (the catalog is
 //! written atomically, then the chunk is created), so every chunk on disk belongs to a
@@ -23,20 +28,22 @@ use storage::{Batch, Engine, StorageError};
 
 use crate::eval::value::Table;
 use crate::eval::EvalError;
+use crate::partition::{Pred, Scheme};
 
 /// A partitioned table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DfsTable {
     pub schema: Schema,
-    pub partition_column: usize,
-    /// Partition key → chunk id.
+    /// The partitioning column of each scheme level.
+    pub partition_columns: Vec<usize>,
+    /// Partition name → chunk id.
     pub chunks: BTreeMap<String, u64>,
 }
 
 /// A database: its partition scheme and tables.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Database {
-    pub kind: String,
+    pub scheme: Scheme,
     pub tables: BTreeMap<String, DfsTable>,
 }
 
@@ -54,6 +61,8 @@ pub struct Dfs {
     /// Serialises catalog changes: sessions append concurrently, and a new partition must be in
     /// the saved catalog and created in the engine before anyone writes to it.
     catalog_lock: rt::sync::Lock,
+    /// `newValuePartitionPolicy=add`: VALUE partitions are created for new values.
+    add_new_values: std::cell::Cell<bool>,
 }
 
 fn err(e: StorageError) -> EvalError {
@@ -63,17 +72,21 @@ fn err(e: StorageError) -> EvalError {
 impl Catalog {
     fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
-        w.u32(u32::from_le_bytes(*b"PCAT"));
+        w.u32(u32::from_le_bytes(*b"PCA2"));
         w.u64(self.next_chunk);
         w.varint(self.databases.len() as u64);
         for (name, db) in &self.databases {
             w.blob(name.as_bytes());
-            w.blob(db.kind.as_bytes());
+            w.blob(db.scheme.kind().as_bytes());
+            db.scheme.encode(&mut w);
             w.varint(db.tables.len() as u64);
             for (tname, t) in &db.tables {
                 w.blob(tname.as_bytes());
                 t.schema.encode(&mut w);
-                w.varint(t.partition_column as u64);
+                w.varint(t.partition_columns.len() as u64);
+                for c in &t.partition_columns {
+                    w.varint(*c as u64);
+                }
                 w.varint(t.chunks.len() as u64);
                 for (k, c) in &t.chunks {
                     w.blob(k.as_bytes());
@@ -81,33 +94,55 @@ impl Catalog {
                 }
             }
         }
-        let crc = crc32(&w.buf);
+        let crc = crc32fast::hash(&w.buf);
         w.u32(crc);
         w.buf
     }
 
     fn decode(b: &[u8]) -> Result<Catalog, String> {
         if b.len() < 8
-            || crc32(&b[..b.len() - 4])
+            || crc32fast::hash(&b[..b.len() - 4])
                 != u32::from_le_bytes(b[b.len() - 4..].try_into().expect("4"))
         {
             return Err("the DFS catalog fails its checksum".into());
         }
         let mut r = Reader::new(&b[..b.len() - 4]);
         let e = |e: storage::bytes::DecodeError| e.to_string();
-        if r.u32().map_err(e)? != u32::from_le_bytes(*b"PCAT") {
-            return Err("not a DFS catalog".into());
-        }
+        let v2 = match r.u32().map_err(e)? {
+            m if m == u32::from_le_bytes(*b"PCA2") => true,
+            m if m == u32::from_le_bytes(*b"PCAT") => false,
+            _ => return Err("not a DFS catalog".into()),
+        };
         let next_chunk = r.u64().map_err(e)?;
         let mut databases = BTreeMap::new();
         for _ in 0..r.count(r.remaining()).map_err(e)? {
             let name = String::from_utf8_lossy(r.blob().map_err(e)?).into_owned();
-            let kind = String::from_utf8_lossy(r.blob().map_err(e)?).into_owned();
+            let _kind = r.blob().map_err(e)?;
+            let scheme = if v2 {
+                Scheme::decode(&mut r)?
+            } else {
+                Scheme::Value {
+                    ty: DataType::Date,
+                    keys: Vec::new(),
+                }
+            };
             let mut tables = BTreeMap::new();
             for _ in 0..r.count(r.remaining()).map_err(e)? {
                 let tname = String::from_utf8_lossy(r.blob().map_err(e)?).into_owned();
                 let schema = Schema::decode(&mut r).map_err(e)?;
-                let partition_column = r.varint().map_err(e)? as usize;
+                let partition_columns = if v2 {
+                    let n = r.count(r.remaining()).map_err(e)?;
+                    let mut cols = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        cols.push(r.varint().map_err(e)? as usize);
+                    }
+                    cols
+                } else {
+                    vec![r.varint().map_err(e)? as usize]
+                };
+                if partition_columns.iter().any(|c| *c >= schema.columns.len()) {
+                    return Err("a partitioning column outside the table's schema".into());
+                }
                 let mut chunks = BTreeMap::new();
                 for _ in 0..r.count(r.remaining()).map_err(e)? {
                     let k = String::from_utf8_lossy(r.blob().map_err(e)?).into_owned();
@@ -117,63 +152,18 @@ impl Catalog {
                     tname,
                     DfsTable {
                         schema,
-                        partition_column,
+                        partition_columns,
                         chunks,
                     },
                 );
             }
-            databases.insert(name, Database { kind, tables });
+            databases.insert(name, Database { scheme, tables });
         }
         Ok(Catalog {
             next_chunk,
             databases,
         })
     }
-}
-
-fn crc32(b: &[u8]) -> u32 {
-    // A small table-less CRC-32 (IEEE); the catalog is tiny.
-    let mut c = 0xFFFF_FFFFu32;
-    for &x in b {
-        c ^= x as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0xEDB8_8320
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
-}
-
-/// Rows grouped by their partition key (VALUE partitioning; temporal columns by day).
-fn partition_rows(c: &Column) -> BTreeMap<String, Vec<usize>> {
-    let per_day = match c.ty {
-        DataType::DateTime => Some(86_400i64),
-        DataType::Timestamp => Some(86_400_000),
-        DataType::NanoTimestamp => Some(86_400_000_000_000),
-        _ => None,
-    };
-    if let Some(vals) = crate::eval::column_i64(c) {
-        // Group on integers first; only the few distinct keys become strings.
-        let mut by: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-        for (i, v) in vals.iter().enumerate() {
-            let k = match per_day {
-                Some(d) if *v != i64::MIN => v.div_euclid(d),
-                _ => *v,
-            };
-            by.entry(k).or_default().push(i);
-        }
-        return by.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    }
-    let mut by: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for i in 0..c.len() {
-        by.entry(crate::eval::render_value(c, i))
-            .or_default()
-            .push(i);
-    }
-    by
 }
 
 impl Dfs {
@@ -210,6 +200,7 @@ impl Dfs {
             catalog_path,
             catalog: RefCell::new(catalog),
             catalog_lock: rt::sync::Lock::new(),
+            add_new_values: std::cell::Cell::new(true),
         }))
     }
 
@@ -220,6 +211,12 @@ impl Dfs {
         storage::meta::write_atomic(&self.catalog_path, &bytes)
             .await
             .map_err(err)
+    }
+
+    /// Sets `newValuePartitionPolicy` (`add` creates VALUE partitions for new values; anything
+    /// else refuses rows outside the declared values).
+    pub fn set_add_new_values(&self, add: bool) {
+        self.add_new_values.set(add);
     }
 
     pub fn exists_database(&self, name: &str) -> bool {
@@ -234,26 +231,26 @@ impl Dfs {
             .is_some_and(|d| d.tables.contains_key(table))
     }
 
-    /// Creates database `name` (or returns the existing one) with partition kind `kind`.
-    pub async fn database(&self, name: &str, kind: &str) -> Result<(), EvalError> {
+    /// Creates database `name` with `scheme`, or opens the existing one.
+    pub async fn database(&self, name: &str, scheme: Option<Scheme>) -> Result<(), EvalError> {
         if !name.starts_with("dfs://") {
             return Err(EvalError::msg(format!(
                 "The database path {name} must start with dfs://"
-            )));
-        }
-        if kind != "VALUE" {
-            return Err(EvalError::msg(format!(
-                "{kind} partitioning is not supported yet; use VALUE"
             )));
         }
         let _guard = self.catalog_lock.lock().await;
         if self.exists_database(name) {
             return Ok(());
         }
+        let scheme = scheme.ok_or_else(|| {
+            EvalError::msg(format!(
+                "The database {name} does not exist; give a partition type and scheme to create it"
+            ))
+        })?;
         self.catalog.borrow_mut().databases.insert(
             name.to_string(),
             Database {
-                kind: kind.to_string(),
+                scheme,
                 tables: BTreeMap::new(),
             },
         );
@@ -282,23 +279,34 @@ impl Dfs {
         db: &str,
         table: &str,
         schema: Schema,
-        partition_column: &str,
+        partition_columns: &[String],
     ) -> Result<(), EvalError> {
-        let idx = schema
-            .columns
-            .iter()
-            .position(|(n, _)| n == partition_column)
-            .ok_or_else(|| {
-                EvalError::msg(format!(
-                    "The partitioning column {partition_column} is not in the table"
-                ))
-            })?;
+        let mut idx = Vec::with_capacity(partition_columns.len());
+        for pc in partition_columns {
+            idx.push(
+                schema
+                    .columns
+                    .iter()
+                    .position(|(n, _)| n.eq_ignore_ascii_case(pc))
+                    .ok_or_else(|| {
+                        EvalError::msg(format!("The partitioning column {pc} is not in the table"))
+                    })?,
+            );
+        }
+        let _guard = self.catalog_lock.lock().await;
         {
             let mut cat = self.catalog.borrow_mut();
             let d = cat
                 .databases
                 .get_mut(db)
                 .ok_or_else(|| EvalError::msg(format!("The database {db} does not exist")))?;
+            if d.scheme.levels() != idx.len() {
+                return Err(EvalError::msg(format!(
+                    "The database {db} partitions by {} column(s), {} given",
+                    d.scheme.levels(),
+                    idx.len()
+                )));
+            }
             if d.tables.contains_key(table) {
                 return Err(EvalError::msg(format!(
                     "The table {table} already exists in {db}"
@@ -308,7 +316,7 @@ impl Dfs {
                 table.to_string(),
                 DfsTable {
                     schema,
-                    partition_column: idx,
+                    partition_columns: idx,
                     chunks: BTreeMap::new(),
                 },
             );
@@ -316,14 +324,24 @@ impl Dfs {
         self.save().await
     }
 
-    pub fn table_schema(&self, db: &str, table: &str) -> Result<(Schema, usize), EvalError> {
+    pub fn table_schema(&self, db: &str, table: &str) -> Result<(Schema, Vec<usize>), EvalError> {
         let cat = self.catalog.borrow();
         let t = cat
             .databases
             .get(db)
             .and_then(|d| d.tables.get(table))
             .ok_or_else(|| EvalError::msg(format!("The table {table} does not exist in {db}")))?;
-        Ok((t.schema.clone(), t.partition_column))
+        Ok((t.schema.clone(), t.partition_columns.clone()))
+    }
+
+    /// The database's scheme.
+    pub fn scheme(&self, db: &str) -> Result<Scheme, EvalError> {
+        self.catalog
+            .borrow()
+            .databases
+            .get(db)
+            .map(|d| d.scheme.clone())
+            .ok_or_else(|| EvalError::msg(format!("The database {db} does not exist")))
     }
 
     /// The table's partition keys (for `schema`).
@@ -338,7 +356,8 @@ impl Dfs {
 
     /// Appends `data` (columns in schema order), routing rows to partitions; returns rows added.
     pub async fn append(&self, db: &str, table: &str, data: &Table) -> Result<usize, EvalError> {
-        let (schema, pcol) = self.table_schema(db, table)?;
+        let (schema, pcols) = self.table_schema(db, table)?;
+        let scheme = self.scheme(db)?;
         if data.columns.len() != schema.columns.len() {
             return Err(EvalError::msg(format!(
                 "The data has {} columns, the table {}",
@@ -354,7 +373,8 @@ impl Dfs {
                 crate::eval::cast_column(c, *ty)?
             });
         }
-        let parts = partition_rows(&cols[pcol]);
+        let keys: Vec<&Column> = pcols.iter().map(|i| &cols[*i]).collect();
+        let parts = scheme.assign(&keys, self.add_new_values.get())?;
         let guard = self.catalog_lock.lock().await;
         let mut new_keys = Vec::new();
         {
@@ -397,13 +417,22 @@ impl Dfs {
         Ok(data.rows())
     }
 
-    /// Every row of the table, partition by partition.
-    pub async fn scan(&self, db: &str, table: &str) -> Result<Table, EvalError> {
+    /// The rows of the partitions that may satisfy `preds` (level → what the query allows of
+    /// that level's column; empty reads every partition), partition by partition. Returns the
+    /// rows and how many partitions were read.
+    pub async fn scan(
+        &self,
+        db: &str,
+        table: &str,
+        preds: &[(usize, Pred)],
+    ) -> Result<(Table, usize), EvalError> {
         let (schema, _) = self.table_schema(db, table)?;
+        let scheme = self.scheme(db)?;
         let chunks: Vec<u64> = self.catalog.borrow().databases[db].tables[table]
             .chunks
-            .values()
-            .copied()
+            .iter()
+            .filter(|(name, _)| preds.iter().all(|(l, p)| scheme.may_match(name, *l, p)))
+            .map(|(_, c)| *c)
             .collect();
         let all: Vec<usize> = (0..schema.columns.len()).collect();
         let mut out: Vec<(String, Column)> = schema
@@ -411,12 +440,12 @@ impl Dfs {
             .iter()
             .map(|(n, t)| (n.clone(), Column::empty(*t)))
             .collect();
-        for c in chunks {
-            let cols = self.engine.scan(c, &all).await.map_err(err)?;
+        for c in &chunks {
+            let cols = self.engine.scan(*c, &all).await.map_err(err)?;
             for ((_, o), c) in out.iter_mut().zip(&cols) {
                 o.append(c).map_err(EvalError::msg)?;
             }
         }
-        Ok(Table { columns: out })
+        Ok((Table { columns: out }, chunks.len()))
     }
 }

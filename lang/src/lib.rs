@@ -10,6 +10,7 @@ pub mod dfs;
 pub mod display;
 pub mod eval;
 pub mod parse;
+pub mod partition;
 pub mod wire;
 
 pub use storage::types;

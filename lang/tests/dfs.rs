@@ -84,3 +84,78 @@ fn tutorial_steps_5_and_6_verbatim_on_dfs() {
         })
         .unwrap();
 }
+
+/// Runs `src`; returns the console text of its value.
+async fn show(it: &mut Interp, src: &str) -> String {
+    match it.run(src).await {
+        Ok(v) => lang::display::format(&v),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+#[test]
+fn every_partition_scheme_routes_rows_and_queries_prune() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dfs-schemes");
+    let _ = std::fs::remove_dir_all(&dir);
+    rt::Runtime::new("dfs-schemes")
+        .run(move |_s: rt::shard::Shard<()>| {
+            let dir = dir.clone();
+            async move {
+                let mut it = Interp::new(7);
+                it.dfs = Some(open(&dir).await);
+                it.run("login(`admin, `123456)\nt = table(2023.01.01 2023.01.01 2023.02.15 2023.03.31 as d, 1 5 12 20 as id, `A`B`C`D as sym, 1.0 2.0 3.0 4.0 as px)").await.unwrap();
+
+                // RANGE on id: [0, 10) and [10, 30); a row outside fails the whole append.
+                it.run("db = database(\"dfs://r\", RANGE, 0 10 30)\npt = db.createPartitionedTable(t, `pt, `id)\npt.append!(t)").await.unwrap();
+                assert_eq!(show(&mut it, "exec count(*) from loadTable(\"dfs://r\", `pt)").await, "4");
+                assert_eq!(show(&mut it, "exec id from loadTable(\"dfs://r\", `pt) where id >= 10").await, "[12,20]");
+                assert_eq!(it.partitions_read, 1, "id >= 10 reads only [10, 30)");
+                let e = show(&mut it, "loadTable(\"dfs://r\", `pt).append!(table(2023.01.01 as d, 30 as id, `E as sym, 5.0 as px))").await;
+                assert!(e.contains("outside the RANGE partitions"), "{e}");
+                assert_eq!(show(&mut it, "exec count(*) from loadTable(\"dfs://r\", `pt)").await, "4");
+
+                // HASH on sym, 3 buckets: equality prunes to one bucket.
+                it.run("db = database(\"dfs://h\", HASH, [SYMBOL, 3])\npt = db.createPartitionedTable(t, `pt, `sym)\npt.append!(t)").await.unwrap();
+                assert_eq!(show(&mut it, "exec id from loadTable(\"dfs://h\", `pt) where sym == `C").await, "[12]");
+                assert_eq!(it.partitions_read, 1);
+
+                // LIST on sym.
+                it.run("db = database(\"dfs://l\", LIST, [`A`B, `C, `D])\npt = db.createPartitionedTable(t, `pt, `sym)\npt.append!(t)").await.unwrap();
+                assert_eq!(show(&mut it, "exec id from loadTable(\"dfs://l\", `pt) where sym in `A`D").await, "[1,20]");
+                assert_eq!(it.partitions_read, 2);
+
+                // VALUE by month over a DATE column, with new months added.
+                it.run("db = database(\"dfs://v\", VALUE, 2023.01M 2023.02M)\npt = db.createPartitionedTable(t, `pt, `d)\npt.append!(t)").await.unwrap();
+                assert_eq!(show(&mut it, "exec id from loadTable(\"dfs://v\", `pt) where d between 2023.02.01 : 2023.02.28").await, "[12]");
+                assert_eq!(it.partitions_read, 1, "only 2023.02M");
+                assert_eq!(
+                    show(&mut it, "select count(*) from loadTable(\"dfs://v\", `pt) group by month(d)").await,
+                    "month_d  count\n-------- -----\n2023.01M 2\n2023.02M 1\n2023.03M 1\n",
+                    "three months, the third (2023.03M) added on append"
+                );
+
+                // COMPO: VALUE by date, then HASH by sym; both levels prune.
+                it.run("db1 = database(\"\", VALUE, 2023.01.01..2023.01.02)\ndb2 = database(\"\", HASH, [SYMBOL, 2])\ndb = database(\"dfs://c\", COMPO, [db1, db2])\npt = db.createPartitionedTable(t, `pt, `d`sym)\npt.append!(t)").await.unwrap();
+                assert_eq!(show(&mut it, "exec count(*) from loadTable(\"dfs://c\", `pt)").await, "4");
+                assert_eq!(show(&mut it, "exec id from loadTable(\"dfs://c\", `pt) where d == 2023.01.01, sym == `B").await, "[5]");
+                assert_eq!(it.partitions_read, 1);
+                let s = show(&mut it, "schema(loadTable(\"dfs://c\", `pt)).partitionType").await;
+                assert_eq!(s, "(1,5)");
+                // A scheme is refused when it cannot work.
+                let e = show(&mut it, "database(\"dfs://bad\", RANGE, 5 1)").await;
+                assert!(e.contains("increasing"), "{e}");
+                let e = show(&mut it, "db = database(\"dfs://c2\", COMPO, [db1, db2])\ndb.createPartitionedTable(t, `pt, `d)").await;
+                assert!(e.contains("2 column(s), 1 given"), "{e}");
+
+                // Everything survives a restart: the catalog keeps the schemes.
+                drop(it);
+                let mut again = Interp::new(8);
+                again.dfs = Some(open(&dir).await);
+                again.run("login(`admin, `123456)").await.unwrap();
+                assert_eq!(show(&mut again, "exec id from loadTable(\"dfs://c\", `pt) where sym == `D").await, "[20]");
+                assert_eq!(show(&mut again, "exec id from loadTable(\"dfs://r\", `pt) where id < 10").await, "[1,5]");
+                assert_eq!(again.partitions_read, 1);
+            }
+        })
+        .unwrap();
+}

@@ -55,7 +55,9 @@ fn script_result(v: Value) -> Vec<Value> {
     match v {
         // Handles (a database, a partitioned table) stay on the server: nothing to send, as a
         // statement like `db.createPartitionedTable(...)` must not fail the script.
-        Value::Void | Value::Database(_) | Value::DfsTable { .. } => Vec::new(),
+        Value::Void | Value::Database(_) | Value::PartitionSpec(_) | Value::DfsTable { .. } => {
+            Vec::new()
+        }
         v => vec![v],
     }
 }

@@ -98,7 +98,7 @@ pub fn is_builtin(name: &str) -> bool {
         || super::funcs::NAMES.contains(&name)
 }
 
-fn arity(name: &str, args: &[Value], lo: usize, hi: usize) -> Result<(), EvalError> {
+pub(super) fn arity(name: &str, args: &[Value], lo: usize, hi: usize) -> Result<(), EvalError> {
     if args.len() < lo || args.len() > hi {
         let want = if lo == hi {
             lo.to_string()
@@ -311,13 +311,13 @@ fn column_name(expr: Option<&(Option<String>, Expr)>, i: usize) -> String {
     }
 }
 
-fn dfs_unsupported(name: &str) -> EvalError {
+pub(super) fn dfs_unsupported(name: &str) -> EvalError {
     EvalError::msg(format!(
         "The function [{name}] needs DFS databases, which this build of Porpoise does not serve yet"
     ))
 }
 
-fn table_value(t: Table) -> Value {
+pub(super) fn table_value(t: Table) -> Value {
     Value::Table(Rc::new(t))
 }
 
@@ -859,7 +859,7 @@ pub async fn call(
         "schema" => {
             arity(name, &args, 1, 1)?;
             if let (Value::DfsTable { db, table }, Some(dfs)) = (&args[0], it.dfs.clone()) {
-                return dfs_schema(&dfs, db, table);
+                return super::dfs_fns::schema(&dfs, db, table);
             }
             let Value::Table(t) = &args[0] else {
                 return Err(EvalError::msg("The function [schema] needs a table"));
@@ -939,7 +939,7 @@ pub async fn call(
             let Some(dfs) = it.dfs.clone() else {
                 return Err(dfs_unsupported(name));
             };
-            dfs_call(it, &dfs, name, args, exprs).await
+            super::dfs_fns::call(it, &dfs, name, args, exprs).await
         }
         n if super::forms::NAMES.contains(&n) => super::forms::call(n, args),
         n if super::funcs::NAMES.contains(&n) => super::funcs::call(n, args),
@@ -980,7 +980,7 @@ pub fn gather(c: &Column, idx: &[usize]) -> Column {
 }
 
 /// Arguments of `params` by position and by name (`tableName=tbName`).
-fn named_args(
+pub(super) fn named_args(
     name: &str,
     args: Vec<Value>,
     exprs: &[(Option<String>, Expr)],
@@ -1013,140 +1013,8 @@ fn named_args(
     Ok(out)
 }
 
-fn db_name(v: &Value) -> Result<String, EvalError> {
-    match v {
-        Value::Database(d) => Ok(d.clone()),
-        other => scalar_string(other),
-    }
-}
-
-async fn dfs_call(
-    it: &mut Interp,
-    dfs: &crate::dfs::Dfs,
-    name: &str,
-    args: Vec<Value>,
-    exprs: &[(Option<String>, Expr)],
-) -> Result<Value, EvalError> {
-    // Rights: a session that has not logged in may ask what exists, nothing more.
-    if it.user.is_none() {
-        let what = match name {
-            "existsDatabase" | "existsTable" => None,
-            "database" | "dropDatabase" | "createPartitionedTable" => {
-                Some("create or delete databases")
-            }
-            "loadTable" => Some("read tables"),
-            _ => Some("write tables"),
-        };
-        if let Some(what) = what {
-            return Err(EvalError::msg(format!(
-                "<NoPrivilege>Not granted to {what}: log in first with login(userId, password)"
-            )));
-        }
-    }
-    let need = |v: &Option<Value>, p: &str| {
-        v.clone()
-            .ok_or_else(|| EvalError::msg(format!("The function [{name}] needs {p}")))
-    };
-    match name {
-        "existsDatabase" => Ok(Value::bool(dfs.exists_database(&scalar_string(&need(
-            &args.first().cloned(),
-            "a database path",
-        )?)?))),
-        "existsTable" => {
-            arity(name, &args, 2, 2)?;
-            Ok(Value::bool(dfs.exists_table(
-                &db_name(&args[0])?,
-                &scalar_string(&args[1])?,
-            )))
-        }
-        "dropDatabase" => {
-            arity(name, &args, 1, 1)?;
-            dfs.drop_database(&scalar_string(&args[0])?).await?;
-            Ok(Value::Void)
-        }
-        "database" => {
-            let a = named_args(
-                name,
-                args,
-                exprs,
-                &[
-                    "directory",
-                    "partitionType",
-                    "partitionScheme",
-                    "locations",
-                    "engine",
-                    "atomic",
-                ],
-            )?;
-            let path = scalar_string(&need(&a[0], "a directory")?)?;
-            let kind = match &a[1] {
-                Some(Value::PartitionType(k)) => k.clone(),
-                None if dfs.exists_database(&path) => "VALUE".into(),
-                _ => return Err(EvalError::msg("The function [database] needs a partition type (VALUE, RANGE, HASH, LIST, COMPO)")),
-            };
-            dfs.database(&path, &kind).await?;
-            Ok(Value::Database(path))
-        }
-        "createPartitionedTable" => {
-            let a = named_args(
-                name,
-                args,
-                exprs,
-                &["dbHandle", "table", "tableName", "partitionColumns"],
-            )?;
-            let db = db_name(&need(&a[0], "a database handle")?)?;
-            let Value::Table(t) = need(&a[1], "a schema table")? else {
-                return Err(EvalError::msg(
-                    "createPartitionedTable: table must be a table",
-                ));
-            };
-            let tname = scalar_string(&need(&a[2], "tableName")?)?;
-            let pcol = scalar_string(&need(&a[3], "partitionColumns")?)?;
-            let schema = storage::Schema {
-                columns: t.columns.iter().map(|(n, c)| (n.clone(), c.ty)).collect(),
-            };
-            dfs.create_table(&db, &tname, schema, &pcol).await?;
-            Ok(Value::DfsTable { db, table: tname })
-        }
-        "loadTable" => {
-            // loadTable(db, table[, partitions, memoryMode]): partitions and memory mode are
-            // accepted and ignored (tables are always read on demand).
-            arity(name, &args, 2, 4)?;
-            let (db, table) = (db_name(&args[0])?, scalar_string(&args[1])?);
-            dfs.table_schema(&db, &table)?;
-            Ok(Value::DfsTable { db, table })
-        }
-        "append!" | "tableInsert" => {
-            arity(name, &args, 2, 2)?;
-            let Value::DfsTable { db, table } = &args[0] else {
-                return Err(EvalError::msg(format!(
-                    "The function [{name}] needs a table"
-                )));
-            };
-            let data = match &args[1] {
-                Value::Table(t) => (**t).clone(),
-                other => {
-                    return Err(EvalError::msg(format!(
-                        "The function [{name}] cannot append a {}",
-                        other.typestr()
-                    )))
-                }
-            };
-            let n = dfs.append(db, table, &data).await?;
-            let _ = it;
-            // DolphinDB's append! on a DFS table yields nothing to display; tableInsert the count.
-            Ok(if name == "tableInsert" {
-                Value::int(n as i64)
-            } else {
-                Value::Void
-            })
-        }
-        _ => Err(dfs_unsupported(name)),
-    }
-}
-
 /// The `colDefs` table of `schema(t)`: name, typeString, typeInt, extra, comment per column.
-fn col_defs<'a>(columns: impl Iterator<Item = (&'a str, DataType)>) -> Table {
+pub(super) fn col_defs<'a>(columns: impl Iterator<Item = (&'a str, DataType)>) -> Table {
     let (names, types): (Vec<&str>, Vec<DataType>) = columns.unzip();
     let n = names.len();
     Table {
@@ -1182,42 +1050,4 @@ fn col_defs<'a>(columns: impl Iterator<Item = (&'a str, DataType)>) -> Table {
             ),
         ],
     }
-}
-
-/// `schema(loadTable(...))`: colDefs plus the partition fields the official clients read.
-fn dfs_schema(dfs: &crate::dfs::Dfs, db: &str, table: &str) -> Result<Value, EvalError> {
-    let (schema, pcol) = dfs.table_schema(db, table)?;
-    let col_defs = col_defs(schema.columns.iter().map(|(n, t)| (n.as_str(), *t)));
-    let (pname, pty) = &schema.columns[pcol];
-    let keys = dfs.partition_keys(db, table)?;
-    let temporal = matches!(
-        pty,
-        DataType::Date | DataType::DateTime | DataType::Timestamp | DataType::NanoTimestamp
-    );
-    let scheme = if temporal {
-        Value::Vector(Column {
-            ty: DataType::Date,
-            data: ColumnData::I32(keys.iter().filter_map(|k| k.parse::<i32>().ok()).collect()),
-        })
-    } else {
-        Value::Vector(Column::from_strings(DataType::String, &keys))
-    };
-    let mut d = std::collections::BTreeMap::new();
-    d.insert("colDefs".to_string(), table_value(col_defs));
-    d.insert("partitionColumnName".to_string(), Value::string(pname));
-    d.insert(
-        "partitionColumnIndex".to_string(),
-        Value::scalar(DataType::Int, ColumnData::I32(vec![pcol as i32])),
-    );
-    // DolphinDB's partition type codes: SEQ 0, VALUE 1, RANGE 2, LIST 3, COMPO 4, HASH 5.
-    d.insert(
-        "partitionType".to_string(),
-        Value::scalar(DataType::Int, ColumnData::I32(vec![1])),
-    );
-    d.insert(
-        "partitionColumnType".to_string(),
-        Value::scalar(DataType::Int, ColumnData::I32(vec![*pty as i32])),
-    );
-    d.insert("partitionSchema".to_string(), scheme);
-    Ok(Value::Dict(d))
 }

@@ -32,6 +32,8 @@ pub const NAMES: &[&str] = &[
     "year",
     "datetime",
     "temporalAdd",
+    "between",
+    "like",
 ];
 
 fn arity(name: &str, args: &[Value], lo: usize, hi: usize) -> Result<(), EvalError> {
@@ -520,16 +522,88 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, EvalError> {
             let unit = scalar_string(&args[2])?;
             Ok(same_form(&args[0], temporal_add(name, c, n, &unit)?))
         }
+        "between" => {
+            arity(name, &args, 2, 2)?;
+            let x = col(name, &args[0], 0)?;
+            let (lo, hi) = match &args[1] {
+                Value::Pair(a, b) => match (a.column(), b.column()) {
+                    (Some(a), Some(b)) => (a.clone(), b.clone()),
+                    _ => {
+                        return Err(EvalError::msg(
+                            "The function [between] needs a pair of scalars, e.g. 1:5",
+                        ))
+                    }
+                },
+                Value::Vector(c) if c.len() == 2 => (c.slice(0, 1), c.slice(1, 2)),
+                other => {
+                    return Err(EvalError::msg(format!(
+                        "The function [between] needs a range such as 1:5, not a {}",
+                        other.typestr()
+                    )))
+                }
+            };
+            let ge = super::ops::compare(">=", x, &lo)?;
+            let le = super::ops::compare("<=", x, &hi)?;
+            Ok(same_form(&args[0], super::ops::logic("&&", &ge, &le)?))
+        }
+        "like" => {
+            arity(name, &args, 2, 2)?;
+            let x = col(name, &args[0], 0)?;
+            let pattern = scalar_string(&args[1])?;
+            let v: Vec<i8> = (0..x.len())
+                .map(|i| like(x.bytes_at(i).unwrap_or_default(), pattern.as_bytes()) as i8)
+                .collect();
+            Ok(same_form(
+                &args[0],
+                Column {
+                    ty: DataType::Bool,
+                    data: storage::column::ColumnData::I8(v),
+                },
+            ))
+        }
         _ => Err(EvalError::msg(format!(
             "Syntax Error: Cannot recognize the token {name}"
         ))),
     }
 }
 
+/// SQL `like`: `%` matches any run of bytes (iterative, no backtracking blow-up).
+fn like(s: &[u8], p: &[u8]) -> bool {
+    let (mut si, mut pi) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while si < s.len() {
+        if pi < p.len() && p[pi] != b'%' && p[pi] == s[si] {
+            si += 1;
+            pi += 1;
+        } else if pi < p.len() && p[pi] == b'%' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == b'%')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use storage::column::ColumnData;
+
+    #[test]
+    fn like_matches_percent_wildcards() {
+        assert!(like(b"porpoise", b"por%"));
+        assert!(like(b"porpoise", b"%poi%"));
+        assert!(like(b"porpoise", b"porpoise"));
+        assert!(!like(b"porpoise", b"%x%"));
+        assert!(like(b"", b"%"));
+        assert!(!like(b"ab", b"a"));
+    }
 
     #[test]
     fn calendar_months_clamp_the_day() {

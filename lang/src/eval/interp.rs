@@ -43,6 +43,8 @@ pub struct Interp {
     pub node: NodeInfo,
     /// The node's `dfs://` databases, when it serves them.
     pub dfs: Option<std::rc::Rc<crate::dfs::Dfs>>,
+    /// Partitions the last query over a partitioned table read (after pruning).
+    pub partitions_read: usize,
     depth: usize,
     eval_depth: usize,
 }
@@ -172,6 +174,7 @@ impl Interp {
             user: None,
             node: NodeInfo::default(),
             dfs: None,
+            partitions_read: 0,
             depth: 0,
             eval_depth: 0,
         }

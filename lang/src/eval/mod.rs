@@ -6,6 +6,7 @@
 //! script-language issue and answer with a clear "not supported yet" error until then.
 
 mod builtins;
+mod dfs_fns;
 mod dml;
 mod forms;
 mod funcs;

@@ -250,8 +250,13 @@ pub(crate) async fn filter_mask(
     Ok(keep)
 }
 
-/// The table a query reads: an in-memory table, or a partitioned table's rows.
-pub(crate) async fn source(it: &mut Interp, from: &Expr) -> Result<Rc<Table>, EvalError> {
+/// The table a query reads: an in-memory table, or the rows of the partitions of a
+/// partitioned table that the `where` conditions can touch.
+pub(crate) async fn source(
+    it: &mut Interp,
+    from: &Expr,
+    filters: &[Expr],
+) -> Result<Rc<Table>, EvalError> {
     match it.eval(from).await? {
         Value::Table(t) => Ok(t),
         Value::DfsTable { db, table } => {
@@ -259,15 +264,122 @@ pub(crate) async fn source(it: &mut Interp, from: &Expr) -> Result<Rc<Table>, Ev
                 .dfs
                 .clone()
                 .ok_or_else(|| EvalError::msg("this node serves no dfs:// databases"))?;
-            Ok(Rc::new(dfs.scan(&db, &table).await?))
+            let preds = partition_preds(it, &dfs, &db, &table, filters).await?;
+            let (rows, read) = dfs.scan(&db, &table, &preds).await?;
+            it.partitions_read = read;
+            Ok(Rc::new(rows))
         }
         _ => Err(EvalError::msg("select ... from needs a table").at(from.pos)),
     }
 }
 
+/// Whether `e` names any of `names` (then it is not a constant of the query).
+fn mentions(e: &Expr, names: &[&str]) -> bool {
+    let mut found = false;
+    crate::parse::ast::walk(e, &mut |x| match &x.kind {
+        ExprKind::Ident(n) => found |= names.iter().any(|c| c.eq_ignore_ascii_case(n)),
+        // A sub-query or a lambda might read the columns: not a constant.
+        ExprKind::Select(_) | ExprKind::Lambda { .. } => found = true,
+        _ => {}
+    });
+    found
+}
+
+/// The partitioning column a side of a comparison names: `col`, or `date(col)` for a DATE
+/// level (the same keys).
+fn names_column(e: &Expr, col: &str, level_ty: DataType) -> bool {
+    match &e.kind {
+        ExprKind::Ident(n) => n.eq_ignore_ascii_case(col),
+        ExprKind::Call { func, args } if level_ty == DataType::Date && args.len() == 1 => {
+            matches!(&func.kind, ExprKind::Ident(f) if f == "date")
+                && matches!(&args[0].value.kind, ExprKind::Ident(n) if n.eq_ignore_ascii_case(col))
+        }
+        _ => false,
+    }
+}
+
+/// What the `where` conditions allow of each partitioning column: `col op constant`,
+/// `constant op col`, `col between a:b` and `col in v` are used; anything else reads every
+/// partition (conservative: pruning never drops a partition with a matching row).
+async fn partition_preds(
+    it: &mut Interp,
+    dfs: &crate::dfs::Dfs,
+    db: &str,
+    table: &str,
+    filters: &[Expr],
+) -> Result<Vec<(usize, crate::partition::Pred)>, EvalError> {
+    use crate::partition::{keys_of, Key, Pred};
+    let (schema, pcols) = dfs.table_schema(db, table)?;
+    let types = dfs.scheme(db)?.types();
+    let names: Vec<&str> = schema.columns.iter().map(|(n, _)| n.as_str()).collect();
+    let mut out = Vec::new();
+    for f in filters {
+        let ExprKind::Binary { op, left, right } = &f.kind else {
+            continue;
+        };
+        for (level, col) in pcols.iter().enumerate() {
+            let (cname, ty) = (names[*col], types[level]);
+            let (other, op) = if names_column(left, cname, ty) {
+                (right, op.as_str())
+            } else if names_column(right, cname, ty) {
+                let flipped = match op.as_str() {
+                    "<" => ">",
+                    "<=" => ">=",
+                    ">" => "<",
+                    ">=" => "<=",
+                    "==" => "==",
+                    _ => continue,
+                };
+                (left, flipped)
+            } else {
+                continue;
+            };
+            if mentions(other, &names) {
+                continue;
+            }
+            let Ok(v) = it.eval(other).await else {
+                continue;
+            };
+            // `x < c` is `x <= c - 1` when keys are the values themselves (same integral type);
+            // a key mapped from another type (a DATETIME to its day) stays inclusive.
+            let strict = |op: &str, k: Key, v: &Value| match (k, v.column().map(|c| c.ty)) {
+                (Key::I(x), Some(t)) if t == ty && op == "<" => Key::I(x.saturating_sub(1)),
+                (Key::I(x), Some(t)) if t == ty && op == ">" => Key::I(x.saturating_add(1)),
+                (k, _) => k,
+            };
+            let keys = |v: &Value| -> Option<Vec<Key>> {
+                let k = keys_of(ty, v.column()?).ok()?;
+                (!k.is_empty() && !k.contains(&Key::Null)).then_some(k)
+            };
+            let pred = match (op, &v) {
+                ("between", Value::Pair(a, b)) => match (keys(a), keys(b)) {
+                    (Some(a), Some(b)) => Pred::Between(a.into_iter().min(), b.into_iter().max()),
+                    _ => continue,
+                },
+                (_, Value::Pair(..)) => continue,
+                ("==" | "in", v) => match keys(v) {
+                    Some(k) => Pred::In(k),
+                    None => continue,
+                },
+                ("<" | "<=", v) => match keys(v) {
+                    Some(k) => Pred::Between(None, k.into_iter().max().map(|k| strict(op, k, v))),
+                    None => continue,
+                },
+                (">" | ">=", v) => match keys(v) {
+                    Some(k) => Pred::Between(k.into_iter().min().map(|k| strict(op, k, v)), None),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            out.push((level, pred));
+        }
+    }
+    Ok(out)
+}
+
 /// Runs a `select` / `exec`.
 pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
-    let mut table = source(it, &s.from).await?;
+    let mut table = source(it, &s.from, &s.filters).await?;
     if !s.filters.is_empty() {
         let keep = filter_mask(it, &table, &s.filters).await?;
         let idx: Vec<usize> = (0..keep.len()).filter(|i| keep[*i]).collect();

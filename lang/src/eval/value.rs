@@ -81,6 +81,8 @@ pub enum Value {
     Code(Rc<Expr>),
     /// A `dfs://` database handle.
     Database(String),
+    /// A partitioning level defined by `database("", ...)`, for a COMPO database.
+    PartitionSpec(Rc<crate::partition::Scheme>),
     /// A partitioned table (only its name: rows are read when a query needs them).
     DfsTable {
         db: String,
@@ -133,7 +135,7 @@ impl Value {
             Value::Type(_) => "INT".into(),
             Value::PartitionType(_) => "INT".into(),
             Value::Code(_) => "CODE".into(),
-            Value::Database(_) => "HANDLE".into(),
+            Value::Database(_) | Value::PartitionSpec(_) => "HANDLE".into(),
             Value::DfsTable { .. } => "SEGMENTED TABLE".into(),
         }
     }

@@ -154,3 +154,42 @@ pub struct Stmt {
     pub kind: StmtKind,
     pub pos: Pos,
 }
+
+/// Calls `f` on `e` and every expression inside it, except inside lambdas and sub-queries
+/// (which `f` sees as single nodes).
+pub fn walk(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+    f(e);
+    match &e.kind {
+        ExprKind::Lit(_)
+        | ExprKind::Ident(_)
+        | ExprKind::Star
+        | ExprKind::Lambda { .. }
+        | ExprKind::Select(_) => {}
+        ExprKind::Vector(items) | ExprKind::Tuple(items) => items.iter().for_each(|x| walk(x, f)),
+        ExprKind::Dict(pairs) => pairs.iter().for_each(|(k, v)| {
+            walk(k, f);
+            walk(v, f);
+        }),
+        ExprKind::Unary { expr, .. } | ExprKind::Alias { expr, .. } => walk(expr, f),
+        ExprKind::Binary { left, right, .. } => {
+            walk(left, f);
+            walk(right, f);
+        }
+        ExprKind::Call { func, args } => {
+            walk(func, f);
+            args.iter().for_each(|a| walk(&a.value, f));
+        }
+        ExprKind::Method { obj, args, .. } => {
+            walk(obj, f);
+            args.iter().flatten().for_each(|a| walk(&a.value, f));
+        }
+        ExprKind::Index { obj, index } => {
+            walk(obj, f);
+            index.iter().for_each(|x| walk(x, f));
+        }
+        ExprKind::Partial { func, args } => {
+            walk(func, f);
+            args.iter().flatten().for_each(|x| walk(x, f));
+        }
+    }
+}

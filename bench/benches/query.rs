@@ -1,0 +1,102 @@
+//! The tutorial's queries over a `dfs://` table on the real runtime (glommio, O_DIRECT):
+//! - `q1`: `select count(*) from pt group by date(DateTime)`;
+//! - `q2`: the OHLC bars, `select first(LastPx) as Open, max(LastPx) as High, min(LastPx) as
+//!   Low, last(LastPx) as Close from pt group by date(DateTime) as Date, SecurityID`;
+//!
+//! over 1 day (1.21M rows) and 20 days (24.2M rows) of the tutorial's data, loaded once into
+//! `target/bench-scratch/query-<days>d` (VALUE-partitioned by day, as the tutorial's
+//! database). Each measurement runs the script through the interpreter, as a client's query
+//! would, after one warm-up run. The peers run the same queries on the same data shape:
+//! `bash bench/compare.sh query duckdb,chdb,polars`.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bench::tutorial;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use lang::eval::{Interp, Table};
+
+const Q1: &str = "select count(*) from pt group by date(DateTime)";
+const Q2: &str = "select first(LastPx) as Open, max(LastPx) as High, min(LastPx) as Low, last(LastPx) as Close from pt group by date(DateTime) as Date, SecurityID";
+
+fn dir(days: u32) -> std::path::PathBuf {
+    bench::repo_root()
+        .join("target")
+        .join("bench-scratch")
+        .join(format!("query-{days}d"))
+}
+
+async fn open(days: u32) -> Rc<lang::dfs::Dfs> {
+    let d = dir(days);
+    let fresh = !d.join("catalog").exists();
+    if fresh {
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+    }
+    let mut cfg = storage::EngineConfig::in_dir(&d);
+    cfg.cache_bytes_max = 2 << 30;
+    cfg.span_cache_bytes_max = 4 << 30;
+    let engine = storage::Engine::open(cfg).await.unwrap();
+    let dfs = lang::dfs::Dfs::open(engine, d.join("catalog"))
+        .await
+        .unwrap();
+    if fresh {
+        dfs.database("dfs://bench", "VALUE").await.unwrap();
+        let schema = tutorial::schema();
+        dfs.create_table("dfs://bench", "pt", schema.clone(), "DateTime")
+            .await
+            .unwrap();
+        for day in 0..days {
+            let batch = tutorial::day(day, 1);
+            let t = Table {
+                columns: schema
+                    .columns
+                    .iter()
+                    .map(|(n, _)| n.clone())
+                    .zip(batch.columns)
+                    .collect(),
+            };
+            dfs.append("dfs://bench", "pt", &t).await.unwrap();
+        }
+    }
+    dfs
+}
+
+fn query(c: &mut Criterion) {
+    for days in [1u32, 20] {
+        let rows = days as u64 * tutorial::ROWS_PER_DAY as u64;
+        let mut g = c.benchmark_group(format!("query_{days}d"));
+        g.sample_size(10)
+            .measurement_time(Duration::from_secs(if days == 1 { 5 } else { 15 }))
+            .throughput(Throughput::Elements(rows));
+        for (name, q) in [("q1", Q1), ("q2", Q2)] {
+            g.bench_function(BenchmarkId::new(name, rows), |b| {
+                b.iter_custom(|iters| {
+                    rt::Runtime::new("bench")
+                        .run(move |_s: rt::shard::Shard<()>| async move {
+                            let mut it = Interp::new(1);
+                            it.dfs = Some(open(days).await);
+                            it.run(
+                                "login(`admin, `123456)\npt = loadTable(\"dfs://bench\", \"pt\")",
+                            )
+                            .await
+                            .unwrap();
+                            it.run(q).await.unwrap();
+                            let start = rt::time::now();
+                            for _ in 0..iters {
+                                std::hint::black_box(it.run(q).await.unwrap());
+                            }
+                            rt::time::now() - start
+                        })
+                        .expect("runtime")
+                        .pop()
+                        .expect("one shard")
+                });
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, query);
+criterion_main!(benches);

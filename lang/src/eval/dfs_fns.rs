@@ -1,0 +1,350 @@
+//! The `dfs://` built-ins: `database` (every partition scheme, and `database("")` level
+//! definitions for COMPO), `createPartitionedTable`, `loadTable`, `append!` / `tableInsert`
+//! into partitioned tables, `existsDatabase`, `existsTable`, `dropDatabase`, and `schema()` of a
+//! partitioned table with its partition fields. Rights: a session that has not logged in may
+//! only ask what exists.
+
+use std::rc::Rc;
+
+use storage::column::{Column, ColumnData};
+use storage::types::DataType;
+
+use super::builtins::{
+    arity, col_defs, dfs_unsupported, named_args, scalar_i64, scalar_string, table_value,
+};
+use super::interp::Interp;
+use super::value::Value;
+use super::EvalError;
+use crate::parse::ast::Expr;
+use crate::partition::{keys_of, Key, Scheme};
+
+fn db_name(v: &Value) -> Result<String, EvalError> {
+    match v {
+        Value::Database(d) => Ok(d.clone()),
+        other => scalar_string(other),
+    }
+}
+
+pub(super) async fn call(
+    it: &mut Interp,
+    dfs: &crate::dfs::Dfs,
+    name: &str,
+    args: Vec<Value>,
+    exprs: &[(Option<String>, Expr)],
+) -> Result<Value, EvalError> {
+    // Rights: a session that has not logged in may ask what exists, nothing more.
+    if it.user.is_none() {
+        let what = match name {
+            "existsDatabase" | "existsTable" => None,
+            "database" | "dropDatabase" | "createPartitionedTable" => {
+                Some("create or delete databases")
+            }
+            "loadTable" => Some("read tables"),
+            _ => Some("write tables"),
+        };
+        if let Some(what) = what {
+            return Err(EvalError::msg(format!(
+                "<NoPrivilege>Not granted to {what}: log in first with login(userId, password)"
+            )));
+        }
+    }
+    let need = |v: &Option<Value>, p: &str| {
+        v.clone()
+            .ok_or_else(|| EvalError::msg(format!("The function [{name}] needs {p}")))
+    };
+    match name {
+        "existsDatabase" => Ok(Value::bool(dfs.exists_database(&scalar_string(&need(
+            &args.first().cloned(),
+            "a database path",
+        )?)?))),
+        "existsTable" => {
+            arity(name, &args, 2, 2)?;
+            Ok(Value::bool(dfs.exists_table(
+                &db_name(&args[0])?,
+                &scalar_string(&args[1])?,
+            )))
+        }
+        "dropDatabase" => {
+            arity(name, &args, 1, 1)?;
+            dfs.drop_database(&scalar_string(&args[0])?).await?;
+            Ok(Value::Void)
+        }
+        "database" => {
+            let a = named_args(
+                name,
+                args,
+                exprs,
+                &[
+                    "directory",
+                    "partitionType",
+                    "partitionScheme",
+                    "locations",
+                    "engine",
+                    "atomic",
+                ],
+            )?;
+            let path = scalar_string(&need(&a[0], "a directory")?)?;
+            let scheme = match (&a[1], &a[2]) {
+                (Some(Value::PartitionType(kind)), Some(spec)) => Some(scheme_of(dfs, kind, spec)?),
+                (Some(Value::PartitionType(kind)), None) => {
+                    return Err(EvalError::msg(format!(
+                        "The function [database] needs a partition scheme for {kind}"
+                    )))
+                }
+                (None, _) => None,
+                _ => return Err(EvalError::msg("The function [database] needs a partition type (VALUE, RANGE, HASH, LIST, COMPO)")),
+            };
+            // `database("", ...)` defines a level of a COMPO database; nothing is created.
+            if path.is_empty() {
+                let scheme = scheme.ok_or_else(|| {
+                    EvalError::msg("database(\"\") needs a partition type and scheme")
+                })?;
+                return Ok(Value::PartitionSpec(Rc::new(scheme)));
+            }
+            dfs.database(&path, scheme).await?;
+            Ok(Value::Database(path))
+        }
+        "createPartitionedTable" => {
+            let a = named_args(
+                name,
+                args,
+                exprs,
+                &["dbHandle", "table", "tableName", "partitionColumns"],
+            )?;
+            let db = db_name(&need(&a[0], "a database handle")?)?;
+            let Value::Table(t) = need(&a[1], "a schema table")? else {
+                return Err(EvalError::msg(
+                    "createPartitionedTable: table must be a table",
+                ));
+            };
+            let tname = scalar_string(&need(&a[2], "tableName")?)?;
+            let pcols = match need(&a[3], "partitionColumns")? {
+                Value::Vector(c) => (0..c.len())
+                    .map(|i| super::builtins::render(&c, i))
+                    .collect(),
+                v => vec![scalar_string(&v)?],
+            };
+            let schema = storage::Schema {
+                columns: t.columns.iter().map(|(n, c)| (n.clone(), c.ty)).collect(),
+            };
+            dfs.create_table(&db, &tname, schema, &pcols).await?;
+            Ok(Value::DfsTable { db, table: tname })
+        }
+        "loadTable" => {
+            // loadTable(db, table[, partitions, memoryMode]): partitions and memory mode are
+            // accepted and ignored (tables are always read on demand).
+            arity(name, &args, 2, 4)?;
+            let (db, table) = (db_name(&args[0])?, scalar_string(&args[1])?);
+            dfs.table_schema(&db, &table)?;
+            Ok(Value::DfsTable { db, table })
+        }
+        "append!" | "tableInsert" => {
+            arity(name, &args, 2, 2)?;
+            let Value::DfsTable { db, table } = &args[0] else {
+                return Err(EvalError::msg(format!(
+                    "The function [{name}] needs a table"
+                )));
+            };
+            let data = match &args[1] {
+                Value::Table(t) => (**t).clone(),
+                other => {
+                    return Err(EvalError::msg(format!(
+                        "The function [{name}] cannot append a {}",
+                        other.typestr()
+                    )))
+                }
+            };
+            let n = dfs.append(db, table, &data).await?;
+            let _ = it;
+            // DolphinDB's append! on a DFS table yields nothing to display; tableInsert the count.
+            Ok(if name == "tableInsert" {
+                Value::int(n as i64)
+            } else {
+                Value::Void
+            })
+        }
+        _ => Err(dfs_unsupported(name)),
+    }
+}
+
+/// `schema(loadTable(...))`: colDefs plus the partition fields the official clients read.
+/// One level's `schema()` fields: column name, column index, partition type, column type,
+/// scheme.
+type Level = (Value, Value, Value, Value, Value);
+
+pub(super) fn schema(dfs: &crate::dfs::Dfs, db: &str, table: &str) -> Result<Value, EvalError> {
+    let (schema, pcols) = dfs.table_schema(db, table)?;
+    let scheme = dfs.scheme(db)?;
+    let names = dfs.partition_keys(db, table)?;
+    let col_defs = col_defs(schema.columns.iter().map(|(n, t)| (n.as_str(), *t)));
+    let levels: Vec<&Scheme> = match &scheme {
+        Scheme::Compo(l) => l.iter().collect(),
+        s => vec![s],
+    };
+    let int = |v: i32| Value::scalar(DataType::Int, ColumnData::I32(vec![v]));
+    let mut per_level: Vec<Level> = Vec::new();
+    for (level, (s, col)) in levels.iter().zip(&pcols).enumerate() {
+        let (pname, _) = &schema.columns[*col];
+        let ty = s.types()[0];
+        let spec = match s {
+            // VALUE: the declared values and every value a partition exists for.
+            Scheme::Value { keys, .. } => {
+                let mut all: Vec<Key> = keys.clone();
+                for n in &names {
+                    if let Some(part) = n.split('/').nth(level) {
+                        let k = if matches!(ty, DataType::String | DataType::Symbol) {
+                            Key::S(part.as_bytes().to_vec())
+                        } else {
+                            match part.parse() {
+                                Ok(v) => Key::I(v),
+                                Err(_) => continue,
+                            }
+                        };
+                        if !all.contains(&k) {
+                            all.push(k);
+                        }
+                    }
+                }
+                all.sort();
+                keys_value(ty, &all)
+            }
+            Scheme::Range { bounds, .. } => keys_value(ty, bounds),
+            Scheme::Hash { buckets, .. } => int(*buckets as i32),
+            Scheme::List { lists, .. } => {
+                Value::Tuple(lists.iter().map(|l| keys_value(ty, l)).collect())
+            }
+            Scheme::Compo(_) => Value::Void,
+        };
+        per_level.push((
+            Value::string(pname),
+            int(*col as i32),
+            int(s.type_codes()[0]),
+            int(ty as i32),
+            spec,
+        ));
+    }
+    let pick = |f: &dyn Fn(&Level) -> Value| -> Value {
+        if per_level.len() == 1 {
+            f(&per_level[0])
+        } else {
+            Value::Tuple(per_level.iter().map(f).collect())
+        }
+    };
+    let mut d = std::collections::BTreeMap::new();
+    d.insert("colDefs".to_string(), table_value(col_defs));
+    // DolphinDB's partition type codes: SEQ 0, VALUE 1, RANGE 2, LIST 3, COMPO 4, HASH 5.
+    d.insert("partitionColumnName".to_string(), pick(&|l| l.0.clone()));
+    d.insert("partitionColumnIndex".to_string(), pick(&|l| l.1.clone()));
+    d.insert("partitionType".to_string(), pick(&|l| l.2.clone()));
+    d.insert("partitionColumnType".to_string(), pick(&|l| l.3.clone()));
+    d.insert("partitionSchema".to_string(), pick(&|l| l.4.clone()));
+    Ok(Value::Dict(d))
+}
+
+/// Keys as a vector of the scheme's type.
+fn keys_value(ty: DataType, keys: &[Key]) -> Value {
+    if matches!(ty, DataType::String | DataType::Symbol) {
+        let s: Vec<&[u8]> = keys
+            .iter()
+            .map(|k| match k {
+                Key::S(s) => s.as_slice(),
+                _ => b"",
+            })
+            .collect();
+        return Value::Vector(Column::from_strings(DataType::String, &s));
+    }
+    let v: Vec<i64> = keys
+        .iter()
+        .map(|k| match k {
+            Key::I(v) => *v,
+            _ => i64::MIN,
+        })
+        .collect();
+    Value::Vector(super::ops::from_num(super::ops::Num::I(v), ty))
+}
+
+/// The scheme `database(path, kind, spec)` describes.
+fn scheme_of(dfs: &crate::dfs::Dfs, kind: &str, spec: &Value) -> Result<Scheme, EvalError> {
+    let column_keys = |v: &Value| -> Result<(DataType, Vec<Key>), EvalError> {
+        let c = v.column().ok_or_else(|| {
+            EvalError::msg(format!(
+                "a {kind} scheme needs a vector of values, not a {}",
+                v.typestr()
+            ))
+        })?;
+        Ok((c.ty, keys_of(c.ty, c)?))
+    };
+    match kind {
+        "VALUE" | "RANGE" => {
+            let (ty, keys) = column_keys(spec)?;
+            Scheme::new(kind, ty, &keys, Vec::new())
+        }
+        "LIST" => {
+            let items: Vec<Value> = match spec {
+                Value::Tuple(items) => items.clone(),
+                v => (0..v.size())
+                    .map(|i| super::builtins::element(v, i))
+                    .collect::<Result<_, _>>()?,
+            };
+            let mut ty = None;
+            let mut lists = Vec::new();
+            for item in &items {
+                let (t, keys) = column_keys(item)?;
+                ty.get_or_insert(t);
+                lists.push(keys);
+            }
+            Scheme::new(kind, ty.unwrap_or(DataType::Int), &[], lists)
+        }
+        "HASH" => match spec {
+            Value::Tuple(items) if items.len() == 2 => match &items[0] {
+                Value::Type(ty) => {
+                    let n = scalar_i64(&items[1])?;
+                    if !(1..=crate::partition::PARTITIONS_MAX as i64).contains(&n) {
+                        return Err(EvalError::msg(format!(
+                            "HASH partitioning needs 1 to {} buckets, not {n}",
+                            crate::partition::PARTITIONS_MAX
+                        )));
+                    }
+                    Ok(Scheme::Hash {
+                        ty: *ty,
+                        buckets: n as u32,
+                    })
+                }
+                _ => Err(EvalError::msg(
+                    "HASH partitioning needs [type, buckets], e.g. [INT, 10]",
+                )),
+            },
+            _ => Err(EvalError::msg(
+                "HASH partitioning needs [type, buckets], e.g. [INT, 10]",
+            )),
+        },
+        "COMPO" => {
+            let items: Vec<Value> = match spec {
+                Value::Tuple(items) => items.clone(),
+                other => vec![other.clone()],
+            };
+            let mut levels = Vec::new();
+            for item in &items {
+                levels.push(match item {
+                    Value::PartitionSpec(s) => (**s).clone(),
+                    Value::Database(path) => dfs.scheme(path)?,
+                    other => {
+                        return Err(EvalError::msg(format!(
+                            "COMPO partitioning needs database handles, not a {}",
+                            other.typestr()
+                        )))
+                    }
+                });
+            }
+            if !(2..=3).contains(&levels.len())
+                || levels.iter().any(|l| matches!(l, Scheme::Compo(_)))
+            {
+                return Err(EvalError::msg(
+                    "COMPO partitioning needs two or three non-COMPO levels",
+                ));
+            }
+            Ok(Scheme::Compo(levels))
+        }
+        other => Err(EvalError::msg(format!("unknown partition type {other}"))),
+    }
+}
