@@ -28,7 +28,7 @@ use storage::{Batch, Engine, StorageError};
 
 use crate::eval::value::Table;
 use crate::eval::EvalError;
-use crate::partition::{Pred, Scheme};
+use crate::partition::{NewValues, Pred, Scheme};
 
 /// A partitioned table.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,8 +61,8 @@ pub struct Dfs {
     /// Serialises catalog changes: sessions append concurrently, and a new partition must be in
     /// the saved catalog and created in the engine before anyone writes to it.
     catalog_lock: rt::sync::Lock,
-    /// `newValuePartitionPolicy=add`: VALUE partitions are created for new values.
-    add_new_values: std::cell::Cell<bool>,
+    /// `newValuePartitionPolicy`.
+    new_values: std::cell::Cell<NewValues>,
 }
 
 fn err(e: StorageError) -> EvalError {
@@ -200,7 +200,7 @@ impl Dfs {
             catalog_path,
             catalog: RefCell::new(catalog),
             catalog_lock: rt::sync::Lock::new(),
-            add_new_values: std::cell::Cell::new(true),
+            new_values: std::cell::Cell::new(NewValues::Add),
         }))
     }
 
@@ -213,10 +213,10 @@ impl Dfs {
             .map_err(err)
     }
 
-    /// Sets `newValuePartitionPolicy` (`add` creates VALUE partitions for new values; anything
-    /// else refuses rows outside the declared values).
-    pub fn set_add_new_values(&self, add: bool) {
-        self.add_new_values.set(add);
+    /// Sets `newValuePartitionPolicy` (what VALUE schemes do with values they have no
+    /// partition for).
+    pub fn set_new_values(&self, policy: NewValues) {
+        self.new_values.set(policy);
     }
 
     pub fn exists_database(&self, name: &str) -> bool {
@@ -374,7 +374,7 @@ impl Dfs {
             });
         }
         let keys: Vec<&Column> = pcols.iter().map(|i| &cols[*i]).collect();
-        let parts = scheme.assign(&keys, self.add_new_values.get())?;
+        let parts = scheme.assign(&keys, self.new_values.get())?;
         let guard = self.catalog_lock.lock().await;
         let mut new_keys = Vec::new();
         {
@@ -404,6 +404,7 @@ impl Dfs {
             }
         }
         drop(guard);
+        let mut appended = 0;
         for (k, rows) in parts {
             let chunk = self.catalog.borrow().databases[db].tables[table].chunks[&k];
             let batch = Batch {
@@ -412,9 +413,10 @@ impl Dfs {
                     .map(|c| crate::eval::gather_rows(c, &rows))
                     .collect(),
             };
+            appended += rows.len();
             self.engine.append(chunk, batch).await.map_err(err)?;
         }
-        Ok(data.rows())
+        Ok(appended)
     }
 
     /// The rows of the partitions that may satisfy `preds` (level → what the query allows of

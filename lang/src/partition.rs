@@ -66,6 +66,27 @@ pub enum Scheme {
     Compo(Vec<Scheme>),
 }
 
+/// `newValuePartitionPolicy`: what a VALUE scheme does with a value it has no partition for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewValues {
+    /// Create the partition.
+    Add,
+    /// Leave the row out (DolphinDB's `skip`; the append reports fewer rows).
+    Skip,
+    /// Refuse the whole append.
+    Fail,
+}
+
+impl NewValues {
+    pub fn parse(s: &str) -> NewValues {
+        match s {
+            "skip" => NewValues::Skip,
+            "fail" => NewValues::Fail,
+            _ => NewValues::Add,
+        }
+    }
+}
+
 /// Most partitions a scheme may declare.
 pub const PARTITIONS_MAX: usize = 1 << 20;
 
@@ -208,19 +229,26 @@ impl Scheme {
     }
 
     /// The partition of one key at a single level.
-    fn locate(&self, k: &Key, add_values: bool) -> Result<String, EvalError> {
+    /// `None`: the row is skipped (`newValuePartitionPolicy=skip`).
+    fn locate(&self, k: &Key, new_values: NewValues) -> Result<Option<String>, EvalError> {
         match self {
             Scheme::Value { keys, .. } => {
                 if *k == Key::Null {
                     return Err(msg("a null value cannot be placed in a VALUE partition"));
                 }
-                if !add_values && !keys.contains(k) {
-                    return Err(msg(format!(
-                        "The value {} is not in the VALUE partitions and newValuePartitionPolicy is not add",
-                        k.name()
-                    )));
+                if !keys.contains(k) {
+                    match new_values {
+                        NewValues::Add => {}
+                        NewValues::Skip => return Ok(None),
+                        NewValues::Fail => {
+                            return Err(msg(format!(
+                                "The value {} is not in the VALUE partitions (newValuePartitionPolicy=fail)",
+                                k.name()
+                            )))
+                        }
+                    }
                 }
-                Ok(k.name())
+                Ok(Some(k.name()))
             }
             Scheme::Range { bounds, .. } => {
                 let i = bounds.partition_point(|b| b <= k);
@@ -232,23 +260,24 @@ impl Scheme {
                         bounds[bounds.len() - 1].name()
                     )));
                 }
-                Ok(format!("R{}", i - 1))
+                Ok(Some(format!("R{}", i - 1)))
             }
-            Scheme::Hash { buckets, .. } => Ok(format!("Key{}", hash_bucket(k, *buckets))),
+            Scheme::Hash { buckets, .. } => Ok(Some(format!("Key{}", hash_bucket(k, *buckets)))),
             Scheme::List { lists, .. } => lists
                 .iter()
                 .position(|l| l.contains(k))
-                .map(|i| format!("List{i}"))
+                .map(|i| Some(format!("List{i}")))
                 .ok_or_else(|| msg(format!("The value {} is in no LIST partition", k.name()))),
             Scheme::Compo(_) => Err(msg("a COMPO level cannot be nested")),
         }
     }
 
-    /// Rows grouped by partition name; `columns` holds one column per level.
+    /// Rows grouped by partition name; `columns` holds one column per level. Rows a VALUE
+    /// level skips (`NewValues::Skip`) are in no group.
     pub fn assign(
         &self,
         columns: &[&Column],
-        add_values: bool,
+        new_values: NewValues,
     ) -> Result<BTreeMap<String, Vec<usize>>, EvalError> {
         let levels: Vec<&Scheme> = match self {
             Scheme::Compo(l) => l.iter().collect(),
@@ -256,32 +285,42 @@ impl Scheme {
         };
         assert_eq!(levels.len(), columns.len(), "one column per level");
         let rows = columns.first().map(|c| c.len()).unwrap_or(0);
-        let mut names: Vec<String> = vec![String::new(); rows];
+        let mut names: Vec<Option<String>> = vec![Some(String::new()); rows];
         for (level, (s, c)) in levels.iter().zip(columns).enumerate() {
             let ty = s.types()[0];
             let keys = keys_of(ty, c)?;
             // Locate each distinct key once.
-            let mut memo: BTreeMap<&Key, String> = BTreeMap::new();
+            let mut memo: BTreeMap<&Key, Option<String>> = BTreeMap::new();
             for (row, k) in keys.iter().enumerate() {
                 let name = match memo.get(k) {
                     Some(n) => n.clone(),
                     None => {
-                        let n = s.locate(k, add_values)?;
+                        let n = s.locate(k, new_values)?;
                         memo.insert(k, n.clone());
                         n
                     }
                 };
-                if level > 0 {
-                    names[row].push('/');
-                }
-                names[row].push_str(&name);
+                names[row] = match (names[row].take(), name) {
+                    (Some(mut acc), Some(n)) => {
+                        if level > 0 {
+                            acc.push('/');
+                        }
+                        acc.push_str(&n);
+                        Some(acc)
+                    }
+                    _ => None,
+                };
             }
         }
         let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut skipped = 0;
         for (row, n) in names.into_iter().enumerate() {
-            out.entry(n).or_default().push(row);
+            match n {
+                Some(n) => out.entry(n).or_default().push(row),
+                None => skipped += 1,
+            }
         }
-        debug_assert_eq!(out.values().map(Vec::len).sum::<usize>(), rows);
+        debug_assert_eq!(out.values().map(Vec::len).sum::<usize>() + skipped, rows);
         Ok(out)
     }
 
@@ -498,18 +537,22 @@ mod tests {
             vec![],
         )
         .unwrap();
-        let parts = range.assign(&[&ints(&[1, 15, 9, 10])], false).unwrap();
+        let parts = range
+            .assign(&[&ints(&[1, 15, 9, 10])], NewValues::Fail)
+            .unwrap();
         assert_eq!(parts["R0"], vec![0, 2]);
         assert_eq!(parts["R1"], vec![1, 3]);
         assert!(
-            range.assign(&[&ints(&[20])], false).is_err(),
+            range.assign(&[&ints(&[20])], NewValues::Fail).is_err(),
             "upper bound is exclusive"
         );
         let hash = Scheme::Hash {
             ty: DataType::Int,
             buckets: 4,
         };
-        let parts = hash.assign(&[&ints(&[1, 5, -3, 8])], false).unwrap();
+        let parts = hash
+            .assign(&[&ints(&[1, 5, -3, 8])], NewValues::Fail)
+            .unwrap();
         assert_eq!(parts["Key1"], vec![0, 1, 2]);
         assert_eq!(parts["Key0"], vec![3]);
         let list = Scheme::new(
@@ -520,13 +563,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            list.assign(&[&ints(&[3, 1])], false).unwrap()["List1"],
+            list.assign(&[&ints(&[3, 1])], NewValues::Fail).unwrap()["List1"],
             vec![0]
         );
-        assert!(list.assign(&[&ints(&[4])], false).is_err());
+        assert!(list.assign(&[&ints(&[4])], NewValues::Fail).is_err());
         let value = Scheme::new("VALUE", DataType::Int, &[Key::I(1)], vec![]).unwrap();
-        assert!(value.assign(&[&ints(&[2])], false).is_err());
-        assert!(value.assign(&[&ints(&[2])], true).is_ok());
+        assert!(value.assign(&[&ints(&[2])], NewValues::Fail).is_err());
+        assert!(value.assign(&[&ints(&[2])], NewValues::Add).is_ok());
+        let kept = value.assign(&[&ints(&[1, 2])], NewValues::Skip).unwrap();
+        assert_eq!(kept.len(), 1, "the new value's row is skipped");
     }
 
     #[test]
@@ -542,7 +587,7 @@ mod tests {
             ty: DataType::DateTime,
             data: ColumnData::I32(vec![0, 86_399, 86_400]),
         };
-        let parts = s.assign(&[&dt, &ints(&[1, 2, 3])], true).unwrap();
+        let parts = s.assign(&[&dt, &ints(&[1, 2, 3])], NewValues::Add).unwrap();
         assert_eq!(
             parts.keys().collect::<Vec<_>>(),
             ["0/Key0", "0/Key1", "1/Key1"]

@@ -134,6 +134,17 @@ fn every_partition_scheme_routes_rows_and_queries_prune() {
                     "three months, the third (2023.03M) added on append"
                 );
 
+                // newValuePartitionPolicy: skip leaves the row out, fail refuses the append.
+                let dfs = it.dfs.clone().unwrap();
+                let row = "table(2024.05.01 as d, 1 as id, `Z as sym, 1.0 as px)";
+                dfs.set_new_values(lang::partition::NewValues::Skip);
+                assert_eq!(show(&mut it, &format!("tableInsert(loadTable(\"dfs://v\", `pt), {row})")).await, "0");
+                dfs.set_new_values(lang::partition::NewValues::Fail);
+                let e = show(&mut it, &format!("tableInsert(loadTable(\"dfs://v\", `pt), {row})")).await;
+                assert!(e.contains("newValuePartitionPolicy=fail"), "{e}");
+                dfs.set_new_values(lang::partition::NewValues::Add);
+                assert_eq!(show(&mut it, &format!("tableInsert(loadTable(\"dfs://v\", `pt), {row})")).await, "1");
+
                 // COMPO: VALUE by date, then HASH by sym; both levels prune.
                 it.run("db1 = database(\"\", VALUE, 2023.01.01..2023.01.02)\ndb2 = database(\"\", HASH, [SYMBOL, 2])\ndb = database(\"dfs://c\", COMPO, [db1, db2])\npt = db.createPartitionedTable(t, `pt, `d`sym)\npt.append!(t)").await.unwrap();
                 assert_eq!(show(&mut it, "exec count(*) from loadTable(\"dfs://c\", `pt)").await, "4");

@@ -112,9 +112,13 @@ pub async fn open_dfs(settings: &Settings) -> Result<Rc<lang::dfs::Dfs>, String>
     rt::disk::create_dir_all(&meta_dir)
         .await
         .map_err(|e| format!("{}: {e}", meta_dir.display()))?;
-    lang::dfs::Dfs::open(engine, meta_dir.join("DFSMasterMeta.catalog"))
+    let dfs = lang::dfs::Dfs::open(engine, meta_dir.join("DFSMasterMeta.catalog"))
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    dfs.set_new_values(lang::partition::NewValues::parse(
+        &settings.new_value_partition_policy(),
+    ));
+    Ok(dfs)
 }
 
 /// Serves connections on `listener` forever.

@@ -209,7 +209,11 @@ fn defaults_for_a_single_node() {
     assert_eq!(s.replication_factor(), 2);
     assert!(!s.data_sync());
     assert!(s.lan_cluster());
-    assert_eq!(s.new_value_partition_policy(), "skip");
+    assert_eq!(
+        s.new_value_partition_policy(),
+        "add",
+        "Porpoise never drops rows by default"
+    );
     assert_eq!(s.local_executors(), s.worker_num() - 1);
 }
 
