@@ -41,11 +41,20 @@ async fn open(days: u32) -> Rc<lang::dfs::Dfs> {
         .await
         .unwrap();
     if fresh {
-        dfs.database("dfs://bench", "VALUE").await.unwrap();
+        let by_day = lang::partition::Scheme::Value {
+            ty: storage::types::DataType::Date,
+            keys: Vec::new(),
+        };
+        dfs.database("dfs://bench", Some(by_day)).await.unwrap();
         let schema = tutorial::schema();
-        dfs.create_table("dfs://bench", "pt", schema.clone(), "DateTime")
-            .await
-            .unwrap();
+        dfs.create_table(
+            "dfs://bench",
+            "pt",
+            schema.clone(),
+            &["DateTime".to_string()],
+        )
+        .await
+        .unwrap();
         for day in 0..days {
             let batch = tutorial::day(day, 1);
             let t = Table {

@@ -100,6 +100,17 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
 
+    let startup = loaded.script.clone().filter(|s| s.is_file());
+    if loaded.console
+        && matches!(
+            settings.mode(),
+            node::config::Mode::Single
+                | node::config::Mode::DataNode
+                | node::config::Mode::ComputeNode
+        )
+    {
+        node::shell::spawn_console(settings.site().host.clone(), settings.site().port);
+    }
     let settings = Arc::new(settings);
     let node_log = log.clone();
     let outcome = rt::Runtime::new(settings.alias().to_string())
@@ -107,6 +118,7 @@ fn main() -> ExitCode {
         .run(move |_shard: rt::shard::Shard<()>| {
             let settings = Rc::new((*settings).clone());
             let log = node_log.clone();
+            let startup = startup.clone();
             async move {
                 let listener = match server::bind(&settings).await {
                     Ok(l) => l,
@@ -139,7 +151,7 @@ fn main() -> ExitCode {
                     &format!("listening on {addr}"),
                     &[("addr", &addr)],
                 );
-                server::serve(listener, settings, log, dfs).await;
+                server::serve(listener, settings, log, dfs, startup).await;
                 Ok(())
             }
         });

@@ -141,6 +141,16 @@ impl ScriptSessions {
         it
     }
 
+    /// Runs a start-up script (`-script file.dos`) in its own session, logged in as `admin`
+    /// as DolphinDB runs `startup.dos`; returns what it printed, or the error with its line
+    /// and column.
+    pub async fn run_startup(&self, src: &str) -> (Vec<String>, Result<(), String>) {
+        let mut it = self.new_interp();
+        it.run_as_admin();
+        let r = it.run(src).await.map(|_| ()).map_err(|e| e.to_string());
+        (std::mem::take(&mut it.output), r)
+    }
+
     /// Opens a new session; returns its id.
     pub fn open(&self) -> u64 {
         let mut sessions = self.sessions.borrow_mut();

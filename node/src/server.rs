@@ -121,6 +121,27 @@ pub async fn open_dfs(settings: &Settings) -> Result<Rc<lang::dfs::Dfs>, String>
     Ok(dfs)
 }
 
+/// Runs the `-script` file before the node takes connections; an error is logged with the
+/// file, line and column, and the node starts anyway (as DolphinDB does).
+async fn run_startup_script(path: &std::path::Path, sessions: &ScriptSessions, log: &Logger) {
+    let file = path.display().to_string();
+    let src = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) => {
+            log.warn("script_unreadable", &format!("{file}: {e}"), &[]);
+            return;
+        }
+    };
+    let (output, result) = sessions.run_startup(&src).await;
+    for line in output {
+        log.info("script_print", &line, &[("file", &file)]);
+    }
+    match result {
+        Ok(()) => log.info("script_done", &format!("ran start-up script {file}"), &[]),
+        Err(e) => log.error("script_failed", &format!("{file}: {e}"), &[("file", &file)]),
+    }
+}
+
 /// Serves connections on `listener` forever.
 /// `dfs` serves `dfs://` databases on this node (single mode) when given.
 pub async fn serve(
@@ -128,6 +149,7 @@ pub async fn serve(
     settings: Rc<Settings>,
     log: Logger,
     dfs: Option<Rc<lang::dfs::Dfs>>,
+    startup: Option<std::path::PathBuf>,
 ) {
     use crate::config::Mode;
     // Script sessions live on nodes that run user scripts; controllers and agents do not.
@@ -153,6 +175,9 @@ pub async fn serve(
         Mode::Single | Mode::DataNode | Mode::ComputeNode
     )
     .then(|| Rc::new(ScriptSessions::new(node, dfs)));
+    if let (Some(path), Some(sessions)) = (&startup, &scripts) {
+        run_startup_script(path, sessions, &log).await;
+    }
     let active = Rc::new(Cell::new(0usize));
     let limit = settings.max_connections();
     loop {

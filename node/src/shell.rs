@@ -219,6 +219,34 @@ fn interactive(c: &mut Client, timing: bool) -> u8 {
     0
 }
 
+/// `-console 1`: a console on the node's own port, in a thread of its own, once the node
+/// accepts connections. It logs in as `admin` with the default password when it can; the
+/// node keeps running when the console ends (`quit`, Ctrl-D or a closed stdin).
+pub fn spawn_console(host: String, port: u16) {
+    std::thread::spawn(move || {
+        let site = format!("{host}:{port}");
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        let mut c = loop {
+            let Ok(cfg) = Config::try_new(&site) else {
+                return;
+            };
+            let attempt = Client::connect(cfg.clone().login("admin", "123456"))
+                .or_else(|_| Client::connect(cfg));
+            match attempt {
+                Ok(c) => break c,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100))
+                }
+                Err(e) => {
+                    eprintln!("porpoise console: {e}");
+                    return;
+                }
+            }
+        };
+        interactive(&mut c, true);
+    });
+}
+
 /// `porpoise shell ...`: returns the process exit status.
 pub fn main(args: &[String]) -> u8 {
     let o = match parse(args) {

@@ -30,7 +30,15 @@ impl Drop for Node {
 }
 
 fn start(port: u16, name: &str) -> Node {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("client-{name}"));
+    start_with(port, name, &[], Stdio::null(), Stdio::null())
+}
+
+fn scratch(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("client-{name}"))
+}
+
+fn start_with(port: u16, name: &str, extra: &[&str], stdin: Stdio, stdout: Stdio) -> Node {
+    let dir = scratch(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(bin())
@@ -39,7 +47,9 @@ fn start(port: u16, name: &str) -> Node {
         .arg(format!("127.0.0.1:{port}:{name}"))
         .arg("-logFile")
         .arg(dir.join("node.log"))
-        .stdout(Stdio::null())
+        .args(extra)
+        .stdin(stdin)
+        .stdout(stdout)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -312,4 +322,86 @@ fn the_shell_runs_one_liners_files_and_interactive_input() {
     assert_eq!(rc, 0);
     assert!(out.contains("\n42\n"), "{out}");
     assert_eq!(out.matches("Time elapsed:").count(), 2, "{out}");
+}
+
+#[test]
+fn startup_script_runs_before_clients_and_errors_are_logged() {
+    let dir = scratch("startup-files");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("startup.dos");
+    std::fs::write(
+        &good,
+        "if (!existsDatabase(\"dfs://boot\")) {\n  db = database(\"dfs://boot\", VALUE, 1 2)\n  t = table(1 2 as k, 10 20 as v)\n  db.createPartitionedTable(t, `t, `k).append!(t)\n}\nprint(\"boot done\")\n",
+    )
+    .unwrap();
+    let _n = start_with(
+        18865,
+        "startup",
+        &["-script", good.to_str().unwrap()],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    let mut c = Client::connect(Config::new(&site(18865)).login("admin", "123456")).unwrap();
+    assert_eq!(
+        lang::display::format(
+            &c.run("exec sum(v) from loadTable(\"dfs://boot\", `t)")
+                .unwrap()
+        ),
+        "30"
+    );
+    let log = std::fs::read_to_string(scratch("startup").join("node.log")).unwrap();
+    assert!(
+        log.contains("boot done") && log.contains("script_done"),
+        "{log}"
+    );
+
+    let bad = dir.join("bad.dos");
+    std::fs::write(&bad, "x = 1\ny = (x +\n").unwrap();
+    let _m = start_with(
+        18866,
+        "startup-bad",
+        &["-script", bad.to_str().unwrap()],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    let mut c = Client::connect(Config::new(&site(18866))).unwrap();
+    assert_eq!(
+        ints(&c.run("1 + 1").unwrap()),
+        vec![2],
+        "the node starts anyway"
+    );
+    let log = std::fs::read_to_string(scratch("startup-bad").join("node.log")).unwrap();
+    assert!(
+        log.contains("script_failed") && log.contains("line #"),
+        "{log}"
+    );
+}
+
+#[test]
+fn console_runs_entries_from_stdin() {
+    let mut n = start_with(
+        18867,
+        "console",
+        &["-console", "1"],
+        Stdio::piped(),
+        Stdio::piped(),
+    );
+    let mut stdin = n.0.stdin.take().unwrap();
+    stdin.write_all(b"x = 20\nx * 2 + 2\nquit\n").unwrap();
+    drop(stdin);
+    let mut out = String::new();
+    let mut stdout = n.0.stdout.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 4096];
+    while !out.contains("42") && Instant::now() < deadline {
+        match stdout.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => out.push_str(&String::from_utf8_lossy(&buf[..k])),
+        }
+    }
+    assert!(out.contains("\n42\n"), "{out}");
+    // The node outlives its console.
+    let mut c = Client::connect(Config::new(&site(18867))).unwrap();
+    assert_eq!(ints(&c.run("3 * 3").unwrap()), vec![9]);
 }

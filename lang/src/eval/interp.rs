@@ -180,6 +180,11 @@ impl Interp {
         }
     }
 
+    /// Marks the session as the administrator's (the node's own start-up script).
+    pub fn run_as_admin(&mut self) {
+        self.user = Some("admin".into());
+    }
+
     /// Parses and runs `src`; returns the value of the last statement.
     pub async fn run(&mut self, src: &str) -> Result<Value, EvalError> {
         let stmts = parse(src)?;
