@@ -67,6 +67,8 @@ async fn open(days: u32) -> Rc<lang::dfs::Dfs> {
             };
             dfs.append("dfs://bench", "pt", &t).await.unwrap();
         }
+        // Steady state: the rows are in column files, as after the cache engine's flush.
+        dfs.flush().await.unwrap();
     }
     dfs
 }

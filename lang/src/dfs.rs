@@ -219,6 +219,35 @@ impl Dfs {
         self.new_values.set(policy);
     }
 
+    /// The table's partitions (name, chunk), in name order.
+    pub fn partitions(&self, db: &str, table: &str) -> Result<Vec<(String, u64)>, EvalError> {
+        self.table_schema(db, table)?;
+        Ok(self.catalog.borrow().databases[db].tables[table]
+            .chunks
+            .iter()
+            .map(|(n, c)| (n.clone(), *c))
+            .collect())
+    }
+
+    /// Visible rows of a partition's chunk, from its metadata (nothing is read).
+    pub fn chunk_rows(&self, chunk: u64) -> Result<usize, EvalError> {
+        Ok(self.engine.chunk_info(chunk).map_err(err)?.rows as usize)
+    }
+
+    /// Columns `columns` (schema indexes) of one partition's chunk.
+    pub async fn scan_chunk(
+        &self,
+        chunk: u64,
+        columns: &[usize],
+    ) -> Result<Vec<Column>, EvalError> {
+        self.engine.scan(chunk, columns).await.map_err(err)
+    }
+
+    /// Moves cached appends into column files (what a checkpoint does).
+    pub async fn flush(&self) -> Result<(), EvalError> {
+        self.engine.flush().await.map_err(err)
+    }
+
     pub fn exists_database(&self, name: &str) -> bool {
         self.catalog.borrow().databases.contains_key(name)
     }
@@ -420,13 +449,15 @@ impl Dfs {
     }
 
     /// The rows of the partitions that may satisfy `preds` (level → what the query allows of
-    /// that level's column; empty reads every partition), partition by partition. Returns the
-    /// rows and how many partitions were read.
+    /// that level's column; empty reads every partition), partition by partition, with only
+    /// the named `columns` (all when `None`; at least one, so rows can be counted). Returns
+    /// the rows and how many partitions were read.
     pub async fn scan(
         &self,
         db: &str,
         table: &str,
         preds: &[(usize, Pred)],
+        columns: Option<&[String]>,
     ) -> Result<(Table, usize), EvalError> {
         let (schema, _) = self.table_schema(db, table)?;
         let scheme = self.scheme(db)?;
@@ -436,16 +467,33 @@ impl Dfs {
             .filter(|(name, _)| preds.iter().all(|(l, p)| scheme.may_match(name, *l, p)))
             .map(|(_, c)| *c)
             .collect();
-        let all: Vec<usize> = (0..schema.columns.len()).collect();
-        let mut out: Vec<(String, Column)> = schema
-            .columns
+        let mut wanted: Vec<usize> = (0..schema.columns.len())
+            .filter(|i| {
+                columns.is_none_or(|names| {
+                    names
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(&schema.columns[*i].0))
+                })
+            })
+            .collect();
+        if wanted.is_empty() {
+            wanted.push(0);
+        }
+        let mut out: Vec<(String, Column)> = wanted
             .iter()
-            .map(|(n, t)| (n.clone(), Column::empty(*t)))
+            .map(|i| {
+                let (n, t) = &schema.columns[*i];
+                (n.clone(), Column::empty(*t))
+            })
             .collect();
         for c in &chunks {
-            let cols = self.engine.scan(*c, &all).await.map_err(err)?;
-            for ((_, o), c) in out.iter_mut().zip(&cols) {
-                o.append(c).map_err(EvalError::msg)?;
+            let cols = self.engine.scan(*c, &wanted).await.map_err(err)?;
+            for ((_, o), c) in out.iter_mut().zip(cols) {
+                if o.is_empty() {
+                    *o = c;
+                } else {
+                    o.append(&c).map_err(EvalError::msg)?;
+                }
             }
         }
         Ok((Table { columns: out }, chunks.len()))

@@ -170,3 +170,63 @@ fn every_partition_scheme_routes_rows_and_queries_prune() {
         })
         .unwrap();
 }
+
+/// The same table text, floats equal up to summation order (partials are summed per
+/// partition, then merged).
+fn same_numbers(a: &str, b: &str) -> bool {
+    let ta: Vec<&str> = a
+        .split_whitespace()
+        .filter(|t| !t.starts_with('-') || t.parse::<f64>().is_ok())
+        .collect();
+    let tb: Vec<&str> = b
+        .split_whitespace()
+        .filter(|t| !t.starts_with('-') || t.parse::<f64>().is_ok())
+        .collect();
+    ta.len() == tb.len()
+        && ta.iter().zip(&tb).all(|(x, y)| {
+            x == y
+                || matches!((x.parse::<f64>(), y.parse::<f64>()), (Ok(p), Ok(q)) if (p - q).abs() <= 1e-9 * p.abs().max(1.0))
+        })
+}
+
+#[test]
+fn partition_wise_aggregation_equals_the_general_path() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dfs-partial");
+    let _ = std::fs::remove_dir_all(&dir);
+    rt::Runtime::new("dfs-partial")
+        .run(move |_s: rt::shard::Shard<()>| {
+            let dir = dir.clone();
+            async move {
+                let mut it = Interp::new(9);
+                it.dfs = Some(open(&dir).await);
+                it.run("login(`admin, `123456)
+n = 3000
+t = table(2023.01.08T09:30:00 + (0..(n-1)) * 97 as DateTime, take(`A`B`C`D`E, n) as sym, rand(100.0, n) as px, take(1 NULL 3, n) as vol)
+update t set px = NULL where vol == 3
+db = database(\"dfs://p1\", VALUE, 2023.01.08..2023.01.10)
+pt = db.createPartitionedTable(t, `pt, `DateTime)
+pt.append!(t)
+db2 = database(\"dfs://p2\", HASH, [SYMBOL, 2])
+ph = db2.createPartitionedTable(t, `ph, `sym)
+ph.append!(t)").await.unwrap();
+                let queries = [
+                    "select count(*) from TBL group by date(DateTime)",
+                    "select first(px) as Open, max(px) as High, min(px) as Low, last(px) as Close from TBL group by date(DateTime) as Date, sym",
+                    "select count(*), count(px), sum(vol), avg(px) from TBL group by sym",
+                    "select count(*), sum(px), first(DateTime), last(sym) from TBL",
+                    "select avg(vol), min(DateTime) from TBL group by date(DateTime), sym",
+                ];
+                for table in ["pt", "ph"] {
+                    for q in queries {
+                        let fast = show(&mut it, &q.replace("TBL", table)).await;
+                        let read = it.partitions_read;
+                        let general = show(&mut it, &format!("{} where 1 == 1", q.replace("TBL", table))).await;
+                        assert!(same_numbers(&fast, &general), "{table}: {q}\n{fast}\n{general}");
+                        assert!(!fast.starts_with("error"), "{fast}");
+                        assert!(read >= 2, "{q}: read {read} partitions");
+                    }
+                }
+            }
+        })
+        .unwrap();
+}

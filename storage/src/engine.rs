@@ -49,7 +49,7 @@ pub struct EngineConfig {
     pub data_sync: bool,
     /// Rows per column block.
     pub block_rows: usize,
-    /// Memory for cached segment column spans (compressed), so repeated scans skip the disk.
+    /// Memory for cached segment column spans (decoded), so repeated scans skip the disk and the decoder.
     pub span_cache_bytes_max: usize,
 }
 
@@ -186,7 +186,7 @@ pub struct Engine {
     /// Serialises flush, truncate, drop, install and scans against each other.
     exclusive: rt::sync::Lock,
     cache_bytes: Rc<Cell<u64>>,
-    /// Stored (compressed) column spans of segments, so repeated scans skip the disk. Segments
+    /// Decoded column spans of segments, so repeated scans skip the disk and the decoder. Segments
     /// are immutable and their ids never reused within a chunk, so entries never go stale;
     /// `install_chunk` and `drop_chunk` evict the chunk anyway.
     spans: Rc<RefCell<SpanCache>>,
@@ -196,7 +196,7 @@ pub struct Engine {
 struct SpanCache {
     bytes_max: usize,
     bytes: usize,
-    map: std::collections::HashMap<(u64, u64, usize), Rc<Vec<u8>>>,
+    map: std::collections::HashMap<(u64, u64, usize), Rc<Column>>,
     order: VecDeque<(u64, u64, usize)>,
 }
 
@@ -210,26 +210,27 @@ impl SpanCache {
         }
     }
 
-    fn get(&mut self, key: &(u64, u64, usize)) -> Option<Rc<Vec<u8>>> {
+    fn get(&mut self, key: &(u64, u64, usize)) -> Option<Rc<Column>> {
         self.map.get(key).cloned()
     }
 
-    fn insert(&mut self, key: (u64, u64, usize), v: Rc<Vec<u8>>) {
-        if v.len() > self.bytes_max {
+    fn insert(&mut self, key: (u64, u64, usize), v: Rc<Column>) {
+        let size = v.heap_bytes();
+        if size > self.bytes_max {
             return;
         }
         if let Some(old) = self.map.insert(key, v.clone()) {
-            self.bytes -= old.len();
+            self.bytes -= old.heap_bytes();
         } else {
             self.order.push_back(key);
         }
-        self.bytes += v.len();
+        self.bytes += size;
         while self.bytes > self.bytes_max {
             let Some(k) = self.order.pop_front() else {
                 break;
             };
             if let Some(old) = self.map.remove(&k) {
-                self.bytes -= old.len();
+                self.bytes -= old.heap_bytes();
             }
         }
     }
@@ -787,24 +788,19 @@ impl Engine {
         cached: bool,
     ) -> Result<(), StorageError> {
         let key = (chunk, seg.id, col);
-        let hit = if cached {
-            self.spans.borrow_mut().get(&key)
-        } else {
-            None
-        };
-        let bytes = match hit {
-            Some(b) => b,
-            None => {
-                let b = Rc::new(meta::read_span(path, chunk, seg, col).await?);
-                self.spans.borrow_mut().insert(key, b.clone());
-                b
+        if cached {
+            if let Some(c) = self.spans.borrow_mut().get(&key) {
+                return out.append(&c).map_err(StorageError::Format);
             }
-        };
-        let result = meta::decode_span(path, chunk, seg, col, &bytes, out);
-        if result.is_err() {
-            self.spans.borrow_mut().remove(&key);
         }
-        result
+        // Decoded (checksums verified) into a column of the chunk's type and symbol base, then
+        // cached decoded: a repeated scan is a copy, not a decode.
+        let bytes = meta::read_span(path, chunk, seg, col).await?;
+        let mut decoded = out.slice(0, 0);
+        meta::decode_span(path, chunk, seg, col, &bytes, &mut decoded)?;
+        out.append(&decoded).map_err(StorageError::Format)?;
+        self.spans.borrow_mut().insert(key, Rc::new(decoded));
+        Ok(())
     }
 
     /// Reads the visible rows of `columns` (indexes into the schema), cache and segments as

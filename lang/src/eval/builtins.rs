@@ -514,32 +514,7 @@ pub async fn call(
         "date" => {
             arity(name, &args, 1, 1)?;
             let c = col(name, &args[0])?;
-            let per_day: i64 = match c.ty {
-                DataType::Date => 1,
-                DataType::DateTime => 86_400,
-                DataType::Timestamp => 86_400_000,
-                DataType::NanoTimestamp => 86_400_000_000_000,
-                t => {
-                    return Err(EvalError::msg(format!(
-                        "The function [date] does not accept a {} argument",
-                        t.name()
-                    )))
-                }
-            };
-            let Num::I(v) = to_num(c).map_err(EvalError::msg)? else {
-                unreachable!()
-            };
-            let days = v
-                .iter()
-                .map(|x| {
-                    if *x == i64::MIN {
-                        i64::MIN
-                    } else {
-                        x.div_euclid(per_day)
-                    }
-                })
-                .collect();
-            Ok(same_form(&args[0], from_num(Num::I(days), DataType::Date)))
+            Ok(same_form(&args[0], date_column(c)?))
         }
         "join" | "join!" => {
             arity(name, &args, 2, 2)?;
@@ -947,6 +922,55 @@ pub async fn call(
             "Syntax Error: Cannot recognize the token {name}"
         ))),
     }
+}
+
+/// `date()` of a DATE, DATETIME, TIMESTAMP or NANOTIMESTAMP column, in one pass straight into
+/// DATE's i32 days (the OHLC query's group key).
+pub(super) fn date_column(c: &Column) -> Result<Column, EvalError> {
+    let per_day: i64 = match c.ty {
+        DataType::Date => 1,
+        DataType::DateTime => 86_400,
+        DataType::Timestamp => 86_400_000,
+        DataType::NanoTimestamp => 86_400_000_000_000,
+        t => {
+            return Err(EvalError::msg(format!(
+                "The function [date] does not accept a {} argument",
+                t.name()
+            )))
+        }
+    };
+    let null = storage::types::null::I32;
+    let days: Vec<i32> = match &c.data {
+        ColumnData::I32(v) => v
+            .iter()
+            .map(|x| {
+                if *x == null {
+                    null
+                } else {
+                    x.div_euclid(per_day as i32)
+                }
+            })
+            .collect(),
+        ColumnData::I64(v) => v
+            .iter()
+            .map(|x| {
+                if *x == i64::MIN {
+                    null
+                } else {
+                    x.div_euclid(per_day) as i32
+                }
+            })
+            .collect(),
+        _ => {
+            return Err(EvalError::msg(
+                "The function [date] needs a temporal argument",
+            ))
+        }
+    };
+    Ok(Column {
+        ty: DataType::Date,
+        data: ColumnData::I32(days),
+    })
 }
 
 /// Rows `idx` of `c`.

@@ -65,6 +65,14 @@ pub async fn update(
         let new = match v {
             Value::Vector(c) if c.len() == rows => c,
             Value::Scalar(c) => gather(&c, &vec![0; rows]),
+            // `set x = NULL`: nulls of the column's type.
+            Value::Void => {
+                let ty = out
+                    .column(col)
+                    .map(|c| c.ty)
+                    .unwrap_or(storage::types::DataType::Int);
+                Column::nulls(ty, rows)
+            }
             other => {
                 return Err(EvalError::msg(format!(
                     "update: '{col}' would get a {} of size {}, the table has {rows} rows",

@@ -490,9 +490,12 @@ impl Interp {
                         }));
                         let f = self.var(name).cloned().unwrap_or(f);
                         let out = self.apply(f, vals, &exprs, e.pos).await?;
-                        // `x.join!(y)` changes `x` itself.
+                        // `x.join!(y)` changes `x` itself (a partitioned table's `append!` changes
+                        // the stored table and returns nothing: `x` stays its handle).
                         if let (true, ExprKind::Ident(var)) = (name.ends_with('!'), &obj.kind) {
-                            self.set_var(var, out.clone());
+                            if !matches!(out, Value::Void) {
+                                self.set_var(var, out.clone());
+                            }
                         }
                         Ok(out)
                     }

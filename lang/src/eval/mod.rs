@@ -10,8 +10,10 @@ mod dfs_fns;
 mod dml;
 mod forms;
 mod funcs;
+mod group;
 mod interp;
 mod ops;
+mod partial;
 mod sql;
 pub mod value;
 

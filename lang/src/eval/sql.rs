@@ -20,7 +20,7 @@ use crate::parse::ast::{Expr, ExprKind, Select};
 
 const AGGREGATES: [&str; 8] = ["count", "first", "last", "max", "min", "sum", "avg", "mean"];
 
-fn default_name(e: &Expr) -> String {
+pub(crate) fn default_name(e: &Expr) -> String {
     match &e.kind {
         ExprKind::Alias { name, .. } => name.clone(),
         ExprKind::Ident(n) => n.clone(),
@@ -38,7 +38,7 @@ fn default_name(e: &Expr) -> String {
     }
 }
 
-fn strip_alias(e: &Expr) -> &Expr {
+pub(crate) fn strip_alias(e: &Expr) -> &Expr {
     match &e.kind {
         ExprKind::Alias { expr, .. } => expr,
         _ => e,
@@ -60,29 +60,7 @@ async fn column_of(it: &mut Interp, e: &Expr, rows: usize) -> Result<Column, Eva
     }
 }
 
-/// Dense per-row ids for one key column.
-fn key_ids(c: &Column) -> Vec<u64> {
-    match &c.data {
-        ColumnData::Symbol { codes, .. } => codes.iter().map(|c| *c as u64).collect(),
-        ColumnData::Bytes { .. } => {
-            let mut map: HashMap<&[u8], u64> = HashMap::new();
-            (0..c.len())
-                .map(|i| {
-                    let b = c.bytes_at(i).unwrap_or_default();
-                    let next = map.len() as u64;
-                    *map.entry(b).or_insert(next)
-                })
-                .collect()
-        }
-        _ => match to_num(c) {
-            Ok(Num::I(v)) => v.iter().map(|x| *x as u64).collect(),
-            Ok(Num::F(v)) => v.iter().map(|x| x.to_bits()).collect(),
-            Err(_) => vec![0; c.len()],
-        },
-    }
-}
-
-fn aggregate_groups(
+pub(crate) fn aggregate_groups(
     name: &str,
     c: &Column,
     groups: &[u32],
@@ -90,9 +68,11 @@ fn aggregate_groups(
 ) -> Result<Column, EvalError> {
     match name {
         "count" => {
+            // Non-null values, as DolphinDB's count(col); count(*) passes a column of zeros.
             let mut n = vec![0i64; ngroups];
-            for g in groups {
-                n[*g as usize] += 1;
+            let nulls = super::builtins::null_mask(c);
+            for (g, null) in groups.iter().zip(&nulls) {
+                n[*g as usize] += (!null) as i64;
             }
             Ok(Column {
                 ty: DataType::Long,
@@ -108,6 +88,43 @@ fn aggregate_groups(
                 }
             }
             Ok(gather(c, &pick))
+        }
+        "max" | "min" | "sum" | "avg" | "mean" if matches!(c.data, ColumnData::F64(_)) => {
+            // DOUBLE columns (prices): one pass, no conversion.
+            let ColumnData::F64(v) = &c.data else {
+                unreachable!("matched above")
+            };
+            let null = storage::types::null::F64;
+            let mut acc = vec![null; ngroups];
+            let mut cnt = vec![0u32; ngroups];
+            for (x, g) in v.iter().zip(groups) {
+                if *x == null {
+                    continue;
+                }
+                let g = *g as usize;
+                let a = &mut acc[g];
+                *a = if *a == null {
+                    *x
+                } else {
+                    match name {
+                        "max" => a.max(*x),
+                        "min" => a.min(*x),
+                        _ => *a + x,
+                    }
+                };
+                cnt[g] += 1;
+            }
+            if matches!(name, "avg" | "mean") {
+                for (a, n) in acc.iter_mut().zip(&cnt) {
+                    if *n > 0 {
+                        *a /= *n as f64;
+                    }
+                }
+            }
+            Ok(Column {
+                ty: DataType::Double,
+                data: ColumnData::F64(acc),
+            })
         }
         _ => {
             let num =
@@ -178,7 +195,7 @@ fn aggregate_groups(
     }
 }
 
-fn aggregate_call(e: &Expr) -> Option<(&str, Option<&Expr>)> {
+pub(crate) fn aggregate_call(e: &Expr) -> Option<(&str, Option<&Expr>)> {
     if let ExprKind::Call { func, args } = &e.kind {
         if let ExprKind::Ident(f) = &func.kind {
             if let Some(name) = AGGREGATES.iter().find(|a| **a == f.as_str()) {
@@ -256,6 +273,7 @@ pub(crate) async fn source(
     it: &mut Interp,
     from: &Expr,
     filters: &[Expr],
+    columns: Option<&[String]>,
 ) -> Result<Rc<Table>, EvalError> {
     match it.eval(from).await? {
         Value::Table(t) => Ok(t),
@@ -265,12 +283,40 @@ pub(crate) async fn source(
                 .clone()
                 .ok_or_else(|| EvalError::msg("this node serves no dfs:// databases"))?;
             let preds = partition_preds(it, &dfs, &db, &table, filters).await?;
-            let (rows, read) = dfs.scan(&db, &table, &preds).await?;
+            let (rows, read) = dfs.scan(&db, &table, &preds, columns).await?;
             it.partitions_read = read;
             Ok(Rc::new(rows))
         }
         _ => Err(EvalError::msg("select ... from needs a table").at(from.pos)),
     }
+}
+
+/// The names a query may read as columns (`None`: it may read any, e.g. `select *`). A
+/// partitioned table is read for these columns only.
+fn referenced_columns(s: &Select) -> Option<Vec<String>> {
+    if s.items.iter().any(|i| matches!(i.kind, ExprKind::Star)) {
+        return None;
+    }
+    let mut names = Vec::new();
+    let mut all = false;
+    let exprs = s
+        .items
+        .iter()
+        .chain(&s.filters)
+        .chain(&s.group_by)
+        .chain(&s.context_by)
+        .chain(&s.having)
+        .chain(s.order_by.iter().map(|(e, _)| e))
+        .chain(&s.top)
+        .chain(&s.limit);
+    for e in exprs {
+        crate::parse::ast::walk(e, &mut |x| match &x.kind {
+            ExprKind::Ident(n) => names.push(n.clone()),
+            ExprKind::Select(_) | ExprKind::Lambda { .. } => all = true,
+            _ => {}
+        });
+    }
+    (!all).then_some(names)
 }
 
 /// Whether `e` names any of `names` (then it is not a constant of the query).
@@ -379,7 +425,11 @@ async fn partition_preds(
 
 /// Runs a `select` / `exec`.
 pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
-    let mut table = source(it, &s.from, &s.filters).await?;
+    if let Some(v) = super::partial::try_select(it, s).await? {
+        return Ok(v);
+    }
+    let columns = referenced_columns(s);
+    let mut table = source(it, &s.from, &s.filters, columns.as_deref()).await?;
     if !s.filters.is_empty() {
         let keep = filter_mask(it, &table, &s.filters).await?;
         let idx: Vec<usize> = (0..keep.len()).filter(|i| keep[*i]).collect();
@@ -469,7 +519,7 @@ async fn order_by(
 }
 
 /// Orders two rows of a column: strings by bytes, numbers by value, nulls first.
-fn compare_rows(c: &Column, a: usize, b: usize) -> std::cmp::Ordering {
+pub(crate) fn compare_rows(c: &Column, a: usize, b: usize) -> std::cmp::Ordering {
     match (c.bytes_at(a), c.bytes_at(b)) {
         (Some(x), Some(y)) => x.cmp(y),
         _ => super::ops::scalar_f64(c, a)
@@ -478,32 +528,31 @@ fn compare_rows(c: &Column, a: usize, b: usize) -> std::cmp::Ordering {
     }
 }
 
-/// Dense group ids of the rows by `keys`, the groups' member rows, and the groups in key order.
+/// Rows grouped by `keys`: each row's group, each group's first row, the groups in key order,
+/// and (computed when asked for) each group's rows.
 struct Grouping {
     groups: Vec<u32>,
-    members: Vec<Vec<usize>>,
+    first: Vec<usize>,
     order: Vec<usize>,
+    members: std::cell::OnceCell<Vec<Vec<usize>>>,
+}
+
+impl Grouping {
+    fn members(&self) -> &[Vec<usize>] {
+        self.members.get_or_init(|| {
+            super::group::Groups {
+                of_row: self.groups.clone(),
+                first: self.first.clone(),
+            }
+            .members()
+        })
+    }
 }
 
 fn group_rows(keys: &[Column], rows: usize) -> Grouping {
-    let key_id_cols: Vec<Vec<u64>> = keys.iter().map(key_ids).collect();
-    let mut map: HashMap<Vec<u64>, u32> = HashMap::new();
-    let mut members: Vec<Vec<usize>> = Vec::new();
-    let mut groups: Vec<u32> = Vec::with_capacity(rows);
-    let mut key = Vec::with_capacity(key_id_cols.len());
-    for row in 0..rows {
-        key.clear();
-        key.extend(key_id_cols.iter().map(|k| k[row]));
-        let next = map.len() as u32;
-        let g = *map.entry(key.clone()).or_insert(next);
-        if g as usize == members.len() {
-            members.push(Vec::new());
-        }
-        members[g as usize].push(row);
-        groups.push(g);
-    }
-    let first: Vec<usize> = members.iter().map(|m| m[0]).collect();
-    let mut order: Vec<usize> = (0..members.len()).collect();
+    let g = super::group::group(keys, rows);
+    let first = g.first;
+    let mut order: Vec<usize> = (0..first.len()).collect();
     order.sort_by(|a, b| {
         for c in keys {
             let o = compare_rows(c, first[*a], first[*b]);
@@ -513,11 +562,11 @@ fn group_rows(keys: &[Column], rows: usize) -> Grouping {
         }
         std::cmp::Ordering::Equal
     });
-    debug_assert_eq!(members.iter().map(Vec::len).sum::<usize>(), rows);
     Grouping {
-        groups,
-        members,
+        groups: g.of_row,
+        first,
         order,
+        members: std::cell::OnceCell::new(),
     }
 }
 
@@ -530,7 +579,7 @@ async fn per_group(
 ) -> Result<Vec<Value>, EvalError> {
     let mut out = Vec::with_capacity(g.order.len());
     for &k in &g.order {
-        let sub = take_rows(table, &g.members[k]);
+        let sub = take_rows(table, &g.members()[k]);
         out.push(eval_in(it, &sub, e).await?);
     }
     Ok(out)
@@ -594,7 +643,11 @@ async fn context_by(it: &mut Interp, s: &Select, table: &Table) -> Result<Table,
         }
         g.order = kept;
     }
-    let row_order: Vec<usize> = g.order.iter().flat_map(|k| g.members[*k].clone()).collect();
+    let row_order: Vec<usize> = g
+        .order
+        .iter()
+        .flat_map(|k| g.members()[*k].clone())
+        .collect();
     let mut columns = Vec::new();
     for item in &s.items {
         if matches!(item.kind, ExprKind::Star) {
@@ -605,7 +658,7 @@ async fn context_by(it: &mut Interp, s: &Select, table: &Table) -> Result<Table,
         let values = per_group(it, strip_alias(item), table, &g).await?;
         let mut col: Option<Column> = None;
         for (k, v) in g.order.iter().zip(values) {
-            let n = g.members[*k].len();
+            let n = g.members()[*k].len();
             let piece = match v {
                 Value::Scalar(c) => gather(&c, &vec![0; n]),
                 Value::Vector(c) if c.len() == n => c,
@@ -703,11 +756,11 @@ async fn run_projection(
         }
         g.order = kept;
     }
-    let first: Vec<usize> = g.order.iter().map(|k| g.members[*k][0]).collect();
+    let first: Vec<usize> = g.order.iter().map(|k| g.first[*k]).collect();
     for (name, c) in &keys {
         columns.push((name.clone(), gather(c, &first)));
     }
-    let ngroups = g.members.len();
+    let ngroups = g.first.len();
     for item in &s.items {
         let name = default_name(item);
         let e = strip_alias(item);

@@ -1,0 +1,192 @@
+//! Grouping rows by key columns, without per-row allocation.
+//!
+//! Each key column becomes dense ids `0..cardinality` (SYMBOL codes as they are; integers and
+//! temporals as `value - min` when their range is small; anything else through a hash map of
+//! its distinct values). The ids of all keys combine into one composite number; when the
+//! product of cardinalities is small (≤ [`DIRECT_GROUPS_MAX`]) a flat table maps composite →
+//! group id with no hashing at all (the tutorial's OHLC query: one date × 5000 symbols),
+//! otherwise a hash map on the composite does.
+//!
+//! Invariant: every row gets exactly one group id in `0..ngroups`, and `first[g]` is the
+//! smallest row of group `g`.
+
+use std::collections::HashMap;
+
+use storage::column::{Column, ColumnData};
+
+/// Largest composite key space mapped through a flat table (4 bytes per slot).
+pub const DIRECT_GROUPS_MAX: usize = 1 << 22;
+/// Largest integer range turned into dense ids by subtraction.
+const DENSE_RANGE_MAX: i64 = 1 << 22;
+
+/// Rows grouped: the group of each row, and each group's first row.
+pub struct Groups {
+    pub of_row: Vec<u32>,
+    pub first: Vec<usize>,
+}
+
+impl Groups {
+    pub fn len(&self) -> usize {
+        self.first.len()
+    }
+
+    /// The rows of each group, in row order.
+    pub fn members(&self) -> Vec<Vec<usize>> {
+        let mut counts = vec![0usize; self.len()];
+        for g in &self.of_row {
+            counts[*g as usize] += 1;
+        }
+        let mut out: Vec<Vec<usize>> = counts.into_iter().map(Vec::with_capacity).collect();
+        for (row, g) in self.of_row.iter().enumerate() {
+            out[*g as usize].push(row);
+        }
+        out
+    }
+}
+
+fn dense_ints<T: Copy + Into<i64>>(v: &[T]) -> (Vec<u32>, usize) {
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for x in v {
+        let x: i64 = (*x).into();
+        lo = lo.min(x);
+        hi = hi.max(x);
+    }
+    if v.is_empty() {
+        return (Vec::new(), 1);
+    }
+    if hi.saturating_sub(lo) < DENSE_RANGE_MAX {
+        let ids = v.iter().map(|x| ((*x).into() - lo) as u32).collect();
+        return (ids, (hi - lo + 1) as usize);
+    }
+    hashed(v.iter().map(|x| (*x).into() as u64))
+}
+
+fn hashed<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>) -> (Vec<u32>, usize) {
+    let mut map: HashMap<K, u32> = HashMap::new();
+    let ids = keys
+        .map(|k| {
+            let next = map.len() as u32;
+            *map.entry(k).or_insert(next)
+        })
+        .collect();
+    (ids, map.len().max(1))
+}
+
+/// Dense ids of one key column and their cardinality.
+fn dense_ids(c: &Column) -> (Vec<u32>, usize) {
+    match &c.data {
+        ColumnData::Symbol { codes, base } => (codes.clone(), base.strings.len().max(1)),
+        ColumnData::I8(v) => dense_ints(v),
+        ColumnData::I16(v) => dense_ints(v),
+        ColumnData::I32(v) => dense_ints(v),
+        ColumnData::I64(v) => dense_ints(v),
+        ColumnData::F32(v) => hashed(v.iter().map(|x| x.to_bits())),
+        ColumnData::F64(v) => hashed(v.iter().map(|x| x.to_bits())),
+        ColumnData::Bytes { .. } => hashed((0..c.len()).map(|i| c.bytes_at(i).unwrap_or_default())),
+    }
+}
+
+/// Groups `rows` rows by the key columns (at least one).
+pub fn group(keys: &[Column], rows: usize) -> Groups {
+    let dense: Vec<(Vec<u32>, usize)> = keys.iter().map(dense_ids).collect();
+    let space = dense
+        .iter()
+        .try_fold(1usize, |acc, (_, card)| acc.checked_mul(*card));
+    let composite = |row: usize| -> u64 {
+        dense.iter().fold(0u64, |acc, (ids, card)| {
+            acc * *card as u64 + ids[row] as u64
+        })
+    };
+    let mut of_row = Vec::with_capacity(rows);
+    let mut first = Vec::new();
+    match space {
+        Some(n) if n <= DIRECT_GROUPS_MAX => {
+            let mut slot = vec![u32::MAX; n];
+            if let [(ids, _)] = dense.as_slice() {
+                // One key: its id is the slot.
+                for (row, id) in ids.iter().enumerate() {
+                    let s = &mut slot[*id as usize];
+                    if *s == u32::MAX {
+                        *s = first.len() as u32;
+                        first.push(row);
+                    }
+                    of_row.push(*s);
+                }
+            } else {
+                for row in 0..rows {
+                    let s = &mut slot[composite(row) as usize];
+                    if *s == u32::MAX {
+                        *s = first.len() as u32;
+                        first.push(row);
+                    }
+                    of_row.push(*s);
+                }
+            }
+        }
+        Some(_) => {
+            let mut map: HashMap<u64, u32> = HashMap::new();
+            for row in 0..rows {
+                let next = first.len() as u32;
+                let g = *map.entry(composite(row)).or_insert_with(|| {
+                    first.push(row);
+                    next
+                });
+                of_row.push(g);
+            }
+        }
+        None => {
+            // The composite overflows: hash the id tuples.
+            let mut map: HashMap<Vec<u32>, u32> = HashMap::new();
+            let mut key = Vec::with_capacity(dense.len());
+            for row in 0..rows {
+                key.clear();
+                key.extend(dense.iter().map(|(ids, _)| ids[row]));
+                let next = first.len() as u32;
+                let g = match map.get(&key) {
+                    Some(g) => *g,
+                    None => {
+                        map.insert(key.clone(), next);
+                        first.push(row);
+                        next
+                    }
+                };
+                of_row.push(g);
+            }
+        }
+    }
+    debug_assert_eq!(of_row.len(), rows);
+    debug_assert!(of_row.iter().all(|g| (*g as usize) < first.len()));
+    Groups { of_row, first }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use storage::types::DataType;
+
+    #[test]
+    fn the_three_paths_agree() {
+        let a = Column {
+            ty: DataType::Int,
+            data: ColumnData::I32(vec![5, 7, 5, 7, 5]),
+        };
+        let wide = Column {
+            ty: DataType::Long,
+            data: ColumnData::I64(vec![0, i64::MAX, 0, i64::MAX, 1]),
+        };
+        let s = Column::from_strings(DataType::Symbol, &["x", "y", "x", "y", "x"]);
+        for keys in [
+            vec![a.clone()],
+            vec![a.clone(), s.clone()],
+            vec![wide.clone(), s],
+            vec![wide, a],
+        ] {
+            let g = group(&keys, 5);
+            assert_eq!(g.of_row[0], g.of_row[2]);
+            assert_eq!(g.of_row[1], g.of_row[3]);
+            assert_ne!(g.of_row[0], g.of_row[1]);
+            assert_eq!(g.first[g.of_row[1] as usize], 1);
+            assert_eq!(g.members().iter().map(Vec::len).sum::<usize>(), 5);
+        }
+    }
+}
