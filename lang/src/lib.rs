@@ -11,6 +11,7 @@ pub mod display;
 pub mod eval;
 pub mod parse;
 pub mod partition;
+pub mod users;
 pub mod wire;
 
 pub use storage::types;

@@ -33,7 +33,11 @@ fn digest(salt: &[u8; 16], password: &str) -> [u8; 32] {
         .finalize()
         .into();
     for _ in 1..HASH_ROUNDS {
-        h = Sha256::new().chain_update(salt).chain_update(h).finalize().into();
+        h = Sha256::new()
+            .chain_update(salt)
+            .chain_update(h)
+            .finalize()
+            .into();
     }
     h
 }
@@ -81,10 +85,15 @@ pub struct Users {
     accounts: RefCell<BTreeMap<String, Account>>,
 }
 
-impl Default for Users {
-    fn default() -> Self {
-        Users::in_memory()
-    }
+thread_local! {
+    /// The in-memory default accounts sessions share when their node gave them none (hashing
+    /// the default password once per thread, not once per session).
+    static DEFAULT: std::rc::Rc<Users> = std::rc::Rc::new(Users::in_memory());
+}
+
+/// The shared in-memory default accounts (`admin` / `123456`).
+pub fn default_users() -> std::rc::Rc<Users> {
+    DEFAULT.with(|u| u.clone())
 }
 
 impl Users {
@@ -95,6 +104,15 @@ impl Users {
         Users {
             path: None,
             accounts: RefCell::new(accounts),
+        }
+    }
+
+    /// No accounts at all: nobody can log in (used when the account file cannot be read, so
+    /// a damaged file never falls back to the default password).
+    pub fn locked() -> Users {
+        Users {
+            path: None,
+            accounts: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -111,18 +129,20 @@ impl Users {
         for (n, line) in text.lines().enumerate() {
             let f: Vec<&str> = line.split_whitespace().collect();
             let parsed = match f.as_slice() {
-                [name, salt, hash, admin] => unhex::<16>(salt)
-                    .zip(unhex::<32>(hash))
-                    .map(|(salt, hash)| {
-                        (
-                            name.to_string(),
-                            Account {
-                                salt,
-                                hash,
-                                admin: *admin == "1",
-                            },
-                        )
-                    }),
+                [name, salt, hash, admin] => {
+                    unhex::<16>(salt)
+                        .zip(unhex::<32>(hash))
+                        .map(|(salt, hash)| {
+                            (
+                                name.to_string(),
+                                Account {
+                                    salt,
+                                    hash,
+                                    admin: *admin == "1",
+                                },
+                            )
+                        })
+                }
                 _ => None,
             };
             let (name, account) = parsed.ok_or_else(|| {
@@ -146,14 +166,7 @@ impl Users {
             .accounts
             .borrow()
             .iter()
-            .map(|(n, a)| {
-                format!(
-                    "{n} {} {} {}\n",
-                    hex(&a.salt),
-                    hex(&a.hash),
-                    a.admin as u8
-                )
-            })
+            .map(|(n, a)| format!("{n} {} {} {}\n", hex(&a.salt), hex(&a.hash), a.admin as u8))
             .collect();
         // Plain std I/O: the file is tiny and changes rarely; rename makes it atomic.
         let tmp = path.with_extension("tmp");

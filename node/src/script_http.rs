@@ -28,6 +28,7 @@ pub struct ScriptSessions {
     sessions: RefCell<BTreeMap<u64, Interp>>,
     node: NodeInfo,
     dfs: Option<std::rc::Rc<lang::dfs::Dfs>>,
+    users: std::rc::Rc<lang::users::Users>,
 }
 
 impl Default for ScriptSessions {
@@ -131,13 +132,21 @@ impl ScriptSessions {
             sessions: RefCell::new(BTreeMap::new()),
             node,
             dfs,
+            users: lang::users::default_users(),
         }
+    }
+
+    /// Uses `users` for logins (the node's persisted accounts).
+    pub fn with_users(mut self, users: std::rc::Rc<lang::users::Users>) -> ScriptSessions {
+        self.users = users;
+        self
     }
 
     fn new_interp(&self) -> Interp {
         let mut it = Interp::new(rt::rand::seed());
         it.node = self.node.clone();
         it.dfs = self.dfs.clone();
+        it.users = self.users.clone();
         it
     }
 

@@ -174,7 +174,25 @@ pub async fn serve(
         settings.mode(),
         Mode::Single | Mode::DataNode | Mode::ComputeNode
     )
-    .then(|| Rc::new(ScriptSessions::new(node, dfs)));
+    .then(|| {
+        // Single nodes keep their accounts beside the DFS metadata; a cluster's accounts will
+        // live in the controllers' Raft state, so data and compute nodes use the defaults.
+        let mut sessions = ScriptSessions::new(node, dfs);
+        if settings.mode() == Mode::Single {
+            match lang::users::Users::open(settings.dfs_meta_dir().join("users")) {
+                Ok(u) => sessions = sessions.with_users(Rc::new(u)),
+                Err(e) => {
+                    log.error(
+                        "users_unreadable",
+                        &format!("{e}; no login is possible until the file is repaired"),
+                        &[],
+                    );
+                    sessions = sessions.with_users(Rc::new(lang::users::Users::locked()));
+                }
+            }
+        }
+        Rc::new(sessions)
+    });
     if let (Some(path), Some(sessions)) = (&startup, &scripts) {
         run_startup_script(path, sessions, &log).await;
     }

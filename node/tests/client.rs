@@ -41,6 +41,12 @@ fn start_with(port: u16, name: &str, extra: &[&str], stdin: Stdio, stdout: Stdio
     let dir = scratch(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    spawn_in(port, name, extra, stdin, stdout)
+}
+
+/// Starts a node in its existing directory (a restart).
+fn spawn_in(port: u16, name: &str, extra: &[&str], stdin: Stdio, stdout: Stdio) -> Node {
+    let dir = scratch(name);
     let mut child = Command::new(bin())
         .current_dir(&dir)
         .args(["-mode", "single", "-home", "data", "-localSite"])
@@ -50,7 +56,11 @@ fn start_with(port: u16, name: &str, extra: &[&str], stdin: Stdio, stdout: Stdio
         .args(extra)
         .stdin(stdin)
         .stdout(stdout)
-        .stderr(Stdio::null())
+        .stderr(
+            std::fs::File::create(dir.join("stderr.txt"))
+                .map(Stdio::from)
+                .unwrap_or(Stdio::null()),
+        )
         .spawn()
         .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -404,4 +414,57 @@ fn console_runs_entries_from_stdin() {
     // The node outlives its console.
     let mut c = Client::connect(Config::new(&site(18867))).unwrap();
     assert_eq!(ints(&c.run("3 * 3").unwrap()), vec![9]);
+}
+
+#[test]
+fn passwords_change_and_persist_across_a_restart() {
+    let n = start(18868, "users");
+    let admin = |pw: &str| Client::connect(Config::new(&site(18868)).login("admin", pw));
+    let mut c = admin("123456").unwrap();
+    let e = c.run("changePwd(`wrong, `n3w)").unwrap_err();
+    assert!(e.to_string().contains("old password is incorrect"), "{e}");
+    c.run("changePwd(`123456, `n3w)\ncreateUser(`bob, `pw1)")
+        .unwrap();
+    assert_eq!(admin("123456").unwrap_err().code(), "CLI-002");
+    admin("n3w").unwrap();
+    let mut bob = Client::connect(Config::new(&site(18868)).login("bob", "pw1")).unwrap();
+    let e = bob.run("createUser(`eve, `x)").unwrap_err();
+    assert!(e.to_string().contains("<NoPrivilege>"), "{e}");
+    drop((c, bob));
+    drop(n);
+    // The same home on another port (what matters here is what the home kept).
+    let _again = spawn_in(18869, "users", &[], Stdio::null(), Stdio::null());
+    let admin = |pw: &str| Client::connect(Config::new(&site(18869)).login("admin", pw));
+    let e = admin("123456").unwrap_err();
+    assert_eq!(e.code(), "CLI-002", "the change survived: {e}");
+    admin("n3w").unwrap();
+    let users = std::fs::read_to_string(scratch("users").join("data/users/dfsMeta/users"))
+        .or_else(|_| {
+            // The metadata directory depends on the alias; find the file wherever it is.
+            let mut found = String::new();
+            for e in walk(&scratch("users")) {
+                if e.file_name().is_some_and(|f| f == "users") && e.is_file() {
+                    found = std::fs::read_to_string(&e).unwrap();
+                }
+            }
+            Ok::<_, std::io::Error>(found)
+        })
+        .unwrap();
+    assert!(
+        users.contains("admin ") && !users.contains("n3w"),
+        "{users}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

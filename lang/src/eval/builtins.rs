@@ -16,6 +16,10 @@ use crate::parse::Pos;
 const NAMES: &[&str] = &[
     "login",
     "logout",
+    "changePwd",
+    "createUser",
+    "resetPwd",
+    "deleteUser",
     "version",
     "print",
     "typestr",
@@ -333,10 +337,38 @@ pub async fn call(
         "login" => {
             arity(name, &args, 2, 3)?;
             let (user, pass) = (scalar_string(&args[0])?, scalar_string(&args[1])?);
-            if user != "admin" || pass != "123456" {
+            if !it.users.verify(&user, &pass) {
                 return Err(EvalError::msg("The user name or password is incorrect."));
             }
             it.user = Some(user);
+            Ok(Value::Void)
+        }
+        "changePwd" => {
+            arity(name, &args, 2, 2)?;
+            let (old, new) = (scalar_string(&args[0])?, scalar_string(&args[1])?);
+            let Some(user) = it.user.clone() else {
+                return Err(EvalError::msg("changePwd: log in first"));
+            };
+            if !it.users.verify(&user, &old) {
+                return Err(EvalError::msg("The old password is incorrect."));
+            }
+            it.users.clone().set_password(&user, &new).await?;
+            Ok(Value::Void)
+        }
+        "createUser" | "resetPwd" | "deleteUser" => {
+            arity(name, &args, if name == "deleteUser" { 1 } else { 2 }, 2)?;
+            if !it.user.as_deref().is_some_and(|u| it.users.is_admin(u)) {
+                return Err(EvalError::msg(format!(
+                    "<NoPrivilege>Only the administrator may call {name}"
+                )));
+            }
+            let user = scalar_string(&args[0])?;
+            let users = it.users.clone();
+            match name {
+                "createUser" => users.create(&user, &scalar_string(&args[1])?).await?,
+                "resetPwd" => users.set_password(&user, &scalar_string(&args[1])?).await?,
+                _ => users.delete(&user).await?,
+            }
             Ok(Value::Void)
         }
         "logout" => {

@@ -43,6 +43,8 @@ pub struct Interp {
     pub node: NodeInfo,
     /// The node's `dfs://` databases, when it serves them.
     pub dfs: Option<std::rc::Rc<crate::dfs::Dfs>>,
+    /// The node's accounts (`login`, `changePwd`, ...).
+    pub users: std::rc::Rc<crate::users::Users>,
     /// Partitions the last query over a partitioned table read (after pruning).
     pub partitions_read: usize,
     depth: usize,
@@ -175,6 +177,7 @@ impl Interp {
             node: NodeInfo::default(),
             dfs: None,
             partitions_read: 0,
+            users: crate::users::default_users(),
             depth: 0,
             eval_depth: 0,
         }

@@ -20,7 +20,7 @@ impl RawListener {
         // Bind with std rather than glommio: glommio sets SO_REUSEPORT, which would let a
         // second node bind a port another process already serves (the tutorial's FAQ case must
         // fail with EADDRINUSE instead).
-        let std_listener = std::net::TcpListener::bind(addr)?;
+        let std_listener = bind_reuse_addr(addr)?;
         // SAFETY: we own the bound, listening fd and hand its ownership to glommio.
         let inner = unsafe { glommio::net::TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
         Ok(RawListener { inner })
@@ -35,6 +35,86 @@ impl RawListener {
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr().map_err(to_io)
     }
+}
+
+/// A listening socket with SO_REUSEADDR (so a restarted node binds its port while the
+/// previous run's connections sit in TIME_WAIT) and without SO_REUSEPORT (so a second live
+/// process on the same port still fails with EADDRINUSE, as the tutorial's FAQ expects).
+fn bind_reuse_addr(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use std::os::fd::FromRawFd;
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain socket(2); the fd is owned by `listener` below or closed on error.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket we own; the listener closes it when dropped.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt with a valid pointer to an int of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let rc = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: a valid sockaddr_in of the size passed.
+            unsafe {
+                libc::bind(
+                    fd,
+                    &sin as *const libc::sockaddr_in as *const libc::sockaddr,
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            }
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: a valid sockaddr_in6 of the size passed.
+            unsafe {
+                libc::bind(
+                    fd,
+                    &sin6 as *const libc::sockaddr_in6 as *const libc::sockaddr,
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            }
+        }
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: listen(2) on the bound socket.
+    if unsafe { libc::listen(fd, 1024) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(listener)
 }
 
 pub(crate) struct RawStream {
