@@ -88,6 +88,25 @@ fn dense_ids(c: &Column) -> (Vec<u32>, usize) {
 
 /// Groups `rows` rows by the key columns (at least one).
 pub fn group(keys: &[Column], rows: usize) -> Groups {
+    // One SYMBOL key (the OHLC query's SecurityID within a day): its codes are the slots.
+    if let [Column {
+        data: ColumnData::Symbol { codes, base },
+        ..
+    }] = keys
+    {
+        let mut slot = vec![u32::MAX; base.strings.len().max(1)];
+        let mut of_row = Vec::with_capacity(rows);
+        let mut first = Vec::new();
+        for (row, code) in codes.iter().enumerate() {
+            let s = &mut slot[*code as usize];
+            if *s == u32::MAX {
+                *s = first.len() as u32;
+                first.push(row);
+            }
+            of_row.push(*s);
+        }
+        return Groups { of_row, first };
+    }
     let dense: Vec<(Vec<u32>, usize)> = keys.iter().map(dense_ids).collect();
     let space = dense
         .iter()

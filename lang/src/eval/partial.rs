@@ -238,8 +238,11 @@ pub(crate) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
             };
             partial_keys[i].append(&c).map_err(EvalError::msg)?;
         }
-        for (a, out) in aggs.iter().zip(&mut partial_aggs) {
+        // Aggregates of one DOUBLE column share a single pass over it.
+        let fused = fused_double(&aggs, &cols, &slot, &of_row, ngroups);
+        for (ai, (a, out)) in aggs.iter().zip(&mut partial_aggs).enumerate() {
             let pieces: Vec<Column> = match (a.func, a.column) {
+                (_, Some(_)) if fused[ai].is_some() => fused[ai].clone().expect("checked"),
                 ("count", None) if of_row.is_empty() => vec![Column {
                     ty: DataType::Long,
                     data: ColumnData::I64(vec![rows as i64]),
@@ -312,6 +315,85 @@ pub(crate) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
         columns.push((a.name.clone(), gather(&c, &order)));
     }
     Ok(Some(Value::Table(Rc::new(Table { columns }))))
+}
+
+/// For aggregates over DOUBLE columns: min, max, first, last, sum, count (and avg as sum and
+/// count) of every such column computed in one pass per column. `None` where an aggregate is
+/// not of that kind (it takes the general per-aggregate path).
+fn fused_double(
+    aggs: &[AggSpec],
+    cols: &[Column],
+    slot: &dyn Fn(usize) -> usize,
+    of_row: &[u32],
+    ngroups: usize,
+) -> Vec<Option<Vec<Column>>> {
+    let mut out: Vec<Option<Vec<Column>>> = vec![None; aggs.len()];
+    let mut done: Vec<usize> = Vec::new();
+    for a in aggs {
+        let Some(c) = a.column else { continue };
+        if done.contains(&c) {
+            continue;
+        }
+        done.push(c);
+        let ColumnData::F64(v) = &cols[slot(c)].data else {
+            continue;
+        };
+        let null = storage::types::null::F64;
+        let (mut min, mut max, mut sum) = (
+            vec![null; ngroups],
+            vec![null; ngroups],
+            vec![null; ngroups],
+        );
+        let mut first = vec![null; ngroups];
+        let mut last = vec![null; ngroups];
+        let mut seen = vec![false; ngroups];
+        let mut count = vec![0i64; ngroups];
+        for (x, g) in v.iter().zip(of_row) {
+            let g = *g as usize;
+            // first/last take the group's first and last rows, nulls included (DolphinDB).
+            if !seen[g] {
+                seen[g] = true;
+                first[g] = *x;
+            }
+            last[g] = *x;
+            if *x == null {
+                continue;
+            }
+            count[g] += 1;
+            if sum[g] == null {
+                sum[g] = *x;
+                min[g] = *x;
+                max[g] = *x;
+            } else {
+                sum[g] += x;
+                min[g] = min[g].min(*x);
+                max[g] = max[g].max(*x);
+            }
+        }
+        let d = |v: &Vec<f64>| Column {
+            ty: DataType::Double,
+            data: ColumnData::F64(v.clone()),
+        };
+        let n = Column {
+            ty: DataType::Long,
+            data: ColumnData::I64(count),
+        };
+        for (i, b) in aggs.iter().enumerate() {
+            if b.column != Some(c) {
+                continue;
+            }
+            out[i] = Some(match b.func {
+                "min" => vec![d(&min)],
+                "max" => vec![d(&max)],
+                "first" => vec![d(&first)],
+                "last" => vec![d(&last)],
+                "sum" => vec![d(&sum)],
+                "count" => vec![n.clone()],
+                _ => vec![d(&sum), n.clone()],
+            });
+        }
+    }
+    out
 }
 
 /// Merges one aggregate's partial columns by group.
