@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the peers (../shared/peers/peer_bench.py) and Porpoise's benchmarks back to back, so
 # the figures come from the same machine state. Compare ratios, not absolute times.
-#   bash bench/compare.sh [storage|startup] [peer names, default duckdb]
+#   bash bench/compare.sh [storage|startup|query] [peer names, default duckdb]
+# `query` runs the peers over 1 and 20 days of the tutorial's data (Q1, Q2), then query.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-storage}
@@ -12,5 +13,12 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q -r "$shared/peers/requirements.txt"
 fi
-"$venv/bin/python" "$shared/peers/peer_bench.py" --peers "$peers" --reps 5 --json target/peers.json
-cargo bench -p bench --bench "$what" 2>&1 | grep -E 'footprint|time:|thrpt:|^storage|^resolve|^check' | grep -v '%'
+if [ "$what" = query ]; then
+    for days in 1 20; do
+        "$venv/bin/python" "$shared/peers/peer_bench.py" --peers "$peers" --days "$days" --reps 5 \
+            --json "target/peers-${days}d.json"
+    done
+else
+    "$venv/bin/python" "$shared/peers/peer_bench.py" --peers "$peers" --reps 5 --json target/peers.json
+fi
+cargo bench -p bench --bench "$what" 2>&1 | grep -E 'footprint|time:|thrpt:|^storage|^resolve|^check|^query' | grep -v '%'

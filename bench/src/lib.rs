@@ -6,7 +6,8 @@
 //! Benchmarks:
 //! - `startup`: resolving a node's configuration from the tutorial's files;
 //! - `storage`: durable append of the tutorial's 1.21M rows (dataSync=1, then flushed), full
-//!   scans of a DOUBLE and of the SYMBOL column, and bytes on disk per row.
+//!   scans of a DOUBLE and of the SYMBOL column, and bytes on disk per row;
+//! - `query`: the tutorial's Q1 and Q2 over 1 and 20 days of `dfs://` data.
 
 use std::path::{Path, PathBuf};
 

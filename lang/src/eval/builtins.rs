@@ -17,6 +17,7 @@ const NAMES: &[&str] = &[
     "login",
     "logout",
     "changePwd",
+    "each",
     "createUser",
     "resetPwd",
     "deleteUser",
@@ -217,6 +218,37 @@ pub fn cast(c: &Column, ty: DataType) -> Result<Column, EvalError> {
         let strs: Vec<String> = (0..c.len()).map(|i| render(c, i)).collect();
         return Ok(Column::from_strings(ty, &strs));
     }
+    // Text to numbers: parsed; empty text is null, anything unparsable an error.
+    if matches!(c.ty, DataType::String | DataType::Symbol) && !ops::is_temporal(ty) {
+        let text: Vec<String> = (0..c.len()).map(|i| render(c, i)).collect();
+        let bad = |t: &str| EvalError::msg(format!("cannot convert '{t}' to {}", ty.name()));
+        let n = if matches!(ty, DataType::Double | DataType::Float) {
+            Num::F(
+                text.iter()
+                    .map(|t| {
+                        if t.is_empty() {
+                            Ok(f64::NAN)
+                        } else {
+                            t.trim().parse().map_err(|_| bad(t))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        } else {
+            Num::I(
+                text.iter()
+                    .map(|t| {
+                        if t.is_empty() {
+                            Ok(i64::MIN)
+                        } else {
+                            t.trim().parse().map_err(|_| bad(t))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        };
+        return Ok(from_num(n, ty));
+    }
     let n = to_num(c).map_err(|e| {
         EvalError::msg(format!(
             "cannot convert {} to {}: {e}",
@@ -342,6 +374,16 @@ pub async fn call(
             }
             it.user = Some(user);
             Ok(Value::Void)
+        }
+        "each" => {
+            arity(name, &args, 2, 2)?;
+            let (f, v) = (args[0].clone(), &args[1]);
+            let mut out = Vec::with_capacity(v.size().min(1 << 20));
+            for i in 0..v.size() {
+                let x = element(v, i)?;
+                out.push(Box::pin(it.apply(f.clone(), vec![x], &[], _pos)).await?);
+            }
+            to_vector(out)
         }
         "changePwd" => {
             arity(name, &args, 2, 2)?;

@@ -34,6 +34,7 @@ pub const NAMES: &[&str] = &[
     "temporalAdd",
     "between",
     "like",
+    "pow",
 ];
 
 fn arity(name: &str, args: &[Value], lo: usize, hi: usize) -> Result<(), EvalError> {
@@ -521,6 +522,29 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, EvalError> {
             let n = scalar_i64(&args[1])?;
             let unit = scalar_string(&args[2])?;
             Ok(same_form(&args[0], temporal_add(name, c, n, &unit)?))
+        }
+        "pow" => {
+            arity(name, &args, 2, 2)?;
+            let (a, b) = (
+                floats(name, col(name, &args[0], 0)?)?,
+                floats(name, col(name, &args[1], 1)?)?,
+            );
+            let n = a.len().max(b.len());
+            if (a.len() != 1 && a.len() != n) || (b.len() != 1 && b.len() != n) {
+                return Err(EvalError::msg(
+                    "The function [pow] needs arguments of the same length",
+                ));
+            }
+            let at = |v: &Vec<f64>, i: usize| if v.len() == 1 { v[0] } else { v[i] };
+            let out: Vec<f64> = (0..n).map(|i| at(&a, i).powf(at(&b, i))).collect();
+            let c = from_num(Num::F(out), DataType::Double);
+            Ok(
+                if matches!(args[0], Value::Scalar(_)) && matches!(args[1], Value::Scalar(_)) {
+                    Value::Scalar(c)
+                } else {
+                    Value::Vector(c)
+                },
+            )
         }
         "between" => {
             arity(name, &args, 2, 2)?;

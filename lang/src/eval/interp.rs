@@ -449,7 +449,12 @@ impl Interp {
             }
             ExprKind::Binary { op, left, right } => {
                 let (l, r) = (self.eval(left).await?, self.eval(right).await?);
-                self.binary(op, l, r).await
+                let out = self.binary(op, l, r).await?;
+                // `x <- y` appends to `x` itself.
+                if let ("<-", ExprKind::Ident(var)) = (op.as_str(), &left.kind) {
+                    self.set_var(var, out.clone());
+                }
+                Ok(out)
             }
             ExprKind::Call { func, args } => {
                 let f = match &func.kind {
@@ -601,6 +606,7 @@ impl Interp {
             ".." => self.call_builtin("seq", vec![l, r], &[], pos).await,
             "$" => self.call_builtin("cast", vec![l, r], &[], pos).await,
             "<-" => self.call_builtin("join", vec![l, r], &[], pos).await,
+            "**" => self.call_builtin("pow", vec![l, r], &[], pos).await,
             "in" | "like" | "between" => self.call_builtin(op, vec![l, r], &[], pos).await,
             _ => {
                 let (Some(a), Some(b)) = (l.column(), r.column()) else {

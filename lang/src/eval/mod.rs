@@ -1,9 +1,9 @@
 //! The DolphinDB script interpreter: values, vectorised operators, built-in functions and SQL
 //! over in-memory tables.
 //!
-//! Built so far: the in-memory core the tutorial's data generation and queries need. DFS
-//! databases (`database`, `createPartitionedTable`, `loadTable`) arrive with the rest of the
-//! script-language issue and answer with a clear "not supported yet" error until then.
+//! `interp` evaluates statements and expressions; `builtins`, `funcs`, `forms` and `dfs_fns`
+//! hold the built-in functions; `sql` runs queries (`group` groups rows, `partial` aggregates
+//! partitioned tables partition by partition); `dml` runs update/delete/insert.
 
 mod builtins;
 mod dfs_fns;
