@@ -30,6 +30,9 @@ use crate::eval::value::Table;
 use crate::eval::EvalError;
 use crate::partition::{NewValues, Pred, Scheme};
 
+/// The one partition of a dimension table (`createTable`).
+pub const DIMENSION_PARTITION: &str = "DIM";
+
 /// A partitioned table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DfsTable {
@@ -329,7 +332,8 @@ impl Dfs {
                 .databases
                 .get_mut(db)
                 .ok_or_else(|| EvalError::msg(format!("The database {db} does not exist")))?;
-            if d.scheme.levels() != idx.len() {
+            // No partitioning columns: a dimension table (one partition, `createTable`).
+            if !idx.is_empty() && d.scheme.levels() != idx.len() {
                 return Err(EvalError::msg(format!(
                     "The database {db} partitions by {} column(s), {} given",
                     d.scheme.levels(),
@@ -402,8 +406,14 @@ impl Dfs {
                 crate::eval::cast_column(c, *ty)?
             });
         }
-        let keys: Vec<&Column> = pcols.iter().map(|i| &cols[*i]).collect();
-        let parts = scheme.assign(&keys, self.new_values.get())?;
+        let parts = if pcols.is_empty() {
+            // A dimension table keeps every row in its one partition.
+            let rows = cols.first().map(|c| c.len()).unwrap_or(0);
+            BTreeMap::from([(DIMENSION_PARTITION.to_string(), (0..rows).collect())])
+        } else {
+            let keys: Vec<&Column> = pcols.iter().map(|i| &cols[*i]).collect();
+            scheme.assign(&keys, self.new_values.get())?
+        };
         let guard = self.catalog_lock.lock().await;
         let mut new_keys = Vec::new();
         {

@@ -158,6 +158,13 @@ fn every_partition_scheme_routes_rows_and_queries_prune() {
                 let e = show(&mut it, "db = database(\"dfs://c2\", COMPO, [db1, db2])\ndb.createPartitionedTable(t, `pt, `d)").await;
                 assert!(e.contains("2 column(s), 1 given"), "{e}");
 
+                // A dimension table (createTable): one partition, every row.
+                it.run("dim = database(\"dfs://r\").createTable(table(1 2 3 as k, `x`y`z as name), `dim)\ndim.append!(table(1 2 3 as k, `x`y`z as name))").await.unwrap();
+                assert_eq!(show(&mut it, "exec name from loadTable(\"dfs://r\", `dim) where k >= 2").await, "[\"y\",\"z\"]");
+                assert_eq!(show(&mut it, "select count(*) from loadTable(\"dfs://r\", `dim)").await, "count\n-----\n3\n");
+                let s = show(&mut it, "schema(loadTable(\"dfs://r\", `dim))").await;
+                assert!(s.contains("colDefs") && !s.contains("partitionColumnName"), "{s}");
+
                 // Everything survives a restart: the catalog keeps the schemes.
                 drop(it);
                 let mut again = Interp::new(8);
@@ -166,6 +173,7 @@ fn every_partition_scheme_routes_rows_and_queries_prune() {
                 assert_eq!(show(&mut again, "exec id from loadTable(\"dfs://c\", `pt) where sym == `D").await, "[20]");
                 assert_eq!(show(&mut again, "exec id from loadTable(\"dfs://r\", `pt) where id < 10").await, "[1,5]");
                 assert_eq!(again.partitions_read, 1);
+                assert_eq!(show(&mut again, "exec sum(k) from loadTable(\"dfs://r\", `dim)").await, "6");
             }
         })
         .unwrap();

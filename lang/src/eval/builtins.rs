@@ -70,6 +70,7 @@ const NAMES: &[&str] = &[
     "dropDatabase",
     "loadTable",
     "createPartitionedTable",
+    "createTable",
     "existsTable",
     "append!",
     "tableInsert",
@@ -982,6 +983,7 @@ pub async fn call(
         | "dropDatabase"
         | "loadTable"
         | "createPartitionedTable"
+        | "createTable"
         | "existsTable"
         | "append!"
         | "tableInsert" => {

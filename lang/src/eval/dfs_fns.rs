@@ -36,7 +36,7 @@ pub(super) async fn call(
     if it.user.is_none() {
         let what = match name {
             "existsDatabase" | "existsTable" => None,
-            "database" | "dropDatabase" | "createPartitionedTable" => {
+            "database" | "dropDatabase" | "createPartitionedTable" | "createTable" => {
                 Some("create or delete databases")
             }
             "loadTable" => Some("read tables"),
@@ -103,6 +103,20 @@ pub(super) async fn call(
             }
             dfs.database(&path, scheme).await?;
             Ok(Value::Database(path))
+        }
+        "createTable" => {
+            // A dimension table: not partitioned, all rows in one chunk.
+            let a = named_args(name, args, exprs, &["dbHandle", "table", "tableName"])?;
+            let db = db_name(&need(&a[0], "a database handle")?)?;
+            let Value::Table(t) = need(&a[1], "a schema table")? else {
+                return Err(EvalError::msg("createTable: table must be a table"));
+            };
+            let tname = scalar_string(&need(&a[2], "tableName")?)?;
+            let schema = storage::Schema {
+                columns: t.columns.iter().map(|(n, c)| (n.clone(), c.ty)).collect(),
+            };
+            dfs.create_table(&db, &tname, schema, &[]).await?;
+            Ok(Value::DfsTable { db, table: tname })
         }
         "createPartitionedTable" => {
             let a = named_args(
@@ -177,6 +191,12 @@ pub(super) fn schema(dfs: &crate::dfs::Dfs, db: &str, table: &str) -> Result<Val
     let scheme = dfs.scheme(db)?;
     let names = dfs.partition_keys(db, table)?;
     let col_defs = col_defs(schema.columns.iter().map(|(n, t)| (n.as_str(), *t)));
+    if pcols.is_empty() {
+        // A dimension table has no partition fields.
+        let mut d = std::collections::BTreeMap::new();
+        d.insert("colDefs".to_string(), table_value(col_defs));
+        return Ok(Value::Dict(d));
+    }
     let levels: Vec<&Scheme> = match &scheme {
         Scheme::Compo(l) => l.iter().collect(),
         s => vec![s],
