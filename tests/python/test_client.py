@@ -299,3 +299,34 @@ def test_unsupported_options_get_a_clear_error(server, capfd):
     with pytest.raises(Exception, match="does not support the fetchSize protocol option"):
         s.run("table(1..100 as x)", fetchSize=8192)
     assert connect(server).run("1 + 1") == 2, "the server carries on"
+
+
+def test_compo_and_range_databases_with_the_partitioned_appender(server):
+    s = connect(server)
+    s.run("""
+    if (existsDatabase("dfs://pycompo")) { dropDatabase("dfs://pycompo") }
+    if (existsDatabase("dfs://pyrange")) { dropDatabase("dfs://pyrange") }
+    db1 = database("", VALUE, 2023.01.01..2023.01.03)
+    db2 = database("", HASH, [SYMBOL, 4])
+    db = database("dfs://pycompo", COMPO, [db1, db2])
+    db.createPartitionedTable(table(2023.01.01 as d, `A as sym, 1.0 as px), `pt, `d`sym)
+    rdb = database("dfs://pyrange", RANGE, 0 50 100)
+    rdb.createPartitionedTable(table(1 as id, 1.0 as v), `rt, `id)
+    """)
+    info = s.run("schema(loadTable('dfs://pycompo', `pt))")
+    assert info["partitionType"] == [1, 5] and info["partitionColumnName"] == ["d", "sym"]
+    pool = ddb.DBConnectionPool(server[0], server[1], 2, "admin", "123456")
+    try:
+        df = pd.DataFrame({"d": pd.to_datetime(["2023-01-01", "2023-01-02", "2023-01-03"] * 4),
+                           "sym": list("ABCDEFGHIJKL"), "px": np.arange(12.0)})
+        assert ddb.PartitionedTableAppender("dfs://pycompo", "pt", "d", pool).append(df) == 12
+        counts = s.run("select count(*) from loadTable('dfs://pycompo', `pt) group by d")
+        assert list(counts["count"]) == [4, 4, 4]
+        ids = pd.DataFrame({"id": np.array([1, 60, 99, 20], dtype=np.int32), "v": [1.0, 2.0, 3.0, 4.0]})
+        assert ddb.PartitionedTableAppender("dfs://pyrange", "rt", "id", pool).append(ids) == 4
+        high = s.run("select * from loadTable('dfs://pyrange', `rt) where id >= 50 order by id")
+        assert list(high["id"]) == [60, 99]
+        with pytest.raises(Exception, match="outside the RANGE partitions"):
+            s.run("loadTable('dfs://pyrange', `rt).append!(table(100 as id, 1.0 as v))")
+    finally:
+        pool.shutDown()
