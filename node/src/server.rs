@@ -66,10 +66,26 @@ pub fn resolve_addr(host: &str, port: u16) -> Result<SocketAddr, ServeError> {
 }
 
 /// Binds the node's port on its localSite address.
+/// How long a node waits for its port to be released before reporting it as taken.
+pub const BIND_RETRY_MS: u64 = 3000;
+
 pub async fn bind(settings: &Settings) -> Result<TcpListener, ServeError> {
     let site = settings.site();
     let addr = resolve_addr(&site.host, site.port)?;
-    TcpListener::bind(addr).await.map_err(|e| {
+    // A node killed a moment ago can still hold its port: its io_uring instance is torn down
+    // by the kernel after the process is gone, and the listening socket with it. Retry for a
+    // short while before reporting the port as taken (a live process keeps it, and then the
+    // FAQ's message appears after BIND_RETRY_MS).
+    let deadline = rt::time::now() + Duration::from_millis(BIND_RETRY_MS);
+    let bound = loop {
+        match TcpListener::bind(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && rt::time::now() < deadline => {
+                rt::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => break other,
+        }
+    };
+    bound.map_err(|e| {
         let code = e.raw_os_error().unwrap_or(0);
         let hint = match e.kind() {
             std::io::ErrorKind::AddrInUse => format!(

@@ -65,9 +65,22 @@ fn spawn_in(port: u16, name: &str, extra: &[&str], stdin: Stdio, stdout: Stdio) 
         .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+    // Ready when the node answers /health (a bare connect could reach the listening socket of a
+    // node killed a moment ago, which the kernel releases only after tearing down its io_uring).
+    loop {
         assert!(child.try_wait().unwrap().is_none(), "porpoise exited early");
-        assert!(Instant::now() < deadline, "{addr} never listened");
+        assert!(Instant::now() < deadline, "{addr} never answered");
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut out = String::new();
+            if s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                .is_ok()
+                && s.read_to_string(&mut out).is_ok()
+                && out.contains("200")
+            {
+                break;
+            }
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     Node(child)
@@ -432,9 +445,9 @@ fn passwords_change_and_persist_across_a_restart() {
     assert!(e.to_string().contains("<NoPrivilege>"), "{e}");
     drop((c, bob));
     drop(n);
-    // The same home on another port (what matters here is what the home kept).
-    let _again = spawn_in(18869, "users", &[], Stdio::null(), Stdio::null());
-    let admin = |pw: &str| Client::connect(Config::new(&site(18869)).login("admin", pw));
+    // The same home and port: the listener binds again although the old connections linger.
+    let _again = spawn_in(18868, "users", &[], Stdio::null(), Stdio::null());
+    let admin = |pw: &str| Client::connect(Config::new(&site(18868)).login("admin", pw));
     let e = admin("123456").unwrap_err();
     assert_eq!(e.code(), "CLI-002", "the change survived: {e}");
     admin("n3w").unwrap();
