@@ -120,6 +120,32 @@ pub fn value_json(v: &Value) -> String {
             value_json(a),
             value_json(b)
         ),
+        Value::Set(c) => format!(
+            r#"{{"form":"set","type":{},"size":{},"value":{}}}"#,
+            json_str(c.ty.name()),
+            c.len(),
+            json_vector(c)
+        ),
+        Value::Dict(d) => format!(
+            r#"{{"form":"dictionary","value":{{{}}}}}"#,
+            d.iter()
+                .take(RESULT_ROWS_MAX)
+                .map(|(k, v)| format!("{}:{}", json_str(k), value_json(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        Value::Matrix(m) => {
+            let cols: Vec<String> = (0..m.cols)
+                .map(|j| json_vector(&m.data.slice(j * m.rows, (j + 1) * m.rows)))
+                .collect();
+            format!(
+                r#"{{"form":"matrix","type":{},"rows":{},"cols":{},"value":[{}]}}"#,
+                json_str(m.data.ty.name()),
+                m.rows,
+                m.cols,
+                cols.join(",")
+            )
+        }
         other => format!(r#"{{"form":{}}}"#, json_str(&other.typestr())),
     }
 }

@@ -330,6 +330,16 @@ fn single_node_runs_scripts_over_http() {
     let (same, body) = http_post(addr, "/api/execute", Some(&sid), "x * 10");
     assert_eq!(same, sid);
     assert!(body.contains("[10,20,30]"), "{body}");
+    let (_, body) = http_post(addr, "/api/execute", Some(&sid), "matrix(1 2, 3 4)");
+    assert!(
+        body.contains(r#""form":"matrix""#) && body.contains("[[1,2],[3,4]]"),
+        "{body}"
+    );
+    let (_, body) = http_post(addr, "/api/execute", Some(&sid), "dict(`a`b, 1 2)");
+    assert!(
+        body.contains(r#""form":"dictionary""#) && body.contains(r#""a":"#),
+        "{body}"
+    );
     let (_, body) = http_post(addr, "/api/execute", Some(&sid), "y = 1\ny = (2 +");
     assert!(
         body.contains(r#""ok":false"#) && body.contains(r#""line":2"#),
