@@ -99,8 +99,17 @@ pub fn default_users() -> std::rc::Rc<Users> {
 impl Users {
     /// Accounts that live only in memory (tests, nodes without a metadata directory).
     pub fn in_memory() -> Users {
+        // The default password is public, so its salt need not be random; drawing one would
+        // consume the simulator's seeded randomness at a point that depends on which thread
+        // built the defaults first, and break same-seed-same-trace.
+        let salt = *b"porpoise-default";
+        let admin = Account {
+            hash: digest(&salt, "123456"),
+            salt,
+            admin: true,
+        };
         let mut accounts = BTreeMap::new();
-        accounts.insert("admin".to_string(), Account::new("123456", true));
+        accounts.insert("admin".to_string(), admin);
         Users {
             path: None,
             accounts: RefCell::new(accounts),

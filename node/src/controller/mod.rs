@@ -3,7 +3,9 @@
 //! unit-tested without a network or a Raft group.
 //!
 //! Built so far: replica placement, recovery planning and transaction resolution
-//! ([`decide`]). The Raft group (openraft), heartbeats and the metadata state machine arrive
-//! with the rest of the controllers issue.
+//! ([`decide`]), and the metadata state machine the Raft log will drive ([`meta`]). The Raft
+//! group itself (openraft), its storage and the heartbeat transport arrive with the rest of
+//! the controllers issue.
 
 pub mod decide;
+pub mod meta;

@@ -1,0 +1,585 @@
+//! The controllers' metadata state machine: everything the cluster knows, changed only by
+//! applying [`Command`]s in log order (the Raft group's committed entries, once it runs).
+//! `apply` is a pure function of the state and one command, so every controller that applies
+//! the same log holds the same state, and a snapshot is just the encoded state.
+//!
+//! What it holds: the nodes of cluster.nodes with their live state; the controller and nodes
+//! configuration (controller.cfg / cluster.cfg as key/value sets, so the web manager can edit
+//! them and every controller's files follow); the DFS namespace (databases with their partition
+//! schemes, tables, partitions → chunks with replicas and versions); transactions (state,
+//! participants, chunk versions).
+//!
+//! Invariants (checked by `check`, asserted after every apply in tests):
+//! - every chunk belongs to exactly one partition of one table, and its id is below
+//!   `next_chunk` (ids are never reused);
+//! - a committed or aborted transaction never changes state again;
+//! - a chunk's version only grows.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A node's role, as cluster.nodes names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Controller,
+    Agent,
+    DataNode,
+    ComputeNode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEntry {
+    pub host: String,
+    pub port: u16,
+    pub role: Role,
+    pub live: bool,
+    /// Last heartbeat, in the leader's clock (milliseconds).
+    pub last_seen_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub replicas: BTreeSet<String>,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TableMeta {
+    /// Column names and DolphinDB type ids.
+    pub columns: Vec<(String, u8)>,
+    pub partition_columns: Vec<String>,
+    /// Partition name → chunk id.
+    pub partitions: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DatabaseMeta {
+    /// The partition scheme in `lang::partition`'s encoding.
+    pub scheme: Vec<u8>,
+    pub tables: BTreeMap<String, TableMeta>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnState {
+    Begun,
+    Prepared,
+    Committed,
+    Aborted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Txn {
+    pub state: TxnState,
+    pub participants: BTreeSet<String>,
+    /// Chunk → the version the transaction writes.
+    pub chunk_versions: BTreeMap<u64, u64>,
+}
+
+/// One change to the metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    RegisterNode {
+        alias: String,
+        host: String,
+        port: u16,
+        role: Role,
+    },
+    Heartbeat {
+        alias: String,
+        now_ms: u64,
+    },
+    /// Nodes not heard from since `now_ms - timeout_ms` are marked down.
+    ExpireNodes {
+        now_ms: u64,
+        timeout_ms: u64,
+    },
+    SetConfig {
+        controller: bool,
+        key: String,
+        value: String,
+    },
+    RemoveConfig {
+        controller: bool,
+        key: String,
+    },
+    CreateDatabase {
+        name: String,
+        scheme: Vec<u8>,
+    },
+    DropDatabase {
+        name: String,
+    },
+    CreateTable {
+        db: String,
+        table: String,
+        columns: Vec<(String, u8)>,
+        partition_columns: Vec<String>,
+    },
+    /// A new partition and its chunk (the id is assigned here, from `next_chunk`).
+    AddPartition {
+        db: String,
+        table: String,
+        partition: String,
+        replicas: Vec<String>,
+    },
+    BeginTxn {
+        id: u64,
+        participants: Vec<String>,
+    },
+    PrepareTxn {
+        id: u64,
+        chunk_versions: Vec<(u64, u64)>,
+    },
+    CommitTxn {
+        id: u64,
+    },
+    AbortTxn {
+        id: u64,
+    },
+}
+
+/// Why a command was refused (the state is unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetaError {
+    #[error("META-001 {0} does not exist")]
+    Missing(String),
+    #[error("META-002 {0} already exists")]
+    Exists(String),
+    #[error("META-003 transaction {id} is {state:?}; it cannot become {to:?}")]
+    TxnState {
+        id: u64,
+        state: TxnState,
+        to: TxnState,
+    },
+    #[error("META-004 the partitioning columns do not name columns of the table: {0}")]
+    BadTable(String),
+}
+
+/// The metadata.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Meta {
+    pub nodes: BTreeMap<String, NodeEntry>,
+    pub controller_config: BTreeMap<String, String>,
+    pub nodes_config: BTreeMap<String, String>,
+    pub databases: BTreeMap<String, DatabaseMeta>,
+    pub chunks: BTreeMap<u64, Chunk>,
+    pub txns: BTreeMap<u64, Txn>,
+    pub next_chunk: u64,
+}
+
+/// What applying a command produced (for the caller's reply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Done,
+    /// A chunk id assigned by `AddPartition`.
+    Chunk(u64),
+    /// Nodes `ExpireNodes` marked down.
+    Down(Vec<String>),
+}
+
+impl Meta {
+    pub fn new() -> Meta {
+        Meta {
+            next_chunk: 1,
+            ..Meta::default()
+        }
+    }
+
+    fn txn_to(&mut self, id: u64, to: TxnState) -> Result<&mut Txn, MetaError> {
+        let t = self
+            .txns
+            .get_mut(&id)
+            .ok_or_else(|| MetaError::Missing(format!("transaction {id}")))?;
+        let allowed = match (t.state, to) {
+            (TxnState::Begun, TxnState::Prepared | TxnState::Aborted) => true,
+            (TxnState::Prepared, TxnState::Committed | TxnState::Aborted) => true,
+            // Re-applying the same decision is harmless (a retried request).
+            (a, b) => a == b && matches!(a, TxnState::Committed | TxnState::Aborted),
+        };
+        if !allowed {
+            return Err(MetaError::TxnState {
+                id,
+                state: t.state,
+                to,
+            });
+        }
+        t.state = to;
+        Ok(t)
+    }
+
+    /// Applies one command: the state changes entirely or not at all.
+    pub fn apply(&mut self, c: &Command) -> Result<Applied, MetaError> {
+        match c {
+            Command::RegisterNode {
+                alias,
+                host,
+                port,
+                role,
+            } => {
+                self.nodes.insert(
+                    alias.clone(),
+                    NodeEntry {
+                        host: host.clone(),
+                        port: *port,
+                        role: *role,
+                        live: false,
+                        last_seen_ms: 0,
+                    },
+                );
+            }
+            Command::Heartbeat { alias, now_ms } => {
+                let n = self
+                    .nodes
+                    .get_mut(alias)
+                    .ok_or_else(|| MetaError::Missing(format!("node {alias}")))?;
+                n.live = true;
+                n.last_seen_ms = n.last_seen_ms.max(*now_ms);
+            }
+            Command::ExpireNodes { now_ms, timeout_ms } => {
+                let mut down = Vec::new();
+                for (alias, n) in &mut self.nodes {
+                    if n.live && now_ms.saturating_sub(n.last_seen_ms) > *timeout_ms {
+                        n.live = false;
+                        down.push(alias.clone());
+                    }
+                }
+                return Ok(Applied::Down(down));
+            }
+            Command::SetConfig {
+                controller,
+                key,
+                value,
+            } => {
+                let cfg = if *controller {
+                    &mut self.controller_config
+                } else {
+                    &mut self.nodes_config
+                };
+                cfg.insert(key.clone(), value.clone());
+            }
+            Command::RemoveConfig { controller, key } => {
+                let cfg = if *controller {
+                    &mut self.controller_config
+                } else {
+                    &mut self.nodes_config
+                };
+                cfg.remove(key)
+                    .ok_or_else(|| MetaError::Missing(format!("configuration key {key}")))?;
+            }
+            Command::CreateDatabase { name, scheme } => {
+                if self.databases.contains_key(name) {
+                    return Err(MetaError::Exists(format!("database {name}")));
+                }
+                self.databases.insert(
+                    name.clone(),
+                    DatabaseMeta {
+                        scheme: scheme.clone(),
+                        tables: BTreeMap::new(),
+                    },
+                );
+            }
+            Command::DropDatabase { name } => {
+                let db = self
+                    .databases
+                    .remove(name)
+                    .ok_or_else(|| MetaError::Missing(format!("database {name}")))?;
+                for t in db.tables.values() {
+                    for c in t.partitions.values() {
+                        self.chunks.remove(c);
+                    }
+                }
+            }
+            Command::CreateTable {
+                db,
+                table,
+                columns,
+                partition_columns,
+            } => {
+                let d = self
+                    .databases
+                    .get_mut(db)
+                    .ok_or_else(|| MetaError::Missing(format!("database {db}")))?;
+                if d.tables.contains_key(table) {
+                    return Err(MetaError::Exists(format!("table {table} in {db}")));
+                }
+                if let Some(p) = partition_columns
+                    .iter()
+                    .find(|p| !columns.iter().any(|(n, _)| n == *p))
+                {
+                    return Err(MetaError::BadTable(p.clone()));
+                }
+                d.tables.insert(
+                    table.clone(),
+                    TableMeta {
+                        columns: columns.clone(),
+                        partition_columns: partition_columns.clone(),
+                        partitions: BTreeMap::new(),
+                    },
+                );
+            }
+            Command::AddPartition {
+                db,
+                table,
+                partition,
+                replicas,
+            } => {
+                let id = self.next_chunk;
+                let t = self
+                    .databases
+                    .get_mut(db)
+                    .and_then(|d| d.tables.get_mut(table))
+                    .ok_or_else(|| MetaError::Missing(format!("table {table} in {db}")))?;
+                if let Some(existing) = t.partitions.get(partition) {
+                    // Two appenders raced to create it: both get the same chunk.
+                    return Ok(Applied::Chunk(*existing));
+                }
+                t.partitions.insert(partition.clone(), id);
+                self.chunks.insert(
+                    id,
+                    Chunk {
+                        replicas: replicas.iter().cloned().collect(),
+                        version: 0,
+                    },
+                );
+                self.next_chunk += 1;
+                return Ok(Applied::Chunk(id));
+            }
+            Command::BeginTxn { id, participants } => {
+                if self.txns.contains_key(id) {
+                    return Err(MetaError::Exists(format!("transaction {id}")));
+                }
+                self.txns.insert(
+                    *id,
+                    Txn {
+                        state: TxnState::Begun,
+                        participants: participants.iter().cloned().collect(),
+                        chunk_versions: BTreeMap::new(),
+                    },
+                );
+            }
+            Command::PrepareTxn { id, chunk_versions } => {
+                if let Some((c, _)) = chunk_versions
+                    .iter()
+                    .find(|(c, _)| !self.chunks.contains_key(c))
+                {
+                    return Err(MetaError::Missing(format!("chunk {c}")));
+                }
+                let t = self.txn_to(*id, TxnState::Prepared)?;
+                t.chunk_versions = chunk_versions.iter().copied().collect();
+            }
+            Command::CommitTxn { id } => {
+                let versions: Vec<(u64, u64)> = self
+                    .txn_to(*id, TxnState::Committed)?
+                    .chunk_versions
+                    .iter()
+                    .map(|(c, v)| (*c, *v))
+                    .collect();
+                for (c, v) in versions {
+                    if let Some(chunk) = self.chunks.get_mut(&c) {
+                        chunk.version = chunk.version.max(v);
+                    }
+                }
+            }
+            Command::AbortTxn { id } => {
+                self.txn_to(*id, TxnState::Aborted)?;
+            }
+        }
+        Ok(Applied::Done)
+    }
+
+    /// Checks the invariants in the module header; `Err` names the first broken one.
+    pub fn check(&self) -> Result<(), String> {
+        let mut owners: BTreeMap<u64, usize> = BTreeMap::new();
+        for d in self.databases.values() {
+            for t in d.tables.values() {
+                for c in t.partitions.values() {
+                    *owners.entry(*c).or_default() += 1;
+                }
+            }
+        }
+        for (c, n) in &owners {
+            if *n != 1 {
+                return Err(format!("chunk {c} belongs to {n} partitions"));
+            }
+            if *c >= self.next_chunk {
+                return Err(format!(
+                    "chunk {c} is not below next_chunk {}",
+                    self.next_chunk
+                ));
+            }
+            if !self.chunks.contains_key(c) {
+                return Err(format!("chunk {c} has no entry"));
+            }
+        }
+        if let Some(c) = self.chunks.keys().find(|c| !owners.contains_key(c)) {
+            return Err(format!("chunk {c} belongs to no partition"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn setup() -> Meta {
+        let mut m = Meta::new();
+        for c in [
+            Command::RegisterNode {
+                alias: "dnode1".into(),
+                host: "10.0.0.80".into(),
+                port: 8802,
+                role: Role::DataNode,
+            },
+            Command::CreateDatabase {
+                name: "dfs://testDB".into(),
+                scheme: vec![1, 6, 0],
+            },
+            Command::CreateTable {
+                db: "dfs://testDB".into(),
+                table: "testTB".into(),
+                columns: vec![("SecurityID".into(), 17), ("DateTime".into(), 11)],
+                partition_columns: vec!["DateTime".into()],
+            },
+        ] {
+            m.apply(&c).unwrap();
+        }
+        m
+    }
+
+    #[test]
+    fn partitions_get_fresh_chunks_and_races_share_one() {
+        let mut m = setup();
+        let add = |p: &str| Command::AddPartition {
+            db: "dfs://testDB".into(),
+            table: "testTB".into(),
+            partition: p.into(),
+            replicas: vec!["dnode1".into()],
+        };
+        assert_eq!(m.apply(&add("19365")).unwrap(), Applied::Chunk(1));
+        assert_eq!(m.apply(&add("19366")).unwrap(), Applied::Chunk(2));
+        assert_eq!(m.apply(&add("19365")).unwrap(), Applied::Chunk(1));
+        m.check().unwrap();
+        m.apply(&Command::DropDatabase {
+            name: "dfs://testDB".into(),
+        })
+        .unwrap();
+        assert!(m.chunks.is_empty());
+        assert_eq!(m.next_chunk, 3, "ids are never reused");
+        m.check().unwrap();
+    }
+
+    #[test]
+    fn transactions_move_forward_only() {
+        let mut m = setup();
+        m.apply(&Command::AddPartition {
+            db: "dfs://testDB".into(),
+            table: "testTB".into(),
+            partition: "19365".into(),
+            replicas: vec!["dnode1".into()],
+        })
+        .unwrap();
+        m.apply(&Command::BeginTxn {
+            id: 7,
+            participants: vec!["dnode1".into()],
+        })
+        .unwrap();
+        assert!(
+            m.apply(&Command::CommitTxn { id: 7 }).is_err(),
+            "not prepared"
+        );
+        m.apply(&Command::PrepareTxn {
+            id: 7,
+            chunk_versions: vec![(1, 4)],
+        })
+        .unwrap();
+        m.apply(&Command::CommitTxn { id: 7 }).unwrap();
+        m.apply(&Command::CommitTxn { id: 7 }).unwrap();
+        assert!(m.apply(&Command::AbortTxn { id: 7 }).is_err());
+        assert_eq!(m.chunks[&1].version, 4);
+    }
+
+    #[test]
+    fn heartbeats_and_expiry() {
+        let mut m = setup();
+        m.apply(&Command::Heartbeat {
+            alias: "dnode1".into(),
+            now_ms: 1000,
+        })
+        .unwrap();
+        assert!(m.nodes["dnode1"].live);
+        let r = m
+            .apply(&Command::ExpireNodes {
+                now_ms: 5000,
+                timeout_ms: 3000,
+            })
+            .unwrap();
+        assert_eq!(r, Applied::Down(vec!["dnode1".into()]));
+        assert!(m
+            .apply(&Command::Heartbeat {
+                alias: "nobody".into(),
+                now_ms: 1
+            })
+            .is_err());
+    }
+
+    fn arb_command() -> impl Strategy<Value = Command> {
+        let db = prop::sample::select(vec!["dfs://a", "dfs://b"]).prop_map(String::from);
+        let part = prop::sample::select(vec!["p1", "p2", "p3"]).prop_map(String::from);
+        prop_oneof![
+            db.clone().prop_map(|name| Command::CreateDatabase {
+                name,
+                scheme: vec![]
+            }),
+            db.clone().prop_map(|name| Command::DropDatabase { name }),
+            db.clone().prop_map(|db| Command::CreateTable {
+                db,
+                table: "t".into(),
+                columns: vec![("k".into(), 4)],
+                partition_columns: vec!["k".into()],
+            }),
+            (db, part).prop_map(|(db, partition)| Command::AddPartition {
+                db,
+                table: "t".into(),
+                partition,
+                replicas: vec!["n1".into()],
+            }),
+            (0u64..3).prop_map(|id| Command::BeginTxn {
+                id,
+                participants: vec![]
+            }),
+            (0u64..3, 1u64..4, 0u64..9).prop_map(|(id, c, v)| Command::PrepareTxn {
+                id,
+                chunk_versions: vec![(c, v)]
+            }),
+            (0u64..3).prop_map(|id| Command::CommitTxn { id }),
+            (0u64..3).prop_map(|id| Command::AbortTxn { id }),
+        ]
+    }
+
+    proptest! {
+        /// Any command sequence keeps the invariants; a refused command changes nothing; the
+        /// same log gives the same state (what lets every controller replay it).
+        #[test]
+        fn invariants_hold_and_replay_is_deterministic(cmds in prop::collection::vec(arb_command(), 0..60)) {
+            let mut m = Meta::new();
+            let mut versions: BTreeMap<u64, u64> = BTreeMap::new();
+            for c in &cmds {
+                let before = m.clone();
+                if m.apply(c).is_err() {
+                    prop_assert_eq!(&m, &before);
+                }
+                prop_assert!(m.check().is_ok(), "{:?}", m.check());
+                for (id, ch) in &m.chunks {
+                    prop_assert!(ch.version >= *versions.get(id).unwrap_or(&0));
+                    versions.insert(*id, ch.version);
+                }
+            }
+            let mut again = Meta::new();
+            for c in &cmds {
+                let _ = again.apply(c);
+            }
+            prop_assert_eq!(m, again);
+        }
+    }
+}
