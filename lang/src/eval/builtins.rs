@@ -808,7 +808,14 @@ pub async fn call(
                     .total_cmp(&ops::scalar_f64(c, *b).unwrap_or(0.0)),
             });
             if name == "distinct" {
-                idx.dedup_by(|a, b| render(c, *a) == render(c, *b));
+                // Equal neighbours after the sort, compared by bytes or value (no text built).
+                idx.dedup_by(|a, b| match (c.bytes_at(*a), c.bytes_at(*b)) {
+                    (Some(x), Some(y)) => x == y,
+                    _ => {
+                        ops::scalar_f64(c, *a).map(f64::to_bits)
+                            == ops::scalar_f64(c, *b).map(f64::to_bits)
+                    }
+                });
             }
             Ok(Value::Vector(gather(c, &idx)))
         }
@@ -836,11 +843,34 @@ pub async fn call(
         "in" => {
             arity(name, &args, 2, 2)?;
             let (a, b) = (col(name, &args[0])?, col(name, &args[1])?);
-            let set: std::collections::HashSet<String> =
-                (0..b.len()).map(|i| render(b, i)).collect();
-            let v: Vec<i8> = (0..a.len())
-                .map(|i| set.contains(&render(a, i)) as i8)
-                .collect();
+            let text = |c: &Column| matches!(c.ty, DataType::String | DataType::Symbol);
+            // Membership by bytes (STRING, SYMBOL), by integer (integral and temporal types) or
+            // by value (floats): no text is built per row.
+            let v: Vec<i8> = if text(a) && text(b) {
+                let set: std::collections::HashSet<&[u8]> =
+                    (0..b.len()).filter_map(|i| b.bytes_at(i)).collect();
+                (0..a.len())
+                    .map(|i| a.bytes_at(i).is_some_and(|x| set.contains(x)) as i8)
+                    .collect()
+            } else if let (Some(x), Some(y), false, false) =
+                (super::column_i64(a), super::column_i64(b), text(a), text(b))
+            {
+                let set: std::collections::HashSet<i64> = y.into_iter().collect();
+                x.iter().map(|v| set.contains(v) as i8).collect()
+            } else if !text(a) && !text(b) {
+                let bits = |c: &Column, i: usize| ops::scalar_f64(c, i).map(f64::to_bits);
+                let set: std::collections::HashSet<Option<u64>> =
+                    (0..b.len()).map(|i| bits(b, i)).collect();
+                (0..a.len())
+                    .map(|i| set.contains(&bits(a, i)) as i8)
+                    .collect()
+            } else {
+                let set: std::collections::HashSet<String> =
+                    (0..b.len()).map(|i| render(b, i)).collect();
+                (0..a.len())
+                    .map(|i| set.contains(&render(a, i)) as i8)
+                    .collect()
+            };
             Ok(same_form(
                 &args[0],
                 Column {
