@@ -451,18 +451,12 @@ fn passwords_change_and_persist_across_a_restart() {
     let e = admin("123456").unwrap_err();
     assert_eq!(e.code(), "CLI-002", "the change survived: {e}");
     admin("n3w").unwrap();
-    let users = std::fs::read_to_string(scratch("users").join("data/users/dfsMeta/users"))
-        .or_else(|_| {
-            // The metadata directory depends on the alias; find the file wherever it is.
-            let mut found = String::new();
-            for e in walk(&scratch("users")) {
-                if e.file_name().is_some_and(|f| f == "users") && e.is_file() {
-                    found = std::fs::read_to_string(&e).unwrap();
-                }
-            }
-            Ok::<_, std::io::Error>(found)
-        })
-        .unwrap();
+    // The account file sits in the node's dfsMeta directory, wherever the alias puts it.
+    let file = walk(&scratch("users"))
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|f| f == "users"))
+        .expect("an account file");
+    let users = std::fs::read_to_string(file).unwrap();
     assert!(
         users.contains("admin ") && !users.contains("n3w"),
         "{users}"

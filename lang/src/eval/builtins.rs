@@ -128,7 +128,7 @@ fn col<'a>(name: &str, v: &'a Value) -> Result<&'a Column, EvalError> {
     })
 }
 
-fn same_form(template: &Value, c: Column) -> Value {
+pub(super) fn same_form(template: &Value, c: Column) -> Value {
     match template {
         Value::Scalar(_) => Value::Scalar(c),
         _ => Value::Vector(c),

@@ -7,7 +7,7 @@
 use storage::column::Column;
 use storage::types::DataType;
 
-use super::builtins::{cast, gather, scalar_i64, scalar_string};
+use super::builtins::{arity, cast, gather, same_form, scalar_i64, scalar_string};
 use super::ops::{from_num, to_num, Num};
 use super::value::Value;
 use super::EvalError;
@@ -36,21 +36,6 @@ pub const NAMES: &[&str] = &[
     "like",
     "pow",
 ];
-
-fn arity(name: &str, args: &[Value], lo: usize, hi: usize) -> Result<(), EvalError> {
-    if args.len() < lo || args.len() > hi {
-        let want = if lo == hi {
-            lo.to_string()
-        } else {
-            format!("{lo} to {hi}")
-        };
-        return Err(EvalError::msg(format!(
-            "The function [{name}] expects {want} argument(s), but the actual number of arguments is {}",
-            args.len()
-        )));
-    }
-    Ok(())
-}
 
 fn col<'a>(name: &str, v: &'a Value, pos: usize) -> Result<&'a Column, EvalError> {
     v.column().ok_or_else(|| {
@@ -156,13 +141,6 @@ fn ints(name: &str, c: &Column) -> Result<Vec<i64>, EvalError> {
             "The function [{name}] does not accept a {} argument",
             c.ty.name()
         ))),
-    }
-}
-
-fn same_form(template: &Value, c: Column) -> Value {
-    match template {
-        Value::Scalar(_) => Value::Scalar(c),
-        _ => Value::Vector(c),
     }
 }
 

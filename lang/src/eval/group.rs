@@ -10,6 +10,7 @@
 //! Invariant: every row gets exactly one group id in `0..ngroups`, and `first[g]` is the
 //! smallest row of group `g`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use storage::column::{Column, ColumnData};
@@ -72,42 +73,26 @@ fn hashed<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>) -> (Vec<u32>, 
     (ids, map.len().max(1))
 }
 
-/// Dense ids of one key column and their cardinality.
-fn dense_ids(c: &Column) -> (Vec<u32>, usize) {
+/// Dense ids of one key column and their cardinality (SYMBOL codes are borrowed as they are).
+fn dense_ids(c: &Column) -> (Cow<'_, [u32]>, usize) {
+    let owned = |(ids, card): (Vec<u32>, usize)| (Cow::Owned(ids), card);
     match &c.data {
-        ColumnData::Symbol { codes, base } => (codes.clone(), base.strings.len().max(1)),
-        ColumnData::I8(v) => dense_ints(v),
-        ColumnData::I16(v) => dense_ints(v),
-        ColumnData::I32(v) => dense_ints(v),
-        ColumnData::I64(v) => dense_ints(v),
-        ColumnData::F32(v) => hashed(v.iter().map(|x| x.to_bits())),
-        ColumnData::F64(v) => hashed(v.iter().map(|x| x.to_bits())),
-        ColumnData::Bytes { .. } => hashed((0..c.len()).map(|i| c.bytes_at(i).unwrap_or_default())),
+        ColumnData::Symbol { codes, base } => (Cow::Borrowed(codes), base.strings.len().max(1)),
+        ColumnData::I8(v) => owned(dense_ints(v)),
+        ColumnData::I16(v) => owned(dense_ints(v)),
+        ColumnData::I32(v) => owned(dense_ints(v)),
+        ColumnData::I64(v) => owned(dense_ints(v)),
+        ColumnData::F32(v) => owned(hashed(v.iter().map(|x| x.to_bits()))),
+        ColumnData::F64(v) => owned(hashed(v.iter().map(|x| x.to_bits()))),
+        ColumnData::Bytes { .. } => owned(hashed(
+            (0..c.len()).map(|i| c.bytes_at(i).unwrap_or_default()),
+        )),
     }
 }
 
 /// Groups `rows` rows by the key columns (at least one).
-pub fn group(keys: &[Column], rows: usize) -> Groups {
-    // One SYMBOL key (the OHLC query's SecurityID within a day): its codes are the slots.
-    if let [Column {
-        data: ColumnData::Symbol { codes, base },
-        ..
-    }] = keys
-    {
-        let mut slot = vec![u32::MAX; base.strings.len().max(1)];
-        let mut of_row = Vec::with_capacity(rows);
-        let mut first = Vec::new();
-        for (row, code) in codes.iter().enumerate() {
-            let s = &mut slot[*code as usize];
-            if *s == u32::MAX {
-                *s = first.len() as u32;
-                first.push(row);
-            }
-            of_row.push(*s);
-        }
-        return Groups { of_row, first };
-    }
-    let dense: Vec<(Vec<u32>, usize)> = keys.iter().map(dense_ids).collect();
+pub fn group(keys: &[&Column], rows: usize) -> Groups {
+    let dense: Vec<(Cow<'_, [u32]>, usize)> = keys.iter().map(|c| dense_ids(c)).collect();
     let space = dense
         .iter()
         .try_fold(1usize, |acc, (_, card)| acc.checked_mul(*card));
@@ -200,6 +185,7 @@ mod tests {
             vec![wide.clone(), s],
             vec![wide, a],
         ] {
+            let keys: Vec<&Column> = keys.iter().collect();
             let g = group(&keys, 5);
             assert_eq!(g.of_row[0], g.of_row[2]);
             assert_eq!(g.of_row[1], g.of_row[3]);

@@ -146,11 +146,6 @@ fn constant_key(
     Some(super::ops::from_num(super::ops::Num::I(vec![v]), ty))
 }
 
-/// `date()` of a temporal column, as the built-in computes it.
-fn date_of(c: &Column) -> Result<Column, EvalError> {
-    super::builtins::date_column(c)
-}
-
 /// Runs the query partition by partition when it has the supported shape.
 pub(crate) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Value>, EvalError> {
     let (db, table) = match &s.from.kind {
@@ -207,10 +202,14 @@ pub(crate) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
             continue;
         }
         // Group by the keys that vary within the partition.
-        let mut varying = Vec::new();
+        let mut varying: Vec<std::borrow::Cow<'_, Column>> = Vec::new();
         for k in keys.iter().filter(|k| k.constant_level.is_none()) {
             let c = &cols[slot(k.column)];
-            varying.push(if k.date { date_of(c)? } else { c.clone() });
+            varying.push(if k.date {
+                std::borrow::Cow::Owned(super::builtins::date_column(c)?)
+            } else {
+                std::borrow::Cow::Borrowed(c)
+            });
         }
         let (of_row, first) = if varying.is_empty() {
             (
@@ -218,7 +217,8 @@ pub(crate) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
                 vec![0usize],
             )
         } else {
-            let g = super::group::group(&varying, rows);
+            let refs: Vec<&Column> = varying.iter().map(|c| c.as_ref()).collect();
+            let g = super::group::group(&refs, rows);
             (g.of_row, g.first)
         };
         let ngroups = first.len();
@@ -295,7 +295,7 @@ pub(crate) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
         }
         return Ok(Some(Value::Table(Rc::new(Table { columns }))));
     }
-    let g = super::group::group(&partial_keys, total);
+    let g = super::group::group(&partial_keys.iter().collect::<Vec<_>>(), total);
     let mut order: Vec<usize> = (0..g.first.len()).collect();
     order.sort_by(|a, b| {
         for c in &partial_keys {

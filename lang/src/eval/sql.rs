@@ -549,7 +549,7 @@ impl Grouping {
     }
 }
 
-fn group_rows(keys: &[Column], rows: usize) -> Grouping {
+fn group_rows(keys: &[&Column], rows: usize) -> Grouping {
     let g = super::group::group(keys, rows);
     let first = g.first;
     let mut order: Vec<usize> = (0..first.len()).collect();
@@ -568,6 +568,24 @@ fn group_rows(keys: &[Column], rows: usize) -> Grouping {
         order,
         members: std::cell::OnceCell::new(),
     }
+}
+
+/// `having`: keeps the groups (in `order`) whose condition holds.
+async fn keep_groups(
+    it: &mut Interp,
+    cond: &Expr,
+    table: &Table,
+    g: &mut Grouping,
+) -> Result<(), EvalError> {
+    let verdicts = per_group(it, cond, table, g).await?;
+    let mut kept = Vec::new();
+    for (k, v) in g.order.iter().zip(verdicts) {
+        if it.truthy(&v)? {
+            kept.push(*k);
+        }
+    }
+    g.order = kept;
+    Ok(())
 }
 
 /// Evaluates `e` once per group (in `order`) over that group's rows.
@@ -631,17 +649,10 @@ async fn key_columns(
 /// scalar is repeated over its rows); groups come out in key order, rows in table order.
 async fn context_by(it: &mut Interp, s: &Select, table: &Table) -> Result<Table, EvalError> {
     let keys = key_columns(it, table, &s.context_by).await?;
-    let key_cols: Vec<Column> = keys.into_iter().map(|(_, c)| c).collect();
+    let key_cols: Vec<&Column> = keys.iter().map(|(_, c)| c).collect();
     let mut g = group_rows(&key_cols, table.rows());
     if let Some(h) = &s.having {
-        let verdicts = per_group(it, h, table, &g).await?;
-        let mut kept = Vec::new();
-        for (k, v) in g.order.iter().zip(verdicts) {
-            if it.truthy(&v)? {
-                kept.push(*k);
-            }
-        }
-        g.order = kept;
+        keep_groups(it, h, table, &mut g).await?;
     }
     let row_order: Vec<usize> = g
         .order
@@ -744,17 +755,10 @@ async fn run_projection(
     for k in &s.group_by {
         keys.push((default_name(k), column_of(it, strip_alias(k), rows).await?));
     }
-    let key_cols: Vec<Column> = keys.iter().map(|(_, c)| c.clone()).collect();
+    let key_cols: Vec<&Column> = keys.iter().map(|(_, c)| c).collect();
     let mut g = group_rows(&key_cols, rows);
     if let Some(h) = &s.having {
-        let verdicts = per_group(it, h, table, &g).await?;
-        let mut kept = Vec::new();
-        for (k, v) in g.order.iter().zip(verdicts) {
-            if it.truthy(&v)? {
-                kept.push(*k);
-            }
-        }
-        g.order = kept;
+        keep_groups(it, h, table, &mut g).await?;
     }
     let first: Vec<usize> = g.order.iter().map(|k| g.first[*k]).collect();
     for (name, c) in &keys {

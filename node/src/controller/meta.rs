@@ -58,13 +58,8 @@ pub struct DatabaseMeta {
     pub tables: BTreeMap<String, TableMeta>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TxnState {
-    Begun,
-    Prepared,
-    Committed,
-    Aborted,
-}
+/// The same states the pure transaction decisions reason about.
+pub use super::decide::TxnState;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Txn {
