@@ -166,6 +166,9 @@ fn time_of_day(name: &str, c: &Column) -> Result<Vec<i64>, EvalError> {
         .collect())
 }
 
+/// Most years a calendar shift may reach (the civil-date arithmetic stays far from overflow).
+const YEARS_MAX: i64 = 1_000_000;
+
 fn temporal_add(name: &str, c: &Column, n: i64, unit: &str) -> Result<Column, EvalError> {
     let bad_unit = || {
         EvalError::msg(format!(
@@ -173,15 +176,50 @@ fn temporal_add(name: &str, c: &Column, n: i64, unit: &str) -> Result<Column, Ev
             c.ty.name()
         ))
     };
+    let out_of_range = || {
+        EvalError::msg(format!(
+            "The function [{name}] moves a {} outside its range",
+            c.ty.name()
+        ))
+    };
     let v = ints(name, c)?;
+    // Adding a null amount gives nulls, as any arithmetic with NULL.
+    if n == i64::MIN {
+        return Ok(Column::nulls(c.ty, c.len()));
+    }
+    // The largest value the type holds (nulls are the type's minimum).
+    let max = match c.ty.physical() {
+        storage::types::Physical::I32 => i32::MAX as i128,
+        _ => i64::MAX as i128,
+    };
+    let shift = |x: i64, by: i128| -> Result<i64, EvalError> {
+        let r = x as i128 + by;
+        if r > max || r < -max {
+            return Err(out_of_range());
+        }
+        Ok(r as i64)
+    };
     // Calendar units move the civil date and keep the time of day.
     if matches!(unit, "M" | "y") {
-        let months = if unit == "y" { n * 12 } else { n };
+        let months = if unit == "y" {
+            n as i128 * 12
+        } else {
+            n as i128
+        };
+        if months.abs() > (YEARS_MAX * 12) as i128 {
+            return Err(out_of_range());
+        }
         if c.ty == DataType::Month {
             let out = v
                 .iter()
-                .map(|x| if *x == i64::MIN { *x } else { x + months })
-                .collect();
+                .map(|x| {
+                    if *x == i64::MIN {
+                        Ok(*x)
+                    } else {
+                        shift(*x, months)
+                    }
+                })
+                .collect::<Result<_, _>>()?;
             return Ok(from_num(Num::I(out), c.ty));
         }
         let pd = per_day(c.ty).ok_or_else(bad_unit)?;
@@ -189,16 +227,17 @@ fn temporal_add(name: &str, c: &Column, n: i64, unit: &str) -> Result<Column, Ev
             .iter()
             .map(|x| {
                 if *x == i64::MIN {
-                    return *x;
+                    return Ok(*x);
                 }
                 let (days, rem) = (x.div_euclid(pd), x.rem_euclid(pd));
                 let (y, m, d) = civil(days);
-                let total = y * 12 + (m - 1) + months;
+                let total = y * 12 + (m - 1) + months as i64;
                 let (ny, nm) = (total.div_euclid(12), total.rem_euclid(12) + 1);
                 let nd = d.min(days_in_month(ny, nm));
-                crate::parse::lexer::days_from_civil(ny, nm, nd) * pd + rem
+                let day = crate::parse::lexer::days_from_civil(ny, nm, nd);
+                shift(0, day as i128 * pd as i128 + rem as i128)
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         return Ok(from_num(Num::I(out), c.ty));
     }
     let ns: i64 = match unit {
@@ -224,11 +263,16 @@ fn temporal_add(name: &str, c: &Column, n: i64, unit: &str) -> Result<Column, Ev
     if step * unit_ns as i128 != n as i128 * ns as i128 {
         return Err(bad_unit());
     }
-    let step = step as i64;
     let out = v
         .iter()
-        .map(|x| if *x == i64::MIN { *x } else { x + step })
-        .collect();
+        .map(|x| {
+            if *x == i64::MIN {
+                Ok(*x)
+            } else {
+                shift(*x, step)
+            }
+        })
+        .collect::<Result<_, _>>()?;
     Ok(from_num(Num::I(out), c.ty))
 }
 
@@ -279,7 +323,7 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, EvalError> {
                             if i == 0 || v[i] == i64::MIN || v[i - 1] == i64::MIN {
                                 i64::MIN
                             } else {
-                                v[i] - v[i - 1]
+                                v[i].wrapping_sub(v[i - 1])
                             }
                         })
                         .collect();
