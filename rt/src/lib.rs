@@ -24,6 +24,7 @@
 pub mod disk;
 mod error;
 pub mod net;
+pub mod raft;
 pub mod rand;
 mod runtime;
 pub mod shard;
