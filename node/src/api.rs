@@ -65,8 +65,20 @@ fn script_result(v: Value) -> Vec<Value> {
 /// Serves API requests on `s`; `buf` holds the bytes already read.
 pub async fn serve(
     s: &mut TcpStream,
+    buf: Vec<u8>,
+    sessions: &ScriptSessions,
+) -> std::io::Result<()> {
+    serve_gated(s, buf, sessions, &|| None).await
+}
+
+/// Like [`serve`], but every request other than `connect` is first put to `gate`; when it
+/// answers `Some(error)` (a controller that is not the leader: `<NotLeader>host:port:alias`)
+/// the request gets that error instead of running.
+pub async fn serve_gated(
+    s: &mut TcpStream,
     mut buf: Vec<u8>,
     sessions: &ScriptSessions,
+    gate: &dyn Fn() -> Option<String>,
 ) -> std::io::Result<()> {
     loop {
         // Header line.
@@ -167,6 +179,8 @@ pub async fn serve(
                     "Porpoise does not support the {opt} protocol option yet; use the client without it"
                 )),
             )
+        } else if let Some(refusal) = (cmd != "connect").then(gate).flatten() {
+            reply(session, &[], Err(refusal))
         } else {
             handle(&cmd, &rest, args, session, sessions).await
         };

@@ -112,6 +112,7 @@ fn main() -> ExitCode {
         node::shell::spawn_console(settings.site().host.clone(), settings.site().port);
     }
     let settings = Arc::new(settings);
+    let nodes = loaded.nodes.clone();
     let node_log = log.clone();
     let outcome = rt::Runtime::new(settings.alias().to_string())
         .shards(1)
@@ -119,6 +120,7 @@ fn main() -> ExitCode {
             let settings = Rc::new((*settings).clone());
             let log = node_log.clone();
             let startup = startup.clone();
+            let nodes = nodes.clone();
             async move {
                 let listener = match server::bind(&settings).await {
                     Ok(l) => l,
@@ -151,7 +153,16 @@ fn main() -> ExitCode {
                     &format!("listening on {addr}"),
                     &[("addr", &addr)],
                 );
-                server::serve(listener, settings, log, dfs, startup).await;
+                let timing = node::controller::raft::RaftTiming::default();
+                let controller =
+                    match server::start_role(&settings, nodes.as_ref(), &log, timing).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            log.error("start_failed", &e, &[]);
+                            return Err(());
+                        }
+                    };
+                server::serve(listener, settings, log, dfs, startup, controller).await;
                 Ok(())
             }
         });

@@ -18,6 +18,7 @@ use std::time::Duration;
 use rt::net::{TcpListener, TcpStream};
 
 use crate::config::Settings;
+use crate::controller::service::ControllerService;
 use crate::log::Logger;
 use crate::script_http::{json_str, ScriptSessions};
 
@@ -158,6 +159,37 @@ async fn run_startup_script(path: &std::path::Path, sessions: &ScriptSessions, l
     }
 }
 
+/// Starts what a node runs besides serving its port: the Raft member on a controller (which
+/// is returned, to serve its RPC, API gate and HTTP), heartbeats to the leader elsewhere.
+pub async fn start_role(
+    settings: &Rc<Settings>,
+    nodes: Option<&crate::config::NodesFile>,
+    log: &Logger,
+    timing: crate::controller::raft::RaftTiming,
+) -> Result<Option<Rc<ControllerService>>, String> {
+    use crate::config::Mode;
+    match settings.mode() {
+        Mode::Controller => {
+            let nodes = nodes.ok_or("a controller needs cluster.nodes")?;
+            let svc = ControllerService::start(settings, nodes, log.clone(), timing).await?;
+            if settings.lan_cluster() {
+                let addr = resolve_addr(&settings.site().host, settings.site().port)
+                    .map_err(|e| e.to_string())?;
+                drop(rt::task::spawn_local(svc.clone().serve_udp(addr)));
+            }
+            Ok(Some(svc))
+        }
+        Mode::Agent | Mode::DataNode | Mode::ComputeNode => {
+            drop(rt::task::spawn_local(crate::heartbeat::run(
+                settings.clone(),
+                log.clone(),
+            )));
+            Ok(None)
+        }
+        Mode::Single => Ok(None),
+    }
+}
+
 /// Serves connections on `listener` forever.
 /// `dfs` serves `dfs://` databases on this node (single mode) when given.
 pub async fn serve(
@@ -166,6 +198,7 @@ pub async fn serve(
     log: Logger,
     dfs: Option<Rc<lang::dfs::Dfs>>,
     startup: Option<std::path::PathBuf>,
+    controller: Option<Rc<ControllerService>>,
 ) {
     use crate::config::Mode;
     // Script sessions live on nodes that run user scripts; controllers and agents do not.
@@ -186,9 +219,10 @@ pub async fn serve(
         max_connections: settings.max_connections(),
         worker_num: settings.worker_num(),
     };
+    // Controllers run scripts too (on the leader; followers answer <NotLeader>).
     let scripts = matches!(
         settings.mode(),
-        Mode::Single | Mode::DataNode | Mode::ComputeNode
+        Mode::Single | Mode::DataNode | Mode::ComputeNode | Mode::Controller
     )
     .then(|| {
         // Single nodes keep their accounts beside the DFS metadata; a cluster's accounts will
@@ -233,14 +267,17 @@ pub async fn serve(
             continue;
         }
         active.set(active.get() + 1);
-        let (active, settings, log, scripts) = (
+        let (active, settings, log, scripts, controller) = (
             active.clone(),
             settings.clone(),
             log.clone(),
             scripts.clone(),
+            controller.clone(),
         );
         drop(rt::task::spawn_local(async move {
-            if let Err(e) = handle(stream, &settings, scripts.as_deref()).await {
+            if let Err(e) =
+                handle(stream, &settings, scripts.as_deref(), controller.as_deref()).await
+            {
                 log.event(
                     crate::log::Level::Debug,
                     "connection_closed",
@@ -257,6 +294,7 @@ async fn handle(
     mut s: TcpStream,
     settings: &Settings,
     scripts: Option<&ScriptSessions>,
+    controller: Option<&ControllerService>,
 ) -> std::io::Result<()> {
     s.set_read_timeout(Some(IDLE_TIMEOUT));
     s.set_write_timeout(Some(IDLE_TIMEOUT));
@@ -268,10 +306,25 @@ async fn handle(
             return Ok(());
         }
         head.extend_from_slice(&buf[..n]);
+        if head.len() < 4 && b"PRPC".starts_with(&head) {
+            continue;
+        }
+        if head.starts_with(b"PRPC") {
+            // Node RPC from a peer controller or a node: only controllers serve it so far.
+            let Some(ctl) = controller else {
+                return Ok(());
+            };
+            s.set_read_timeout(None);
+            let handler = |m: u16, p: Vec<u8>| ctl.handle_rpc(m, p);
+            return crate::rpc::serve_connection_after(s, head, &handler)
+                .await
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()));
+        }
         if head.starts_with(b"API") {
             if let Some(scripts) = scripts {
                 s.set_read_timeout(None); // API sessions stay open between requests
-                return crate::api::serve(&mut s, head, scripts).await;
+                let gate = || controller.and_then(|c| c.not_leader());
+                return crate::api::serve_gated(&mut s, head, scripts, &gate).await;
             }
             // Controllers and agents do not run user scripts.
             let msg = format!(
@@ -311,6 +364,33 @@ async fn handle(
             }
         }
     }
+    if let Some(ctl) = controller {
+        match (method, path) {
+            ("GET", "/raft") => return respond(&mut s, 200, &ctl.raft_json()).await,
+            ("GET", "/nodes") => return respond(&mut s, 200, &ctl.nodes_text()).await,
+            ("GET", "/config/nodes") => {
+                return respond(&mut s, 200, &ctl.nodes_config_text()).await
+            }
+            ("POST", "/config/nodes") => {
+                if content_length > SCRIPT_BYTES_MAX {
+                    return respond(&mut s, 413, r#"{"error":"body too large"}"#).await;
+                }
+                let Some(body) = read_body(&mut s, &head[head_end..], content_length).await? else {
+                    return Ok(());
+                };
+                if let Some(n) = ctl.not_leader() {
+                    // 421 Misdirected Request, naming the leader the way the API does.
+                    return respond(&mut s, 421, &n).await;
+                }
+                return match ctl.set_nodes_config(&String::from_utf8_lossy(&body)).await {
+                    Ok(n) => respond(&mut s, 200, &format!("{{\"changed\":{n}}}")).await,
+                    Err(e) if e.starts_with("<NotLeader>") => respond(&mut s, 421, &e).await,
+                    Err(e) => respond(&mut s, 400, &e).await,
+                };
+            }
+            _ => {}
+        }
+    }
     match (method, path) {
         ("GET", "/health") | ("GET", "/version") | ("GET", "/") => {
             let body = health_json(settings);
@@ -339,6 +419,25 @@ async fn handle(
 }
 
 /// The JSON body of `GET /health`.
+/// Reads a request body of `len` bytes that starts with `already`. `None` if the peer left.
+async fn read_body(
+    s: &mut TcpStream,
+    already: &[u8],
+    len: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut body = already.to_vec();
+    body.truncate(len);
+    let mut buf = [0u8; 4096];
+    while body.len() < len {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&buf[..n.min(len - body.len())]);
+    }
+    Ok(Some(body))
+}
+
 pub fn health_json(settings: &Settings) -> String {
     format!(
         r#"{{"status":"ok","product":"porpoise","version":{},"alias":{},"mode":{},"site":{},"backend":{}}}"#,

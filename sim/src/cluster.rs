@@ -102,7 +102,9 @@ pub async fn run_node(site: Site, mode: Mode, controller: Option<Site>) {
     };
     let log = Logger::silent(settings.alias());
     match node::server::bind(&settings).await {
-        Ok(listener) => node::server::serve(listener, Rc::new(settings), log, None, None).await,
+        Ok(listener) => {
+            node::server::serve(listener, Rc::new(settings), log, None, None, None).await
+        }
         Err(e) => panic!("simulated node {site} could not start: {e}"),
     }
 }

@@ -336,6 +336,16 @@ impl Settings {
     }
 
     /// `lanCluster`: UDP heartbeats when true.
+    /// `nodeHeartbeatTimeout` in milliseconds.
+    pub fn node_heartbeat_timeout_ms(&self) -> u64 {
+        self.int_or_default("nodeHeartbeatTimeout") as u64
+    }
+
+    /// `heartbeatInterval` in milliseconds.
+    pub fn heartbeat_interval_ms(&self) -> u64 {
+        self.int_or_default("heartbeatInterval") as u64
+    }
+
     pub fn lan_cluster(&self) -> bool {
         self.bool_or_default("lanCluster")
     }

@@ -181,7 +181,7 @@ pub fn plan_recovery(
 }
 
 /// Where a distributed transaction stands in the controller's table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TxnState {
     /// Participants are being asked to prepare.
     Begun,

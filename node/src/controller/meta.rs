@@ -17,8 +17,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 /// A node's role, as cluster.nodes names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     Controller,
     Agent,
@@ -26,7 +28,7 @@ pub enum Role {
     ComputeNode,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeEntry {
     pub host: String,
     pub port: u16,
@@ -36,13 +38,13 @@ pub struct NodeEntry {
     pub last_seen_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chunk {
     pub replicas: BTreeSet<String>,
     pub version: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TableMeta {
     /// Column names and DolphinDB type ids.
     pub columns: Vec<(String, u8)>,
@@ -51,7 +53,7 @@ pub struct TableMeta {
     pub partitions: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DatabaseMeta {
     /// The partition scheme in `lang::partition`'s encoding.
     pub scheme: Vec<u8>,
@@ -61,7 +63,7 @@ pub struct DatabaseMeta {
 /// The same states the pure transaction decisions reason about.
 pub use super::decide::TxnState;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Txn {
     pub state: TxnState,
     pub participants: BTreeSet<String>,
@@ -70,7 +72,7 @@ pub struct Txn {
 }
 
 /// One change to the metadata.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     RegisterNode {
         alias: String,
@@ -133,7 +135,7 @@ pub enum Command {
 }
 
 /// Why a command was refused (the state is unchanged).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum MetaError {
     #[error("META-001 {0} does not exist")]
     Missing(String),
@@ -150,7 +152,7 @@ pub enum MetaError {
 }
 
 /// The metadata.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Meta {
     pub nodes: BTreeMap<String, NodeEntry>,
     pub controller_config: BTreeMap<String, String>,
@@ -162,7 +164,7 @@ pub struct Meta {
 }
 
 /// What applying a command produced (for the caller's reply).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Applied {
     Done,
     /// A chunk id assigned by `AddPartition`.

@@ -9,3 +9,5 @@
 
 pub mod decide;
 pub mod meta;
+pub mod raft;
+pub mod service;

@@ -132,6 +132,76 @@ pub async fn read_frame(s: &mut TcpStream) -> Result<Option<Frame>, RpcError> {
     }))
 }
 
+/// Reads one frame through `buf`, which may already hold bytes read from `s` (a sniffed
+/// prefix) and keeps any bytes read past the frame. `Ok(None)` on a clean end of stream.
+pub async fn read_frame_buffered(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Result<Option<Frame>, RpcError> {
+    let io = |e: std::io::Error| RpcError::Io {
+        peer: "peer".into(),
+        reason: e.to_string(),
+    };
+    let mut chunk = [0u8; 16 * 1024];
+    while buf.len() < FRAME_HEADER_BYTES {
+        let n = s.read(&mut chunk).await.map_err(io)?;
+        if n == 0 {
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(protocol("connection closed inside a frame header"))
+            };
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let h = FrameHeader::read_from_bytes(&buf[..FRAME_HEADER_BYTES])
+        .map_err(|_| protocol("short header"))?;
+    // Checked before the payload is read or allocated.
+    let (kind, len) = check_header(&h)?;
+    while buf.len() < FRAME_HEADER_BYTES + len {
+        let want = (FRAME_HEADER_BYTES + len - buf.len()).min(chunk.len());
+        let n = s.read(&mut chunk[..want]).await.map_err(io)?;
+        if n == 0 {
+            return Err(protocol("connection closed inside a frame"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let payload = buf[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len].to_vec();
+    buf.drain(..FRAME_HEADER_BYTES + len);
+    if crc32fast::hash(&payload) != h.crc.get() {
+        return Err(protocol("payload checksum mismatch"));
+    }
+    Ok(Some(Frame {
+        kind,
+        method: h.method.get(),
+        request_id: h.request_id.get(),
+        payload,
+    }))
+}
+
+/// Decodes one frame held whole in `bytes` (a datagram); anything else is an error.
+pub fn decode_datagram(bytes: &[u8]) -> Result<Frame, RpcError> {
+    if bytes.len() < FRAME_HEADER_BYTES {
+        return Err(protocol("short datagram"));
+    }
+    let h = FrameHeader::read_from_bytes(&bytes[..FRAME_HEADER_BYTES])
+        .map_err(|_| protocol("short header"))?;
+    let (kind, len) = check_header(&h)?;
+    let payload = &bytes[FRAME_HEADER_BYTES..];
+    if payload.len() != len {
+        return Err(protocol("datagram length does not match its header"));
+    }
+    if crc32fast::hash(payload) != h.crc.get() {
+        return Err(protocol("payload checksum mismatch"));
+    }
+    Ok(Frame {
+        kind,
+        method: h.method.get(),
+        request_id: h.request_id.get(),
+        payload: payload.to_vec(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

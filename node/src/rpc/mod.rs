@@ -25,9 +25,10 @@ mod server;
 
 pub use client::{RpcClient, RpcClientConfig};
 pub use frame::{
-    read_frame, write_frame, Frame, FrameHeader, Kind, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX,
+    decode_datagram, encode as encode_frame, read_frame, read_frame_buffered, write_frame, Frame,
+    FrameHeader, Kind, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX,
 };
-pub use server::serve_connection;
+pub use server::{serve_connection, serve_connection_after};
 
 /// RPC failures, each with a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,347 @@
+//! A running controller: its Raft member plus what it serves on its port — Raft and node RPC
+//! (heartbeats, metadata reads and writes), the DolphinDB API and HTTP gated on leadership,
+//! and the leader's node-liveness monitor.
+//!
+//! Liveness is replicated only where it changes what other controllers must know: a node's
+//! registration, and `Heartbeat` entries at most every `timeout/3` per node (so a new leader
+//! knows when each node was last heard from), and `ExpireNodes` when a node goes quiet. A new
+//! leader waits one full timeout before expiring anyone, so nodes that were heartbeating to the
+//! old leader have time to find it.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::meta::{Command, Meta, Role};
+use super::raft::{self, Controller, RaftTiming, WriteError};
+use crate::config::{Mode, NodesFile, Settings};
+use crate::log::Logger;
+
+/// RPC methods nodes call on controllers (Raft's own are in [`raft::net::method`]).
+pub mod method {
+    pub const HEARTBEAT: u16 = 20;
+    pub const META_WRITE: u16 = 21;
+    pub const META_READ: u16 = 22;
+}
+
+/// A heartbeat: who the node is (it registers itself with its first one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub alias: String,
+    pub host: String,
+    pub port: u16,
+    pub role: Role,
+}
+
+/// A controller's role for a node of `mode`.
+pub fn role_of(mode: Mode) -> Role {
+    match mode {
+        Mode::Controller => Role::Controller,
+        Mode::Agent => Role::Agent,
+        Mode::ComputeNode => Role::ComputeNode,
+        Mode::DataNode | Mode::Single => Role::DataNode,
+    }
+}
+
+pub struct ControllerService {
+    pub ctl: Controller,
+    log: Logger,
+    node_timeout_ms: u64,
+    /// When this controller last became leader (its clock), if it is the leader.
+    leader_since_ms: Cell<Option<u64>>,
+    /// The agents, data and compute nodes cluster.nodes lists (registered by a new leader).
+    listed: Vec<Heartbeat>,
+}
+
+impl ControllerService {
+    /// Starts the controller's Raft member from its settings and cluster.nodes.
+    pub async fn start(
+        settings: &Settings,
+        nodes: &NodesFile,
+        log: Logger,
+        timing: RaftTiming,
+    ) -> Result<Rc<ControllerService>, String> {
+        // dfsHAMode=None: this controller alone (a group of one keeps the same code path).
+        let controllers: Vec<(String, u16, String)> = nodes
+            .of_mode(Mode::Controller)
+            .filter(|n| settings.raft_enabled() || n.site.alias == settings.alias())
+            .map(|n| (n.site.host.clone(), n.site.port, n.site.alias.clone()))
+            .collect();
+        let listed: Vec<Heartbeat> = nodes
+            .nodes
+            .iter()
+            .filter(|n| n.mode != Mode::Controller)
+            .map(|n| Heartbeat {
+                alias: n.site.alias.clone(),
+                host: n.site.host.clone(),
+                port: n.site.port,
+                role: role_of(n.mode),
+            })
+            .collect();
+        let members = raft::members(&controllers);
+        let id = controllers
+            .iter()
+            .position(|(_, _, a)| a == settings.alias())
+            .map(|i| i as u64 + 1)
+            .ok_or_else(|| format!("{} is not a controller in cluster.nodes", settings.alias()))?;
+        let ctl = Controller::start(
+            id,
+            members,
+            &settings.raft_dir(),
+            &settings.dfs_meta_dir(),
+            settings.data_sync(),
+            timing,
+        )
+        .await?;
+        log.info(
+            "raft_started",
+            &format!(
+                "controller {} is Raft member {id} of {}",
+                settings.alias(),
+                controllers.len()
+            ),
+            &[],
+        );
+        let svc = Rc::new(ControllerService {
+            ctl,
+            log,
+            node_timeout_ms: settings.node_heartbeat_timeout_ms(),
+            leader_since_ms: Cell::new(None),
+            listed,
+        });
+        drop(rt::task::spawn_local(svc.clone().monitor(timing)));
+        Ok(svc)
+    }
+
+    /// `Some("<NotLeader>host:port:alias")` while this controller is not the leader (the tag
+    /// the official clients follow), `None` on the leader.
+    pub fn not_leader(&self) -> Option<String> {
+        if self.ctl.is_leader() {
+            return None;
+        }
+        Some(WriteError::NotLeader(self.ctl.leader().map(|(_, a)| a)).to_string())
+    }
+
+    /// Serves one RPC call from a peer controller or a node.
+    pub async fn handle_rpc(&self, method: u16, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+        if let Some(r) = raft::net::serve(&self.ctl.raft, method, &payload).await {
+            return r;
+        }
+        match method {
+            method::HEARTBEAT => {
+                let hb: Heartbeat = raft::net::decode(&payload)?;
+                self.heartbeat(hb).await.map(|()| Vec::new())
+            }
+            method::META_WRITE => {
+                let cmd: Command = raft::net::decode(&payload)?;
+                let reply = self.ctl.write(cmd).await.map_err(|e| e.to_string())?;
+                Ok(raft::net::encode(&reply))
+            }
+            method::META_READ => {
+                if let Some(n) = self.not_leader() {
+                    return Err(n);
+                }
+                // Linearizable: confirm leadership with a quorum before answering.
+                self.ctl
+                    .raft
+                    .ensure_linearizable(openraft::raft::ReadPolicy::ReadIndex)
+                    .await
+                    .map_err(|e| format!("RAFT-008 {e}"))?;
+                Ok(self.ctl.sm.read(raft::net::encode::<Meta>))
+            }
+            _ => Err(format!("RPC-006 unknown method {method}")),
+        }
+    }
+
+    /// A node's heartbeat, on the leader.
+    pub async fn heartbeat(&self, hb: Heartbeat) -> Result<(), String> {
+        if let Some(n) = self.not_leader() {
+            return Err(n);
+        }
+        let now_ms = rt::time::unix_time_ms();
+        let (known, fresh) = self.ctl.sm.read(|m| match m.nodes.get(&hb.alias) {
+            None => (false, false),
+            Some(e) => (
+                e.host == hb.host && e.port == hb.port && e.role == hb.role,
+                e.live && e.last_seen_ms + self.node_timeout_ms / 3 > now_ms,
+            ),
+        });
+        if !known {
+            self.write(Command::RegisterNode {
+                alias: hb.alias.clone(),
+                host: hb.host.clone(),
+                port: hb.port,
+                role: hb.role,
+            })
+            .await?;
+            self.log.info("node_registered", &hb.alias, &[]);
+        }
+        if !fresh {
+            self.write(Command::Heartbeat {
+                alias: hb.alias,
+                now_ms,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn write(&self, cmd: Command) -> Result<(), String> {
+        match self.ctl.write(cmd).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The leader's periodic duties: mark quiet nodes down.
+    async fn monitor(self: Rc<Self>, timing: RaftTiming) {
+        let tick = Duration::from_millis(timing.heartbeat_ms.max(100));
+        loop {
+            rt::time::sleep(tick).await;
+            let now_ms = rt::time::unix_time_ms();
+            if !self.ctl.is_leader() {
+                self.leader_since_ms.set(None);
+                continue;
+            }
+            let since = match self.leader_since_ms.get() {
+                Some(t) => t,
+                None => {
+                    self.leader_since_ms.set(Some(now_ms));
+                    self.register_listed().await;
+                    now_ms
+                }
+            };
+            if now_ms < since + self.node_timeout_ms {
+                continue;
+            }
+            let quiet = self.ctl.sm.read(|m| {
+                m.nodes
+                    .values()
+                    .any(|e| e.live && e.last_seen_ms + self.node_timeout_ms < now_ms)
+            });
+            if quiet {
+                let cmd = Command::ExpireNodes {
+                    now_ms,
+                    timeout_ms: self.node_timeout_ms,
+                };
+                if let Ok(Ok(super::meta::Applied::Down(down))) = self.ctl.write(cmd).await {
+                    for alias in down {
+                        self.log.warn("node_down", &alias, &[]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Registers the nodes of cluster.nodes that the metadata does not hold yet (down until
+    /// their first heartbeat).
+    async fn register_listed(&self) {
+        for n in &self.listed {
+            let known = self.ctl.sm.read(|m| m.nodes.contains_key(&n.alias));
+            if !known {
+                let _ = self
+                    .write(Command::RegisterNode {
+                        alias: n.alias.clone(),
+                        host: n.host.clone(),
+                        port: n.port,
+                        role: n.role,
+                    })
+                    .await;
+            }
+        }
+    }
+
+    /// Receives UDP heartbeats (`lanCluster=1`) on the controller's own address. A datagram
+    /// that is not a well-formed heartbeat frame is dropped.
+    pub async fn serve_udp(self: Rc<Self>, addr: std::net::SocketAddr) {
+        let sock = match rt::net::UdpSocket::bind(addr).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.log
+                    .error("udp_bind_failed", &format!("{addr}: {e}"), &[]);
+                return;
+            }
+        };
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let Ok((n, _from)) = sock.recv_from(&mut buf).await else {
+                continue;
+            };
+            let Ok(frame) = crate::rpc::decode_datagram(&buf[..n]) else {
+                continue;
+            };
+            if frame.method != method::HEARTBEAT || !self.ctl.is_leader() {
+                continue;
+            }
+            if let Ok(hb) = raft::net::decode::<Heartbeat>(&frame.payload) {
+                let _ = self.heartbeat(hb).await;
+            }
+        }
+    }
+
+    /// `/raft` as JSON: this controller's view of the group.
+    pub fn raft_json(&self) -> String {
+        let leader = self.ctl.leader();
+        let applied = self.ctl.sm.last_applied().map(|l| l.index);
+        format!(
+            "{{\"id\":{},\"state\":\"{}\",\"term\":{},\"leader\":{},\"leaderSite\":{},\"lastApplied\":{},\"members\":{}}}",
+            self.ctl.id,
+            if self.ctl.is_leader() { "leader" } else { "follower" },
+            self.ctl.term(),
+            leader.as_ref().map(|(id, _)| id.to_string()).unwrap_or_else(|| "null".into()),
+            leader
+                .map(|(_, a)| format!("\"{a}\""))
+                .unwrap_or_else(|| "null".into()),
+            applied.map(|i| i.to_string()).unwrap_or_else(|| "null".into()),
+            self.ctl.members.len()
+        )
+    }
+
+    /// `GET /config/nodes`: the nodes configuration (cluster.cfg) as `key=value` lines.
+    pub fn nodes_config_text(&self) -> String {
+        self.ctl.sm.read(|m| {
+            m.nodes_config
+                .iter()
+                .map(|(k, v)| format!("{k}={v}\n"))
+                .collect()
+        })
+    }
+
+    /// `GET /nodes`: `alias,host,port,role,live` lines.
+    pub fn nodes_text(&self) -> String {
+        self.ctl.sm.read(|m| {
+            m.nodes
+                .iter()
+                .map(|(a, e)| format!("{a},{},{},{:?},{}\n", e.host, e.port, e.role, e.live))
+                .collect()
+        })
+    }
+
+    /// `POST /config/nodes` with `key=value` lines (an empty value removes the key).
+    pub async fn set_nodes_config(&self, body: &str) -> Result<usize, String> {
+        let mut n = 0;
+        for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| format!("CONFIG-LINE '{line}' is not key=value"))?;
+            let cmd = if v.trim().is_empty() {
+                Command::RemoveConfig {
+                    controller: false,
+                    key: k.trim().into(),
+                }
+            } else {
+                Command::SetConfig {
+                    controller: false,
+                    key: k.trim().into(),
+                    value: v.trim().into(),
+                }
+            };
+            self.write(cmd).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
