@@ -20,11 +20,18 @@ use proptest::test_runner::TestRunner;
 #[derive(Debug, Clone)]
 enum Op {
     /// Append `n` entries in `term` (terms never go down in a real log).
-    Append { n: usize, value_bytes: usize },
+    Append {
+        n: usize,
+        value_bytes: usize,
+    },
     /// Keep entries up to `keep` (fraction of the current length, in percent).
-    Truncate { keep_pct: u8 },
+    Truncate {
+        keep_pct: u8,
+    },
     /// Purge up to this fraction of the entries.
-    Purge { pct: u8 },
+    Purge {
+        pct: u8,
+    },
     NewTerm,
     Vote,
     Reopen,
@@ -84,8 +91,16 @@ async fn check(store: &mut LogStore, m: &Model, step: &str) {
     assert_eq!(store.read_vote().await.unwrap(), m.vote, "{step}: vote");
     if let (Some(first), Some(last)) = (m.entries.first(), m.entries.last()) {
         let mid = (first.log_id.index + last.log_id.index) / 2;
-        let got = store.try_get_log_entries(mid..=last.log_id.index).await.unwrap();
-        let want: Vec<Entry> = m.entries.iter().filter(|e| e.log_id.index >= mid).cloned().collect();
+        let got = store
+            .try_get_log_entries(mid..=last.log_id.index)
+            .await
+            .unwrap();
+        let want: Vec<Entry> = m
+            .entries
+            .iter()
+            .filter(|e| e.log_id.index >= mid)
+            .cloned()
+            .collect();
         assert_eq!(got, want, "{step}: a range read");
     }
 }
@@ -197,7 +212,10 @@ fn a_torn_tail_is_cut_off_and_never_resurfaces() {
     run("torn", |dir| async move {
         let mut store = LogStore::open(&dir, true).await.unwrap();
         let batch: Vec<Entry> = (0..10).map(|i| entry(1, i, 100)).collect();
-        store.append(batch.clone(), IOFlushed::noop()).await.unwrap();
+        store
+            .append(batch.clone(), IOFlushed::noop())
+            .await
+            .unwrap();
         drop(store);
         // A crash mid-append: half a record, then stale-looking blocks far past the end.
         let f = rt::disk::File::open(dir.join("log"), rt::disk::OpenMode::Existing)

@@ -9,6 +9,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use node::config::{self, ConfigFile, Entry, Mode, NodesFile, Site, Source};
+use node::controller::raft::RaftTiming;
+use node::controller::service::ControllerService;
 use node::log::Logger;
 use rt::net::TcpStream;
 use rt::sim::{Host, World};
@@ -75,10 +77,80 @@ pub fn sim_nodes(nodes_text: &str) -> Result<(NodesFile, Vec<SimNode>), String> 
     Ok((nodes, out))
 }
 
+/// How the simulated cluster's nodes are configured beyond cluster.nodes.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub timing: RaftTiming,
+    /// `nodeHeartbeatTimeout` of the controllers.
+    pub node_timeout_ms: u64,
+    /// `heartbeatInterval` of the other nodes.
+    pub heartbeat_interval_ms: u64,
+    /// `lanCluster`: heartbeats over UDP (true) or TCP (false).
+    pub lan_cluster: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timing: RaftTiming::default(),
+            node_timeout_ms: 4_000,
+            heartbeat_interval_ms: 500,
+            lan_cluster: false,
+        }
+    }
+}
+
+/// What every node of the cluster is started with.
+#[derive(Debug, Clone)]
+pub struct NodeCtx {
+    /// cluster.nodes with simulated addresses.
+    pub nodes_text: String,
+    pub controllers: Vec<Site>,
+    pub opts: Options,
+}
+
+thread_local! {
+    /// `(term, controller id)` each time a controller became leader; see [`leaders_elected`].
+    static BECAME_LEADER: RefCell<Vec<(u64, u64, u64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Every `(term, controller id, virtual ms)` at which a controller became leader since the last
+/// [`reset_observations`] (the simulation is single-threaded, so one list serves all hosts).
+pub fn leaders_elected() -> Vec<(u64, u64, u64)> {
+    BECAME_LEADER.with(|l| l.borrow().clone())
+}
+
+/// Forgets what earlier scenarios observed.
+pub fn reset_observations() {
+    BECAME_LEADER.with(|l| l.borrow_mut().clear());
+}
+
+/// Records every term in which `svc` becomes leader, from its own Raft metrics.
+async fn observe(svc: Rc<ControllerService>) {
+    use openraft::async_runtime::WatchReceiver;
+    let mut rx = svc.ctl.raft.metrics();
+    let mut last = None;
+    loop {
+        let now = {
+            let m = rx.borrow_watched();
+            (m.state == openraft::ServerState::Leader).then_some((m.current_term, m.id))
+        };
+        if let Some((term, id)) = now {
+            if last != Some(term) {
+                last = Some(term);
+                BECAME_LEADER.with(|l| l.borrow_mut().push((term, id, rt::time::unix_time_ms())));
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Starts one node the way `porpoise -mode <mode> -localSite <site> -home /porpoise/data` does:
-/// resolve, bind, serve. Returns when the node stops (never, unless binding fails).
-/// Agents, data and compute nodes are pointed at `controller` (`-controllerSite`).
-pub async fn run_node(site: Site, mode: Mode, controller: Option<Site>) {
+/// resolve, bind, start its role (a controller's Raft member, another node's heartbeats),
+/// serve. Returns when the node stops (never, unless start-up fails).
+pub async fn run_node(site: Site, mode: Mode, ctx: NodeCtx) {
     let arg = |key: &str, value: String| Entry {
         alias_pattern: None,
         key: key.into(),
@@ -88,52 +160,89 @@ pub async fn run_node(site: Site, mode: Mode, controller: Option<Site>) {
     let mut entries = vec![
         arg("mode", mode.as_str().into()),
         arg("localSite", site.to_string()),
+        arg("lanCluster", ctx.opts.lan_cluster.to_string()),
     ];
-    if let (Some(c), false) = (controller, mode == Mode::Controller) {
-        entries.push(arg("controllerSite", c.to_string()));
+    if mode == Mode::Controller {
+        entries.push(arg("dfsHAMode", "Raft".into()));
+        entries.push(arg("dataSync", "1".into()));
+        entries.push(arg(
+            "nodeHeartbeatTimeout",
+            ctx.opts.node_timeout_ms.to_string(),
+        ));
+    } else if let Some(first) = ctx.controllers.first() {
+        entries.push(arg("controllerSite", first.to_string()));
+        let sites: Vec<String> = ctx
+            .controllers
+            .iter()
+            .map(|c| format!("{c}:controller"))
+            .collect();
+        entries.push(arg("sites", sites.join(",")));
+        entries.push(arg(
+            "heartbeatInterval",
+            ctx.opts.heartbeat_interval_ms.to_string(),
+        ));
     }
     let cmdline = ConfigFile {
         source: Source::CommandLine,
         entries,
     };
     let settings = match config::resolve(Path::new(SIM_HOME), &[cmdline]) {
-        Ok(s) => s,
+        Ok(s) => Rc::new(s),
         Err(e) => panic!("simulated node {site} has an invalid configuration: {e}"),
     };
+    let nodes = config::nodes::parse(Source::File("cluster.nodes".into()), &ctx.nodes_text)
+        .expect("simulated cluster.nodes");
     let log = Logger::silent(settings.alias());
-    match node::server::bind(&settings).await {
-        Ok(listener) => {
-            node::server::serve(listener, Rc::new(settings), log, None, None, None).await
-        }
+    let listener = match node::server::bind(&settings).await {
+        Ok(l) => l,
         Err(e) => panic!("simulated node {site} could not start: {e}"),
+    };
+    let controller = node::server::start_role(&settings, Some(&nodes), &log, ctx.opts.timing)
+        .await
+        .unwrap_or_else(|e| panic!("simulated node {site} could not start its role: {e}"));
+    if let Some(c) = &controller {
+        drop(rt::task::spawn_local(observe(c.clone())));
     }
+    node::server::serve(listener, settings, log, None, None, controller).await
 }
 
 impl SimCluster {
     /// Builds the world of `nodes_text`: one host per IP running its nodes.
     pub fn start(world: &World, nodes_text: &str) -> SimCluster {
+        Self::start_with(world, nodes_text, Options::default())
+    }
+
+    /// Like [`SimCluster::start`], with explicit options.
+    pub fn start_with(world: &World, nodes_text: &str, opts: Options) -> SimCluster {
         let (_, nodes) = sim_nodes(nodes_text).expect("valid cluster.nodes");
+        let mut sim_text = String::from("localSite,mode\n");
+        for n in &nodes {
+            sim_text.push_str(&format!("{},{}\n", n.site, n.mode.as_str()));
+        }
+        let ctx = NodeCtx {
+            nodes_text: sim_text,
+            controllers: nodes
+                .iter()
+                .filter(|n| n.mode == Mode::Controller)
+                .map(|n| n.site.clone())
+                .collect(),
+            opts,
+        };
         let mut by_ip: BTreeMap<IpAddr, Vec<SimNode>> = BTreeMap::new();
         for n in &nodes {
             by_ip.entry(n.addr.ip()).or_default().push(n.clone());
         }
-        let controller = nodes
-            .iter()
-            .find(|n| n.mode == Mode::Controller)
-            .map(|n| n.site.clone());
         let mut hosts = BTreeMap::new();
         for (ip, host_nodes) in by_ip {
-            let controller = controller.clone();
+            let ctx = ctx.clone();
             let name = format!("host-{ip}");
             let host = world.create_host(&name, ip, move || {
                 let host_nodes = host_nodes.clone();
-                let controller = controller.clone();
+                let ctx = ctx.clone();
                 async move {
                     let tasks: Vec<_> = host_nodes
                         .into_iter()
-                        .map(|n| {
-                            rt::task::spawn_local(run_node(n.site, n.mode, controller.clone()))
-                        })
+                        .map(|n| rt::task::spawn_local(run_node(n.site, n.mode, ctx.clone())))
                         .collect();
                     for t in tasks {
                         let _ = t.await;

@@ -21,3 +21,5 @@ pub mod addr;
 #[cfg(madsim)]
 pub mod cluster;
 pub mod invariants;
+#[cfg(madsim)]
+pub mod workload;

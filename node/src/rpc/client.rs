@@ -149,3 +149,56 @@ impl RpcClient {
         }
     }
 }
+
+/// One call on a fresh connection, closed afterwards: for tools and tests that make few
+/// calls. Unlike [`RpcClient`] the future holds no shared state, so it is `Send` whenever the
+/// backend's streams are (simulated clients run it on their own host).
+pub async fn call_once(
+    peer: SocketAddr,
+    method: u16,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> Result<Vec<u8>, RpcError> {
+    let name = peer.to_string();
+    let exchange = async {
+        let mut conn = TcpStream::connect(peer, timeout)
+            .await
+            .map_err(|e| RpcError::Connect {
+                peer: name.clone(),
+                reason: e.to_string(),
+            })?;
+        let _ = conn.set_nodelay(true);
+        let req = Frame {
+            kind: Kind::Request,
+            method,
+            request_id: 1,
+            payload,
+        };
+        write_frame(&mut conn, &req)
+            .await
+            .map_err(|e| RpcError::Io {
+                peer: name.clone(),
+                reason: e.to_string(),
+            })?;
+        match read_frame(&mut conn).await? {
+            None => Err(RpcError::Io {
+                peer: name.clone(),
+                reason: "the peer closed the connection".into(),
+            }),
+            Some(f) if f.request_id != 1 || f.kind == Kind::Request => {
+                Err(RpcError::Protocol("answer to another request".into()))
+            }
+            Some(f) if f.kind == Kind::Response => Ok(f.payload),
+            Some(f) => Err(RpcError::Remote(
+                String::from_utf8_lossy(&f.payload).into_owned(),
+            )),
+        }
+    };
+    match rt::time::timeout(timeout, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(RpcError::Timeout {
+            peer: name,
+            timeout_ms: timeout.as_millis() as u64,
+        }),
+    }
+}

@@ -23,7 +23,7 @@ mod client;
 mod frame;
 mod server;
 
-pub use client::{RpcClient, RpcClientConfig};
+pub use client::{call_once, RpcClient, RpcClientConfig};
 pub use frame::{
     decode_datagram, encode as encode_frame, read_frame, read_frame_buffered, write_frame, Frame,
     FrameHeader, Kind, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX,

@@ -1,4 +1,9 @@
 //! Invariants, one per file. Each is a pure check over what a scenario observed, so it can be
 //! unit-tested without a simulation and reused by every scenario.
 
+pub mod acked_not_lost;
 pub mod durability;
+pub mod election_bound;
+pub mod minority_refuses;
+pub mod one_leader_per_term;
+pub mod redirects;
