@@ -337,6 +337,12 @@ impl<T> WatchReceiver<Channels, T> for WatchRx<T> {
 
 pub struct OneshotTx<T>(ts::oneshot::Sender<T>);
 
+impl<T> From<ts::oneshot::Sender<T>> for OneshotTx<T> {
+    fn from(tx: ts::oneshot::Sender<T>) -> Self {
+        OneshotTx(tx)
+    }
+}
+
 impl oneshot::Oneshot for Channels {
     type Sender<T> = OneshotTx<T>;
     type Receiver<T> = ts::oneshot::Receiver<T>;

@@ -17,8 +17,9 @@
 //!   the log. Everything after it is cut off (the file is truncated and the tail block
 //!   re-zeroed) before the log is used, so a stale record can never reappear behind new ones.
 //! - **Durable before acknowledged.** `append` reports completion to openraft only after the
-//!   write and, with `dataSync=1`, the fdatasync; `truncate_after` and `save_vote` sync before
-//!   returning.
+//!   write and, with `dataSync=1`, the fdatasync; `truncate_after`, `save_vote` and `purge`
+//!   sync before returning. The committed index is a hint: it is saved with the next vote or
+//!   purge, never on its own (an fsync pair per commit for no safety gain).
 //! - **Aligned writes.** Appends rewrite the partial tail block together with the new records
 //!   (O_DIRECT), so bytes already acknowledged are rewritten with identical contents: a torn
 //!   rewrite keeps them.
@@ -126,21 +127,49 @@ pub fn decode_records(bytes: &[u8]) -> (Vec<(u64, Entry)>, usize) {
 
 struct Inner {
     dir: PathBuf,
-    file: File,
+    file: Rc<File>,
     sync: bool,
     state: HardState,
     /// index → (file offset, entry), exactly `(purged, last]`.
     entries: BTreeMap<u64, (u64, Entry)>,
-    /// Logical end of the records.
+    /// Logical end of the records appended (in memory; on disk up to `durable_end`).
     end: u64,
-    /// The bytes of the partial block at `align_down(end)..end`.
-    tail: Vec<u8>,
+    /// End of the records written (and, with `sync`, fsynced).
+    durable_end: u64,
+    /// The bytes at `align_down(durable_end)..end`: the partial block already on disk plus
+    /// every record not yet written. The flusher writes them from that aligned offset.
+    unwritten: Vec<u8>,
+    /// Completions owed to openraft, each with the end offset that must be durable first.
+    waiting: Vec<(u64, IOFlushed<TypeConfig>)>,
+    /// A failed write or sync poisons the log: openraft stops on a storage error, and nothing
+    /// later may be acknowledged over a hole.
+    failed: Option<String>,
+}
+
+struct Shared {
+    inner: tokio::sync::Mutex<Inner>,
+    /// Held for every file write: the flusher's rounds and truncate / purge / compaction.
+    io: rt::sync::Lock,
+    wake: Rc<tokio::sync::Notify>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Lets the flusher notice the store is gone.
+        self.wake.notify_one();
+    }
 }
 
 /// The log store; clones share it (openraft takes one as the store and one as the reader).
+///
+/// Appends are group-committed: `append` encodes the entries into memory and returns; a
+/// flusher task writes everything appended so far with one write and one fdatasync, then
+/// completes every waiting append in order. Appends arriving during a flush go in the next
+/// round, so under load one fsync serves many commits, and the leader's own flush overlaps
+/// replication to the followers.
 #[derive(Clone)]
 pub struct LogStore {
-    inner: Rc<tokio::sync::Mutex<Inner>>,
+    shared: Rc<Shared>,
 }
 
 fn align_down(n: u64) -> u64 {
@@ -201,7 +230,7 @@ impl LogStore {
         let end = end as u64;
         let tail = bytes[align_down(end) as usize..end as usize].to_vec();
         // Cut everything after the valid prefix (torn or stale records) before any append.
-        if size > disk::align_up(end as usize) as u64 || size > end {
+        if size > end {
             file.write_at(align_down(end), &padded(tail.clone()))
                 .await?;
             file.truncate(disk::align_up(end as usize) as u64).await?;
@@ -209,27 +238,110 @@ impl LogStore {
         }
         let inner = Inner {
             dir: dir.to_path_buf(),
-            file,
+            file: Rc::new(file),
             sync,
             state,
             entries,
             end,
-            tail,
+            durable_end: end,
+            unwritten: tail,
+            waiting: Vec::new(),
+            failed: None,
         };
-        Ok(LogStore {
-            inner: Rc::new(tokio::sync::Mutex::new(inner)),
-        })
+        let wake = Rc::new(tokio::sync::Notify::new());
+        let shared = Rc::new(Shared {
+            inner: tokio::sync::Mutex::new(inner),
+            io: rt::sync::Lock::new(),
+            wake: wake.clone(),
+        });
+        drop(rt::task::spawn_local(flusher(Rc::downgrade(&shared), wake)));
+        Ok(LogStore { shared })
     }
 
     /// The hard state as last saved.
     pub async fn hard_state(&self) -> HardState {
-        self.inner.lock().await.state.clone()
+        self.shared.inner.lock().await.state.clone()
     }
 
     /// Indexes held, `(first, last)`, for tests and metrics.
     pub async fn bounds(&self) -> Option<(u64, u64)> {
-        let g = self.inner.lock().await;
+        let g = self.shared.inner.lock().await;
         Some((*g.entries.keys().next()?, *g.entries.keys().next_back()?))
+    }
+
+    /// Waits until everything appended so far is durable.
+    pub async fn flush(&self) -> io::Result<()> {
+        let _io = self.shared.io.lock().await;
+        flush_round(&self.shared).await
+    }
+}
+
+/// Writes and syncs everything appended so far, then completes the appends waiting on it.
+/// The caller holds `shared.io`.
+async fn flush_round(shared: &Shared) -> io::Result<()> {
+    let (file, start, bytes, target, waiting, sync) = {
+        let mut g = shared.inner.lock().await;
+        if let Some(f) = &g.failed {
+            return Err(io::Error::other(f.clone()));
+        }
+        if g.end == g.durable_end && g.waiting.is_empty() {
+            return Ok(());
+        }
+        let start = align_down(g.durable_end);
+        debug_assert_eq!(start + g.unwritten.len() as u64, g.end);
+        (
+            g.file.clone(),
+            start,
+            padded(g.unwritten.clone()),
+            g.end,
+            std::mem::take(&mut g.waiting),
+            g.sync,
+        )
+    };
+    // The lock on memory is released: appends continue into the next round meanwhile.
+    let result = async {
+        file.write_at(start, &bytes).await?;
+        if sync {
+            file.sync().await?;
+        }
+        Ok::<(), io::Error>(())
+    }
+    .await;
+    let mut g = shared.inner.lock().await;
+    match result {
+        Ok(()) => {
+            // Appends made during the round sit after `target` in `unwritten`.
+            let written = (align_down(target) - start) as usize;
+            g.unwritten.drain(..written);
+            g.durable_end = target;
+            drop(g);
+            for (_, cb) in waiting {
+                cb.io_completed(Ok(()));
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let msg = format!("raft log write failed: {e}");
+            g.failed = Some(msg.clone());
+            let later = std::mem::take(&mut g.waiting);
+            drop(g);
+            for (_, cb) in waiting.into_iter().chain(later) {
+                cb.io_completed(Err(io::Error::other(msg.clone())));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The group-commit task: one round whenever appends are waiting. Ends with the store.
+async fn flusher(shared: std::rc::Weak<Shared>, wake: Rc<tokio::sync::Notify>) {
+    loop {
+        wake.notified().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let _io = shared.io.lock().await;
+        let _ = flush_round(&shared).await;
     }
 }
 
@@ -240,7 +352,10 @@ impl Inner {
             .map_err(|e| io::Error::other(e.to_string()))
     }
 
-    async fn append(&mut self, entries: Vec<Entry>) -> io::Result<()> {
+    fn append(&mut self, entries: Vec<Entry>) -> io::Result<()> {
+        if let Some(f) = &self.failed {
+            return Err(io::Error::other(f.clone()));
+        }
         let Some(first) = entries.first() else {
             return Ok(());
         };
@@ -258,48 +373,21 @@ impl Inner {
                 )));
             }
         }
-        let start = align_down(self.end);
-        let mut buf = std::mem::take(&mut self.tail);
-        let mut offsets = Vec::with_capacity(entries.len());
-        for e in &entries {
-            offsets.push(start + buf.len() as u64);
-            encode_record(e, &mut buf);
-        }
-        let new_end = start + buf.len() as u64;
-        let new_tail = buf[(align_down(new_end) - start) as usize..].to_vec();
-        let result = async {
-            self.file.write_at(start, &padded(buf)).await?;
-            if self.sync {
-                self.file.sync().await?;
-            }
-            Ok::<(), io::Error>(())
-        }
-        .await;
-        if let Err(e) = result {
-            // The tail on disk may now be anything past `end`; re-read it on the next open.
-            self.tail = self
-                .file
-                .read_at(
-                    align_down(self.end),
-                    (self.end - align_down(self.end)) as usize,
-                )
-                .await
-                .unwrap_or_default();
-            return Err(e);
-        }
-        for (off, e) in offsets.into_iter().zip(entries) {
+        for e in entries {
+            let off = self.end;
+            encode_record(&e, &mut self.unwritten);
+            self.end = align_down(self.durable_end) + self.unwritten.len() as u64;
             self.entries.insert(e.log_id.index, (off, e));
         }
-        self.end = new_end;
-        self.tail = new_tail;
         Ok(())
     }
 
+    /// Drops entries from `index` on. Everything appended has been flushed (caller holds io).
     async fn truncate_from(&mut self, index: u64) -> io::Result<()> {
+        debug_assert_eq!(self.end, self.durable_end);
         let Some((&first, &(off, _))) = self.entries.range(index..).next() else {
             return Ok(());
         };
-        debug_assert_eq!(first, index.max(first));
         let keep = (off - align_down(off)) as usize;
         let block = self.file.read_at(align_down(off), keep).await?;
         if block.len() != keep {
@@ -317,11 +405,13 @@ impl Inner {
         self.file.sync().await?;
         self.entries.split_off(&first);
         self.end = off;
-        self.tail = block;
+        self.durable_end = off;
+        self.unwritten = block;
         Ok(())
     }
 
-    /// Rewrites the log without its purged head once that head is large.
+    /// Rewrites the log without its purged head once that head is large (caller holds io,
+    /// everything flushed).
     async fn maybe_compact(&mut self) -> io::Result<()> {
         let dead = match self.entries.values().next() {
             Some((off, _)) => *off,
@@ -348,11 +438,12 @@ impl Inner {
         f.sync().await?;
         disk::rename(&tmp, self.dir.join("log")).await?;
         disk::sync_dir(&self.dir).await?;
-        let old = std::mem::replace(&mut self.file, f);
-        let _ = old.close().await;
+        // The old handle closes when its last user (a finished flush round) lets go.
+        self.file = Rc::new(f);
         self.entries = moved;
         self.end = end;
-        self.tail = tail;
+        self.durable_end = end;
+        self.unwritten = tail;
         Ok(())
     }
 }
@@ -362,7 +453,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        let g = self.inner.lock().await;
+        let g = self.shared.inner.lock().await;
         Ok(g.entries
             .range(range)
             .map(|(_, (_, e))| e.clone())
@@ -370,7 +461,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.inner.lock().await.state.vote)
+        Ok(self.shared.inner.lock().await.state.vote)
     }
 }
 
@@ -378,7 +469,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
-        let g = self.inner.lock().await;
+        let g = self.shared.inner.lock().await;
         let last = g.entries.values().next_back().map(|(_, e)| e.log_id);
         Ok(LogState {
             last_purged_log_id: g.state.purged,
@@ -391,25 +482,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        let mut g = self.inner.lock().await;
+        let mut g = self.shared.inner.lock().await;
         g.state.vote = Some(*vote);
         g.save_state().await
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        // Not needed for safety (openraft re-derives it), but it lets a restarted controller
-        // apply committed entries before it hears from a leader. Saved without a sync
-        // barrier of its own only when dataSync=0.
-        let mut g = self.inner.lock().await;
-        if g.state.committed == committed {
-            return Ok(());
-        }
-        g.state.committed = committed;
-        g.save_state().await
+        // Kept in memory and written with the next vote or purge, not on every commit: it is a
+        // hint (openraft re-learns the commit index from the leader), and a state-file
+        // replacement costs two fsyncs, which would triple a commit's latency.
+        self.shared.inner.lock().await.state.committed = committed;
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.inner.lock().await.state.committed)
+        Ok(self.shared.inner.lock().await.state.committed)
     }
 
     async fn append<I>(
@@ -421,26 +508,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry>,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        let result = self.inner.lock().await.append(entries).await;
-        match result {
-            Ok(()) => {
-                callback.io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
-                Err(e)
-            }
+        {
+            let mut g = self.shared.inner.lock().await;
+            g.append(entries)?;
+            let end = g.end;
+            g.waiting.push((end, callback));
         }
+        self.shared.wake.notify_one();
+        Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
-        self.inner.lock().await.truncate_from(from).await
+        let _io = self.shared.io.lock().await;
+        flush_round(&self.shared).await?;
+        self.shared.inner.lock().await.truncate_from(from).await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        let mut g = self.inner.lock().await;
+        let _io = self.shared.io.lock().await;
+        flush_round(&self.shared).await?;
+        let mut g = self.shared.inner.lock().await;
         assert!(
             g.state.purged.map(|p| p.index) <= Some(log_id.index),
             "purge moves forward only"

@@ -1,0 +1,244 @@
+//! Metadata commits on a 3-controller Raft group on loopback (127.0.0.80-82), beside the fsync
+//! latency of the same disk, all in one run:
+//! - `fsync_4k`: one 4 KiB O_DIRECT write + fdatasync in the group's directory — the floor of a
+//!   durable commit;
+//! - `commit/1_client`: one client writing `SetConfig` commands one after another (each is
+//!   acknowledged after a majority has it durably, with `dataSync=1`, and it is applied);
+//! - `commit/64_clients`: 64 concurrent clients; openraft batches their entries into shared
+//!   appends and fsyncs, so throughput is reported in commits/s.
+//!
+//! Each controller runs on its own thread with its own glommio executor, as three processes
+//! would; clients run on the bench thread's executor and talk node RPC over TCP.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use node::config::{self, ConfigFile, Entry, Source};
+use node::controller::meta::Command;
+use node::controller::raft::{net, RaftTiming, Reply};
+use node::controller::service::method;
+use node::log::Logger;
+use node::rpc::{RpcClient, RpcClientConfig, RpcError};
+use rt::raft::openraft_rt::AsyncRuntime;
+use rt::raft::RaftRt;
+
+const PORT: u16 = 18800;
+const HOSTS: [&str; 3] = ["127.0.0.80", "127.0.0.81", "127.0.0.82"];
+
+fn scratch() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-scratch/raft")
+}
+
+fn nodes_text() -> String {
+    let mut t = String::from("localSite,mode\n");
+    for (i, h) in HOSTS.iter().enumerate() {
+        t.push_str(&format!("{h}:{PORT}:controller{},controller\n", i + 1));
+    }
+    t
+}
+
+/// Starts controller `i` on its own thread (it runs until the process exits).
+fn start_controller(i: usize) {
+    let home = scratch();
+    std::thread::spawn(move || {
+        let entry = |key: &str, value: String| Entry {
+            alias_pattern: None,
+            key: key.into(),
+            value,
+            line: 0,
+        };
+        let cfg = ConfigFile {
+            source: Source::CommandLine,
+            entries: vec![
+                entry("mode", "controller".into()),
+                entry(
+                    "localSite",
+                    format!("{}:{PORT}:controller{}", HOSTS[i], i + 1),
+                ),
+                entry("dfsHAMode", "Raft".into()),
+                entry(
+                    "dataSync",
+                    std::env::var("BENCH_DATASYNC").unwrap_or("1".into()),
+                ),
+                entry("lanCluster", "false".into()),
+            ],
+        };
+        let settings = config::resolve(&home, &[cfg]).expect("controller settings");
+        let nodes = config::nodes::parse(Source::File("cluster.nodes".into()), &nodes_text())
+            .expect("cluster.nodes");
+        let _ = rt::Runtime::new(format!("controller{}", i + 1))
+            .io_memory_bytes(512 << 10)
+            .run(move |_s: rt::shard::Shard<()>| {
+                let settings = Rc::new(settings.clone());
+                let nodes = nodes.clone();
+                async move {
+                    let log = Logger::silent(settings.alias());
+                    let listener = node::server::bind(&settings).await.expect("bind");
+                    let ctl = node::server::start_role(
+                        &settings,
+                        Some(&nodes),
+                        &log,
+                        RaftTiming::default(),
+                    )
+                    .await
+                    .expect("controller");
+                    node::server::serve(listener, settings, log, None, None, ctl).await;
+                }
+            });
+    });
+}
+
+fn addrs() -> Vec<SocketAddr> {
+    HOSTS
+        .iter()
+        .map(|h| format!("{h}:{PORT}").parse().unwrap())
+        .collect()
+}
+
+fn rpc_cfg() -> RpcClientConfig {
+    RpcClientConfig {
+        connect_timeout: Duration::from_secs(2),
+        call_timeout: Duration::from_secs(10),
+        inflight_max: 4,
+    }
+}
+
+/// A client bound to the leader (found by following `<NotLeader>`).
+async fn leader_client() -> RpcClient {
+    let probe = net::encode(&Command::SetConfig {
+        controller: false,
+        key: "bench.probe".into(),
+        value: "1".into(),
+    });
+    for _ in 0..600 {
+        for a in addrs() {
+            let c = RpcClient::new(a, rpc_cfg());
+            match c.call(method::META_WRITE, probe.clone()).await {
+                Ok(_) => return c,
+                Err(RpcError::Remote(m)) if m.starts_with("<NotLeader>") => {}
+                Err(_) => {}
+            }
+        }
+        rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no leader among {:?}", addrs());
+}
+
+async fn commit(c: &RpcClient, client: usize, i: u64) {
+    let cmd = Command::SetConfig {
+        controller: false,
+        key: format!("bench.{client}"),
+        value: i.to_string(),
+    };
+    let reply = c
+        .call(method::META_WRITE, net::encode(&cmd))
+        .await
+        .expect("commit");
+    let r: Reply = net::decode(&reply).unwrap();
+    assert!(r.is_ok(), "{r:?}");
+}
+
+fn benches(c: &mut Criterion) {
+    let _ = std::fs::remove_dir_all(scratch());
+    std::fs::create_dir_all(scratch()).unwrap();
+    for i in 0..3 {
+        start_controller(i);
+    }
+    let mut exec = RaftRt::new(1);
+    let leader_addr = exec.block_on(async { leader_client().await.peer() });
+
+    let mut g = c.benchmark_group("raft");
+    g.sample_size(20).measurement_time(Duration::from_secs(10));
+
+    // The floor of every hop: one node-RPC round trip to a controller (an unknown method, so
+    // nothing but the transport and dispatch is measured).
+    g.bench_function("rpc_roundtrip", |b| {
+        b.iter_custom(|iters| {
+            exec.block_on(async {
+                let cl = RpcClient::new(leader_addr, rpc_cfg());
+                let _ = cl.call(999, Vec::new()).await;
+                let t = Instant::now();
+                for _ in 0..iters {
+                    let _ = cl.call(999, Vec::new()).await;
+                }
+                t.elapsed()
+            })
+        })
+    });
+
+    let fsync_path = scratch().join("fsync-probe");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("fsync_4k", |b| {
+        b.iter_custom(|iters| {
+            exec.block_on(async {
+                let f = rt::disk::File::open(&fsync_path, rt::disk::OpenMode::CreateOrOpen)
+                    .await
+                    .unwrap();
+                let block = vec![7u8; rt::disk::ALIGN];
+                let t = Instant::now();
+                for i in 0..iters {
+                    f.write_at((i % 256) * rt::disk::ALIGN as u64, &block)
+                        .await
+                        .unwrap();
+                    f.sync().await.unwrap();
+                }
+                let d = t.elapsed();
+                f.close().await.unwrap();
+                d
+            })
+        })
+    });
+
+    g.bench_function("commit/1_client", |b| {
+        b.iter_custom(|iters| {
+            exec.block_on(async {
+                let cl = RpcClient::new(leader_addr, rpc_cfg());
+                commit(&cl, 0, 0).await; // connect outside the timing
+                let t = Instant::now();
+                for i in 0..iters {
+                    commit(&cl, 0, i).await;
+                }
+                t.elapsed()
+            })
+        })
+    });
+
+    const CLIENTS: usize = 64;
+    g.throughput(Throughput::Elements(CLIENTS as u64));
+    g.bench_function("commit/64_clients", |b| {
+        b.iter_custom(|iters| {
+            exec.block_on(async {
+                let clients: Vec<Rc<RpcClient>> = (0..CLIENTS)
+                    .map(|_| Rc::new(RpcClient::new(leader_addr, rpc_cfg())))
+                    .collect();
+                for (k, cl) in clients.iter().enumerate() {
+                    commit(cl, k, 0).await;
+                }
+                let t = Instant::now();
+                let tasks: Vec<_> = clients
+                    .iter()
+                    .enumerate()
+                    .map(|(k, cl)| {
+                        let cl = cl.clone();
+                        rt::task::spawn_local(async move {
+                            for i in 0..iters {
+                                commit(&cl, k, i).await;
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap();
+                }
+                t.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(raft, benches);
+criterion_main!(raft);
