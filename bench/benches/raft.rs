@@ -2,6 +2,9 @@
 //! latency of the same disk, all in one run:
 //! - `fsync_4k`: one 4 KiB O_DIRECT write + fdatasync in the group's directory — the floor of a
 //!   durable commit;
+//! - `fsync_4k_x3_concurrent`: the same by three writers at once (per-write latency), which is
+//!   what each controller's flush costs here, where all three share one disk;
+//! - `rpc_roundtrip`: one node-RPC round trip to a controller (the transport floor of a hop);
 //! - `commit/1_client`: one client writing `SetConfig` commands one after another (each is
 //!   acknowledged after a majority has it durably, with `dataSync=1`, and it is applied);
 //! - `commit/64_clients`: 64 concurrent clients; openraft batches their entries into shared
@@ -188,6 +191,44 @@ fn benches(c: &mut Criterion) {
                 let d = t.elapsed();
                 f.close().await.unwrap();
                 d
+            })
+        })
+    });
+
+    // Three flushers at once on the same disk: what each controller's log flush costs when
+    // all three controllers of this loopback group share one device (as they do here).
+    let dir = scratch();
+    g.bench_function("fsync_4k_x3_concurrent", |b| {
+        b.iter_custom(|iters| {
+            exec.block_on(async {
+                let mut files = Vec::new();
+                for k in 0..3 {
+                    let p = dir.join(format!("fsync-probe-{k}"));
+                    files.push(Rc::new(
+                        rt::disk::File::open(&p, rt::disk::OpenMode::CreateOrOpen)
+                            .await
+                            .unwrap(),
+                    ));
+                }
+                let t = Instant::now();
+                let tasks: Vec<_> = files
+                    .iter()
+                    .map(|f| {
+                        let f = f.clone();
+                        rt::task::spawn_local(async move {
+                            let block = vec![7u8; rt::disk::ALIGN];
+                            for i in 0..iters {
+                                let at = (i % 256) * rt::disk::ALIGN as u64;
+                                f.write_at(at, &block).await.unwrap();
+                                f.sync().await.unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap();
+                }
+                t.elapsed()
             })
         })
     });

@@ -2,10 +2,11 @@
 //! returning what to do (the openraft style: events in, commands out), so every rule is
 //! unit-tested without a network or a Raft group.
 //!
-//! Built so far: replica placement, recovery planning and transaction resolution
-//! ([`decide`]), and the metadata state machine the Raft log will drive ([`meta`]). The Raft
-//! group itself (openraft), its storage and the heartbeat transport arrive with the rest of
-//! the controllers issue.
+//! - [`decide`]: replica placement, recovery planning and transaction resolution;
+//! - [`meta`]: the metadata state machine, changed only by committed Raft entries;
+//! - [`raft`]: the openraft group — durable log and vote, checkpoints, Raft over node RPC;
+//! - [`service`]: a running controller — node RPC (Raft, heartbeats, metadata reads and
+//!   writes), `<NotLeader>` for followers, and the leader's liveness monitor.
 
 pub mod decide;
 pub mod meta;
