@@ -385,3 +385,99 @@ fn restart_all_three() {
         check_final(&s, &client, &all, None).await;
     });
 }
+
+#[test]
+fn five_controllers_tolerate_two_failures_and_refuse_writes_with_three_down() {
+    run_seeds(&SEEDS[..3], |world: World| async move {
+        reset_observations();
+        world.set_network(Duration::from_millis(1)..Duration::from_millis(5), 0.0);
+        let mut text = String::from("localSite,mode\n");
+        for i in 0..5 {
+            text.push_str(&format!(
+                "127.0.0.{}:8800:controller{},controller\n",
+                80 + i,
+                i + 1
+            ));
+        }
+        text.push_str("127.0.0.80:8802:datanode1,datanode\n");
+        let cluster = SimCluster::start_with(&world, &text, Options::default());
+        let controllers: Vec<SocketAddr> = cluster
+            .nodes
+            .iter()
+            .filter(|n| n.mode == Mode::Controller)
+            .map(|n| n.addr)
+            .collect();
+        let host = |id: u64| cluster.hosts[&controllers[id as usize - 1].ip()].clone();
+        let (term0, id0, _) = leader_since(0, Duration::from_secs(10))
+            .await
+            .expect("first leader");
+        let client = world.create_idle_host("client", "10.0.0.99".parse().unwrap());
+        // Two down, the leader among them: the other three elect a leader and take writes.
+        let other = if id0 == 1 { 2 } else { 1 };
+        let lost_at = rt::time::unix_time_ms();
+        world.kill(&host(id0));
+        world.kill(&host(other));
+        let elected = leader_since(lost_at, ELECTION_BOUND * 2).await;
+        election_bound::check(lost_at, elected.map(|l| l.2), ELECTION_BOUND).unwrap();
+        let (term1, id1, _) = elected.unwrap();
+        assert!(term1 > term0 && id1 != id0 && id1 != other);
+        let (w, done) = spawn_writer(
+            &client,
+            controllers.clone(),
+            "k",
+            5,
+            Duration::from_millis(50),
+            40,
+        );
+        done.await;
+        assert_eq!(
+            w.lock().unwrap().acked.len(),
+            5,
+            "three of five take writes"
+        );
+        // A third down: two of five cannot commit anything.
+        world.kill(&host(id1));
+        rt::time::sleep(Duration::from_secs(2)).await;
+        let (m, m_done) = spawn_writer(
+            &client,
+            controllers.clone(),
+            "minority",
+            3,
+            Duration::from_millis(50),
+            3,
+        );
+        m_done.await;
+        let acked: Vec<String> = m.lock().unwrap().acked.keys().cloned().collect();
+        minority_refuses::check(&acked).unwrap();
+        // One back: a majority again, and nothing acknowledged was lost.
+        world.restart(&host(id0));
+        let (w2, done2) = spawn_writer(
+            &client,
+            controllers.clone(),
+            "after",
+            3,
+            Duration::from_millis(50),
+            40,
+        );
+        done2.await;
+        let mut all = w.lock().unwrap().clone();
+        let w2 = w2.lock().unwrap().clone();
+        assert_eq!(w2.acked.len(), 3, "writes resume with a majority");
+        all.acked.extend(w2.acked);
+        all.attempted.extend(w2.attempted);
+        all.attempted.extend(m.lock().unwrap().attempted.clone());
+        let meta = client
+            .spawn(async move { read_meta(&controllers).await })
+            .await
+            .unwrap()
+            .expect("a leader answers");
+        acked_not_lost::check(&all.acked, &all.attempted, &meta.nodes_config).unwrap();
+        one_leader_per_term::check(
+            &leaders_elected()
+                .iter()
+                .map(|(t, id, _)| (*t, *id))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    });
+}

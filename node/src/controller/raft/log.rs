@@ -85,7 +85,7 @@ pub fn decode_state(path: &Path, bytes: &[u8]) -> io::Result<HardState> {
     if crc32fast::hash(payload) != crc {
         return Err(bad("checksum mismatch"));
     }
-    bincode::deserialize(payload).map_err(|e| bad(&format!("undecodable: {e}")))
+    super::net::decode(payload).map_err(|e| bad(&format!("undecodable: {e}")))
 }
 
 /// Encodes one log record.
@@ -111,7 +111,7 @@ pub fn decode_records(bytes: &[u8]) -> (Vec<(u64, Entry)>, usize) {
         if crc32fast::hash(payload) != crc {
             break;
         }
-        let Ok(entry) = bincode::deserialize::<Entry>(payload) else {
+        let Ok(entry) = super::net::decode::<Entry>(payload) else {
             break;
         };
         if let Some((_, prev)) = out.last() {

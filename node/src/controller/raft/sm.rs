@@ -80,7 +80,7 @@ pub fn decode_checkpoint(what: &str, bytes: &[u8]) -> io::Result<Checkpoint> {
         return Err(bad("checksum mismatch".into()));
     }
     let c: Checkpoint =
-        bincode::deserialize(payload).map_err(|e| bad(format!("undecodable: {e}")))?;
+        super::net::decode(payload).map_err(|e| bad(format!("undecodable: {e}")))?;
     c.state
         .check()
         .map_err(|e| bad(format!("metadata invariant broken: {e}")))?;
