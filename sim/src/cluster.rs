@@ -112,6 +112,13 @@ pub struct NodeCtx {
 thread_local! {
     /// `(term, controller id)` each time a controller became leader; see [`leaders_elected`].
     static BECAME_LEADER: RefCell<Vec<(u64, u64, u64)>> = const { RefCell::new(Vec::new()) };
+    /// controller id → index of the newest snapshot it holds (built or installed).
+    static SNAPSHOTS: RefCell<BTreeMap<u64, u64>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// The newest snapshot index each controller has held since the last [`reset_observations`].
+pub fn snapshots_held() -> BTreeMap<u64, u64> {
+    SNAPSHOTS.with(|s| s.borrow().clone())
 }
 
 /// Every `(term, controller id, virtual ms)` at which a controller became leader since the last
@@ -123,6 +130,7 @@ pub fn leaders_elected() -> Vec<(u64, u64, u64)> {
 /// Forgets what earlier scenarios observed.
 pub fn reset_observations() {
     BECAME_LEADER.with(|l| l.borrow_mut().clear());
+    SNAPSHOTS.with(|s| s.borrow_mut().clear());
 }
 
 /// Records every term in which `svc` becomes leader, from its own Raft metrics.
@@ -133,6 +141,13 @@ async fn observe(svc: Rc<ControllerService>) {
     loop {
         let now = {
             let m = rx.borrow_watched();
+            if let Some(snap) = &m.snapshot {
+                SNAPSHOTS.with(|s| {
+                    let mut s = s.borrow_mut();
+                    let e = s.entry(m.id).or_default();
+                    *e = (*e).max(snap.index);
+                });
+            }
             (m.state == openraft::ServerState::Leader).then_some((m.current_term, m.id))
         };
         if let Some((term, id)) = now {

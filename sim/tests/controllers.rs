@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use node::config::Mode;
 use rt::sim::{run_seeds, Host, World};
-use sim::cluster::{http_get, leaders_elected, reset_observations, Options, SimCluster};
+use sim::cluster::{
+    http_get, leaders_elected, reset_observations, snapshots_held, Options, SimCluster,
+};
 use sim::invariants::{
     acked_not_lost, election_bound, minority_refuses, one_leader_per_term, redirects,
 };
@@ -297,6 +299,18 @@ fn restart_a_follower_mid_snapshot() {
         assert!(
             converged,
             "the restarted follower caught up with the leader"
+        );
+        let snaps = snapshots_held();
+        assert!(
+            snaps.get(&follower).copied().unwrap_or(0) > 0
+                && snaps.get(&leader).copied().unwrap_or(0) > 0,
+            "snapshots were built and reached the restarted follower: {snaps:?}"
+        );
+        // Snapshots every 40 entries never stalled the leader's heartbeats: no election.
+        let leaderships = leaders_elected();
+        assert!(
+            leaderships.iter().all(|(_, id, _)| *id == leader),
+            "leadership changed while only a follower failed: {leaderships:?}"
         );
         let w = w.lock().unwrap().clone();
         check_final(&s, &client, &w, None).await;
