@@ -235,6 +235,21 @@ fn three_controllers_from_configs_elect_fail_over_and_keep_metadata() {
         raft.join("log").is_file() && raft.join("state").is_file(),
         "{raft:?}"
     );
+
+    // Leave the tutorial's addresses free for the next test binary: a killed glommio process
+    // keeps its listening socket until the kernel has torn its io_uring down (D43).
+    drop(procs);
+    wait_ports_free(&all);
+}
+
+fn wait_ports_free(addrs: &[SocketAddr]) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for a in addrs {
+        while TcpStream::connect_timeout(a, Duration::from_millis(100)).is_ok() {
+            assert!(Instant::now() < deadline, "{a} still accepts connections");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 fn write(path: &Path, text: &str) {

@@ -106,14 +106,24 @@ fn tutorial_controller_binds_its_port_and_a_second_one_cannot() {
     assert!(resp.contains(r#""mode":"controller""#), "{resp}");
     assert!(home.is_dir(), "home with spaces was created");
 
-    // Binary API clients are told clearly what is (not yet) served, and the node survives
-    // garbage.
+    // Binary API clients can connect; with its two peers down this controller cannot be the
+    // leader, so a script is refused with <NotLeader> (no leader known yet), and the node
+    // survives garbage.
     let mut api = TcpStream::connect(addr).unwrap();
+    api.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     api.write_all(b"API 0 32 / 32_1_4_2\nconnect\nlogin\nadmin\n123456\nfalse")
         .unwrap();
-    let mut reply = String::new();
-    api.read_to_string(&mut reply).unwrap();
-    assert!(reply.starts_with("0 0 1\n"), "{reply}");
+    let mut reply = [0u8; 256];
+    let n = api.read(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply[..n]).into_owned();
+    assert!(reply.contains(" 1\nOK\n"), "{reply}");
+    let session = reply.split_whitespace().next().unwrap().to_string();
+    api.write_all(format!("API {session} 7\nscript\n1+1").as_bytes())
+        .unwrap();
+    let mut refusal = [0u8; 256];
+    let n = api.read(&mut refusal).unwrap();
+    let refusal = String::from_utf8_lossy(&refusal[..n]).into_owned();
+    assert!(refusal.contains("<NotLeader>"), "{refusal}");
     let mut junk = TcpStream::connect(addr).unwrap();
     junk.write_all(&[0xff; 64]).unwrap();
     drop(junk);
