@@ -195,6 +195,31 @@ fn benches(c: &mut Criterion) {
         })
     });
 
+    // The same at the end of a growing file: the size changes with every write, so each
+    // fdatasync also commits file metadata (what a log that is not preallocated pays).
+    let grow_path = scratch().join("fsync-grow");
+    g.bench_function("fsync_4k_growing", |b| {
+        b.iter_custom(|iters| {
+            exec.block_on(async {
+                let _ = rt::disk::remove(&grow_path).await;
+                let f = rt::disk::File::open(&grow_path, rt::disk::OpenMode::CreateNew)
+                    .await
+                    .unwrap();
+                let block = vec![7u8; rt::disk::ALIGN];
+                let t = Instant::now();
+                for i in 0..iters {
+                    f.write_at(i * rt::disk::ALIGN as u64, &block)
+                        .await
+                        .unwrap();
+                    f.sync().await.unwrap();
+                }
+                let d = t.elapsed();
+                f.close().await.unwrap();
+                d
+            })
+        })
+    });
+
     // Three flushers at once on the same disk: what each controller's log flush costs when
     // all three controllers of this loopback group share one device (as they do here).
     let dir = scratch();
