@@ -95,7 +95,10 @@ struct NodeDisk {
     /// Bumped on every crash; handles from an older epoch are dead.
     epoch: u64,
     next_id: FileId,
-    files: HashMap<FileId, SimFile>,
+    /// Ordered: the crash model draws from the simulation RNG file by file, and a HashMap's
+    /// order changes between runs in one thread (std seeds hash keys once per thread), which
+    /// broke replay of seed 11 once controllers kept files.
+    files: BTreeMap<FileId, SimFile>,
     names: BTreeMap<PathBuf, FileId>,
     durable_names: BTreeMap<PathBuf, FileId>,
     dirs: BTreeSet<PathBuf>,
@@ -109,7 +112,7 @@ impl Default for NodeDisk {
         NodeDisk {
             epoch: 0,
             next_id: 0,
-            files: HashMap::new(),
+            files: BTreeMap::new(),
             names: BTreeMap::new(),
             durable_names: BTreeMap::new(),
             dirs: BTreeSet::from([PathBuf::from("/")]),

@@ -117,14 +117,26 @@ impl World {
     }
 
     /// Runs `scenario` twice with the same seed and asserts both runs return the same trace.
+    ///
+    /// Each run gets a fresh thread: std seeds its HashMap keys once per thread, so a second
+    /// run on the same thread iterates hash maps (madsim's own included) in another order and
+    /// drifts from the first for reasons that are not the code under test.
     pub fn check_determinism<F, Fut, T>(seed: u64, scenario: F) -> T
     where
-        F: Fn(World) -> Fut,
+        F: Fn(World) -> Fut + Sync,
         Fut: Future<Output = T>,
-        T: PartialEq + std::fmt::Debug,
+        T: PartialEq + std::fmt::Debug + Send,
     {
-        let first = World::run_seed(seed, &scenario);
-        let second = World::run_seed(seed, &scenario);
+        let run = || {
+            std::thread::scope(
+                |s| match s.spawn(|| World::run_seed(seed, &scenario)).join() {
+                    Ok(v) => v,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+            )
+        };
+        let first = run();
+        let second = run();
         if first != second {
             eprintln!("MADSIM_TEST_SEED={seed}");
             panic!("non-deterministic simulation for seed {seed}:\nfirst:  {first:?}\nsecond: {second:?}");
