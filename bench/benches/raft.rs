@@ -144,6 +144,19 @@ async fn commit(c: &RpcClient, client: usize, i: u64) {
     assert!(r.is_ok(), "{r:?}");
 }
 
+/// `iters` 4 KiB writes, each followed by an fdatasync: over the first 256 blocks again and
+/// again (`in_place`), or each one past the end of the file.
+async fn write_and_sync(f: &rt::disk::File, iters: u64, in_place: bool) {
+    let block = vec![7u8; rt::disk::ALIGN];
+    for i in 0..iters {
+        let block_no = if in_place { i % 256 } else { i };
+        f.write_at(block_no * rt::disk::ALIGN as u64, &block)
+            .await
+            .unwrap();
+        f.sync().await.unwrap();
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(scratch());
     std::fs::create_dir_all(scratch()).unwrap();
@@ -180,14 +193,8 @@ fn benches(c: &mut Criterion) {
                 let f = rt::disk::File::open(&fsync_path, rt::disk::OpenMode::CreateOrOpen)
                     .await
                     .unwrap();
-                let block = vec![7u8; rt::disk::ALIGN];
                 let t = Instant::now();
-                for i in 0..iters {
-                    f.write_at((i % 256) * rt::disk::ALIGN as u64, &block)
-                        .await
-                        .unwrap();
-                    f.sync().await.unwrap();
-                }
+                write_and_sync(&f, iters, true).await;
                 let d = t.elapsed();
                 f.close().await.unwrap();
                 d
@@ -205,14 +212,8 @@ fn benches(c: &mut Criterion) {
                 let f = rt::disk::File::open(&grow_path, rt::disk::OpenMode::CreateNew)
                     .await
                     .unwrap();
-                let block = vec![7u8; rt::disk::ALIGN];
                 let t = Instant::now();
-                for i in 0..iters {
-                    f.write_at(i * rt::disk::ALIGN as u64, &block)
-                        .await
-                        .unwrap();
-                    f.sync().await.unwrap();
-                }
+                write_and_sync(&f, iters, false).await;
                 let d = t.elapsed();
                 f.close().await.unwrap();
                 d
@@ -240,14 +241,7 @@ fn benches(c: &mut Criterion) {
                     .iter()
                     .map(|f| {
                         let f = f.clone();
-                        rt::task::spawn_local(async move {
-                            let block = vec![7u8; rt::disk::ALIGN];
-                            for i in 0..iters {
-                                let at = (i % 256) * rt::disk::ALIGN as u64;
-                                f.write_at(at, &block).await.unwrap();
-                                f.sync().await.unwrap();
-                            }
-                        })
+                        rt::task::spawn_local(async move { write_and_sync(&f, iters, true).await })
                     })
                     .collect();
                 for task in tasks {

@@ -49,10 +49,7 @@ pub fn beat_of(settings: &Settings) -> Heartbeat {
 
 /// The leader named by a `<NotLeader>host:port:alias` refusal.
 pub fn redirect_target(msg: &str) -> Option<SocketAddr> {
-    let rest = msg.strip_prefix("<NotLeader>")?;
-    let (hostport, _alias) = rest.trim().rsplit_once(':')?;
-    let (host, port) = hostport.rsplit_once(':')?;
-    crate::server::resolve_addr(host, port.parse().ok()?).ok()
+    crate::controller::raft::net::site_addr(msg.strip_prefix("<NotLeader>")?)
 }
 
 /// Sends heartbeats forever.

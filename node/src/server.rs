@@ -400,15 +400,9 @@ async fn handle(
             if content_length > SCRIPT_BYTES_MAX {
                 return respond(&mut s, 413, r#"{"error":"script too large"}"#).await;
             }
-            let mut body = head[head_end..].to_vec();
-            body.truncate(content_length);
-            while body.len() < content_length {
-                let n = s.read(&mut buf).await?;
-                if n == 0 {
-                    return Ok(());
-                }
-                body.extend_from_slice(&buf[..n.min(content_length - body.len())]);
-            }
+            let Some(body) = read_body(&mut s, &head[head_end..], content_length).await? else {
+                return Ok(());
+            };
             let script = String::from_utf8_lossy(&body);
             let (id, reply) = scripts.expect("guarded").execute(session, &script).await;
             respond_with(&mut s, 200, &reply, &[("X-Session", &id.to_string())]).await

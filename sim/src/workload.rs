@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use node::controller::meta::{Command, Meta};
-use node::controller::raft::{net, Reply};
+use node::controller::raft::net::{self, site_addr};
+use node::controller::raft::Reply;
 use node::controller::service::method;
 use node::rpc::{call_once, RpcError};
 
@@ -23,12 +24,6 @@ pub struct Observed {
     /// The `host:port:alias` named by every redirect followed.
     pub redirects: Vec<String>,
     pub failures: u64,
-}
-
-/// `host:port:alias` → the address.
-pub fn site_addr(site: &str) -> Option<SocketAddr> {
-    let (hostport, _alias) = site.rsplit_once(':')?;
-    hostport.parse().ok()
 }
 
 /// One write, following at most `hops_max` redirects. `Ok(())` only when acknowledged.

@@ -10,13 +10,13 @@
 //! three. Seeds: `SEEDS` in CI, `MADSIM_TEST_SEED` / `MADSIM_TEST_NUM` for more.
 #![cfg(madsim)]
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use node::config::Mode;
+use node::controller::meta::Meta;
 use rt::sim::{run_seeds, Host, World};
 use sim::cluster::{
     http_get, leaders_elected, reset_observations, snapshots_held, Options, SimCluster,
@@ -46,10 +46,15 @@ struct Setup {
 }
 
 impl Setup {
+    /// The tutorial's cluster.
     fn new(world: World, opts: Options) -> Setup {
+        Setup::with_nodes(world, &tutorial_nodes(), opts)
+    }
+
+    fn with_nodes(world: World, nodes_text: &str, opts: Options) -> Setup {
         reset_observations();
         world.set_network(Duration::from_millis(1)..Duration::from_millis(5), 0.0);
-        let cluster = SimCluster::start_with(&world, &tutorial_nodes(), opts);
+        let cluster = SimCluster::start_with(&world, nodes_text, opts);
         let ctl: Vec<_> = cluster
             .nodes
             .iter()
@@ -112,16 +117,16 @@ fn spawn_writer(
     })
 }
 
-/// Reads the final state from the leader and checks the invariants every scenario shares.
-async fn check_final(s: &Setup, client: &Host, w: &Observed, lost_at_ms: Option<u64>) {
+/// Reads the final state from the leader and checks that nothing acknowledged was lost and
+/// that no term had two leaders.
+async fn check_state(s: &Setup, client: &Host, w: &Observed) -> Meta {
     let controllers = s.controllers.clone();
     let meta = client
         .spawn(async move { read_meta(&controllers).await })
         .await
         .unwrap()
         .expect("a leader answers a metadata read");
-    let state: BTreeMap<String, String> = meta.nodes_config.clone();
-    acked_not_lost::check(&w.acked, &w.attempted, &state).unwrap();
+    acked_not_lost::check(&w.acked, &w.attempted, &meta.nodes_config).unwrap();
     one_leader_per_term::check(
         &leaders_elected()
             .iter()
@@ -129,6 +134,12 @@ async fn check_final(s: &Setup, client: &Host, w: &Observed, lost_at_ms: Option<
             .collect::<Vec<_>>(),
     )
     .unwrap();
+    meta
+}
+
+/// [`check_state`] plus the invariants every tutorial-cluster scenario shares.
+async fn check_final(s: &Setup, client: &Host, w: &Observed, lost_at_ms: Option<u64>) {
+    let meta = check_state(s, client, w).await;
     if let Some(lost) = lost_at_ms {
         let after = w.acked_at.values().filter(|t| **t > lost).count();
         redirects::check(&w.redirects, &s.members, after).unwrap();
@@ -403,8 +414,6 @@ fn restart_all_three() {
 #[test]
 fn five_controllers_tolerate_two_failures_and_refuse_writes_with_three_down() {
     run_seeds(&SEEDS[..3], |world: World| async move {
-        reset_observations();
-        world.set_network(Duration::from_millis(1)..Duration::from_millis(5), 0.0);
         let mut text = String::from("localSite,mode\n");
         for i in 0..5 {
             text.push_str(&format!(
@@ -414,18 +423,13 @@ fn five_controllers_tolerate_two_failures_and_refuse_writes_with_three_down() {
             ));
         }
         text.push_str("127.0.0.80:8802:datanode1,datanode\n");
-        let cluster = SimCluster::start_with(&world, &text, Options::default());
-        let controllers: Vec<SocketAddr> = cluster
-            .nodes
-            .iter()
-            .filter(|n| n.mode == Mode::Controller)
-            .map(|n| n.addr)
-            .collect();
-        let host = |id: u64| cluster.hosts[&controllers[id as usize - 1].ip()].clone();
+        let s = Setup::with_nodes(world.clone(), &text, Options::default());
+        let controllers = s.controllers.clone();
+        let host = |id: u64| s.host_of_id(id).clone();
         let (term0, id0, _) = leader_since(0, Duration::from_secs(10))
             .await
             .expect("first leader");
-        let client = world.create_idle_host("client", "10.0.0.99".parse().unwrap());
+        let client = s.client("client", 99);
         // Two down, the leader among them: the other three elect a leader and take writes.
         let other = if id0 == 1 { 2 } else { 1 };
         let lost_at = rt::time::unix_time_ms();
@@ -480,18 +484,6 @@ fn five_controllers_tolerate_two_failures_and_refuse_writes_with_three_down() {
         all.acked.extend(w2.acked);
         all.attempted.extend(w2.attempted);
         all.attempted.extend(m.lock().unwrap().attempted.clone());
-        let meta = client
-            .spawn(async move { read_meta(&controllers).await })
-            .await
-            .unwrap()
-            .expect("a leader answers");
-        acked_not_lost::check(&all.acked, &all.attempted, &meta.nodes_config).unwrap();
-        one_leader_per_term::check(
-            &leaders_elected()
-                .iter()
-                .map(|(t, id, _)| (*t, *id))
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
+        check_state(&s, &client, &all).await;
     });
 }

@@ -107,16 +107,8 @@ impl RpcClient {
             request_id: id,
             payload,
         };
-        let exchange = async {
-            write_frame(&mut conn, &req)
-                .await
-                .map_err(|e| RpcError::Io {
-                    peer: peer.clone(),
-                    reason: e.to_string(),
-                })?;
-            read_frame(&mut conn).await
-        };
-        let result = rt::time::timeout(self.cfg.call_timeout, exchange).await;
+        let result =
+            rt::time::timeout(self.cfg.call_timeout, exchange(&mut conn, &req, &peer)).await;
         let frame = match result {
             Err(_) => {
                 return Err(RpcError::Timeout {
@@ -124,29 +116,42 @@ impl RpcClient {
                     timeout_ms: self.cfg.call_timeout.as_millis() as u64,
                 });
             }
-            Ok(Err(e)) => return Err(e),
-            Ok(Ok(None)) => {
-                return Err(RpcError::Io {
-                    peer,
-                    reason: "the peer closed the connection".into(),
-                })
-            }
-            Ok(Ok(Some(f))) => f,
+            Ok(r) => r?,
         };
-        if frame.request_id != id || frame.kind == Kind::Request {
-            return Err(RpcError::Protocol(format!(
-                "answer to request {} while {id} was waiting",
-                frame.request_id
-            )));
-        }
         // A well-formed answer: the connection is healthy and goes back for the next call.
         *self.conn.borrow_mut() = Some(conn);
-        match frame.kind {
-            Kind::Response => Ok(frame.payload),
-            _ => Err(RpcError::Remote(
-                String::from_utf8_lossy(&frame.payload).into_owned(),
-            )),
-        }
+        answer(frame)
+    }
+}
+
+/// Sends `req` and reads its answer: a well-formed frame answering this very request.
+async fn exchange(conn: &mut TcpStream, req: &Frame, peer: &str) -> Result<Frame, RpcError> {
+    write_frame(conn, req).await.map_err(|e| RpcError::Io {
+        peer: peer.to_string(),
+        reason: e.to_string(),
+    })?;
+    let Some(frame) = read_frame(conn).await? else {
+        return Err(RpcError::Io {
+            peer: peer.to_string(),
+            reason: "the peer closed the connection".into(),
+        });
+    };
+    if frame.request_id != req.request_id || frame.kind == Kind::Request {
+        return Err(RpcError::Protocol(format!(
+            "answer to request {} while {} was waiting",
+            frame.request_id, req.request_id
+        )));
+    }
+    Ok(frame)
+}
+
+/// The payload of a response, or the peer's error.
+fn answer(frame: Frame) -> Result<Vec<u8>, RpcError> {
+    match frame.kind {
+        Kind::Response => Ok(frame.payload),
+        _ => Err(RpcError::Remote(
+            String::from_utf8_lossy(&frame.payload).into_owned(),
+        )),
     }
 }
 
@@ -160,7 +165,7 @@ pub async fn call_once(
     timeout: Duration,
 ) -> Result<Vec<u8>, RpcError> {
     let name = peer.to_string();
-    let exchange = async {
+    let call = async {
         let mut conn = TcpStream::connect(peer, timeout)
             .await
             .map_err(|e| RpcError::Connect {
@@ -174,27 +179,9 @@ pub async fn call_once(
             request_id: 1,
             payload,
         };
-        write_frame(&mut conn, &req)
-            .await
-            .map_err(|e| RpcError::Io {
-                peer: name.clone(),
-                reason: e.to_string(),
-            })?;
-        match read_frame(&mut conn).await? {
-            None => Err(RpcError::Io {
-                peer: name.clone(),
-                reason: "the peer closed the connection".into(),
-            }),
-            Some(f) if f.request_id != 1 || f.kind == Kind::Request => {
-                Err(RpcError::Protocol("answer to another request".into()))
-            }
-            Some(f) if f.kind == Kind::Response => Ok(f.payload),
-            Some(f) => Err(RpcError::Remote(
-                String::from_utf8_lossy(&f.payload).into_owned(),
-            )),
-        }
+        answer(exchange(&mut conn, &req, &name).await?)
     };
-    match rt::time::timeout(timeout, exchange).await {
+    match rt::time::timeout(timeout, call).await {
         Ok(r) => r,
         Err(_) => Err(RpcError::Timeout {
             peer: name,

@@ -103,33 +103,49 @@ pub async fn write_frame(s: &mut TcpStream, frame: &Frame) -> std::io::Result<()
     s.write_all(&encode(frame)).await
 }
 
-/// Reads one frame. `Ok(None)` on a clean end of stream before a header.
-pub async fn read_frame(s: &mut TcpStream) -> Result<Option<Frame>, RpcError> {
-    let io = |e: std::io::Error| RpcError::Io {
+fn io_error(e: std::io::Error) -> RpcError {
+    RpcError::Io {
         peer: "peer".into(),
         reason: e.to_string(),
-    };
-    let mut head = [0u8; FRAME_HEADER_BYTES];
-    let n = s.read(&mut head).await.map_err(io)?;
-    if n == 0 {
-        return Ok(None);
     }
-    if n < FRAME_HEADER_BYTES {
-        s.read_exact(&mut head[n..]).await.map_err(io)?;
-    }
-    let h = FrameHeader::read_from_bytes(&head).map_err(|_| protocol("short header"))?;
+}
+
+/// Reads and checks the header at the start of `bytes` (at least [`FRAME_HEADER_BYTES`]);
+/// returns it with the frame's kind and payload length.
+fn parse_header(bytes: &[u8]) -> Result<(FrameHeader, Kind, usize), RpcError> {
+    let h = FrameHeader::read_from_bytes(&bytes[..FRAME_HEADER_BYTES])
+        .map_err(|_| protocol("short header"))?;
     let (kind, len) = check_header(&h)?;
-    let mut payload = vec![0u8; len];
-    s.read_exact(&mut payload).await.map_err(io)?;
+    Ok((h, kind, len))
+}
+
+/// The frame `h` announced, once its payload matches the header's checksum.
+fn verified(h: &FrameHeader, kind: Kind, payload: Vec<u8>) -> Result<Frame, RpcError> {
     if crc32fast::hash(&payload) != h.crc.get() {
         return Err(protocol("payload checksum mismatch"));
     }
-    Ok(Some(Frame {
+    Ok(Frame {
         kind,
         method: h.method.get(),
         request_id: h.request_id.get(),
         payload,
-    }))
+    })
+}
+
+/// Reads one frame. `Ok(None)` on a clean end of stream before a header.
+pub async fn read_frame(s: &mut TcpStream) -> Result<Option<Frame>, RpcError> {
+    let mut head = [0u8; FRAME_HEADER_BYTES];
+    let n = s.read(&mut head).await.map_err(io_error)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if n < FRAME_HEADER_BYTES {
+        s.read_exact(&mut head[n..]).await.map_err(io_error)?;
+    }
+    let (h, kind, len) = parse_header(&head)?;
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).await.map_err(io_error)?;
+    verified(&h, kind, payload).map(Some)
 }
 
 /// Reads one frame through `buf`, which may already hold bytes read from `s` (a sniffed
@@ -138,13 +154,9 @@ pub async fn read_frame_buffered(
     s: &mut TcpStream,
     buf: &mut Vec<u8>,
 ) -> Result<Option<Frame>, RpcError> {
-    let io = |e: std::io::Error| RpcError::Io {
-        peer: "peer".into(),
-        reason: e.to_string(),
-    };
     let mut chunk = [0u8; 16 * 1024];
     while buf.len() < FRAME_HEADER_BYTES {
-        let n = s.read(&mut chunk).await.map_err(io)?;
+        let n = s.read(&mut chunk).await.map_err(io_error)?;
         if n == 0 {
             return if buf.is_empty() {
                 Ok(None)
@@ -154,13 +166,11 @@ pub async fn read_frame_buffered(
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let h = FrameHeader::read_from_bytes(&buf[..FRAME_HEADER_BYTES])
-        .map_err(|_| protocol("short header"))?;
     // Checked before the payload is read or allocated.
-    let (kind, len) = check_header(&h)?;
+    let (h, kind, len) = parse_header(buf)?;
     while buf.len() < FRAME_HEADER_BYTES + len {
         let want = (FRAME_HEADER_BYTES + len - buf.len()).min(chunk.len());
-        let n = s.read(&mut chunk[..want]).await.map_err(io)?;
+        let n = s.read(&mut chunk[..want]).await.map_err(io_error)?;
         if n == 0 {
             return Err(protocol("connection closed inside a frame"));
         }
@@ -168,15 +178,7 @@ pub async fn read_frame_buffered(
     }
     let payload = buf[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len].to_vec();
     buf.drain(..FRAME_HEADER_BYTES + len);
-    if crc32fast::hash(&payload) != h.crc.get() {
-        return Err(protocol("payload checksum mismatch"));
-    }
-    Ok(Some(Frame {
-        kind,
-        method: h.method.get(),
-        request_id: h.request_id.get(),
-        payload,
-    }))
+    verified(&h, kind, payload).map(Some)
 }
 
 /// Decodes one frame held whole in `bytes` (a datagram); anything else is an error.
@@ -184,22 +186,12 @@ pub fn decode_datagram(bytes: &[u8]) -> Result<Frame, RpcError> {
     if bytes.len() < FRAME_HEADER_BYTES {
         return Err(protocol("short datagram"));
     }
-    let h = FrameHeader::read_from_bytes(&bytes[..FRAME_HEADER_BYTES])
-        .map_err(|_| protocol("short header"))?;
-    let (kind, len) = check_header(&h)?;
+    let (h, kind, len) = parse_header(bytes)?;
     let payload = &bytes[FRAME_HEADER_BYTES..];
     if payload.len() != len {
         return Err(protocol("datagram length does not match its header"));
     }
-    if crc32fast::hash(payload) != h.crc.get() {
-        return Err(protocol("payload checksum mismatch"));
-    }
-    Ok(Frame {
-        kind,
-        method: h.method.get(),
-        request_id: h.request_id.get(),
-        payload: payload.to_vec(),
-    })
+    verified(&h, kind, payload.to_vec())
 }
 
 #[cfg(test)]

@@ -49,10 +49,10 @@ pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, String> {
         .map_err(|e| format!("RAFT-001 undecodable raft message: {e}"))
 }
 
-/// `host:port:alias` → the socket address.
-pub fn node_addr(node: &BasicNode) -> Option<SocketAddr> {
-    let (hostport, _alias) = node.addr.rsplit_once(':')?;
-    hostport.parse().ok()
+/// `host:port:alias` (a member's address, the target of a `<NotLeader>`) → the socket address.
+pub fn site_addr(site: &str) -> Option<SocketAddr> {
+    let site = crate::config::Site::parse(site.trim()).ok()?;
+    crate::server::resolve_addr(&site.host, site.port).ok()
 }
 
 /// openraft's network factory: one RPC client per replication stream.
@@ -71,7 +71,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Conn {
         Conn {
-            client: node_addr(node).map(|a| RpcClient::new(a, self.rpc)),
+            client: site_addr(&node.addr).map(|a| RpcClient::new(a, self.rpc)),
             target,
         }
     }
