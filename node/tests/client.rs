@@ -417,7 +417,8 @@ fn console_runs_entries_from_stdin() {
     let mut stdout = n.0.stdout.take().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut buf = [0u8; 4096];
-    while !out.contains("42") && Instant::now() < deadline {
+    // Wait for the whole line: the "42" and its newline may arrive in separate reads.
+    while !out.contains("\n42\n") && Instant::now() < deadline {
         match stdout.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(k) => out.push_str(&String::from_utf8_lossy(&buf[..k])),
