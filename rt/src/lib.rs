@@ -31,6 +31,7 @@ pub mod shard;
 pub mod sync;
 pub mod task;
 pub mod time;
+pub mod watch;
 
 #[cfg(not(madsim))]
 mod prod;

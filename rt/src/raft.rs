@@ -11,8 +11,10 @@
 //! - **Replayable.** Time comes from `rt::time` (virtual under madsim, where std's clock is the
 //!   simulator's too) and randomness from [`crate::rand::Rng`] seeded by the backend, so
 //!   election timeouts replay from the simulation seed.
-//! - **Runtime-neutral channels.** mpsc, watch, oneshot and the mutex are tokio's `sync`
-//!   primitives, which need no tokio runtime: wake-ups go through whatever executor polls them.
+//! - **Runtime-neutral channels.** mpsc, oneshot and the mutex are tokio's `sync` primitives,
+//!   which need no tokio runtime: wake-ups go through whatever executor polls them. The watch
+//!   channel is [`crate::watch`], because tokio's wakes its receivers in an order drawn from a
+//!   process-wide RNG, which a replay cannot reproduce.
 
 use std::fmt;
 use std::future::Future;
@@ -274,8 +276,8 @@ impl<T> MpscWeakSender<Channels, T> for MpscWeak<T> {
     }
 }
 
-pub struct WatchTx<T>(ts::watch::Sender<T>);
-pub struct WatchRx<T>(ts::watch::Receiver<T>);
+pub struct WatchTx<T>(crate::watch::Sender<T>);
+pub struct WatchRx<T>(crate::watch::Receiver<T>);
 
 impl<T> Clone for WatchTx<T> {
     fn clone(&self) -> Self {
@@ -292,10 +294,10 @@ impl<T> Clone for WatchRx<T> {
 impl Watch for Channels {
     type Sender<T> = WatchTx<T>;
     type Receiver<T> = WatchRx<T>;
-    type Ref<'a, T: 'a> = ts::watch::Ref<'a, T>;
+    type Ref<'a, T: 'a> = std::cell::Ref<'a, T>;
 
     fn channel<T>(init: T) -> (Self::Sender<T>, Self::Receiver<T>) {
-        let (tx, rx) = ts::watch::channel(init);
+        let (tx, rx) = crate::watch::channel(init);
         (WatchTx(tx), WatchRx(rx))
     }
 }
@@ -312,7 +314,7 @@ impl<T> WatchSender<Channels, T> for WatchTx<T> {
         self.0.send_if_modified(modify)
     }
 
-    fn borrow_watched(&self) -> ts::watch::Ref<'_, T> {
+    fn borrow_watched(&self) -> std::cell::Ref<'_, T> {
         self.0.borrow()
     }
 
@@ -326,11 +328,11 @@ impl<T> WatchReceiver<Channels, T> for WatchRx<T> {
         self.0.changed().await.map_err(|_| watch::RecvError(()))
     }
 
-    fn borrow_watched(&self) -> ts::watch::Ref<'_, T> {
+    fn borrow_watched(&self) -> std::cell::Ref<'_, T> {
         self.0.borrow()
     }
 
-    fn borrow_and_update(&mut self) -> ts::watch::Ref<'_, T> {
+    fn borrow_and_update(&mut self) -> std::cell::Ref<'_, T> {
         self.0.borrow_and_update()
     }
 }

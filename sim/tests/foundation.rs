@@ -221,7 +221,10 @@ fn same_seed_same_trace() {
     let nodes_text = tutorial_nodes();
     // Seed 11 caught a default account built with the simulator's randomness inside a
     // thread-local: the first run drew from the RNG, the replay did not (fixed in lang::users).
-    for seed in seeds_from_env(&[11, 12]) {
+    // Seed 16 caught tokio's watch channel waking openraft's tasks in an order drawn from a
+    // process-wide RNG, so only the first simulation in a process went its own way after a
+    // kill (fixed with rt::watch).
+    for seed in seeds_from_env(&[11, 12, 16]) {
         let text = nodes_text.clone();
         let trace = World::check_determinism(seed, move |world: World| {
             let text = text.clone();
