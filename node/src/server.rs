@@ -315,8 +315,8 @@ async fn handle(
                 return Ok(());
             };
             s.set_read_timeout(None);
-            let handler = |m: u16, p: Vec<u8>| ctl.handle_rpc(m, p);
-            return crate::rpc::serve_connection_after(s, head, &handler)
+            return ctl
+                .serve_rpc_connection(s, head)
                 .await
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()));
         }

@@ -189,6 +189,38 @@ fn three_controllers_from_configs_elect_fail_over_and_keep_metadata() {
     );
     assert_eq!(ha.site().to_string(), leader.to_string());
 
+    // Garbage inside an append stream closes that connection only: the follower stays in the
+    // group and the leader keeps replicating to it.
+    let mut junk = TcpStream::connect(follower).unwrap();
+    junk.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let frame = node::rpc::encode_frame(&node::rpc::Frame {
+        kind: node::rpc::Kind::Request,
+        method: node::controller::raft::net::method::APPEND_STREAM,
+        request_id: 1,
+        payload: vec![0xff; 40],
+    });
+    junk.write_all(&frame).unwrap();
+    let mut one = [0u8; 1];
+    assert!(
+        matches!(junk.read(&mut one), Ok(0) | Err(_)),
+        "the follower closes a stream it cannot decode"
+    );
+    let (status, _) = http(leader, "POST", "/config/nodes", "maxMemSize=17").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(agreed_leader(&all).1, leader, "nobody noticed the garbage");
+    let start = Instant::now();
+    loop {
+        let cfg = http(follower, "GET", "/config/nodes", "").map(|(_, b)| b);
+        if cfg.as_deref().is_some_and(|c| c.contains("maxMemSize=17")) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the follower stopped replicating: {cfg:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
     // Kill the leader: the other two elect a new one, which has the acknowledged change.
     let li = all.iter().position(|a| *a == leader).unwrap();
     drop(procs[li].take());
@@ -201,7 +233,7 @@ fn three_controllers_from_configs_elect_fail_over_and_keep_metadata() {
         "a new leader has a newer term ({new_term} vs {term})"
     );
     let (_, cfg) = http(new_leader, "GET", "/config/nodes", "").unwrap();
-    assert_eq!(cfg, "maxMemSize=16\nworkerNum=8\n");
+    assert_eq!(cfg, "maxMemSize=17\nworkerNum=8\n");
     let (status, _) = http(new_leader, "POST", "/config/nodes", "workerNum=").unwrap();
     assert_eq!(
         status, 200,
@@ -218,7 +250,7 @@ fn three_controllers_from_configs_elect_fail_over_and_keep_metadata() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let cfg = http(leader, "GET", "/config/nodes", "").map(|(_, b)| b);
-        if cfg.as_deref() == Some("maxMemSize=16\n") {
+        if cfg.as_deref() == Some("maxMemSize=17\n") {
             break;
         }
         assert!(

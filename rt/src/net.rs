@@ -4,8 +4,11 @@
 //! complete within the configured timeout fails with `io::ErrorKind::TimedOut` and leaves the
 //! stream unusable (the caller must drop it — partial I/O may have happened).
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::imp;
@@ -124,6 +127,109 @@ impl TcpStream {
     /// Disables Nagle's algorithm (small RPC frames go out at once).
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.inner.set_nodelay(on)
+    }
+
+    /// Splits the stream so one task can read while another writes (a pipelined exchange).
+    /// Each half keeps the deadline of its direction.
+    pub fn into_split(self) -> (ReadHalf, WriteHalf) {
+        let shared = Rc::new(RefCell::new(self.inner));
+        (
+            ReadHalf {
+                inner: shared.clone(),
+                read_timeout: self.read_timeout,
+            },
+            WriteHalf {
+                inner: shared,
+                write_timeout: self.write_timeout,
+            },
+        )
+    }
+}
+
+/// Something bytes are read from: a whole [`TcpStream`] or its [`ReadHalf`].
+pub trait Read {
+    /// Reads some bytes; `Ok(0)` means the peer closed its side.
+    fn read(&mut self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>>;
+
+    /// Reads exactly `buf.len()` bytes, or fails with `UnexpectedEof`.
+    fn read_exact(&mut self, buf: &mut [u8]) -> impl Future<Output = io::Result<()>> {
+        async move {
+            let mut filled = 0;
+            while filled < buf.len() {
+                let n = self.read(&mut buf[filled..]).await?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("peer closed after {filled} of {} bytes", buf.len()),
+                    ));
+                }
+                filled += n;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Something bytes are written to: a whole [`TcpStream`] or its [`WriteHalf`].
+pub trait Write {
+    /// Writes all of `buf` and hands it to the network.
+    fn write_all(&mut self, buf: &[u8]) -> impl Future<Output = io::Result<()>>;
+}
+
+impl Read for TcpStream {
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        TcpStream::read(self, buf).await
+    }
+}
+
+impl Write for TcpStream {
+    async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        TcpStream::write_all(self, buf).await
+    }
+}
+
+/// The reading side of a split [`TcpStream`].
+///
+/// Both halves share the socket through a `RefCell` that is borrowed only inside one poll, so
+/// a read waiting for bytes never blocks the writer (the backends keep separate wakers for
+/// the two directions).
+pub struct ReadHalf {
+    inner: Rc<RefCell<imp::net::RawStream>>,
+    read_timeout: Option<Duration>,
+}
+
+/// The writing side of a split [`TcpStream`]; dropping both halves closes the connection.
+pub struct WriteHalf {
+    inner: Rc<RefCell<imp::net::RawStream>>,
+    write_timeout: Option<Duration>,
+}
+
+impl Read for ReadHalf {
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let inner = &self.inner;
+        let read = std::future::poll_fn(|cx| inner.borrow_mut().poll_read(cx, buf));
+        maybe_timeout(self.read_timeout, read).await?
+    }
+}
+
+impl Write for WriteHalf {
+    async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        let inner = &self.inner;
+        let mut written = 0;
+        while written < buf.len() {
+            let rest = &buf[written..];
+            let write = std::future::poll_fn(|cx| inner.borrow_mut().poll_write(cx, rest));
+            let n = maybe_timeout(self.write_timeout, write).await??;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "peer stopped reading",
+                ));
+            }
+            written += n;
+        }
+        let flush = std::future::poll_fn(|cx| inner.borrow_mut().poll_flush(cx));
+        maybe_timeout(self.write_timeout, flush).await?
     }
 }
 

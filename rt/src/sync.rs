@@ -113,21 +113,24 @@ impl<T> Drop for Sender<T> {
 impl<T> Receiver<T> {
     /// Receives the next message; `None` once every sender is gone and the queue is empty.
     pub async fn recv(&mut self) -> Option<T> {
-        std::future::poll_fn(|cx| {
-            let mut inner = self.inner.borrow_mut();
-            if let Some(msg) = inner.queue.pop_front() {
-                if let Some(w) = inner.sender_wakers.pop_front() {
-                    w.wake();
-                }
-                return Poll::Ready(Some(msg));
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`recv`](Receiver::recv) as a poll (to make the receiver a `Stream`); registers the
+    /// waker when nothing is queued.
+    pub fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<T>> {
+        let mut inner = self.inner.borrow_mut();
+        if let Some(msg) = inner.queue.pop_front() {
+            if let Some(w) = inner.sender_wakers.pop_front() {
+                w.wake();
             }
-            if inner.senders == 0 {
-                return Poll::Ready(None);
-            }
-            inner.receiver_waker = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
+            return Poll::Ready(Some(msg));
+        }
+        if inner.senders == 0 {
+            return Poll::Ready(None);
+        }
+        inner.receiver_waker = Some(cx.waker().clone());
+        Poll::Pending
     }
 
     /// Messages waiting right now.

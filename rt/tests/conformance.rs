@@ -181,6 +181,54 @@ fn tcp_echo_with_deadlines() {
 }
 
 #[test]
+fn tcp_split_halves_read_and_write_at_once() {
+    use rt::net::{Read, Write};
+    const END: u64 = u64::MAX;
+    on_rt(|| async {
+        let listener = TcpListener::bind(loopback()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The server answers each 8-byte request with its number + 1000, but only after it has
+        // read the *next* request, so the client must keep writing while its reader waits.
+        let server = task::spawn_local(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let (mut rd, mut wr) = s.into_split();
+            let mut held: Option<u64> = None;
+            loop {
+                let mut b = [0u8; 8];
+                rd.read_exact(&mut b).await.unwrap();
+                let n = u64::from_le_bytes(b);
+                if let Some(prev) = held.take() {
+                    wr.write_all(&(prev + 1000).to_le_bytes()).await.unwrap();
+                }
+                if n == END {
+                    break;
+                }
+                held = Some(n);
+            }
+        });
+        let c = TcpStream::connect(addr, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let (mut rd, mut wr) = c.into_split();
+        let reader = task::spawn_local(async move {
+            let mut got = Vec::new();
+            let mut b = [0u8; 8];
+            while got.len() < 20 {
+                rd.read_exact(&mut b).await.unwrap();
+                got.push(u64::from_le_bytes(b));
+            }
+            got
+        });
+        for i in (0..20u64).chain([END]) {
+            wr.write_all(&i.to_le_bytes()).await.unwrap();
+            task::yield_now().await;
+        }
+        server.await.unwrap();
+        assert_eq!(reader.await.unwrap(), (1000..1020).collect::<Vec<u64>>());
+    });
+}
+
+#[test]
 fn tcp_connect_to_closed_port_fails() {
     on_rt(|| async {
         // Bind then drop, so the port is known to be free.

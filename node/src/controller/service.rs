@@ -18,6 +18,7 @@ use super::meta::{Command, Meta, Role};
 use super::raft::{self, Controller, RaftTiming, WriteError};
 use crate::config::{Mode, NodesFile, Settings};
 use crate::log::Logger;
+use crate::rpc::{self, RpcError};
 
 /// RPC methods nodes call on controllers (Raft's own are in [`raft::net::method`]).
 pub mod method {
@@ -122,6 +123,26 @@ impl ControllerService {
             return None;
         }
         Some(WriteError::NotLeader(self.ctl.leader().map(|(_, a)| a)).to_string())
+    }
+
+    /// Serves one node-RPC connection (its first bytes, `prefix`, already read): calls
+    /// answered one at a time, until its first call opens a pipelined append stream from the
+    /// leader, which then owns the connection ([`raft::stream`]).
+    pub async fn serve_rpc_connection(
+        &self,
+        mut conn: rt::net::TcpStream,
+        prefix: Vec<u8>,
+    ) -> Result<(), RpcError> {
+        let _ = conn.set_nodelay(true);
+        let mut buf = prefix;
+        while let Some(req) = rpc::read_request(&mut conn, &mut buf).await? {
+            if req.method == raft::net::method::APPEND_STREAM {
+                return raft::stream::serve(&self.ctl.raft, conn, buf, req).await;
+            }
+            let result = self.handle_rpc(req.method, req.payload).await;
+            rpc::respond(&mut conn, req.method, req.request_id, result).await?;
+        }
+        Ok(())
     }
 
     /// Serves one RPC call from a peer controller or a node.

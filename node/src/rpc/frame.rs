@@ -1,6 +1,6 @@
 //! RPC frames: a fixed zerocopy header and a checksummed payload.
 
-use rt::net::TcpStream;
+use rt::net::{Read, Write};
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -99,7 +99,7 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
 }
 
 /// Writes one frame.
-pub async fn write_frame(s: &mut TcpStream, frame: &Frame) -> std::io::Result<()> {
+pub async fn write_frame(s: &mut impl Write, frame: &Frame) -> std::io::Result<()> {
     s.write_all(&encode(frame)).await
 }
 
@@ -133,7 +133,7 @@ fn verified(h: &FrameHeader, kind: Kind, payload: Vec<u8>) -> Result<Frame, RpcE
 }
 
 /// Reads one frame. `Ok(None)` on a clean end of stream before a header.
-pub async fn read_frame(s: &mut TcpStream) -> Result<Option<Frame>, RpcError> {
+pub async fn read_frame(s: &mut impl Read) -> Result<Option<Frame>, RpcError> {
     let mut head = [0u8; FRAME_HEADER_BYTES];
     let n = s.read(&mut head).await.map_err(io_error)?;
     if n == 0 {
@@ -151,7 +151,7 @@ pub async fn read_frame(s: &mut TcpStream) -> Result<Option<Frame>, RpcError> {
 /// Reads one frame through `buf`, which may already hold bytes read from `s` (a sniffed
 /// prefix) and keeps any bytes read past the frame. `Ok(None)` on a clean end of stream.
 pub async fn read_frame_buffered(
-    s: &mut TcpStream,
+    s: &mut impl Read,
     buf: &mut Vec<u8>,
 ) -> Result<Option<Frame>, RpcError> {
     let mut chunk = [0u8; 16 * 1024];

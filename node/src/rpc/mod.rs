@@ -18,6 +18,10 @@
 //!   request just sent; a timeout or error drops the connection (a late response can never be
 //!   taken for the next one) and the next call reconnects.
 //! - At most `inflight_max` calls wait on one peer; more fail fast with `Overloaded`.
+//! - The one exception to one-request-at-a-time is a connection opened for a *stream*
+//!   (Raft's pipelined appends, `controller::raft::net`): every frame on it belongs to the
+//!   stream, requests go out without waiting, and responses come back strictly in request
+//!   order, each naming its request id, which both ends check.
 
 mod client;
 mod frame;
@@ -28,7 +32,7 @@ pub use frame::{
     decode_datagram, encode as encode_frame, read_frame, read_frame_buffered, write_frame, Frame,
     FrameHeader, Kind, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX,
 };
-pub use server::{serve_connection, serve_connection_after};
+pub use server::{read_request, respond, serve_connection, serve_connection_after};
 
 /// RPC failures, each with a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

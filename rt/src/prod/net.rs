@@ -134,6 +134,29 @@ impl RawStream {
         self.inner.read(buf).await
     }
 
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        futures_lite::AsyncRead::poll_read(std::pin::Pin::new(&mut self.inner), cx, buf)
+    }
+
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        futures_lite::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.inner), cx, buf)
+    }
+
+    pub(crate) fn poll_flush(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        futures_lite::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.inner), cx)
+    }
+
     pub(crate) async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.inner.write(buf).await
     }

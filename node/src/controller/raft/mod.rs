@@ -16,6 +16,7 @@
 pub mod log;
 pub mod net;
 pub mod sm;
+pub mod stream;
 
 use std::collections::BTreeMap;
 use std::path::Path;

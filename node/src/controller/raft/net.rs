@@ -3,11 +3,16 @@
 //!
 //! Every replication stream gets its own [`RpcClient`] (its own reused connection), so a
 //! slow snapshot transfer to one follower never delays votes or appends to another.
+//!
+//! Appends are pipelined over a connection of their own, which the follower then serves as a
+//! stream: [`super::stream`].
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures_util::Stream;
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::RPCOption;
@@ -21,11 +26,15 @@ use super::{
 };
 use crate::rpc::{RpcClient, RpcClientConfig, RpcError};
 
+type StreamAnswer = Result<openraft::raft::StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>;
+
 /// RPC method numbers of the controllers' Raft group.
 pub mod method {
     pub const APPEND: u16 = 1;
     pub const VOTE: u16 = 2;
     pub const SNAPSHOT: u16 = 3;
+    /// Every frame of a pipelined append stream (see the module header).
+    pub const APPEND_STREAM: u16 = 4;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +73,7 @@ pub struct Network {
 pub struct Conn {
     client: Option<RpcClient>,
     target: NodeId,
+    rpc: RpcClientConfig,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -73,11 +83,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Conn {
             client: site_addr(&node.addr).map(|a| RpcClient::new(a, self.rpc)),
             target,
+            rpc: self.rpc,
         }
     }
 }
 
-fn rpc_error(e: RpcError) -> RPCError<TypeConfig> {
+pub(super) fn rpc_error(e: RpcError) -> RPCError<TypeConfig> {
     match e {
         RpcError::Connect { .. } | RpcError::Timeout { .. } | RpcError::Overloaded { .. } => {
             RPCError::Unreachable(Unreachable::new(&Wire(e.to_string())))
@@ -114,6 +125,19 @@ impl Conn {
 
 impl RaftNetworkV2<TypeConfig> for Conn {
     type SnapshotData = std::io::Cursor<Vec<u8>>;
+
+    /// Pipelined appends over a connection of their own: [`super::stream`].
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, Result<BoxStream<'s, StreamAnswer>, RPCError<TypeConfig>>>
+    where
+        S: Stream<Item = AppendEntriesRequest> + Unpin + 'static,
+    {
+        let peer = self.client.as_ref().map(|c| c.peer());
+        super::stream::open_for(peer, self.target, self.rpc, input, option)
+    }
 
     async fn append_entries(
         &mut self,
