@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rt::net::TcpStream;
 
-use super::frame::{read_frame, write_frame, Frame, Kind};
+use super::frame::{read_frame_buffered, write_frame, Frame, Kind};
 use super::RpcError;
 
 /// Limits of a client.
@@ -32,7 +32,9 @@ impl Default for RpcClientConfig {
 pub struct RpcClient {
     peer: SocketAddr,
     cfg: RpcClientConfig,
-    conn: RefCell<Option<TcpStream>>,
+    /// The reused connection and the bytes read from it past the last answer (none in
+    /// practice: one request is in flight at a time).
+    conn: RefCell<Option<(TcpStream, Vec<u8>)>>,
     turn: rt::sync::Lock,
     waiting: Cell<usize>,
     next_id: Cell<u64>,
@@ -85,7 +87,7 @@ impl RpcClient {
         let _turn = self.turn.lock().await;
         let peer = self.peer.to_string();
         let existing = self.conn.borrow_mut().take();
-        let mut conn = match existing {
+        let (mut conn, mut buf) = match existing {
             Some(c) => c,
             None => {
                 let c = TcpStream::connect(self.peer, self.cfg.connect_timeout)
@@ -96,7 +98,7 @@ impl RpcClient {
                     })?;
                 let _ = c.set_nodelay(true);
                 self.connects.set(self.connects.get() + 1);
-                c
+                (c, Vec::new())
             }
         };
         let id = self.next_id.get();
@@ -107,8 +109,11 @@ impl RpcClient {
             request_id: id,
             payload,
         };
-        let result =
-            rt::time::timeout(self.cfg.call_timeout, exchange(&mut conn, &req, &peer)).await;
+        let result = rt::time::timeout(
+            self.cfg.call_timeout,
+            exchange(&mut conn, &mut buf, &req, &peer),
+        )
+        .await;
         let frame = match result {
             Err(_) => {
                 return Err(RpcError::Timeout {
@@ -119,18 +124,25 @@ impl RpcClient {
             Ok(r) => r?,
         };
         // A well-formed answer: the connection is healthy and goes back for the next call.
-        *self.conn.borrow_mut() = Some(conn);
+        *self.conn.borrow_mut() = Some((conn, buf));
         answer(frame)
     }
 }
 
-/// Sends `req` and reads its answer: a well-formed frame answering this very request.
-async fn exchange(conn: &mut TcpStream, req: &Frame, peer: &str) -> Result<Frame, RpcError> {
+/// Sends `req` and reads its answer: a well-formed frame answering this very request. `buf`
+/// holds bytes read from `conn` and not consumed yet; reading through it takes one receive
+/// per small answer instead of one for the header and one for the payload.
+async fn exchange(
+    conn: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    req: &Frame,
+    peer: &str,
+) -> Result<Frame, RpcError> {
     write_frame(conn, req).await.map_err(|e| RpcError::Io {
         peer: peer.to_string(),
         reason: e.to_string(),
     })?;
-    let Some(frame) = read_frame(conn).await? else {
+    let Some(frame) = read_frame_buffered(conn, buf).await? else {
         return Err(RpcError::Io {
             peer: peer.to_string(),
             reason: "the peer closed the connection".into(),
@@ -179,7 +191,7 @@ pub async fn call_once(
             request_id: 1,
             payload,
         };
-        answer(exchange(&mut conn, &req, &name).await?)
+        answer(exchange(&mut conn, &mut Vec::new(), &req, &name).await?)
     };
     match rt::time::timeout(timeout, call).await {
         Ok(r) => r,
