@@ -12,6 +12,10 @@
 //!
 //! Each controller runs on its own thread with its own glommio executor, as three processes
 //! would; clients run on the bench thread's executor and talk node RPC over TCP.
+//!
+//! `BENCH_DATASYNC=0` starts the group with `dataSync=0` (no fdatasync): the commit figures of
+//! such a run are the cost of everything but the flush, which is how the figures are split into
+//! disk and the rest.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
