@@ -72,14 +72,38 @@ pub fn seeds_from_env(defaults: &[u64]) -> Vec<u64> {
     }
 }
 
-/// Runs `scenario` once per seed from [`seeds_from_env`]`(defaults)`.
+/// Stack of the thread each simulation of [`run_seeds`] and [`World::check_determinism`] runs
+/// on. madsim polls every task of every simulated host on that one thread, and debug builds keep
+/// whole async state machines on the stack: the test harness's 2 MiB overflowed in a fresh CI
+/// build of `restart_a_follower_mid_snapshot` (4 MiB sufficed; this leaves room to grow).
+const SIM_THREAD_STACK_BYTES: usize = 64 << 20;
+
+/// Runs `f` on a fresh thread with [`SIM_THREAD_STACK_BYTES`] of stack, named after the caller
+/// (the test), and re-raises its panic. A fresh thread also gets fresh std hash keys, which
+/// madsim seeds from the simulation seed (D53), so every run starts like a replay does.
+fn on_sim_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    let name = std::thread::current().name().unwrap_or("sim").to_string();
+    std::thread::scope(|s| {
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .stack_size(SIM_THREAD_STACK_BYTES)
+            .spawn_scoped(s, f)
+            .expect("cannot start the simulation thread");
+        match thread.join() {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// Runs `scenario` once per seed from [`seeds_from_env`]`(defaults)`, each on a fresh thread.
 pub fn run_seeds<F, Fut>(defaults: &[u64], scenario: F)
 where
-    F: Fn(World) -> Fut,
+    F: Fn(World) -> Fut + Sync,
     Fut: Future<Output = ()>,
 {
     for seed in seeds_from_env(defaults) {
-        World::run_seed(seed, &scenario);
+        on_sim_thread(|| World::run_seed(seed, &scenario));
     }
 }
 
@@ -127,14 +151,7 @@ impl World {
         Fut: Future<Output = T>,
         T: PartialEq + std::fmt::Debug + Send,
     {
-        let run = || {
-            std::thread::scope(
-                |s| match s.spawn(|| World::run_seed(seed, &scenario)).join() {
-                    Ok(v) => v,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                },
-            )
-        };
+        let run = || on_sim_thread(|| World::run_seed(seed, &scenario));
         let first = run();
         let second = run();
         if first != second {
