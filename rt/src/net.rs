@@ -79,18 +79,7 @@ impl TcpStream {
 
     /// Reads exactly `buf.len()` bytes, or fails with `UnexpectedEof`.
     pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            let n = self.read(&mut buf[filled..]).await?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("peer closed after {filled} of {} bytes", buf.len()),
-                ));
-            }
-            filled += n;
-        }
-        Ok(())
+        Read::read_exact(self, buf).await
     }
 
     /// Writes all of `buf` (each underlying write bounded by the write deadline).

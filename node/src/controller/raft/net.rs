@@ -136,7 +136,7 @@ impl RaftNetworkV2<TypeConfig> for Conn {
         S: Stream<Item = AppendEntriesRequest> + Unpin + 'static,
     {
         let peer = self.client.as_ref().map(|c| c.peer());
-        super::stream::open_for(peer, self.target, self.rpc, input, option)
+        super::stream::open(peer, self.target, self.rpc, input, option)
     }
 
     async fn append_entries(

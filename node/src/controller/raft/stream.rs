@@ -55,9 +55,11 @@ struct Sent {
     last: Option<LogId>,
 }
 
-/// Opens a pipelined append stream to `peer` carrying `input`; see the module header.
+/// Opens a pipelined append stream to controller `target` at `peer` (`None` when its
+/// address is unusable) carrying `input`; see the module header.
 pub fn open<'s, S>(
-    peer: SocketAddr,
+    peer: Option<SocketAddr>,
+    target: u64,
     cfg: RpcClientConfig,
     input: S,
     option: RPCOption,
@@ -66,6 +68,12 @@ where
     S: Stream<Item = AppendEntriesRequest> + Unpin + 'static,
 {
     Box::pin(async move {
+        let Some(peer) = peer else {
+            return Err(rpc_error(RpcError::Connect {
+                peer: format!("controller {target}"),
+                reason: "no usable address".into(),
+            }));
+        };
         let name = peer.to_string();
         let conn = TcpStream::connect(peer, cfg.connect_timeout)
             .await
@@ -285,28 +293,6 @@ pub async fn serve(
     match futures_util::future::select(reader, writer).await {
         futures_util::future::Either::Left((r, _))
         | futures_util::future::Either::Right((r, _)) => r,
-    }
-}
-
-/// Opens the stream for `Conn`, which knows the follower's address (if it has one).
-pub(super) fn open_for<'s, S>(
-    peer: Option<SocketAddr>,
-    target: u64,
-    cfg: RpcClientConfig,
-    input: S,
-    option: RPCOption,
-) -> BoxFuture<'s, Result<BoxStream<'s, Answer>, RPCError<TypeConfig>>>
-where
-    S: Stream<Item = AppendEntriesRequest> + Unpin + 'static,
-{
-    match peer {
-        Some(p) => open(p, cfg, input, option),
-        None => Box::pin(async move {
-            Err(rpc_error(RpcError::Connect {
-                peer: format!("controller {target}"),
-                reason: "no usable address".into(),
-            }))
-        }),
     }
 }
 
