@@ -7,8 +7,11 @@
 //! - `rpc_roundtrip`: one node-RPC round trip to a controller (the transport floor of a hop);
 //! - `commit/1_client`: one client writing `SetConfig` commands one after another (each is
 //!   acknowledged after a majority has it durably, with `dataSync=1`, and it is applied);
-//! - `commit/64_clients`: 64 concurrent clients; openraft batches their entries into shared
-//!   appends and fsyncs, so throughput is reported in commits/s.
+//! - `commit/64_clients`: 64 concurrent clients, each on a connection of its own; openraft
+//!   batches their entries into shared appends and fsyncs, so throughput is reported in
+//!   commits/s;
+//! - `commit/64_clients_4_conns`: the same 64 clients calling through 4 multiplexed node-RPC
+//!   connections (16 each), as nodes relay their sessions' changes to the leader.
 //!
 //! Each controller runs on its own thread with its own glommio executor, as three processes
 //! would; clients run on the bench thread's executor and talk node RPC over TCP.
@@ -148,6 +151,36 @@ async fn commit(c: &RpcClient, client: usize, i: u64) {
     assert!(r.is_ok(), "{r:?}");
 }
 
+/// `iters` commits by each of 64 concurrent clients, spread over `conns` connections; returns
+/// the time they took together.
+async fn concurrent_commits(leader: SocketAddr, conns: usize, iters: u64) -> Duration {
+    let cfg = RpcClientConfig {
+        inflight_max: 64,
+        ..rpc_cfg()
+    };
+    let conns: Vec<Rc<RpcClient>> = (0..conns)
+        .map(|_| Rc::new(RpcClient::new(leader, cfg)))
+        .collect();
+    for (k, cl) in conns.iter().enumerate() {
+        commit(cl, k, 0).await; // connect outside the timing
+    }
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..64)
+        .map(|k| {
+            let cl = conns[k % conns.len()].clone();
+            rt::task::spawn_local(async move {
+                for i in 0..iters {
+                    commit(&cl, k, i).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    t.elapsed()
+}
+
 /// `iters` 4 KiB writes, each followed by an fdatasync: over the first 256 blocks again and
 /// again (`in_place`), or each one past the end of the file.
 async fn write_and_sync(f: &rt::disk::File, iters: u64, in_place: bool) {
@@ -272,35 +305,17 @@ fn benches(c: &mut Criterion) {
 
     const CLIENTS: usize = 64;
     g.throughput(Throughput::Elements(CLIENTS as u64));
-    g.bench_function("commit/64_clients", |b| {
-        b.iter_custom(|iters| {
-            exec.block_on(async {
-                let clients: Vec<Rc<RpcClient>> = (0..CLIENTS)
-                    .map(|_| Rc::new(RpcClient::new(leader_addr, rpc_cfg())))
-                    .collect();
-                for (k, cl) in clients.iter().enumerate() {
-                    commit(cl, k, 0).await;
-                }
-                let t = Instant::now();
-                let tasks: Vec<_> = clients
-                    .iter()
-                    .enumerate()
-                    .map(|(k, cl)| {
-                        let cl = cl.clone();
-                        rt::task::spawn_local(async move {
-                            for i in 0..iters {
-                                commit(&cl, k, i).await;
-                            }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.unwrap();
-                }
-                t.elapsed()
-            })
-        })
-    });
+    // Each client on a connection of its own, and the same 64 clients calling through 4 node
+    // connections (16 each), the way a node relays its sessions' metadata changes to the
+    // leader over its one multiplexed connection.
+    for (name, conns) in [
+        ("commit/64_clients", CLIENTS),
+        ("commit/64_clients_4_conns", 4),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| exec.block_on(concurrent_commits(leader_addr, conns, iters)))
+        });
+    }
     g.finish();
 }
 

@@ -7,13 +7,27 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use node::rpc::{serve_connection, RpcClient, RpcClientConfig, RpcError, FRAME_HEADER_BYTES};
+use node::rpc::{
+    encode_frame, read_frame, serve_connection, Frame, Kind, RpcClient, RpcClientConfig, RpcError,
+    FRAME_HEADER_BYTES, SERVER_INFLIGHT_MAX,
+};
 use rt::net::{TcpListener, TcpStream};
 use rt::shard::Shard;
 
 const ECHO: u16 = 1;
 const SLOW: u16 = 2;
 const FAIL: u16 = 3;
+/// Echoes after `payload[0]` milliseconds.
+const DELAY: u16 = 4;
+/// Sleeps 1 s and echoes; counts how many run at once. (The simulated network delivers a
+/// connection's requests about 0.5 ms apart, so 1 s lets all of the test's arrive while the
+/// first ones still run.)
+const COUNTED: u16 = 5;
+
+thread_local! {
+    static RUNNING: Cell<usize> = const { Cell::new(0) };
+    static RUNNING_MAX: Cell<usize> = const { Cell::new(0) };
+}
 
 /// Starts a server on loopback; returns its address and a counter of connections that ended
 /// with a protocol error.
@@ -41,6 +55,21 @@ async fn start_server() -> (SocketAddr, Rc<Cell<u32>>, Rc<Cell<u32>>) {
                             Ok(payload)
                         }
                         FAIL => Err("<NotLeader>127.0.0.81:8800:controller2".to_string()),
+                        DELAY => {
+                            let ms = payload.first().copied().unwrap_or(0) as u64;
+                            rt::time::sleep(Duration::from_millis(ms)).await;
+                            Ok(payload)
+                        }
+                        COUNTED => {
+                            let now = RUNNING.with(|r| {
+                                r.set(r.get() + 1);
+                                r.get()
+                            });
+                            RUNNING_MAX.with(|m| m.set(m.get().max(now)));
+                            rt::time::sleep(Duration::from_secs(1)).await;
+                            RUNNING.with(|r| r.set(r.get() - 1));
+                            Ok(payload)
+                        }
                         m => Err(format!("unknown method {m}")),
                     }
                 };
@@ -236,5 +265,162 @@ fn an_unreachable_peer_is_reported() {
             let _ = serve_connection(s, &h).await;
         }));
         assert_eq!(client.call(ECHO, b"x".to_vec()).await.unwrap(), b"x");
+    });
+}
+
+#[test]
+fn concurrent_calls_share_one_connection_and_get_their_own_answers() {
+    on_rt(|| async {
+        let (addr, accepted, _) = start_server().await;
+        let client = Rc::new(RpcClient::new(
+            addr,
+            RpcClientConfig {
+                call_timeout: Duration::from_secs(5),
+                inflight_max: 64,
+                ..cfg()
+            },
+        ));
+        // Later calls answer first: answers come back in the reverse order of the requests.
+        let handles: Vec<_> = (0..40u8)
+            .map(|i| {
+                let c = client.clone();
+                rt::task::spawn_local(async move {
+                    let payload = vec![2 * (40 - i), i];
+                    (payload.clone(), c.call(DELAY, payload).await)
+                })
+            })
+            .collect();
+        for h in handles {
+            let (sent, got) = h.await.unwrap();
+            assert_eq!(
+                got.unwrap(),
+                sent,
+                "each call gets the answer to its own request"
+            );
+        }
+        assert_eq!((client.connects(), accepted.get()), (1, 1));
+    });
+}
+
+#[test]
+fn a_timeout_on_a_connection_that_keeps_answering_leaves_it_open() {
+    on_rt(|| async {
+        let (addr, accepted, _) = start_server().await;
+        let client = Rc::new(RpcClient::new(addr, cfg()));
+        let slow = {
+            let c = client.clone();
+            rt::task::spawn_local(async move { c.call(SLOW, b"late".to_vec()).await })
+        };
+        for i in 0..20u8 {
+            assert_eq!(client.call(ECHO, vec![i]).await.unwrap(), vec![i]);
+            rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(slow.await.unwrap().unwrap_err().code(), "RPC-002");
+        // The late answer (at 300 ms) arrived meanwhile and was discarded.
+        assert_eq!(
+            client.call(ECHO, b"after".to_vec()).await.unwrap(),
+            b"after"
+        );
+        assert_eq!((client.connects(), accepted.get()), (1, 1));
+    });
+}
+
+#[test]
+fn a_server_handles_a_connection_s_requests_concurrently_up_to_its_bound() {
+    on_rt(|| async {
+        let (addr, _, _) = start_server().await;
+        let client = Rc::new(RpcClient::new(
+            addr,
+            RpcClientConfig {
+                call_timeout: Duration::from_secs(20),
+                inflight_max: 2 * SERVER_INFLIGHT_MAX,
+                ..cfg()
+            },
+        ));
+        let calls = SERVER_INFLIGHT_MAX + 100;
+        let handles: Vec<_> = (0..calls)
+            .map(|i| {
+                let c = client.clone();
+                rt::task::spawn_local(async move {
+                    c.call(COUNTED, (i as u32).to_le_bytes().to_vec()).await
+                })
+            })
+            .collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            assert_eq!(h.await.unwrap().unwrap(), (i as u32).to_le_bytes());
+        }
+        assert_eq!(
+            RUNNING_MAX.with(|m| m.get()),
+            SERVER_INFLIGHT_MAX,
+            "one connection's requests run at once, never more than the bound"
+        );
+        assert_eq!(client.connects(), 1);
+    });
+}
+
+#[test]
+fn an_answer_to_a_request_never_sent_ends_the_connection() {
+    on_rt(|| async {
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Answers its first connection's request with a made-up id, echoes on the next ones.
+        drop(rt::task::spawn_local(async move {
+            let mut first = true;
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let lie = std::mem::take(&mut first);
+                drop(rt::task::spawn_local(async move {
+                    while let Ok(Some(req)) = read_frame(&mut s).await {
+                        let answer = Frame {
+                            kind: Kind::Response,
+                            request_id: if lie {
+                                req.request_id + 1000
+                            } else {
+                                req.request_id
+                            },
+                            ..req
+                        };
+                        if s.write_all(&encode_frame(&answer)).await.is_err() {
+                            return;
+                        }
+                    }
+                }));
+            }
+        }));
+        let client = RpcClient::new(addr, cfg());
+        let err = client.call(ECHO, b"x".to_vec()).await.unwrap_err();
+        assert_eq!(err.code(), "RPC-004", "{err}");
+        assert_eq!(client.call(ECHO, b"y".to_vec()).await.unwrap(), b"y");
+        assert_eq!(client.connects(), 2);
+    });
+}
+
+#[test]
+fn dropping_a_client_closes_its_connection() {
+    on_rt(|| async {
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = Rc::new(Cell::new(false));
+        let done = served.clone();
+        drop(rt::task::spawn_local(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let h = |_m: u16, p: Vec<u8>| async move { Ok(p) };
+            serve_connection(s, &h).await.unwrap();
+            done.set(true);
+        }));
+        let client = RpcClient::new(addr, cfg());
+        assert_eq!(client.call(ECHO, b"x".to_vec()).await.unwrap(), b"x");
+        drop(client);
+        for _ in 0..100 {
+            if served.get() {
+                return;
+            }
+            rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the server still sees the connection of a dropped client");
     });
 }

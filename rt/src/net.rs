@@ -9,6 +9,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::imp;
@@ -191,6 +192,27 @@ pub struct ReadHalf {
 pub struct WriteHalf {
     inner: Rc<RefCell<imp::net::RawStream>>,
     write_timeout: Option<Duration>,
+}
+
+impl ReadHalf {
+    /// Polls for some bytes (`Ok(0)`: the peer closed its side). No deadline applies: this is
+    /// for a connection's own state machine, which decides itself when to give up.
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.inner.borrow_mut().poll_read(cx, buf)
+    }
+}
+
+impl WriteHalf {
+    /// Polls to write some of `buf`; returns how many bytes were taken. No deadline applies
+    /// (see [`ReadHalf::poll_read`]).
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.inner.borrow_mut().poll_write(cx, buf)
+    }
+
+    /// Polls to hand everything written so far to the network.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.borrow_mut().poll_flush(cx)
+    }
 }
 
 impl Read for ReadHalf {

@@ -125,9 +125,9 @@ impl ControllerService {
         Some(WriteError::NotLeader(self.ctl.leader().map(|(_, a)| a)).to_string())
     }
 
-    /// Serves one node-RPC connection (its first bytes, `prefix`, already read): calls
-    /// answered one at a time, until its first call opens a pipelined append stream from the
-    /// leader, which then owns the connection ([`raft::stream`]).
+    /// Serves one node-RPC connection (its first bytes, `prefix`, already read). Its first
+    /// request decides what it is: a pipelined append stream from the leader, which then owns
+    /// the connection ([`raft::stream`]), or calls served concurrently ([`rpc::serve_connection`]).
     pub async fn serve_rpc_connection(
         &self,
         mut conn: rt::net::TcpStream,
@@ -135,14 +135,14 @@ impl ControllerService {
     ) -> Result<(), RpcError> {
         let _ = conn.set_nodelay(true);
         let mut buf = prefix;
-        while let Some(req) = rpc::read_request(&mut conn, &mut buf).await? {
-            if req.method == raft::net::method::APPEND_STREAM {
-                return raft::stream::serve(&self.ctl.raft, conn, buf, req).await;
-            }
-            let result = self.handle_rpc(req.method, req.payload).await;
-            rpc::respond(&mut conn, req.method, req.request_id, result).await?;
+        let Some(first) = rpc::read_request(&mut conn, &mut buf).await? else {
+            return Ok(());
+        };
+        if first.method == raft::net::method::APPEND_STREAM {
+            return raft::stream::serve(&self.ctl.raft, conn, buf, first).await;
         }
-        Ok(())
+        let handler = |method: u16, payload: Vec<u8>| self.handle_rpc(method, payload);
+        rpc::serve_connection_after(conn, buf, Some(first), &handler).await
     }
 
     /// Serves one RPC call from a peer controller or a node.

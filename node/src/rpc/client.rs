@@ -1,12 +1,34 @@
-//! Calling a peer: one reused connection, re-established after failures.
+//! Calling a peer: one reused connection carrying many calls at once, re-established after
+//! failures.
+//!
+//! Calls are multiplexed: each request goes out with a fresh id the moment it is made, and a
+//! driver task (one per connection) writes what callers queued and hands every answer to the
+//! call waiting on its id, in whatever order the peer answers. Requests queued together leave
+//! in one write; answers that arrive together are taken from one read.
+//!
+//! Invariants:
+//! - ids on a connection are never reused, and an answer is delivered only to the call that
+//!   sent its id; an answer to an id never sent is a protocol error that ends the connection;
+//!   an answer to a call that gave up (timed out or was dropped) is discarded;
+//! - at most `inflight_max` calls wait on one client; more fail fast with `Overloaded`;
+//! - a connection ends at its first I/O or protocol error, failing every call waiting on it,
+//!   and the next call connects again; a call that times out with nothing heard on its
+//!   connection since it was sent also ends the connection (the peer may be gone without a
+//!   reset), while a timeout on a connection that keeps answering leaves it to the others;
+//! - the driver ends with its connection: when the connection fails, or when the client that
+//!   owns it is dropped.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use rt::net::TcpStream;
+use tokio::sync::oneshot;
 
-use super::frame::{read_frame_buffered, write_frame, Frame, Kind};
+use super::frame::{encode, read_frame_buffered, write_frame, Frame, FrameReader, Kind};
 use super::RpcError;
 
 /// Limits of a client.
@@ -14,7 +36,7 @@ use super::RpcError;
 pub struct RpcClientConfig {
     pub connect_timeout: Duration,
     pub call_timeout: Duration,
-    /// Most calls waiting on this peer at once (the one on the wire included).
+    /// Most calls waiting on this peer at once.
     pub inflight_max: usize,
 }
 
@@ -28,25 +50,207 @@ impl Default for RpcClientConfig {
     }
 }
 
-/// A client for one peer. Calls on one client go out one at a time over one connection.
+/// A client for one peer: calls from any number of tasks of this shard share one connection.
 pub struct RpcClient {
     peer: SocketAddr,
     cfg: RpcClientConfig,
-    /// The reused connection and the bytes read from it past the last answer (none in
-    /// practice: one request is in flight at a time).
-    conn: RefCell<Option<(TcpStream, Vec<u8>)>>,
-    turn: rt::sync::Lock,
+    conn: RefCell<Option<Rc<Conn>>>,
+    /// Held while connecting, so concurrent first calls open one connection, not many.
+    connecting: rt::sync::Lock,
     waiting: Cell<usize>,
-    next_id: Cell<u64>,
     connects: Cell<u64>,
 }
 
-/// Decrements the waiting count however the call ends (also when it is cancelled).
-struct Waiting<'a>(&'a Cell<usize>);
+/// One connection's state, shared by its callers and its driver.
+struct Conn {
+    peer: String,
+    state: RefCell<ConnState>,
+}
 
-impl Drop for Waiting<'_> {
+type AnswerTx = oneshot::Sender<Result<Frame, RpcError>>;
+
+struct ConnState {
+    /// Calls waiting for an answer, by request id.
+    calls: HashMap<u64, AnswerTx>,
+    /// Encoded requests not yet handed to the socket.
+    out: Vec<u8>,
+    next_id: u64,
+    /// Frames received so far (a call that times out checks whether anything arrived).
+    heard: u64,
+    /// Why the connection ended, once it has.
+    ended: Option<RpcError>,
+    driver: Option<Waker>,
+}
+
+impl Conn {
+    fn is_open(&self) -> bool {
+        self.state.borrow().ended.is_none()
+    }
+
+    /// Queues a request; returns its id and where its answer will arrive.
+    fn send(
+        &self,
+        method: u16,
+        payload: Vec<u8>,
+    ) -> Result<(u64, oneshot::Receiver<Result<Frame, RpcError>>), RpcError> {
+        let mut s = self.state.borrow_mut();
+        if let Some(e) = &s.ended {
+            return Err(e.clone());
+        }
+        s.next_id += 1;
+        let id = s.next_id;
+        let bytes = encode(&Frame {
+            kind: Kind::Request,
+            method,
+            request_id: id,
+            payload,
+        });
+        s.out.extend_from_slice(&bytes);
+        let (tx, rx) = oneshot::channel();
+        s.calls.insert(id, tx);
+        if let Some(w) = s.driver.take() {
+            w.wake();
+        }
+        Ok((id, rx))
+    }
+
+    /// Ends the connection: every waiting call fails with `why`, and the driver stops.
+    fn end(&self, why: RpcError) {
+        let (calls, driver) = {
+            let mut s = self.state.borrow_mut();
+            if s.ended.is_some() {
+                return;
+            }
+            s.ended = Some(why.clone());
+            s.out.clear();
+            (std::mem::take(&mut s.calls), s.driver.take())
+        };
+        for (_, tx) in calls {
+            let _ = tx.send(Err(why.clone()));
+        }
+        if let Some(w) = driver {
+            w.wake();
+        }
+    }
+
+    fn io_error(&self, reason: impl ToString) -> RpcError {
+        RpcError::Io {
+            peer: self.peer.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Delivers one frame from the peer to the call waiting on it.
+    fn deliver(&self, frame: Frame) -> Result<(), RpcError> {
+        let mut s = self.state.borrow_mut();
+        if frame.kind == Kind::Request || frame.request_id == 0 || frame.request_id > s.next_id {
+            return Err(RpcError::Protocol(format!(
+                "{} sent a {:?} frame for request {}, which was never sent",
+                self.peer, frame.kind, frame.request_id
+            )));
+        }
+        s.heard += 1;
+        if let Some(tx) = s.calls.remove(&frame.request_id) {
+            let _ = tx.send(Ok(frame));
+        }
+        Ok(())
+    }
+}
+
+/// Forgets a call that stopped waiting (answered, timed out or dropped).
+struct CallGuard<'a> {
+    conn: &'a Conn,
+    id: u64,
+    waiting: &'a Cell<usize>,
+}
+
+impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
+        self.conn.state.borrow_mut().calls.remove(&self.id);
+        self.waiting.set(self.waiting.get() - 1);
+    }
+}
+
+/// Steps one poll of a connection's driver may take before it lets other tasks run.
+const POLL_STEPS_MAX: usize = 32;
+
+/// Drives one connection: writes queued requests, reads answers, until it ends.
+async fn drive(conn: Rc<Conn>, stream: TcpStream) {
+    let (mut rd, mut wr) = stream.into_split();
+    let mut input = FrameReader::new(Vec::new());
+    let mut writing: Vec<u8> = Vec::new();
+    let mut written = 0usize;
+    let mut unflushed = false;
+    let result = std::future::poll_fn(|cx| {
+        let mut steps = 0;
+        loop {
+            if conn.state.borrow().ended.is_some() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut progressed = false;
+            if written == writing.len() {
+                writing.clear();
+                written = 0;
+                std::mem::swap(&mut writing, &mut conn.state.borrow_mut().out);
+            }
+            if written < writing.len() {
+                match wr.poll_write(cx, &writing[written..]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(conn.io_error("the peer stopped reading")))
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        written += n;
+                        unflushed = true;
+                        progressed = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(conn.io_error(e))),
+                    Poll::Pending => {}
+                }
+            }
+            if unflushed && written == writing.len() {
+                match wr.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => unflushed = false,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(conn.io_error(e))),
+                    Poll::Pending => {}
+                }
+            }
+            match input.poll_fill(cx, &mut rd) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(conn.io_error("the peer closed the connection")))
+                }
+                Poll::Ready(Ok(_)) => {
+                    progressed = true;
+                    loop {
+                        match input.next_frame() {
+                            Ok(Some(frame)) => {
+                                if let Err(e) = conn.deliver(frame) {
+                                    return Poll::Ready(Err(e));
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => return Poll::Ready(Err(e)),
+                        }
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(conn.io_error(e))),
+                Poll::Pending => {}
+            }
+            if !progressed {
+                // Callers queueing a request wake the driver through this.
+                conn.state.borrow_mut().driver = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            steps += 1;
+            if steps == POLL_STEPS_MAX {
+                // Still busy: come back after the other tasks of this shard had their turn.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+    })
+    .await;
+    if let Err(e) = result {
+        conn.end(e);
     }
 }
 
@@ -57,9 +261,8 @@ impl RpcClient {
             peer,
             cfg,
             conn: RefCell::new(None),
-            turn: rt::sync::Lock::new(),
+            connecting: rt::sync::Lock::new(),
             waiting: Cell::new(0),
-            next_id: Cell::new(1),
             connects: Cell::new(0),
         }
     }
@@ -74,6 +277,41 @@ impl RpcClient {
         self.connects.get()
     }
 
+    /// The open connection, or a new one.
+    async fn connection(&self) -> Result<Rc<Conn>, RpcError> {
+        let open = || self.conn.borrow().as_ref().filter(|c| c.is_open()).cloned();
+        if let Some(c) = open() {
+            return Ok(c);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(c) = open() {
+            return Ok(c);
+        }
+        let peer = self.peer.to_string();
+        let stream = TcpStream::connect(self.peer, self.cfg.connect_timeout)
+            .await
+            .map_err(|e| RpcError::Connect {
+                peer: peer.clone(),
+                reason: e.to_string(),
+            })?;
+        let _ = stream.set_nodelay(true);
+        self.connects.set(self.connects.get() + 1);
+        let conn = Rc::new(Conn {
+            peer,
+            state: RefCell::new(ConnState {
+                calls: HashMap::new(),
+                out: Vec::new(),
+                next_id: 0,
+                heard: 0,
+                ended: None,
+                driver: None,
+            }),
+        });
+        drop(rt::task::spawn_local(drive(conn.clone(), stream)));
+        *self.conn.borrow_mut() = Some(conn.clone());
+        Ok(conn)
+    }
+
     /// Calls `method` with `payload` and returns the peer's answer.
     pub async fn call(&self, method: u16, payload: Vec<u8>) -> Result<Vec<u8>, RpcError> {
         if self.waiting.get() >= self.cfg.inflight_max {
@@ -83,78 +321,53 @@ impl RpcClient {
             });
         }
         self.waiting.set(self.waiting.get() + 1);
-        let _waiting = Waiting(&self.waiting);
-        let _turn = self.turn.lock().await;
-        let peer = self.peer.to_string();
-        let existing = self.conn.borrow_mut().take();
-        let (mut conn, mut buf) = match existing {
-            Some(c) => c,
-            None => {
-                let c = TcpStream::connect(self.peer, self.cfg.connect_timeout)
-                    .await
-                    .map_err(|e| RpcError::Connect {
-                        peer: peer.clone(),
-                        reason: e.to_string(),
-                    })?;
-                let _ = c.set_nodelay(true);
-                self.connects.set(self.connects.get() + 1);
-                (c, Vec::new())
+        let conn = match self.connection().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.waiting.set(self.waiting.get() - 1);
+                return Err(e);
             }
         };
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
-        let req = Frame {
-            kind: Kind::Request,
-            method,
-            request_id: id,
-            payload,
+        let (id, rx) = match conn.send(method, payload) {
+            Ok(sent) => sent,
+            Err(e) => {
+                self.waiting.set(self.waiting.get() - 1);
+                return Err(e);
+            }
         };
-        let result = rt::time::timeout(
-            self.cfg.call_timeout,
-            exchange(&mut conn, &mut buf, &req, &peer),
-        )
-        .await;
-        let frame = match result {
+        let _guard = CallGuard {
+            conn: &conn,
+            id,
+            waiting: &self.waiting,
+        };
+        let heard_before = conn.state.borrow().heard;
+        match rt::time::timeout(self.cfg.call_timeout, rx).await {
+            Ok(Ok(answer_or_error)) => answer(answer_or_error?),
+            Ok(Err(_)) => Err(conn.io_error("the connection ended")),
             Err(_) => {
-                return Err(RpcError::Timeout {
-                    peer,
+                let timeout = RpcError::Timeout {
+                    peer: conn.peer.clone(),
                     timeout_ms: self.cfg.call_timeout.as_millis() as u64,
-                });
+                };
+                if conn.state.borrow().heard == heard_before {
+                    // Silence since this call was sent: the peer may be gone without a reset.
+                    conn.end(timeout.clone());
+                }
+                Err(timeout)
             }
-            Ok(r) => r?,
-        };
-        // A well-formed answer: the connection is healthy and goes back for the next call.
-        *self.conn.borrow_mut() = Some((conn, buf));
-        answer(frame)
+        }
     }
 }
 
-/// Sends `req` and reads its answer: a well-formed frame answering this very request. `buf`
-/// holds bytes read from `conn` and not consumed yet; reading through it takes one receive
-/// per small answer instead of one for the header and one for the payload.
-async fn exchange(
-    conn: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    req: &Frame,
-    peer: &str,
-) -> Result<Frame, RpcError> {
-    write_frame(conn, req).await.map_err(|e| RpcError::Io {
-        peer: peer.to_string(),
-        reason: e.to_string(),
-    })?;
-    let Some(frame) = read_frame_buffered(conn, buf).await? else {
-        return Err(RpcError::Io {
-            peer: peer.to_string(),
-            reason: "the peer closed the connection".into(),
-        });
-    };
-    if frame.request_id != req.request_id || frame.kind == Kind::Request {
-        return Err(RpcError::Protocol(format!(
-            "answer to request {} while {} was waiting",
-            frame.request_id, req.request_id
-        )));
+impl Drop for RpcClient {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.get_mut().take() {
+            c.end(RpcError::Io {
+                peer: c.peer.clone(),
+                reason: "the client was dropped".into(),
+            });
+        }
     }
-    Ok(frame)
 }
 
 /// The payload of a response, or the peer's error.
@@ -191,7 +404,23 @@ pub async fn call_once(
             request_id: 1,
             payload,
         };
-        answer(exchange(&mut conn, &mut Vec::new(), &req, &name).await?)
+        let io = |reason: String| RpcError::Io {
+            peer: name.clone(),
+            reason,
+        };
+        write_frame(&mut conn, &req)
+            .await
+            .map_err(|e| io(e.to_string()))?;
+        let Some(frame) = read_frame_buffered(&mut conn, &mut Vec::new()).await? else {
+            return Err(io("the peer closed the connection".into()));
+        };
+        if frame.request_id != req.request_id || frame.kind == Kind::Request {
+            return Err(RpcError::Protocol(format!(
+                "answer to request {} while {} was waiting",
+                frame.request_id, req.request_id
+            )));
+        }
+        answer(frame)
     };
     match rt::time::timeout(timeout, call).await {
         Ok(r) => r,

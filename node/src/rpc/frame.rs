@@ -181,6 +181,71 @@ pub async fn read_frame_buffered(
     verified(&h, kind, payload).map(Some)
 }
 
+/// Bytes read from one connection and not yet taken as frames: the input side of a
+/// connection's poll-driven state machine ([`super::server`], [`super::client`]). Reads go
+/// through one chunk allocated (and zeroed) once per connection, not once per frame.
+pub struct FrameReader {
+    buf: Vec<u8>,
+    /// Where the next frame starts in `buf`.
+    start: usize,
+    chunk: Box<[u8]>,
+}
+
+/// Bytes one read may take from the socket.
+const READ_CHUNK_BYTES: usize = 64 << 10;
+
+impl FrameReader {
+    /// A reader whose first bytes (`prefix`) were already read from the connection.
+    pub fn new(prefix: Vec<u8>) -> FrameReader {
+        FrameReader {
+            buf: prefix,
+            start: 0,
+            chunk: vec![0u8; READ_CHUNK_BYTES].into_boxed_slice(),
+        }
+    }
+
+    /// True when no byte of a next frame has arrived (a clean place for the peer to close).
+    pub fn is_empty(&self) -> bool {
+        self.start == self.buf.len()
+    }
+
+    /// Takes the next whole frame, if one has arrived. A bad header is an error as soon as
+    /// its bytes are in, before its payload is read or allocated.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, RpcError> {
+        let rest = &self.buf[self.start..];
+        if rest.len() < FRAME_HEADER_BYTES {
+            return Ok(None);
+        }
+        let (h, kind, len) = parse_header(rest)?;
+        if rest.len() < FRAME_HEADER_BYTES + len {
+            return Ok(None);
+        }
+        let payload = rest[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len].to_vec();
+        self.start += FRAME_HEADER_BYTES + len;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        verified(&h, kind, payload).map(Some)
+    }
+
+    /// Polls `rd` for more bytes: `Ok(0)` when the peer closed its side.
+    pub fn poll_fill(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        rd: &mut rt::net::ReadHalf,
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let n = std::task::ready!(rd.poll_read(cx, &mut self.chunk))?;
+        if self.start > 0 {
+            // Consumed frames leave the buffer before it grows.
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(&self.chunk[..n]);
+        std::task::Poll::Ready(Ok(n))
+    }
+}
+
 /// Decodes one frame held whole in `bytes` (a datagram); anything else is an error.
 pub fn decode_datagram(bytes: &[u8]) -> Result<Frame, RpcError> {
     if bytes.len() < FRAME_HEADER_BYTES {

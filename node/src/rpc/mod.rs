@@ -14,14 +14,16 @@
 //! - Anything a peer sends that is not a well-formed frame (bad magic, version, kind, length
 //!   over the bound, crc mismatch, a response to nothing) closes *that* connection only; the
 //!   length is checked before any buffer is allocated.
-//! - A client connection carries one request at a time, so a response always belongs to the
-//!   request just sent; a timeout or error drops the connection (a late response can never be
-//!   taken for the next one) and the next call reconnects.
-//! - At most `inflight_max` calls wait on one peer; more fail fast with `Overloaded`.
-//! - The one exception to one-request-at-a-time is a connection opened for a *stream*
-//!   (Raft's pipelined appends, `controller::raft::net`): every frame on it belongs to the
-//!   stream, requests go out without waiting, and responses come back strictly in request
-//!   order, each naming its request id, which both ends check.
+//! - A connection carries many calls at once: each request has an id never used before on
+//!   that connection, the server handles up to `SERVER_INFLIGHT_MAX` of a connection's
+//!   requests concurrently and answers each as it finishes, and the client hands every answer
+//!   to the call that sent its id (`client`, `server`). An answer to an id never sent ends the
+//!   connection; a late answer to a call that gave up is discarded.
+//! - At most `inflight_max` calls wait on one client; more fail fast with `Overloaded`.
+//! - A connection whose first request opens a *stream* (Raft's pipelined appends,
+//!   `controller::raft::stream`) is not served this way: every frame on it belongs to the
+//!   stream, and responses come back strictly in request order, each naming its request id,
+//!   which both ends check.
 
 mod client;
 mod frame;
@@ -32,7 +34,9 @@ pub use frame::{
     decode_datagram, encode as encode_frame, read_frame, read_frame_buffered, write_frame, Frame,
     FrameHeader, Kind, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX,
 };
-pub use server::{read_request, respond, serve_connection, serve_connection_after};
+pub use server::{
+    read_request, respond, serve_connection, serve_connection_after, SERVER_INFLIGHT_MAX,
+};
 
 /// RPC failures, each with a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,27 +1,52 @@
-//! Serving RPC frames on one connection.
+//! Serving RPC frames on one connection: requests are handled concurrently (at most
+//! [`SERVER_INFLIGHT_MAX`] at once) and each answer is written as soon as it is ready, in
+//! whatever order the handlers finish; the answer names its request id.
+//!
+//! One task drives the whole connection as a poll-driven state machine (read, start handlers,
+//! collect answers, write), so answers that finish together leave in one write and requests
+//! that arrive together are taken from one read.
+//!
+//! Invariants:
+//! - at most `SERVER_INFLIGHT_MAX` handlers run per connection, and reading stops while that
+//!   many run or while `OUT_BYTES_MAX` bytes of answers wait for the peer to read them, so a
+//!   peer that floods requests or never reads is held back by TCP instead of memory;
+//! - a malformed frame, or any frame but a request, ends this connection (and only it) with the
+//!   error; handlers still running are dropped with it;
+//! - when the peer closes its side, the handlers already started finish and their answers are
+//!   written before the connection ends.
 
 use std::future::Future;
+use std::task::Poll;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use rt::net::{Read, TcpStream, Write};
 
-use super::frame::{read_frame_buffered, write_frame, Frame, Kind};
+use super::frame::{encode, read_frame_buffered, write_frame, Frame, FrameReader, Kind};
 use super::RpcError;
 
-/// Serves requests on `stream` one after another until the peer closes it. A malformed frame
-/// ends this connection (and only it) with the error.
+/// Most requests of one connection handled at once.
+pub const SERVER_INFLIGHT_MAX: usize = 256;
+/// Answers waiting to be written beyond this many bytes stop the reading of new requests.
+const OUT_BYTES_MAX: usize = 4 << 20;
+/// Steps one poll of a connection may take before it lets other tasks run.
+const POLL_STEPS_MAX: usize = 32;
+
+/// Serves requests on `stream` until the peer closes it; see the module header.
 pub async fn serve_connection<H, Fut>(stream: TcpStream, handler: &H) -> Result<(), RpcError>
 where
     H: Fn(u16, Vec<u8>) -> Fut,
     Fut: Future<Output = Result<Vec<u8>, String>>,
 {
-    serve_connection_after(stream, Vec::new(), handler).await
+    serve_connection_after(stream, Vec::new(), None, handler).await
 }
 
 /// Like [`serve_connection`], for a connection whose first bytes (`prefix`) were already read
-/// while finding out which protocol it speaks.
+/// while finding out which protocol it speaks, and whose first request (`first`) may already
+/// have been taken from them.
 pub async fn serve_connection_after<H, Fut>(
-    mut stream: TcpStream,
+    stream: TcpStream,
     prefix: Vec<u8>,
+    first: Option<Frame>,
     handler: &H,
 ) -> Result<(), RpcError>
 where
@@ -29,12 +54,118 @@ where
     Fut: Future<Output = Result<Vec<u8>, String>>,
 {
     let _ = stream.set_nodelay(true);
-    let mut buf = prefix;
-    while let Some(req) = read_request(&mut stream, &mut buf).await? {
-        let result = handler(req.method, req.payload).await;
-        respond(&mut stream, req.method, req.request_id, result).await?;
+    let (mut rd, mut wr) = stream.into_split();
+    let mut input = FrameReader::new(prefix);
+    let mut handling = FuturesUnordered::new();
+    let start = |req: Frame| {
+        let answer = handler(req.method, req.payload);
+        async move { (req.method, req.request_id, answer.await) }
+    };
+    if let Some(req) = first {
+        handling.push(start(req));
     }
-    Ok(())
+    let mut out: Vec<u8> = Vec::new();
+    let mut out_written = 0usize;
+    let mut unflushed = false;
+    let mut peer_closed = false;
+    std::future::poll_fn(|cx| {
+        for _ in 0..POLL_STEPS_MAX {
+            let mut progressed = false;
+            while let Poll::Ready(Some((method, id, result))) = handling.poll_next_unpin(cx) {
+                out.extend_from_slice(&encode(&answer_frame(method, id, result)));
+                progressed = true;
+            }
+            if out_written < out.len() {
+                match wr.poll_write(cx, &out[out_written..]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(io("the client stopped reading")))
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        out_written += n;
+                        progressed = true;
+                        if out_written == out.len() {
+                            out.clear();
+                            out_written = 0;
+                            unflushed = true;
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(io(e))),
+                    Poll::Pending => {}
+                }
+            }
+            if unflushed {
+                match wr.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => unflushed = false,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(io(e))),
+                    Poll::Pending => {}
+                }
+            }
+            while handling.len() < SERVER_INFLIGHT_MAX {
+                match input.next_frame() {
+                    Ok(Some(req)) if req.kind == Kind::Request => {
+                        handling.push(start(req));
+                        progressed = true;
+                    }
+                    Ok(Some(f)) => {
+                        return Poll::Ready(Err(RpcError::Protocol(format!(
+                            "a client sent a {:?} frame",
+                            f.kind
+                        ))))
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            if !peer_closed && handling.len() < SERVER_INFLIGHT_MAX && out.len() < OUT_BYTES_MAX {
+                match input.poll_fill(cx, &mut rd) {
+                    Poll::Ready(Ok(0)) => {
+                        if !input.is_empty() {
+                            return Poll::Ready(Err(RpcError::Protocol(
+                                "connection closed inside a frame".into(),
+                            )));
+                        }
+                        peer_closed = true;
+                        progressed = true;
+                    }
+                    Poll::Ready(Ok(_)) => progressed = true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(io(e))),
+                    Poll::Pending => {}
+                }
+            }
+            if peer_closed && handling.is_empty() && out.is_empty() && !unflushed {
+                return Poll::Ready(Ok(()));
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
+        }
+        // Still busy: come back after the other tasks of this shard had their turn.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
+fn io(e: impl ToString) -> RpcError {
+    RpcError::Io {
+        peer: "client".into(),
+        reason: e.to_string(),
+    }
+}
+
+/// The frame answering request `request_id` of `method`: a response, or an error frame
+/// carrying the message.
+fn answer_frame(method: u16, request_id: u64, result: Result<Vec<u8>, String>) -> Frame {
+    let (kind, payload) = match result {
+        Ok(p) => (Kind::Response, p),
+        Err(msg) => (Kind::Error, msg.into_bytes()),
+    };
+    Frame {
+        kind,
+        method,
+        request_id,
+        payload,
+    }
 }
 
 /// Reads the next request through `buf` (bytes already read stay there). `Ok(None)` when the
@@ -55,26 +186,15 @@ pub async fn read_request(
     Ok(Some(req))
 }
 
-/// Answers request `request_id` of `method`: a response frame, or an error frame carrying the
-/// message.
+/// Answers request `request_id` of `method` on a connection served one request at a time
+/// (an append stream): a response frame, or an error frame carrying the message.
 pub async fn respond(
     stream: &mut impl Write,
     method: u16,
     request_id: u64,
     result: Result<Vec<u8>, String>,
 ) -> Result<(), RpcError> {
-    let (kind, payload) = match result {
-        Ok(p) => (Kind::Response, p),
-        Err(msg) => (Kind::Error, msg.into_bytes()),
-    };
-    let resp = Frame {
-        kind,
-        method,
-        request_id,
-        payload,
-    };
-    write_frame(stream, &resp).await.map_err(|e| RpcError::Io {
-        peer: "client".into(),
-        reason: e.to_string(),
-    })
+    write_frame(stream, &answer_frame(method, request_id, result))
+        .await
+        .map_err(io)
 }
