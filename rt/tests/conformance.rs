@@ -66,29 +66,30 @@ fn tasks_run_join_and_abort() {
 
 #[test]
 fn yield_now_lets_other_tasks_run() {
+    // A task that only yields must let another runnable task run: within one yield on
+    // glommio's FIFO queues, within a few under madsim, which picks runnable tasks at random
+    // (so the bound is loose there; a yield that returned at once would exhaust it).
     on_rt(|| async {
-        let (tx, mut rx) = rt::sync::channel::<&'static str>(8);
-        let tx2 = tx.clone();
+        let b_ran = std::rc::Rc::new(std::cell::Cell::new(false));
+        let seen = b_ran.clone();
         let a = task::spawn_local(async move {
-            tx.send("a1").await.unwrap();
-            task::yield_now().await;
-            tx.send("a2").await.unwrap();
+            for yields in 0..1000u32 {
+                if seen.get() {
+                    return Some(yields);
+                }
+                task::yield_now().await;
+            }
+            None
         });
-        let b = task::spawn_local(async move {
-            tx2.send("b1").await.unwrap();
-            task::yield_now().await;
-            tx2.send("b2").await.unwrap();
-        });
-        a.await.unwrap();
+        let b = task::spawn_local(async move { b_ran.set(true) });
+        let yields = a.await.unwrap();
         b.await.unwrap();
-        let mut got = Vec::new();
-        while let Some(m) = rx.recv().await {
-            got.push(m);
-        }
-        assert_eq!(got.len(), 4);
-        // Each task's own order holds, and the yields interleaved them.
-        assert!(got.iter().position(|m| *m == "a1") < got.iter().position(|m| *m == "a2"));
-        assert!(got.iter().position(|m| *m == "b1") < got.iter().position(|m| *m == "a2"));
+        assert!(
+            yields.is_some(),
+            "the yielding task never let the other run"
+        );
+        #[cfg(not(madsim))]
+        assert_eq!(yields, Some(1), "FIFO: one yield lets the other task run");
     });
 }
 
