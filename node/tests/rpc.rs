@@ -424,3 +424,42 @@ fn dropping_a_client_closes_its_connection() {
         panic!("the server still sees the connection of a dropped client");
     });
 }
+
+#[test]
+fn calls_queued_behind_a_failed_connect_share_its_error() {
+    on_rt(|| async {
+        let addr = {
+            let l = TcpListener::bind("127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
+            l.local_addr().unwrap()
+        };
+        let client = Rc::new(RpcClient::new(
+            addr,
+            RpcClientConfig {
+                inflight_max: 16,
+                ..cfg()
+            },
+        ));
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let c = client.clone();
+                rt::task::spawn_local(async move { c.call(ECHO, Vec::new()).await })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.await.unwrap().unwrap_err().code(), "RPC-001");
+        }
+        assert_eq!(
+            client.connect_attempts(),
+            1,
+            "one attempt answered all ten calls"
+        );
+        // A later call tries again.
+        assert_eq!(
+            client.call(ECHO, Vec::new()).await.unwrap_err().code(),
+            "RPC-001"
+        );
+        assert_eq!(client.connect_attempts(), 2);
+    });
+}

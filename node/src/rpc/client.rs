@@ -15,6 +15,8 @@
 //!   and the next call connects again; a call that times out with nothing heard on its
 //!   connection since it was sent also ends the connection (the peer may be gone without a
 //!   reset), while a timeout on a connection that keeps answering leaves it to the others;
+//! - one connection attempt at a time: calls that wait behind an attempt use the connection it
+//!   opened, or fail with its error, rather than each waiting out a connect timeout of its own;
 //! - the driver ends with its connection: when the connection fails, or when the client that
 //!   owns it is dropped.
 
@@ -57,6 +59,9 @@ pub struct RpcClient {
     conn: RefCell<Option<Rc<Conn>>>,
     /// Held while connecting, so concurrent first calls open one connection, not many.
     connecting: rt::sync::Lock,
+    /// Connection attempts finished, and why the last one failed (if it did).
+    attempts: Cell<u64>,
+    connect_error: RefCell<Option<RpcError>>,
     waiting: Cell<usize>,
     connects: Cell<u64>,
 }
@@ -262,6 +267,8 @@ impl RpcClient {
             cfg,
             conn: RefCell::new(None),
             connecting: rt::sync::Lock::new(),
+            attempts: Cell::new(0),
+            connect_error: RefCell::new(None),
             waiting: Cell::new(0),
             connects: Cell::new(0),
         }
@@ -277,23 +284,45 @@ impl RpcClient {
         self.connects.get()
     }
 
+    /// How many connection attempts of this client have finished (successfully or not).
+    pub fn connect_attempts(&self) -> u64 {
+        self.attempts.get()
+    }
+
     /// The open connection, or a new one.
     async fn connection(&self) -> Result<Rc<Conn>, RpcError> {
         let open = || self.conn.borrow().as_ref().filter(|c| c.is_open()).cloned();
         if let Some(c) = open() {
             return Ok(c);
         }
+        let attempts_before = self.attempts.get();
         let _connecting = self.connecting.lock().await;
         if let Some(c) = open() {
             return Ok(c);
         }
+        if self.attempts.get() != attempts_before {
+            // An attempt made while this call waited failed: share its answer rather than
+            // have every queued call wait out a connect timeout of its own.
+            if let Some(e) = self.connect_error.borrow().clone() {
+                return Err(e);
+            }
+        }
         let peer = self.peer.to_string();
-        let stream = TcpStream::connect(self.peer, self.cfg.connect_timeout)
-            .await
-            .map_err(|e| RpcError::Connect {
-                peer: peer.clone(),
-                reason: e.to_string(),
-            })?;
+        let attempt = TcpStream::connect(self.peer, self.cfg.connect_timeout).await;
+        // Counted once finished: a call that started waiting during an attempt shares it.
+        self.attempts.set(self.attempts.get() + 1);
+        let stream = match attempt {
+            Ok(s) => s,
+            Err(e) => {
+                let e = RpcError::Connect {
+                    peer: peer.clone(),
+                    reason: e.to_string(),
+                };
+                *self.connect_error.borrow_mut() = Some(e.clone());
+                return Err(e);
+            }
+        };
+        *self.connect_error.borrow_mut() = None;
         let _ = stream.set_nodelay(true);
         self.connects.set(self.connects.get() + 1);
         let conn = Rc::new(Conn {
