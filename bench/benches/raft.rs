@@ -2,6 +2,9 @@
 //! latency of the same disk, all in one run:
 //! - `fsync_4k`: one 4 KiB O_DIRECT write + fdatasync in the group's directory — the floor of a
 //!   durable commit;
+//! - `dsync_4k`: the same on a write-through (O_DSYNC) file, one I/O instead of two, as the
+//!   Raft log writes with `dataSync=1`;
+//! - `write_4k`: the O_DIRECT write alone, no fdatasync (what a `dataSync=0` flush pays);
 //! - `fsync_4k_x3_concurrent`: the same by three writers at once (per-write latency), which is
 //!   what each controller's flush costs here, where all three share one disk;
 //! - `rpc_roundtrip`: one node-RPC round trip to a controller (the transport floor of a hop);
@@ -232,6 +235,54 @@ fn benches(c: &mut Criterion) {
                     .unwrap();
                 let t = Instant::now();
                 write_and_sync(&f, iters, true).await;
+                let d = t.elapsed();
+                f.close().await.unwrap();
+                d
+            })
+        })
+    });
+
+    // The same durable write as one I/O: a write-through (O_DSYNC) file, as the log opens with
+    // dataSync=1 (ARCHITECTURE D58).
+    let dsync_path = scratch().join("dsync-probe");
+    g.bench_function("dsync_4k", |b| {
+        b.iter_custom(|iters| {
+            exec.block_on(async {
+                let f = rt::disk::File::open_write_through(
+                    &dsync_path,
+                    rt::disk::OpenMode::CreateOrOpen,
+                )
+                .await
+                .unwrap();
+                let t = Instant::now();
+                write_and_sync(&f, iters, true).await; // its sync is a no-op
+                let d = t.elapsed();
+                f.close().await.unwrap();
+                d
+            })
+        })
+    });
+
+    // The write alone, without the fdatasync: what every log flush pays even with dataSync=0.
+    let write_path = scratch().join("write-probe");
+    g.bench_function("write_4k", |b| {
+        b.iter_custom(|iters| {
+            exec.block_on(async {
+                let f = rt::disk::File::open(&write_path, rt::disk::OpenMode::CreateOrOpen)
+                    .await
+                    .unwrap();
+                let block = vec![7u8; rt::disk::ALIGN];
+                for i in 0..256u64 {
+                    f.write_at(i * rt::disk::ALIGN as u64, &block)
+                        .await
+                        .unwrap();
+                }
+                let t = Instant::now();
+                for i in 0..iters {
+                    f.write_at((i % 256) * rt::disk::ALIGN as u64, &block)
+                        .await
+                        .unwrap();
+                }
                 let d = t.elapsed();
                 f.close().await.unwrap();
                 d

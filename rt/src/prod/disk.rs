@@ -14,6 +14,8 @@ fn to_io(e: glommio::GlommioError<()>) -> io::Error {
 
 pub(crate) struct RawFile {
     inner: DmaFile,
+    /// Opened with O_DSYNC: every completed write is already durable.
+    write_through: bool,
 }
 
 thread_local! {
@@ -51,10 +53,13 @@ async fn prime_iopoll_probe(path: &Path) -> io::Result<()> {
 }
 
 impl RawFile {
-    pub(crate) async fn open(path: &Path, mode: OpenMode) -> io::Result<Self> {
+    pub(crate) async fn open(path: &Path, mode: OpenMode, write_through: bool) -> io::Result<Self> {
         prime_iopoll_probe(path).await?;
         let mut opts = OpenOptions::new();
         opts.read(true).write(true);
+        if write_through {
+            opts.custom_flags(libc::O_DSYNC);
+        }
         match mode {
             OpenMode::Existing => {}
             OpenMode::CreateOrOpen => {
@@ -79,7 +84,10 @@ impl RawFile {
                 e
             }
         })?;
-        Ok(RawFile { inner })
+        Ok(RawFile {
+            inner,
+            write_through,
+        })
     }
 
     pub(crate) async fn read_at(&self, pos: u64, len: usize) -> io::Result<Vec<u8>> {
@@ -117,6 +125,9 @@ impl RawFile {
     }
 
     pub(crate) async fn sync(&self) -> io::Result<()> {
+        if self.write_through {
+            return Ok(());
+        }
         self.inner.fdatasync().await.map_err(to_io)
     }
 
@@ -169,4 +180,61 @@ pub(crate) async fn sync_dir(dir: &Path) -> io::Result<()> {
     let d = glommio::io::Directory::open(dir).await.map_err(to_io)?;
     d.sync().await.map_err(to_io)?;
     d.close().await.map_err(to_io)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::disk::{File, OpenMode};
+
+    /// The open flags of the descriptor this process has open on `path` (from /proc).
+    fn open_flags(path: &std::path::Path) -> u32 {
+        for fd in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            if std::fs::read_link(fd.path()).ok().as_deref() == Some(path) {
+                let info = std::fs::read_to_string(format!(
+                    "/proc/self/fdinfo/{}",
+                    fd.file_name().to_string_lossy()
+                ))
+                .unwrap();
+                let flags = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("flags:"))
+                    .expect("fdinfo has flags");
+                return u32::from_str_radix(flags.trim(), 8).unwrap();
+            }
+        }
+        panic!("{} is not open", path.display());
+    }
+
+    #[test]
+    fn write_through_files_are_opened_o_dsync() {
+        // O_DIRECT needs a real filesystem: the target directory, not /tmp (tmpfs on some hosts).
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/rt-write-through");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir = dir.canonicalize().unwrap();
+        crate::Runtime::new("write-through")
+            .run(move |_s: crate::shard::Shard<()>| {
+                let dir = dir.clone();
+                async move {
+                    let (a, b) = (dir.join("through"), dir.join("plain"));
+                    let through = File::open_write_through(&a, OpenMode::CreateNew)
+                        .await
+                        .unwrap();
+                    let plain = File::open(&b, OpenMode::CreateNew).await.unwrap();
+                    let dsync = libc::O_DSYNC as u32;
+                    assert_eq!(open_flags(&a) & dsync, dsync);
+                    assert_eq!(open_flags(&b) & dsync, 0);
+                    through
+                        .write_at(0, &[1u8; crate::disk::ALIGN])
+                        .await
+                        .unwrap();
+                    through.sync().await.unwrap();
+                    assert_eq!(through.read_at(0, 4).await.unwrap(), vec![1u8; 4]);
+                    through.close().await.unwrap();
+                    plain.close().await.unwrap();
+                }
+            })
+            .unwrap();
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! Model (what survives a crash, i.e. `Handle::kill`/`restart` of a node or
 //! [`SimDisk::crash`]):
-//! - A file's bytes are durable as of its last [`sync`](crate::disk::File::sync). Writes since
+//! - A file's bytes are durable as of its last [`sync`](crate::disk::File::sync), or its last
+//!   write if it was opened write-through (which makes all earlier ones durable too). Writes since
 //!   then are each, independently and by the seeded RNG, kept, lost, or *torn* (a random prefix
 //!   of its 4 KiB sectors kept). Truncations since the last sync are kept or lost likewise.
 //! - A directory entry (file creation, rename, removal) is durable as of the last
@@ -296,6 +297,8 @@ pub(crate) struct RawFile {
     epoch: u64,
     id: FileId,
     path: PathBuf,
+    /// Every completed write is durable at once (O_DSYNC).
+    write_through: bool,
 }
 
 impl RawFile {
@@ -317,7 +320,7 @@ impl RawFile {
         f(&disk, d, self.id)
     }
 
-    pub(crate) async fn open(path: &Path, mode: OpenMode) -> io::Result<Self> {
+    pub(crate) async fn open(path: &Path, mode: OpenMode, write_through: bool) -> io::Result<Self> {
         let disk = SimDisk::current();
         let node = plugin::node();
         disk.with_node(node, |d| {
@@ -347,6 +350,7 @@ impl RawFile {
                 epoch: d.epoch,
                 id,
                 path: path.to_path_buf(),
+                write_through,
             })
         })
     }
@@ -391,22 +395,32 @@ impl RawFile {
                 }
             }
             let f = d.files.get_mut(&id).expect("checked by with_file");
-            if f.durable.is_none() {
+            if f.durable.is_none() && !self.write_through {
                 f.durable = Some(f.data.clone());
             }
             if f.data.len() < end {
                 f.data.resize(end, 0);
             }
             f.data[pos as usize..end].copy_from_slice(data);
-            f.unsynced.push(Op::Write {
-                pos,
-                data: data.to_vec(),
-            });
+            if self.write_through {
+                // Durable on completion, with everything before it.
+                d.stats.syncs += 1;
+                f.durable = None;
+                f.unsynced.clear();
+            } else {
+                f.unsynced.push(Op::Write {
+                    pos,
+                    data: data.to_vec(),
+                });
+            }
             Ok(())
         })
     }
 
     pub(crate) async fn sync(&self) -> io::Result<()> {
+        if self.write_through {
+            return self.with_file(|_, _, _| Ok(()));
+        }
         self.with_file(|disk, d, id| {
             let p = d.faults.sync_eio_chance;
             if disk.take_fault(d, p) {

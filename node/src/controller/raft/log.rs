@@ -17,7 +17,8 @@
 //!   the log. Everything after it is cut off (the file is truncated and the tail block
 //!   re-zeroed) before the log is used, so a stale record can never reappear behind new ones.
 //! - **Durable before acknowledged.** `append` reports completion to openraft only after the
-//!   write and, with `dataSync=1`, the fdatasync; `truncate_after`, `save_vote` and `purge`
+//!   write and, with `dataSync=1`, the fdatasync (the log file is then write-through, O_DSYNC,
+//!   so the write itself is durable on completion and the fdatasync is a no-op); `truncate_after`, `save_vote` and `purge`
 //!   sync before returning. The committed index is a hint: it is saved with the next vote or
 //!   purge, never on its own (an fsync pair per commit for no safety gain).
 //! - **Aligned writes.** Appends rewrite the partial tail block together with the new records
@@ -187,6 +188,16 @@ fn padded(mut v: Vec<u8>) -> Vec<u8> {
     v
 }
 
+/// Opens a log file: write-through with `dataSync=1`, so a flush round is one write that is
+/// durable when it completes, not a write and then an fdatasync (ARCHITECTURE D58).
+async fn open_log(path: &Path, mode: OpenMode, sync: bool) -> io::Result<File> {
+    if sync {
+        File::open_write_through(path, mode).await
+    } else {
+        File::open(path, mode).await
+    }
+}
+
 impl LogStore {
     /// Opens (or creates) the log in `dir`, recovering the valid prefix. With `sync` false
     /// (`dataSync=0`) writes are not fsynced, as DolphinDB does.
@@ -203,7 +214,7 @@ impl LogStore {
             HardState::default()
         };
         let path = dir.join("log");
-        let file = File::open(&path, OpenMode::CreateOrOpen).await?;
+        let file = open_log(&path, OpenMode::CreateOrOpen, sync).await?;
         let size = file.size().await?;
         let mut bytes = Vec::with_capacity(size as usize);
         while (bytes.len() as u64) < size {
@@ -456,7 +467,7 @@ impl Inner {
         if disk::exists(&tmp).await? {
             disk::remove(&tmp).await?;
         }
-        let f = File::open(&tmp, OpenMode::CreateNew).await?;
+        let f = open_log(&tmp, OpenMode::CreateNew, self.sync).await?;
         f.write_at(0, &padded(buf)).await?;
         f.sync().await?;
         disk::rename(&tmp, self.dir.join("log")).await?;
