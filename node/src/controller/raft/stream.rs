@@ -46,6 +46,12 @@ use crate::rpc::{
 /// Most appends one stream has sent and not yet had answered; the writer waits beyond that.
 pub const STREAM_INFLIGHT_MAX: usize = 16;
 
+/// Times an entry-less append yields to the shard's other tasks before it is written. openraft
+/// sends one to every follower whenever the commit index moves; written at once, the two
+/// notices (and then their answers) took the leader's thread just when the commit's apply and
+/// the client's answer were due (ARCHITECTURE D59).
+const COMMIT_NOTICE_YIELDS: usize = 3;
+
 type Answer = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>;
 
 /// What the reader must know of a request it has not seen answered.
@@ -92,6 +98,13 @@ where
             let mut input = input;
             let mut id = 0u64;
             while let Some(req) = input.next().await {
+                if req.entries.is_empty() {
+                    // A commit notice: let the work the same commit woke on this shard (the
+                    // apply, the client's answer) go first; nobody waits on the notice.
+                    for _ in 0..COMMIT_NOTICE_YIELDS {
+                        rt::task::yield_now().await;
+                    }
+                }
                 id += 1;
                 let prev = req.prev_log_id;
                 let last = req.entries.last().map(|e| e.log_id).or(prev);
