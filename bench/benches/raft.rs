@@ -8,6 +8,8 @@
 //! - `fsync_4k_x3_concurrent`: the same by three writers at once (per-write latency), which is
 //!   what each controller's flush costs here, where all three share one disk;
 //! - `rpc_roundtrip`: one node-RPC round trip to a controller (the transport floor of a hop);
+//! - `rpc_64_calls/64_conns` and `rpc_64_calls/1_conn`: 64 concurrent calls that only cross
+//!   the transport, on a connection each and multiplexed over one (calls/s);
 //! - `commit/1_client`: one client writing `SetConfig` commands one after another (each is
 //!   acknowledged after a majority has it durably, with `dataSync=1`, and it is applied);
 //! - `commit/64_clients`: 64 concurrent clients, each on a connection of its own; openraft
@@ -224,6 +226,43 @@ fn benches(c: &mut Criterion) {
             })
         })
     });
+
+    // 64 concurrent calls that do nothing but cross the transport (an unknown method), on 64
+    // connections and multiplexed over one: what the node-RPC layer itself batches (D57).
+    g.throughput(Throughput::Elements(64));
+    for (name, conns) in [("rpc_64_calls/64_conns", 64), ("rpc_64_calls/1_conn", 1)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                exec.block_on(async {
+                    let cfg = RpcClientConfig {
+                        inflight_max: 64,
+                        ..rpc_cfg()
+                    };
+                    let clients: Vec<Rc<RpcClient>> = (0..conns)
+                        .map(|_| Rc::new(RpcClient::new(leader_addr, cfg)))
+                        .collect();
+                    for cl in &clients {
+                        let _ = cl.call(999, Vec::new()).await;
+                    }
+                    let t = Instant::now();
+                    let tasks: Vec<_> = (0..64)
+                        .map(|k| {
+                            let cl = clients[k % conns].clone();
+                            rt::task::spawn_local(async move {
+                                for _ in 0..iters {
+                                    let _ = cl.call(999, Vec::new()).await;
+                                }
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.unwrap();
+                    }
+                    t.elapsed()
+                })
+            })
+        });
+    }
 
     let fsync_path = scratch().join("fsync-probe");
     g.throughput(Throughput::Elements(1));
