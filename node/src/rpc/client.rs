@@ -30,7 +30,9 @@ use std::time::Duration;
 use rt::net::TcpStream;
 use tokio::sync::oneshot;
 
-use super::frame::{encode, read_frame_buffered, write_frame, Frame, FrameReader, Kind};
+use super::frame::{
+    encode, read_frame_buffered, write_frame, Frame, FrameReader, FrameWriter, Kind,
+};
 use super::RpcError;
 
 /// Limits of a client.
@@ -77,8 +79,8 @@ type AnswerTx = oneshot::Sender<Result<Frame, RpcError>>;
 struct ConnState {
     /// Calls waiting for an answer, by request id.
     calls: HashMap<u64, AnswerTx>,
-    /// Encoded requests not yet handed to the socket.
-    out: Vec<u8>,
+    /// Encoded requests not yet handed to the socket (the driver writes them).
+    out: FrameWriter,
     next_id: u64,
     /// Frames received so far (a call that times out checks whether anything arrived).
     heard: u64,
@@ -110,7 +112,7 @@ impl Conn {
             request_id: id,
             payload,
         });
-        s.out.extend_from_slice(&bytes);
+        s.out.push(&bytes);
         let (tx, rx) = oneshot::channel();
         s.calls.insert(id, tx);
         if let Some(w) = s.driver.take() {
@@ -127,7 +129,7 @@ impl Conn {
                 return;
             }
             s.ended = Some(why.clone());
-            s.out.clear();
+            s.out = FrameWriter::default();
             (std::mem::take(&mut s.calls), s.driver.take())
         };
         for (_, tx) in calls {
@@ -162,17 +164,25 @@ impl Conn {
     }
 }
 
-/// Forgets a call that stopped waiting (answered, timed out or dropped).
-struct CallGuard<'a> {
-    conn: &'a Conn,
-    id: u64,
-    waiting: &'a Cell<usize>,
+/// Decrements the waiting count however the call ends (also when it is cancelled).
+struct Waiting<'a>(&'a Cell<usize>);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
-impl Drop for CallGuard<'_> {
+/// Forgets a call's id once it stops waiting (answered, timed out or dropped), so a late
+/// answer finds nobody.
+struct Forget<'a> {
+    conn: &'a Conn,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
     fn drop(&mut self) {
         self.conn.state.borrow_mut().calls.remove(&self.id);
-        self.waiting.set(self.waiting.get() - 1);
     }
 }
 
@@ -183,42 +193,16 @@ const POLL_STEPS_MAX: usize = 32;
 async fn drive(conn: Rc<Conn>, stream: TcpStream) {
     let (mut rd, mut wr) = stream.into_split();
     let mut input = FrameReader::new(Vec::new());
-    let mut writing: Vec<u8> = Vec::new();
-    let mut written = 0usize;
-    let mut unflushed = false;
     let result = std::future::poll_fn(|cx| {
         let mut steps = 0;
         loop {
             if conn.state.borrow().ended.is_some() {
                 return Poll::Ready(Ok(()));
             }
-            let mut progressed = false;
-            if written == writing.len() {
-                writing.clear();
-                written = 0;
-                std::mem::swap(&mut writing, &mut conn.state.borrow_mut().out);
-            }
-            if written < writing.len() {
-                match wr.poll_write(cx, &writing[written..]) {
-                    Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Err(conn.io_error("the peer stopped reading")))
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        written += n;
-                        unflushed = true;
-                        progressed = true;
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(conn.io_error(e))),
-                    Poll::Pending => {}
-                }
-            }
-            if unflushed && written == writing.len() {
-                match wr.poll_flush(cx) {
-                    Poll::Ready(Ok(())) => unflushed = false,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(conn.io_error(e))),
-                    Poll::Pending => {}
-                }
-            }
+            let mut progressed = match conn.state.borrow_mut().out.poll_write_out(cx, &mut wr) {
+                Ok(wrote) => wrote,
+                Err(e) => return Poll::Ready(Err(conn.io_error(e))),
+            };
             match input.poll_fill(cx, &mut rd) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(conn.io_error("the peer closed the connection")))
@@ -329,7 +313,7 @@ impl RpcClient {
             peer,
             state: RefCell::new(ConnState {
                 calls: HashMap::new(),
-                out: Vec::new(),
+                out: FrameWriter::default(),
                 next_id: 0,
                 heard: 0,
                 ended: None,
@@ -350,25 +334,10 @@ impl RpcClient {
             });
         }
         self.waiting.set(self.waiting.get() + 1);
-        let conn = match self.connection().await {
-            Ok(c) => c,
-            Err(e) => {
-                self.waiting.set(self.waiting.get() - 1);
-                return Err(e);
-            }
-        };
-        let (id, rx) = match conn.send(method, payload) {
-            Ok(sent) => sent,
-            Err(e) => {
-                self.waiting.set(self.waiting.get() - 1);
-                return Err(e);
-            }
-        };
-        let _guard = CallGuard {
-            conn: &conn,
-            id,
-            waiting: &self.waiting,
-        };
+        let _waiting = Waiting(&self.waiting);
+        let conn = self.connection().await?;
+        let (id, rx) = conn.send(method, payload)?;
+        let _forget = Forget { conn: &conn, id };
         let heard_before = conn.state.borrow().heard;
         match rt::time::timeout(self.cfg.call_timeout, rx).await {
             Ok(Ok(answer_or_error)) => answer(answer_or_error?),

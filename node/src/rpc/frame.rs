@@ -246,6 +246,73 @@ impl FrameReader {
     }
 }
 
+/// Bytes waiting to be written to one connection: the output side of a connection's
+/// poll-driven state machine, [`FrameReader`]'s counterpart.
+#[derive(Default)]
+pub struct FrameWriter {
+    buf: Vec<u8>,
+    /// How much of `buf` the socket has taken.
+    written: usize,
+    /// Everything was written but not yet flushed.
+    unflushed: bool,
+}
+
+impl FrameWriter {
+    /// Queues bytes behind those already waiting.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes queued and not yet taken by the socket.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.written
+    }
+
+    /// True when everything queued has been written and flushed.
+    pub fn is_idle(&self) -> bool {
+        self.pending() == 0 && !self.unflushed
+    }
+
+    /// Hands the socket what it takes now, and flushes once all is written. `Ok(true)` when
+    /// some bytes went out; the waker is registered for whatever is still pending.
+    pub fn poll_write_out(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        wr: &mut rt::net::WriteHalf,
+    ) -> std::io::Result<bool> {
+        use std::task::Poll;
+        let mut progressed = false;
+        if self.pending() > 0 {
+            match wr.poll_write(cx, &self.buf[self.written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::WriteZero,
+                        "the peer stopped reading",
+                    ))
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.written += n;
+                    progressed = true;
+                    if self.pending() == 0 {
+                        self.buf.clear();
+                        self.written = 0;
+                        self.unflushed = true;
+                    }
+                }
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => {}
+            }
+        }
+        if self.unflushed {
+            if let Poll::Ready(r) = wr.poll_flush(cx) {
+                r?;
+                self.unflushed = false;
+            }
+        }
+        Ok(progressed)
+    }
+}
+
 /// Decodes one frame held whole in `bytes` (a datagram); anything else is an error.
 pub fn decode_datagram(bytes: &[u8]) -> Result<Frame, RpcError> {
     if bytes.len() < FRAME_HEADER_BYTES {

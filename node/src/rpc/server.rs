@@ -21,7 +21,9 @@ use std::task::Poll;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rt::net::{Read, TcpStream, Write};
 
-use super::frame::{encode, read_frame_buffered, write_frame, Frame, FrameReader, Kind};
+use super::frame::{
+    encode, read_frame_buffered, write_frame, Frame, FrameReader, FrameWriter, Kind,
+};
 use super::RpcError;
 
 /// Most requests of one connection handled at once.
@@ -64,41 +66,18 @@ where
     if let Some(req) = first {
         handling.push(start(req));
     }
-    let mut out: Vec<u8> = Vec::new();
-    let mut out_written = 0usize;
-    let mut unflushed = false;
+    let mut out = FrameWriter::default();
     let mut peer_closed = false;
     std::future::poll_fn(|cx| {
         for _ in 0..POLL_STEPS_MAX {
             let mut progressed = false;
             while let Poll::Ready(Some((method, id, result))) = handling.poll_next_unpin(cx) {
-                out.extend_from_slice(&encode(&answer_frame(method, id, result)));
+                out.push(&encode(&answer_frame(method, id, result)));
                 progressed = true;
             }
-            if out_written < out.len() {
-                match wr.poll_write(cx, &out[out_written..]) {
-                    Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Err(io("the client stopped reading")))
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        out_written += n;
-                        progressed = true;
-                        if out_written == out.len() {
-                            out.clear();
-                            out_written = 0;
-                            unflushed = true;
-                        }
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(io(e))),
-                    Poll::Pending => {}
-                }
-            }
-            if unflushed {
-                match wr.poll_flush(cx) {
-                    Poll::Ready(Ok(())) => unflushed = false,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(io(e))),
-                    Poll::Pending => {}
-                }
+            match out.poll_write_out(cx, &mut wr) {
+                Ok(wrote) => progressed |= wrote,
+                Err(e) => return Poll::Ready(Err(io(e))),
             }
             while handling.len() < SERVER_INFLIGHT_MAX {
                 match input.next_frame() {
@@ -116,7 +95,8 @@ where
                     Err(e) => return Poll::Ready(Err(e)),
                 }
             }
-            if !peer_closed && handling.len() < SERVER_INFLIGHT_MAX && out.len() < OUT_BYTES_MAX {
+            if !peer_closed && handling.len() < SERVER_INFLIGHT_MAX && out.pending() < OUT_BYTES_MAX
+            {
                 match input.poll_fill(cx, &mut rd) {
                     Poll::Ready(Ok(0)) => {
                         if !input.is_empty() {
@@ -132,7 +112,7 @@ where
                     Poll::Pending => {}
                 }
             }
-            if peer_closed && handling.is_empty() && out.is_empty() && !unflushed {
+            if peer_closed && handling.is_empty() && out.is_idle() {
                 return Poll::Ready(Ok(()));
             }
             if !progressed {
