@@ -186,16 +186,18 @@ async fn concurrent_commits(leader: SocketAddr, conns: usize, iters: u64) -> Dur
     t.elapsed()
 }
 
-/// `iters` 4 KiB writes, each followed by an fdatasync: over the first 256 blocks again and
-/// again (`in_place`), or each one past the end of the file.
-async fn write_and_sync(f: &rt::disk::File, iters: u64, in_place: bool) {
+/// `iters` 4 KiB writes, each followed by an fdatasync when `sync`: over the first 256 blocks
+/// again and again (`in_place`), or each one past the end of the file.
+async fn write_and_sync(f: &rt::disk::File, iters: u64, in_place: bool, sync: bool) {
     let block = vec![7u8; rt::disk::ALIGN];
     for i in 0..iters {
         let block_no = if in_place { i % 256 } else { i };
         f.write_at(block_no * rt::disk::ALIGN as u64, &block)
             .await
             .unwrap();
-        f.sync().await.unwrap();
+        if sync {
+            f.sync().await.unwrap();
+        }
     }
 }
 
@@ -273,7 +275,7 @@ fn benches(c: &mut Criterion) {
                     .await
                     .unwrap();
                 let t = Instant::now();
-                write_and_sync(&f, iters, true).await;
+                write_and_sync(&f, iters, true, true).await;
                 let d = t.elapsed();
                 f.close().await.unwrap();
                 d
@@ -294,7 +296,7 @@ fn benches(c: &mut Criterion) {
                 .await
                 .unwrap();
                 let t = Instant::now();
-                write_and_sync(&f, iters, true).await; // its sync is a no-op
+                write_and_sync(&f, iters, true, true).await; // its sync is a no-op
                 let d = t.elapsed();
                 f.close().await.unwrap();
                 d
@@ -310,18 +312,9 @@ fn benches(c: &mut Criterion) {
                 let f = rt::disk::File::open(&write_path, rt::disk::OpenMode::CreateOrOpen)
                     .await
                     .unwrap();
-                let block = vec![7u8; rt::disk::ALIGN];
-                for i in 0..256u64 {
-                    f.write_at(i * rt::disk::ALIGN as u64, &block)
-                        .await
-                        .unwrap();
-                }
+                write_and_sync(&f, 256, true, false).await; // the blocks exist before timing
                 let t = Instant::now();
-                for i in 0..iters {
-                    f.write_at((i % 256) * rt::disk::ALIGN as u64, &block)
-                        .await
-                        .unwrap();
-                }
+                write_and_sync(&f, iters, true, false).await;
                 let d = t.elapsed();
                 f.close().await.unwrap();
                 d
@@ -340,7 +333,7 @@ fn benches(c: &mut Criterion) {
                     .await
                     .unwrap();
                 let t = Instant::now();
-                write_and_sync(&f, iters, false).await;
+                write_and_sync(&f, iters, false, true).await;
                 let d = t.elapsed();
                 f.close().await.unwrap();
                 d
@@ -368,7 +361,9 @@ fn benches(c: &mut Criterion) {
                     .iter()
                     .map(|f| {
                         let f = f.clone();
-                        rt::task::spawn_local(async move { write_and_sync(&f, iters, true).await })
+                        rt::task::spawn_local(
+                            async move { write_and_sync(&f, iters, true, true).await },
+                        )
                     })
                     .collect();
                 for task in tasks {

@@ -29,13 +29,19 @@ thread_local! {
     static RUNNING_MAX: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Starts a server on loopback; returns its address and a counter of connections that ended
-/// with a protocol error.
-async fn start_server() -> (SocketAddr, Rc<Cell<u32>>, Rc<Cell<u32>>) {
+/// A listener on a free loopback port, and its address.
+async fn listen() -> (TcpListener, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+/// Starts a server on loopback; returns its address and a counter of connections that ended
+/// with a protocol error.
+async fn start_server() -> (SocketAddr, Rc<Cell<u32>>, Rc<Cell<u32>>) {
+    let (listener, addr) = listen().await;
     let accepted = Rc::new(Cell::new(0));
     let rejected = Rc::new(Cell::new(0));
     let (a, r) = (accepted.clone(), rejected.clone());
@@ -248,12 +254,7 @@ fn garbage_closes_only_its_own_connection() {
 #[test]
 fn an_unreachable_peer_is_reported() {
     on_rt(|| async {
-        let addr = {
-            let l = TcpListener::bind("127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-            l.local_addr().unwrap()
-        };
+        let addr = listen().await.1; // bound, then closed: nothing listens there
         let client = RpcClient::new(addr, cfg());
         let err = client.call(ECHO, Vec::new()).await.unwrap_err();
         assert_eq!(err.code(), "RPC-001");
@@ -361,10 +362,7 @@ fn a_server_handles_a_connection_s_requests_concurrently_up_to_its_bound() {
 #[test]
 fn an_answer_to_a_request_never_sent_ends_the_connection() {
     on_rt(|| async {
-        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = listen().await;
         // Answers its first connection's request with a made-up id, echoes on the next ones.
         drop(rt::task::spawn_local(async move {
             let mut first = true;
@@ -400,10 +398,7 @@ fn an_answer_to_a_request_never_sent_ends_the_connection() {
 #[test]
 fn dropping_a_client_closes_its_connection() {
     on_rt(|| async {
-        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = listen().await;
         let served = Rc::new(Cell::new(false));
         let done = served.clone();
         drop(rt::task::spawn_local(async move {
@@ -428,12 +423,7 @@ fn dropping_a_client_closes_its_connection() {
 #[test]
 fn calls_queued_behind_a_failed_connect_share_its_error() {
     on_rt(|| async {
-        let addr = {
-            let l = TcpListener::bind("127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-            l.local_addr().unwrap()
-        };
+        let addr = listen().await.1; // bound, then closed: nothing listens there
         let client = Rc::new(RpcClient::new(
             addr,
             RpcClientConfig {

@@ -18,8 +18,8 @@
 //!   re-zeroed) before the log is used, so a stale record can never reappear behind new ones.
 //! - **Durable before acknowledged.** `append` reports completion to openraft only after the
 //!   write and, with `dataSync=1`, the fdatasync (the log file is then write-through, O_DSYNC,
-//!   so the write itself is durable on completion and the fdatasync is a no-op); `truncate_after`, `save_vote` and `purge`
-//!   sync before returning. The committed index is a hint: it is saved with the next vote or
+//!   so the write itself is durable on completion and the fdatasync is a no-op);
+//!   `truncate_after`, `save_vote` and `purge` sync before returning. The committed index is a hint: it is saved with the next vote or
 //!   purge, never on its own (an fsync pair per commit for no safety gain).
 //! - **Aligned writes.** Appends rewrite the partial tail block together with the new records
 //!   (O_DIRECT), so bytes already acknowledged are rewritten with identical contents: a torn
