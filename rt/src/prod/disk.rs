@@ -41,7 +41,12 @@ async fn prime_iopoll_probe(path: &Path) -> io::Result<()> {
     if PROBED_DEVICES.with(|p| p.borrow().contains(&meta.dev())) {
         return Ok(());
     }
-    let probe = dir.join(format!(".porpoise-iopoll-probe-{}", std::process::id()));
+    // Unique per call, not just per process: every executor thread of a process probes on its
+    // own, and two of them sharing one name would delete each other's probe between its write
+    // and glommio's open, which glommio 0.9 answers with a panic (an unwrapped ENOENT).
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = dir.join(format!(".porpoise-iopoll-probe-{}-{n}", std::process::id()));
     std::fs::write(&probe, [0u8; crate::disk::ALIGN])?;
     let opened = OpenOptions::new().read(true).dma_open(&probe).await;
     let _ = std::fs::remove_file(&probe);
@@ -236,5 +241,49 @@ mod tests {
                 }
             })
             .unwrap();
+    }
+
+    /// Executor threads of one process that open their first files in the same directory at
+    /// the same moment each run the iopoll probe there; none may remove another's probe (which
+    /// glommio 0.9 answers with a panic: an unwrapped ENOENT in its open).
+    #[test]
+    fn executors_opening_files_in_one_directory_at_once_all_succeed() {
+        const THREADS: usize = 4;
+        const ROUNDS: usize = 8;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/rt-probe-race");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let root = root.canonicalize().unwrap();
+        for round in 0..ROUNDS {
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(THREADS));
+            let threads: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let (barrier, root) = (barrier.clone(), root.clone());
+                    std::thread::spawn(move || {
+                        crate::Runtime::new(format!("probe-{round}-{t}"))
+                            .io_memory_bytes(512 << 10)
+                            .run(move |_s: crate::shard::Shard<()>| {
+                                let (barrier, root) = (barrier.clone(), root.clone());
+                                async move {
+                                    barrier.wait();
+                                    let path = root.join(format!("f-{round}-{t}"));
+                                    let f = File::open(&path, OpenMode::CreateNew).await.unwrap();
+                                    f.close().await.unwrap();
+                                }
+                            })
+                            .unwrap();
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().expect("an executor panicked opening its file");
+            }
+        }
+        let probes = std::fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("iopoll-probe"))
+            .count();
+        assert_eq!(probes, 0, "every probe file is removed after use");
     }
 }
