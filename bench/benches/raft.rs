@@ -12,6 +12,9 @@
 //!   the transport, on a connection each and multiplexed over one (calls/s);
 //! - `commit/1_client`: one client writing `SetConfig` commands one after another (each is
 //!   acknowledged after a majority has it durably, with `dataSync=1`, and it is applied);
+//! - `floor/1_client`: the same commit with Raft taken out — a leader that sends the entry to
+//!   both followers, writes it write-through itself, and answers when two of the three writes
+//!   are durable (`raft/floor.rs`): what the hardware and transport alone ask of a commit;
 //! - `commit/64_clients`: 64 concurrent clients, each on a connection of its own; openraft
 //!   batches their entries into shared appends and fsyncs, so throughput is reported in
 //!   commits/s;
@@ -39,6 +42,9 @@ use node::log::Logger;
 use node::rpc::{RpcClient, RpcClientConfig, RpcError};
 use rt::raft::openraft_rt::AsyncRuntime;
 use rt::raft::RaftRt;
+
+#[path = "raft/floor.rs"]
+mod floor;
 
 const PORT: u16 = 18800;
 const HOSTS: [&str; 3] = ["127.0.0.80", "127.0.0.81", "127.0.0.82"];
@@ -206,6 +212,7 @@ fn benches(c: &mut Criterion) {
     std::fs::create_dir_all(scratch()).unwrap();
     for i in 0..3 {
         start_controller(i);
+        floor::start_replica(i, scratch());
     }
     let mut exec = RaftRt::new(1);
     let leader_addr = exec.block_on(async { leader_client().await.peer() });
@@ -382,6 +389,21 @@ fn benches(c: &mut Criterion) {
                 let t = Instant::now();
                 for i in 0..iters {
                     commit(&cl, 0, i).await;
+                }
+                t.elapsed()
+            })
+        })
+    });
+
+    // The same commit without Raft: the transport and disk floor of any 3-way replicated
+    // commit here (see floor.rs).
+    g.bench_function("floor/1_client", |b| {
+        b.iter_custom(|iters| {
+            exec.block_on(async {
+                let cl = floor::leader_client().await;
+                let t = Instant::now();
+                for _ in 0..iters {
+                    floor::commit(&cl).await;
                 }
                 t.elapsed()
             })
