@@ -8,8 +8,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use node::rpc::{
-    encode_frame, read_frame, serve_connection, Frame, Kind, RpcClient, RpcClientConfig, RpcError,
-    FRAME_HEADER_BYTES, SERVER_INFLIGHT_MAX,
+    encode_frame, read_frame, serve_connection, Frame, FrameReader, Kind, RpcClient,
+    RpcClientConfig, RpcError, FRAME_HEADER_BYTES, SERVER_INFLIGHT_MAX,
 };
 use rt::net::{TcpListener, TcpStream};
 use rt::shard::Shard;
@@ -451,5 +451,65 @@ fn calls_queued_behind_a_failed_connect_share_its_error() {
             "RPC-001"
         );
         assert_eq!(client.connect_attempts(), 2);
+    });
+}
+
+/// A `FrameReader` keeps what it read past a frame for the next one (frames arrive glued
+/// together and split anywhere, and bytes sniffed before it took over count too), ends
+/// cleanly when the peer closes between frames, and calls a close inside a frame an error.
+#[test]
+fn a_frame_reader_keeps_bytes_read_past_a_frame() {
+    on_rt(|| async {
+        let (listener, addr) = listen().await;
+        let frame = |id: u64, len: usize| Frame {
+            kind: Kind::Request,
+            method: ECHO,
+            request_id: id,
+            payload: vec![id as u8; len],
+        };
+        let mut bytes = Vec::new();
+        for (id, len) in [(1, 10), (2, 100_000), (3, 0), (4, 7)] {
+            bytes.extend(encode_frame(&frame(id, len)));
+        }
+        let half = encode_frame(&frame(5, 50));
+        let sent = bytes.clone();
+        drop(rt::task::spawn_local(async move {
+            // First connection: four whole frames in odd-sized pieces, then half of a fifth.
+            let mut s = TcpStream::connect(addr, Duration::from_secs(1))
+                .await
+                .unwrap();
+            for piece in sent.chunks(7_001) {
+                s.write_all(piece).await.unwrap();
+            }
+            s.write_all(&half[..30]).await.unwrap();
+            drop(s);
+            // Second connection: one frame, then a clean close.
+            let mut s = TcpStream::connect(addr, Duration::from_secs(1))
+                .await
+                .unwrap();
+            s.write_all(&encode_frame(&frame(6, 3))).await.unwrap();
+        }));
+
+        let (mut s, _) = listener.accept().await.unwrap();
+        // The first 5 bytes were read before the reader took over (as when a connection's
+        // protocol is sniffed).
+        let mut prefix = vec![0u8; 5];
+        s.read_exact(&mut prefix).await.unwrap();
+        let mut input = FrameReader::new(prefix);
+        for (id, len) in [(1, 10), (2, 100_000), (3, 0), (4, 7)] {
+            let f = input.read_frame(&mut s).await.unwrap().expect("a frame");
+            assert_eq!((f.request_id, f.payload.len()), (id, len));
+            assert!(f.payload.iter().all(|&b| b == id as u8));
+        }
+        let err = input.read_frame(&mut s).await.unwrap_err();
+        assert_eq!(err.code(), "RPC-004", "{err}");
+
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut input = FrameReader::new(Vec::new());
+        assert_eq!(
+            input.read_frame(&mut s).await.unwrap().unwrap().request_id,
+            6
+        );
+        assert!(input.read_frame(&mut s).await.unwrap().is_none());
     });
 }

@@ -134,15 +134,15 @@ impl ControllerService {
         prefix: Vec<u8>,
     ) -> Result<(), RpcError> {
         let _ = conn.set_nodelay(true);
-        let mut buf = prefix;
-        let Some(first) = rpc::read_request(&mut conn, &mut buf).await? else {
+        let mut input = rpc::FrameReader::new(prefix);
+        let Some(first) = rpc::read_request(&mut conn, &mut input).await? else {
             return Ok(());
         };
         if first.method == raft::net::method::APPEND_STREAM {
-            return raft::stream::serve(&self.ctl.raft, conn, buf, first).await;
+            return raft::stream::serve(&self.ctl.raft, conn, input, first).await;
         }
         let handler = |method: u16, payload: Vec<u8>| self.handle_rpc(method, payload);
-        rpc::serve_connection_after(conn, buf, Some(first), &handler).await
+        rpc::serve_connection_after(conn, input, Some(first), &handler).await
     }
 
     /// Serves one RPC call from a peer controller or a node.

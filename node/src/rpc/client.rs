@@ -30,9 +30,7 @@ use std::time::Duration;
 use rt::net::TcpStream;
 use tokio::sync::oneshot;
 
-use super::frame::{
-    encode, read_frame_buffered, write_frame, Frame, FrameReader, FrameWriter, Kind,
-};
+use super::frame::{encode, read_frame, write_frame, Frame, FrameReader, FrameWriter, Kind};
 use super::RpcError;
 
 /// Limits of a client.
@@ -409,7 +407,8 @@ pub async fn call_once(
         write_frame(&mut conn, &req)
             .await
             .map_err(|e| io(e.to_string()))?;
-        let Some(frame) = read_frame_buffered(&mut conn, &mut Vec::new()).await? else {
+        // One frame on a connection used once: nothing past it needs keeping.
+        let Some(frame) = read_frame(&mut conn).await? else {
             return Err(io("the peer closed the connection".into()));
         };
         if frame.request_id != req.request_id || frame.kind == Kind::Request {

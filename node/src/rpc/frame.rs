@@ -148,42 +148,12 @@ pub async fn read_frame(s: &mut impl Read) -> Result<Option<Frame>, RpcError> {
     verified(&h, kind, payload).map(Some)
 }
 
-/// Reads one frame through `buf`, which may already hold bytes read from `s` (a sniffed
-/// prefix) and keeps any bytes read past the frame. `Ok(None)` on a clean end of stream.
-pub async fn read_frame_buffered(
-    s: &mut impl Read,
-    buf: &mut Vec<u8>,
-) -> Result<Option<Frame>, RpcError> {
-    let mut chunk = [0u8; 16 * 1024];
-    while buf.len() < FRAME_HEADER_BYTES {
-        let n = s.read(&mut chunk).await.map_err(io_error)?;
-        if n == 0 {
-            return if buf.is_empty() {
-                Ok(None)
-            } else {
-                Err(protocol("connection closed inside a frame header"))
-            };
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    // Checked before the payload is read or allocated.
-    let (h, kind, len) = parse_header(buf)?;
-    while buf.len() < FRAME_HEADER_BYTES + len {
-        let want = (FRAME_HEADER_BYTES + len - buf.len()).min(chunk.len());
-        let n = s.read(&mut chunk[..want]).await.map_err(io_error)?;
-        if n == 0 {
-            return Err(protocol("connection closed inside a frame"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let payload = buf[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len].to_vec();
-    buf.drain(..FRAME_HEADER_BYTES + len);
-    verified(&h, kind, payload).map(Some)
-}
-
-/// Bytes read from one connection and not yet taken as frames: the input side of a
-/// connection's poll-driven state machine ([`super::server`], [`super::client`]). Reads go
-/// through one chunk allocated (and zeroed) once per connection, not once per frame.
+/// Bytes read from one connection and not yet taken as frames: the input side of every
+/// connection that reads more than one frame — the poll-driven state machines
+/// ([`super::server`], [`super::client`]) through [`FrameReader::poll_fill`], and the
+/// in-order append stream and a connection's first request through
+/// [`FrameReader::read_frame`]. Reads go through one chunk allocated (and zeroed) once per
+/// connection, not once per frame, and bytes read past a frame stay for the next one.
 pub struct FrameReader {
     buf: Vec<u8>,
     /// Where the next frame starts in `buf`.
@@ -236,13 +206,37 @@ impl FrameReader {
         rd: &mut rt::net::ReadHalf,
     ) -> std::task::Poll<std::io::Result<usize>> {
         let n = std::task::ready!(rd.poll_read(cx, &mut self.chunk))?;
+        self.take_chunk(n);
+        std::task::Poll::Ready(Ok(n))
+    }
+
+    /// Reads until the next whole frame has arrived and takes it. `Ok(None)` on a clean end
+    /// of stream (the peer closed between frames); a close inside a frame is an error.
+    pub async fn read_frame(&mut self, s: &mut impl Read) -> Result<Option<Frame>, RpcError> {
+        loop {
+            if let Some(frame) = self.next_frame()? {
+                return Ok(Some(frame));
+            }
+            let n = s.read(&mut self.chunk).await.map_err(io_error)?;
+            if n == 0 {
+                return if self.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(protocol("connection closed inside a frame"))
+                };
+            }
+            self.take_chunk(n);
+        }
+    }
+
+    /// Appends the first `n` bytes of the chunk (just read) to the unread bytes.
+    fn take_chunk(&mut self, n: usize) {
         if self.start > 0 {
             // Consumed frames leave the buffer before it grows.
             self.buf.drain(..self.start);
             self.start = 0;
         }
         self.buf.extend_from_slice(&self.chunk[..n]);
-        std::task::Poll::Ready(Ok(n))
     }
 }
 

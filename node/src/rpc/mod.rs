@@ -31,8 +31,8 @@ mod server;
 
 pub use client::{call_once, RpcClient, RpcClientConfig};
 pub use frame::{
-    decode_datagram, encode as encode_frame, read_frame, read_frame_buffered, write_frame, Frame,
-    FrameHeader, Kind, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX,
+    decode_datagram, encode as encode_frame, read_frame, write_frame, Frame, FrameHeader,
+    FrameReader, Kind, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX,
 };
 pub use server::{
     read_request, respond, serve_connection, serve_connection_after, SERVER_INFLIGHT_MAX,

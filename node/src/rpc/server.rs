@@ -21,9 +21,7 @@ use std::task::Poll;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rt::net::{Read, TcpStream, Write};
 
-use super::frame::{
-    encode, read_frame_buffered, write_frame, Frame, FrameReader, FrameWriter, Kind,
-};
+use super::frame::{encode, write_frame, Frame, FrameReader, FrameWriter, Kind};
 use super::RpcError;
 
 /// Most requests of one connection handled at once.
@@ -39,15 +37,15 @@ where
     H: Fn(u16, Vec<u8>) -> Fut,
     Fut: Future<Output = Result<Vec<u8>, String>>,
 {
-    serve_connection_after(stream, Vec::new(), None, handler).await
+    serve_connection_after(stream, FrameReader::new(Vec::new()), None, handler).await
 }
 
-/// Like [`serve_connection`], for a connection whose first bytes (`prefix`) were already read
-/// while finding out which protocol it speaks, and whose first request (`first`) may already
-/// have been taken from them.
+/// Like [`serve_connection`], for a connection whose first bytes were already read (into
+/// `input`) while finding out which protocol it speaks, and whose first request (`first`) may
+/// already have been taken from them.
 pub async fn serve_connection_after<H, Fut>(
     stream: TcpStream,
-    prefix: Vec<u8>,
+    mut input: FrameReader,
     first: Option<Frame>,
     handler: &H,
 ) -> Result<(), RpcError>
@@ -57,7 +55,6 @@ where
 {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
-    let mut input = FrameReader::new(prefix);
     let mut handling = FuturesUnordered::new();
     let start = |req: Frame| {
         let answer = handler(req.method, req.payload);
@@ -148,13 +145,13 @@ fn answer_frame(method: u16, request_id: u64, result: Result<Vec<u8>, String>) -
     }
 }
 
-/// Reads the next request through `buf` (bytes already read stay there). `Ok(None)` when the
-/// peer closed the connection between frames; any frame but a request is a protocol error.
+/// Reads the next request through `input` (bytes read past it stay there). `Ok(None)` when
+/// the peer closed the connection between frames; any frame but a request is a protocol error.
 pub async fn read_request(
     stream: &mut impl Read,
-    buf: &mut Vec<u8>,
+    input: &mut FrameReader,
 ) -> Result<Option<Frame>, RpcError> {
-    let Some(req) = read_frame_buffered(stream, buf).await? else {
+    let Some(req) = input.read_frame(stream).await? else {
         return Ok(None);
     };
     if req.kind != Kind::Request {

@@ -40,7 +40,7 @@ use rt::net::TcpStream;
 use super::net::{decode, encode, method::APPEND_STREAM, rpc_error};
 use super::{AppendEntriesRequest, LogId, Raft, TypeConfig};
 use crate::rpc::{
-    read_frame_buffered, read_request, respond, write_frame, Frame, Kind, RpcClientConfig, RpcError,
+    read_request, respond, write_frame, Frame, FrameReader, Kind, RpcClientConfig, RpcError,
 };
 
 /// Most appends one stream has sent and not yet had answered; the writer waits beyond that.
@@ -130,16 +130,17 @@ where
         };
 
         let ttl = option.soft_ttl();
-        let state = (rd, sent_rx, Vec::new());
-        let reader = futures_util::stream::unfold(state, move |(mut rd, mut sent_rx, mut buf)| {
-            let name = name.clone();
-            async move {
-                // `None` once the writer has ended and every request it sent is answered.
-                let sent = sent_rx.recv().await?;
-                let read = rt::time::timeout(ttl, read_frame_buffered(&mut rd, &mut buf)).await;
-                Some((answer(&name, &sent, read), (rd, sent_rx, buf)))
-            }
-        });
+        let state = (rd, sent_rx, FrameReader::new(Vec::new()));
+        let reader =
+            futures_util::stream::unfold(state, move |(mut rd, mut sent_rx, mut input)| {
+                let name = name.clone();
+                async move {
+                    // `None` once the writer has ended and every request it sent is answered.
+                    let sent = sent_rx.recv().await?;
+                    let read = rt::time::timeout(ttl, input.read_frame(&mut rd)).await;
+                    Some((answer(&name, &sent, read), (rd, sent_rx, input)))
+                }
+            });
         let stream: BoxStream<'s, Answer> = Box::pin(AppendStream {
             writer: Some(Box::pin(writer)),
             writer_error: None,
@@ -240,12 +241,12 @@ impl Stream for AppendStream<'_> {
     }
 }
 
-/// Serves an append stream whose first request (`first`) was just read from `conn` (`buf`
+/// Serves an append stream whose first request (`first`) was just read from `conn` (`input`
 /// holds any bytes read past it); see the module header.
 pub async fn serve(
     raft: &Raft,
     conn: TcpStream,
-    mut buf: Vec<u8>,
+    mut input: FrameReader,
     first: Frame,
 ) -> Result<(), RpcError> {
     let (mut rd, mut wr) = conn.into_split();
@@ -258,7 +259,7 @@ pub async fn serve(
         loop {
             let frame = match next.take() {
                 Some(f) => f,
-                None => match read_request(&mut rd, &mut buf).await? {
+                None => match read_request(&mut rd, &mut input).await? {
                     Some(f) => f,
                     None => return Ok(()),
                 },
