@@ -11,6 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::meta::{Txn, TxnState};
+
 /// Liveness of a node as the controller sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
@@ -180,28 +182,6 @@ pub fn plan_recovery(
     (tasks, unrecoverable)
 }
 
-/// Where a distributed transaction stands in the controller's table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum TxnState {
-    /// Participants are being asked to prepare.
-    Begun,
-    /// Every participant voted yes; no decision recorded yet.
-    Prepared,
-    /// The commit decision is recorded (the commit point).
-    Committed,
-    Aborted,
-}
-
-/// A transaction as the controller records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Txn {
-    pub tid: u64,
-    pub state: TxnState,
-    pub participants: Vec<String>,
-    /// When the coordinator last reported progress.
-    pub last_activity_ms: u64,
-}
-
 /// What to do with an unresolved transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
@@ -211,32 +191,43 @@ pub enum Resolution {
     Commit { tid: u64, participants: Vec<String> },
 }
 
-/// Resolves transactions whose coordinator went quiet for `timeout_ms`: presumed abort unless the
-/// commit was recorded. Finished transactions need nothing.
-pub fn resolve_abandoned(txns: &[Txn], now_ms: u64, timeout_ms: u64) -> Vec<Resolution> {
+/// Resolves transactions whose coordinator has been quiet for `timeout_ms`: presumed abort
+/// unless the commit was recorded. Finished transactions need nothing.
+///
+/// `txns` is the metadata's own transaction table (changed only through Raft). When a
+/// coordinator last reported is the leader's volatile knowledge, not metadata: `last_heard_ms`
+/// holds it per transaction, and a transaction this leader has not heard of since it took
+/// over (`leader_since_ms`) counts as heard then, so a new leader gives every coordinator a
+/// full timeout before deciding for it.
+pub fn resolve_abandoned(
+    txns: &BTreeMap<u64, Txn>,
+    last_heard_ms: &BTreeMap<u64, u64>,
+    leader_since_ms: u64,
+    now_ms: u64,
+    timeout_ms: u64,
+) -> Vec<Resolution> {
     txns.iter()
-        .filter(|t| now_ms.saturating_sub(t.last_activity_ms) >= timeout_ms)
-        .filter_map(|t| match t.state {
-            TxnState::Begun | TxnState::Prepared => Some(Resolution::Abort {
-                tid: t.tid,
-                participants: t.participants.clone(),
-            }),
-            TxnState::Committed => Some(Resolution::Commit {
-                tid: t.tid,
-                participants: t.participants.clone(),
-            }),
-            TxnState::Aborted => None,
+        .filter(|(tid, _)| {
+            let heard = last_heard_ms.get(tid).copied().unwrap_or(leader_since_ms);
+            now_ms.saturating_sub(heard.max(leader_since_ms)) >= timeout_ms
+        })
+        .filter_map(|(&tid, t)| {
+            let participants = t.participants.iter().cloned().collect();
+            match t.state {
+                TxnState::Begun | TxnState::Prepared => {
+                    Some(Resolution::Abort { tid, participants })
+                }
+                TxnState::Committed => Some(Resolution::Commit { tid, participants }),
+                TxnState::Aborted => None,
+            }
         })
         .collect()
 }
 
 /// A participant restarted with `tid` prepared and asks for the outcome.
-pub fn outcome_for(txns: &[Txn], tid: u64) -> TxnState {
+pub fn outcome_for(txns: &BTreeMap<u64, Txn>, tid: u64) -> TxnState {
     // Unknown to the controller means it never reached the commit point: abort.
-    txns.iter()
-        .find(|t| t.tid == tid)
-        .map(|t| t.state)
-        .unwrap_or(TxnState::Aborted)
+    txns.get(&tid).map(|t| t.state).unwrap_or(TxnState::Aborted)
 }
 
 #[cfg(test)]
@@ -371,26 +362,63 @@ mod tests {
 
     #[test]
     fn abandoned_transactions_abort_unless_committed() {
-        let t = |tid, state, at| Txn {
-            tid,
+        let t = |state| Txn {
             state,
-            participants: vec!["datanode1".into(), "datanode3".into()],
-            last_activity_ms: at,
+            participants: ["datanode1", "datanode3"].map(String::from).into(),
+            chunk_versions: BTreeMap::from([(7, 2)]),
         };
-        let txns = vec![
-            t(1, TxnState::Begun, 0),
-            t(2, TxnState::Prepared, 0),
-            t(3, TxnState::Committed, 0),
-            t(4, TxnState::Aborted, 0),
-            t(5, TxnState::Prepared, 9_500),
-        ];
-        let r = resolve_abandoned(&txns, 10_000, 1_000);
-        assert_eq!(r.len(), 3);
-        assert!(matches!(r[0], Resolution::Abort { tid: 1, .. }));
-        assert!(matches!(r[1], Resolution::Abort { tid: 2, .. }));
-        assert!(matches!(r[2], Resolution::Commit { tid: 3, .. }));
+        let txns = BTreeMap::from([
+            (1, t(TxnState::Begun)),
+            (2, t(TxnState::Prepared)),
+            (3, t(TxnState::Committed)),
+            (4, t(TxnState::Aborted)),
+            (5, t(TxnState::Prepared)),
+        ]);
+        let heard = BTreeMap::from([(1, 0), (2, 0), (3, 0), (4, 0), (5, 9_500)]);
+        let r = resolve_abandoned(&txns, &heard, 0, 10_000, 1_000);
+        let both = vec!["datanode1".to_string(), "datanode3".to_string()];
+        assert_eq!(
+            r,
+            vec![
+                Resolution::Abort {
+                    tid: 1,
+                    participants: both.clone()
+                },
+                Resolution::Abort {
+                    tid: 2,
+                    participants: both.clone()
+                },
+                Resolution::Commit {
+                    tid: 3,
+                    participants: both
+                },
+            ],
+            "5 reported 500 ms ago; 4 is finished"
+        );
         assert_eq!(outcome_for(&txns, 3), TxnState::Committed);
+        assert_eq!(outcome_for(&txns, 2), TxnState::Prepared);
         assert_eq!(outcome_for(&txns, 99), TxnState::Aborted, "presumed abort");
+    }
+
+    #[test]
+    fn a_new_leader_gives_every_coordinator_a_full_timeout() {
+        let txns = BTreeMap::from([(
+            1,
+            Txn {
+                state: TxnState::Prepared,
+                participants: BTreeSet::from(["datanode1".to_string()]),
+                chunk_versions: BTreeMap::new(),
+            },
+        )]);
+        // Last heard long ago by the old leader's clock, or never by this one: both count
+        // from when this leader took over (9 000 ms).
+        for heard in [BTreeMap::from([(1, 0)]), BTreeMap::new()] {
+            assert!(resolve_abandoned(&txns, &heard, 9_000, 9_999, 1_000).is_empty());
+            assert_eq!(
+                resolve_abandoned(&txns, &heard, 9_000, 10_000, 1_000).len(),
+                1
+            );
+        }
     }
 
     #[test]

@@ -60,9 +60,20 @@ pub struct DatabaseMeta {
     pub tables: BTreeMap<String, TableMeta>,
 }
 
-/// The same states the pure transaction decisions reason about.
-pub use super::decide::TxnState;
+/// Where a distributed transaction stands in the controller's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnState {
+    /// Participants are being asked to prepare.
+    Begun,
+    /// Every participant voted yes; no decision recorded yet.
+    Prepared,
+    /// The commit decision is recorded (the commit point).
+    Committed,
+    Aborted,
+}
 
+/// A distributed transaction as the metadata records it; the pure decisions
+/// (`decide::resolve_abandoned`, `decide::outcome_for`) read this same record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Txn {
     pub state: TxnState,
