@@ -8,6 +8,8 @@
 //! - `fsync_4k_x3_concurrent`: the same by three writers at once (per-write latency), which is
 //!   what each controller's flush costs here, where all three share one disk;
 //! - `rpc_roundtrip`: one node-RPC round trip to a controller (the transport floor of a hop);
+//! - `tcp_roundtrip`: the same hop on plain `rt::net` TCP, a 32-byte echo between two
+//!   executors (the runtime's floor under node RPC);
 //! - `rpc_64_calls/64_conns` and `rpc_64_calls/1_conn`: 64 concurrent calls that only cross
 //!   the transport, on a connection each and multiplexed over one (calls/s);
 //! - `commit/1_client`: one client writing `SetConfig` commands one after another (each is
@@ -214,6 +216,7 @@ fn benches(c: &mut Criterion) {
         start_controller(i);
         floor::start_replica(i, scratch());
     }
+    floor::start_echo();
     let mut exec = RaftRt::new(1);
     let leader_addr = exec.block_on(async { leader_client().await.peer() });
 
@@ -230,6 +233,26 @@ fn benches(c: &mut Criterion) {
                 let t = Instant::now();
                 for _ in 0..iters {
                     let _ = cl.call(999, Vec::new()).await;
+                }
+                t.elapsed()
+            })
+        })
+    });
+
+    // The same hop without node RPC: a 32-byte echo over plain `rt::net` TCP between two
+    // executors (compare with bench/probes/loopback_rtt.c, the same with blocking threads).
+    g.bench_function("tcp_roundtrip", |b| {
+        b.iter_custom(|iters| {
+            exec.block_on(async {
+                let mut s = rt::net::TcpStream::connect(floor::echo_addr(), Duration::from_secs(2))
+                    .await
+                    .expect("echo server");
+                let _ = s.set_nodelay(true);
+                let mut msg = [7u8; floor::ECHO_BYTES];
+                let t = Instant::now();
+                for _ in 0..iters {
+                    s.write_all(&msg).await.unwrap();
+                    s.read_exact(&mut msg).await.unwrap();
                 }
                 t.elapsed()
             })

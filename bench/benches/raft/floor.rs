@@ -140,6 +140,37 @@ async fn replicate(
     Ok(())
 }
 
+/// Where the plain TCP echo of [`start_echo`] listens.
+pub fn echo_addr() -> SocketAddr {
+    format!("{}:{}", HOSTS[1], FLOOR_PORT + 1).parse().unwrap()
+}
+
+/// Size of one echoed message: about a small node-RPC frame.
+pub const ECHO_BYTES: usize = 32;
+
+/// Starts a plain `rt::net` TCP echo server on its own thread and executor: the runtime's own
+/// floor of a hop, under the node-RPC layer (framing, multiplexing, the connection driver).
+pub fn start_echo() {
+    std::thread::spawn(move || {
+        let _ = rt::Runtime::new("echo").io_memory_bytes(512 << 10).run(
+            move |_s: rt::shard::Shard<()>| async move {
+                let listener = rt::net::TcpListener::bind(echo_addr()).await.expect("bind");
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let _ = stream.set_nodelay(true);
+                    drop(rt::task::spawn_local(async move {
+                        let mut msg = [0u8; ECHO_BYTES];
+                        while stream.read_exact(&mut msg).await.is_ok() {
+                            if stream.write_all(&msg).await.is_err() {
+                                return;
+                            }
+                        }
+                    }));
+                }
+            },
+        );
+    });
+}
+
 /// A client of the floor leader, connected once it answers.
 pub async fn leader_client() -> RpcClient {
     for _ in 0..600 {
