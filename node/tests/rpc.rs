@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use node::rpc::{
     encode_frame, read_frame, serve_connection, Frame, FrameReader, Kind, RpcClient,
-    RpcClientConfig, RpcError, FRAME_HEADER_BYTES, SERVER_INFLIGHT_MAX,
+    RpcClientConfig, RpcError, FRAME_HEADER_BYTES, FRAME_VERSION, SERVER_INFLIGHT_MAX,
 };
 use rt::net::{TcpListener, TcpStream};
 use rt::shard::Shard;
@@ -214,7 +214,7 @@ fn garbage_closes_only_its_own_connection() {
             .unwrap();
         let mut head = vec![0u8; FRAME_HEADER_BYTES];
         head[..4].copy_from_slice(b"PRPC");
-        head[4] = 1;
+        head[4] = FRAME_VERSION;
         head[5] = 1;
         head[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
         huge.write_all(&head).await.unwrap();

@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! 0  [4] magic "PRPC"     8  u64 request id
-//! 4  u8  version (1)      16 u32 payload length (<= FRAME_PAYLOAD_BYTES_MAX)
-//! 5  u8  kind             20 u32 crc32 of the payload
+//! 4  u8  version (2)      16 u32 payload length (<= FRAME_PAYLOAD_BYTES_MAX)
+//! 5  u8  kind             20 u32 crc32 of bytes 0..20, then of the payload
 //! 6  u16 method
 //! ```
 //!
@@ -32,7 +32,7 @@ mod server;
 pub use client::{call_once, RpcClient, RpcClientConfig};
 pub use frame::{
     decode_datagram, encode as encode_frame, read_frame, write_frame, Frame, FrameHeader,
-    FrameReader, Kind, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX,
+    FrameReader, Kind, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, FRAME_VERSION,
 };
 pub use server::{
     read_request, respond, serve_connection, serve_connection_after, SERVER_INFLIGHT_MAX,
