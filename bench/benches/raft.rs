@@ -209,6 +209,15 @@ async fn write_and_sync(f: &rt::disk::File, iters: u64, in_place: bool, sync: bo
     }
 }
 
+/// Times [`write_and_sync`] on `f`, then closes it.
+async fn timed_writes(f: rt::disk::File, iters: u64, in_place: bool, sync: bool) -> Duration {
+    let t = Instant::now();
+    write_and_sync(&f, iters, in_place, sync).await;
+    let d = t.elapsed();
+    f.close().await.unwrap();
+    d
+}
+
 fn benches(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(scratch());
     std::fs::create_dir_all(scratch()).unwrap();
@@ -304,11 +313,7 @@ fn benches(c: &mut Criterion) {
                 let f = rt::disk::File::open(&fsync_path, rt::disk::OpenMode::CreateOrOpen)
                     .await
                     .unwrap();
-                let t = Instant::now();
-                write_and_sync(&f, iters, true, true).await;
-                let d = t.elapsed();
-                f.close().await.unwrap();
-                d
+                timed_writes(f, iters, true, true).await
             })
         })
     });
@@ -325,11 +330,7 @@ fn benches(c: &mut Criterion) {
                 )
                 .await
                 .unwrap();
-                let t = Instant::now();
-                write_and_sync(&f, iters, true, true).await; // its sync is a no-op
-                let d = t.elapsed();
-                f.close().await.unwrap();
-                d
+                timed_writes(f, iters, true, true).await // its sync is a no-op
             })
         })
     });
@@ -343,11 +344,7 @@ fn benches(c: &mut Criterion) {
                     .await
                     .unwrap();
                 write_and_sync(&f, 256, true, false).await; // the blocks exist before timing
-                let t = Instant::now();
-                write_and_sync(&f, iters, true, false).await;
-                let d = t.elapsed();
-                f.close().await.unwrap();
-                d
+                timed_writes(f, iters, true, false).await
             })
         })
     });
@@ -362,11 +359,7 @@ fn benches(c: &mut Criterion) {
                 let f = rt::disk::File::open(&grow_path, rt::disk::OpenMode::CreateNew)
                     .await
                     .unwrap();
-                let t = Instant::now();
-                write_and_sync(&f, iters, false, true).await;
-                let d = t.elapsed();
-                f.close().await.unwrap();
-                d
+                timed_writes(f, iters, false, true).await
             })
         })
     });

@@ -21,9 +21,9 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use node::rpc::{serve_connection, RpcClient, RpcClientConfig};
+use node::rpc::{serve_connection, RpcClient};
 
-use super::HOSTS;
+use super::{rpc_cfg, HOSTS};
 
 pub const FLOOR_PORT: u16 = 18900;
 /// Follower: write the payload durably, then answer.
@@ -36,14 +36,6 @@ const LOG_BLOCKS: u64 = 256;
 
 pub fn addr(i: usize) -> SocketAddr {
     format!("{}:{FLOOR_PORT}", HOSTS[i]).parse().unwrap()
-}
-
-fn rpc_cfg() -> RpcClientConfig {
-    RpcClientConfig {
-        connect_timeout: Duration::from_secs(2),
-        call_timeout: Duration::from_secs(10),
-        inflight_max: 4,
-    }
 }
 
 /// One replica's log: write-through 4 KiB blocks, the next one after the last.

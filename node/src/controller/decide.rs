@@ -208,8 +208,13 @@ pub fn resolve_abandoned(
 ) -> Vec<Resolution> {
     txns.iter()
         .filter(|(tid, _)| {
-            let heard = last_heard_ms.get(tid).copied().unwrap_or(leader_since_ms);
-            now_ms.saturating_sub(heard.max(leader_since_ms)) >= timeout_ms
+            // Never earlier than this leader took over.
+            let heard = last_heard_ms
+                .get(tid)
+                .copied()
+                .unwrap_or(0)
+                .max(leader_since_ms);
+            now_ms.saturating_sub(heard) >= timeout_ms
         })
         .filter_map(|(&tid, t)| {
             let participants = t.participants.iter().cloned().collect();
