@@ -50,6 +50,9 @@ pub struct Database {
     pub tables: BTreeMap<String, DfsTable>,
 }
 
+/// The catalog format this build writes (its magic is `PCA<format>`; format 1 is `PCAT`).
+pub const CATALOG_FORMAT: u32 = 2;
+
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Catalog {
     next_chunk: u64,
@@ -111,9 +114,18 @@ impl Catalog {
         }
         let mut r = Reader::new(&b[..b.len() - 4]);
         let e = |e: storage::bytes::DecodeError| e.to_string();
-        let v2 = match r.u32().map_err(e)? {
-            m if m == u32::from_le_bytes(*b"PCA2") => true,
-            m if m == u32::from_le_bytes(*b"PCAT") => false,
+        let magic = r.u32().map_err(e)?.to_le_bytes();
+        let v2 = match &magic {
+            b"PCA2" => true,
+            b"PCAT" => false,
+            [b'P', b'C', b'A', d @ b'3'..=b'9'] => {
+                return Err(format!(
+                    "DFS catalog format {}, but this build reads format {CATALOG_FORMAT}; it was \
+                     written by a newer Porpoise: run that version again, or roll the upgrade \
+                     back by restoring the backup taken before it",
+                    d - b'0'
+                ))
+            }
             _ => return Err("not a DFS catalog".into()),
         };
         let next_chunk = r.u64().map_err(e)?;
@@ -203,7 +215,8 @@ impl Dfs {
                 let body = bytes
                     .get(8..8 + len)
                     .ok_or_else(|| EvalError::msg("the DFS catalog is truncated"))?;
-                Catalog::decode(body).map_err(EvalError::msg)?
+                Catalog::decode(body)
+                    .map_err(|e| EvalError::msg(format!("{}: {e}", catalog_path.display())))?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Catalog {
                 next_chunk: 1,
@@ -520,5 +533,52 @@ impl Dfs {
             }
         }
         Ok((Table { columns: out }, chunks.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalog_encoding_is_pinned_and_newer_formats_are_refused() {
+        let mut chunks = BTreeMap::new();
+        chunks.insert("20200601/Key3".to_string(), 7);
+        let table = DfsTable {
+            schema: Schema::new(&[
+                ("SecurityID", DataType::Symbol),
+                ("DateTime", DataType::DateTime),
+            ]),
+            partition_columns: vec![1, 0],
+            chunks,
+        };
+        let mut databases = BTreeMap::new();
+        databases.insert(
+            "dfs://testDB".to_string(),
+            Database {
+                scheme: Scheme::Hash {
+                    ty: DataType::Symbol,
+                    buckets: 10,
+                },
+                tables: [("testTB".to_string(), table)].into_iter().collect(),
+            },
+        );
+        let c = Catalog {
+            next_chunk: 8,
+            databases,
+        };
+        let bytes = c.encode();
+        storage::golden::check(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/dfs_catalog.hex"),
+            &bytes,
+        );
+        assert_eq!(Catalog::decode(&bytes).unwrap(), c);
+        let mut newer = bytes.clone();
+        newer[3] = b'3';
+        let n = newer.len();
+        let crc = crc32fast::hash(&newer[..n - 4]);
+        newer[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        let e = Catalog::decode(&newer).unwrap_err();
+        assert!(e.contains("format 3, but this build reads format 2"), "{e}");
     }
 }

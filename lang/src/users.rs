@@ -3,12 +3,14 @@
 //!
 //! Passwords are never stored: each account keeps a random 16-byte salt and
 //! SHA-256 iterated [`HASH_ROUNDS`] times over salt and password. The account file
-//! (`<dfsMetaDir>/users`, one `name salt-hex hash-hex admin-flag` line per account) is replaced
-//! atomically, so a crash leaves the old or the new set of accounts, never a mix.
+//! (`<dfsMetaDir>/users`: a `#porpoise-accounts <format>` line, then one
+//! `name salt-hex hash-hex admin-flag` line per account) is replaced through `rt::disk`'s
+//! crash-safe replace (tmp, sync, rename, sync the directory), so a crash leaves the old or the
+//! new set of accounts, never a mix. A file of another format is refused, never guessed at.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -18,6 +20,10 @@ use crate::eval::EvalError;
 pub const HASH_ROUNDS: u32 = 4096;
 /// Most accounts a node keeps.
 pub const ACCOUNTS_MAX: usize = 4096;
+/// The account file format this build writes and reads. Format 0 is the same lines without
+/// the header line (builds before format 1); it is read, and rewritten as 1 on the next change.
+pub const ACCOUNTS_FORMAT: u32 = 1;
+const ACCOUNTS_HEADER: &str = "#porpoise-accounts";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Account {
@@ -126,44 +132,17 @@ impl Users {
     }
 
     /// Opens the account file at `path` (the default account when it does not exist yet).
-    pub fn open(path: PathBuf) -> Result<Users, EvalError> {
+    pub async fn open(path: PathBuf) -> Result<Users, EvalError> {
         let mut users = Users::in_memory();
         users.path = Some(path.clone());
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let bytes = match rt::disk::read_file(&path).await {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(users),
             Err(e) => return Err(EvalError::msg(format!("{}: {e}", path.display()))),
         };
-        let mut accounts = BTreeMap::new();
-        for (n, line) in text.lines().enumerate() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let parsed = match f.as_slice() {
-                [name, salt, hash, admin] => {
-                    unhex::<16>(salt)
-                        .zip(unhex::<32>(hash))
-                        .map(|(salt, hash)| {
-                            (
-                                name.to_string(),
-                                Account {
-                                    salt,
-                                    hash,
-                                    admin: *admin == "1",
-                                },
-                            )
-                        })
-                }
-                _ => None,
-            };
-            let (name, account) = parsed.ok_or_else(|| {
-                EvalError::msg(format!(
-                    "{}:{}: not an account line (name salt hash admin)",
-                    path.display(),
-                    n + 1
-                ))
-            })?;
-            accounts.insert(name, account);
-        }
-        users.accounts = RefCell::new(accounts);
+        let text = String::from_utf8(bytes)
+            .map_err(|_| EvalError::msg(format!("{}: not UTF-8 text", path.display())))?;
+        users.accounts = RefCell::new(parse_accounts(&path, &text)?);
         Ok(users)
     }
 
@@ -171,17 +150,9 @@ impl Users {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let text: String = self
-            .accounts
-            .borrow()
-            .iter()
-            .map(|(n, a)| format!("{n} {} {} {}\n", hex(&a.salt), hex(&a.hash), a.admin as u8))
-            .collect();
-        // Plain std I/O: the file is tiny and changes rarely; rename makes it atomic.
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-            .and_then(|_| std::fs::rename(&tmp, path))
+        let text = encode_accounts(&self.accounts.borrow());
+        rt::disk::replace_file(path, text.as_bytes())
+            .await
             .map_err(|e| EvalError::msg(format!("{}: {e}", path.display())))
     }
 
@@ -245,6 +216,77 @@ impl Users {
     }
 }
 
+/// The account file's text.
+fn encode_accounts(accounts: &BTreeMap<String, Account>) -> String {
+    let mut text = format!("{ACCOUNTS_HEADER} {ACCOUNTS_FORMAT}\n");
+    for (n, a) in accounts {
+        text.push_str(&format!(
+            "{n} {} {} {}\n",
+            hex(&a.salt),
+            hex(&a.hash),
+            a.admin as u8
+        ));
+    }
+    text
+}
+
+/// Parses the account file; errors name the file and line.
+fn parse_accounts(path: &Path, text: &str) -> Result<BTreeMap<String, Account>, EvalError> {
+    let mut lines = text.lines().enumerate().peekable();
+    if let Some((_, first)) = lines.peek() {
+        if let Some(rest) = first.strip_prefix(ACCOUNTS_HEADER) {
+            let format: u32 = rest.trim().parse().map_err(|_| {
+                EvalError::msg(format!(
+                    "{}:1: the header names no format number",
+                    path.display()
+                ))
+            })?;
+            if format != ACCOUNTS_FORMAT {
+                let way = if format > ACCOUNTS_FORMAT {
+                    "written by a newer Porpoise: run that version, or restore the file from the backup taken before the upgrade"
+                } else {
+                    "written in a format this build no longer reads"
+                };
+                return Err(EvalError::msg(format!(
+                    "{}: account file format {format}, but this build reads format {ACCOUNTS_FORMAT} ({way})",
+                    path.display()
+                )));
+            }
+            lines.next();
+        }
+    }
+    let mut accounts = BTreeMap::new();
+    for (n, line) in lines {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let parsed = match f.as_slice() {
+            [name, salt, hash, admin] => {
+                unhex::<16>(salt)
+                    .zip(unhex::<32>(hash))
+                    .map(|(salt, hash)| {
+                        (
+                            name.to_string(),
+                            Account {
+                                salt,
+                                hash,
+                                admin: *admin == "1",
+                            },
+                        )
+                    })
+            }
+            _ => None,
+        };
+        let (name, account) = parsed.ok_or_else(|| {
+            EvalError::msg(format!(
+                "{}:{}: not an account line (name salt hash admin)",
+                path.display(),
+                n + 1
+            ))
+        })?;
+        accounts.insert(name, account);
+    }
+    Ok(accounts)
+}
+
 fn check_password(p: &str) -> Result<(), EvalError> {
     if p.is_empty() || p.len() > 128 || p.chars().any(char::is_whitespace) {
         return Err(EvalError::msg(
@@ -258,25 +300,75 @@ fn check_password(p: &str) -> Result<(), EvalError> {
 mod tests {
     use super::*;
 
+    fn on_rt<F, Fut>(body: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        rt::Runtime::new("users")
+            .run(move |_s: rt::shard::Shard<()>| body())
+            .unwrap();
+    }
+
     #[test]
     fn accounts_persist_hashed_and_verify() {
-        let dir = std::env::temp_dir().join(format!("porpoise-users-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("users");
-        let _ = std::fs::remove_file(&path);
-        let u = Users::open(path.clone()).unwrap();
-        assert!(u.verify("admin", "123456"));
-        futures_lite::future::block_on(u.set_password("admin", "s3cret")).unwrap();
-        futures_lite::future::block_on(u.create("alice", "pw")).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains("s3cret") && !text.contains(" pw "), "{text}");
-        let again = Users::open(path.clone()).unwrap();
-        assert!(again.verify("admin", "s3cret"));
-        assert!(!again.verify("admin", "123456"));
-        assert!(again.verify("alice", "pw") && !again.is_admin("alice"));
-        assert!(futures_lite::future::block_on(again.delete("admin")).is_err());
-        std::fs::write(&path, "admin zz\n").unwrap();
-        let e = Users::open(path).unwrap_err();
-        assert!(e.to_string().contains("users:1"), "{e}");
+        on_rt(|| async {
+            let dir = std::env::temp_dir().join(format!("porpoise-users-{}", std::process::id()));
+            rt::disk::create_dir_all(&dir).await.unwrap();
+            let path = dir.join("users");
+            let _ = rt::disk::remove(&path).await;
+            let u = Users::open(path.clone()).await.unwrap();
+            assert!(u.verify("admin", "123456"));
+            u.set_password("admin", "s3cret").await.unwrap();
+            u.create("alice", "pw").await.unwrap();
+            let text = String::from_utf8(rt::disk::read_file(&path).await.unwrap()).unwrap();
+            assert!(text.starts_with("#porpoise-accounts 1\n"), "{text}");
+            assert!(!text.contains("s3cret") && !text.contains(" pw "), "{text}");
+            let again = Users::open(path.clone()).await.unwrap();
+            assert!(again.verify("admin", "s3cret"));
+            assert!(!again.verify("admin", "123456"));
+            assert!(again.verify("alice", "pw") && !again.is_admin("alice"));
+            assert!(again.delete("admin").await.is_err());
+            // Format 0 (no header line) is still read.
+            let legacy: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+            rt::disk::replace_file(&path, legacy.as_bytes())
+                .await
+                .unwrap();
+            assert!(Users::open(path.clone())
+                .await
+                .unwrap()
+                .verify("alice", "pw"));
+            rt::disk::replace_file(&path, b"admin zz\n").await.unwrap();
+            let e = Users::open(path.clone()).await.unwrap_err();
+            assert!(e.to_string().contains("users:1"), "{e}");
+            rt::disk::replace_file(&path, b"#porpoise-accounts 7\n")
+                .await
+                .unwrap();
+            let e = Users::open(path).await.unwrap_err().to_string();
+            assert!(
+                e.contains("format 7") && e.contains("reads format 1"),
+                "{e}"
+            );
+        });
+    }
+
+    #[test]
+    fn the_account_file_encoding_is_pinned() {
+        let mut accounts = BTreeMap::new();
+        accounts.insert(
+            "admin".to_string(),
+            Account {
+                salt: *b"porpoise-default",
+                hash: [0xab; 32],
+                admin: true,
+            },
+        );
+        let text = encode_accounts(&accounts);
+        assert_eq!(
+            text,
+            "#porpoise-accounts 1\nadmin 706f72706f6973652d64656661756c74 \
+             abababababababababababababababababababababababababababababababab 1\n"
+        );
+        assert_eq!(parse_accounts(Path::new("users"), &text).unwrap(), accounts);
     }
 }

@@ -220,16 +220,15 @@ pub async fn serve(
         worker_num: settings.worker_num(),
     };
     // Controllers run scripts too (on the leader; followers answer <NotLeader>).
-    let scripts = matches!(
+    let scripts = if matches!(
         settings.mode(),
         Mode::Single | Mode::DataNode | Mode::ComputeNode | Mode::Controller
-    )
-    .then(|| {
+    ) {
         // Single nodes keep their accounts beside the DFS metadata; a cluster's accounts will
         // live in the controllers' Raft state, so data and compute nodes use the defaults.
         let mut sessions = ScriptSessions::new(node, dfs);
         if settings.mode() == Mode::Single {
-            match lang::users::Users::open(settings.dfs_meta_dir().join("users")) {
+            match lang::users::Users::open(settings.dfs_meta_dir().join("users")).await {
                 Ok(u) => sessions = sessions.with_users(Rc::new(u)),
                 Err(e) => {
                     log.error(
@@ -241,8 +240,10 @@ pub async fn serve(
                 }
             }
         }
-        Rc::new(sessions)
-    });
+        Some(Rc::new(sessions))
+    } else {
+        None
+    };
     if let (Some(path), Some(sessions)) = (&startup, &scripts) {
         run_startup_script(path, sessions, &log).await;
     }

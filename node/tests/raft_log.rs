@@ -1,13 +1,15 @@
 //! The controllers' durable Raft log against a reference model (a Vec of entries, the purged
 //! id and the vote): random appends, truncations, purges (with compaction) and reopenings must
 //! agree with the model after every step; garbage after the last record (a torn append) is
-//! cut off on reopen and never resurfaces; a flipped byte inside the log ends the valid prefix
-//! there. Runs on glommio (`cargo test`) and on madsim (`scripts/test-sim.sh`).
+//! cut off on reopen and never resurfaces; a flipped byte anywhere before the torn tail is
+//! refused with the file and the offset, never cut. Runs on glommio (`cargo test`) and on madsim (`scripts/test-sim.sh`).
 
 use std::path::{Path, PathBuf};
 
 use node::controller::meta::Command;
-use node::controller::raft::log::{decode_records, LogStore};
+use node::controller::raft::log::{
+    decode_records, encode_log_header, encode_record, LogStore, LOG_FORMAT, LOG_HEADER_BYTES,
+};
 use node::controller::raft::{Entry, LogId, TypeConfig, Vote};
 use openraft::entry::RaftEntry;
 use openraft::impls::leader_id_adv::LeaderId;
@@ -211,47 +213,146 @@ fn the_log_agrees_with_a_model_through_appends_truncations_purges_and_reopens() 
     });
 }
 
+/// Reads the whole log file.
+async fn log_bytes(dir: &Path) -> Vec<u8> {
+    let f = rt::disk::File::open(dir.join("log"), rt::disk::OpenMode::Existing)
+        .await
+        .unwrap();
+    let size = f.size().await.unwrap();
+    let bytes = f.read_at(0, size as usize).await.unwrap();
+    f.close().await.unwrap();
+    bytes
+}
+
+/// Writes `bytes` over the log file from offset 0 (padded to whole blocks) and syncs.
+async fn put_log_bytes(dir: &Path, mut bytes: Vec<u8>) {
+    let f = rt::disk::File::open(dir.join("log"), rt::disk::OpenMode::Existing)
+        .await
+        .unwrap();
+    bytes.resize(rt::disk::align_up(bytes.len()), 0);
+    f.write_at(0, &bytes).await.unwrap();
+    f.sync().await.unwrap();
+    f.close().await.unwrap();
+}
+
+/// Appends `entries` as one flush round (one group commit).
+async fn append_round(store: &mut LogStore, entries: Vec<Entry>) {
+    store.append(entries, IOFlushed::noop()).await.unwrap();
+    store.flush().await.unwrap();
+}
+
 #[test]
 fn a_torn_tail_is_cut_off_and_never_resurfaces() {
     run("torn", |dir| async move {
         let mut store = LogStore::open(&dir, true).await.unwrap();
         let batch: Vec<Entry> = (0..10).map(|i| entry(1, i, 100)).collect();
-        store
-            .append(batch.clone(), IOFlushed::noop())
-            .await
-            .unwrap();
-        store.flush().await.unwrap();
+        append_round(&mut store, batch.clone()).await;
         drop(store);
-        // A crash mid-append: half a record, then stale-looking blocks far past the end.
-        let f = rt::disk::File::open(dir.join("log"), rt::disk::OpenMode::Existing)
-            .await
-            .unwrap();
-        let size = f.size().await.unwrap();
-        let good = f.read_at(0, size as usize).await.unwrap();
-        let (recs, end) = decode_records(&good);
+        let good = log_bytes(&dir).await;
+        let (recs, end) = decode_records(&good).unwrap();
         assert_eq!(recs.len(), 10);
+        // The next round wrote three records over several 512-byte sectors, and power failed
+        // mid-write: the sector holding the first one's start never reached the disk (it
+        // reads as the zeros the log was filled with), later sectors did.
+        let mut round = Vec::new();
+        for i in 10..13 {
+            encode_record(&entry(1, i, 700), end as u64, &mut round);
+        }
         let mut torn = good[..end].to_vec();
-        let mut extra = Vec::new();
-        node::controller::raft::log::encode_record(&entry(1, 10, 100), &mut extra);
-        torn.extend_from_slice(&extra[..extra.len() / 2]);
-        torn.resize(rt::disk::align_up(torn.len()), 0);
-        f.write_at(0, &torn).await.unwrap();
-        // A whole valid record for index 10 two blocks further on must not be picked up.
-        let mut stale = extra.clone();
-        stale.resize(rt::disk::align_up(stale.len()), 0);
-        f.write_at(torn.len() as u64 + 8192, &stale).await.unwrap();
-        f.sync().await.unwrap();
-        f.close().await.unwrap();
+        torn.extend_from_slice(&round);
+        let sector = end / 512 * 512;
+        torn[end..sector + 512].fill(0);
+        put_log_bytes(&dir, torn.clone()).await;
+        assert_eq!(decode_records(&torn).unwrap().0.len(), 10, "a torn tail");
 
         let mut store = LogStore::open(&dir, true).await.unwrap();
         assert_eq!(store.try_get_log_entries(..).await.unwrap(), batch);
         let more = vec![entry(2, 10, 5)];
-        store.append(more.clone(), IOFlushed::noop()).await.unwrap();
-        store.flush().await.unwrap();
+        append_round(&mut store, more.clone()).await;
         drop(store);
+        // The torn round's surviving records never come back behind the new one.
         let mut store = LogStore::open(&dir, true).await.unwrap();
         let want: Vec<Entry> = batch.into_iter().chain(more).collect();
         assert_eq!(store.try_get_log_entries(..).await.unwrap(), want);
+    });
+}
+
+#[test]
+fn a_flipped_byte_before_later_rounds_is_refused_with_the_file_and_offset() {
+    run("flip-mid", |dir| async move {
+        let mut store = LogStore::open(&dir, true).await.unwrap();
+        for i in 0..10 {
+            append_round(&mut store, vec![entry(1, i, 60)]).await;
+        }
+        drop(store);
+        let mut bytes = log_bytes(&dir).await;
+        let (recs, _) = decode_records(&bytes).unwrap();
+        let third = recs[3].0 as usize;
+        bytes[third + 30] ^= 0x08;
+        put_log_bytes(&dir, bytes.clone()).await;
+        let damage = decode_records(&bytes).unwrap_err();
+        assert_eq!(damage.offset, third as u64);
+        let err = LogStore::open(&dir, true).await.err().expect("refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&dir.join("log").display().to_string()),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("offset {third}")), "{msg}");
+        assert!(msg.contains("OPERATIONS.md"), "{msg}");
+        // Refusing changed nothing: the file still holds every record after the damage.
+        assert_eq!(log_bytes(&dir).await[..bytes.len()], bytes[..]);
+    });
+}
+
+#[test]
+fn a_flipped_byte_in_the_last_round_is_refused_not_cut() {
+    // One round of five records, then a flip inside the last one: every byte of it was
+    // written (no zeroed sector), so it is a changed record, not a torn one.
+    let mut bytes = encode_log_header();
+    for i in 0..5 {
+        encode_record(&entry(1, i, 50), LOG_HEADER_BYTES as u64, &mut bytes);
+    }
+    let (all, end) = decode_records(&bytes).unwrap();
+    assert_eq!((all.len(), end), (5, bytes.len()));
+    let last = all[4].0 as usize;
+    bytes[last + 20] ^= 0x40;
+    bytes.resize(4096, 0);
+    assert_eq!(decode_records(&bytes).unwrap_err().offset, last as u64);
+    // A zeroed length in the middle is no end either: later rounds follow it.
+    let mut bytes = encode_log_header();
+    let mut starts = Vec::new();
+    for i in 0..5 {
+        starts.push(bytes.len());
+        let round = bytes.len() as u64;
+        encode_record(&entry(1, i, 50), round, &mut bytes);
+    }
+    bytes[starts[2]..starts[2] + 4].fill(0);
+    assert_eq!(decode_records(&bytes).unwrap_err().offset, starts[2] as u64);
+    // A missing index is refused too: a whole, checked record cannot come from a tear.
+    let mut gap = encode_log_header();
+    encode_record(&entry(1, 0, 1), 16, &mut gap);
+    encode_record(&entry(1, 2, 1), 16, &mut gap);
+    assert!(decode_records(&gap).unwrap_err().why.contains("missing"));
+}
+
+#[test]
+fn a_log_of_another_format_is_refused_naming_both_formats() {
+    run("format", |dir| async move {
+        let store = LogStore::open(&dir, true).await.unwrap();
+        drop(store);
+        let mut bytes = log_bytes(&dir).await;
+        bytes[4..8].copy_from_slice(&(LOG_FORMAT + 1).to_le_bytes());
+        let crc = crc32fast::hash(&bytes[..12]);
+        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+        put_log_bytes(&dir, bytes).await;
+        let msg = LogStore::open(&dir, true).await.err().unwrap().to_string();
+        assert!(
+            msg.contains(&format!("format {}", LOG_FORMAT + 1))
+                && msg.contains(&format!("reads format {LOG_FORMAT}"))
+                && msg.contains("newer Porpoise"),
+            "{msg}"
+        );
     });
 }
 
@@ -276,27 +377,6 @@ fn appends_complete_in_order_after_one_shared_flush() {
     });
 }
 
-#[test]
-fn a_flipped_byte_ends_the_valid_prefix_at_that_record() {
-    let mut bytes = Vec::new();
-    for i in 0..5 {
-        node::controller::raft::log::encode_record(&entry(1, i, 50), &mut bytes);
-    }
-    let (all, end) = decode_records(&bytes);
-    assert_eq!((all.len(), end), (5, bytes.len()));
-    // Corrupt the third record's payload.
-    let third = all[2].0 as usize;
-    bytes[third + 20] ^= 0x40;
-    let (prefix, end) = decode_records(&bytes);
-    assert_eq!(prefix.len(), 2);
-    assert_eq!(end, third);
-    // A gap in the indexes also ends it.
-    let mut gap = Vec::new();
-    node::controller::raft::log::encode_record(&entry(1, 0, 1), &mut gap);
-    node::controller::raft::log::encode_record(&entry(1, 2, 1), &mut gap);
-    assert_eq!(decode_records(&gap).0.len(), 1);
-}
-
 proptest! {
     /// Whatever is on disk, reading it back never panics and never allocates without bound:
     /// random bytes, and checksummed garbage that gets past the crc.
@@ -311,13 +391,18 @@ proptest! {
         let _ = node::controller::raft::sm::decode_checkpoint("checkpoint", &bytes);
         // The same bytes framed with a valid length and crc.
         let payload = &bytes[..bytes.len().min(len as usize * 64)];
-        let mut rec = Vec::new();
+        let mut body = 16u64.to_le_bytes().to_vec();
+        body.extend_from_slice(payload);
+        let mut rec = encode_log_header();
         rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        rec.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        rec.extend_from_slice(payload);
+        rec.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        rec.extend_from_slice(&body);
         let _ = decode_records(&rec);
         let mut st = b"PRST".to_vec();
-        st.extend_from_slice(&rec);
+        st.extend_from_slice(&1u32.to_le_bytes());
+        st.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        st.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        st.extend_from_slice(payload);
         let _ = node::controller::raft::log::decode_state(path, &st);
         let mut cp = b"PSNP".to_vec();
         cp.extend_from_slice(&1u32.to_le_bytes());

@@ -164,3 +164,45 @@ pub async fn exists(path: impl AsRef<Path>) -> io::Result<bool> {
 pub async fn sync_dir(dir: impl AsRef<Path>) -> io::Result<()> {
     imp::disk::sync_dir(dir.as_ref()).await
 }
+
+/// Reads the whole file at `path`.
+pub async fn read_file(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
+    let f = File::open(path, OpenMode::Existing).await?;
+    let size = f.size().await? as usize;
+    let mut out = Vec::with_capacity(size);
+    while out.len() < size {
+        let chunk = f
+            .read_at(out.len() as u64, (size - out.len()).min(READ_BYTES_MAX))
+            .await?;
+        if chunk.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    f.close().await?;
+    Ok(out)
+}
+
+/// Replaces the file at `path` with exactly `bytes`, crash-safely: the bytes go to
+/// `<path>.tmp` (written whole, cut to their length, synced), which is renamed over `path`,
+/// and the directory is synced. After a crash `path` holds the old contents or the new ones,
+/// never a mix; a leftover `.tmp` is never authoritative and is replaced by the next write.
+pub async fn replace_file(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
+    let path = path.as_ref();
+    let dir = path
+        .parent()
+        .ok_or_else(|| invalid(format!("{} has no directory", path.display())))?;
+    let tmp = path.with_extension("tmp");
+    if exists(&tmp).await? {
+        remove(&tmp).await?;
+    }
+    let f = File::open(&tmp, OpenMode::CreateNew).await?;
+    let mut padded = bytes.to_vec();
+    padded.resize(align_up(bytes.len().max(1)), 0);
+    f.write_at(0, &padded).await?;
+    f.truncate(bytes.len() as u64).await?;
+    f.sync().await?;
+    f.close().await?;
+    rename(&tmp, path).await?;
+    sync_dir(dir).await
+}

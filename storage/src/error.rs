@@ -41,6 +41,21 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// A file in a format this build does not read: refused with the file, both formats and
+    /// what to do (the tutorial's upgrade rollback, FAQ Q4), never guessed at or repaired.
+    pub fn unsupported(file: &std::path::Path, what: &str, found: u32, reads: u32) -> StorageError {
+        let way = if found > reads {
+            "it was written by a newer Porpoise: run that version again, or roll the upgrade \
+             back by restoring the backup taken before it"
+        } else {
+            "it was written by an older Porpoise whose format this build no longer reads"
+        };
+        StorageError::Format(format!(
+            "{}: {what} format {found}, but this build reads format {reads}; {way}",
+            file.display()
+        ))
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             StorageError::Io(_) => "STO-001",

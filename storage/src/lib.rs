@@ -11,6 +11,7 @@ pub mod codec;
 pub mod column;
 pub mod engine;
 mod error;
+pub mod golden;
 pub mod layout;
 pub mod meta;
 pub mod types;

@@ -207,25 +207,9 @@ pub fn segment_file(volume: &Path, chunk: u64, segment: u64) -> PathBuf {
     chunk_dir(volume, chunk).join(format!("{segment:010}.seg"))
 }
 
-fn padded(mut buf: Vec<u8>) -> Vec<u8> {
-    buf.resize(disk::align_up(buf.len().max(1)), 0);
-    buf
-}
-
-/// Writes `bytes` to `path` atomically and durably (tmp + sync + rename + sync dir).
+/// Writes `bytes` to `path` atomically and durably ([`rt::disk::replace_file`]).
 pub async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    let dir = path.parent().expect("metadata files live in a directory");
-    let tmp = path.with_extension("tmp");
-    if disk::exists(&tmp).await? {
-        disk::remove(&tmp).await?;
-    }
-    let f = File::open(&tmp, OpenMode::CreateNew).await?;
-    f.write_at(0, &padded(bytes.to_vec())).await?;
-    f.sync().await?;
-    f.close().await?;
-    disk::rename(&tmp, path).await?;
-    disk::sync_dir(dir).await?;
-    Ok(())
+    Ok(disk::replace_file(path, bytes).await?)
 }
 
 /// Reads and verifies a metadata file, reading twice before declaring it corrupt (a failed
@@ -244,6 +228,18 @@ async fn read_meta_once(path: &Path, chunk_hint: u64) -> Result<ChunkMeta, Stora
     let size = (f.size().await? as usize).min(META_BODY_BYTES_MAX + META_HEADER_BYTES);
     let bytes = f.read_at(0, size).await?;
     f.close().await?;
+    if bytes.len() >= META_HEADER_BYTES
+        && bytes[..4] == META_MAGIC.to_le_bytes()
+        && bytes[4] != META_FORMAT
+        && crc32fast::hash(&bytes[..16]).to_le_bytes() == bytes[16..20]
+    {
+        return Err(StorageError::unsupported(
+            path,
+            "chunk metadata",
+            bytes[4] as u32,
+            META_FORMAT as u32,
+        ));
+    }
     ChunkMeta::decode(&bytes).map_err(|e| StorageError::Corrupt {
         chunk: chunk_hint,
         file: path.to_path_buf(),
@@ -281,7 +277,7 @@ pub async fn write_segment(
     let dir = path.parent().expect("segments live in a chunk directory");
     disk::create_dir_all(dir).await?;
     let f = File::open(path, OpenMode::CreateOrOpen).await?;
-    let buf = padded(buf);
+    buf.resize(disk::align_up(buf.len().max(1)), 0);
     // Write in pieces so no single DMA buffer gets huge.
     const PIECE: usize = 16 << 20;
     let mut at = 0;

@@ -144,6 +144,20 @@ fn group_header(seq: u64, body: &[u8]) -> [u8; GROUP_HEADER_BYTES] {
     w.buf.try_into().expect("32-byte header")
 }
 
+/// One group as it is written: header, body (each record a `blob`), zeros to a block boundary.
+pub fn encode_group(seq: u64, records: &[Record]) -> Vec<u8> {
+    let mut body = Writer::default();
+    for r in records {
+        let mut w = Writer::default();
+        r.encode(&mut w);
+        body.blob(&w.buf);
+    }
+    let mut out = group_header(seq, &body.buf).to_vec();
+    out.extend_from_slice(&body.buf);
+    out.resize(disk::align_up(out.len()), 0);
+    out
+}
+
 /// Parses a group header; `None` if it is not a valid header for `seq`.
 fn parse_header(h: &[u8], seq: u64) -> Option<(usize, u32)> {
     let mut r = Reader::new(h.get(..GROUP_HEADER_BYTES)?);
@@ -160,6 +174,14 @@ fn parse_header(h: &[u8], seq: u64) -> Option<(usize, u32)> {
         && header_crc == crc32fast::hash(&h[..24])
         && len <= GROUP_BODY_BYTES_MAX;
     ok.then_some((len, body_crc))
+}
+
+/// The format of a log whose first group header is intact but of a format other than ours.
+fn other_format(bytes: &[u8]) -> Option<u8> {
+    let h = bytes.get(..GROUP_HEADER_BYTES)?;
+    let intact =
+        h[..4] == WAL_MAGIC.to_le_bytes() && h[24..28] == crc32fast::hash(&h[..24]).to_le_bytes();
+    (intact && h[4] != WAL_FORMAT).then_some(h[4])
 }
 
 /// Looks for a valid group header with a sequence number after `seq` at any block boundary
@@ -295,6 +317,15 @@ impl Wal {
         let path = dir.join(log_name(gen));
         let file = File::open(&path, OpenMode::CreateOrOpen).await?;
         let mut bytes = read_all(&file).await?;
+        if let Some(found) = other_format(&bytes) {
+            // Another build's log: cutting it as a torn tail would drop every record in it.
+            return Err(StorageError::unsupported(
+                &path,
+                "redo log",
+                found as u32,
+                WAL_FORMAT as u32,
+            ));
+        }
         let (mut records, mut valid, mut next_seq) = scan(&bytes);
         if valid < bytes.len() {
             // Before cutting anything, rule out a transient read error: read again.
@@ -475,17 +506,9 @@ impl Wal {
         let gen = self.gen.get() + 1;
         let tmp = self.dir.join(format!("{}.tmp", log_name(gen)));
         let file = File::open(&tmp, OpenMode::CreateNew).await?;
-        let mut body = Writer::default();
-        for r in keep {
-            let mut w = Writer::default();
-            r.encode(&mut w);
-            body.blob(&w.buf);
-        }
         let mut next = (0u64, 1u64);
-        if !body.buf.is_empty() {
-            let mut buf = group_header(1, &body.buf).to_vec();
-            buf.extend_from_slice(&body.buf);
-            buf.resize(disk::align_up(buf.len()), 0);
+        if !keep.is_empty() {
+            let buf = encode_group(1, keep);
             file.write_at(0, &buf).await?;
             next = (buf.len() as u64, 2);
         }
@@ -556,15 +579,7 @@ mod tests {
     fn log_bytes(groups: &[&[Record]]) -> Vec<u8> {
         let mut out = Vec::new();
         for (i, g) in groups.iter().enumerate() {
-            let mut body = Writer::default();
-            for r in *g {
-                let mut w = Writer::default();
-                r.encode(&mut w);
-                body.blob(&w.buf);
-            }
-            out.extend_from_slice(&group_header(i as u64 + 1, &body.buf));
-            out.extend_from_slice(&body.buf);
-            out.resize(disk::align_up(out.len()), 0);
+            out.extend_from_slice(&encode_group(i as u64 + 1, g));
         }
         out
     }

@@ -1,26 +1,38 @@
 //! The controller's durable Raft log and vote, in `<home>/<alias>/raft` (the directory the
 //! tutorial's metadata backup copies).
 //!
-//! On-disk format (all integers little-endian):
+//! On-disk format (all integers little-endian; `docs/FORMAT.md` has it byte by byte):
 //!
 //! ```text
 //! raft/state   one record, replaced atomically (tmp + fsync + rename + fsync dir):
-//!              [4] "PRST"  u32 payload length  u32 crc32(payload)  payload
-//!              payload = bincode(HardState { vote, committed, purged })
-//! raft/log     records back to back from offset 0, zero-filled after the last one:
-//!              u32 payload length (> 0)  u32 crc32(payload)  payload = bincode(Entry)
+//!              [4] "PRST"  u32 format (1)  u32 payload length  u32 crc32(payload)  payload
+//!              payload = bincode(HardState { vote, committed, purged, rejoining })
+//! raft/log     [4] "PRLG"  u32 format (1)  u32 reserved (0)  u32 crc32(bytes 0..12)
+//!              then records back to back from offset 16, zero-filled after the last one:
+//!              u32 payload length (> 0)  u32 crc32(bytes 8.. of the record)
+//!              u64 round_start  payload = bincode(Entry)
 //! ```
 //!
+//! `round_start` is the offset at which the flush round that wrote the record began writing
+//! (the log's durable end before that round). It is what tells a torn tail from corruption.
+//!
 //! Invariants:
-//! - **Valid prefix.** Recovery reads records until the first zero length, short record, crc
-//!   mismatch, undecodable entry or index that does not follow its predecessor; that prefix is
-//!   the log. Everything after it is cut off (the file is truncated and the tail block
-//!   re-zeroed) before the log is used, so a stale record can never reappear behind new ones.
+//! - **Only a torn tail is cut.** Recovery reads records until the first zero length, bad
+//!   record or index that does not follow its predecessor, at offset `p`. That is a torn
+//!   tail — the last flush round, interrupted — only if no valid record after `p` was
+//!   written by a *later* round (`round_start > p`) and the record at `p` is not a complete
+//!   record whose bytes hold no zeroed sector (a tear leaves a sector unwritten: zeros, since
+//!   the log is zero-filled ahead; a flipped bit does not). A torn tail is cut (the file is
+//!   truncated and the tail block re-zeroed) before the log is used, so a stale record can
+//!   never reappear behind new ones. Anything else is corruption of acknowledged entries:
+//!   the log refuses to open, naming the file and the offset ([`LogDamage`]), and
+//!   `docs/OPERATIONS.md` says how to bring the controller back.
 //! - **Durable before acknowledged.** `append` reports completion to openraft only after the
 //!   write and, with `dataSync=1`, the fdatasync (the log file is then write-through, O_DSYNC,
 //!   so the write itself is durable on completion and the fdatasync is a no-op);
-//!   `truncate_after`, `save_vote` and `purge` sync before returning. The committed index is a hint: it is saved with the next vote or
-//!   purge, never on its own (an fsync pair per commit for no safety gain).
+//!   `truncate_after`, `save_vote` and `purge` sync before returning. The committed index is a
+//!   hint: it is saved with the next vote or purge, never on its own (an fsync pair per commit
+//!   for no safety gain).
 //! - **Aligned writes.** Appends rewrite the partial tail block together with the new records
 //!   (O_DIRECT), so bytes already acknowledged are rewritten with identical contents: a torn
 //!   rewrite keeps them.
@@ -43,9 +55,20 @@ use serde::{Deserialize, Serialize};
 use super::{Entry, LogId, TypeConfig, Vote};
 
 const STATE_MAGIC: [u8; 4] = *b"PRST";
-const RECORD_HEADER_BYTES: usize = 8;
+/// The `raft/state` format this build writes and reads.
+pub const STATE_FORMAT: u32 = 1;
+const STATE_HEADER_BYTES: usize = 16;
+const LOG_MAGIC: [u8; 4] = *b"PRLG";
+/// The `raft/log` format this build writes and reads.
+pub const LOG_FORMAT: u32 = 1;
+/// The log file's header; records start right after it.
+pub const LOG_HEADER_BYTES: usize = 16;
+const RECORD_HEADER_BYTES: usize = 16;
 /// Largest entry accepted when reading the log back (a corrupt length is not allocated).
 const ENTRY_BYTES_MAX: usize = 16 << 20;
+/// The unit a device may tear a write at: a torn record holds at least one such sector of
+/// zeros (512 bytes: the smallest logical sector a disk has, so 4 KiB devices are covered).
+const TEAR_SECTOR_BYTES: usize = 512;
 /// Bytes read per step while recovering the log.
 const RECOVERY_READ_BYTES: usize = 4 << 20;
 /// Purged bytes at the head of the file before it is rewritten without them.
@@ -59,19 +82,43 @@ fn corrupt(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// Refuses a file written in a format this build does not read, naming both formats and the
+/// way out (the tutorial's upgrade rollback, FAQ Q4).
+pub fn unsupported_format(path: &Path, found: u32, reads: u32) -> io::Error {
+    let what = if found > reads {
+        "was written by a newer Porpoise: run that version again (roll back the upgrade \
+         by restoring the backup taken before it), or upgrade this node to it"
+    } else {
+        "was written by an older Porpoise whose format this build no longer reads: start \
+         that version, or restore the file from a backup"
+    };
+    corrupt(format!(
+        "{}: format {found}, but this build reads format {reads}; the file {what}",
+        path.display()
+    ))
+}
+
 /// What must survive a restart besides the entries.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HardState {
     pub vote: Option<Vote>,
     pub committed: Option<LogId>,
     pub purged: Option<LogId>,
+    /// This controller lost its log and vote and is catching up from the leader: it grants
+    /// no vote until it has (ARCHITECTURE D61). Durable, so a restart mid-way keeps it.
+    pub rejoining: bool,
 }
 
 /// Encodes `HardState` as the `raft/state` file.
 pub fn encode_state(s: &HardState) -> Vec<u8> {
     let payload = bincode::serialize(s).expect("hard state encodes");
-    let mut out = Vec::with_capacity(12 + payload.len());
+    let mut out = Vec::with_capacity(STATE_HEADER_BYTES + payload.len());
     out.extend_from_slice(&STATE_MAGIC);
+    out.extend_from_slice(&STATE_FORMAT.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     out.extend_from_slice(&payload);
@@ -81,53 +128,244 @@ pub fn encode_state(s: &HardState) -> Vec<u8> {
 /// Decodes the `raft/state` file (trailing padding ignored).
 pub fn decode_state(path: &Path, bytes: &[u8]) -> io::Result<HardState> {
     let bad = |why: &str| corrupt(format!("{}: {why}", path.display()));
-    if bytes.len() < 12 || bytes[..4] != STATE_MAGIC {
+    if bytes.len() < STATE_HEADER_BYTES || bytes[..4] != STATE_MAGIC {
         return Err(bad("not a Porpoise raft state file"));
     }
-    let len = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")) as usize;
-    let crc = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    let payload = bytes.get(12..12 + len).ok_or_else(|| bad("truncated"))?;
+    let format = le32(bytes, 4);
+    if format != STATE_FORMAT {
+        return Err(unsupported_format(path, format, STATE_FORMAT));
+    }
+    let len = le32(bytes, 8) as usize;
+    let crc = le32(bytes, 12);
+    let payload = bytes
+        .get(STATE_HEADER_BYTES..STATE_HEADER_BYTES + len)
+        .ok_or_else(|| bad("truncated"))?;
     if crc32fast::hash(payload) != crc {
         return Err(bad("checksum mismatch"));
     }
     super::net::decode(payload).map_err(|e| bad(&format!("undecodable: {e}")))
 }
 
-/// Encodes one log record.
-pub fn encode_record(e: &Entry, out: &mut Vec<u8>) {
-    let payload = bincode::serialize(e).expect("log entries encode");
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+/// The log file's header block contents (16 bytes).
+pub fn encode_log_header() -> Vec<u8> {
+    let mut h = Vec::with_capacity(LOG_HEADER_BYTES);
+    h.extend_from_slice(&LOG_MAGIC);
+    h.extend_from_slice(&LOG_FORMAT.to_le_bytes());
+    h.extend_from_slice(&0u32.to_le_bytes());
+    let crc = crc32fast::hash(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    h
 }
 
-/// Decodes the valid prefix of a log file's bytes: `(entries with their offsets, end)`.
-/// `after` is the index the first record must follow (the purged index), if known.
-pub fn decode_records(bytes: &[u8]) -> (Vec<(u64, Entry)>, usize) {
-    let mut out: Vec<(u64, Entry)> = Vec::new();
-    let mut pos = 0usize;
-    while bytes.len() - pos >= RECORD_HEADER_BYTES {
-        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes"));
-        if len == 0 || len > ENTRY_BYTES_MAX || bytes.len() - pos - RECORD_HEADER_BYTES < len {
-            break;
+/// Checks the log file's header. An all-zero header is a file whose creation was torn before
+/// anything was acknowledged in it (`Ok(false)`: start it afresh).
+fn check_log_header(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    if bytes.len() < LOG_HEADER_BYTES || bytes[..LOG_HEADER_BYTES].iter().all(|b| *b == 0) {
+        if bytes.iter().all(|b| *b == 0) {
+            return Ok(false);
         }
-        let payload = &bytes[pos + RECORD_HEADER_BYTES..pos + RECORD_HEADER_BYTES + len];
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
-        let Ok(entry) = super::net::decode::<Entry>(payload) else {
-            break;
+        return Err(corrupt(format!(
+            "{}: the header is missing but the file holds data; {}",
+            path.display(),
+            WAY_OUT
+        )));
+    }
+    if bytes[..4] != LOG_MAGIC {
+        return Err(corrupt(format!(
+            "{}: not a Porpoise raft log (written before log format 1, or not ours); {}",
+            path.display(),
+            WAY_OUT
+        )));
+    }
+    let format = le32(bytes, 4);
+    if crc32fast::hash(&bytes[..12]) != le32(bytes, 12) {
+        return Err(corrupt(format!(
+            "{}: the header checksum does not match; {}",
+            path.display(),
+            WAY_OUT
+        )));
+    }
+    if format != LOG_FORMAT {
+        return Err(unsupported_format(path, format, LOG_FORMAT));
+    }
+    Ok(true)
+}
+
+/// What an operator does about a refused log (docs/OPERATIONS.md, "A controller refuses its
+/// Raft log").
+const WAY_OUT: &str = "the controller refuses to start rather than lose acknowledged \
+    entries. To bring it back, stop it, move its raft directory aside and start it again: \
+    it rejoins the group and catches up from the leader without voting until it has \
+    (docs/OPERATIONS.md, \"A controller refuses its Raft log\")";
+
+/// Encodes one log record, written by the flush round that begins at `round_start`.
+pub fn encode_record(e: &Entry, round_start: u64, out: &mut Vec<u8>) {
+    let payload = bincode::serialize(e).expect("log entries encode");
+    let at = out.len();
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&round_start.to_le_bytes());
+    out.extend_from_slice(&payload);
+    let crc = crc32fast::hash(&out[at + 8..]);
+    out[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The log's records are damaged before its end: acknowledged entries would be lost if it
+/// were cut there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDamage {
+    /// File offset of the first record that does not check out.
+    pub offset: u64,
+    pub why: String,
+}
+
+/// One record read back: its offset, round and entry, and where the next one starts.
+enum Read {
+    Valid {
+        round_start: u64,
+        entry: Box<Entry>,
+        next: usize,
+    },
+    /// A zero length: nothing was written here.
+    Empty,
+    /// Not a record. `complete_len` is its length when the header claims a record that fits
+    /// in the file (the bytes are all there but do not check out).
+    Bad {
+        why: &'static str,
+        complete_len: Option<usize>,
+    },
+}
+
+fn read_record(bytes: &[u8], pos: usize) -> Read {
+    if bytes.len() - pos < RECORD_HEADER_BYTES {
+        return if bytes[pos..].iter().all(|b| *b == 0) {
+            Read::Empty
+        } else {
+            Read::Bad {
+                why: "a record header cut short by the end of the file",
+                complete_len: None,
+            }
         };
-        if let Some((_, prev)) = out.last() {
-            if entry.log_id.index != prev.log_id.index + 1 {
-                break;
+    }
+    let len = le32(bytes, pos) as usize;
+    if len == 0 {
+        return Read::Empty;
+    }
+    if len > ENTRY_BYTES_MAX || bytes.len() - pos - RECORD_HEADER_BYTES < len {
+        return Read::Bad {
+            why: "a record length past the end of the file",
+            complete_len: None,
+        };
+    }
+    let next = pos + RECORD_HEADER_BYTES + len;
+    let complete_len = Some(RECORD_HEADER_BYTES + len);
+    if crc32fast::hash(&bytes[pos + 8..next]) != le32(bytes, pos + 4) {
+        return Read::Bad {
+            why: "a record checksum mismatch",
+            complete_len,
+        };
+    }
+    let round_start = u64::from_le_bytes(bytes[pos + 8..pos + 16].try_into().expect("8 bytes"));
+    if round_start > pos as u64 {
+        return Read::Bad {
+            why: "a record from a flush round that starts after it",
+            complete_len,
+        };
+    }
+    match super::net::decode::<Entry>(&bytes[pos + RECORD_HEADER_BYTES..next]) {
+        Ok(entry) => Read::Valid {
+            round_start,
+            entry: Box::new(entry),
+            next,
+        },
+        Err(_) => Read::Bad {
+            why: "an undecodable entry",
+            complete_len,
+        },
+    }
+}
+
+/// Decides whether the log may end at `end`: `Ok` if everything from there is a torn tail
+/// (see the module header), the damage otherwise.
+fn classify_end(bytes: &[u8], end: usize, here: &Read) -> Result<(), LogDamage> {
+    let damage = |why: String| {
+        Err(LogDamage {
+            offset: end as u64,
+            why,
+        })
+    };
+    // A later flush round wrote after this point, so the round holding it had completed: the
+    // records here were acknowledged.
+    for q in end + 1..bytes.len().saturating_sub(RECORD_HEADER_BYTES - 1) {
+        if let Read::Valid { round_start, .. } = read_record(bytes, q) {
+            if round_start > end as u64 {
+                return damage(format!(
+                    "{}, followed by a valid record at offset {q} written by a later flush round",
+                    describe(here)
+                ));
             }
         }
-        out.push((pos as u64, entry));
-        pos += RECORD_HEADER_BYTES + len;
     }
-    (out, pos)
+    // A complete record with no zeroed sector in it was written whole and then changed.
+    if let Read::Bad {
+        why,
+        complete_len: Some(len),
+    } = here
+    {
+        let first = end / TEAR_SECTOR_BYTES;
+        let last = (end + len - 1) / TEAR_SECTOR_BYTES;
+        let torn = (first..=last).any(|s| {
+            let a = (s * TEAR_SECTOR_BYTES).max(end);
+            let b = ((s + 1) * TEAR_SECTOR_BYTES).min(end + len);
+            bytes[a..b].iter().all(|x| *x == 0)
+        });
+        if !torn {
+            return damage(format!(
+                "{why} in a complete record with no unwritten sector (a changed byte, not a torn write)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn describe(r: &Read) -> &'static str {
+    match r {
+        Read::Bad { why, .. } => why,
+        Read::Empty | Read::Valid { .. } => "a zero record length",
+    }
+}
+
+/// Decodes a log file's records (`bytes` is the whole file, header included):
+/// `(entries with their offsets, end of the last one)`, or the damage that forbids cutting
+/// the log at its first bad record.
+pub fn decode_records(bytes: &[u8]) -> Result<(Vec<(u64, Entry)>, usize), LogDamage> {
+    let mut out: Vec<(u64, Entry)> = Vec::new();
+    let mut pos = LOG_HEADER_BYTES.min(bytes.len());
+    loop {
+        if pos == bytes.len() {
+            return Ok((out, pos));
+        }
+        let here = read_record(bytes, pos);
+        if let Read::Valid { entry, next, .. } = here {
+            if let Some((_, prev)) = out.last() {
+                if entry.log_id.index != prev.log_id.index + 1 {
+                    // A whole, checked record cannot come from a tear.
+                    return Err(LogDamage {
+                        offset: pos as u64,
+                        why: format!(
+                            "entry {} follows entry {}: an index is missing",
+                            entry.log_id.index, prev.log_id.index
+                        ),
+                    });
+                }
+            }
+            out.push((pos as u64, *entry));
+            pos = next;
+            continue;
+        }
+        classify_end(bytes, pos, &here)?;
+        return Ok((out, pos));
+    }
 }
 
 struct Inner {
@@ -146,6 +384,9 @@ struct Inner {
     /// The bytes at `align_down(durable_end)..end`: the partial block already on disk plus
     /// every record not yet written. The flusher writes them from that aligned offset.
     unwritten: Vec<u8>,
+    /// Where the flush round in progress ends, if one is: records appended meanwhile belong
+    /// to the next round, which starts there.
+    flushing_to: Option<u64>,
     /// Completions owed to openraft, each with the end offset that must be durable first.
     waiting: Vec<(u64, IOFlushed<TypeConfig>)>,
     /// A failed write or sync poisons the log: openraft stops on a storage error, and nothing
@@ -216,7 +457,7 @@ impl LogStore {
         let path = dir.join("log");
         let file = open_log(&path, OpenMode::CreateOrOpen, sync).await?;
         let size = file.size().await?;
-        let mut bytes = Vec::with_capacity(size as usize);
+        let mut bytes: Vec<u8> = Vec::with_capacity(size as usize);
         while (bytes.len() as u64) < size {
             let chunk = file
                 .read_at(
@@ -229,7 +470,23 @@ impl LogStore {
             }
             bytes.extend_from_slice(&chunk);
         }
-        let (records, end) = decode_records(&bytes);
+        if !check_log_header(&path, &bytes)? {
+            // A new log (or one whose creation was torn before anything was written to it).
+            let header = padded(encode_log_header());
+            file.write_at(0, &header).await?;
+            file.truncate(ALIGN as u64).await?;
+            file.sync().await?;
+            bytes = header;
+        }
+        let (records, end) = decode_records(&bytes).map_err(|d| {
+            corrupt(format!(
+                "{}: damaged at offset {}: {}; {}",
+                path.display(),
+                d.offset,
+                d.why,
+                WAY_OUT
+            ))
+        })?;
         let purged = state.purged.map(|l| l.index);
         let entries: BTreeMap<u64, (u64, Entry)> = records
             .into_iter()
@@ -239,20 +496,24 @@ impl LogStore {
         if let (Some(p), Some(first)) = (purged, entries.keys().next()) {
             if *first != p + 1 {
                 return Err(corrupt(format!(
-                    "{}: the log starts at {first} but entries up to {p} were purged; entries are missing",
-                    path.display()
+                    "{}: the log starts at {first} but entries up to {p} were purged; entries are missing; {}",
+                    path.display(),
+                    WAY_OUT
                 )));
             }
         }
         let end = end as u64;
         let tail = bytes[align_down(end) as usize..end as usize].to_vec();
-        // Cut everything after the valid prefix (torn or stale records) before any append.
-        let mut file_size = size;
-        if size > end {
-            file.write_at(align_down(end), &padded(tail.clone()))
-                .await?;
+        // Cut the torn tail before any append. The file is shortened first and the tail block
+        // re-zeroed after, so a crash in between never leaves zeros with older records behind
+        // them (which the next open would rightly call corruption).
+        let mut file_size = bytes.len() as u64;
+        if file_size > end {
             file_size = disk::align_up(end as usize) as u64;
             file.truncate(file_size).await?;
+            file.sync().await?;
+            file.write_at(align_down(end), &padded(tail.clone()))
+                .await?;
             file.sync().await?;
         }
         let inner = Inner {
@@ -265,6 +526,7 @@ impl LogStore {
             durable_end: end,
             allocated_end: file_size,
             unwritten: tail,
+            flushing_to: None,
             waiting: Vec::new(),
             failed: None,
         };
@@ -281,6 +543,17 @@ impl LogStore {
     /// The hard state as last saved.
     pub async fn hard_state(&self) -> HardState {
         self.shared.inner.lock().await.state.clone()
+    }
+
+    /// Records durably whether this controller is rejoining after losing its log and vote
+    /// (ARCHITECTURE D61).
+    pub async fn set_rejoining(&self, rejoining: bool) -> io::Result<()> {
+        let mut g = self.shared.inner.lock().await;
+        if g.state.rejoining != rejoining {
+            g.state.rejoining = rejoining;
+            g.save_state().await?;
+        }
+        Ok(())
     }
 
     /// Indexes held, `(first, last)`, for tests and metrics.
@@ -309,6 +582,7 @@ async fn flush_round(shared: &Shared) -> io::Result<()> {
         }
         let start = align_down(g.durable_end);
         debug_assert_eq!(start + g.unwritten.len() as u64, g.end);
+        g.flushing_to = Some(g.end);
         (
             g.file.clone(),
             start,
@@ -340,6 +614,7 @@ async fn flush_round(shared: &Shared) -> io::Result<()> {
     }
     .await;
     let mut g = shared.inner.lock().await;
+    g.flushing_to = None;
     match result {
         Ok(()) => {
             g.allocated_end = grow_to;
@@ -406,9 +681,12 @@ impl Inner {
                 )));
             }
         }
+        // The round that will write these records starts where the one in flight ends, or at
+        // the durable end when none is.
+        let round_start = self.flushing_to.unwrap_or(self.durable_end);
         for e in entries {
             let off = self.end;
-            encode_record(&e, &mut self.unwritten);
+            encode_record(&e, round_start, &mut self.unwritten);
             self.end = align_down(self.durable_end) + self.unwritten.len() as u64;
             self.entries.insert(e.log_id.index, (off, e));
         }
@@ -429,11 +707,13 @@ impl Inner {
                 self.dir.join("log").display()
             )));
         }
-        self.file
-            .write_at(align_down(off), &padded(block.clone()))
-            .await?;
+        // Shorten first, re-zero the tail block after (see `open`).
         self.file
             .truncate(disk::align_up(off as usize) as u64)
+            .await?;
+        self.file.sync().await?;
+        self.file
+            .write_at(align_down(off), &padded(block.clone()))
             .await?;
         self.file.sync().await?;
         self.entries.split_off(&first);
@@ -454,11 +734,13 @@ impl Inner {
         if dead < COMPACT_DEAD_BYTES_MIN || dead < self.end / 2 {
             return Ok(());
         }
-        let mut buf = Vec::new();
+        // The rewritten file is one round from its header: it is durable before it replaces
+        // the old one.
+        let mut buf = encode_log_header();
         let mut moved = BTreeMap::new();
         for (i, (_, e)) in std::mem::take(&mut self.entries) {
             let off = buf.len() as u64;
-            encode_record(&e, &mut buf);
+            encode_record(&e, LOG_HEADER_BYTES as u64, &mut buf);
             moved.insert(i, (off, e));
         }
         let end = buf.len() as u64;

@@ -27,7 +27,7 @@ use futures_util::{Stream, TryStreamExt};
 use openraft::storage::EntryResponder;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder};
-use rt::disk::{self, File, OpenMode};
+use rt::disk;
 use serde::{Deserialize, Serialize};
 
 use super::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
@@ -65,9 +65,11 @@ pub fn decode_checkpoint(what: &str, bytes: &[u8]) -> io::Result<Checkpoint> {
     }
     let version = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
     if version != SNAPSHOT_VERSION {
-        return Err(bad(format!(
-            "format version {version}, expected {SNAPSHOT_VERSION}"
-        )));
+        return Err(super::log::unsupported_format(
+            Path::new(what),
+            version,
+            SNAPSHOT_VERSION,
+        ));
     }
     let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
     let crc = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
@@ -103,26 +105,6 @@ pub struct StateMachine {
     dir: PathBuf,
 }
 
-async fn read_file(path: &Path) -> io::Result<Vec<u8>> {
-    let f = File::open(path, OpenMode::Existing).await?;
-    let size = f.size().await? as usize;
-    let mut out = Vec::with_capacity(size);
-    while out.len() < size {
-        let chunk = f
-            .read_at(
-                out.len() as u64,
-                (size - out.len()).min(disk::READ_BYTES_MAX),
-            )
-            .await?;
-        if chunk.is_empty() {
-            break;
-        }
-        out.extend_from_slice(&chunk);
-    }
-    f.close().await?;
-    Ok(out)
-}
-
 impl StateMachine {
     /// Opens the state machine, loading the checkpoint in `dir` if there is one.
     pub async fn open(dir: &Path) -> io::Result<StateMachine> {
@@ -136,7 +118,7 @@ impl StateMachine {
             snapshots_built: 0,
         };
         if disk::exists(&path).await? {
-            let bytes = read_file(&path).await?;
+            let bytes = disk::read_file(&path).await?;
             let c = decode_checkpoint(&path.display().to_string(), &bytes)?;
             inner.meta = c.state;
             inner.last_applied = c.meta.last_log_id;
