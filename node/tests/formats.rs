@@ -16,7 +16,7 @@ use node::controller::raft::log::{
 use node::controller::raft::sm::{decode_checkpoint, encode_checkpoint, Checkpoint};
 use node::controller::raft::{Entry, LogId, SnapshotMeta, StoredMembership, Vote};
 use openraft::entry::RaftEntry;
-use openraft::impls::leader_id_adv::LeaderId;
+use openraft::vote::leader_id_std::CommittedLeaderId;
 use openraft::{BasicNode, Membership};
 
 fn golden(name: &str) -> PathBuf {
@@ -25,8 +25,8 @@ fn golden(name: &str) -> PathBuf {
         .join(format!("{name}.hex"))
 }
 
-fn log_id(term: u64, node_id: u64, index: u64) -> LogId {
-    LogId::new(LeaderId { term, node_id }, index)
+fn log_id(term: u64, index: u64) -> LogId {
+    LogId::new(CommittedLeaderId::new(term), index)
 }
 
 fn membership() -> Membership<u64, BasicNode> {
@@ -44,8 +44,8 @@ fn membership() -> Membership<u64, BasicNode> {
 fn raft_state_bytes_are_pinned() {
     let s = HardState {
         vote: Some(Vote::new_committed(3, 2)),
-        committed: Some(log_id(3, 2, 41)),
-        purged: Some(log_id(2, 1, 20)),
+        committed: Some(log_id(3, 41)),
+        purged: Some(log_id(2, 20)),
         rejoining: true,
     };
     let bytes = encode_state(&s);
@@ -56,10 +56,10 @@ fn raft_state_bytes_are_pinned() {
 #[test]
 fn raft_log_bytes_are_pinned_for_every_entry_kind() {
     let entries = vec![
-        Entry::new_membership(log_id(0, 0, 0), membership()),
-        Entry::new_blank(log_id(1, 1, 1)),
+        Entry::new_membership(log_id(0, 0), membership()),
+        Entry::new_blank(log_id(1, 1)),
         Entry::new_normal(
-            log_id(1, 1, 2),
+            log_id(1, 2),
             Command::RegisterNode {
                 alias: "datanode1".into(),
                 host: "127.0.0.80".into(),
@@ -68,7 +68,7 @@ fn raft_log_bytes_are_pinned_for_every_entry_kind() {
             },
         ),
         Entry::new_normal(
-            log_id(1, 1, 3),
+            log_id(1, 3),
             Command::SetConfig {
                 controller: false,
                 key: "maxMemSize".into(),
@@ -112,8 +112,8 @@ fn checkpoint_bytes_are_pinned() {
     }
     let c = Checkpoint {
         meta: SnapshotMeta {
-            last_log_id: Some(log_id(4, 3, 99)),
-            last_membership: StoredMembership::new(Some(log_id(0, 0, 0)), membership()),
+            last_log_id: Some(log_id(4, 99)),
+            last_membership: StoredMembership::new(Some(log_id(0, 0)), membership()),
         },
         state: state.clone(),
     };

@@ -12,8 +12,8 @@ use node::controller::raft::log::{
 };
 use node::controller::raft::{Entry, LogId, TypeConfig, Vote};
 use openraft::entry::RaftEntry;
-use openraft::impls::leader_id_adv::LeaderId;
 use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::vote::leader_id_std::CommittedLeaderId;
 use openraft::RaftLogReader;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -51,7 +51,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn log_id(term: u64, index: u64) -> LogId {
-    LogId::new(LeaderId { term, node_id: 1 }, index)
+    LogId::new(CommittedLeaderId::new(term), index)
 }
 
 fn entry(term: u64, index: u64, value_bytes: usize) -> Entry {

@@ -7,7 +7,7 @@
 //!
 //! Scenarios: kill the leader; partition the leader from the rest; kill and restart a follower
 //! while snapshots are being built and the log purged; clog the leader's links; restart all
-//! three. Seeds: `SEEDS` in CI, `MADSIM_TEST_SEED` / `MADSIM_TEST_NUM` for more.
+//! three; wipe one controller's raft/ mid-run. Seeds: `SEEDS` in CI, `MADSIM_TEST_SEED` / `MADSIM_TEST_NUM` for more.
 #![cfg(madsim)]
 
 use std::net::{IpAddr, SocketAddr};
@@ -357,6 +357,99 @@ fn clog_the_leaders_links() {
         rt::time::sleep(Duration::from_secs(6)).await;
         let w = w.lock().unwrap().clone();
         check_final(&s, &client, &w, Some(lost_at)).await;
+    });
+}
+
+/// Waits (on `client`) until the controller at `addr` reports `"standing":"voter"`.
+async fn wait_voter(client: &Host, addr: SocketAddr, wait: Duration) -> bool {
+    client
+        .spawn(async move {
+            let deadline = rt::time::now() + wait;
+            while rt::time::now() < deadline {
+                let raft = http_get(addr, "/raft", Duration::from_secs(1)).await;
+                if raft.is_ok_and(|r| r.contains("\"standing\":\"voter\"")) {
+                    return true;
+                }
+                rt::time::sleep(Duration::from_millis(200)).await;
+            }
+            false
+        })
+        .await
+        .unwrap()
+}
+
+#[test]
+fn wipe_a_controllers_raft_dir_mid_run() {
+    // A controller loses its raft/ (a replaced disk, an operator following the guide) while
+    // writes go on; it rejoins, catches up, votes again; then the leader dies and the group,
+    // with its vote, elects a leader holding every acknowledged write (ARCHITECTURE D61).
+    run_seeds(SEEDS, |world: World| async move {
+        let s = Setup::new(world.clone(), Options::default());
+        let _ = leader_since(0, Duration::from_secs(10))
+            .await
+            .expect("first leader");
+        let client = s.client("client", 99);
+        let (w, done) = spawn_writer(
+            &client,
+            s.controllers.clone(),
+            "k",
+            120,
+            Duration::from_millis(30),
+            60,
+        );
+        rt::time::sleep(Duration::from_millis(
+            800 + rt::rand::Rng::new().below(1500),
+        ))
+        .await;
+        // Any controller, the leader included.
+        let victim = 1 + rt::rand::Rng::new().below(3);
+        let host = s.host_of_id(victim);
+        world.kill(host);
+        let raft_dir = Path::new(sim::cluster::SIM_HOME).join(format!("controller{victim}/raft"));
+        assert!(
+            !world.files_under(host, &raft_dir).is_empty(),
+            "the victim had a raft log"
+        );
+        world.wipe_dir(host, &raft_dir);
+        rt::time::sleep(Duration::from_millis(
+            300 + rt::rand::Rng::new().below(1000),
+        ))
+        .await;
+        world.restart(host);
+        let addr = s.controllers[victim as usize - 1];
+        assert!(
+            wait_voter(&client, addr, Duration::from_secs(30)).await,
+            "the wiped controller rejoined as a voter"
+        );
+        done.await;
+        // Now its vote counts: kill whoever leads, and the two left must agree on a leader
+        // that has everything acknowledged.
+        let (_, leader, _) = leaders_elected().last().copied().expect("a leader");
+        let lost_at = rt::time::unix_time_ms();
+        world.kill(s.host_of_id(leader));
+        let elected = leader_since(lost_at, ELECTION_BOUND * 2).await;
+        election_bound::check(lost_at, elected.map(|l| l.2), ELECTION_BOUND).unwrap();
+        let (w2, done2) = spawn_writer(
+            &client,
+            s.controllers.clone(),
+            "after",
+            5,
+            Duration::from_millis(20),
+            60,
+        );
+        done2.await;
+        world.restart(s.host_of_id(leader));
+        rt::time::sleep(Duration::from_secs(6)).await;
+        let mut all = w.lock().unwrap().clone();
+        let w2 = w2.lock().unwrap().clone();
+        assert_eq!(
+            w2.acked.len(),
+            5,
+            "writes after the failover are acknowledged"
+        );
+        all.attempted.extend(w2.attempted);
+        all.acked.extend(w2.acked);
+        check_final(&s, &client, &all, None).await;
     });
 }
 

@@ -139,6 +139,9 @@ impl ControllerService {
             return Ok(());
         };
         if first.method == raft::net::method::APPEND_STREAM {
+            if !self.ctl.admits(first.method) {
+                return Err(RpcError::Remote(raft::JOINING.into()));
+            }
             return raft::stream::serve(&self.ctl.raft, conn, input, first).await;
         }
         let handler = |method: u16, payload: Vec<u8>| self.handle_rpc(method, payload);
@@ -147,6 +150,25 @@ impl ControllerService {
 
     /// Serves one RPC call from a peer controller or a node.
     pub async fn handle_rpc(&self, method: u16, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+        if method == raft::net::method::PROBE {
+            // The asker has no log: a leader that replicated to it before must start over
+            // instead of treating the empty log as a bug (openraft's procedure for a member
+            // whose data was removed; a first start has nothing to revert either).
+            if let Ok(asker) = raft::net::decode::<raft::NodeId>(&payload) {
+                if self.ctl.is_leader() && asker != self.ctl.id {
+                    let _ = self
+                        .ctl
+                        .raft
+                        .trigger()
+                        .allow_next_revert(&asker, true)
+                        .await;
+                }
+            }
+            return Ok(raft::net::encode(&self.ctl.probe()));
+        }
+        if !self.ctl.admits(method) {
+            return Err(raft::JOINING.into());
+        }
         if let Some(r) = raft::net::serve(&self.ctl.raft, method, &payload).await {
             return r;
         }
@@ -308,9 +330,14 @@ impl ControllerService {
         let leader = self.ctl.leader();
         let applied = self.ctl.sm.last_applied().map(|l| l.index);
         format!(
-            "{{\"id\":{},\"state\":\"{}\",\"term\":{},\"leader\":{},\"leaderSite\":{},\"lastApplied\":{},\"members\":{}}}",
+            "{{\"id\":{},\"state\":\"{}\",\"standing\":\"{}\",\"term\":{},\"leader\":{},\"leaderSite\":{},\"lastApplied\":{},\"members\":{}}}",
             self.ctl.id,
             if self.ctl.is_leader() { "leader" } else { "follower" },
+            match self.ctl.standing() {
+                raft::Standing::Voter => "voter",
+                raft::Standing::Deciding => "deciding",
+                raft::Standing::CatchingUp => "catchingUp",
+            },
             self.ctl.term(),
             leader.as_ref().map(|(id, _)| id.to_string()).unwrap_or_else(|| "null".into()),
             leader

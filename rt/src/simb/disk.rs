@@ -215,6 +215,60 @@ impl SimDisk {
         self.stats(plugin::node())
     }
 
+    /// Removes every file and directory under `dir` on `node`'s disk, durably, as an operator's
+    /// `rm -rf` on a stopped machine (or a replaced disk) does. Call it on a killed host.
+    pub fn wipe_dir(&self, node: NodeId, dir: &Path) {
+        self.with_node(node, |d| {
+            let gone: Vec<PathBuf> = d
+                .names
+                .keys()
+                .filter(|p| p.starts_with(dir))
+                .cloned()
+                .collect();
+            for p in gone {
+                if let Some(id) = d.names.remove(&p) {
+                    d.files.remove(&id);
+                }
+                d.durable_names.remove(&p);
+            }
+            d.durable_names.retain(|p, _| !p.starts_with(dir));
+            d.dirs.retain(|p| !p.starts_with(dir));
+        });
+    }
+
+    /// The paths of the files on `node`'s disk under `dir`, with their sizes.
+    pub fn files_under(&self, node: NodeId, dir: &Path) -> Vec<(PathBuf, u64)> {
+        self.with_node(node, |d| {
+            d.names
+                .iter()
+                .filter(|(p, _)| p.starts_with(dir))
+                .map(|(p, id)| (p.clone(), d.files[id].data.len() as u64))
+                .collect()
+        })
+    }
+
+    /// Flips `mask` in the byte at `offset` of the file at `path` on `node`'s disk, in its
+    /// durable contents too: a bit rotting on a synced sector. False if there is no such byte.
+    pub fn flip_byte(&self, node: NodeId, path: &Path, offset: u64, mask: u8) -> bool {
+        self.with_node(node, |d| {
+            let Some(id) = d.names.get(path).copied() else {
+                return false;
+            };
+            let f = d.files.get_mut(&id).expect("named files exist");
+            let at = offset as usize;
+            if at >= f.data.len() {
+                return false;
+            }
+            f.data[at] ^= mask;
+            if let Some(durable) = f.durable.as_mut() {
+                if at < durable.len() {
+                    durable[at] ^= mask;
+                }
+            }
+            true
+        })
+    }
+
     /// Applies the crash model to the calling node's disk without killing its tasks (for
     /// storage tests that drop their engine, "crash", and reopen).
     pub fn crash_here(&self) {

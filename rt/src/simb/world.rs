@@ -265,6 +265,26 @@ impl World {
         SimDisk::current().set_faults(host.node.id(), faults);
     }
 
+    /// Removes everything under `dir` on `host`'s disk (an operator wiping a directory of a
+    /// stopped host). Kill the host first.
+    pub fn wipe_dir(&self, host: &Host, dir: &std::path::Path) {
+        SimDisk::current().wipe_dir(host.node.id(), dir);
+    }
+
+    /// Files under `dir` on `host`'s disk, with their sizes.
+    pub fn files_under(
+        &self,
+        host: &Host,
+        dir: &std::path::Path,
+    ) -> Vec<(std::path::PathBuf, u64)> {
+        SimDisk::current().files_under(host.node.id(), dir)
+    }
+
+    /// Flips bits of one byte of a file on `host`'s disk, synced contents included.
+    pub fn flip_byte(&self, host: &Host, path: &std::path::Path, offset: u64, mask: u8) -> bool {
+        SimDisk::current().flip_byte(host.node.id(), path, offset, mask)
+    }
+
     /// What `host`'s disk has done so far.
     pub fn disk_stats(&self, host: &Host) -> DiskStats {
         SimDisk::current().stats(host.node.id())

@@ -3,23 +3,29 @@
 //!
 //! Membership comes from cluster.nodes: the controllers in file order get node ids 1, 2, 3…,
 //! and each is known to the others as `host:port:alias` (the form `<NotLeader>` names). A
-//! controller starting with an empty log and no vote initialises the group with that
-//! membership; every controller doing so with the same list is safe (openraft accepts the
-//! identical initial membership from each), so no controller is special at first start.
+//! controller starting with an empty log and no vote asks its peers how to join ([`rejoin`]):
+//! at a first start it initialises the group with that membership (every controller doing so
+//! with the same list is safe: openraft accepts the identical initial membership from each, so
+//! no controller is special); after losing its log it rejoins, voting only once caught up.
 //!
 //! Invariants:
 //! - metadata changes only through [`Controller::write`], i.e. a committed Raft entry;
 //! - a write is acknowledged only after a majority has it durably and it has been applied
 //!   on the leader (openraft's `client_write`);
-//! - a controller that is not the leader refuses writes with the leader it knows of.
+//! - a controller that is not the leader refuses writes with the leader it knows of;
+//! - a controller that may have forgotten its log or vote takes no Raft traffic until it knows
+//!   its term floor, and grants no vote until it has caught up ([`Standing`]).
 
 pub mod log;
 pub mod net;
+pub mod rejoin;
 pub mod sm;
 pub mod stream;
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +50,8 @@ openraft::declare_raft_types!(
         R = Reply,
         NodeId = NodeId,
         Node = BasicNode,
+        // Standard Raft: at most one leader per term (ARCHITECTURE D65).
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, NodeId>,
         AsyncRuntime = rt::raft::RaftRt,
 );
 
@@ -94,6 +102,22 @@ pub enum WriteError {
     Raft(String),
 }
 
+/// How far a controller is in joining its group ([`rejoin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// A full member: votes, campaigns, acknowledges.
+    Voter,
+    /// No log and no vote: asking its peers whether to initialise or rejoin. Takes no Raft
+    /// traffic at all.
+    Deciding,
+    /// Rejoining after a loss: acknowledges leaders of terms at least its floor, grants no
+    /// vote and does not campaign until caught up.
+    CatchingUp,
+}
+
+/// Why a Raft message was turned away by a joining controller.
+pub const JOINING: &str = "RAFT-010 this controller is joining its group";
+
 /// One controller's Raft member.
 pub struct Controller {
     pub id: NodeId,
@@ -101,6 +125,9 @@ pub struct Controller {
     pub sm: sm::StateMachine,
     pub log: log::LogStore,
     pub members: BTreeMap<NodeId, BasicNode>,
+    standing: Rc<Cell<Standing>>,
+    /// It knows it lost state (a checkpoint or a rejoining mark outlived its log).
+    lost: bool,
 }
 
 /// The membership from cluster.nodes: `(host, port, alias)` of each controller in file order.
@@ -140,7 +167,17 @@ impl Controller {
                 meta_dir.display()
             )
         })?;
-        let fresh = log.hard_state().await.vote.is_none() && log.bounds().await.is_none();
+        let hard = log.hard_state().await;
+        let empty = hard.vote.is_none() && log.bounds().await.is_none();
+        let lost = hard.rejoining || (empty && sm.last_applied().is_some());
+        let standing = if members.len() == 1 || !(empty || hard.rejoining) {
+            // A group of one has nothing to protect from itself.
+            Standing::Voter
+        } else if hard.rejoining && hard.vote.is_some() {
+            Standing::CatchingUp
+        } else {
+            Standing::Deciding
+        };
         let config = openraft::Config {
             cluster_name: "porpoise-controllers".into(),
             heartbeat_interval: timing.heartbeat_ms,
@@ -149,32 +186,78 @@ impl Controller {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(timing.snapshot_every_entries),
             max_in_snapshot_log_to_keep: timing.keep_after_snapshot,
             install_snapshot_timeout: 5_000,
+            // A controller with nothing on disk cannot campaign (it knows no membership); one
+            // that knows it lost state may know one from its checkpoint, so it must not.
+            enable_elect: !lost,
             ..Default::default()
         };
         let config = Arc::new(config.validate().map_err(|e| format!("RAFT-005 {e}"))?);
-        let network = net::Network {
-            rpc: crate::rpc::RpcClientConfig {
-                connect_timeout: Duration::from_millis(timing.heartbeat_ms * 2),
-                call_timeout: Duration::from_secs(10),
-                inflight_max: 64,
-            },
+        let rpc = crate::rpc::RpcClientConfig {
+            connect_timeout: Duration::from_millis(timing.heartbeat_ms * 2),
+            call_timeout: Duration::from_secs(10),
+            inflight_max: 64,
         };
+        let network = net::Network { rpc };
         let raft = Raft::new(id, config, network, log.clone(), sm.clone())
             .await
             .map_err(|e| format!("RAFT-006 {e}"))?;
-        if fresh {
-            // Every controller proposes the same initial membership; see the module header.
+        if empty && members.len() == 1 {
             if let Err(e) = raft.initialize(members.clone()).await {
                 return Err(format!("RAFT-007 cannot initialise the group: {e}"));
             }
         }
-        Ok(Controller {
+        let ctl = Controller {
             id,
             raft,
             sm,
             log,
             members,
-        })
+            standing: Rc::new(Cell::new(standing)),
+            lost,
+        };
+        if standing != Standing::Voter {
+            drop(rt::task::spawn_local(join(
+                ctl.raft.clone(),
+                ctl.log.clone(),
+                ctl.standing.clone(),
+                ctl.id,
+                ctl.members.clone(),
+                lost,
+                timing,
+            )));
+        }
+        Ok(ctl)
+    }
+
+    /// How far this controller is in joining its group.
+    pub fn standing(&self) -> Standing {
+        self.standing.get()
+    }
+
+    /// Whether this controller takes the Raft message `method` now (see [`Standing`]).
+    pub fn admits(&self, method: u16) -> bool {
+        use net::method::*;
+        let raft = matches!(method, APPEND | VOTE | SNAPSHOT | APPEND_STREAM);
+        match self.standing.get() {
+            Standing::Voter => true,
+            Standing::Deciding => !raft,
+            Standing::CatchingUp => method != VOTE,
+        }
+    }
+
+    /// What this controller answers a joining peer's probe.
+    pub fn probe(&self) -> rejoin::Probe {
+        use openraft::async_runtime::WatchReceiver;
+        let m = self.raft.metrics().borrow_watched().clone();
+        let standing = self.standing.get();
+        rejoin::Probe {
+            vote_term: m.vote.leader_id().term,
+            vote_committed: m.vote.is_committed(),
+            last_log_index: m.last_log_index,
+            last_applied_index: m.last_applied.map(|l| l.index),
+            rejoining: standing == Standing::CatchingUp
+                || (standing == Standing::Deciding && self.lost),
+        }
     }
 
     /// The leader as this controller knows it: `(id, "host:port:alias")`.
@@ -217,5 +300,88 @@ impl Controller {
     /// Stops the Raft member (its tasks end; the durable state stays).
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Asks every other member for its [`rejoin::Probe`] (naming itself, so that a leader lets its
+/// replication to this controller start over); the answers of those that answered.
+async fn probe_peers(
+    id: NodeId,
+    members: &BTreeMap<NodeId, BasicNode>,
+    timeout: Duration,
+) -> Vec<rejoin::Probe> {
+    let mut answers = Vec::new();
+    for (peer, node) in members {
+        if *peer == id {
+            continue;
+        }
+        let Some(addr) = net::site_addr(&node.addr) else {
+            continue;
+        };
+        let call = crate::rpc::call_once(addr, net::method::PROBE, net::encode(&id), timeout);
+        if let Ok(reply) = call.await {
+            if let Ok(p) = net::decode::<rejoin::Probe>(&reply) {
+                answers.push(p);
+            }
+        }
+    }
+    answers
+}
+
+/// Takes a controller from [`Standing::Deciding`] or [`Standing::CatchingUp`] to
+/// [`Standing::Voter`], as [`rejoin`] decides.
+async fn join(
+    raft: Raft,
+    log: log::LogStore,
+    standing: Rc<Cell<Standing>>,
+    id: NodeId,
+    members: BTreeMap<NodeId, BasicNode>,
+    lost: bool,
+    timing: RaftTiming,
+) {
+    use openraft::async_runtime::WatchReceiver;
+    let pause = Duration::from_millis(timing.heartbeat_ms.max(50));
+    loop {
+        match standing.get() {
+            Standing::Voter => return,
+            Standing::Deciding => {
+                let answers = probe_peers(id, &members, pause * 2).await;
+                match rejoin::decide(members.len(), lost, &answers) {
+                    rejoin::Join::Initialize => {
+                        // Another member's identical proposal may already have reached us.
+                        let _ = raft.initialize(members.clone()).await;
+                        standing.set(Standing::Voter);
+                    }
+                    rejoin::Join::Rejoin { term_floor } => {
+                        // The mark first: a crash after the vote must still restart rejoining.
+                        if log.set_rejoining(true).await.is_err() {
+                            rt::time::sleep(pause).await;
+                            continue;
+                        }
+                        // No campaign with a partial log (the membership arrives with it).
+                        raft.runtime_config().elect(false);
+                        let vote = VoteRequest::new(Vote::new(term_floor, id), None);
+                        if raft.vote(vote).await.is_err() {
+                            rt::time::sleep(pause).await;
+                            continue;
+                        }
+                        standing.set(Standing::CatchingUp);
+                    }
+                    rejoin::Join::Wait => rt::time::sleep(pause).await,
+                }
+            }
+            Standing::CatchingUp => {
+                let m = raft.metrics().borrow_watched().clone();
+                let applied_term = m.last_applied.map(|l| l.leader_id.term);
+                if rejoin::caught_up(m.vote.leader_id().term, m.vote.is_committed(), applied_term)
+                    && log.set_rejoining(false).await.is_ok()
+                {
+                    raft.runtime_config().elect(true);
+                    standing.set(Standing::Voter);
+                } else {
+                    rt::time::sleep(pause).await;
+                }
+            }
+        }
     }
 }

@@ -35,6 +35,8 @@ pub mod method {
     pub const SNAPSHOT: u16 = 3;
     /// Every frame of a pipelined append stream (see the module header).
     pub const APPEND_STREAM: u16 = 4;
+    /// A joining controller's question: what do you hold? (`rejoin::Probe`)
+    pub const PROBE: u16 = 5;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -313,17 +313,11 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openraft::impls::leader_id_adv::LeaderId;
     use openraft::raft::StreamAppendError;
+    use openraft::vote::leader_id_std::CommittedLeaderId;
 
     fn log_id(index: u64) -> LogId {
-        LogId::new(
-            LeaderId {
-                term: 1,
-                node_id: 1,
-            },
-            index,
-        )
+        LogId::new(CommittedLeaderId::new(1), index)
     }
 
     fn sent(id: u64, prev: u64, last: u64) -> Sent {
