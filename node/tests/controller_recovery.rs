@@ -97,7 +97,9 @@ fn a_flipped_byte_is_refused_a_torn_tail_is_cut_and_the_guide_brings_the_control
     tail[..4].copy_from_slice(&1500u32.to_le_bytes());
     tail[4..8].copy_from_slice(&0xdead_beef_u32.to_le_bytes());
     tail[8..16].copy_from_slice(&(end as u64).to_le_bytes());
-    tail[1024..1100].fill(0xab);
+    // The first whole 512-byte sector after the header stays zero; the next one landed.
+    let landed = (end + 16).div_ceil(512) * 512 + 512 - end;
+    tail[landed + 10..landed + 80].fill(0xab);
     if bytes.len() < end + tail.len() {
         bytes.resize(end + tail.len(), 0);
     }

@@ -112,6 +112,8 @@ pub struct NodeCtx {
 thread_local! {
     /// `(term, controller id)` each time a controller became leader; see [`leaders_elected`].
     static BECAME_LEADER: RefCell<Vec<(u64, u64, u64)>> = const { RefCell::new(Vec::new()) };
+    /// `(alias, error)` of every node whose start-up refused (a damaged file), in order.
+    static REFUSED: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
     /// controller id → index of the newest snapshot it holds (built or installed).
     static SNAPSHOTS: RefCell<BTreeMap<u64, u64>> = const { RefCell::new(BTreeMap::new()) };
 }
@@ -127,8 +129,15 @@ pub fn leaders_elected() -> Vec<(u64, u64, u64)> {
     BECAME_LEADER.with(|l| l.borrow().clone())
 }
 
+/// Every `(alias, error)` of a node that refused to start since the last
+/// [`reset_observations`]: the process would have exited with that error.
+pub fn refused_starts() -> Vec<(String, String)> {
+    REFUSED.with(|r| r.borrow().clone())
+}
+
 /// Forgets what earlier scenarios observed.
 pub fn reset_observations() {
+    REFUSED.with(|r| r.borrow_mut().clear());
     BECAME_LEADER.with(|l| l.borrow_mut().clear());
     SNAPSHOTS.with(|s| s.borrow_mut().clear());
 }
@@ -212,9 +221,16 @@ pub async fn run_node(site: Site, mode: Mode, ctx: NodeCtx) {
         Ok(l) => l,
         Err(e) => panic!("simulated node {site} could not start: {e}"),
     };
-    let controller = node::server::start_role(&settings, Some(&nodes), &log, ctx.opts.timing)
-        .await
-        .unwrap_or_else(|e| panic!("simulated node {site} could not start its role: {e}"));
+    let controller =
+        match node::server::start_role(&settings, Some(&nodes), &log, ctx.opts.timing).await {
+            Ok(c) => c,
+            Err(e) => {
+                // The process would exit: record why and stop this node (the scenario decides
+                // whether that was the right answer).
+                REFUSED.with(|r| r.borrow_mut().push((site.alias.clone(), e)));
+                return;
+            }
+        };
     if let Some(c) = &controller {
         drop(rt::task::spawn_local(observe(c.clone())));
     }
