@@ -26,6 +26,9 @@
 //! Each controller runs on its own thread with its own glommio executor, as three processes
 //! would; clients run on the bench thread's executor and talk node RPC over TCP.
 //!
+//! - `meta_check/<n>_chunks`: one full check of the metadata's invariants over `n` chunks,
+//!   what each applied command costs in release builds up to `CHECK_EACH_APPLY_CHUNKS_MAX`.
+//!
 //! `BENCH_DATASYNC=0` starts the group with `dataSync=0` (no fdatasync): the commit figures of
 //! such a run are the cost of everything but the flush, which is how the figures are split into
 //! disk and the rest.
@@ -442,5 +445,54 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(raft, benches);
+/// A metadata state with one database, one table and `chunks` partitions of one chunk each.
+fn meta_with_chunks(chunks: usize) -> node::controller::meta::Meta {
+    use node::controller::meta::{Meta, Role};
+    let mut m = Meta::new();
+    let setup = [
+        Command::RegisterNode {
+            alias: "dnode1".into(),
+            host: "127.0.0.80".into(),
+            port: 8802,
+            role: Role::DataNode,
+        },
+        Command::CreateDatabase {
+            name: "dfs://testDB".into(),
+            scheme: vec![1, 6, 0],
+        },
+        Command::CreateTable {
+            db: "dfs://testDB".into(),
+            table: "testTB".into(),
+            columns: vec![("SecurityID".into(), 17), ("DateTime".into(), 11)],
+            partition_columns: vec!["DateTime".into()],
+        },
+    ];
+    for c in setup {
+        m.apply(&c).expect("setup applies");
+    }
+    for i in 0..chunks {
+        m.apply(&Command::AddPartition {
+            db: "dfs://testDB".into(),
+            table: "testTB".into(),
+            partition: format!("p{i:08}"),
+            replicas: vec!["dnode1".into()],
+        })
+        .expect("a partition is added");
+    }
+    assert_eq!(m.chunks.len(), chunks);
+    m
+}
+
+fn meta_check(c: &mut Criterion) {
+    let mut g = c.benchmark_group("raft/meta_check");
+    for chunks in [1_000usize, 10_000] {
+        let m = meta_with_chunks(chunks);
+        g.bench_function(format!("{chunks}_chunks"), |b| {
+            b.iter(|| m.check().expect("consistent"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(raft, benches, meta_check);
 criterion_main!(raft);

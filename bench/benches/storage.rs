@@ -3,7 +3,11 @@
 //! - `append_durable`: one append of 1,210,000 rows with dataSync=1, then a flush to column
 //!   segments (comparable to DuckDB's insert + checkpoint);
 //! - `scan_double` / `scan_symbol`: a full scan of LastPx / SecurityID, decompressed bytes/s;
-//! - bytes on disk per row, printed after the append benchmark (segments + metadata).
+//! - bytes on disk per row, printed after the append benchmark (segments + metadata);
+//! - `redo_append/<mode>`: small appends (100 rows) through the redo log with dataSync=1, one
+//!   writer (each waits for its group: the log's latency) and 64 concurrent writers (group
+//!   commit: its throughput), with the log written through (`write_through`, the default) and
+//!   written then fdatasynced (`write_then_sync`), in the same run.
 
 use std::time::Duration;
 
@@ -115,5 +119,66 @@ fn scans(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, scans);
+/// Small durable appends through the redo log: `writers` concurrent appenders, `per_writer`
+/// appends of `batch` each, on a fresh engine; returns the time for all of them.
+async fn redo_appends(write_through: bool, writers: usize, per_writer: usize) -> Duration {
+    let dir = bench::scratch(&format!("redo-{write_through}-{writers}"));
+    let mut cfg = config(&dir);
+    cfg.redo_write_through = write_through;
+    let engine = std::rc::Rc::new(Engine::open(cfg).await.unwrap());
+    let day = tutorial::day(0, 1);
+    let batch = storage::Batch {
+        columns: day.columns.iter().map(|c| c.slice(0, 100)).collect(),
+    };
+    for w in 0..writers {
+        engine
+            .create_chunk(w as u64 + 1, tutorial::schema())
+            .await
+            .unwrap();
+    }
+    let start = rt::time::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let (engine, batch) = (engine.clone(), batch.clone());
+            rt::task::spawn_local(async move {
+                for _ in 0..per_writer {
+                    engine.append(w as u64 + 1, batch.clone()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("a writer finishes");
+    }
+    let took = rt::time::now() - start;
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+    took
+}
+
+fn redo(c: &mut Criterion) {
+    let mut g = c.benchmark_group("storage/redo_append");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    for (writers, per_writer) in [(1usize, 200usize), (64, 20)] {
+        g.throughput(Throughput::Elements((writers * per_writer) as u64));
+        for (mode, write_through) in [("write_through", true), ("write_then_sync", false)] {
+            g.bench_function(BenchmarkId::new(mode, format!("{writers}_writers")), |b| {
+                b.iter_custom(|iters| {
+                    on_runtime(move || {
+                        Box::pin(async move {
+                            let mut total = Duration::ZERO;
+                            for _ in 0..iters {
+                                total += redo_appends(write_through, writers, per_writer).await;
+                            }
+                            total
+                        })
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, append, scans, redo);
 criterion_main!(benches);

@@ -119,6 +119,7 @@ pub async fn open_dfs(settings: &Settings) -> Result<Rc<lang::dfs::Dfs>, String>
         redo_dir: node_dir.join("redoLog"),
         cache_bytes_max: settings.olap_cache_engine_bytes().max(64 << 20),
         data_sync: settings.data_sync(),
+        redo_write_through: true,
         block_rows: 65_536,
         span_cache_bytes_max: 256 << 20,
     };

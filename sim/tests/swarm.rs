@@ -78,10 +78,6 @@ struct Swarm {
 }
 
 impl Swarm {
-    fn n(&self) -> usize {
-        self.hosts.len()
-    }
-
     fn down(&self) -> usize {
         self.up.iter().filter(|u| !**u).count()
     }

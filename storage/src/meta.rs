@@ -70,6 +70,60 @@ impl ChunkMeta {
         self.segments.iter().map(|s| s.rows).sum()
     }
 
+    /// The structural invariants of a chunk's metadata, checked before every write and after
+    /// every read (paired assertions): one symbol base exactly for each SYMBOL column, segment
+    /// ids strictly increasing, every segment with one block list per column whose rows add
+    /// up to the segment's, and no two blocks of a segment overlapping in its file.
+    pub fn check(&self) -> Result<(), String> {
+        let ncols = self.schema.columns.len();
+        if self.bases.len() != ncols {
+            return Err(format!(
+                "{} symbol bases for {ncols} columns",
+                self.bases.len()
+            ));
+        }
+        for ((name, ty), base) in self.schema.columns.iter().zip(&self.bases) {
+            if (*ty == DataType::Symbol) != base.is_some() {
+                return Err(format!(
+                    "column {name}: a symbol base only for SYMBOL columns"
+                ));
+            }
+        }
+        let mut last_id = None;
+        for seg in &self.segments {
+            if last_id.is_some_and(|l| seg.id <= l) {
+                return Err(format!(
+                    "segment {} follows segment {}",
+                    seg.id,
+                    last_id.unwrap_or(0)
+                ));
+            }
+            last_id = Some(seg.id);
+            if seg.blocks.len() != ncols {
+                return Err(format!(
+                    "segment {}: {} block lists for {ncols} columns",
+                    seg.id,
+                    seg.blocks.len()
+                ));
+            }
+            let mut spans: Vec<(u64, u64)> = Vec::new();
+            for col in &seg.blocks {
+                if col.iter().map(|b| b.rows as u64).sum::<u64>() != seg.rows {
+                    return Err(format!(
+                        "segment {}: block rows do not add up to {}",
+                        seg.id, seg.rows
+                    ));
+                }
+                spans.extend(col.iter().map(|b| (b.offset, b.offset + b.len as u64)));
+            }
+            spans.sort_unstable();
+            if spans.windows(2).any(|w| w[0].1 > w[1].0) {
+                return Err(format!("segment {}: blocks overlap", seg.id));
+            }
+        }
+        Ok(())
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.u64(self.chunk);
@@ -207,6 +261,18 @@ pub fn segment_file(volume: &Path, chunk: u64, segment: u64) -> PathBuf {
     chunk_dir(volume, chunk).join(format!("{segment:010}.seg"))
 }
 
+/// Writes a chunk's metadata file atomically and durably, after checking its invariants: a
+/// violation is a bug in the engine, and writing it would make the chunk unreadable.
+pub async fn write_meta(meta_dir: &Path, m: &ChunkMeta) -> Result<(), StorageError> {
+    if let Err(e) = m.check() {
+        panic!(
+            "chunk {} metadata breaks its invariants before a write: {e}",
+            m.chunk
+        );
+    }
+    write_atomic(&meta_file(meta_dir, m.chunk), &m.encode()).await
+}
+
 /// Writes `bytes` to `path` atomically and durably ([`rt::disk::replace_file`]).
 pub async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     Ok(disk::replace_file(path, bytes).await?)
@@ -240,12 +306,19 @@ async fn read_meta_once(path: &Path, chunk_hint: u64) -> Result<ChunkMeta, Stora
             META_FORMAT as u32,
         ));
     }
-    ChunkMeta::decode(&bytes).map_err(|e| StorageError::Corrupt {
+    let m = ChunkMeta::decode(&bytes).map_err(|e| StorageError::Corrupt {
         chunk: chunk_hint,
         file: path.to_path_buf(),
         offset: Some(e.at as u64),
         reason: e.what,
-    })
+    })?;
+    m.check().map_err(|reason| StorageError::Corrupt {
+        chunk: chunk_hint,
+        file: path.to_path_buf(),
+        offset: None,
+        reason,
+    })?;
+    Ok(m)
 }
 
 /// Encodes `columns` (all of one segment) into blocks of at most `block_rows` rows and writes

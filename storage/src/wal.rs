@@ -20,6 +20,7 @@
 //!   and all of them are released when their record is durable.
 
 use std::cell::RefCell;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -266,7 +267,27 @@ pub struct Wal {
     file: RefCell<Rc<File>>,
     write_pos: Rc<RefCell<(u64, u64)>>, // (byte position, next seq)
     sync: bool,
+    /// `dataSync=1` with a write-through file: each group is durable when its write completes.
+    write_through: bool,
+    /// The file's size: zeros from the write position to here (see [`PREZERO_BYTES`]).
+    allocated: std::cell::Cell<u64>,
     shared: Rc<RefCell<Shared>>,
+}
+
+/// The log is extended with zeros this far ahead of its groups, so a group's write overwrites
+/// allocated blocks and commits no file-size change: with a write-through file a growing file
+/// costs a metadata write with every group (the Raft log does the same, ARCHITECTURE D58).
+/// Zeros never parse as a group, so the torn-tail rule is unchanged.
+pub const PREZERO_BYTES: u64 = 1 << 20;
+
+/// Opens a log file: write-through (O_DSYNC) when asked, so a group is one write that is
+/// durable when it completes instead of a write and then an fdatasync.
+async fn open_log(path: &Path, mode: OpenMode, write_through: bool) -> io::Result<File> {
+    if write_through {
+        File::open_write_through(path, mode).await
+    } else {
+        File::open(path, mode).await
+    }
 }
 
 fn log_name(gen: u64) -> String {
@@ -298,6 +319,18 @@ impl Wal {
     /// Opens the newest log in `dir` (creating one if there is none), returning the records of
     /// its valid prefix. A torn tail is cut off.
     pub async fn open(dir: &Path, sync: bool) -> Result<(Wal, Vec<Record>), StorageError> {
+        Wal::open_with(dir, sync, sync).await
+    }
+
+    /// [`Wal::open`], choosing whether a synced log is written through (`write_through`, the
+    /// default with `dataSync=1`) or written and then fdatasynced (kept for the benchmark's
+    /// same-run comparison).
+    pub async fn open_with(
+        dir: &Path,
+        sync: bool,
+        write_through: bool,
+    ) -> Result<(Wal, Vec<Record>), StorageError> {
+        let write_through = sync && write_through;
         disk::create_dir_all(dir).await?;
         let mut gens = Vec::new();
         for name in disk::list_dir(dir).await? {
@@ -315,7 +348,7 @@ impl Wal {
             disk::remove(dir.join(log_name(*g))).await?;
         }
         let path = dir.join(log_name(gen));
-        let file = File::open(&path, OpenMode::CreateOrOpen).await?;
+        let file = open_log(&path, OpenMode::CreateOrOpen, write_through).await?;
         let mut bytes = read_all(&file).await?;
         if let Some(found) = other_format(&bytes) {
             // Another build's log: cutting it as a torn tail would drop every record in it.
@@ -362,6 +395,8 @@ impl Wal {
             file: RefCell::new(Rc::new(file)),
             write_pos: Rc::new(RefCell::new((valid as u64, next_seq))),
             sync,
+            write_through,
+            allocated: std::cell::Cell::new(valid as u64),
             shared: Rc::new(RefCell::new(Shared {
                 pending: Writer::default(),
                 appended: 0,
@@ -467,8 +502,15 @@ impl Wal {
         buf.extend_from_slice(body);
         buf.resize(disk::align_up(buf.len()), 0);
         debug_assert_eq!(pos % ALIGN as u64, 0);
+        let end = pos + buf.len() as u64;
+        if end > self.allocated.get() {
+            let grow_to = end + PREZERO_BYTES;
+            let zeros = vec![0u8; (grow_to - self.allocated.get()) as usize];
+            file.write_at(self.allocated.get(), &zeros).await?;
+            self.allocated.set(grow_to);
+        }
         file.write_at(pos, &buf).await?;
-        if self.sync {
+        if self.sync && !self.write_through {
             file.sync().await?;
         }
         *self.write_pos.borrow_mut() = (pos + buf.len() as u64, seq + 1);
@@ -505,7 +547,7 @@ impl Wal {
     async fn rotate_locked(&self, keep: &[Record]) -> Result<(), StorageError> {
         let gen = self.gen.get() + 1;
         let tmp = self.dir.join(format!("{}.tmp", log_name(gen)));
-        let file = File::open(&tmp, OpenMode::CreateNew).await?;
+        let file = open_log(&tmp, OpenMode::CreateNew, self.write_through).await?;
         let mut next = (0u64, 1u64);
         if !keep.is_empty() {
             let buf = encode_group(1, keep);
@@ -519,8 +561,10 @@ impl Wal {
         disk::remove(self.dir.join(log_name(self.gen.get()))).await?;
         disk::sync_dir(&self.dir).await?;
         self.gen.set(gen);
-        *self.file.borrow_mut() = Rc::new(File::open(&path, OpenMode::Existing).await?);
+        *self.file.borrow_mut() =
+            Rc::new(open_log(&path, OpenMode::Existing, self.write_through).await?);
         *self.write_pos.borrow_mut() = next;
+        self.allocated.set(next.0);
         Ok(())
     }
 

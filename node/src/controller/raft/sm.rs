@@ -36,6 +36,12 @@ use crate::controller::meta::Meta;
 const SNAPSHOT_MAGIC: [u8; 4] = *b"PSNP";
 const SNAPSHOT_VERSION: u32 = 1;
 const SNAPSHOT_HEADER_BYTES: usize = 20;
+/// Release builds check the metadata's invariants (`Meta::check`, linear in its chunks) after
+/// every command while it holds at most this many chunks, and at every snapshot always; debug
+/// builds check after every command. `raft/meta_check` in `bench/benches/raft.rs` measures the
+/// check: about a microsecond per 100 chunks, so up to this bound it costs at most a few
+/// percent of a commit (ARCHITECTURE D66).
+pub const CHECK_EACH_APPLY_CHUNKS_MAX: usize = 10_000;
 /// The checkpoint's file name, as DolphinDB names its controller checkpoint.
 pub const CHECKPOINT_FILE: &str = "DFSMasterMetaCheckpoint.0";
 
@@ -167,6 +173,12 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         };
         // Let replication and heartbeats run between the copy and the encoding.
         rt::task::yield_now().await;
+        if let Err(e) = state.check() {
+            panic!(
+                "metadata invariant broken at snapshot {:?}: {e}",
+                meta.last_log_id
+            );
+        }
         let bytes = encode_checkpoint(&Checkpoint {
             meta: meta.clone(),
             state,
@@ -210,7 +222,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     EntryPayload::Blank => Ok(crate::controller::meta::Applied::Done),
                     EntryPayload::Normal(ref cmd) => {
                         let r = g.meta.apply(cmd);
-                        debug_assert!(g.meta.check().is_ok(), "{:?}", g.meta.check());
+                        // Paired with the check on every checkpoint read: a broken invariant
+                        // is a bug every controller hits at the same entry, and the group
+                        // stops rather than build on it.
+                        if cfg!(debug_assertions)
+                            || g.meta.chunks.len() <= CHECK_EACH_APPLY_CHUNKS_MAX
+                        {
+                            if let Err(e) = g.meta.check() {
+                                panic!("metadata invariant broken by entry {}: {e}", entry.log_id);
+                            }
+                        }
                         r
                     }
                     EntryPayload::Membership(ref m) => {
