@@ -127,8 +127,22 @@ async fn redo_appends(write_through: bool, writers: usize, per_writer: usize) ->
     cfg.redo_write_through = write_through;
     let engine = std::rc::Rc::new(Engine::open(cfg).await.unwrap());
     let day = tutorial::day(0, 1);
+    // 100 rows; the SYMBOL column gets a base of its own 100 values (a slice keeps the day's
+    // 5,000-symbol base, which every log record would then carry).
     let batch = storage::Batch {
-        columns: day.columns.iter().map(|c| c.slice(0, 100)).collect(),
+        columns: day
+            .columns
+            .iter()
+            .map(|c| match c.ty {
+                storage::types::DataType::Symbol => {
+                    let ids: Vec<Vec<u8>> = (0..100)
+                        .map(|i| c.bytes_at(i).expect("a symbol").to_vec())
+                        .collect();
+                    storage::column::Column::from_strings(c.ty, &ids)
+                }
+                _ => c.slice(0, 100),
+            })
+            .collect(),
     };
     for w in 0..writers {
         engine

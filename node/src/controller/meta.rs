@@ -396,32 +396,42 @@ impl Meta {
 
     /// Checks the invariants in the module header; `Err` names the first broken one.
     pub fn check(&self) -> Result<(), String> {
-        let mut owners: BTreeMap<u64, usize> = BTreeMap::new();
-        for d in self.databases.values() {
-            for t in d.tables.values() {
-                for c in t.partitions.values() {
-                    *owners.entry(*c).or_default() += 1;
+        // Sorted ids, no map: this runs after every applied command (raft::sm), so it avoids
+        // allocating per chunk.
+        let mut owned: Vec<u64> = self
+            .databases
+            .values()
+            .flat_map(|d| d.tables.values())
+            .flat_map(|t| t.partitions.values().copied())
+            .collect();
+        owned.sort_unstable();
+        if let Some(w) = owned.windows(2).find(|w| w[0] == w[1]) {
+            let n = owned.iter().filter(|c| **c == w[0]).count();
+            return Err(format!("chunk {} belongs to {n} partitions", w[0]));
+        }
+        if let Some(c) = owned.last().filter(|c| **c >= self.next_chunk) {
+            return Err(format!(
+                "chunk {c} is not below next_chunk {}",
+                self.next_chunk
+            ));
+        }
+        // Both sorted and duplicate-free: they must be the same list.
+        let mut entries = self.chunks.keys().copied().peekable();
+        let mut owners = owned.iter().copied().peekable();
+        loop {
+            match (owners.peek().copied(), entries.peek().copied()) {
+                (None, None) => return Ok(()),
+                (Some(o), Some(e)) if o == e => {
+                    owners.next();
+                    entries.next();
                 }
+                (Some(o), e) if e.is_none_or(|e| o < e) => {
+                    return Err(format!("chunk {o} has no entry"))
+                }
+                (_, Some(e)) => return Err(format!("chunk {e} belongs to no partition")),
+                (Some(_), None) => unreachable!("handled above"),
             }
         }
-        for (c, n) in &owners {
-            if *n != 1 {
-                return Err(format!("chunk {c} belongs to {n} partitions"));
-            }
-            if *c >= self.next_chunk {
-                return Err(format!(
-                    "chunk {c} is not below next_chunk {}",
-                    self.next_chunk
-                ));
-            }
-            if !self.chunks.contains_key(c) {
-                return Err(format!("chunk {c} has no entry"));
-            }
-        }
-        if let Some(c) = self.chunks.keys().find(|c| !owners.contains_key(c)) {
-            return Err(format!("chunk {c} belongs to no partition"));
-        }
-        Ok(())
     }
 }
 
@@ -453,6 +463,44 @@ mod tests {
             m.apply(&c).unwrap();
         }
         m
+    }
+
+    #[test]
+    fn check_names_each_broken_chunk_invariant() {
+        let mut m = setup();
+        for p in ["19365", "19366"] {
+            m.apply(&Command::AddPartition {
+                db: "dfs://testDB".into(),
+                table: "testTB".into(),
+                partition: p.into(),
+                replicas: vec!["dnode1".into()],
+            })
+            .unwrap();
+        }
+        m.check().unwrap();
+        let mut two = m.clone();
+        two.databases
+            .get_mut("dfs://testDB")
+            .unwrap()
+            .tables
+            .get_mut("testTB")
+            .unwrap()
+            .partitions
+            .insert("19367".into(), 1);
+        assert_eq!(two.check().unwrap_err(), "chunk 1 belongs to 2 partitions");
+        let mut orphan = m.clone();
+        let entry = orphan.chunks[&1].clone();
+        orphan.chunks.insert(0, entry);
+        assert_eq!(
+            orphan.check().unwrap_err(),
+            "chunk 0 belongs to no partition"
+        );
+        let mut missing = m.clone();
+        missing.chunks.remove(&2);
+        assert_eq!(missing.check().unwrap_err(), "chunk 2 has no entry");
+        let mut ahead = m.clone();
+        ahead.next_chunk = 2;
+        assert!(ahead.check().unwrap_err().contains("not below next_chunk"));
     }
 
     #[test]
