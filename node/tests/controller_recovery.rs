@@ -9,7 +9,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::cluster::*;
@@ -29,15 +28,8 @@ fn config_text(a: SocketAddr) -> Option<String> {
 
 #[test]
 fn a_flipped_byte_is_refused_a_torn_tail_is_cut_and_the_guide_brings_the_controller_back() {
-    let root = scratch("recovery");
-    let _ = std::fs::remove_dir_all(&root);
-    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/cluster");
-    let hosts = ["P1", "P2", "P3"];
-    let ips = ["127.0.0.80", "127.0.0.81", "127.0.0.82"];
-    for h in hosts {
-        copy_dir(&configs.join(h), &root.join(h));
-    }
-    let all: Vec<SocketAddr> = ips.iter().map(|ip| addr(ip, 8800)).collect();
+    let (root, all) = tutorial_hosts("recovery");
+    let hosts = HOSTS;
     let mut procs: Vec<Option<Proc>> = hosts
         .iter()
         .map(|h| Some(start_controller(&root.join(h))))

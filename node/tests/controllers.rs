@@ -18,19 +18,12 @@ use common::cluster::*;
 
 #[test]
 fn three_controllers_from_configs_elect_fail_over_and_keep_metadata() {
-    let root = scratch("tutorial");
-    let _ = std::fs::remove_dir_all(&root);
-    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/cluster");
-    let hosts = ["P1", "P2", "P3"];
-    let ips = ["127.0.0.80", "127.0.0.81", "127.0.0.82"];
-    for h in hosts {
-        copy_dir(&configs.join(h), &root.join(h));
-    }
+    let (root, all) = tutorial_hosts("tutorial");
+    let hosts = HOSTS;
     let mut procs: Vec<Option<Proc>> = hosts
         .iter()
         .map(|h| Some(start_controller(&root.join(h))))
         .collect();
-    let all: Vec<SocketAddr> = ips.iter().map(|ip| addr(ip, 8800)).collect();
 
     let (leader_site, leader, term) = agreed_leader(&all);
     assert!(leader_site.ends_with(&format!(

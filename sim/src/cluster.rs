@@ -135,6 +135,34 @@ pub fn refused_starts() -> Vec<(String, String)> {
     REFUSED.with(|r| r.borrow().clone())
 }
 
+/// [`crate::invariants::one_leader_per_term`] over every leadership observed so far.
+pub fn check_one_leader_per_term() -> Result<(), String> {
+    let seen: Vec<(u64, u64)> = leaders_elected()
+        .iter()
+        .map(|(t, id, _)| (*t, *id))
+        .collect();
+    crate::invariants::one_leader_per_term::check(&seen)
+}
+
+/// Waits (on `client`) until the controller at `addr` reports `"standing":"voter"` on
+/// `GET /raft`, at most `wait`; whether it did.
+pub async fn wait_voter(client: &Host, addr: SocketAddr, wait: Duration) -> bool {
+    client
+        .spawn(async move {
+            let deadline = rt::time::now() + wait;
+            while rt::time::now() < deadline {
+                let raft = http_get(addr, "/raft", Duration::from_secs(1)).await;
+                if raft.is_ok_and(|r| r.contains("\"standing\":\"voter\"")) {
+                    return true;
+                }
+                rt::time::sleep(Duration::from_millis(200)).await;
+            }
+            false
+        })
+        .await
+        .expect("the client host runs")
+}
+
 /// Forgets what earlier scenarios observed.
 pub fn reset_observations() {
     REFUSED.with(|r| r.borrow_mut().clear());

@@ -26,6 +26,17 @@ pub struct Observed {
     pub failures: u64,
 }
 
+impl Observed {
+    /// Adds what a later writer observed (its keys are its own).
+    pub fn merge(&mut self, later: Observed) {
+        self.attempted.extend(later.attempted);
+        self.acked.extend(later.acked);
+        self.acked_at.extend(later.acked_at);
+        self.redirects.extend(later.redirects);
+        self.failures += later.failures;
+    }
+}
+
 /// One write, following at most `hops_max` redirects. `Ok(())` only when acknowledged.
 pub async fn write_once(
     controllers: &[SocketAddr],

@@ -19,11 +19,10 @@ use node::config::Mode;
 use node::controller::meta::Meta;
 use rt::sim::{run_seeds, Host, World};
 use sim::cluster::{
-    http_get, leaders_elected, reset_observations, snapshots_held, Options, SimCluster,
+    check_one_leader_per_term, http_get, leaders_elected, reset_observations, snapshots_held,
+    wait_voter, Options, SimCluster,
 };
-use sim::invariants::{
-    acked_not_lost, election_bound, minority_refuses, one_leader_per_term, redirects,
-};
+use sim::invariants::{acked_not_lost, election_bound, minority_refuses, redirects};
 use sim::workload::{read_meta, run_writer, Observed};
 
 /// The fixed CI seed list.
@@ -127,13 +126,7 @@ async fn check_state(s: &Setup, client: &Host, w: &Observed) -> Meta {
         .unwrap()
         .expect("a leader answers a metadata read");
     acked_not_lost::check(&w.acked, &w.attempted, &meta.nodes_config).unwrap();
-    one_leader_per_term::check(
-        &leaders_elected()
-            .iter()
-            .map(|(t, id, _)| (*t, *id))
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
+    check_one_leader_per_term().unwrap();
     meta
 }
 
@@ -360,24 +353,6 @@ fn clog_the_leaders_links() {
     });
 }
 
-/// Waits (on `client`) until the controller at `addr` reports `"standing":"voter"`.
-async fn wait_voter(client: &Host, addr: SocketAddr, wait: Duration) -> bool {
-    client
-        .spawn(async move {
-            let deadline = rt::time::now() + wait;
-            while rt::time::now() < deadline {
-                let raft = http_get(addr, "/raft", Duration::from_secs(1)).await;
-                if raft.is_ok_and(|r| r.contains("\"standing\":\"voter\"")) {
-                    return true;
-                }
-                rt::time::sleep(Duration::from_millis(200)).await;
-            }
-            false
-        })
-        .await
-        .unwrap()
-}
-
 #[test]
 fn wipe_a_controllers_raft_dir_mid_run() {
     // A controller loses its raft/ (a replaced disk, an operator following the guide) while
@@ -447,8 +422,7 @@ fn wipe_a_controllers_raft_dir_mid_run() {
             5,
             "writes after the failover are acknowledged"
         );
-        all.attempted.extend(w2.attempted);
-        all.acked.extend(w2.acked);
+        all.merge(w2);
         check_final(&s, &client, &all, None).await;
     });
 }
@@ -498,8 +472,7 @@ fn restart_all_three() {
             5,
             "writes after the restart are acknowledged"
         );
-        all.attempted.extend(w2.attempted);
-        all.acked.extend(w2.acked);
+        all.merge(w2);
         check_final(&s, &client, &all, None).await;
     });
 }

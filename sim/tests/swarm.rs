@@ -24,9 +24,10 @@ use node::config::Mode;
 use rt::rand::Rng;
 use rt::sim::{run_seeds, DiskFaults, Host, World};
 use sim::cluster::{
-    http_get, leaders_elected, refused_starts, reset_observations, Options, SimCluster, SIM_HOME,
+    check_one_leader_per_term, leaders_elected, refused_starts, reset_observations, wait_voter,
+    Options, SimCluster, SIM_HOME,
 };
-use sim::invariants::{acked_not_lost, one_leader_per_term};
+use sim::invariants::acked_not_lost;
 use sim::workload::{read_meta, run_writer, Observed};
 
 /// Seeds CI runs (1..=SWARM_SEEDS).
@@ -50,24 +51,6 @@ fn pick(rng: &mut Rng, lo: u64, hi: u64) -> u64 {
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
-}
-
-/// Waits (on `client`) until the controller at `addr` reports `"standing":"voter"`.
-async fn wait_voter(client: &Host, addr: SocketAddr, wait: Duration) -> bool {
-    client
-        .spawn(async move {
-            let deadline = rt::time::now() + wait;
-            while rt::time::now() < deadline {
-                let raft = http_get(addr, "/raft", Duration::from_secs(1)).await;
-                if raft.is_ok_and(|r| r.contains("\"standing\":\"voter\"")) {
-                    return true;
-                }
-                rt::time::sleep(ms(200)).await;
-            }
-            false
-        })
-        .await
-        .unwrap()
 }
 
 struct Swarm {
@@ -263,13 +246,7 @@ fn swarm() {
                 "{alias} refused to start with no damage injected: {e}"
             );
         }
-        one_leader_per_term::check(
-            &leaders_elected()
-                .iter()
-                .map(|(t, id, _)| (*t, *id))
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
+        check_one_leader_per_term().unwrap();
         let addrs = s.addrs.clone();
         let meta = client
             .spawn(async move {

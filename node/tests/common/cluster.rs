@@ -141,3 +141,19 @@ pub fn wait_ports_free(addrs: &[SocketAddr]) {
         }
     }
 }
+
+/// The tutorial's three controller hosts.
+pub const HOSTS: [&str; 3] = ["P1", "P2", "P3"];
+pub const IPS: [&str; 3] = ["127.0.0.80", "127.0.0.81", "127.0.0.82"];
+
+/// A fresh `scratch(name)` holding a copy of `configs/cluster/<host>` for each of [`HOSTS`];
+/// returns it and the controllers' addresses.
+pub fn tutorial_hosts(name: &str) -> (PathBuf, Vec<SocketAddr>) {
+    let root = scratch(name);
+    let _ = std::fs::remove_dir_all(&root);
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/cluster");
+    for h in HOSTS {
+        copy_dir(&configs.join(h), &root.join(h));
+    }
+    (root, IPS.iter().map(|ip| addr(ip, 8800)).collect())
+}
