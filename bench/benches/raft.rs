@@ -144,7 +144,7 @@ async fn leader_client() -> RpcClient {
             let c = RpcClient::new(a, rpc_cfg());
             match c.call(method::META_WRITE, probe.clone()).await {
                 Ok(_) => return c,
-                Err(RpcError::Remote(m)) if m.starts_with("<NotLeader>") => {}
+                Err(RpcError::Remote(e)) if e.retry() != node::error::Retry::Never => {}
                 Err(_) => {}
             }
         }

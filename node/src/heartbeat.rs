@@ -47,9 +47,14 @@ pub fn beat_of(settings: &Settings) -> Heartbeat {
     }
 }
 
-/// The leader named by a `<NotLeader>host:port:alias` refusal.
-pub fn redirect_target(msg: &str) -> Option<SocketAddr> {
-    crate::controller::raft::net::site_addr(msg.strip_prefix("<NotLeader>")?)
+/// The leader a refusal redirects to (`<NotLeader>host:port:alias`), by its code.
+pub fn redirect_target(e: &crate::error::RemoteError) -> Option<SocketAddr> {
+    match e.retry() {
+        crate::error::Retry::Redirect => {
+            crate::controller::raft::net::site_addr(e.leader.as_deref()?)
+        }
+        _ => None,
+    }
 }
 
 /// Sends heartbeats forever.

@@ -191,6 +191,16 @@ pub async fn start_role(
     }
 }
 
+/// The HTTP status of a refusal, by what the caller can do about it: 421 Misdirected Request
+/// names the leader (as the API's `<NotLeader>` does), 503 asks to try another node or later.
+fn http_status(e: &crate::error::RemoteError) -> u16 {
+    match e.retry() {
+        crate::error::Retry::Redirect => 421,
+        crate::error::Retry::OtherNode | crate::error::Retry::Later => 503,
+        crate::error::Retry::Never => 400,
+    }
+}
+
 /// Serves connections on `listener` forever.
 /// `dfs` serves `dfs://` databases on this node (single mode) when given.
 pub async fn serve(
@@ -380,14 +390,13 @@ async fn handle(
                 let Some(body) = read_body(&mut s, &head[head_end..], content_length).await? else {
                     return Ok(());
                 };
-                if let Some(n) = ctl.not_leader() {
-                    // 421 Misdirected Request, naming the leader the way the API does.
-                    return respond(&mut s, 421, &n).await;
-                }
-                return match ctl.set_nodes_config(&String::from_utf8_lossy(&body)).await {
+                let result = match ctl.not_leader_error() {
+                    Some(e) => Err(e),
+                    None => ctl.set_nodes_config(&String::from_utf8_lossy(&body)).await,
+                };
+                return match result {
                     Ok(n) => respond(&mut s, 200, &format!("{{\"changed\":{n}}}")).await,
-                    Err(e) if e.starts_with("<NotLeader>") => respond(&mut s, 421, &e).await,
-                    Err(e) => respond(&mut s, 400, &e).await,
+                    Err(e) => respond(&mut s, http_status(&e), &e.to_string()).await,
                 };
             }
             _ => {}

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use node::error::{ErrorCode, RemoteError};
 use node::rpc::{
     encode_frame, read_frame, serve_connection, Frame, FrameReader, Kind, RpcClient,
     RpcClientConfig, RpcError, FRAME_HEADER_BYTES, FRAME_VERSION, SERVER_INFLIGHT_MAX,
@@ -60,7 +61,9 @@ async fn start_server() -> (SocketAddr, Rc<Cell<u32>>, Rc<Cell<u32>>) {
                             rt::time::sleep(Duration::from_millis(300)).await;
                             Ok(payload)
                         }
-                        FAIL => Err("<NotLeader>127.0.0.81:8800:controller2".to_string()),
+                        FAIL => Err(RemoteError::not_leader(Some(
+                            "127.0.0.81:8800:controller2".into(),
+                        ))),
                         DELAY => {
                             let ms = payload.first().copied().unwrap_or(0) as u64;
                             rt::time::sleep(Duration::from_millis(ms)).await;
@@ -76,7 +79,10 @@ async fn start_server() -> (SocketAddr, Rc<Cell<u32>>, Rc<Cell<u32>>) {
                             RUNNING.with(|r| r.set(r.get() - 1));
                             Ok(payload)
                         }
-                        m => Err(format!("unknown method {m}")),
+                        m => Err(RemoteError::new(
+                            ErrorCode::UnknownMethod,
+                            format!("unknown method {m}"),
+                        )),
                     }
                 };
                 if serve_connection(stream, &handler).await.is_err() {
@@ -118,10 +124,17 @@ fn calls_reuse_one_connection_and_carry_remote_errors() {
         let big = vec![7u8; 1 << 20];
         assert_eq!(client.call(ECHO, big.clone()).await.unwrap(), big);
         let err = client.call(FAIL, Vec::new()).await.unwrap_err();
+        // The error arrives typed: its code, and the leader to go to.
+        let RpcError::Remote(remote) = &err else {
+            panic!("a remote error, not {err}");
+        };
+        assert_eq!(remote.code, ErrorCode::NotLeader);
+        assert_eq!(remote.retry(), node::error::Retry::Redirect);
         assert_eq!(
-            err,
-            RpcError::Remote("<NotLeader>127.0.0.81:8800:controller2".into())
+            remote.leader.as_deref(),
+            Some("127.0.0.81:8800:controller2")
         );
+        assert_eq!(err.to_string(), "<NotLeader>127.0.0.81:8800:controller2");
         assert_eq!(
             client.call(ECHO, b"after".to_vec()).await.unwrap(),
             b"after"

@@ -107,7 +107,8 @@ fn tutorial_controller_binds_its_port_and_a_second_one_cannot() {
     assert!(home.is_dir(), "home with spaces was created");
 
     // Binary API clients can connect; with its two peers down this controller cannot be the
-    // leader, so a script is refused with <NotLeader> (no leader known yet), and the node
+    // leader and knows none, so a script is refused with <ControllerNotReady> (the official
+    // clients' "try another node"; a bare <NotLeader> would name nowhere to go), and the node
     // survives garbage.
     let mut api = TcpStream::connect(addr).unwrap();
     api.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -123,7 +124,8 @@ fn tutorial_controller_binds_its_port_and_a_second_one_cannot() {
     let mut refusal = [0u8; 256];
     let n = api.read(&mut refusal).unwrap();
     let refusal = String::from_utf8_lossy(&refusal[..n]).into_owned();
-    assert!(refusal.contains("<NotLeader>"), "{refusal}");
+    assert!(refusal.contains("<ControllerNotReady>"), "{refusal}");
+    assert!(!refusal.contains("<NotLeader>"), "{refusal}");
     let mut junk = TcpStream::connect(addr).unwrap();
     junk.write_all(&[0xff; 64]).unwrap();
     drop(junk);

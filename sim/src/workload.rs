@@ -53,12 +53,13 @@ pub async fn write_once(
                 let reply: Reply = net::decode(&bytes)?;
                 return reply.map(|_| ()).map_err(|e| e.to_string());
             }
-            Err(RpcError::Remote(msg)) => match msg.strip_prefix("<NotLeader>") {
-                Some(site) if !site.is_empty() => {
+            // Decided by the error's code, not its text.
+            Err(RpcError::Remote(e)) => match (e.retry(), e.leader.as_deref()) {
+                (node::error::Retry::Redirect, Some(site)) => {
                     redirects.push(site.to_string());
-                    target = site_addr(site).ok_or_else(|| format!("bad redirect {msg}"))?;
+                    target = site_addr(site).ok_or_else(|| format!("bad redirect {e}"))?;
                 }
-                _ => return Err(msg),
+                _ => return Err(e.to_string()),
             },
             Err(e) => return Err(e.to_string()),
         }

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
+use node::error::{ErrorCode, RemoteError};
 use node::rpc::{serve_connection, RpcClient};
 
 use super::{rpc_cfg, HOSTS};
@@ -90,8 +91,17 @@ pub fn start_replica(i: usize, dir: PathBuf) {
                                 async move {
                                     match method {
                                         REPLICATE => log.append(&payload).await,
-                                        COMMIT => replicate(&log, &followers, payload).await?,
-                                        _ => return Err(format!("unknown method {method}")),
+                                        COMMIT => {
+                                            replicate(&log, &followers, payload).await.map_err(
+                                                |m| RemoteError::new(ErrorCode::RaftFailed, m),
+                                            )?
+                                        }
+                                        _ => {
+                                            return Err(RemoteError::new(
+                                                ErrorCode::UnknownMethod,
+                                                format!("unknown method {method}"),
+                                            ))
+                                        }
                                     }
                                     Ok(Vec::new())
                                 }

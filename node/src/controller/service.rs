@@ -15,8 +15,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::meta::{Command, Meta, Role};
-use super::raft::{self, Controller, RaftTiming, WriteError};
+use super::raft::{self, Controller, RaftTiming};
 use crate::config::{Mode, NodesFile, Settings};
+use crate::error::{ErrorCode, RemoteError};
 use crate::log::Logger;
 use crate::rpc::{self, RpcError};
 
@@ -116,13 +117,19 @@ impl ControllerService {
         Ok(svc)
     }
 
-    /// `Some("<NotLeader>host:port:alias")` while this controller is not the leader (the tag
-    /// the official clients follow), `None` on the leader.
-    pub fn not_leader(&self) -> Option<String> {
+    /// Why this controller refuses leader-only work, while it is not the leader:
+    /// `<NotLeader>host:port:alias` (the tag the official clients follow) or, when it knows
+    /// no leader, `<ControllerNotReady>` (try another controller). `None` on the leader.
+    pub fn not_leader_error(&self) -> Option<RemoteError> {
         if self.ctl.is_leader() {
             return None;
         }
-        Some(WriteError::NotLeader(self.ctl.leader().map(|(_, a)| a)).to_string())
+        Some(RemoteError::not_leader(self.ctl.leader().map(|(_, a)| a)))
+    }
+
+    /// [`ControllerService::not_leader_error`] as the text the API and HTTP answer.
+    pub fn not_leader(&self) -> Option<String> {
+        self.not_leader_error().map(|e| e.to_string())
     }
 
     /// Serves one node-RPC connection (its first bytes, `prefix`, already read). Its first
@@ -140,7 +147,7 @@ impl ControllerService {
         };
         if first.method == raft::net::method::APPEND_STREAM {
             if !self.ctl.admits(first.method) {
-                return Err(RpcError::Remote(raft::JOINING.into()));
+                return Err(RpcError::Remote(joining()));
             }
             return raft::stream::serve(&self.ctl.raft, conn, input, first).await;
         }
@@ -149,7 +156,7 @@ impl ControllerService {
     }
 
     /// Serves one RPC call from a peer controller or a node.
-    pub async fn handle_rpc(&self, method: u16, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+    pub async fn handle_rpc(&self, method: u16, payload: Vec<u8>) -> Result<Vec<u8>, RemoteError> {
         if method == raft::net::method::PROBE {
             // The asker has no log: a leader that replicated to it before must start over
             // instead of treating the empty log as a bug (openraft's procedure for a member
@@ -167,41 +174,46 @@ impl ControllerService {
             return Ok(raft::net::encode(&self.ctl.probe()));
         }
         if !self.ctl.admits(method) {
-            return Err(raft::JOINING.into());
+            return Err(joining());
         }
         if let Some(r) = raft::net::serve(&self.ctl.raft, method, &payload).await {
             return r;
         }
         match method {
             method::HEARTBEAT => {
-                let hb: Heartbeat = raft::net::decode(&payload)?;
+                let hb: Heartbeat = decode(&payload)?;
                 self.heartbeat(hb).await.map(|()| Vec::new())
             }
             method::META_WRITE => {
-                let cmd: Command = raft::net::decode(&payload)?;
-                let reply = self.ctl.write(cmd).await.map_err(|e| e.to_string())?;
+                let cmd: Command = decode(&payload)?;
+                let reply = self.ctl.write(cmd).await?;
                 Ok(raft::net::encode(&reply))
             }
             method::META_READ => {
-                if let Some(n) = self.not_leader() {
-                    return Err(n);
+                if let Some(e) = self.not_leader_error() {
+                    return Err(e);
                 }
                 // Linearizable: confirm leadership with a quorum before answering.
                 self.ctl
                     .raft
                     .ensure_linearizable(openraft::raft::ReadPolicy::ReadIndex)
                     .await
-                    .map_err(|e| format!("RAFT-008 {e}"))?;
+                    .map_err(|e| {
+                        RemoteError::new(ErrorCode::RaftFailed, format!("RAFT-008 {e}"))
+                    })?;
                 Ok(self.ctl.sm.read(raft::net::encode::<Meta>))
             }
-            _ => Err(format!("RPC-006 unknown method {method}")),
+            _ => Err(RemoteError::new(
+                ErrorCode::UnknownMethod,
+                format!("unknown method {method}"),
+            )),
         }
     }
 
     /// A node's heartbeat, on the leader.
-    pub async fn heartbeat(&self, hb: Heartbeat) -> Result<(), String> {
-        if let Some(n) = self.not_leader() {
-            return Err(n);
+    pub async fn heartbeat(&self, hb: Heartbeat) -> Result<(), RemoteError> {
+        if let Some(e) = self.not_leader_error() {
+            return Err(e);
         }
         let now_ms = rt::time::unix_time_ms();
         let (known, fresh) = self.ctl.sm.read(|m| match m.nodes.get(&hb.alias) {
@@ -231,11 +243,10 @@ impl ControllerService {
         Ok(())
     }
 
-    async fn write(&self, cmd: Command) -> Result<(), String> {
-        match self.ctl.write(cmd).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
+    async fn write(&self, cmd: Command) -> Result<(), RemoteError> {
+        match self.ctl.write(cmd).await? {
+            Ok(_) => Ok(()),
+            Err(e) => Err(RemoteError::new(ErrorCode::MetaRefused, e.to_string())),
         }
     }
 
@@ -369,12 +380,15 @@ impl ControllerService {
     }
 
     /// `POST /config/nodes` with `key=value` lines (an empty value removes the key).
-    pub async fn set_nodes_config(&self, body: &str) -> Result<usize, String> {
+    pub async fn set_nodes_config(&self, body: &str) -> Result<usize, RemoteError> {
         let mut n = 0;
         for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            let (k, v) = line
-                .split_once('=')
-                .ok_or_else(|| format!("CONFIG-LINE '{line}' is not key=value"))?;
+            let (k, v) = line.split_once('=').ok_or_else(|| {
+                RemoteError::new(
+                    ErrorCode::BadRequest,
+                    format!("CONFIG-LINE '{line}' is not key=value"),
+                )
+            })?;
             let cmd = if v.trim().is_empty() {
                 Command::RemoveConfig {
                     controller: false,
@@ -392,4 +406,17 @@ impl ControllerService {
         }
         Ok(n)
     }
+}
+
+fn joining() -> RemoteError {
+    RemoteError::new(
+        ErrorCode::Joining,
+        "this controller is joining its group and takes no Raft traffic yet",
+    )
+}
+
+/// Decodes a request payload; a malformed one is the caller's error.
+fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, RemoteError> {
+    crate::rpc::decode_payload(payload)
+        .map_err(|e| RemoteError::new(ErrorCode::BadRequest, format!("undecodable request: {e}")))
 }

@@ -338,7 +338,7 @@ impl RpcClient {
         let _forget = Forget { conn: &conn, id };
         let heard_before = conn.state.borrow().heard;
         match rt::time::timeout(self.cfg.call_timeout, rx).await {
-            Ok(Ok(answer_or_error)) => answer(answer_or_error?),
+            Ok(Ok(answer_or_error)) => answer_payload(answer_or_error?),
             Ok(Err(_)) => Err(conn.io_error("the connection ended")),
             Err(_) => {
                 let timeout = RpcError::Timeout {
@@ -366,13 +366,16 @@ impl Drop for RpcClient {
     }
 }
 
-/// The payload of a response, or the peer's error.
-fn answer(frame: Frame) -> Result<Vec<u8>, RpcError> {
+/// The payload of a response, or the peer's (typed) error.
+pub fn answer_payload(frame: Frame) -> Result<Vec<u8>, RpcError> {
     match frame.kind {
         Kind::Response => Ok(frame.payload),
-        _ => Err(RpcError::Remote(
-            String::from_utf8_lossy(&frame.payload).into_owned(),
-        )),
+        _ => match super::decode_payload::<crate::error::RemoteError>(&frame.payload) {
+            Ok(e) => Err(RpcError::Remote(e)),
+            Err(why) => Err(RpcError::Protocol(format!(
+                "an undecodable error answer: {why}"
+            ))),
+        },
     }
 }
 
@@ -417,7 +420,7 @@ pub async fn call_once(
                 frame.request_id, req.request_id
             )));
         }
-        answer(frame)
+        answer_payload(frame)
     };
     match rt::time::timeout(timeout, call).await {
         Ok(r) => r,

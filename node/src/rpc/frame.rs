@@ -9,7 +9,7 @@ use super::RpcError;
 pub const FRAME_MAGIC: [u8; 4] = *b"PRPC";
 /// 2: the checksum covers the header's other fields too (1 covered only the payload, so a
 /// corrupted request id or method went unnoticed).
-pub const FRAME_VERSION: u8 = 2;
+pub const FRAME_VERSION: u8 = 3;
 pub const FRAME_HEADER_BYTES: usize = 24;
 /// Largest payload accepted; a header claiming more closes the connection before allocating.
 pub const FRAME_PAYLOAD_BYTES_MAX: usize = 64 << 20;

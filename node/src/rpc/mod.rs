@@ -5,10 +5,13 @@
 //!
 //! ```text
 //! 0  [4] magic "PRPC"     8  u64 request id
-//! 4  u8  version (2)      16 u32 payload length (<= FRAME_PAYLOAD_BYTES_MAX)
+//! 4  u8  version (3)      16 u32 payload length (<= FRAME_PAYLOAD_BYTES_MAX)
 //! 5  u8  kind             20 u32 crc32 of bytes 0..20, then of the payload
 //! 6  u16 method
 //! ```
+//!
+//! An error answer's payload is `bincode(crate::error::RemoteError)`: a typed code, never text
+//! to match (version 3; version 2's error payload was the message).
 //!
 //! Invariants:
 //! - Anything a peer sends that is not a well-formed frame (bad magic, version, kind, length
@@ -29,7 +32,7 @@ mod client;
 mod frame;
 mod server;
 
-pub use client::{call_once, RpcClient, RpcClientConfig};
+pub use client::{answer_payload, call_once, RpcClient, RpcClientConfig};
 pub use frame::{
     decode_datagram, encode as encode_frame, read_frame, write_frame, Frame, FrameHeader,
     FrameReader, Kind, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, FRAME_VERSION,
@@ -37,6 +40,23 @@ pub use frame::{
 pub use server::{
     read_request, respond, serve_connection, serve_connection_after, SERVER_INFLIGHT_MAX,
 };
+
+/// Encodes a node-RPC payload (bincode).
+pub fn encode_payload<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    bincode::serialize(v).expect("node RPC payloads encode")
+}
+
+/// Decodes a node-RPC payload; malformed input is an error, never a panic, and a hostile
+/// length prefix cannot make bincode allocate more than the frame justifies.
+pub fn decode_payload<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
+        .with_limit(b.len() as u64 * 4 + 1024)
+        .deserialize(b)
+        .map_err(|e| e.to_string())
+}
 
 /// RPC failures, each with a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,9 +69,9 @@ pub enum RpcError {
     Io { peer: String, reason: String },
     #[error("RPC-004 malformed frame: {0}")]
     Protocol(String),
-    /// The peer handled the call and answered with an error.
+    /// The peer handled the call and answered with an error (typed: `crate::error`).
     #[error("{0}")]
-    Remote(String),
+    Remote(crate::error::RemoteError),
     #[error("RPC-005 {peer} has {inflight_max} calls in flight already; try again")]
     Overloaded { peer: String, inflight_max: usize },
 }
@@ -63,7 +83,7 @@ impl RpcError {
             RpcError::Timeout { .. } => "RPC-002",
             RpcError::Io { .. } => "RPC-003",
             RpcError::Protocol(_) => "RPC-004",
-            RpcError::Remote(_) => "RPC-REMOTE",
+            RpcError::Remote(e) => e.code.name(),
             RpcError::Overloaded { .. } => "RPC-005",
         }
     }

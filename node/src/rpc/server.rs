@@ -23,6 +23,7 @@ use rt::net::{Read, TcpStream, Write};
 
 use super::frame::{encode, write_frame, Frame, FrameReader, FrameWriter, Kind};
 use super::RpcError;
+use crate::error::RemoteError;
 
 /// Most requests of one connection handled at once.
 pub const SERVER_INFLIGHT_MAX: usize = 256;
@@ -35,7 +36,7 @@ const POLL_STEPS_MAX: usize = 32;
 pub async fn serve_connection<H, Fut>(stream: TcpStream, handler: &H) -> Result<(), RpcError>
 where
     H: Fn(u16, Vec<u8>) -> Fut,
-    Fut: Future<Output = Result<Vec<u8>, String>>,
+    Fut: Future<Output = Result<Vec<u8>, RemoteError>>,
 {
     serve_connection_after(stream, FrameReader::new(Vec::new()), None, handler).await
 }
@@ -51,7 +52,7 @@ pub async fn serve_connection_after<H, Fut>(
 ) -> Result<(), RpcError>
 where
     H: Fn(u16, Vec<u8>) -> Fut,
-    Fut: Future<Output = Result<Vec<u8>, String>>,
+    Fut: Future<Output = Result<Vec<u8>, RemoteError>>,
 {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
@@ -131,11 +132,11 @@ fn io(e: impl ToString) -> RpcError {
 }
 
 /// The frame answering request `request_id` of `method`: a response, or an error frame
-/// carrying the message.
-fn answer_frame(method: u16, request_id: u64, result: Result<Vec<u8>, String>) -> Frame {
+/// carrying the typed error.
+fn answer_frame(method: u16, request_id: u64, result: Result<Vec<u8>, RemoteError>) -> Frame {
     let (kind, payload) = match result {
         Ok(p) => (Kind::Response, p),
-        Err(msg) => (Kind::Error, msg.into_bytes()),
+        Err(e) => (Kind::Error, super::encode_payload(&e)),
     };
     Frame {
         kind,
@@ -169,7 +170,7 @@ pub async fn respond(
     stream: &mut impl Write,
     method: u16,
     request_id: u64,
-    result: Result<Vec<u8>, String>,
+    result: Result<Vec<u8>, RemoteError>,
 ) -> Result<(), RpcError> {
     write_frame(stream, &answer_frame(method, request_id, result))
         .await

@@ -95,11 +95,22 @@ impl Default for RaftTiming {
 /// Why a write was not applied.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WriteError {
-    /// This controller is not the leader; the leader it knows of, as `host:port:alias`.
-    #[error("<NotLeader>{}", .0.as_deref().unwrap_or(""))]
+    /// This controller is not the leader; the leader it knows of, as `host:port:alias`
+    /// (`<ControllerNotReady>` when it knows none: a bare `<NotLeader>` names nowhere to go).
+    #[error("{}", crate::error::RemoteError::not_leader(.0.clone()))]
     NotLeader(Option<String>),
     #[error("RAFT-002 the write did not complete: {0}")]
     Raft(String),
+}
+
+impl From<WriteError> for crate::error::RemoteError {
+    fn from(e: WriteError) -> Self {
+        use crate::error::{ErrorCode, RemoteError};
+        match e {
+            WriteError::NotLeader(site) => RemoteError::not_leader(site),
+            WriteError::Raft(m) => RemoteError::new(ErrorCode::RaftFailed, m),
+        }
+    }
 }
 
 /// How far a controller is in joining its group ([`rejoin`]).
@@ -114,9 +125,6 @@ pub enum Standing {
     /// vote and does not campaign until caught up.
     CatchingUp,
 }
-
-/// Why a Raft message was turned away by a joining controller.
-pub const JOINING: &str = "RAFT-010 this controller is joining its group";
 
 /// One controller's Raft member.
 pub struct Controller {

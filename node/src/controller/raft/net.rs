@@ -45,19 +45,12 @@ struct Wire(String);
 
 /// Encodes an RPC payload.
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    bincode::serialize(v).expect("raft messages encode")
+    crate::rpc::encode_payload(v)
 }
 
 /// Decodes an RPC payload; malformed input is an error, never a panic.
 pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, String> {
-    // Bounded: a hostile length prefix cannot make bincode allocate more than the frame.
-    use bincode::Options;
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .allow_trailing_bytes()
-        .with_limit(b.len() as u64 * 4 + 1024)
-        .deserialize(b)
-        .map_err(|e| format!("RAFT-001 undecodable raft message: {e}"))
+    crate::rpc::decode_payload(b).map_err(|e| format!("RAFT-001 undecodable raft message: {e}"))
 }
 
 /// `host:port:alias` (a member's address, the target of a `<NotLeader>`) → the socket address.
@@ -178,7 +171,11 @@ impl RaftNetworkV2<TypeConfig> for Conn {
 }
 
 /// Serves one Raft RPC from a peer controller. `None` when `method` is not a Raft method.
-pub async fn serve(raft: &Raft, method: u16, payload: &[u8]) -> Option<Result<Vec<u8>, String>> {
+pub async fn serve(
+    raft: &Raft,
+    method: u16,
+    payload: &[u8],
+) -> Option<Result<Vec<u8>, crate::error::RemoteError>> {
     let r = match method {
         method::APPEND => match decode::<AppendEntriesRequest>(payload) {
             Ok(req) => raft
@@ -212,5 +209,5 @@ pub async fn serve(raft: &Raft, method: u16, payload: &[u8]) -> Option<Result<Ve
         },
         _ => return None,
     };
-    Some(r)
+    Some(r.map_err(|m| crate::error::RemoteError::new(crate::error::ErrorCode::RaftFailed, m)))
 }

@@ -194,9 +194,9 @@ fn answer(
             }
             Ok(r)
         }
-        _ => Err(rpc_error(RpcError::Remote(
-            String::from_utf8_lossy(&frame.payload).into_owned(),
-        ))),
+        _ => Err(rpc_error(
+            crate::rpc::answer_payload(frame).expect_err("not a response"),
+        )),
     }
 }
 
@@ -292,7 +292,13 @@ pub async fn serve(
                     let last = r.is_err();
                     (Ok(encode(&r)), last)
                 }
-                Err(fatal) => (Err(fatal.to_string()), true),
+                Err(fatal) => (
+                    Err(crate::error::RemoteError::new(
+                        crate::error::ErrorCode::RaftFailed,
+                        fatal.to_string(),
+                    )),
+                    true,
+                ),
             };
             respond(&mut wr, APPEND_STREAM, id, result).await?;
             if last {
@@ -385,8 +391,20 @@ mod tests {
         assert!(beyond.unwrap_err().to_string().contains("acknowledged"));
         let garbage = answer("f", &s, Ok(frame(Kind::Response, 7, vec![0xff; 3])));
         assert!(garbage.is_err());
-        let remote = answer("f", &s, Ok(frame(Kind::Error, 7, b"raft stopped".to_vec())));
+        let stopped =
+            crate::error::RemoteError::new(crate::error::ErrorCode::RaftFailed, "raft stopped");
+        let remote = answer(
+            "f",
+            &s,
+            Ok(frame(Kind::Error, 7, crate::rpc::encode_payload(&stopped))),
+        );
         assert!(remote.unwrap_err().to_string().contains("raft stopped"));
+        // An error answer that is not a typed error is a protocol violation.
+        let untyped = answer("f", &s, Ok(frame(Kind::Error, 7, b"raft stopped".to_vec())));
+        assert!(untyped
+            .unwrap_err()
+            .to_string()
+            .contains("undecodable error"));
         let closed = answer("f", &s, Ok(Ok(None)));
         assert!(closed.unwrap_err().to_string().contains("closed"));
     }
