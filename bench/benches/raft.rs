@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use node::config::{self, ConfigFile, Entry, Source};
 use node::controller::meta::Command;
-use node::controller::raft::{net, RaftTiming, Reply};
+use node::controller::raft::{net, Reply};
 use node::controller::service::method;
 use node::log::Logger;
 use node::rpc::{RpcClient, RpcClientConfig, RpcError};
@@ -102,16 +102,10 @@ fn start_controller(i: usize) {
                 let nodes = nodes.clone();
                 async move {
                     let log = Logger::silent(settings.alias());
-                    let listener = node::server::bind(&settings).await.expect("bind");
-                    let ctl = node::server::start_role(
-                        &settings,
-                        Some(&nodes),
-                        &log,
-                        RaftTiming::default(),
-                    )
-                    .await
-                    .expect("controller");
-                    node::server::serve(listener, settings, log, None, None, ctl).await;
+                    let opts = node::start::StartOptions::default();
+                    node::start::start(settings, Some(&nodes), log, opts)
+                        .await
+                        .expect("a controller starts");
                 }
             });
     });

@@ -13,6 +13,7 @@ pub mod rpc;
 pub mod script_http;
 pub mod server;
 pub mod shell;
+pub mod start;
 
 /// Porpoise's version, reported by `--version` and the `version()` script function.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -8,7 +8,6 @@ use node::cli::{self, Command};
 use node::config::keys;
 use node::launch;
 use node::log::{Level, Logger};
-use node::server;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -122,48 +121,13 @@ fn main() -> ExitCode {
             let startup = startup.clone();
             let nodes = nodes.clone();
             async move {
-                let listener = match server::bind(&settings).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        log.error("bind_failed", &e.to_string(), &[]);
-                        return Err(());
-                    }
+                let opts = node::start::StartOptions {
+                    startup,
+                    ..Default::default()
                 };
-                let dfs = if settings.mode() == node::config::Mode::Single {
-                    match server::open_dfs(&settings).await {
-                        Ok(d) => Some(d),
-                        Err(e) => {
-                            log.error(
-                                "storage_failed",
-                                &format!("cannot open the storage engine: {e}"),
-                                &[],
-                            );
-                            return Err(());
-                        }
-                    }
-                } else {
-                    None
-                };
-                let addr = listener
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
-                log.info(
-                    "listening",
-                    &format!("listening on {addr}"),
-                    &[("addr", &addr)],
-                );
-                let timing = node::controller::raft::RaftTiming::default();
-                let controller =
-                    match server::start_role(&settings, nodes.as_ref(), &log, timing).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            log.error("start_failed", &e, &[]);
-                            return Err(());
-                        }
-                    };
-                server::serve(listener, settings, log, dfs, startup, controller).await;
-                Ok(())
+                node::start::start(settings, nodes.as_ref(), log.clone(), opts)
+                    .await
+                    .map_err(|e| log.error(e.event(), &e.to_string(), &[]))
             }
         });
     match outcome {

@@ -245,24 +245,24 @@ pub async fn run_node(site: Site, mode: Mode, ctx: NodeCtx) {
     let nodes = config::nodes::parse(Source::File("cluster.nodes".into()), &ctx.nodes_text)
         .expect("simulated cluster.nodes");
     let log = Logger::silent(settings.alias());
-    let listener = match node::server::bind(&settings).await {
-        Ok(l) => l,
-        Err(e) => panic!("simulated node {site} could not start: {e}"),
+    let opts = node::start::StartOptions {
+        timing: ctx.opts.timing,
+        on_controller: Some(Box::new(|c: &Rc<ControllerService>| {
+            drop(rt::task::spawn_local(observe(c.clone())))
+        })),
+        ..Default::default()
     };
-    let controller =
-        match node::server::start_role(&settings, Some(&nodes), &log, ctx.opts.timing).await {
-            Ok(c) => c,
-            Err(e) => {
-                // The process would exit: record why and stop this node (the scenario decides
-                // whether that was the right answer).
-                REFUSED.with(|r| r.borrow_mut().push((site.alias.clone(), e)));
-                return;
-            }
-        };
-    if let Some(c) = &controller {
-        drop(rt::task::spawn_local(observe(c.clone())));
+    match node::start::start(settings, Some(&nodes), log, opts).await {
+        Ok(()) => {}
+        Err(e @ node::start::StartError::Bind(_)) => {
+            panic!("simulated node {site} could not start: {e}")
+        }
+        Err(e) => {
+            // The process would exit: record why and stop this node (the scenario decides
+            // whether that was the right answer).
+            REFUSED.with(|r| r.borrow_mut().push((site.alias.clone(), e.to_string())));
+        }
     }
-    node::server::serve(listener, settings, log, None, None, controller).await
 }
 
 impl SimCluster {

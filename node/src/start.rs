@@ -1,0 +1,90 @@
+//! The one start function of a node (RisingWave's `start(opts, shutdown)`): the `porpoise`
+//! binary, the simulation and the benches all start a node through [`start`], so each runs the
+//! real start-up path — bind on `localSite`, open a single node's storage, start the role (a
+//! controller's Raft member, another node's heartbeats), serve the port — instead of a copy of
+//! it.
+//!
+//! Invariant: the port is bound before anything else starts, so a second node on a taken port
+//! fails with the tutorial FAQ's message before it touches any file.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use crate::config::{Mode, NodesFile, Settings};
+use crate::controller::raft::RaftTiming;
+use crate::controller::service::ControllerService;
+use crate::log::Logger;
+use crate::server::{self, ServeError};
+
+/// Why a node did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Bind(#[from] ServeError),
+    #[error("cannot open the storage engine: {0}")]
+    Storage(String),
+    #[error("{0}")]
+    Role(String),
+}
+
+impl StartError {
+    /// The log event the binary reports it under.
+    pub fn event(&self) -> &'static str {
+        match self {
+            StartError::Bind(_) => "bind_failed",
+            StartError::Storage(_) => "storage_failed",
+            StartError::Role(_) => "start_failed",
+        }
+    }
+}
+
+/// Called with a controller's service once its Raft member runs.
+pub type ControllerHook = Box<dyn FnOnce(&Rc<ControllerService>)>;
+
+/// What a start needs besides the settings.
+#[derive(Default)]
+pub struct StartOptions {
+    pub timing: RaftTiming,
+    /// `-script`: run before the node takes connections.
+    pub startup: Option<PathBuf>,
+    /// Called with a controller's service once its Raft member runs (the simulation observes
+    /// leaderships through it).
+    pub on_controller: Option<ControllerHook>,
+}
+
+/// Starts the node `settings` describe and serves its port until the process ends; returns
+/// only if start-up fails.
+pub async fn start(
+    settings: Rc<Settings>,
+    nodes: Option<&NodesFile>,
+    log: Logger,
+    opts: StartOptions,
+) -> Result<(), StartError> {
+    let listener = server::bind(&settings).await?;
+    let dfs = if settings.mode() == Mode::Single {
+        Some(
+            server::open_dfs(&settings)
+                .await
+                .map_err(StartError::Storage)?,
+        )
+    } else {
+        None
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    log.info(
+        "listening",
+        &format!("listening on {addr}"),
+        &[("addr", &addr)],
+    );
+    let controller = server::start_role(&settings, nodes, &log, opts.timing)
+        .await
+        .map_err(StartError::Role)?;
+    if let (Some(c), Some(hook)) = (&controller, opts.on_controller) {
+        hook(c);
+    }
+    server::serve(listener, settings, log, dfs, opts.startup, controller).await;
+    Ok(())
+}
