@@ -629,6 +629,18 @@ mod tests {
     }
 
     #[test]
+    fn redo_log_bytes_are_pinned() {
+        let recs = sample();
+        let mut w = Writer::default();
+        for r in &recs {
+            r.encode(&mut w);
+        }
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+        crate::golden::check(&golden.join("redo_records.hex"), &w.buf);
+        crate::golden::check(&golden.join("redo_group.hex"), &encode_group(1, &recs));
+    }
+
+    #[test]
     fn groups_round_trip_and_a_torn_tail_is_cut() {
         let recs = sample();
         let bytes = log_bytes(&[&recs[..2], &recs[2..]]);
