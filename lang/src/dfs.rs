@@ -119,11 +119,10 @@ impl Catalog {
             b"PCA2" => true,
             b"PCAT" => false,
             [b'P', b'C', b'A', d @ b'3'..=b'9'] => {
-                return Err(format!(
-                    "DFS catalog format {}, but this build reads format {CATALOG_FORMAT}; it was \
-                     written by a newer Porpoise: run that version again, or roll the upgrade \
-                     back by restoring the backup taken before it",
-                    d - b'0'
+                return Err(storage::format_refusal(
+                    "DFS catalog",
+                    (d - b'0') as u32,
+                    CATALOG_FORMAT,
                 ))
             }
             _ => return Err("not a DFS catalog".into()),

@@ -242,14 +242,10 @@ fn parse_accounts(path: &Path, text: &str) -> Result<BTreeMap<String, Account>, 
                 ))
             })?;
             if format != ACCOUNTS_FORMAT {
-                let way = if format > ACCOUNTS_FORMAT {
-                    "written by a newer Porpoise: run that version, or restore the file from the backup taken before the upgrade"
-                } else {
-                    "written in a format this build no longer reads"
-                };
                 return Err(EvalError::msg(format!(
-                    "{}: account file format {format}, but this build reads format {ACCOUNTS_FORMAT} ({way})",
-                    path.display()
+                    "{}: {}",
+                    path.display(),
+                    storage::format_refusal("account file", format, ACCOUNTS_FORMAT)
                 )));
             }
             lines.next();

@@ -57,6 +57,37 @@ impl File {
         Ok(File { inner, path })
     }
 
+    /// Opens a log file: write-through ([`File::open_write_through`]) when `write_through`,
+    /// so each write is one I/O durable when it completes, else an ordinary file (synced by
+    /// the caller, or never, with `dataSync=0`).
+    pub async fn open_log(
+        path: impl AsRef<Path>,
+        mode: OpenMode,
+        write_through: bool,
+    ) -> io::Result<File> {
+        if write_through {
+            File::open_write_through(path, mode).await
+        } else {
+            File::open(path, mode).await
+        }
+    }
+
+    /// Reads the whole file, in reads of at most [`READ_BYTES_MAX`].
+    pub async fn read_all(&self) -> io::Result<Vec<u8>> {
+        let size = self.size().await? as usize;
+        let mut out = Vec::with_capacity(size);
+        while out.len() < size {
+            let chunk = self
+                .read_at(out.len() as u64, (size - out.len()).min(READ_BYTES_MAX))
+                .await?;
+            if chunk.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
     /// Opens `path` write-through (O_DSYNC): each write is durable when it completes, as if
     /// followed by [`File::sync`], which is then a no-op. For a log that syncs after every
     /// write: one I/O per flush instead of a write and an fdatasync one after the other.
@@ -168,17 +199,7 @@ pub async fn sync_dir(dir: impl AsRef<Path>) -> io::Result<()> {
 /// Reads the whole file at `path`.
 pub async fn read_file(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     let f = File::open(path, OpenMode::Existing).await?;
-    let size = f.size().await? as usize;
-    let mut out = Vec::with_capacity(size);
-    while out.len() < size {
-        let chunk = f
-            .read_at(out.len() as u64, (size - out.len()).min(READ_BYTES_MAX))
-            .await?;
-        if chunk.is_empty() {
-            break;
-        }
-        out.extend_from_slice(&chunk);
-    }
+    let out = f.read_all().await?;
     f.close().await?;
     Ok(out)
 }

@@ -40,19 +40,28 @@ pub enum StorageError {
     },
 }
 
+/// Why a file of format `found` is refused by a build that reads format `reads`, and what to
+/// do (the tutorial's upgrade rollback, FAQ Q4): the one wording every file format's check
+/// uses. Callers put the file's name in front.
+pub fn format_refusal(what: &str, found: u32, reads: u32) -> String {
+    let way = if found > reads {
+        "it was written by a newer Porpoise: run that version again, or roll the upgrade back \
+         by restoring the backup taken before it"
+    } else {
+        "it was written by an older Porpoise whose format this build no longer reads: start \
+         that version, or restore the file from a backup"
+    };
+    format!("{what} format {found}, but this build reads format {reads}; {way}")
+}
+
 impl StorageError {
     /// A file in a format this build does not read: refused with the file, both formats and
-    /// what to do (the tutorial's upgrade rollback, FAQ Q4), never guessed at or repaired.
+    /// what to do ([`format_refusal`]), never guessed at or repaired.
     pub fn unsupported(file: &std::path::Path, what: &str, found: u32, reads: u32) -> StorageError {
-        let way = if found > reads {
-            "it was written by a newer Porpoise: run that version again, or roll the upgrade \
-             back by restoring the backup taken before it"
-        } else {
-            "it was written by an older Porpoise whose format this build no longer reads"
-        };
         StorageError::Format(format!(
-            "{}: {what} format {found}, but this build reads format {reads}; {way}",
-            file.display()
+            "{}: {}",
+            file.display(),
+            format_refusal(what, found, reads)
         ))
     }
 

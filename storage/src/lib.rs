@@ -19,4 +19,4 @@ pub mod wal;
 
 pub use batch::{Batch, Schema};
 pub use engine::{ChunkInfo, Engine, EngineConfig};
-pub use error::StorageError;
+pub use error::{format_refusal, StorageError};

@@ -20,7 +20,6 @@
 //!   and all of them are released when their record is durable.
 
 use std::cell::RefCell;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -280,16 +279,6 @@ pub struct Wal {
 /// Zeros never parse as a group, so the torn-tail rule is unchanged.
 pub const PREZERO_BYTES: u64 = 1 << 20;
 
-/// Opens a log file: write-through (O_DSYNC) when asked, so a group is one write that is
-/// durable when it completes instead of a write and then an fdatasync.
-async fn open_log(path: &Path, mode: OpenMode, write_through: bool) -> io::Result<File> {
-    if write_through {
-        File::open_write_through(path, mode).await
-    } else {
-        File::open(path, mode).await
-    }
-}
-
 fn log_name(gen: u64) -> String {
     format!("redo.{gen:020}.log")
 }
@@ -299,20 +288,6 @@ fn parse_gen(name: &str) -> Option<u64> {
         .strip_suffix(".log")?
         .parse()
         .ok()
-}
-
-async fn read_all(f: &File) -> Result<Vec<u8>, StorageError> {
-    let size = f.size().await? as usize;
-    let mut out = Vec::with_capacity(size);
-    while out.len() < size {
-        let n = (size - out.len()).min(disk::READ_BYTES_MAX);
-        let part = f.read_at(out.len() as u64, n).await?;
-        if part.is_empty() {
-            break;
-        }
-        out.extend_from_slice(&part);
-    }
-    Ok(out)
 }
 
 impl Wal {
@@ -348,8 +323,8 @@ impl Wal {
             disk::remove(dir.join(log_name(*g))).await?;
         }
         let path = dir.join(log_name(gen));
-        let file = open_log(&path, OpenMode::CreateOrOpen, write_through).await?;
-        let mut bytes = read_all(&file).await?;
+        let file = File::open_log(&path, OpenMode::CreateOrOpen, write_through).await?;
+        let mut bytes = file.read_all().await?;
         if let Some(found) = other_format(&bytes) {
             // Another build's log: cutting it as a torn tail would drop every record in it.
             return Err(StorageError::unsupported(
@@ -362,7 +337,7 @@ impl Wal {
         let (mut records, mut valid, mut next_seq) = scan(&bytes);
         if valid < bytes.len() {
             // Before cutting anything, rule out a transient read error: read again.
-            let again = read_all(&file).await?;
+            let again = file.read_all().await?;
             let rescan = scan(&again);
             if rescan.1 > valid {
                 (records, valid, next_seq) = rescan;
@@ -547,7 +522,7 @@ impl Wal {
     async fn rotate_locked(&self, keep: &[Record]) -> Result<(), StorageError> {
         let gen = self.gen.get() + 1;
         let tmp = self.dir.join(format!("{}.tmp", log_name(gen)));
-        let file = open_log(&tmp, OpenMode::CreateNew, self.write_through).await?;
+        let file = File::open_log(&tmp, OpenMode::CreateNew, self.write_through).await?;
         let mut next = (0u64, 1u64);
         if !keep.is_empty() {
             let buf = encode_group(1, keep);
@@ -562,7 +537,7 @@ impl Wal {
         disk::sync_dir(&self.dir).await?;
         self.gen.set(gen);
         *self.file.borrow_mut() =
-            Rc::new(open_log(&path, OpenMode::Existing, self.write_through).await?);
+            Rc::new(File::open_log(&path, OpenMode::Existing, self.write_through).await?);
         *self.write_pos.borrow_mut() = next;
         self.allocated.set(next.0);
         Ok(())

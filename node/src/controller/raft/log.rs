@@ -69,8 +69,6 @@ const ENTRY_BYTES_MAX: usize = 16 << 20;
 /// The unit a device may tear a write at: a torn record holds at least one such sector of
 /// zeros (512 bytes: the smallest logical sector a disk has, so 4 KiB devices are covered).
 const TEAR_SECTOR_BYTES: usize = 512;
-/// Bytes read per step while recovering the log.
-const RECOVERY_READ_BYTES: usize = 4 << 20;
 /// Purged bytes at the head of the file before it is rewritten without them.
 const COMPACT_DEAD_BYTES_MIN: u64 = 4 << 20;
 /// The log file is extended with zeros this far ahead of the records, so appends overwrite
@@ -86,19 +84,12 @@ fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
-/// Refuses a file written in a format this build does not read, naming both formats and the
-/// way out (the tutorial's upgrade rollback, FAQ Q4).
-pub fn unsupported_format(path: &Path, found: u32, reads: u32) -> io::Error {
-    let what = if found > reads {
-        "was written by a newer Porpoise: run that version again (roll back the upgrade \
-         by restoring the backup taken before it), or upgrade this node to it"
-    } else {
-        "was written by an older Porpoise whose format this build no longer reads: start \
-         that version, or restore the file from a backup"
-    };
+/// Refuses `what` at `path`, of a format this build does not read ([`storage::format_refusal`]).
+pub fn unsupported_format(path: &Path, what: &str, found: u32, reads: u32) -> io::Error {
     corrupt(format!(
-        "{}: format {found}, but this build reads format {reads}; the file {what}",
-        path.display()
+        "{}: {}",
+        path.display(),
+        storage::format_refusal(what, found, reads)
     ))
 }
 
@@ -133,7 +124,7 @@ pub fn decode_state(path: &Path, bytes: &[u8]) -> io::Result<HardState> {
     }
     let format = le32(bytes, 4);
     if format != STATE_FORMAT {
-        return Err(unsupported_format(path, format, STATE_FORMAT));
+        return Err(unsupported_format(path, "raft state", format, STATE_FORMAT));
     }
     let len = le32(bytes, 8) as usize;
     let crc = le32(bytes, 12);
@@ -186,7 +177,7 @@ fn check_log_header(path: &Path, bytes: &[u8]) -> io::Result<bool> {
         )));
     }
     if format != LOG_FORMAT {
-        return Err(unsupported_format(path, format, LOG_FORMAT));
+        return Err(unsupported_format(path, "raft log", format, LOG_FORMAT));
     }
     Ok(true)
 }
@@ -429,16 +420,6 @@ fn padded(mut v: Vec<u8>) -> Vec<u8> {
     v
 }
 
-/// Opens a log file: write-through with `dataSync=1`, so a flush round is one write that is
-/// durable when it completes, not a write and then an fdatasync (ARCHITECTURE D58).
-async fn open_log(path: &Path, mode: OpenMode, sync: bool) -> io::Result<File> {
-    if sync {
-        File::open_write_through(path, mode).await
-    } else {
-        File::open(path, mode).await
-    }
-}
-
 impl LogStore {
     /// Opens (or creates) the log in `dir`, recovering the valid prefix. With `sync` false
     /// (`dataSync=0`) writes are not fsynced, as DolphinDB does.
@@ -446,30 +427,13 @@ impl LogStore {
         disk::create_dir_all(dir).await?;
         let state_path = dir.join("state");
         let state = if disk::exists(&state_path).await? {
-            let f = File::open(&state_path, OpenMode::Existing).await?;
-            let size = f.size().await? as usize;
-            let bytes = f.read_at(0, size).await?;
-            f.close().await?;
-            decode_state(&state_path, &bytes)?
+            decode_state(&state_path, &disk::read_file(&state_path).await?)?
         } else {
             HardState::default()
         };
         let path = dir.join("log");
-        let file = open_log(&path, OpenMode::CreateOrOpen, sync).await?;
-        let size = file.size().await?;
-        let mut bytes: Vec<u8> = Vec::with_capacity(size as usize);
-        while (bytes.len() as u64) < size {
-            let chunk = file
-                .read_at(
-                    bytes.len() as u64,
-                    RECOVERY_READ_BYTES.min((size as usize) - bytes.len()),
-                )
-                .await?;
-            if chunk.is_empty() {
-                break;
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let file = File::open_log(&path, OpenMode::CreateOrOpen, sync).await?;
+        let mut bytes = file.read_all().await?;
         if !check_log_header(&path, &bytes)? {
             // A new log (or one whose creation was torn before anything was written to it).
             let header = padded(encode_log_header());
@@ -504,17 +468,10 @@ impl LogStore {
         }
         let end = end as u64;
         let tail = bytes[align_down(end) as usize..end as usize].to_vec();
-        // Cut the torn tail before any append. The file is shortened first and the tail block
-        // re-zeroed after, so a crash in between never leaves zeros with older records behind
-        // them (which the next open would rightly call corruption).
+        // Cut the torn tail before any append.
         let mut file_size = bytes.len() as u64;
         if file_size > end {
-            file_size = disk::align_up(end as usize) as u64;
-            file.truncate(file_size).await?;
-            file.sync().await?;
-            file.write_at(align_down(end), &padded(tail.clone()))
-                .await?;
-            file.sync().await?;
+            file_size = cut_at(&file, end, &tail).await?;
         }
         let inner = Inner {
             dir: dir.to_path_buf(),
@@ -567,6 +524,21 @@ impl LogStore {
         let _io = self.shared.io.lock().await;
         flush_round(&self.shared).await
     }
+}
+
+/// Ends the log file at `end`, whose partial block holds `tail` (the bytes from
+/// `align_down(end)`): the file is shortened to that block first and the block re-zeroed past
+/// `end` after, each synced, so a crash in between never leaves zeros with older records behind
+/// them (which the next open would rightly call corruption). Returns the new file size.
+async fn cut_at(file: &File, end: u64, tail: &[u8]) -> io::Result<u64> {
+    debug_assert_eq!(align_down(end) + tail.len() as u64, end);
+    let size = disk::align_up(end as usize) as u64;
+    file.truncate(size).await?;
+    file.sync().await?;
+    file.write_at(align_down(end), &padded(tail.to_vec()))
+        .await?;
+    file.sync().await?;
+    Ok(size)
 }
 
 /// Writes and syncs everything appended so far, then completes the appends waiting on it.
@@ -707,15 +679,7 @@ impl Inner {
                 self.dir.join("log").display()
             )));
         }
-        // Shorten first, re-zero the tail block after (see `open`).
-        self.file
-            .truncate(disk::align_up(off as usize) as u64)
-            .await?;
-        self.file.sync().await?;
-        self.file
-            .write_at(align_down(off), &padded(block.clone()))
-            .await?;
-        self.file.sync().await?;
+        cut_at(&self.file, off, &block).await?;
         self.entries.split_off(&first);
         self.end = off;
         self.durable_end = off;
@@ -749,7 +713,7 @@ impl Inner {
         if disk::exists(&tmp).await? {
             disk::remove(&tmp).await?;
         }
-        let f = open_log(&tmp, OpenMode::CreateNew, self.sync).await?;
+        let f = File::open_log(&tmp, OpenMode::CreateNew, self.sync).await?;
         f.write_at(0, &padded(buf)).await?;
         f.sync().await?;
         disk::rename(&tmp, self.dir.join("log")).await?;

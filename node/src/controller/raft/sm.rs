@@ -73,6 +73,7 @@ pub fn decode_checkpoint(what: &str, bytes: &[u8]) -> io::Result<Checkpoint> {
     if version != SNAPSHOT_VERSION {
         return Err(super::log::unsupported_format(
             Path::new(what),
+            "metadata checkpoint",
             version,
             SNAPSHOT_VERSION,
         ));
