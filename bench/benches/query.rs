@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bench::tutorial;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use lang::catalog::Catalog;
 use lang::eval::{Interp, Table};
 
 const Q1: &str = "select count(*) from pt group by date(DateTime)";

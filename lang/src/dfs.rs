@@ -26,9 +26,10 @@ use storage::column::Column;
 use storage::types::DataType;
 use storage::{Batch, Engine, StorageError};
 
+use crate::catalog::{self, LocalFuture, Partition, TableInfo};
 use crate::eval::value::Table;
 use crate::eval::EvalError;
-use crate::partition::{NewValues, Pred, Scheme};
+use crate::partition::{NewValues, Scheme};
 
 /// The one partition of a dimension table (`createTable`).
 pub const DIMENSION_PARTITION: &str = "DIM";
@@ -247,40 +248,11 @@ impl Dfs {
         self.new_values.set(policy);
     }
 
-    /// The table's partitions (name, chunk), in name order.
-    pub fn partitions(&self, db: &str, table: &str) -> Result<Vec<(String, u64)>, EvalError> {
-        self.table_schema(db, table)?;
-        Ok(self.catalog.borrow().databases[db].tables[table]
-            .chunks
-            .iter()
-            .map(|(n, c)| (n.clone(), *c))
-            .collect())
-    }
-
-    /// Visible rows of a partition's chunk, from its metadata (nothing is read).
-    pub fn chunk_rows(&self, chunk: u64) -> Result<usize, EvalError> {
-        Ok(self.engine.chunk_info(chunk).map_err(err)?.rows as usize)
-    }
-
-    /// Columns `columns` (schema indexes) of one partition's chunk.
-    pub async fn scan_chunk(
-        &self,
-        chunk: u64,
-        columns: &[usize],
-    ) -> Result<Vec<Column>, EvalError> {
-        self.engine.scan(chunk, columns).await.map_err(err)
-    }
-
-    /// Moves cached appends into column files (what a checkpoint does).
-    pub async fn flush(&self) -> Result<(), EvalError> {
-        self.engine.flush().await.map_err(err)
-    }
-
-    pub fn exists_database(&self, name: &str) -> bool {
+    pub fn has_database(&self, name: &str) -> bool {
         self.catalog.borrow().databases.contains_key(name)
     }
 
-    pub fn exists_table(&self, db: &str, table: &str) -> bool {
+    pub fn has_table(&self, db: &str, table: &str) -> bool {
         self.catalog
             .borrow()
             .databases
@@ -289,14 +261,14 @@ impl Dfs {
     }
 
     /// Creates database `name` with `scheme`, or opens the existing one.
-    pub async fn database(&self, name: &str, scheme: Option<Scheme>) -> Result<(), EvalError> {
+    async fn create_database(&self, name: &str, scheme: Option<Scheme>) -> Result<(), EvalError> {
         if !name.starts_with("dfs://") {
             return Err(EvalError::msg(format!(
                 "The database path {name} must start with dfs://"
             )));
         }
         let _guard = self.catalog_lock.lock().await;
-        if self.exists_database(name) {
+        if self.has_database(name) {
             return Ok(());
         }
         let scheme = scheme.ok_or_else(|| {
@@ -314,7 +286,7 @@ impl Dfs {
         self.save().await
     }
 
-    pub async fn drop_database(&self, name: &str) -> Result<(), EvalError> {
+    async fn remove_database(&self, name: &str) -> Result<(), EvalError> {
         let _guard = self.catalog_lock.lock().await;
         let db = self
             .catalog
@@ -331,7 +303,7 @@ impl Dfs {
         Ok(())
     }
 
-    pub async fn create_table(
+    async fn add_table(
         &self,
         db: &str,
         table: &str,
@@ -382,18 +354,8 @@ impl Dfs {
         self.save().await
     }
 
-    pub fn table_schema(&self, db: &str, table: &str) -> Result<(Schema, Vec<usize>), EvalError> {
-        let cat = self.catalog.borrow();
-        let t = cat
-            .databases
-            .get(db)
-            .and_then(|d| d.tables.get(table))
-            .ok_or_else(|| EvalError::msg(format!("The table {table} does not exist in {db}")))?;
-        Ok((t.schema.clone(), t.partition_columns.clone()))
-    }
-
     /// The database's scheme.
-    pub fn scheme(&self, db: &str) -> Result<Scheme, EvalError> {
+    fn scheme_of(&self, db: &str) -> Result<Scheme, EvalError> {
         self.catalog
             .borrow()
             .databases
@@ -402,43 +364,37 @@ impl Dfs {
             .ok_or_else(|| EvalError::msg(format!("The database {db} does not exist")))
     }
 
-    /// The table's partition keys (for `schema`).
-    pub fn partition_keys(&self, db: &str, table: &str) -> Result<Vec<String>, EvalError> {
-        self.table_schema(db, table)?;
-        Ok(self.catalog.borrow().databases[db].tables[table]
-            .chunks
-            .keys()
-            .cloned()
-            .collect())
+    /// A snapshot of the table's metadata.
+    pub fn table_info(&self, db: &str, table: &str) -> Result<TableInfo, EvalError> {
+        let cat = self.catalog.borrow();
+        let d = cat
+            .databases
+            .get(db)
+            .ok_or_else(|| EvalError::msg(format!("The database {db} does not exist")))?;
+        let t = d
+            .tables
+            .get(table)
+            .ok_or_else(|| EvalError::msg(format!("The table {table} does not exist in {db}")))?;
+        Ok(TableInfo {
+            schema: t.schema.clone(),
+            partition_columns: t.partition_columns.clone(),
+            scheme: d.scheme.clone(),
+            partitions: t
+                .chunks
+                .iter()
+                .map(|(name, chunk)| Partition {
+                    name: name.clone(),
+                    chunk: *chunk,
+                    version: 0,
+                })
+                .collect(),
+        })
     }
 
     /// Appends `data` (columns in schema order), routing rows to partitions; returns rows added.
     pub async fn append(&self, db: &str, table: &str, data: &Table) -> Result<usize, EvalError> {
-        let (schema, pcols) = self.table_schema(db, table)?;
-        let scheme = self.scheme(db)?;
-        if data.columns.len() != schema.columns.len() {
-            return Err(EvalError::msg(format!(
-                "The data has {} columns, the table {}",
-                data.columns.len(),
-                schema.columns.len()
-            )));
-        }
-        let mut cols = Vec::with_capacity(schema.columns.len());
-        for ((_, ty), (_, c)) in schema.columns.iter().zip(&data.columns) {
-            cols.push(if c.ty == *ty {
-                c.clone()
-            } else {
-                crate::eval::cast_column(c, *ty)?
-            });
-        }
-        let parts = if pcols.is_empty() {
-            // A dimension table keeps every row in its one partition.
-            let rows = cols.first().map(|c| c.len()).unwrap_or(0);
-            BTreeMap::from([(DIMENSION_PARTITION.to_string(), (0..rows).collect())])
-        } else {
-            let keys: Vec<&Column> = pcols.iter().map(|i| &cols[*i]).collect();
-            scheme.assign(&keys, self.new_values.get())?
-        };
+        let info = self.table_info(db, table)?;
+        let (cols, parts) = crate::catalog::route(&info, data, self.new_values.get())?;
         let guard = self.catalog_lock.lock().await;
         let mut new_keys = Vec::new();
         {
@@ -448,7 +404,9 @@ impl Dfs {
                 .databases
                 .get_mut(db)
                 .and_then(|d| d.tables.get_mut(table))
-                .expect("checked above");
+                .ok_or_else(|| {
+                    EvalError::msg(format!("The table {table} does not exist in {db}"))
+                })?;
             for k in parts.keys() {
                 if !t.chunks.contains_key(k) {
                     t.chunks.insert(k.clone(), next);
@@ -462,7 +420,7 @@ impl Dfs {
             self.save().await?;
             for c in &new_keys {
                 self.engine
-                    .create_chunk(*c, schema.clone())
+                    .create_chunk(*c, info.schema.clone())
                     .await
                     .map_err(err)?;
             }
@@ -482,56 +440,78 @@ impl Dfs {
         }
         Ok(appended)
     }
+}
 
-    /// The rows of the partitions that may satisfy `preds` (level → what the query allows of
-    /// that level's column; empty reads every partition), partition by partition, with only
-    /// the named `columns` (all when `None`; at least one, so rows can be counted). Returns
-    /// the rows and how many partitions were read.
-    pub async fn scan(
-        &self,
-        db: &str,
-        table: &str,
-        preds: &[(usize, Pred)],
-        columns: Option<&[String]>,
-    ) -> Result<(Table, usize), EvalError> {
-        let (schema, _) = self.table_schema(db, table)?;
-        let scheme = self.scheme(db)?;
-        let chunks: Vec<u64> = self.catalog.borrow().databases[db].tables[table]
-            .chunks
-            .iter()
-            .filter(|(name, _)| preds.iter().all(|(l, p)| scheme.may_match(name, *l, p)))
-            .map(|(_, c)| *c)
-            .collect();
-        let mut wanted: Vec<usize> = (0..schema.columns.len())
-            .filter(|i| {
-                columns.is_none_or(|names| {
-                    names
-                        .iter()
-                        .any(|n| n.eq_ignore_ascii_case(&schema.columns[*i].0))
-                })
-            })
-            .collect();
-        if wanted.is_empty() {
-            wanted.push(0);
-        }
-        let mut out: Vec<(String, Column)> = wanted
-            .iter()
-            .map(|i| {
-                let (n, t) = &schema.columns[*i];
-                (n.clone(), Column::empty(*t))
-            })
-            .collect();
-        for c in &chunks {
-            let cols = self.engine.scan(*c, &wanted).await.map_err(err)?;
-            for ((_, o), c) in out.iter_mut().zip(cols) {
-                if o.is_empty() {
-                    *o = c;
-                } else {
-                    o.append(&c).map_err(EvalError::msg)?;
-                }
-            }
-        }
-        Ok((Table { columns: out }, chunks.len()))
+impl catalog::Catalog for Dfs {
+    fn exists_database<'a>(&'a self, name: &'a str) -> LocalFuture<'a, Result<bool, EvalError>> {
+        Box::pin(async move { Ok(self.has_database(name)) })
+    }
+
+    fn exists_table<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+    ) -> LocalFuture<'a, Result<bool, EvalError>> {
+        Box::pin(async move { Ok(self.has_table(db, table)) })
+    }
+
+    fn database<'a>(
+        &'a self,
+        name: &'a str,
+        scheme: Option<Scheme>,
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(self.create_database(name, scheme))
+    }
+
+    fn drop_database<'a>(&'a self, name: &'a str) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(self.remove_database(name))
+    }
+
+    fn scheme<'a>(&'a self, db: &'a str) -> LocalFuture<'a, Result<Scheme, EvalError>> {
+        Box::pin(async move { self.scheme_of(db) })
+    }
+
+    fn create_table<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        schema: Schema,
+        partition_columns: &'a [String],
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(self.add_table(db, table, schema, partition_columns))
+    }
+
+    fn table<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+    ) -> LocalFuture<'a, Result<Rc<TableInfo>, EvalError>> {
+        Box::pin(async move { self.table_info(db, table).map(Rc::new) })
+    }
+
+    fn chunk_rows<'a>(&'a self, part: &'a Partition) -> LocalFuture<'a, Result<usize, EvalError>> {
+        Box::pin(async move { Ok(self.engine.chunk_info(part.chunk).map_err(err)?.rows as usize) })
+    }
+
+    fn scan_chunk<'a>(
+        &'a self,
+        part: &'a Partition,
+        columns: &'a [usize],
+    ) -> LocalFuture<'a, Result<Vec<Column>, EvalError>> {
+        Box::pin(async move { self.engine.scan(part.chunk, columns).await.map_err(err) })
+    }
+
+    fn append<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        data: &'a Table,
+    ) -> LocalFuture<'a, Result<usize, EvalError>> {
+        Box::pin(Dfs::append(self, db, table, data))
+    }
+
+    fn flush(&self) -> LocalFuture<'_, Result<(), EvalError>> {
+        Box::pin(async move { self.engine.flush().await.map_err(err) })
     }
 }
 

@@ -9,6 +9,7 @@
 //! typed data) and are re-exported here, so configuration, storage, scripts and the wire
 //! protocol agree on them.
 
+pub mod catalog;
 pub mod dfs;
 pub mod display;
 pub mod eval;

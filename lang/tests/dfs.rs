@@ -102,7 +102,8 @@ fn every_partition_scheme_routes_rows_and_queries_prune() {
             let dir = dir.clone();
             async move {
                 let mut it = Interp::new(7);
-                it.dfs = Some(open(&dir).await);
+                let dfs = open(&dir).await;
+                it.dfs = Some(dfs.clone());
                 it.run("login(`admin, `123456)\nt = table(2023.01.01 2023.01.01 2023.02.15 2023.03.31 as d, 1 5 12 20 as id, `A`B`C`D as sym, 1.0 2.0 3.0 4.0 as px)").await.unwrap();
 
                 // RANGE on id: [0, 10) and [10, 30); a row outside fails the whole append.
@@ -135,7 +136,6 @@ fn every_partition_scheme_routes_rows_and_queries_prune() {
                 );
 
                 // newValuePartitionPolicy: skip leaves the row out, fail refuses the append.
-                let dfs = it.dfs.clone().unwrap();
                 let row = "table(2024.05.01 as d, 1 as id, `Z as sym, 1.0 as px)";
                 dfs.set_new_values(lang::partition::NewValues::Skip);
                 assert_eq!(show(&mut it, &format!("tableInsert(loadTable(\"dfs://v\", `pt), {row})")).await, "0");

@@ -27,7 +27,7 @@ pub struct ScriptSessions {
     next_id: std::cell::Cell<u64>,
     sessions: RefCell<BTreeMap<u64, Interp>>,
     node: NodeInfo,
-    dfs: Option<std::rc::Rc<lang::dfs::Dfs>>,
+    dfs: Option<std::rc::Rc<dyn lang::catalog::Catalog>>,
     users: std::rc::Rc<lang::users::Users>,
 }
 
@@ -152,7 +152,10 @@ pub fn value_json(v: &Value) -> String {
 
 impl ScriptSessions {
     /// Sessions of the node described by `node`.
-    pub fn new(node: NodeInfo, dfs: Option<std::rc::Rc<lang::dfs::Dfs>>) -> ScriptSessions {
+    pub fn new(
+        node: NodeInfo,
+        dfs: Option<std::rc::Rc<dyn lang::catalog::Catalog>>,
+    ) -> ScriptSessions {
         ScriptSessions {
             next_id: std::cell::Cell::new(1),
             sessions: RefCell::new(BTreeMap::new()),

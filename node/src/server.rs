@@ -207,7 +207,7 @@ pub async fn serve(
     listener: TcpListener,
     settings: Rc<Settings>,
     log: Logger,
-    dfs: Option<Rc<lang::dfs::Dfs>>,
+    dfs: Option<Rc<dyn lang::catalog::Catalog>>,
     startup: Option<std::path::PathBuf>,
     controller: Option<Rc<ControllerService>>,
 ) {

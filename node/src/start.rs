@@ -61,7 +61,7 @@ pub async fn start(
     opts: StartOptions,
 ) -> Result<(), StartError> {
     let listener = server::bind(&settings).await?;
-    let dfs = if settings.mode() == Mode::Single {
+    let dfs: Option<Rc<dyn lang::catalog::Catalog>> = if settings.mode() == Mode::Single {
         Some(
             server::open_dfs(&settings)
                 .await

@@ -939,7 +939,7 @@ pub async fn call(
         "schema" => {
             arity(name, &args, 1, 1)?;
             if let (Value::DfsTable { db, table }, Some(dfs)) = (&args[0], it.dfs.clone()) {
-                return super::dfs_fns::schema(&dfs, db, table);
+                return super::dfs_fns::schema(&*dfs, db, table).await;
             }
             let Value::Table(t) = &args[0] else {
                 return Err(EvalError::msg("The function [schema] needs a table"));
@@ -1020,7 +1020,7 @@ pub async fn call(
             let Some(dfs) = it.dfs.clone() else {
                 return Err(dfs_unsupported(name));
             };
-            super::dfs_fns::call(it, &dfs, name, args, exprs).await
+            super::dfs_fns::call(it, &*dfs, name, args, exprs).await
         }
         n if super::forms::NAMES.contains(&n) => super::forms::call(n, args),
         n if super::funcs::NAMES.contains(&n) => super::funcs::call(n, args),

@@ -27,7 +27,7 @@ fn db_name(v: &Value) -> Result<String, EvalError> {
 
 pub(super) async fn call(
     it: &mut Interp,
-    dfs: &crate::dfs::Dfs,
+    dfs: &dyn crate::catalog::Catalog,
     name: &str,
     args: Vec<Value>,
     exprs: &[(Option<String>, Expr)],
@@ -53,16 +53,19 @@ pub(super) async fn call(
             .ok_or_else(|| EvalError::msg(format!("The function [{name}] needs {p}")))
     };
     match name {
-        "existsDatabase" => Ok(Value::bool(dfs.exists_database(&scalar_string(&need(
-            &args.first().cloned(),
-            "a database path",
-        )?)?))),
+        "existsDatabase" => Ok(Value::bool(
+            dfs.exists_database(&scalar_string(&need(
+                &args.first().cloned(),
+                "a database path",
+            )?)?)
+            .await?,
+        )),
         "existsTable" => {
             arity(name, &args, 2, 2)?;
-            Ok(Value::bool(dfs.exists_table(
-                &db_name(&args[0])?,
-                &scalar_string(&args[1])?,
-            )))
+            Ok(Value::bool(
+                dfs.exists_table(&db_name(&args[0])?, &scalar_string(&args[1])?)
+                    .await?,
+            ))
         }
         "dropDatabase" => {
             arity(name, &args, 1, 1)?;
@@ -85,7 +88,7 @@ pub(super) async fn call(
             )?;
             let path = scalar_string(&need(&a[0], "a directory")?)?;
             let scheme = match (&a[1], &a[2]) {
-                (Some(Value::PartitionType(kind)), Some(spec)) => Some(scheme_of(dfs, kind, spec)?),
+                (Some(Value::PartitionType(kind)), Some(spec)) => Some(scheme_of(dfs, kind, spec).await?),
                 (Some(Value::PartitionType(kind)), None) => {
                     return Err(EvalError::msg(format!(
                         "The function [database] needs a partition scheme for {kind}"
@@ -149,7 +152,7 @@ pub(super) async fn call(
             // accepted and ignored (tables are always read on demand).
             arity(name, &args, 2, 4)?;
             let (db, table) = (db_name(&args[0])?, scalar_string(&args[1])?);
-            dfs.table_schema(&db, &table)?;
+            dfs.table(&db, &table).await?;
             Ok(Value::DfsTable { db, table })
         }
         "append!" | "tableInsert" => {
@@ -186,10 +189,14 @@ pub(super) async fn call(
 /// scheme.
 type Level = (Value, Value, Value, Value, Value);
 
-pub(super) fn schema(dfs: &crate::dfs::Dfs, db: &str, table: &str) -> Result<Value, EvalError> {
-    let (schema, pcols) = dfs.table_schema(db, table)?;
-    let scheme = dfs.scheme(db)?;
-    let names = dfs.partition_keys(db, table)?;
+pub(super) async fn schema(
+    dfs: &dyn crate::catalog::Catalog,
+    db: &str,
+    table: &str,
+) -> Result<Value, EvalError> {
+    let info = dfs.table(db, table).await?;
+    let (schema, pcols, scheme) = (&info.schema, &info.partition_columns, &info.scheme);
+    let names: Vec<&str> = info.partitions.iter().map(|p| p.name.as_str()).collect();
     let col_defs = col_defs(schema.columns.iter().map(|(n, t)| (n.as_str(), *t)));
     if pcols.is_empty() {
         // A dimension table has no partition fields.
@@ -197,13 +204,13 @@ pub(super) fn schema(dfs: &crate::dfs::Dfs, db: &str, table: &str) -> Result<Val
         d.insert("colDefs".to_string(), table_value(col_defs));
         return Ok(Value::Dict(d));
     }
-    let levels: Vec<&Scheme> = match &scheme {
+    let levels: Vec<&Scheme> = match scheme {
         Scheme::Compo(l) => l.iter().collect(),
         s => vec![s],
     };
     let int = |v: i32| Value::scalar(DataType::Int, ColumnData::I32(vec![v]));
     let mut per_level: Vec<Level> = Vec::new();
-    for (level, (s, col)) in levels.iter().zip(&pcols).enumerate() {
+    for (level, (s, col)) in levels.iter().zip(pcols).enumerate() {
         let (pname, _) = &schema.columns[*col];
         let ty = s.types()[0];
         let spec = match s {
@@ -284,7 +291,11 @@ fn keys_value(ty: DataType, keys: &[Key]) -> Value {
 }
 
 /// The scheme `database(path, kind, spec)` describes.
-fn scheme_of(dfs: &crate::dfs::Dfs, kind: &str, spec: &Value) -> Result<Scheme, EvalError> {
+async fn scheme_of(
+    dfs: &dyn crate::catalog::Catalog,
+    kind: &str,
+    spec: &Value,
+) -> Result<Scheme, EvalError> {
     let column_keys = |v: &Value| -> Result<(DataType, Vec<Key>), EvalError> {
         let c = v.column().ok_or_else(|| {
             EvalError::msg(format!(
@@ -347,7 +358,7 @@ fn scheme_of(dfs: &crate::dfs::Dfs, kind: &str, spec: &Value) -> Result<Scheme, 
             for item in &items {
                 levels.push(match item {
                     Value::PartitionSpec(s) => (**s).clone(),
-                    Value::Database(path) => dfs.scheme(path)?,
+                    Value::Database(path) => dfs.scheme(path).await?,
                     other => {
                         return Err(EvalError::msg(format!(
                             "COMPO partitioning needs database handles, not a {}",

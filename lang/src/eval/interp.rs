@@ -42,7 +42,7 @@ pub struct Interp {
     /// The node this session runs on (for getNodeAlias, getClusterPerf, rpc).
     pub node: NodeInfo,
     /// The node's `dfs://` databases, when it serves them.
-    pub dfs: Option<std::rc::Rc<crate::dfs::Dfs>>,
+    pub dfs: Option<std::rc::Rc<dyn crate::catalog::Catalog>>,
     /// The node's accounts (`login`, `changePwd`, ...).
     pub users: std::rc::Rc<crate::users::Users>,
     /// Partitions the last query over a partitioned table read (after pruning).

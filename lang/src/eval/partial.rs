@@ -158,9 +158,9 @@ pub(crate) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
     let Some(dfs) = it.dfs.clone() else {
         return Ok(None);
     };
-    let (schema, pcols) = dfs.table_schema(&db, &table)?;
-    let scheme = dfs.scheme(&db)?;
-    let Some((keys, aggs)) = plan(s, &schema, &scheme, &pcols) else {
+    let info = dfs.table(&db, &table).await?;
+    let (schema, pcols, scheme) = (&info.schema, &info.partition_columns, &info.scheme);
+    let Some((keys, aggs)) = plan(s, schema, scheme, pcols) else {
         return Ok(None);
     };
     // Columns to read: keys the partitioning does not fix, and the aggregates' arguments.
@@ -188,13 +188,13 @@ pub(crate) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
     let mut partial_aggs: Vec<Vec<Column>> = aggs.iter().map(|_| Vec::new()).collect();
     // Partial rows so far (one per group per partition).
     let mut total = 0usize;
-    let partitions = dfs.partitions(&db, &table)?;
-    it.partitions_read = partitions.len();
-    for (part, chunk) in &partitions {
+    it.partitions_read = info.partitions.len();
+    for p in &info.partitions {
+        let part = &p.name;
         let (cols, rows) = if read.is_empty() {
-            (Vec::new(), dfs.chunk_rows(*chunk)?)
+            (Vec::new(), dfs.chunk_rows(p).await?)
         } else {
-            let cols = dfs.scan_chunk(*chunk, &read).await?;
+            let cols = dfs.scan_chunk(p, &read).await?;
             let rows = cols.first().map(|c| c.len()).unwrap_or(0);
             (cols, rows)
         };

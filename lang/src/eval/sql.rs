@@ -282,8 +282,9 @@ pub(crate) async fn source(
                 .dfs
                 .clone()
                 .ok_or_else(|| EvalError::msg("this node serves no dfs:// databases"))?;
-            let preds = partition_preds(it, &dfs, &db, &table, filters).await?;
-            let (rows, read) = dfs.scan(&db, &table, &preds, columns).await?;
+            let info = dfs.table(&db, &table).await?;
+            let preds = partition_preds(it, &info, filters).await?;
+            let (rows, read) = crate::catalog::scan(&*dfs, &info, &preds, columns).await?;
             it.partitions_read = read;
             Ok(Rc::new(rows))
         }
@@ -349,14 +350,12 @@ fn names_column(e: &Expr, col: &str, level_ty: DataType) -> bool {
 /// partition (conservative: pruning never drops a partition with a matching row).
 async fn partition_preds(
     it: &mut Interp,
-    dfs: &crate::dfs::Dfs,
-    db: &str,
-    table: &str,
+    info: &crate::catalog::TableInfo,
     filters: &[Expr],
 ) -> Result<Vec<(usize, crate::partition::Pred)>, EvalError> {
     use crate::partition::{keys_of, Key, Pred};
-    let (schema, pcols) = dfs.table_schema(db, table)?;
-    let types = dfs.scheme(db)?.types();
+    let (schema, pcols) = (&info.schema, &info.partition_columns);
+    let types = info.scheme.types();
     let names: Vec<&str> = schema.columns.iter().map(|(n, _)| n.as_str()).collect();
     let mut out = Vec::new();
     for f in filters {

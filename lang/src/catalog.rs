@@ -1,0 +1,202 @@
+//! The interpreter's one door to `dfs://` databases: the [`Catalog`] trait (namespace, chunk
+//! reads, transactional appends). A single node's local store (`crate::dfs::Dfs`) and the
+//! cluster's coordinator (`node::coordinator`, which reaches the controllers and data nodes over
+//! RPC) implement it, so every script — DDL, `append!`, `select` — runs the same interpreter
+//! code on either.
+//!
+//! Invariants:
+//! - A [`TableInfo`] is one consistent snapshot of a table's metadata: its partitions and, in
+//!   the cluster, each chunk's committed version. Reading every chunk of a snapshot at its
+//!   version shows each transaction entirely or not at all.
+//! - Pruning lives here ([`scan`]), not in each implementation: a backend only reads chunks, so
+//!   both prune alike and a partition with a matching row is never dropped.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use storage::batch::Schema;
+use storage::column::Column;
+
+use crate::eval::value::Table;
+use crate::eval::EvalError;
+use crate::partition::{Pred, Scheme};
+
+/// A future that stays on its shard (the interpreter is single-threaded).
+pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// One partition of a table as a snapshot saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    /// The partition's name (`20200601`, `20200601/Key3`, `DIM`).
+    pub name: String,
+    pub chunk: u64,
+    /// The chunk's committed version when the snapshot was taken (0 on a single node, where
+    /// reads are always of the latest committed rows).
+    pub version: u64,
+}
+
+/// A table's metadata, as one snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableInfo {
+    pub schema: Schema,
+    /// The partitioning column of each scheme level (empty: a dimension table).
+    pub partition_columns: Vec<usize>,
+    pub scheme: Scheme,
+    /// In partition-name order.
+    pub partitions: Vec<Partition>,
+}
+
+/// What the interpreter needs of a store of `dfs://` databases.
+pub trait Catalog {
+    fn exists_database<'a>(&'a self, name: &'a str) -> LocalFuture<'a, Result<bool, EvalError>>;
+
+    fn exists_table<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+    ) -> LocalFuture<'a, Result<bool, EvalError>>;
+
+    /// Creates database `name` with `scheme`, or opens the existing one (`scheme` `None`: it
+    /// must exist).
+    fn database<'a>(
+        &'a self,
+        name: &'a str,
+        scheme: Option<Scheme>,
+    ) -> LocalFuture<'a, Result<(), EvalError>>;
+
+    fn drop_database<'a>(&'a self, name: &'a str) -> LocalFuture<'a, Result<(), EvalError>>;
+
+    /// The database's partition scheme.
+    fn scheme<'a>(&'a self, db: &'a str) -> LocalFuture<'a, Result<Scheme, EvalError>>;
+
+    /// Creates a table partitioned by `partition_columns` (none: a dimension table).
+    fn create_table<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        schema: Schema,
+        partition_columns: &'a [String],
+    ) -> LocalFuture<'a, Result<(), EvalError>>;
+
+    /// A snapshot of the table's metadata.
+    fn table<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+    ) -> LocalFuture<'a, Result<Rc<TableInfo>, EvalError>>;
+
+    /// Rows of one partition at the snapshot's version (from metadata where the store can).
+    fn chunk_rows<'a>(&'a self, part: &'a Partition) -> LocalFuture<'a, Result<usize, EvalError>>;
+
+    /// Columns `columns` (schema indexes) of one partition at the snapshot's version.
+    fn scan_chunk<'a>(
+        &'a self,
+        part: &'a Partition,
+        columns: &'a [usize],
+    ) -> LocalFuture<'a, Result<Vec<Column>, EvalError>>;
+
+    /// Appends `data` (columns in schema order), routed to partitions, as one transaction;
+    /// returns the rows added.
+    fn append<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        data: &'a Table,
+    ) -> LocalFuture<'a, Result<usize, EvalError>>;
+
+    /// Moves cached appends into column files (what a checkpoint does).
+    fn flush(&self) -> LocalFuture<'_, Result<(), EvalError>>;
+}
+
+/// The partitions of `info` that may hold rows satisfying `preds` (level → what the query
+/// allows of that level's column; empty keeps every partition).
+pub fn prune<'a>(info: &'a TableInfo, preds: &[(usize, Pred)]) -> Vec<&'a Partition> {
+    info.partitions
+        .iter()
+        .filter(|p| {
+            preds
+                .iter()
+                .all(|(l, pred)| info.scheme.may_match(&p.name, *l, pred))
+        })
+        .collect()
+}
+
+/// The rows of the partitions that may satisfy `preds`, partition by partition, with only the
+/// named `columns` (all when `None`; at least one, so rows can be counted). Returns the rows
+/// and how many partitions were read.
+pub async fn scan(
+    cat: &dyn Catalog,
+    info: &TableInfo,
+    preds: &[(usize, Pred)],
+    columns: Option<&[String]>,
+) -> Result<(Table, usize), EvalError> {
+    let schema = &info.schema;
+    let parts = prune(info, preds);
+    let mut wanted: Vec<usize> = (0..schema.columns.len())
+        .filter(|i| {
+            columns.is_none_or(|names| {
+                names
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&schema.columns[*i].0))
+            })
+        })
+        .collect();
+    if wanted.is_empty() {
+        wanted.push(0);
+    }
+    let mut out: Vec<(String, Column)> = wanted
+        .iter()
+        .map(|i| {
+            let (n, t) = &schema.columns[*i];
+            (n.clone(), Column::empty(*t))
+        })
+        .collect();
+    for p in &parts {
+        let cols = cat.scan_chunk(p, &wanted).await?;
+        for ((_, o), c) in out.iter_mut().zip(cols) {
+            if o.is_empty() {
+                *o = c;
+            } else {
+                o.append(&c).map_err(EvalError::msg)?;
+            }
+        }
+    }
+    Ok((Table { columns: out }, parts.len()))
+}
+
+/// `data` cast to the table's column types, and its rows grouped by the partition each
+/// belongs to (a dimension table keeps every row in [`crate::dfs::DIMENSION_PARTITION`]).
+pub fn route(
+    info: &TableInfo,
+    data: &Table,
+    new_values: crate::partition::NewValues,
+) -> Result<(Vec<Column>, std::collections::BTreeMap<String, Vec<usize>>), EvalError> {
+    let schema = &info.schema;
+    if data.columns.len() != schema.columns.len() {
+        return Err(EvalError::msg(format!(
+            "The data has {} columns, the table {}",
+            data.columns.len(),
+            schema.columns.len()
+        )));
+    }
+    let mut cols = Vec::with_capacity(schema.columns.len());
+    for ((_, ty), (_, c)) in schema.columns.iter().zip(&data.columns) {
+        cols.push(if c.ty == *ty {
+            c.clone()
+        } else {
+            crate::eval::cast_column(c, *ty)?
+        });
+    }
+    let parts = if info.partition_columns.is_empty() {
+        let rows = cols.first().map(|c| c.len()).unwrap_or(0);
+        std::collections::BTreeMap::from([(
+            crate::dfs::DIMENSION_PARTITION.to_string(),
+            (0..rows).collect(),
+        )])
+    } else {
+        let keys: Vec<&Column> = info.partition_columns.iter().map(|i| &cols[*i]).collect();
+        info.scheme.assign(&keys, new_values)?
+    };
+    Ok((cols, parts))
+}
