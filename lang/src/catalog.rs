@@ -165,13 +165,16 @@ pub async fn scan(
     Ok((Table { columns: out }, parts.len()))
 }
 
+/// Row indexes by partition name.
+pub type Routed = std::collections::BTreeMap<String, Vec<usize>>;
+
 /// `data` cast to the table's column types, and its rows grouped by the partition each
 /// belongs to (a dimension table keeps every row in [`crate::dfs::DIMENSION_PARTITION`]).
 pub fn route(
     info: &TableInfo,
     data: &Table,
     new_values: crate::partition::NewValues,
-) -> Result<(Vec<Column>, std::collections::BTreeMap<String, Vec<usize>>), EvalError> {
+) -> Result<(Vec<Column>, Routed), EvalError> {
     let schema = &info.schema;
     if data.columns.len() != schema.columns.len() {
         return Err(EvalError::msg(format!(

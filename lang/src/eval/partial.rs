@@ -227,7 +227,7 @@ pub(crate) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
         for (i, k) in keys.iter().enumerate() {
             let c = match k.constant_level {
                 Some(level) => {
-                    let one = constant_key(&scheme, level, part, k, &schema)
+                    let one = constant_key(scheme, level, part, k, schema)
                         .ok_or_else(|| EvalError::msg(format!("partition {part} has no key")))?;
                     gather(&one, &vec![0; ngroups])
                 }
