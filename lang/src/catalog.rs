@@ -107,6 +107,26 @@ pub trait Catalog {
 
     /// Moves cached appends into column files (what a checkpoint does).
     fn flush(&self) -> LocalFuture<'_, Result<(), EvalError>>;
+
+    /// Every chunk, for `getClusterChunksStatus`.
+    fn chunks(&self) -> LocalFuture<'_, Result<Vec<ChunkRow>, EvalError>>;
+
+    /// Database paths (`tables`: `dbPath/tableName`), for `getClusterDFSDatabases` and
+    /// `getClusterDFSTables`.
+    fn names(&self, tables: bool) -> LocalFuture<'_, Result<Vec<String>, EvalError>>;
+}
+
+/// One chunk as the metadata records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRow {
+    pub chunk: u64,
+    /// `/testDB/20200601/testTB`.
+    pub file: String,
+    pub version: u64,
+    /// Node aliases holding a replica (empty on a single node: the node itself).
+    pub replicas: Vec<String>,
+    /// Held by a transaction not yet resolved.
+    pub in_txn: bool,
 }
 
 /// The partitions of `info` that may hold rows satisfying `preds` (level → what the query

@@ -513,6 +513,42 @@ impl catalog::Catalog for Dfs {
     fn flush(&self) -> LocalFuture<'_, Result<(), EvalError>> {
         Box::pin(async move { self.engine.flush().await.map_err(err) })
     }
+
+    fn chunks(&self) -> LocalFuture<'_, Result<Vec<catalog::ChunkRow>, EvalError>> {
+        Box::pin(async move {
+            let cat = self.catalog.borrow();
+            let mut out = Vec::new();
+            for (db, d) in &cat.databases {
+                for (tname, t) in &d.tables {
+                    for (pname, chunk) in &t.chunks {
+                        let info = self.engine.chunk_info(*chunk).ok();
+                        out.push(catalog::ChunkRow {
+                            chunk: *chunk,
+                            file: format!("{}/{pname}/{tname}", db.trim_start_matches("dfs:/")),
+                            version: info.as_ref().map(|i| i.version).unwrap_or(0),
+                            replicas: Vec::new(),
+                            in_txn: info.is_some_and(|i| i.in_transaction.is_some()),
+                        });
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn names(&self, tables: bool) -> LocalFuture<'_, Result<Vec<String>, EvalError>> {
+        Box::pin(async move {
+            let cat = self.catalog.borrow();
+            Ok(if tables {
+                cat.databases
+                    .iter()
+                    .flat_map(|(db, d)| d.tables.keys().map(move |t| format!("{db}/{t}")))
+                    .collect()
+            } else {
+                cat.databases.keys().cloned().collect()
+            })
+        })
+    }
 }
 
 #[cfg(test)]

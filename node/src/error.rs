@@ -40,6 +40,15 @@ pub enum ErrorCode {
     BadRequest,
     /// The node does not serve this method.
     UnknownMethod,
+    /// New replicas cannot be placed as dfsReplicationFactor and dfsReplicaReliabilityLevel
+    /// ask (too few live data nodes or hosts).
+    PlacementFailed,
+    /// Another transaction holds the chunk.
+    ChunkInTransaction,
+    /// No live replica of a chunk could serve the call.
+    DataNodeNotAvail,
+    /// The data node's storage engine failed the call (corruption, disk, a bad batch).
+    StorageFailed,
 }
 
 impl ErrorCode {
@@ -53,6 +62,10 @@ impl ErrorCode {
             ErrorCode::RaftFailed => "RAFT-002",
             ErrorCode::BadRequest => "RPC-006",
             ErrorCode::UnknownMethod => "RPC-007",
+            ErrorCode::PlacementFailed => "CTL-000",
+            ErrorCode::ChunkInTransaction => "DFS-001",
+            ErrorCode::DataNodeNotAvail => "DFS-002",
+            ErrorCode::StorageFailed => "DFS-003",
         }
     }
 
@@ -61,6 +74,8 @@ impl ErrorCode {
         match self {
             ErrorCode::NotLeader => Some("<NotLeader>"),
             ErrorCode::ControllerNotReady | ErrorCode::Joining => Some("<ControllerNotReady>"),
+            ErrorCode::ChunkInTransaction => Some("<ChunkInTransaction>"),
+            ErrorCode::DataNodeNotAvail => Some("<DataNodeNotAvail>"),
             _ => None,
         }
     }
@@ -69,10 +84,13 @@ impl ErrorCode {
         match self {
             ErrorCode::NotLeader => Retry::Redirect,
             ErrorCode::ControllerNotReady | ErrorCode::Joining => Retry::OtherNode,
-            ErrorCode::RaftFailed => Retry::Later,
-            ErrorCode::MetaRefused | ErrorCode::BadRequest | ErrorCode::UnknownMethod => {
-                Retry::Never
-            }
+            ErrorCode::RaftFailed | ErrorCode::ChunkInTransaction => Retry::Later,
+            ErrorCode::DataNodeNotAvail => Retry::OtherNode,
+            ErrorCode::MetaRefused
+            | ErrorCode::BadRequest
+            | ErrorCode::UnknownMethod
+            | ErrorCode::PlacementFailed
+            | ErrorCode::StorageFailed => Retry::Never,
         }
     }
 }

@@ -110,8 +110,8 @@ pub async fn bind(settings: &Settings) -> Result<TcpListener, ServeError> {
     })
 }
 
-/// Opens a single node's storage engine and `dfs://` catalog as its settings say.
-pub async fn open_dfs(settings: &Settings) -> Result<Rc<lang::dfs::Dfs>, String> {
+/// Opens a node's storage engine on its volumes, as its settings say.
+pub async fn open_engine(settings: &Settings) -> Result<storage::Engine, String> {
     let node_dir = storage::layout::node_dir(settings.home(), settings.alias());
     let cfg = storage::EngineConfig {
         volumes: settings.volumes(),
@@ -123,9 +123,12 @@ pub async fn open_dfs(settings: &Settings) -> Result<Rc<lang::dfs::Dfs>, String>
         block_rows: 65_536,
         span_cache_bytes_max: 256 << 20,
     };
-    let engine = storage::Engine::open(cfg)
-        .await
-        .map_err(|e| e.to_string())?;
+    storage::Engine::open(cfg).await.map_err(|e| e.to_string())
+}
+
+/// Opens a single node's storage engine and `dfs://` catalog as its settings say.
+pub async fn open_dfs(settings: &Settings) -> Result<Rc<lang::dfs::Dfs>, String> {
+    let engine = open_engine(settings).await?;
     let meta_dir = settings.dfs_meta_dir();
     rt::disk::create_dir_all(&meta_dir)
         .await
@@ -210,6 +213,7 @@ pub async fn serve(
     dfs: Option<Rc<dyn lang::catalog::Catalog>>,
     startup: Option<std::path::PathBuf>,
     controller: Option<Rc<ControllerService>>,
+    datanode: Option<Rc<crate::datanode::DataNodeService>>,
 ) {
     use crate::config::Mode;
     // Script sessions live on nodes that run user scripts; controllers and agents do not.
@@ -279,17 +283,21 @@ pub async fn serve(
             continue;
         }
         active.set(active.get() + 1);
-        let (active, settings, log, scripts, controller) = (
+        let (active, settings, log, scripts, controller, datanode) = (
             active.clone(),
             settings.clone(),
             log.clone(),
             scripts.clone(),
             controller.clone(),
+            datanode.clone(),
         );
         drop(rt::task::spawn_local(async move {
-            if let Err(e) =
-                handle(stream, &settings, scripts.as_deref(), controller.as_deref()).await
-            {
+            let roles = Roles {
+                scripts: scripts.as_deref(),
+                controller: controller.as_deref(),
+                datanode: datanode.as_deref(),
+            };
+            if let Err(e) = handle(stream, &settings, roles).await {
                 log.event(
                     crate::log::Level::Debug,
                     "connection_closed",
@@ -302,12 +310,20 @@ pub async fn serve(
     }
 }
 
-async fn handle(
-    mut s: TcpStream,
-    settings: &Settings,
-    scripts: Option<&ScriptSessions>,
-    controller: Option<&ControllerService>,
-) -> std::io::Result<()> {
+/// What a node serves on its port besides HTTP basics.
+#[derive(Clone, Copy)]
+struct Roles<'a> {
+    scripts: Option<&'a ScriptSessions>,
+    controller: Option<&'a ControllerService>,
+    datanode: Option<&'a crate::datanode::DataNodeService>,
+}
+
+async fn handle(mut s: TcpStream, settings: &Settings, roles: Roles<'_>) -> std::io::Result<()> {
+    let Roles {
+        scripts,
+        controller,
+        datanode,
+    } = roles;
     s.set_read_timeout(Some(IDLE_TIMEOUT));
     s.set_write_timeout(Some(IDLE_TIMEOUT));
     let mut head = Vec::with_capacity(1024);
@@ -322,11 +338,23 @@ async fn handle(
             continue;
         }
         if head.starts_with(b"PRPC") {
-            // Node RPC from a peer controller or a node: only controllers serve it so far.
+            // Node RPC: a controller's (Raft, heartbeats, metadata) or a data node's (2PC,
+            // chunk reads).
+            s.set_read_timeout(None);
+            if let Some(dn) = datanode {
+                let handler = |method: u16, payload: Vec<u8>| dn.handle_rpc(method, payload);
+                return crate::rpc::serve_connection_after(
+                    s,
+                    crate::rpc::FrameReader::new(head),
+                    None,
+                    &handler,
+                )
+                .await
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()));
+            }
             let Some(ctl) = controller else {
                 return Ok(());
             };
-            s.set_read_timeout(None);
             return ctl
                 .serve_rpc_connection(s, head)
                 .await

@@ -13,6 +13,9 @@ use std::rc::Rc;
 use crate::config::{Mode, NodesFile, Settings};
 use crate::controller::raft::RaftTiming;
 use crate::controller::service::ControllerService;
+use crate::coordinator::ClusterCatalog;
+use crate::datanode::DataNodeService;
+use crate::leader::LeaderClient;
 use crate::log::Logger;
 use crate::server::{self, ServeError};
 
@@ -61,14 +64,42 @@ pub async fn start(
     opts: StartOptions,
 ) -> Result<(), StartError> {
     let listener = server::bind(&settings).await?;
-    let dfs: Option<Rc<dyn lang::catalog::Catalog>> = if settings.mode() == Mode::Single {
-        Some(
+    let mut datanode = None;
+    let new_values = lang::partition::NewValues::parse(&settings.new_value_partition_policy());
+    let coordinator = |controllers: Vec<std::net::SocketAddr>| -> Rc<dyn lang::catalog::Catalog> {
+        Rc::new(ClusterCatalog::new(
+            Rc::new(LeaderClient::new(controllers)),
+            new_values,
+            log.clone(),
+        ))
+    };
+    let dfs: Option<Rc<dyn lang::catalog::Catalog>> = match settings.mode() {
+        Mode::Single => Some(
             server::open_dfs(&settings)
                 .await
                 .map_err(StartError::Storage)?,
-        )
-    } else {
-        None
+        ),
+        Mode::DataNode => {
+            let engine = server::open_engine(&settings)
+                .await
+                .map_err(StartError::Storage)?;
+            let controllers = crate::heartbeat::controller_addrs(&settings);
+            datanode = Some(DataNodeService::start(
+                engine,
+                Rc::new(LeaderClient::new(controllers.clone())),
+                log.clone(),
+            ));
+            Some(coordinator(controllers))
+        }
+        Mode::ComputeNode => Some(coordinator(crate::heartbeat::controller_addrs(&settings))),
+        Mode::Controller => nodes.map(|n| {
+            coordinator(
+                n.of_mode(Mode::Controller)
+                    .filter_map(|c| server::resolve_addr(&c.site.host, c.site.port).ok())
+                    .collect(),
+            )
+        }),
+        Mode::Agent => None,
     };
     let addr = listener
         .local_addr()
@@ -85,6 +116,15 @@ pub async fn start(
     if let (Some(c), Some(hook)) = (&controller, opts.on_controller) {
         hook(c);
     }
-    server::serve(listener, settings, log, dfs, opts.startup, controller).await;
+    server::serve(
+        listener,
+        settings,
+        log,
+        dfs,
+        opts.startup,
+        controller,
+        datanode,
+    )
+    .await;
     Ok(())
 }

@@ -440,10 +440,13 @@ impl Engine {
         Ok(())
     }
 
+    /// The chunk, if `batch` may be written to it now: by transaction `tid` (which may add
+    /// more batches to a chunk it holds) or, with `None`, as an append of its own.
     fn check_writable<'a>(
         s: &'a mut State,
         chunk: u64,
         batch: &Batch,
+        tid: Option<u64>,
     ) -> Result<&'a mut ChunkState, StorageError> {
         if let Some(e) = s.corrupt.get(&chunk) {
             return Err(corrupt_clone(e));
@@ -458,10 +461,12 @@ impl Engine {
         batch
             .check(&c.meta.schema)
             .map_err(|reason| StorageError::BadBatch { chunk, reason })?;
-        if let Some(tid) = c.locked_by {
-            return Err(StorageError::ChunkInTransaction { chunk, tid });
+        match c.locked_by {
+            Some(holder) if Some(holder) != tid => {
+                Err(StorageError::ChunkInTransaction { chunk, tid: holder })
+            }
+            _ => Ok(c),
         }
-        Ok(c)
     }
 
     /// Waits until `bytes` more fit in the cache, flushing if needed.
@@ -496,7 +501,7 @@ impl Engine {
         self.make_room(batch.heap_bytes() as u64).await?;
         let (lsn, version) = {
             let mut s = self.state.borrow_mut();
-            let c = Self::check_writable(&mut s, chunk, &batch)?;
+            let c = Self::check_writable(&mut s, chunk, &batch, None)?;
             let version = c.version + 1;
             let lsn = self
                 .wal
@@ -512,12 +517,13 @@ impl Engine {
     }
 
     /// Phase one of 2PC: makes `batch` durable for `chunk` under transaction `tid`, invisible
-    /// until [`Engine::commit`]. The chunk refuses other writers until the outcome is known.
+    /// until [`Engine::commit`]. The chunk refuses other writers until the outcome is known;
+    /// `tid` may prepare more batches for it (each bumps the version by one at commit).
     pub async fn prepare(&self, tid: u64, chunk: u64, batch: Batch) -> Result<(), StorageError> {
         self.make_room(batch.heap_bytes() as u64).await?;
         let lsn = {
             let mut s = self.state.borrow_mut();
-            let c = Self::check_writable(&mut s, chunk, &batch)?;
+            let c = Self::check_writable(&mut s, chunk, &batch, Some(tid))?;
             c.locked_by = Some(tid);
             let lsn = self
                 .wal
@@ -701,7 +707,7 @@ impl Engine {
         let _x = self.exclusive.lock().await;
         {
             let mut s = self.state.borrow_mut();
-            let c = Self::check_writable(&mut s, chunk, &batch)?;
+            let c = Self::check_writable(&mut s, chunk, &batch, None)?;
             c.direct = true;
         }
         let result = self.append_direct_locked(chunk, batch).await;

@@ -146,6 +146,15 @@ fn prepared_transactions_lock_chunks_and_survive_restart() {
                 (10..15).collect::<Vec<_>>()
             );
             assert_eq!(e.chunk_info(1).unwrap().version, 2);
+            // One transaction may prepare a chunk in several batches (a large append is sent in
+            // pieces); another still may not write to it, and each batch is one version.
+            e.prepare(102, 1, rows(40, 2)).await.unwrap();
+            e.prepare(102, 1, rows(42, 2)).await.unwrap();
+            let err = e.prepare(103, 1, rows(50, 1)).await.unwrap_err();
+            assert!(err.to_string().contains("<ChunkInTransaction>"), "{err}");
+            e.commit(102).await.unwrap();
+            assert_eq!(e.chunk_info(1).unwrap().version, 4);
+            assert_eq!(e.chunk_info(1).unwrap().rows, 14);
             e.prepare(101, 2, rows(20, 3)).await.unwrap();
             e.abort(101).await.unwrap();
             assert!(matches!(
@@ -160,6 +169,15 @@ fn prepared_transactions_lock_chunks_and_survive_restart() {
             assert_eq!(
                 ids(&e.scan(2, &[0]).await.unwrap()),
                 vec![10, 11, 12, 13, 14, 30]
+            );
+            assert_eq!(
+                e.chunk_info(1).unwrap().version,
+                4,
+                "replayed batch by batch"
+            );
+            assert_eq!(
+                ids(&e.scan(1, &[0]).await.unwrap()),
+                (0..10).chain(40..44).collect::<Vec<_>>()
             );
         })
     });

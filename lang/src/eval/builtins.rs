@@ -72,6 +72,9 @@ const NAMES: &[&str] = &[
     "createPartitionedTable",
     "createTable",
     "existsTable",
+    "getClusterChunksStatus",
+    "getClusterDFSDatabases",
+    "getClusterDFSTables",
     "append!",
     "tableInsert",
     "schema",
@@ -1015,6 +1018,9 @@ pub async fn call(
         | "createPartitionedTable"
         | "createTable"
         | "existsTable"
+        | "getClusterChunksStatus"
+        | "getClusterDFSDatabases"
+        | "getClusterDFSTables"
         | "append!"
         | "tableInsert" => {
             let Some(dfs) = it.dfs.clone() else {

@@ -36,6 +36,9 @@ pub(super) async fn call(
     if it.user.is_none() {
         let what = match name {
             "existsDatabase" | "existsTable" => None,
+            "getClusterChunksStatus" | "getClusterDFSDatabases" | "getClusterDFSTables" => {
+                Some("read the cluster's metadata")
+            }
             "database" | "dropDatabase" | "createPartitionedTable" | "createTable" => {
                 Some("create or delete databases")
             }
@@ -66,6 +69,18 @@ pub(super) async fn call(
                 dfs.exists_table(&db_name(&args[0])?, &scalar_string(&args[1])?)
                     .await?,
             ))
+        }
+        "getClusterDFSDatabases" | "getClusterDFSTables" => {
+            arity(name, &args, 0, 0)?;
+            let names = dfs.names(name == "getClusterDFSTables").await?;
+            Ok(Value::Vector(Column::from_strings(
+                DataType::String,
+                &names,
+            )))
+        }
+        "getClusterChunksStatus" => {
+            arity(name, &args, 0, 0)?;
+            Ok(chunks_status(it, dfs.chunks().await?))
         }
         "dropDatabase" => {
             arity(name, &args, 1, 1)?;
@@ -182,6 +197,61 @@ pub(super) async fn call(
         }
         _ => Err(dfs_unsupported(name)),
     }
+}
+
+/// `getClusterChunksStatus()`: DolphinDB's columns, one row per chunk.
+fn chunks_status(it: &Interp, rows: Vec<crate::catalog::ChunkRow>) -> Value {
+    let strings = |f: &dyn Fn(&crate::catalog::ChunkRow) -> String| {
+        let v: Vec<String> = rows.iter().map(f).collect();
+        Column::from_strings(DataType::String, &v)
+    };
+    let ints = |f: &dyn Fn(&crate::catalog::ChunkRow) -> i64| {
+        super::ops::from_num(
+            super::ops::Num::I(rows.iter().map(f).collect()),
+            DataType::Long,
+        )
+    };
+    let replicas = |r: &crate::catalog::ChunkRow| -> Vec<String> {
+        if r.replicas.is_empty() {
+            vec![it.node.alias.clone()]
+        } else {
+            r.replicas.clone()
+        }
+    };
+    let cols = vec![
+        // DolphinDB's chunk ids are UUIDs; ours are integers, shown in UUID form.
+        (
+            "chunkId",
+            strings(&|r| format!("00000000-0000-0000-0000-{:012x}", r.chunk)),
+        ),
+        ("file", strings(&|r| r.file.clone())),
+        ("size", ints(&|_| 0)),
+        ("version", ints(&|r| r.version as i64)),
+        ("vcLength", ints(&|_| 1)),
+        (
+            "versionChain",
+            strings(&|r| format!("{}:0:{} ->", r.chunk, r.version)),
+        ),
+        (
+            "state",
+            strings(&|r| if r.in_txn { "CONSTRUCTING" } else { "COMPLETE" }.into()),
+        ),
+        (
+            "replicas",
+            strings(&|r| {
+                replicas(r)
+                    .iter()
+                    .map(|a| format!("{a}:{}:0", r.version))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
+        ),
+        ("replicaCount", ints(&|r| replicas(r).len() as i64)),
+        ("permission", strings(&|_| "READ_WRITE".into())),
+    ];
+    table_value(super::value::Table {
+        columns: cols.into_iter().map(|(n, c)| (n.to_string(), c)).collect(),
+    })
 }
 
 /// `schema(loadTable(...))`: colDefs plus the partition fields the official clients read.

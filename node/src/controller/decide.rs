@@ -69,12 +69,23 @@ pub fn place_replicas(
     }
     let mut hosts = BTreeSet::new();
     let mut chosen = Vec::with_capacity(factor);
-    for n in live {
+    for n in &live {
         if chosen.len() == factor {
             break;
         }
         if hosts.insert(n.host.as_str()) {
             chosen.push(n.alias.clone());
+        }
+    }
+    if chosen.len() < factor && reliability_level == 2 {
+        // Level 2: distinct hosts where possible, then the least-loaded other nodes.
+        for n in live {
+            if chosen.len() == factor {
+                break;
+            }
+            if !chosen.contains(&n.alias) {
+                chosen.push(n.alias.clone());
+            }
         }
     }
     if chosen.len() < factor {
@@ -303,6 +314,21 @@ mod tests {
         );
         let err = place_replicas(&nodes, 3, 0).unwrap_err();
         assert_eq!(err, PlacementError::NotEnoughNodes { factor: 3, live: 2 });
+        // Level 2: distinct hosts where possible, so one host's two nodes serve.
+        assert_eq!(
+            place_replicas(&nodes, 2, 2).unwrap(),
+            vec!["a1".to_string(), "a2".to_string()]
+        );
+        let spread = vec![
+            dn("a1", "P1", true, 0),
+            dn("a2", "P1", true, 0),
+            dn("b1", "P2", true, 3),
+        ];
+        assert_eq!(
+            place_replicas(&spread, 2, 2).unwrap(),
+            vec!["a1".to_string(), "b1".to_string()],
+            "another host first, though it holds more"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!   writes), `<NotLeader>` for followers, and the leader's liveness monitor.
 
 pub mod decide;
+pub mod dfs;
 pub mod meta;
 pub mod raft;
 pub mod service;

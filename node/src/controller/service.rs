@@ -55,6 +55,8 @@ pub struct ControllerService {
     leader_since_ms: Cell<Option<u64>>,
     /// The agents, data and compute nodes cluster.nodes lists (registered by a new leader).
     listed: Vec<Heartbeat>,
+    /// `dfsReplicationFactor` and `dfsReplicaReliabilityLevel`.
+    placement: (usize, u8),
 }
 
 impl ControllerService {
@@ -112,9 +114,18 @@ impl ControllerService {
             node_timeout_ms: settings.node_heartbeat_timeout_ms(),
             leader_since_ms: Cell::new(None),
             listed,
+            placement: (
+                settings.replication_factor(),
+                settings.replica_reliability_level(),
+            ),
         });
         drop(rt::task::spawn_local(svc.clone().monitor(timing)));
         Ok(svc)
+    }
+
+    /// `dfsReplicationFactor` and `dfsReplicaReliabilityLevel`, as this controller was started.
+    pub fn placement_settings(&self) -> (usize, u8) {
+        self.placement
     }
 
     /// Why this controller refuses leader-only work, while it is not the leader:
@@ -177,6 +188,9 @@ impl ControllerService {
             return Err(joining());
         }
         if let Some(r) = raft::net::serve(&self.ctl.raft, method, &payload).await {
+            return r;
+        }
+        if let Some(r) = self.handle_dfs(method, &payload).await {
             return r;
         }
         match method {

@@ -1,0 +1,648 @@
+//! The coordinator role: a data or compute node's `dfs://` catalog in a cluster. It implements
+//! `lang::catalog::Catalog` over node RPC — the namespace and transaction records at the leader
+//! controller, the rows at the data nodes holding each chunk's replicas — so the interpreter
+//! runs the same code as on a single node.
+//!
+//! An append is one two-phase commit (ARCHITECTURE D70):
+//! 1. route the rows to partitions; the leader places and records any new partition;
+//! 2. the leader begins a transaction naming the participants (every replica's data node);
+//! 3. every participant prepares its rows (durable, invisible, chunk locked) and votes;
+//! 4. all yes: the leader records the commit — **the commit point**; any no: it records an
+//!    abort;
+//! 5. participants are told the outcome (those that miss it ask the leader themselves), then
+//!    the client is answered.
+//!
+//! Invariants:
+//! - Nothing is answered as appended before the leader recorded the commit, and once it is
+//!   recorded the append is never reported as failed.
+//! - A read asks each replica for at least the version its table snapshot saw; it never reads
+//!   a replica known to be behind.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
+use std::time::Duration;
+
+use lang::catalog::{Catalog, LocalFuture, Partition, TableInfo};
+use lang::eval::{EvalError, Table};
+use lang::partition::{NewValues, Scheme};
+use storage::bytes::{Reader, Writer};
+use storage::column::Column;
+use storage::types::DataType;
+use storage::Schema;
+
+use crate::dfs_proto::*;
+use crate::error::{ErrorCode, RemoteError, Retry};
+use crate::leader::LeaderClient;
+use crate::log::Logger;
+use crate::rpc::{decode_payload, encode_payload, RpcClient, RpcClientConfig, RpcError};
+
+/// One prepare call carries at most this many bytes of rows (the frame limit is 64 MiB).
+pub const PREPARE_BYTES_MAX: usize = 16 << 20;
+/// A read of a replica that is behind its snapshot is retried this many times.
+const BEHIND_RETRIES_MAX: u32 = 50;
+const BEHIND_PAUSE_MS: u64 = 100;
+
+fn eval_err(e: RemoteError) -> EvalError {
+    EvalError::msg(e.to_string())
+}
+
+/// What the coordinator remembers of a chunk from the last snapshot that named it.
+#[derive(Clone)]
+struct ChunkSites {
+    replicas: Vec<Replica>,
+    schema: Rc<Schema>,
+}
+
+pub struct ClusterCatalog {
+    leader: Rc<LeaderClient>,
+    /// Data node clients by `host:port`.
+    nodes: RefCell<HashMap<(String, u16), Rc<RpcClient>>>,
+    sites: RefCell<HashMap<u64, ChunkSites>>,
+    new_values: NewValues,
+    log: Logger,
+}
+
+impl ClusterCatalog {
+    pub fn new(leader: Rc<LeaderClient>, new_values: NewValues, log: Logger) -> ClusterCatalog {
+        ClusterCatalog {
+            leader,
+            nodes: RefCell::new(HashMap::new()),
+            sites: RefCell::new(HashMap::new()),
+            new_values,
+            log,
+        }
+    }
+
+    async fn leader_call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: u16,
+        req: &impl serde::Serialize,
+    ) -> Result<T, EvalError> {
+        let reply = self
+            .leader
+            .call(method, encode_payload(req))
+            .await
+            .map_err(eval_err)?;
+        decode_payload(&reply).map_err(|e| EvalError::msg(format!("a bad controller reply: {e}")))
+    }
+
+    async fn read(&self, q: DfsRead) -> Result<DfsReadReply, EvalError> {
+        self.leader_call(method::DFS_READ, &q).await
+    }
+
+    async fn ddl(&self, d: Ddl) -> Result<(), EvalError> {
+        self.leader_call::<()>(method::DDL, &d).await
+    }
+
+    fn node(&self, r: &Replica) -> Option<Rc<RpcClient>> {
+        let key = (r.host.clone(), r.port);
+        if let Some(c) = self.nodes.borrow().get(&key) {
+            return Some(c.clone());
+        }
+        let addr = crate::server::resolve_addr(&r.host, r.port).ok()?;
+        let c = Rc::new(RpcClient::new(
+            addr,
+            RpcClientConfig {
+                connect_timeout: Duration::from_secs(2),
+                call_timeout: Duration::from_secs(60),
+                inflight_max: 256,
+            },
+        ));
+        self.nodes.borrow_mut().insert(key, c.clone());
+        Some(c)
+    }
+
+    /// Calls `method` on one data node.
+    async fn call_node(
+        &self,
+        r: &Replica,
+        method: u16,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, RpcError> {
+        let client = self.node(r).ok_or_else(|| RpcError::Connect {
+            peer: format!("{}:{}", r.host, r.port),
+            reason: "the address does not resolve".into(),
+        })?;
+        client.call(method, payload).await
+    }
+
+    /// Calls `method` on a replica of `part` that holds its snapshot's version: live replicas
+    /// first, starting from one chosen by the chunk id (spreading reads), moving on when one is
+    /// unreachable and waiting briefly when one is behind.
+    async fn read_chunk(
+        &self,
+        part: &Partition,
+        method: u16,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, EvalError> {
+        let sites = self
+            .sites
+            .borrow()
+            .get(&part.chunk)
+            .cloned()
+            .ok_or_else(|| {
+                EvalError::msg(format!(
+                    "chunk {} of partition {} is unknown here",
+                    part.chunk, part.name
+                ))
+            })?;
+        let mut order: Vec<&Replica> = sites.replicas.iter().collect();
+        if !order.is_empty() {
+            let n = order.len();
+            order.rotate_left(part.chunk as usize % n);
+        }
+        order.sort_by_key(|r| !r.live);
+        let mut last = String::from("it has no replica");
+        for r in order {
+            let mut behind = 0;
+            loop {
+                match self.call_node(r, method, payload.clone()).await {
+                    Ok(b) => return Ok(b),
+                    Err(RpcError::Remote(e))
+                        if e.code == ErrorCode::ChunkInTransaction
+                            && behind < BEHIND_RETRIES_MAX =>
+                    {
+                        behind += 1;
+                        rt::time::sleep(Duration::from_millis(BEHIND_PAUSE_MS)).await;
+                    }
+                    Err(RpcError::Remote(e)) if e.retry() == Retry::Never => {
+                        return Err(EvalError::msg(e.to_string()))
+                    }
+                    Err(e) => {
+                        last = format!("{}: {e}", r.alias);
+                        break;
+                    }
+                }
+            }
+        }
+        Err(EvalError::msg(format!(
+            "<DataNodeNotAvail>no replica of chunk {} (partition {}) could be read; last: {last}",
+            part.chunk, part.name
+        )))
+    }
+
+    fn remember(&self, partitions: &[PartitionSnapshot], schema: &Rc<Schema>) {
+        let mut sites = self.sites.borrow_mut();
+        for p in partitions {
+            sites.insert(
+                p.chunk,
+                ChunkSites {
+                    replicas: p.replicas.clone(),
+                    schema: schema.clone(),
+                },
+            );
+        }
+    }
+
+    async fn snapshot(
+        &self,
+        db: &str,
+        table: &str,
+    ) -> Result<(TableInfo, TableSnapshot), EvalError> {
+        let q = DfsRead::Table {
+            db: db.to_string(),
+            table: table.to_string(),
+        };
+        let DfsReadReply::Table(t) = self.read(q).await? else {
+            return Err(EvalError::msg("a bad controller reply: not a table"));
+        };
+        let mut columns = Vec::with_capacity(t.columns.len());
+        for (n, ty) in &t.columns {
+            let ty = DataType::from_id(*ty)
+                .ok_or_else(|| EvalError::msg(format!("column {n} has an unknown type id {ty}")))?;
+            columns.push((n.clone(), ty));
+        }
+        let schema = Schema { columns };
+        let partition_columns = t
+            .partition_columns
+            .iter()
+            .map(|p| {
+                schema
+                    .columns
+                    .iter()
+                    .position(|(n, _)| n == p)
+                    .ok_or_else(|| {
+                        EvalError::msg(format!("partitioning column {p} is not in {table}"))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let scheme = Scheme::decode(&mut Reader::new(&t.scheme)).map_err(EvalError::msg)?;
+        let info = TableInfo {
+            schema: schema.clone(),
+            partition_columns,
+            scheme,
+            partitions: t
+                .partitions
+                .iter()
+                .map(|p| Partition {
+                    name: p.name.clone(),
+                    chunk: p.chunk,
+                    version: p.version,
+                })
+                .collect(),
+        };
+        self.remember(&t.partitions, &Rc::new(schema));
+        Ok((info, t))
+    }
+
+    /// One append, as one two-phase commit (the module header's steps).
+    async fn append_txn(&self, db: &str, table: &str, data: &Table) -> Result<usize, EvalError> {
+        let (info, snap) = self.snapshot(db, table).await?;
+        let (cols, parts) = lang::catalog::route(&info, data, self.new_values)?;
+        let rows: usize = parts.values().map(|r| r.len()).sum();
+        if rows == 0 {
+            return Ok(0);
+        }
+        let known: BTreeMap<&str, &PartitionSnapshot> = snap
+            .partitions
+            .iter()
+            .map(|p| (p.name.as_str(), p))
+            .collect();
+        let missing: Vec<String> = parts
+            .keys()
+            .filter(|k| !known.contains_key(k.as_str()))
+            .cloned()
+            .collect();
+        let mut placed: BTreeMap<String, PartitionSnapshot> = parts
+            .keys()
+            .filter_map(|k| known.get(k.as_str()).map(|p| (k.clone(), (*p).clone())))
+            .collect();
+        if !missing.is_empty() {
+            let req = Allocate {
+                db: db.to_string(),
+                table: table.to_string(),
+                partitions: missing,
+            };
+            let got: Vec<PartitionSnapshot> = self.leader_call(method::ALLOCATE, &req).await?;
+            self.remember(&got, &Rc::new(info.schema.clone()));
+            placed.extend(got.into_iter().map(|p| (p.name.clone(), p)));
+        }
+        // Each partition's rows in batches of at most PREPARE_BYTES_MAX, and each replica's
+        // batches in calls of at most that much.
+        let schema_bytes = encode_schema(&info.schema);
+        let mut per_node: BTreeMap<String, (Replica, Vec<Vec<PreparePart>>)> = BTreeMap::new();
+        let mut chunks = Vec::with_capacity(parts.len());
+        for (name, rows) in &parts {
+            let p = placed.get(name).ok_or_else(|| {
+                EvalError::msg(format!("the controller did not place partition {name}"))
+            })?;
+            let batches = batches_of(&cols, rows);
+            chunks.push((p.chunk, batches.len() as u64));
+            for bytes in batches {
+                for r in &p.replicas {
+                    let (_, calls) = per_node
+                        .entry(r.alias.clone())
+                        .or_insert_with(|| (r.clone(), vec![Vec::new()]));
+                    let size: usize = calls
+                        .last()
+                        .map(|c| c.iter().map(|p| p.batch.len()).sum())
+                        .unwrap_or(0);
+                    if size > 0 && size + bytes.len() > PREPARE_BYTES_MAX {
+                        calls.push(Vec::new());
+                    }
+                    calls
+                        .last_mut()
+                        .expect("one call at least")
+                        .push(PreparePart {
+                            chunk: p.chunk,
+                            schema: schema_bytes.clone(),
+                            batch: bytes.clone(),
+                        });
+                }
+            }
+        }
+        let participants: Vec<String> = per_node.keys().cloned().collect();
+        let tid: u64 = self
+            .leader_call(method::TXN_BEGIN, &TxnBegin { participants })
+            .await?;
+        // Phase one: every participant prepares, all at once.
+        let mut votes = Vec::new();
+        for (replica, calls) in per_node.values() {
+            let client = self.node(replica);
+            let calls: Vec<Vec<u8>> = calls
+                .iter()
+                .map(|parts| {
+                    encode_payload(&Prepare {
+                        tid,
+                        parts: parts.clone(),
+                    })
+                })
+                .collect();
+            let alias = replica.alias.clone();
+            votes.push(rt::task::spawn_local(async move {
+                let client =
+                    client.ok_or_else(|| format!("{alias}: the address does not resolve"))?;
+                for c in calls {
+                    client
+                        .call(method::CHUNK_PREPARE, c)
+                        .await
+                        .map_err(|e| format!("{alias}: {e}"))?;
+                }
+                Ok::<(), String>(())
+            }));
+        }
+        let mut refusal = None;
+        for v in votes {
+            let vote: Result<(), String> = v
+                .await
+                .unwrap_or_else(|_| Err("the prepare task was cancelled".into()));
+            if let Err(e) = vote {
+                refusal.get_or_insert(e);
+            }
+        }
+        let commit = refusal.is_none();
+        let decide = TxnDecide {
+            id: tid,
+            chunks,
+            commit,
+        };
+        let committed: bool = match self.leader_call(method::TXN_DECIDE, &decide).await {
+            Ok(c) => c,
+            Err(e) if commit => {
+                // The decision's fate is unknown: participants will learn it from the leader.
+                return Err(EvalError::msg(format!(
+                    "the outcome of transaction {tid} is not known yet ({e}); its participants will learn it from the leader"
+                )));
+            }
+            Err(_) => false,
+        };
+        // Phase two: tell every participant; one that misses it asks the leader.
+        let outcome = if committed {
+            method::CHUNK_COMMIT
+        } else {
+            method::CHUNK_ABORT
+        };
+        let mut told = Vec::new();
+        for (replica, _) in per_node.values() {
+            let client = self.node(replica);
+            told.push(rt::task::spawn_local(async move {
+                match client {
+                    Some(c) => c.call(outcome, encode_payload(&tid)).await.err(),
+                    None => None,
+                }
+            }));
+        }
+        for t in told {
+            if let Ok(Some(e)) = t.await {
+                self.log.warn(
+                    "txn_outcome_undelivered",
+                    &format!("transaction {tid}: {e}"),
+                    &[],
+                );
+            }
+        }
+        if committed {
+            return Ok(rows);
+        }
+        Err(EvalError::msg(match refusal {
+            Some(e) => format!("The append was rolled back: {e}"),
+            None => format!("The append was rolled back: transaction {tid} was aborted"),
+        }))
+    }
+}
+
+/// The encoded batches of `rows` of `cols`: one, or as many as keep each under
+/// [`PREPARE_BYTES_MAX`].
+fn batches_of(cols: &[Column], rows: &[usize]) -> Vec<Vec<u8>> {
+    let gather = |rows: &[usize]| {
+        encode_columns(
+            cols.iter()
+                .map(|c| lang::eval::gather_rows(c, rows))
+                .collect(),
+        )
+    };
+    let whole = gather(rows);
+    if whole.len() <= PREPARE_BYTES_MAX || rows.len() < 2 {
+        return vec![whole];
+    }
+    let pieces = whole.len().div_ceil(PREPARE_BYTES_MAX / 2);
+    rows.chunks(rows.len().div_ceil(pieces))
+        .map(gather)
+        .collect()
+}
+
+fn empty_columns(schema: &Schema, columns: &[usize]) -> Vec<Column> {
+    columns
+        .iter()
+        .map(|c| Column::empty(schema.columns[*c].1))
+        .collect()
+}
+
+impl Catalog for ClusterCatalog {
+    fn exists_database<'a>(&'a self, name: &'a str) -> LocalFuture<'a, Result<bool, EvalError>> {
+        Box::pin(async move {
+            match self.read(DfsRead::ExistsDatabase(name.to_string())).await? {
+                DfsReadReply::Bool(b) => Ok(b),
+                _ => Err(EvalError::msg("a bad controller reply")),
+            }
+        })
+    }
+
+    fn exists_table<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+    ) -> LocalFuture<'a, Result<bool, EvalError>> {
+        Box::pin(async move {
+            let q = DfsRead::ExistsTable {
+                db: db.to_string(),
+                table: table.to_string(),
+            };
+            match self.read(q).await? {
+                DfsReadReply::Bool(b) => Ok(b),
+                _ => Err(EvalError::msg("a bad controller reply")),
+            }
+        })
+    }
+
+    fn database<'a>(
+        &'a self,
+        name: &'a str,
+        scheme: Option<Scheme>,
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(async move {
+            if !name.starts_with("dfs://") {
+                return Err(EvalError::msg(format!(
+                    "The database path {name} must start with dfs://"
+                )));
+            }
+            let Some(scheme) = scheme else {
+                return if self.exists_database(name).await? {
+                    Ok(())
+                } else {
+                    Err(EvalError::msg(format!(
+                        "The database {name} does not exist; give a partition type and scheme to create it"
+                    )))
+                };
+            };
+            let mut w = Writer::default();
+            scheme.encode(&mut w);
+            self.ddl(Ddl::CreateDatabase {
+                name: name.to_string(),
+                scheme: w.buf,
+            })
+            .await
+        })
+    }
+
+    fn drop_database<'a>(&'a self, name: &'a str) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(self.ddl(Ddl::DropDatabase {
+            name: name.to_string(),
+        }))
+    }
+
+    fn scheme<'a>(&'a self, db: &'a str) -> LocalFuture<'a, Result<Scheme, EvalError>> {
+        Box::pin(async move {
+            match self.read(DfsRead::Scheme(db.to_string())).await? {
+                DfsReadReply::Scheme(b) => {
+                    Scheme::decode(&mut Reader::new(&b)).map_err(EvalError::msg)
+                }
+                _ => Err(EvalError::msg("a bad controller reply")),
+            }
+        })
+    }
+
+    fn create_table<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        schema: Schema,
+        partition_columns: &'a [String],
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(async move {
+            let scheme = self.scheme(db).await?;
+            let mut names = Vec::with_capacity(partition_columns.len());
+            for pc in partition_columns {
+                let (n, _) = schema
+                    .columns
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(pc))
+                    .ok_or_else(|| {
+                        EvalError::msg(format!("The partitioning column {pc} is not in the table"))
+                    })?;
+                names.push(n.clone());
+            }
+            if !names.is_empty() && scheme.levels() != names.len() {
+                return Err(EvalError::msg(format!(
+                    "The database {db} partitions by {} column(s), {} given",
+                    scheme.levels(),
+                    names.len()
+                )));
+            }
+            let distinct: BTreeSet<&String> = names.iter().collect();
+            if distinct.len() != names.len() {
+                return Err(EvalError::msg("A partitioning column is named twice"));
+            }
+            self.ddl(Ddl::CreateTable {
+                db: db.to_string(),
+                table: table.to_string(),
+                columns: schema
+                    .columns
+                    .iter()
+                    .map(|(n, t)| (n.clone(), *t as u8))
+                    .collect(),
+                partition_columns: names,
+            })
+            .await
+        })
+    }
+
+    fn table<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+    ) -> LocalFuture<'a, Result<Rc<TableInfo>, EvalError>> {
+        Box::pin(async move { Ok(Rc::new(self.snapshot(db, table).await?.0)) })
+    }
+
+    fn chunk_rows<'a>(&'a self, part: &'a Partition) -> LocalFuture<'a, Result<usize, EvalError>> {
+        Box::pin(async move {
+            let req = encode_payload(&Scan {
+                chunk: part.chunk,
+                version: part.version,
+                columns: Vec::new(),
+            });
+            let b = self.read_chunk(part, method::CHUNK_ROWS, req).await?;
+            let rows: u64 = decode_payload(&b).map_err(EvalError::msg)?;
+            Ok(rows as usize)
+        })
+    }
+
+    fn scan_chunk<'a>(
+        &'a self,
+        part: &'a Partition,
+        columns: &'a [usize],
+    ) -> LocalFuture<'a, Result<Vec<Column>, EvalError>> {
+        Box::pin(async move {
+            let req = encode_payload(&Scan {
+                chunk: part.chunk,
+                version: part.version,
+                columns: columns.iter().map(|c| *c as u32).collect(),
+            });
+            let b = self.read_chunk(part, method::CHUNK_SCAN, req).await?;
+            let cols = decode_columns(&b).map_err(EvalError::msg)?;
+            if cols.is_empty() && !columns.is_empty() {
+                let schema = self
+                    .sites
+                    .borrow()
+                    .get(&part.chunk)
+                    .map(|s| s.schema.clone());
+                return match schema {
+                    Some(s) => Ok(empty_columns(&s, columns)),
+                    None => Err(EvalError::msg(format!(
+                        "chunk {} is unknown here",
+                        part.chunk
+                    ))),
+                };
+            }
+            Ok(cols)
+        })
+    }
+
+    fn append<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        data: &'a Table,
+    ) -> LocalFuture<'a, Result<usize, EvalError>> {
+        Box::pin(self.append_txn(db, table, data))
+    }
+
+    fn flush(&self) -> LocalFuture<'_, Result<(), EvalError>> {
+        // Each data node flushes its own cache engine.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn chunks(&self) -> LocalFuture<'_, Result<Vec<lang::catalog::ChunkRow>, EvalError>> {
+        Box::pin(async move {
+            match self.read(DfsRead::Chunks).await? {
+                DfsReadReply::Chunks(c) => Ok(c
+                    .into_iter()
+                    .map(|c| lang::catalog::ChunkRow {
+                        chunk: c.chunk,
+                        file: c.file,
+                        version: c.version,
+                        replicas: c.replicas,
+                        in_txn: c.in_txn,
+                    })
+                    .collect()),
+                _ => Err(EvalError::msg("a bad controller reply")),
+            }
+        })
+    }
+
+    fn names(&self, tables: bool) -> LocalFuture<'_, Result<Vec<String>, EvalError>> {
+        Box::pin(async move {
+            let q = if tables {
+                DfsRead::Tables
+            } else {
+                DfsRead::Databases
+            };
+            match self.read(q).await? {
+                DfsReadReply::Names(n) => Ok(n),
+                _ => Err(EvalError::msg("a bad controller reply")),
+            }
+        })
+    }
+}

@@ -1,0 +1,213 @@
+//! The data node role: owns chunks on its volumes (a storage engine with its cache engine and
+//! redo log), takes part in two-phase commit, and serves chunk reads (`crate::dfs_proto`).
+//!
+//! Invariants:
+//! - A prepared transaction's rows are durable before the vote (the engine's `prepare` returns
+//!   after its redo record is synced with `dataSync=1`) and invisible until its commit.
+//! - Commit and abort are idempotent: a transaction this node no longer holds prepared was
+//!   already resolved here (the redo log keeps prepared rows across restarts), so repeating the
+//!   outcome is answered as done.
+//! - A prepared transaction is never resolved by this node alone: the resolver asks the
+//!   leader, which answers the recorded outcome or, for a coordinator silent longer than
+//!   `controller::dfs::TXN_ABANDON_MS`, records an abort first.
+//! - A read asks for at least the version the reader's snapshot saw; a replica behind it (its
+//!   commit still on the way) answers `<ChunkInTransaction>` to be asked again, never old rows.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use storage::{Engine, StorageError};
+
+use crate::dfs_proto::*;
+use crate::error::{ErrorCode, RemoteError};
+use crate::leader::LeaderClient;
+use crate::log::Logger;
+use crate::rpc::{decode_payload, encode_payload};
+
+/// How often the resolver looks at prepared transactions.
+const RESOLVE_INTERVAL_MS: u64 = 1_000;
+/// A transaction prepared for less than this is left to its coordinator.
+const RESOLVE_AFTER_MS: u64 = 3_000;
+
+pub struct DataNodeService {
+    engine: Engine,
+    leader: Rc<LeaderClient>,
+    log: Logger,
+    /// Prepared transactions → when this node first saw them prepared (its clock, ms).
+    prepared_since: RefCell<BTreeMap<u64, u64>>,
+}
+
+fn storage_error(e: StorageError) -> RemoteError {
+    match e {
+        StorageError::ChunkInTransaction { .. } => {
+            RemoteError::new(ErrorCode::ChunkInTransaction, e.to_string())
+        }
+        e => RemoteError::new(ErrorCode::StorageFailed, e.to_string()),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, RemoteError> {
+    decode_payload(payload)
+        .map_err(|e| RemoteError::new(ErrorCode::BadRequest, format!("undecodable request: {e}")))
+}
+
+impl DataNodeService {
+    /// Serves `engine`; starts the resolver of prepared transactions.
+    pub fn start(engine: Engine, leader: Rc<LeaderClient>, log: Logger) -> Rc<DataNodeService> {
+        let svc = Rc::new(DataNodeService {
+            engine,
+            leader,
+            log,
+            prepared_since: RefCell::new(BTreeMap::new()),
+        });
+        drop(rt::task::spawn_local(svc.clone().resolver()));
+        svc
+    }
+
+    /// Serves one call.
+    pub async fn handle_rpc(&self, method: u16, payload: Vec<u8>) -> Result<Vec<u8>, RemoteError> {
+        match method {
+            method::CHUNK_PREPARE => {
+                let p: Prepare = decode(&payload)?;
+                self.prepare(p).await.map(|()| encode_payload(&()))
+            }
+            method::CHUNK_COMMIT => {
+                let tid: u64 = decode(&payload)?;
+                match self.engine.commit(tid).await {
+                    Ok(()) | Err(StorageError::NoSuchTransaction(_)) => Ok(encode_payload(&())),
+                    Err(e) => Err(storage_error(e)),
+                }
+            }
+            method::CHUNK_ABORT => {
+                let tid: u64 = decode(&payload)?;
+                match self.engine.abort(tid).await {
+                    Ok(()) | Err(StorageError::NoSuchTransaction(_)) => Ok(encode_payload(&())),
+                    Err(e) => Err(storage_error(e)),
+                }
+            }
+            method::CHUNK_SCAN => {
+                let s: Scan = decode(&payload)?;
+                if self.at_version(s.chunk, s.version)? == 0 && s.version == 0 {
+                    // Nothing committed: the reader fills in empty columns of its schema.
+                    if self.engine.chunk_info(s.chunk).is_err() {
+                        return Ok(encode_columns(Vec::new()));
+                    }
+                }
+                let cols: Vec<usize> = s.columns.iter().map(|c| *c as usize).collect();
+                let data = self
+                    .engine
+                    .scan(s.chunk, &cols)
+                    .await
+                    .map_err(storage_error)?;
+                Ok(encode_columns(data))
+            }
+            method::CHUNK_ROWS => {
+                let s: Scan = decode(&payload)?;
+                Ok(encode_payload(&self.at_version(s.chunk, s.version)?))
+            }
+            method::CHUNK_REPORT => Ok(encode_payload(&self.report())),
+            _ => Err(RemoteError::new(
+                ErrorCode::UnknownMethod,
+                format!("unknown method {method}"),
+            )),
+        }
+    }
+
+    /// The chunk's visible rows, if it holds at least `version`.
+    fn at_version(&self, chunk: u64, version: u64) -> Result<u64, RemoteError> {
+        let info = match self.engine.chunk_info(chunk) {
+            // A chunk no transaction has committed on yet may not exist here.
+            Err(StorageError::NoSuchChunk(_)) if version == 0 => return Ok(0),
+            r => r.map_err(storage_error)?,
+        };
+        if info.version < version {
+            return Err(RemoteError::new(
+                ErrorCode::ChunkInTransaction,
+                format!(
+                    "chunk {chunk} is at version {} here and its commit to {version} is on the way",
+                    info.version
+                ),
+            ));
+        }
+        Ok(info.rows)
+    }
+
+    async fn prepare(&self, p: Prepare) -> Result<(), RemoteError> {
+        for part in p.parts {
+            let schema = decode_schema(&part.schema)
+                .map_err(|e| RemoteError::new(ErrorCode::BadRequest, e))?;
+            match self.engine.create_chunk(part.chunk, schema).await {
+                Ok(()) | Err(StorageError::ChunkExists(_)) => {}
+                Err(e) => return Err(storage_error(e)),
+            }
+            let batch = storage::Batch {
+                columns: decode_columns(&part.batch)
+                    .map_err(|e| RemoteError::new(ErrorCode::BadRequest, e))?,
+            };
+            self.engine
+                .prepare(p.tid, part.chunk, batch)
+                .await
+                .map_err(storage_error)?;
+        }
+        self.prepared_since
+            .borrow_mut()
+            .entry(p.tid)
+            .or_insert_with(rt::time::unix_time_ms);
+        Ok(())
+    }
+
+    /// Every chunk this node holds, with its visible version and rows.
+    pub fn report(&self) -> Vec<ChunkReport> {
+        self.engine
+            .chunks()
+            .into_iter()
+            .filter_map(|c| {
+                self.engine.chunk_info(c).ok().map(|i| ChunkReport {
+                    chunk: c,
+                    version: i.version,
+                    rows: i.rows,
+                })
+            })
+            .collect()
+    }
+
+    /// Asks the leader about transactions held prepared longer than `RESOLVE_AFTER_MS`
+    /// (their coordinator may be gone, or its commit may not have reached this node).
+    async fn resolver(self: Rc<Self>) {
+        loop {
+            rt::time::sleep(Duration::from_millis(RESOLVE_INTERVAL_MS)).await;
+            let now = rt::time::unix_time_ms();
+            let held = self.engine.prepared();
+            let due: Vec<(u64, u64)> = {
+                let mut since = self.prepared_since.borrow_mut();
+                since.retain(|tid, _| held.contains(tid));
+                held.iter()
+                    .map(|tid| (*tid, now.saturating_sub(*since.entry(*tid).or_insert(now))))
+                    .filter(|(_, waited)| *waited >= RESOLVE_AFTER_MS)
+                    .collect()
+            };
+            for (id, waited_ms) in due {
+                let ask = encode_payload(&TxnOutcome { id, waited_ms });
+                let outcome = match self.leader.call(method::TXN_OUTCOME, ask).await {
+                    Ok(b) => decode_payload::<Outcome>(&b).unwrap_or(Outcome::Pending),
+                    Err(_) => Outcome::Pending,
+                };
+                let r = match outcome {
+                    Outcome::Commit => self.engine.commit(id).await,
+                    Outcome::Abort => self.engine.abort(id).await,
+                    Outcome::Pending => continue,
+                };
+                match r {
+                    Ok(()) | Err(StorageError::NoSuchTransaction(_)) => self.log.info(
+                        "txn_resolved",
+                        &format!("transaction {id}: {outcome:?}, learned from the leader"),
+                        &[],
+                    ),
+                    Err(e) => self.log.warn("txn_resolve_failed", &e.to_string(), &[]),
+                }
+            }
+        }
+    }
+}

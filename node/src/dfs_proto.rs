@@ -1,0 +1,227 @@
+//! The node-RPC messages of the distributed file system, shared by the roles that speak them
+//! and owned by none: the coordinator asks the leader controller (namespace reads, placement,
+//! transaction records) and data nodes (prepare, commit, abort, chunk reads). Roles never
+//! import each other; they meet here.
+//!
+//! Payloads are bincode (`rpc::encode_payload`); column data travels in the storage engine's
+//! own batch encoding (`storage::Batch::encode`), so a scan's bytes are exactly what the redo
+//! log would hold.
+
+use serde::{Deserialize, Serialize};
+use storage::bytes::{Reader, Writer};
+use storage::column::Column;
+use storage::{Batch, Schema};
+
+/// Method numbers (controllers' are 20–39, data nodes' 40–59; Raft's own are below 20).
+pub mod method {
+    /// [`super::DfsRead`] → [`super::DfsReadReply`], linearizable, on the leader.
+    pub const DFS_READ: u16 = 30;
+    /// [`super::Allocate`] → `Vec<PartitionSnapshot>`: places and records new partitions.
+    pub const ALLOCATE: u16 = 31;
+    /// [`super::TxnBegin`] → `u64` transaction id.
+    pub const TXN_BEGIN: u16 = 32;
+    /// [`super::TxnDecide`] → `bool` committed. Recording a commit is the commit point.
+    pub const TXN_DECIDE: u16 = 33;
+    /// [`super::TxnOutcome`] → [`super::Outcome`].
+    pub const TXN_OUTCOME: u16 = 34;
+    /// [`super::Ddl`] → `()`: a namespace change, through Raft.
+    pub const DDL: u16 = 35;
+
+    /// [`super::Prepare`] → `()`: rows durable and invisible, chunks locked.
+    pub const CHUNK_PREPARE: u16 = 40;
+    /// `u64` tid → `()`: the prepared rows become visible.
+    pub const CHUNK_COMMIT: u16 = 41;
+    /// `u64` tid → `()`: the prepared rows are discarded.
+    pub const CHUNK_ABORT: u16 = 42;
+    /// [`super::Scan`] → encoded columns ([`super::decode_columns`]).
+    pub const CHUNK_SCAN: u16 = 43;
+    /// [`super::Scan`] (columns ignored) → `u64` rows.
+    pub const CHUNK_ROWS: u16 = 44;
+    /// `()` → `Vec<ChunkReport>`: what this data node holds.
+    pub const CHUNK_REPORT: u16 = 45;
+}
+
+/// A namespace question for the leader.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DfsRead {
+    ExistsDatabase(String),
+    ExistsTable {
+        db: String,
+        table: String,
+    },
+    /// The database's scheme (`lang::partition` encoding).
+    Scheme(String),
+    Table {
+        db: String,
+        table: String,
+    },
+    /// Every chunk, for `getClusterChunksStatus`.
+    Chunks,
+    /// Database names, for `getClusterDFSDatabases`.
+    Databases,
+    /// `db/table` names, for `getClusterDFSTables`.
+    Tables,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DfsReadReply {
+    Bool(bool),
+    Scheme(Vec<u8>),
+    Table(TableSnapshot),
+    Chunks(Vec<ChunkStatus>),
+    Names(Vec<String>),
+}
+
+/// A namespace change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Ddl {
+    /// Creates the database; one that exists already is left as it is (`database()` opens it).
+    CreateDatabase {
+        name: String,
+        scheme: Vec<u8>,
+    },
+    DropDatabase {
+        name: String,
+    },
+    CreateTable {
+        db: String,
+        table: String,
+        /// Column names and DolphinDB type ids.
+        columns: Vec<(String, u8)>,
+        partition_columns: Vec<String>,
+    },
+}
+
+/// Where a replica lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replica {
+    pub alias: String,
+    pub host: String,
+    pub port: u16,
+    /// Heartbeating, as the leader last saw.
+    pub live: bool,
+}
+
+/// One partition of a table: its chunk, committed version and replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionSnapshot {
+    pub name: String,
+    pub chunk: u64,
+    pub version: u64,
+    pub replicas: Vec<Replica>,
+}
+
+/// A table as the leader's metadata holds it, at one point of its log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSnapshot {
+    pub scheme: Vec<u8>,
+    /// Column names and DolphinDB type ids.
+    pub columns: Vec<(String, u8)>,
+    pub partition_columns: Vec<String>,
+    pub partitions: Vec<PartitionSnapshot>,
+}
+
+/// One row of `getClusterChunksStatus`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkStatus {
+    pub chunk: u64,
+    /// `/testDB/20200601/testTB` (DolphinDB's file column).
+    pub file: String,
+    pub version: u64,
+    /// `alias` of each replica.
+    pub replicas: Vec<String>,
+    /// Whether a transaction holds the chunk (`state` is then not COMPLETE).
+    pub in_txn: bool,
+}
+
+/// Place and record `partitions` of a table (those that already exist are returned as they
+/// are, so concurrent appenders agree).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Allocate {
+    pub db: String,
+    pub table: String,
+    pub partitions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxnBegin {
+    pub participants: Vec<String>,
+}
+
+/// The coordinator's decision: commit (every participant voted yes) or abort.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxnDecide {
+    pub id: u64,
+    /// Each chunk written and the batches written to it (each batch is one version).
+    pub chunks: Vec<(u64, u64)>,
+    pub commit: bool,
+}
+
+/// A participant asks what became of `id`, which it has held prepared for `waited_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxnOutcome {
+    pub id: u64,
+    pub waited_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Commit,
+    Abort,
+    /// Not decided yet: ask again later.
+    Pending,
+}
+
+/// One chunk's rows for one transaction, for one replica.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreparePart {
+    pub chunk: u64,
+    /// `storage::Schema` encoding (the chunk is created with it if this replica lacks it).
+    pub schema: Vec<u8>,
+    /// `storage::Batch` encoding.
+    pub batch: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prepare {
+    pub tid: u64,
+    pub parts: Vec<PreparePart>,
+}
+
+/// Read `columns` of `chunk`; the replica must hold at least `version`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scan {
+    pub chunk: u64,
+    pub version: u64,
+    pub columns: Vec<u32>,
+}
+
+/// A chunk a data node holds, as it reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkReport {
+    pub chunk: u64,
+    pub version: u64,
+    pub rows: u64,
+}
+
+pub fn encode_schema(s: &Schema) -> Vec<u8> {
+    let mut w = Writer::default();
+    s.encode(&mut w);
+    w.buf
+}
+
+pub fn decode_schema(b: &[u8]) -> Result<Schema, String> {
+    Schema::decode(&mut Reader::new(b)).map_err(|e| e.to_string())
+}
+
+pub fn encode_columns(columns: Vec<Column>) -> Vec<u8> {
+    let mut w = Writer::default();
+    Batch { columns }.encode(&mut w);
+    w.buf
+}
+
+pub fn decode_columns(b: &[u8]) -> Result<Vec<Column>, String> {
+    Batch::decode(&mut Reader::new(b))
+        .map(|b| b.columns)
+        .map_err(|e| e.to_string())
+}
