@@ -202,6 +202,8 @@ pub struct ChunkReport {
     pub chunk: u64,
     pub version: u64,
     pub rows: u64,
+    /// The transaction holding it prepared, if any.
+    pub txn: Option<u64>,
 }
 
 pub fn encode_schema(s: &Schema) -> Vec<u8> {

@@ -430,6 +430,24 @@ async fn handle(mut s: TcpStream, settings: &Settings, roles: Roles<'_>) -> std:
             _ => {}
         }
     }
+    if let (Some(dn), "GET", "/chunks") = (datanode, method, path) {
+        // `chunk,version,rows,txn` of every chunk this data node holds (what it reports; txn 0:
+        // none holds it prepared).
+        let body: String = dn
+            .report()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{},{},{},{}\n",
+                    c.chunk,
+                    c.version,
+                    c.rows,
+                    c.txn.unwrap_or(0)
+                )
+            })
+            .collect();
+        return respond(&mut s, 200, &body).await;
+    }
     match (method, path) {
         ("GET", "/health") | ("GET", "/version") | ("GET", "/") => {
             let body = health_json(settings);

@@ -168,6 +168,7 @@ impl DataNodeService {
                     chunk: c,
                     version: i.version,
                     rows: i.rows,
+                    txn: i.in_transaction,
                 })
             })
             .collect()

@@ -40,8 +40,19 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// `METHOD path` with `body`; returns (status, body).
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    http_within(addr, method, path, body, Duration::from_secs(5))
+}
+
+/// [`http`] waiting up to `wait` for the answer.
+pub fn http_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    wait: Duration,
+) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.set_read_timeout(Some(wait)).ok()?;
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -156,4 +167,42 @@ pub fn tutorial_hosts(name: &str) -> (PathBuf, Vec<SocketAddr>) {
         copy_dir(&configs.join(h), &root.join(h));
     }
     (root, IPS.iter().map(|ip| addr(ip, 8800)).collect())
+}
+
+/// Data node `i` (1-based) of host directory `dir`, started with the command line an agent
+/// uses: `-mode datanode -home data -localSite ... -controllerSite ... -clusterConfig ...`.
+pub fn start_datanode(dir: &Path, i: usize) -> Proc {
+    std::fs::create_dir_all(dir.join("log")).unwrap();
+    let ip = IPS[i - 1];
+    let child = Command::new(bin())
+        .current_dir(dir)
+        .args(["-console", "0", "-mode", "datanode", "-home", "data"])
+        .args(["-localSite", &format!("{ip}:8802:datanode{i}")])
+        .args(["-controllerSite", &format!("{ip}:8800:controller{i}")])
+        .args(["-clusterConfig", "config/cluster.cfg"])
+        .args(["-logFile", &format!("log/datanode{i}.log")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(dir.join(format!("datanode{i}.stderr.txt")))
+                .map(Stdio::from)
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+/// Runs `script` on `node` through `POST /api/execute`; the JSON answer.
+pub fn execute(node: SocketAddr, script: &str) -> String {
+    let (status, body) = http_within(
+        node,
+        "POST",
+        "/api/execute",
+        script,
+        Duration::from_secs(300),
+    )
+    .unwrap_or_else(|| panic!("{node} did not answer"));
+    assert_eq!(status, 200, "{body}");
+    body
 }

@@ -1,0 +1,290 @@
+//! The cluster stores data, as the tutorial's user meets it: three controllers and three data
+//! nodes on 127.0.0.80–82, each host from its own copy of `configs/cluster/<host>`, the data
+//! nodes started with the command line an agent uses.
+//!
+//! - Step 5 verbatim on `datanode1`; the leader's `getClusterChunksStatus()` shows every
+//!   partition on two distinct hosts; `datanode2` counts 1,210,000; DDL from any data node.
+//! - `kill -9` of the coordinator in the middle of an append leaves all of it or none of it, on
+//!   every replica, once the killed node is back.
+#![cfg(not(madsim))]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::cluster::*;
+
+fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn datanode_addr(i: usize) -> SocketAddr {
+    addr(IPS[i - 1], 8802)
+}
+
+/// Starts the tutorial's controllers and data nodes; waits until the leader sees every data
+/// node live. Returns the processes (controllers, then data nodes) and the leader's address.
+fn start_cluster(root: &Path, all: &[SocketAddr]) -> (Vec<Proc>, Vec<Option<Proc>>, SocketAddr) {
+    let ctls: Vec<Proc> = HOSTS
+        .iter()
+        .map(|h| start_controller(&root.join(h)))
+        .collect();
+    let dns: Vec<Option<Proc>> = HOSTS
+        .iter()
+        .enumerate()
+        .map(|(i, h)| Some(start_datanode(&root.join(h), i + 1)))
+        .collect();
+    let (_, leader, _) = agreed_leader(all);
+    wait_for("every data node to be live", 30, || {
+        http(leader, "GET", "/nodes", "").is_some_and(|(_, b)| {
+            (1..=3).all(|i| b.contains(&format!("datanode{i},{},8802,DataNode,true", IPS[i - 1])))
+        })
+    });
+    (ctls, dns, leader)
+}
+
+/// The JSON values of column `name` in a table answer, as raw strings.
+fn column(json: &str, name: &str) -> Vec<String> {
+    let key = format!("{{\"name\":\"{name}\"");
+    let at = json
+        .find(&key)
+        .unwrap_or_else(|| panic!("no column {name} in {json}"));
+    let rest = &json[at..];
+    let v = rest.find("\"value\":[").unwrap() + 9;
+    let end = rest[v..].find(']').unwrap();
+    let body = &rest[v..v + end];
+    if body.starts_with('"') {
+        // Strings may hold commas: split between quoted values.
+        body.trim_matches('"')
+            .split("\",\"")
+            .map(str::to_string)
+            .collect()
+    } else {
+        body.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn scalar(json: &str) -> String {
+    let at = json
+        .find("\"value\":")
+        .unwrap_or_else(|| panic!("no value in {json}"))
+        + 8;
+    json[at..]
+        .split(['}', ','])
+        .next()
+        .unwrap()
+        .trim_matches('"')
+        .to_string()
+}
+
+fn script(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../lang/tests/scripts/{name}")),
+    )
+    .unwrap()
+}
+
+/// Each data node's `chunk → (version, rows, transaction holding it prepared or 0)`.
+fn reports() -> Vec<Option<BTreeMap<u64, (u64, u64, u64)>>> {
+    (1..=3)
+        .map(|i| {
+            let (_, body) = http(datanode_addr(i), "GET", "/chunks", "")?;
+            Some(
+                body.lines()
+                    .map(|l| {
+                        let f: Vec<u64> = l.split(',').map(|x| x.parse().unwrap()).collect();
+                        (f[0], (f[1], f[2], f[3]))
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+const LOGIN: &str = "login(\"admin\", \"123456\")\n";
+const COUNT: &str = "exec count(*) from loadTable(\"dfs://testDB\", \"testTB\")";
+
+#[test]
+fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it() {
+    let (root, all) = tutorial_hosts("dfs-step5");
+    let (_ctls, _dns, leader) = start_cluster(&root, &all);
+
+    let out = execute(datanode_addr(1), &script("tutorial_step5.dos"));
+    assert!(out.contains("\"ok\":true"), "{out}");
+
+    // On the leader controller, as in DolphinDB: every chunk on two distinct hosts.
+    let status = execute(leader, &format!("{LOGIN}getClusterChunksStatus()"));
+    let replicas = column(&status, "replicas");
+    assert!(!replicas.is_empty(), "{status}");
+    for r in &replicas {
+        let hosts: std::collections::BTreeSet<&str> = r
+            .split(',')
+            .map(|rep| rep.split(':').next().unwrap())
+            .collect();
+        assert_eq!(
+            hosts.len(),
+            2,
+            "two distinct data nodes (one per host): {r}"
+        );
+    }
+    assert!(column(&status, "state").iter().all(|s| s == "COMPLETE"));
+
+    let q = execute(
+        datanode_addr(2),
+        &format!("{LOGIN}select count(*) from loadTable(\"dfs://testDB\", \"testTB\") group by date(DateTime)"),
+    );
+    assert_eq!(column(&q, "count"), ["1210000"], "{q}");
+    // Both replicas hold every row, at the version the metadata records.
+    let versions = column(&status, "version");
+    let r = reports();
+    for (i, rep) in replicas.iter().enumerate() {
+        for alias in rep.split(',').map(|x| x.split(':').next().unwrap()) {
+            let n: usize = alias.trim_start_matches("datanode").parse().unwrap();
+            let held = r[n - 1].as_ref().unwrap();
+            let (version, rows, txn) = held.values().next().copied().unwrap();
+            assert_eq!(txn, 0, "no transaction left prepared");
+            assert_eq!(version.to_string(), versions[i]);
+            assert_eq!(rows, 1_210_000, "{alias}");
+        }
+    }
+
+    // DDL and appends from any data node, across partitions; every node sees every row.
+    let ddl = format!(
+        "{LOGIN}db = database(\"dfs://days\", VALUE, 2024.01.01..2024.01.05)\n\
+         t = table(2024.01.01 + (0..9999) % 5 as d, 0..9999 as id, take(`A`B`C, 10000) as sym)\n\
+         pt = db.createPartitionedTable(t, `pt, `d)\n\
+         pt.append!(t)\n\
+         exec count(*) from loadTable(\"dfs://days\", `pt) where d = 2024.01.03"
+    );
+    assert_eq!(scalar(&execute(datanode_addr(3), &ddl)), "2000");
+    let more = format!(
+        "{LOGIN}tableInsert(loadTable(\"dfs://days\", `pt), table(2024.01.05 2024.01.06 as d, 1 2 as id, `X`Y as sym))"
+    );
+    assert_eq!(scalar(&execute(datanode_addr(2), &more)), "2");
+    for i in 1..=3 {
+        let sum = execute(
+            datanode_addr(i),
+            &format!("{LOGIN}exec sum(id) from loadTable(\"dfs://days\", `pt)"),
+        );
+        assert_eq!(
+            scalar(&sum),
+            (9999 * 10000 / 2 + 3).to_string(),
+            "datanode{i}"
+        );
+    }
+    let again = execute(
+        datanode_addr(1),
+        &format!("{LOGIN}db = database(\"dfs://days\")\ndb.createPartitionedTable(table(1:0, `d`id`sym, [DATE, INT, SYMBOL]), `pt, `d)"),
+    );
+    assert!(again.contains("already exists"), "{again}");
+    let dbs = execute(
+        datanode_addr(1),
+        &format!("{LOGIN}getClusterDFSDatabases()"),
+    );
+    assert!(
+        dbs.contains("dfs://days") && dbs.contains("dfs://testDB"),
+        "{dbs}"
+    );
+    execute(
+        datanode_addr(2),
+        &format!("{LOGIN}dropDatabase(\"dfs://days\")"),
+    );
+    let gone = execute(
+        datanode_addr(3),
+        &format!("{LOGIN}existsDatabase(\"dfs://days\")"),
+    );
+    assert_eq!(scalar(&gone), "false");
+}
+
+#[test]
+fn kill_9_of_the_coordinator_mid_append_leaves_all_or_none_on_every_replica() {
+    let (root, all) = tutorial_hosts("dfs-kill");
+    let (_ctls, mut dns, _leader) = start_cluster(&root, &all);
+    // The tutorial's table, empty.
+    let step5 = script("tutorial_step5.dos");
+    let (create, append) = step5.split_at(step5.find("// simulate").unwrap());
+    execute(datanode_addr(1), create);
+    let loader = std::thread::spawn({
+        let append = format!("{LOGIN}{append}");
+        move || {
+            http_within(
+                datanode_addr(1),
+                "POST",
+                "/api/execute",
+                &append,
+                Duration::from_secs(300),
+            )
+        }
+    });
+    // Kill the coordinator once another participant has begun to prepare (its chunk exists,
+    // empty), plus a varying delay: between prepares, or after.
+    let started = Instant::now();
+    wait_for("a participant to prepare", 120, || {
+        reports()[1..].iter().flatten().any(|m| !m.is_empty())
+    });
+    std::thread::sleep(Duration::from_millis(std::process::id() as u64 % 1_500));
+    let kill_after_ms = started.elapsed().as_millis();
+    let mut coordinator = dns[0].take().unwrap();
+    coordinator.0.kill().unwrap();
+    coordinator.0.wait().unwrap();
+    // The client's connection died with the node: it was told nothing.
+    let answered = loader.join().unwrap();
+    assert!(
+        answered.is_none(),
+        "an answer from a killed node: {answered:?}"
+    );
+
+    // Reads elsewhere see none of it or all of it, never part.
+    let count = || {
+        let out = execute(datanode_addr(2), &format!("{LOGIN}{COUNT}"));
+        out.contains("\"ok\":true").then(|| scalar(&out))
+    };
+    let seen = count().expect("datanode2 answers");
+    assert!(seen == "0" || seen == "1210000", "{seen}");
+
+    // Back, the killed node learns the outcome; the replicas agree with each other and with
+    // what the cluster answers.
+    dns[0] = Some(start_datanode(&root.join(HOSTS[0]), 1));
+    wait_for("the replicas to agree", 90, || {
+        let r = reports();
+        if r.iter().any(Option::is_none) {
+            return false;
+        }
+        let rows = |m: &BTreeMap<u64, (u64, u64, u64)>| m.values().map(|v| v.1).sum::<u64>();
+        // No replica still holds the transaction prepared: every one learned the outcome.
+        if r.iter().flatten().any(|m| m.values().any(|v| v.2 != 0)) {
+            return false;
+        }
+        let all_rows: Vec<u64> = r.iter().flatten().map(rows).collect();
+        let total: u64 = all_rows.iter().sum();
+        // Every replica holding a chunk at one version (those without rows at 0).
+        let mut versions: BTreeMap<u64, std::collections::BTreeSet<u64>> = BTreeMap::new();
+        for m in r.iter().flatten() {
+            for (chunk, (version, rows, _)) in m {
+                if *rows > 0 {
+                    versions.entry(*chunk).or_default().insert(*version);
+                }
+            }
+        }
+        // RF 2: the rows are on exactly two nodes, or on none.
+        (total == 0 || total == 2 * 1_210_000)
+            && all_rows.iter().all(|n| *n == 0 || *n == 1_210_000)
+            && versions.values().all(|v| v.len() == 1)
+    });
+    let after = count().unwrap();
+    eprintln!("killed after {kill_after_ms} ms: {seen} rows seen, {after} after recovery");
+    assert!(after == "0" || after == "1210000", "{after}");
+    if seen == "1210000" {
+        assert_eq!(after, "1210000", "a committed append stays");
+    }
+}
