@@ -94,8 +94,11 @@ fn script(name: &str) -> String {
     .unwrap()
 }
 
-/// Each data node's `chunk → (version, rows, transaction holding it prepared or 0)`.
-fn reports() -> Vec<Option<BTreeMap<u64, (u64, u64, u64)>>> {
+/// One data node's `chunk → (version, rows, transaction holding it prepared or 0)`.
+type Report = BTreeMap<u64, (u64, u64, u64)>;
+
+/// Each data node's report (`None`: it did not answer).
+fn reports() -> Vec<Option<Report>> {
     (1..=3)
         .map(|i| {
             let (_, body) = http(datanode_addr(i), "GET", "/chunks", "")?;
@@ -260,7 +263,7 @@ fn kill_9_of_the_coordinator_mid_append_leaves_all_or_none_on_every_replica() {
         if r.iter().any(Option::is_none) {
             return false;
         }
-        let rows = |m: &BTreeMap<u64, (u64, u64, u64)>| m.values().map(|v| v.1).sum::<u64>();
+        let rows = |m: &Report| m.values().map(|v| v.1).sum::<u64>();
         // No replica still holds the transaction prepared: every one learned the outcome.
         if r.iter().flatten().any(|m| m.values().any(|v| v.2 != 0)) {
             return false;
