@@ -194,36 +194,48 @@ pub fn check_catalog(body: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// A catalog file's databases (`None`: no such file). For the single node's adoption of a
+/// catalog written before it became a one-node cluster (`node::single`).
+pub async fn load_catalog(
+    path: &std::path::Path,
+) -> Result<Option<BTreeMap<String, Database>>, EvalError> {
+    Ok(read_catalog(path).await?.map(|c| c.databases))
+}
+
+async fn read_catalog(catalog_path: &std::path::Path) -> Result<Option<Catalog>, EvalError> {
+    match rt::disk::File::open(catalog_path, rt::disk::OpenMode::Existing).await {
+        Ok(f) => {
+            let size = f.size().await.map_err(|e| EvalError::msg(e.to_string()))? as usize;
+            let bytes = f
+                .read_at(0, size)
+                .await
+                .map_err(|e| EvalError::msg(e.to_string()))?;
+            // The file is padded to 4 KiB: the first 8 bytes hold the real length.
+            let len = u64::from_le_bytes(
+                bytes
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .unwrap_or([0; 8]),
+            ) as usize;
+            let body = bytes
+                .get(8..8 + len)
+                .ok_or_else(|| EvalError::msg("the DFS catalog is truncated"))?;
+            Catalog::decode(body)
+                .map_err(|e| EvalError::msg(format!("{}: {e}", catalog_path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => Err(EvalError::msg(e.to_string())),
+    }
+    .map(Some)
+}
+
 impl Dfs {
     /// Opens the DFS on `engine`, with its catalog at `catalog_path`.
     pub async fn open(engine: Engine, catalog_path: PathBuf) -> Result<Rc<Dfs>, EvalError> {
-        let catalog = match rt::disk::File::open(&catalog_path, rt::disk::OpenMode::Existing).await
-        {
-            Ok(f) => {
-                let size = f.size().await.map_err(|e| EvalError::msg(e.to_string()))? as usize;
-                let bytes = f
-                    .read_at(0, size)
-                    .await
-                    .map_err(|e| EvalError::msg(e.to_string()))?;
-                // The file is padded to 4 KiB: the first 8 bytes hold the real length.
-                let len = u64::from_le_bytes(
-                    bytes
-                        .get(..8)
-                        .and_then(|b| b.try_into().ok())
-                        .unwrap_or([0; 8]),
-                ) as usize;
-                let body = bytes
-                    .get(8..8 + len)
-                    .ok_or_else(|| EvalError::msg("the DFS catalog is truncated"))?;
-                Catalog::decode(body)
-                    .map_err(|e| EvalError::msg(format!("{}: {e}", catalog_path.display())))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Catalog {
-                next_chunk: 1,
-                databases: BTreeMap::new(),
-            },
-            Err(e) => return Err(EvalError::msg(e.to_string())),
-        };
+        let catalog = read_catalog(&catalog_path).await?.unwrap_or(Catalog {
+            next_chunk: 1,
+            databases: BTreeMap::new(),
+        });
         Ok(Rc::new(Dfs {
             engine,
             catalog_path,

@@ -7,10 +7,13 @@
 //! own batch encoding (`storage::Batch::encode`), so a scan's bytes are exactly what the redo
 //! log would hold.
 
+use lang::catalog::LocalFuture;
 use serde::{Deserialize, Serialize};
 use storage::bytes::{Reader, Writer};
 use storage::column::Column;
 use storage::{Batch, Schema};
+
+use crate::error::RemoteError;
 
 /// Method numbers (controllers' are 20–39, data nodes' 40–59; Raft's own are below 20).
 pub mod method {
@@ -226,4 +229,28 @@ pub fn decode_columns(b: &[u8]) -> Result<Vec<Column>, String> {
     Batch::decode(&mut Reader::new(b))
         .map(|b| b.columns)
         .map_err(|e| e.to_string())
+}
+
+/// A data node's chunk service as a coordinator in the same process reaches it: the same
+/// methods as over node RPC, and reads that hand over columns without encoding them.
+pub trait ChunkServer {
+    /// One call, as node RPC would carry it (`method::CHUNK_*`).
+    fn handle(
+        &self,
+        method: u16,
+        payload: Vec<u8>,
+    ) -> LocalFuture<'_, Result<Vec<u8>, RemoteError>>;
+
+    /// `CHUNK_SCAN`, its columns as they are.
+    fn scan(&self, s: Scan) -> LocalFuture<'_, Result<Vec<Column>, RemoteError>>;
+}
+
+/// The leader controller's DFS methods as a node in the same process reaches them (the single
+/// node: a one-member controller group in-process).
+pub trait MetaServer {
+    fn handle(
+        &self,
+        method: u16,
+        payload: Vec<u8>,
+    ) -> LocalFuture<'_, Result<Vec<u8>, RemoteError>>;
 }

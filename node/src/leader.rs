@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::dfs_proto::MetaServer;
 use crate::error::{ErrorCode, RemoteError, Retry};
 use crate::rpc::{RpcClient, RpcClientConfig, RpcError};
 
@@ -21,6 +22,8 @@ pub const LEADER_WAIT_MS: u64 = 20_000;
 const LEADER_RETRY_PAUSE_MS: u64 = 200;
 
 pub struct LeaderClient {
+    /// The controller in this process (the single node's one-member group): called directly.
+    local: Option<Rc<dyn MetaServer>>,
     controllers: Vec<SocketAddr>,
     cfg: RpcClientConfig,
     /// The controller believed to lead, and its client.
@@ -31,6 +34,7 @@ impl LeaderClient {
     /// A client of the group `controllers` (in the order to try them).
     pub fn new(controllers: Vec<SocketAddr>) -> LeaderClient {
         LeaderClient {
+            local: None,
             controllers,
             cfg: RpcClientConfig {
                 connect_timeout: Duration::from_secs(2),
@@ -38,6 +42,14 @@ impl LeaderClient {
                 inflight_max: 256,
             },
             current: RefCell::new((0, None, None)),
+        }
+    }
+
+    /// A client of the controller in this process, which leads a group of one.
+    pub fn local(server: Rc<dyn MetaServer>) -> LeaderClient {
+        LeaderClient {
+            local: Some(server),
+            ..LeaderClient::new(Vec::new())
         }
     }
 
@@ -68,15 +80,30 @@ impl LeaderClient {
         let deadline = rt::time::now() + Duration::from_millis(LEADER_WAIT_MS);
         let mut last = String::from("no controller is configured (controllerSite)");
         while rt::time::now() < deadline {
-            let Some(client) = self.client() else {
-                break;
+            let (answer, peer) = match &self.local {
+                Some(local) => (
+                    local
+                        .handle(method, payload.clone())
+                        .await
+                        .map_err(RpcError::Remote),
+                    None,
+                ),
+                None => {
+                    let Some(client) = self.client() else {
+                        break;
+                    };
+                    (
+                        client.call(method, payload.clone()).await,
+                        Some(client.peer()),
+                    )
+                }
             };
-            match client.call(method, payload.clone()).await {
+            match answer {
                 Ok(reply) => return Ok(reply),
                 Err(RpcError::Remote(e)) => match e.retry() {
                     Retry::Redirect => {
                         let to = e.leader.as_deref().and_then(site_addr);
-                        if to.is_none() || to == Some(client.peer()) {
+                        if to.is_none() || to == peer {
                             rt::time::sleep(Duration::from_millis(LEADER_RETRY_PAUSE_MS)).await;
                         }
                         self.move_to(to);

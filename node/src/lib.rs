@@ -17,6 +17,7 @@ pub mod rpc;
 pub mod script_http;
 pub mod server;
 pub mod shell;
+pub mod single;
 pub mod start;
 
 /// Porpoise's version, reported by `--version` and the `version()` script function.

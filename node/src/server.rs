@@ -126,22 +126,6 @@ pub async fn open_engine(settings: &Settings) -> Result<storage::Engine, String>
     storage::Engine::open(cfg).await.map_err(|e| e.to_string())
 }
 
-/// Opens a single node's storage engine and `dfs://` catalog as its settings say.
-pub async fn open_dfs(settings: &Settings) -> Result<Rc<lang::dfs::Dfs>, String> {
-    let engine = open_engine(settings).await?;
-    let meta_dir = settings.dfs_meta_dir();
-    rt::disk::create_dir_all(&meta_dir)
-        .await
-        .map_err(|e| format!("{}: {e}", meta_dir.display()))?;
-    let dfs = lang::dfs::Dfs::open(engine, meta_dir.join("DFSMasterMeta.catalog"))
-        .await
-        .map_err(|e| e.to_string())?;
-    dfs.set_new_values(lang::partition::NewValues::parse(
-        &settings.new_value_partition_policy(),
-    ));
-    Ok(dfs)
-}
-
 /// Runs the `-script` file before the node takes connections; an error is logged with the
 /// file, line and column, and the node starts anyway (as DolphinDB does).
 async fn run_startup_script(path: &std::path::Path, sessions: &ScriptSessions, log: &Logger) {

@@ -15,6 +15,7 @@ use crate::controller::raft::RaftTiming;
 use crate::controller::service::ControllerService;
 use crate::coordinator::ClusterCatalog;
 use crate::datanode::DataNodeService;
+use crate::dfs_proto::{ChunkServer, MetaServer};
 use crate::leader::LeaderClient;
 use crate::log::Logger;
 use crate::server::{self, ServeError};
@@ -65,38 +66,82 @@ pub async fn start(
 ) -> Result<(), StartError> {
     let listener = server::bind(&settings).await?;
     let mut datanode = None;
+    let mut controller = None;
     let new_values = lang::partition::NewValues::parse(&settings.new_value_partition_policy());
-    let coordinator = |controllers: Vec<std::net::SocketAddr>| -> Rc<dyn lang::catalog::Catalog> {
+    let coordinator = |leader: LeaderClient,
+                       local: Option<(String, Rc<dyn ChunkServer>)>|
+     -> Rc<dyn lang::catalog::Catalog> {
         Rc::new(ClusterCatalog::new(
-            Rc::new(LeaderClient::new(controllers)),
+            Rc::new(leader),
+            local,
             new_values,
             log.clone(),
         ))
     };
     let dfs: Option<Rc<dyn lang::catalog::Catalog>> = match settings.mode() {
-        Mode::Single => Some(
-            server::open_dfs(&settings)
+        Mode::Single => {
+            // A one-node cluster (ARCHITECTURE D71): a one-member controller group, a data
+            // node and a coordinator in this process, over the cluster's code paths.
+            let one = NodesFile {
+                source: crate::config::Source::Default,
+                nodes: vec![crate::config::NodeEntry {
+                    site: settings.site().clone(),
+                    mode: Mode::Controller,
+                    line: 0,
+                }],
+            };
+            let svc = ControllerService::start(&settings, &one, log.clone(), opts.timing)
                 .await
-                .map_err(StartError::Storage)?,
-        ),
+                .map_err(StartError::Role)?;
+            let engine = server::open_engine(&settings)
+                .await
+                .map_err(StartError::Storage)?;
+            let meta: Rc<dyn MetaServer> = svc.clone();
+            let dn = DataNodeService::start(
+                engine,
+                Rc::new(LeaderClient::local(meta.clone())),
+                log.clone(),
+            );
+            crate::single::adopt(&settings, &svc, &dn, &log)
+                .await
+                .map_err(StartError::Storage)?;
+            let chunks: Rc<dyn ChunkServer> = dn.clone();
+            datanode = Some(dn);
+            controller = Some(svc);
+            Some(coordinator(
+                LeaderClient::local(meta),
+                Some((settings.alias().to_string(), chunks)),
+            ))
+        }
         Mode::DataNode => {
             let engine = server::open_engine(&settings)
                 .await
                 .map_err(StartError::Storage)?;
             let controllers = crate::heartbeat::controller_addrs(&settings);
-            datanode = Some(DataNodeService::start(
+            let dn = DataNodeService::start(
                 engine,
                 Rc::new(LeaderClient::new(controllers.clone())),
                 log.clone(),
-            ));
-            Some(coordinator(controllers))
+            );
+            let chunks: Rc<dyn ChunkServer> = dn.clone();
+            datanode = Some(dn);
+            Some(coordinator(
+                LeaderClient::new(controllers),
+                Some((settings.alias().to_string(), chunks)),
+            ))
         }
-        Mode::ComputeNode => Some(coordinator(crate::heartbeat::controller_addrs(&settings))),
+        Mode::ComputeNode => Some(coordinator(
+            LeaderClient::new(crate::heartbeat::controller_addrs(&settings)),
+            None,
+        )),
         Mode::Controller => nodes.map(|n| {
             coordinator(
-                n.of_mode(Mode::Controller)
-                    .filter_map(|c| server::resolve_addr(&c.site.host, c.site.port).ok())
-                    .collect(),
+                LeaderClient::new(
+                    n.of_mode(Mode::Controller)
+                        .filter_map(|c| server::resolve_addr(&c.site.host, c.site.port).ok())
+                        .collect(),
+                ),
+                None,
             )
         }),
         Mode::Agent => None,
@@ -110,9 +155,14 @@ pub async fn start(
         &format!("listening on {addr}"),
         &[("addr", &addr)],
     );
-    let controller = server::start_role(&settings, nodes, &log, opts.timing)
-        .await
-        .map_err(StartError::Role)?;
+    // The single node's in-process controller serves no one else: it is not on the port.
+    let in_process = controller.is_some();
+    let controller = match controller {
+        Some(c) => Some(c),
+        None => server::start_role(&settings, nodes, &log, opts.timing)
+            .await
+            .map_err(StartError::Role)?,
+    };
     if let (Some(c), Some(hook)) = (&controller, opts.on_controller) {
         hook(c);
     }
@@ -122,7 +172,7 @@ pub async fn start(
         log,
         dfs,
         opts.startup,
-        controller,
+        if in_process { None } else { controller },
         datanode,
     )
     .await;

@@ -29,6 +29,17 @@ fn datanode_addr(i: usize) -> SocketAddr {
     addr(IPS[i - 1], 8802)
 }
 
+/// The tests share the tutorial's addresses: one cluster at a time.
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_cluster() -> std::sync::MutexGuard<'static, ()> {
+    let guard = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut addrs: Vec<SocketAddr> = IPS.iter().map(|ip| addr(ip, 8800)).collect();
+    addrs.extend((1..=3).map(datanode_addr));
+    wait_ports_free(&addrs);
+    guard
+}
+
 /// Starts the tutorial's controllers and data nodes; waits until the leader sees every data
 /// node live. Returns the processes (controllers, then data nodes) and the leader's address.
 fn start_cluster(root: &Path, all: &[SocketAddr]) -> (Vec<Proc>, Vec<Option<Proc>>, SocketAddr) {
@@ -119,6 +130,7 @@ const COUNT: &str = "exec count(*) from loadTable(\"dfs://testDB\", \"testTB\")"
 
 #[test]
 fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it() {
+    let _one = one_cluster();
     let (root, all) = tutorial_hosts("dfs-step5");
     let (_ctls, _dns, leader) = start_cluster(&root, &all);
 
@@ -211,6 +223,7 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
 
 #[test]
 fn kill_9_of_the_coordinator_mid_append_leaves_all_or_none_on_every_replica() {
+    let _one = one_cluster();
     let (root, all) = tutorial_hosts("dfs-kill");
     let (_ctls, mut dns, _leader) = start_cluster(&root, &all);
     // The tutorial's table, empty.

@@ -437,6 +437,24 @@ impl ControllerService {
     }
 }
 
+impl MetaServer for ControllerService {
+    fn handle(
+        &self,
+        method: u16,
+        payload: Vec<u8>,
+    ) -> lang::catalog::LocalFuture<'_, Result<Vec<u8>, RemoteError>> {
+        Box::pin(async move {
+            match self.handle_dfs(method, &payload).await {
+                Some(r) => r,
+                None => Err(RemoteError::new(
+                    ErrorCode::UnknownMethod,
+                    format!("unknown method {method}"),
+                )),
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

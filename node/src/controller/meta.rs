@@ -143,6 +143,17 @@ pub enum Command {
     AbortTxn {
         id: u64,
     },
+    /// A partition whose chunk exists already, keeping its id and version: a single node's
+    /// catalog adopted when it became a one-node cluster (`node::single`). Appended last, so
+    /// logs and checkpoints written before it keep their encoding.
+    ImportPartition {
+        db: String,
+        table: String,
+        partition: String,
+        chunk: u64,
+        version: u64,
+        replicas: Vec<String>,
+    },
 }
 
 /// Why a command was refused (the state is unchanged).
@@ -389,6 +400,37 @@ impl Meta {
             }
             Command::AbortTxn { id } => {
                 self.txn_to(*id, TxnState::Aborted)?;
+            }
+            Command::ImportPartition {
+                db,
+                table,
+                partition,
+                chunk,
+                version,
+                replicas,
+            } => {
+                let known = self.chunks.contains_key(chunk);
+                let t = self
+                    .databases
+                    .get_mut(db)
+                    .and_then(|d| d.tables.get_mut(table))
+                    .ok_or_else(|| MetaError::Missing(format!("table {table} in {db}")))?;
+                match t.partitions.get(partition) {
+                    Some(c) if c == chunk => return Ok(Applied::Chunk(*chunk)),
+                    Some(_) => return Err(MetaError::Exists(format!("partition {partition}"))),
+                    None if known => return Err(MetaError::Exists(format!("chunk {chunk}"))),
+                    None => {}
+                }
+                t.partitions.insert(partition.clone(), *chunk);
+                self.chunks.insert(
+                    *chunk,
+                    Chunk {
+                        replicas: replicas.iter().cloned().collect(),
+                        version: *version,
+                    },
+                );
+                self.next_chunk = self.next_chunk.max(chunk + 1);
+                return Ok(Applied::Chunk(*chunk));
             }
         }
         Ok(Applied::Done)

@@ -114,10 +114,15 @@ impl ControllerService {
             node_timeout_ms: settings.node_heartbeat_timeout_ms(),
             leader_since_ms: Cell::new(None),
             listed,
-            placement: (
-                settings.replication_factor(),
-                settings.replica_reliability_level(),
-            ),
+            // A single node is a one-node cluster: one replica, on itself (D71).
+            placement: if settings.mode() == Mode::Single {
+                (1, 0)
+            } else {
+                (
+                    settings.replication_factor(),
+                    settings.replica_reliability_level(),
+                )
+            },
         });
         drop(rt::task::spawn_local(svc.clone().monitor(timing)));
         Ok(svc)

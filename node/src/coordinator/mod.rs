@@ -54,8 +54,43 @@ struct ChunkSites {
     schema: Rc<Schema>,
 }
 
+/// A data node as the coordinator reaches it.
+#[derive(Clone)]
+enum Target {
+    /// This process's own data node.
+    Local(Rc<dyn ChunkServer>),
+    Remote(Rc<RpcClient>),
+}
+
+impl Target {
+    async fn call(&self, method: u16, payload: Vec<u8>) -> Result<Vec<u8>, RpcError> {
+        match self {
+            Target::Local(s) => s.handle(method, payload).await.map_err(RpcError::Remote),
+            Target::Remote(c) => c.call(method, payload).await,
+        }
+    }
+
+    async fn scan(&self, s: Scan) -> Result<Vec<Column>, RpcError> {
+        match self {
+            Target::Local(l) => l.scan(s).await.map_err(RpcError::Remote),
+            Target::Remote(c) => {
+                let b = c.call(method::CHUNK_SCAN, encode_payload(&s)).await?;
+                decode_columns(&b).map_err(RpcError::Protocol)
+            }
+        }
+    }
+}
+
+/// What a chunk read answered.
+enum Read {
+    Rows(u64),
+    Columns(Vec<Column>),
+}
+
 pub struct ClusterCatalog {
     leader: Rc<LeaderClient>,
+    /// This node's own data node (alias, service), reached in-process.
+    local: Option<(String, Rc<dyn ChunkServer>)>,
     /// Data node clients by `host:port`.
     nodes: RefCell<HashMap<(String, u16), Rc<RpcClient>>>,
     sites: RefCell<HashMap<u64, ChunkSites>>,
@@ -64,9 +99,17 @@ pub struct ClusterCatalog {
 }
 
 impl ClusterCatalog {
-    pub fn new(leader: Rc<LeaderClient>, new_values: NewValues, log: Logger) -> ClusterCatalog {
+    /// A coordinator reaching the leader through `leader`; `local` is this node's own data
+    /// node, if it is one (its replicas are read and written in-process).
+    pub fn new(
+        leader: Rc<LeaderClient>,
+        local: Option<(String, Rc<dyn ChunkServer>)>,
+        new_values: NewValues,
+        log: Logger,
+    ) -> ClusterCatalog {
         ClusterCatalog {
             leader,
+            local,
             nodes: RefCell::new(HashMap::new()),
             sites: RefCell::new(HashMap::new()),
             new_values,
@@ -95,10 +138,16 @@ impl ClusterCatalog {
         self.leader_call::<()>(method::DDL, &d).await
     }
 
-    fn node(&self, r: &Replica) -> Option<Rc<RpcClient>> {
+    /// How to reach the data node holding replica `r`: in-process when it is this node.
+    fn node(&self, r: &Replica) -> Option<Target> {
+        if let Some((alias, server)) = &self.local {
+            if *alias == r.alias {
+                return Some(Target::Local(server.clone()));
+            }
+        }
         let key = (r.host.clone(), r.port);
         if let Some(c) = self.nodes.borrow().get(&key) {
-            return Some(c.clone());
+            return Some(Target::Remote(c.clone()));
         }
         let addr = crate::server::resolve_addr(&r.host, r.port).ok()?;
         let c = Rc::new(RpcClient::new(
@@ -110,32 +159,14 @@ impl ClusterCatalog {
             },
         ));
         self.nodes.borrow_mut().insert(key, c.clone());
-        Some(c)
+        Some(Target::Remote(c))
     }
 
-    /// Calls `method` on one data node.
-    async fn call_node(
-        &self,
-        r: &Replica,
-        method: u16,
-        payload: Vec<u8>,
-    ) -> Result<Vec<u8>, RpcError> {
-        let client = self.node(r).ok_or_else(|| RpcError::Connect {
-            peer: format!("{}:{}", r.host, r.port),
-            reason: "the address does not resolve".into(),
-        })?;
-        client.call(method, payload).await
-    }
-
-    /// Calls `method` on a replica of `part` that holds its snapshot's version: live replicas
-    /// first, starting from one chosen by the chunk id (spreading reads), moving on when one is
-    /// unreachable and waiting briefly when one is behind.
-    async fn read_chunk(
-        &self,
-        part: &Partition,
-        method: u16,
-        payload: Vec<u8>,
-    ) -> Result<Vec<u8>, EvalError> {
+    /// Reads `s` (its rows, or with `rows` false its columns) from a replica of `part` that
+    /// holds its snapshot's version: live replicas first, starting from one chosen by the
+    /// chunk id (spreading reads), moving on when one is unreachable and waiting briefly when
+    /// one is behind.
+    async fn read_chunk(&self, part: &Partition, s: Scan, rows: bool) -> Result<Read, EvalError> {
         let sites = self
             .sites
             .borrow()
@@ -155,10 +186,26 @@ impl ClusterCatalog {
         order.sort_by_key(|r| !r.live);
         let mut last = String::from("it has no replica");
         for r in order {
+            let Some(target) = self.node(r) else {
+                last = format!("{}: the address does not resolve", r.alias);
+                continue;
+            };
             let mut behind = 0;
             loop {
-                match self.call_node(r, method, payload.clone()).await {
-                    Ok(b) => return Ok(b),
+                let answer = if rows {
+                    target
+                        .call(method::CHUNK_ROWS, encode_payload(&s))
+                        .await
+                        .and_then(|b| {
+                            decode_payload::<u64>(&b)
+                                .map(Read::Rows)
+                                .map_err(RpcError::Protocol)
+                        })
+                } else {
+                    target.scan(s.clone()).await.map(Read::Columns)
+                };
+                match answer {
+                    Ok(read) => return Ok(read),
                     Err(RpcError::Remote(e))
                         if e.code == ErrorCode::ChunkInTransaction
                             && behind < BEHIND_RETRIES_MAX =>
@@ -319,7 +366,7 @@ impl ClusterCatalog {
         // Phase one: every participant prepares, all at once.
         let mut votes = Vec::new();
         for (replica, calls) in per_node.values() {
-            let client = self.node(replica);
+            let target = self.node(replica);
             let calls: Vec<Vec<u8>> = calls
                 .iter()
                 .map(|parts| {
@@ -331,10 +378,10 @@ impl ClusterCatalog {
                 .collect();
             let alias = replica.alias.clone();
             votes.push(rt::task::spawn_local(async move {
-                let client =
-                    client.ok_or_else(|| format!("{alias}: the address does not resolve"))?;
+                let target =
+                    target.ok_or_else(|| format!("{alias}: the address does not resolve"))?;
                 for c in calls {
-                    client
+                    target
                         .call(method::CHUNK_PREPARE, c)
                         .await
                         .map_err(|e| format!("{alias}: {e}"))?;
@@ -375,9 +422,9 @@ impl ClusterCatalog {
         };
         let mut told = Vec::new();
         for (replica, _) in per_node.values() {
-            let client = self.node(replica);
+            let target = self.node(replica);
             told.push(rt::task::spawn_local(async move {
-                match client {
+                match target {
                     Some(c) => c.call(outcome, encode_payload(&tid)).await.err(),
                     None => None,
                 }
@@ -558,14 +605,15 @@ impl Catalog for ClusterCatalog {
 
     fn chunk_rows<'a>(&'a self, part: &'a Partition) -> LocalFuture<'a, Result<usize, EvalError>> {
         Box::pin(async move {
-            let req = encode_payload(&Scan {
+            let req = Scan {
                 chunk: part.chunk,
                 version: part.version,
                 columns: Vec::new(),
-            });
-            let b = self.read_chunk(part, method::CHUNK_ROWS, req).await?;
-            let rows: u64 = decode_payload(&b).map_err(EvalError::msg)?;
-            Ok(rows as usize)
+            };
+            match self.read_chunk(part, req, true).await? {
+                Read::Rows(n) => Ok(n as usize),
+                Read::Columns(_) => Err(EvalError::msg("a bad data node reply")),
+            }
         })
     }
 
@@ -575,13 +623,14 @@ impl Catalog for ClusterCatalog {
         columns: &'a [usize],
     ) -> LocalFuture<'a, Result<Vec<Column>, EvalError>> {
         Box::pin(async move {
-            let req = encode_payload(&Scan {
+            let req = Scan {
                 chunk: part.chunk,
                 version: part.version,
                 columns: columns.iter().map(|c| *c as u32).collect(),
-            });
-            let b = self.read_chunk(part, method::CHUNK_SCAN, req).await?;
-            let cols = decode_columns(&b).map_err(EvalError::msg)?;
+            };
+            let Read::Columns(cols) = self.read_chunk(part, req, false).await? else {
+                return Err(EvalError::msg("a bad data node reply"));
+            };
             if cols.is_empty() && !columns.is_empty() {
                 let schema = self
                     .sites

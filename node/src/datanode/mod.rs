@@ -87,22 +87,7 @@ impl DataNodeService {
                     Err(e) => Err(storage_error(e)),
                 }
             }
-            method::CHUNK_SCAN => {
-                let s: Scan = decode(&payload)?;
-                if self.at_version(s.chunk, s.version)? == 0 && s.version == 0 {
-                    // Nothing committed: the reader fills in empty columns of its schema.
-                    if self.engine.chunk_info(s.chunk).is_err() {
-                        return Ok(encode_columns(Vec::new()));
-                    }
-                }
-                let cols: Vec<usize> = s.columns.iter().map(|c| *c as usize).collect();
-                let data = self
-                    .engine
-                    .scan(s.chunk, &cols)
-                    .await
-                    .map_err(storage_error)?;
-                Ok(encode_columns(data))
-            }
+            method::CHUNK_SCAN => Ok(encode_columns(self.scan(decode(&payload)?).await?)),
             method::CHUNK_ROWS => {
                 let s: Scan = decode(&payload)?;
                 Ok(encode_payload(&self.at_version(s.chunk, s.version)?))
@@ -113,6 +98,22 @@ impl DataNodeService {
                 format!("unknown method {method}"),
             )),
         }
+    }
+
+    /// The columns a scan asks for; none when the chunk does not exist here and nothing was
+    /// committed on it (the reader fills in empty columns of its schema).
+    async fn scan(&self, s: Scan) -> Result<Vec<storage::column::Column>, RemoteError> {
+        if self.at_version(s.chunk, s.version)? == 0
+            && s.version == 0
+            && self.engine.chunk_info(s.chunk).is_err()
+        {
+            return Ok(Vec::new());
+        }
+        let cols: Vec<usize> = s.columns.iter().map(|c| *c as usize).collect();
+        self.engine
+            .scan(s.chunk, &cols)
+            .await
+            .map_err(storage_error)
     }
 
     /// The chunk's visible rows, if it holds at least `version`.
@@ -210,5 +211,22 @@ impl DataNodeService {
                 }
             }
         }
+    }
+}
+
+impl ChunkServer for DataNodeService {
+    fn handle(
+        &self,
+        method: u16,
+        payload: Vec<u8>,
+    ) -> lang::catalog::LocalFuture<'_, Result<Vec<u8>, RemoteError>> {
+        Box::pin(self.handle_rpc(method, payload))
+    }
+
+    fn scan(
+        &self,
+        s: Scan,
+    ) -> lang::catalog::LocalFuture<'_, Result<Vec<storage::column::Column>, RemoteError>> {
+        Box::pin(DataNodeService::scan(self, s))
     }
 }
