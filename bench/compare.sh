@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the peers (../shared/peers/peer_bench.py) and Porpoise's benchmarks back to back, so
 # the figures come from the same machine state. Compare ratios, not absolute times.
-#   bash bench/compare.sh [storage|startup|query] [peer names, default duckdb]
+#   bash bench/compare.sh [storage|startup|query|ingest] [peer names, default duckdb]
+# `ingest` runs the peers' durable ingest of 1.21M rows, then ingest.rs on the local cluster.
 # `query` runs the peers over 1 and 20 days of the tutorial's data (Q1, Q2), then query.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +22,7 @@ if [ "$what" = query ]; then
 else
     "$venv/bin/python" "$shared/peers/peer_bench.py" --peers "$peers" --reps 5 --json target/peers.json
 fi
-cargo bench -p bench --bench "$what" 2>&1 | grep -E 'footprint|time:|thrpt:|^storage|^resolve|^check|^query' | grep -v '%'
+if [ "$what" = ingest ]; then
+    cargo build --release -p node --bin porpoise
+fi
+cargo bench -p bench --bench "$what" 2>&1 | grep -E 'footprint|time:|thrpt:|^storage|^resolve|^check|^query|^ingest' | grep -v '%'

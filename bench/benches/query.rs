@@ -27,20 +27,27 @@ fn dir(days: u32) -> std::path::PathBuf {
         .join(format!("query-{days}d"))
 }
 
-async fn open(days: u32) -> Rc<lang::dfs::Dfs> {
+/// The single node of `dir(days)`, opened as `porpoise -mode single` opens it (a one-node
+/// cluster, ARCHITECTURE D71), with the tutorial's table loaded on first use.
+async fn open(days: u32) -> Rc<dyn Catalog> {
     let d = dir(days);
-    let fresh = !d.join("catalog").exists();
+    let marker = d.join("loaded");
+    let fresh = !marker.exists();
     if fresh {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
     }
-    let mut cfg = storage::EngineConfig::in_dir(&d);
-    cfg.cache_bytes_max = 2 << 30;
-    cfg.span_cache_bytes_max = 4 << 30;
-    let engine = storage::Engine::open(cfg).await.unwrap();
-    let dfs = lang::dfs::Dfs::open(engine, d.join("catalog"))
+    let cmdline = node::config::kv::parse(
+        node::config::Source::CommandLine,
+        "mode=single\nlocalSite=127.0.0.1:18999:bench1\nOLAPCacheEngineSize=2\n",
+    )
+    .unwrap();
+    let settings = node::config::resolve(&d, &[cmdline]).unwrap();
+    let log = node::log::Logger::silent("bench1");
+    let one = node::single::open(&settings, &log, Default::default())
         .await
         .unwrap();
+    let dfs = one.catalog;
     if fresh {
         let by_day = lang::partition::Scheme::Value {
             ty: storage::types::DataType::Date,
@@ -70,6 +77,7 @@ async fn open(days: u32) -> Rc<lang::dfs::Dfs> {
         }
         // Steady state: the rows are in column files, as after the cache engine's flush.
         dfs.flush().await.unwrap();
+        std::fs::write(&marker, b"").unwrap();
     }
     dfs
 }

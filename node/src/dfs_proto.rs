@@ -243,6 +243,9 @@ pub trait ChunkServer {
 
     /// `CHUNK_SCAN`, its columns as they are.
     fn scan(&self, s: Scan) -> LocalFuture<'_, Result<Vec<Column>, RemoteError>>;
+
+    /// Moves the cache engine's rows into column files (a checkpoint).
+    fn flush(&self) -> LocalFuture<'_, Result<(), RemoteError>>;
 }
 
 /// The leader controller's DFS methods as a node in the same process reaches them (the single

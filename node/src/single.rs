@@ -15,11 +15,68 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::config::Settings;
+use crate::config::{Mode, NodeEntry, NodesFile, Settings, Source};
 use crate::controller::meta::{Command, Role};
+use crate::controller::raft::RaftTiming;
 use crate::controller::service::{ControllerService, Heartbeat};
+use crate::coordinator::ClusterCatalog;
 use crate::datanode::DataNodeService;
+use crate::dfs_proto::{ChunkServer, MetaServer};
+use crate::leader::LeaderClient;
 use crate::log::Logger;
+use crate::start::StartError;
+
+/// A running single node's parts.
+pub struct SingleNode {
+    pub catalog: Rc<dyn lang::catalog::Catalog>,
+    pub controller: Rc<ControllerService>,
+    pub datanode: Rc<DataNodeService>,
+}
+
+/// Opens the single node `settings` describe: its one-member controller group, its data node
+/// on the local volumes, and the coordinator scripts use. The start function and the benches
+/// both open a single node here.
+pub async fn open(
+    settings: &Settings,
+    log: &Logger,
+    timing: RaftTiming,
+) -> Result<SingleNode, StartError> {
+    let one = NodesFile {
+        source: Source::Default,
+        nodes: vec![NodeEntry {
+            site: settings.site().clone(),
+            mode: Mode::Controller,
+            line: 0,
+        }],
+    };
+    let controller = ControllerService::start(settings, &one, log.clone(), timing)
+        .await
+        .map_err(StartError::Role)?;
+    let engine = crate::server::open_engine(settings)
+        .await
+        .map_err(StartError::Storage)?;
+    let meta: Rc<dyn MetaServer> = controller.clone();
+    let datanode = DataNodeService::start(
+        engine,
+        Rc::new(LeaderClient::local(meta.clone())),
+        log.clone(),
+    );
+    adopt(settings, &controller, &datanode, log)
+        .await
+        .map_err(StartError::Storage)?;
+    let chunks: Rc<dyn ChunkServer> = datanode.clone();
+    let catalog = Rc::new(ClusterCatalog::new(
+        Rc::new(LeaderClient::local(meta)),
+        Some((settings.alias().to_string(), chunks)),
+        lang::partition::NewValues::parse(&settings.new_value_partition_policy()),
+        log.clone(),
+    ));
+    Ok(SingleNode {
+        catalog,
+        controller,
+        datanode,
+    })
+}
 
 /// How long start-up waits for the one-member group to elect itself.
 const ELECTED_WAIT_MS: u64 = 30_000;

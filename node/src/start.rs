@@ -15,7 +15,7 @@ use crate::controller::raft::RaftTiming;
 use crate::controller::service::ControllerService;
 use crate::coordinator::ClusterCatalog;
 use crate::datanode::DataNodeService;
-use crate::dfs_proto::{ChunkServer, MetaServer};
+use crate::dfs_proto::ChunkServer;
 use crate::leader::LeaderClient;
 use crate::log::Logger;
 use crate::server::{self, ServeError};
@@ -80,38 +80,10 @@ pub async fn start(
     };
     let dfs: Option<Rc<dyn lang::catalog::Catalog>> = match settings.mode() {
         Mode::Single => {
-            // A one-node cluster (ARCHITECTURE D71): a one-member controller group, a data
-            // node and a coordinator in this process, over the cluster's code paths.
-            let one = NodesFile {
-                source: crate::config::Source::Default,
-                nodes: vec![crate::config::NodeEntry {
-                    site: settings.site().clone(),
-                    mode: Mode::Controller,
-                    line: 0,
-                }],
-            };
-            let svc = ControllerService::start(&settings, &one, log.clone(), opts.timing)
-                .await
-                .map_err(StartError::Role)?;
-            let engine = server::open_engine(&settings)
-                .await
-                .map_err(StartError::Storage)?;
-            let meta: Rc<dyn MetaServer> = svc.clone();
-            let dn = DataNodeService::start(
-                engine,
-                Rc::new(LeaderClient::local(meta.clone())),
-                log.clone(),
-            );
-            crate::single::adopt(&settings, &svc, &dn, &log)
-                .await
-                .map_err(StartError::Storage)?;
-            let chunks: Rc<dyn ChunkServer> = dn.clone();
-            datanode = Some(dn);
-            controller = Some(svc);
-            Some(coordinator(
-                LeaderClient::local(meta),
-                Some((settings.alias().to_string(), chunks)),
-            ))
+            let one = crate::single::open(&settings, &log, opts.timing).await?;
+            datanode = Some(one.datanode);
+            controller = Some(one.controller);
+            Some(one.catalog)
         }
         Mode::DataNode => {
             let engine = server::open_engine(&settings)

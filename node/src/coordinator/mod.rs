@@ -659,8 +659,13 @@ impl Catalog for ClusterCatalog {
     }
 
     fn flush(&self) -> LocalFuture<'_, Result<(), EvalError>> {
-        // Each data node flushes its own cache engine.
-        Box::pin(async { Ok(()) })
+        // This node's own data node, if it is one; each flushes its own cache engine.
+        Box::pin(async move {
+            match &self.local {
+                Some((_, l)) => l.flush().await.map_err(eval_err),
+                None => Ok(()),
+            }
+        })
     }
 
     fn chunks(&self) -> LocalFuture<'_, Result<Vec<lang::catalog::ChunkRow>, EvalError>> {

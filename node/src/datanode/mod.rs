@@ -229,4 +229,8 @@ impl ChunkServer for DataNodeService {
     ) -> lang::catalog::LocalFuture<'_, Result<Vec<storage::column::Column>, RemoteError>> {
         Box::pin(DataNodeService::scan(self, s))
     }
+
+    fn flush(&self) -> lang::catalog::LocalFuture<'_, Result<(), RemoteError>> {
+        Box::pin(async move { self.engine.flush().await.map_err(storage_error) })
+    }
 }

@@ -1,0 +1,154 @@
+//! Durable ingest of the tutorial's 1.21M rows on the local 3-host cluster: three controllers
+//! and three data nodes on 127.0.0.80–82 from `configs/cluster/` (`dfsReplicationFactor=2`,
+//! `dataSync=1`), each append one two-phase commit across two data nodes. The rows are
+//! generated in the session first (the tutorial's Step 5 script up to `append!`); what is
+//! timed is `loadTable(dbName, tbName).append!(t)` on `datanode1` through `POST /api/execute`,
+//! answered only after the commit is recorded by the leader and every replica's redo log is
+//! synced.
+//!
+//! Needs the release binary (`cargo build --release -p node`); the peers' durable ingest of the
+//! same rows comes from `bash bench/compare.sh ingest duckdb` in the same run.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+const HOSTS: [&str; 3] = ["P1", "P2", "P3"];
+const IPS: [&str; 3] = ["127.0.0.80", "127.0.0.81", "127.0.0.82"];
+const ROWS: u64 = 1_210_000;
+
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `POST /api/execute` in session `session`; (session id, body).
+fn execute(addr: SocketAddr, session: Option<&str>, script: &str) -> Option<(String, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(300))).ok()?;
+    let header = session
+        .map(|id| format!("X-Session: {id}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "POST /api/execute HTTP/1.1\r\nHost: x\r\n{header}Content-Length: {}\r\n\r\n{script}",
+        script.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    let id = head
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Session: "))?
+        .trim()
+        .to_string();
+    Some((id, body.to_string()))
+}
+
+fn start_cluster() -> Procs {
+    let bin = bench::repo_root().join("target/release/porpoise");
+    assert!(
+        bin.exists(),
+        "build the release binary first: cargo build --release -p node"
+    );
+    let root = bench::scratch("ingest-cluster");
+    let _ = std::fs::remove_dir_all(&root);
+    let mut procs = Vec::new();
+    for (i, (h, ip)) in HOSTS.iter().zip(IPS).enumerate() {
+        let dir = root.join(h);
+        std::fs::create_dir_all(dir.join("log")).unwrap();
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        let cfg = bench::repo_root().join(format!("configs/cluster/{h}/config"));
+        for f in std::fs::read_dir(&cfg).unwrap().flatten() {
+            std::fs::copy(f.path(), dir.join("config").join(f.file_name())).unwrap();
+        }
+        let run = |args: &[&str]| {
+            Command::new(&bin)
+                .current_dir(&dir)
+                .args(["-console", "0", "-home", "data"])
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        procs.push(run(&[
+            "-mode",
+            "controller",
+            "-config",
+            "config/controller.cfg",
+            "-logFile",
+            "log/controller.log",
+            "-nodesFile",
+            "config/cluster.nodes",
+            "-clusterConfig",
+            "config/cluster.cfg",
+        ]));
+        procs.push(run(&[
+            "-mode",
+            "datanode",
+            "-localSite",
+            &format!("{ip}:8802:datanode{}", i + 1),
+            "-controllerSite",
+            &format!("{ip}:8800:controller{}", i + 1),
+            "-clusterConfig",
+            "config/cluster.cfg",
+            "-logFile",
+            &format!("log/datanode{}.log", i + 1),
+        ]));
+    }
+    Procs(procs)
+}
+
+fn ingest(c: &mut Criterion) {
+    let _cluster = start_cluster();
+    let dn1: SocketAddr = "127.0.0.80:8802".parse().unwrap();
+    let step5 =
+        std::fs::read_to_string(bench::repo_root().join("lang/tests/scripts/tutorial_step5.dos"))
+            .unwrap();
+    let (setup, _) = step5.split_at(
+        step5
+            .find("dbName = \"dfs://testDB\"\ntbName = \"testTB\"\nloadTable")
+            .unwrap(),
+    );
+    // The cluster is up when the create succeeds (every data node live, a leader elected).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let session = loop {
+        if let Some((id, body)) = execute(dn1, None, setup) {
+            if body.contains("\"ok\":true") {
+                break id;
+            }
+        }
+        assert!(Instant::now() < deadline, "the cluster did not come up");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let append = "loadTable(\"dfs://testDB\", \"testTB\").append!(t)";
+    let mut g = c.benchmark_group("ingest_cluster");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .throughput(Throughput::Elements(ROWS));
+    g.bench_function("append_1.21M_rf2_2pc_datasync", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let (_, body) = execute(dn1, Some(&session), append).expect("an answer");
+                assert!(body.contains("\"ok\":true"), "{body}");
+            }
+            start.elapsed()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ingest);
+criterion_main!(benches);
