@@ -190,11 +190,11 @@ pub type Routed = std::collections::BTreeMap<String, Vec<usize>>;
 
 /// `data` cast to the table's column types, and its rows grouped by the partition each
 /// belongs to (a dimension table keeps every row in [`crate::dfs::DIMENSION_PARTITION`]).
-pub fn route(
+pub fn route<'a>(
     info: &TableInfo,
-    data: &Table,
+    data: &'a Table,
     new_values: crate::partition::NewValues,
-) -> Result<(Vec<Column>, Routed), EvalError> {
+) -> Result<(Vec<std::borrow::Cow<'a, Column>>, Routed), EvalError> {
     let schema = &info.schema;
     if data.columns.len() != schema.columns.len() {
         return Err(EvalError::msg(format!(
@@ -205,10 +205,11 @@ pub fn route(
     }
     let mut cols = Vec::with_capacity(schema.columns.len());
     for ((_, ty), (_, c)) in schema.columns.iter().zip(&data.columns) {
+        // Borrowed unless a cast is needed: an append's rows are copied once, into batches.
         cols.push(if c.ty == *ty {
-            c.clone()
+            std::borrow::Cow::Borrowed(c)
         } else {
-            crate::eval::cast_column(c, *ty)?
+            std::borrow::Cow::Owned(crate::eval::cast_column(c, *ty)?)
         });
     }
     let parts = if info.partition_columns.is_empty() {
@@ -218,7 +219,11 @@ pub fn route(
             (0..rows).collect(),
         )])
     } else {
-        let keys: Vec<&Column> = info.partition_columns.iter().map(|i| &cols[*i]).collect();
+        let keys: Vec<&Column> = info
+            .partition_columns
+            .iter()
+            .map(|i| cols[*i].as_ref())
+            .collect();
         info.scheme.assign(&keys, new_values)?
     };
     Ok((cols, parts))

@@ -180,8 +180,10 @@ pub enum Outcome {
 pub struct PreparePart {
     pub chunk: u64,
     /// `storage::Schema` encoding (the chunk is created with it if this replica lacks it).
+    #[serde(with = "serde_bytes")]
     pub schema: Vec<u8>,
     /// `storage::Batch` encoding.
+    #[serde(with = "serde_bytes")]
     pub batch: Vec<u8>,
 }
 
@@ -220,9 +222,21 @@ pub fn decode_schema(b: &[u8]) -> Result<Schema, String> {
 }
 
 pub fn encode_columns(columns: Vec<Column>) -> Vec<u8> {
+    encode_columns_ref(&columns)
+}
+
+pub fn encode_columns_ref(columns: &[Column]) -> Vec<u8> {
     let mut w = Writer::default();
-    Batch { columns }.encode(&mut w);
+    // Batch owns its columns; encoding borrows them through a shallow view.
+    Batch::encode_columns(columns, &mut w);
     w.buf
+}
+
+/// One chunk's rows for a transaction, as a coordinator hands them to its own data node.
+pub struct LocalPart {
+    pub chunk: u64,
+    pub schema: Schema,
+    pub batch: Batch,
 }
 
 pub fn decode_columns(b: &[u8]) -> Result<Vec<Column>, String> {
@@ -240,6 +254,9 @@ pub trait ChunkServer {
         method: u16,
         payload: Vec<u8>,
     ) -> LocalFuture<'_, Result<Vec<u8>, RemoteError>>;
+
+    /// `CHUNK_PREPARE`, the batches handed over as they are.
+    fn prepare(&self, tid: u64, parts: Vec<LocalPart>) -> LocalFuture<'_, Result<(), RemoteError>>;
 
     /// `CHUNK_SCAN`, its columns as they are.
     fn scan(&self, s: Scan) -> LocalFuture<'_, Result<Vec<Column>, RemoteError>>;

@@ -213,10 +213,12 @@ pub async fn run_node(site: Site, mode: Mode, ctx: NodeCtx) {
         arg("mode", mode.as_str().into()),
         arg("localSite", site.to_string()),
         arg("lanCluster", ctx.opts.lan_cluster.to_string()),
+        // Every node syncs before it acknowledges, as the tutorial's configuration asks: a
+        // simulated kill loses unsynced writes as a power loss would.
+        arg("dataSync", "1".into()),
     ];
     if mode == Mode::Controller {
         entries.push(arg("dfsHAMode", "Raft".into()));
-        entries.push(arg("dataSync", "1".into()));
         entries.push(arg(
             "nodeHeartbeatTimeout",
             ctx.opts.node_timeout_ms.to_string(),
@@ -352,4 +354,41 @@ pub async fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> std::i
         }
     }
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `POST path` with `body` over `rt` TCP; returns the response body (after the head).
+pub async fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    body: &str,
+    timeout: Duration,
+) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(addr, timeout).await?;
+    s.set_read_timeout(Some(timeout));
+    s.set_write_timeout(Some(timeout));
+    s.write_all(
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: sim\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.len() > 4 << 20 {
+            return Err(std::io::Error::other("response too large"));
+        }
+    }
+    let text = String::from_utf8_lossy(&out).into_owned();
+    match text.split_once("\r\n\r\n") {
+        Some((_, body)) => Ok(body.to_string()),
+        None => Err(std::io::Error::other("no HTTP response")),
+    }
 }

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use zerocopy::IntoBytes;
+
 use crate::bytes::{DecodeError, Reader, Writer};
 use crate::column::{Column, ColumnData, SymbolBase};
 use crate::types::DataType;
@@ -104,23 +106,30 @@ impl Batch {
 
     /// Plain encoding (for the redo log).
     pub fn encode(&self, w: &mut Writer) {
-        w.varint(self.columns.len() as u64);
-        for c in &self.columns {
+        Batch::encode_columns(&self.columns, w)
+    }
+
+    /// [`Batch::encode`] of borrowed columns.
+    pub fn encode_columns(columns: &[Column], w: &mut Writer) {
+        w.varint(columns.len() as u64);
+        w.buf
+            .reserve(columns.iter().map(Column::heap_bytes).sum::<usize>() + 16);
+        for c in columns {
             w.u8(c.ty as u8);
             w.varint(c.len() as u64);
             match &c.data {
                 ColumnData::I8(v) => w.buf.extend(v.iter().map(|x| *x as u8)),
-                ColumnData::I16(v) => v.iter().for_each(|x| w.bytes(&x.to_le_bytes())),
-                ColumnData::I32(v) => v.iter().for_each(|x| w.bytes(&x.to_le_bytes())),
-                ColumnData::I64(v) => v.iter().for_each(|x| w.bytes(&x.to_le_bytes())),
-                ColumnData::F32(v) => v.iter().for_each(|x| w.bytes(&x.to_le_bytes())),
-                ColumnData::F64(v) => v.iter().for_each(|x| w.bytes(&x.to_le_bytes())),
+                ColumnData::I16(v) => le_bytes(w, v, |x| x.to_le_bytes()),
+                ColumnData::I32(v) => le_bytes(w, v, |x| x.to_le_bytes()),
+                ColumnData::I64(v) => le_bytes(w, v, |x| x.to_le_bytes()),
+                ColumnData::F32(v) => le_bytes(w, v, |x| x.to_le_bytes()),
+                ColumnData::F64(v) => le_bytes(w, v, |x| x.to_le_bytes()),
                 ColumnData::Symbol { codes, base } => {
                     w.varint(base.strings.len() as u64);
                     for s in &base.strings {
                         w.blob(s);
                     }
-                    codes.iter().for_each(|x| w.bytes(&x.to_le_bytes()));
+                    le_bytes(w, codes, |x| x.to_le_bytes());
                 }
                 ColumnData::Bytes { offsets, data } => {
                     for p in offsets.windows(2) {
@@ -192,5 +201,19 @@ impl Batch {
             return Err(r.err("columns of different lengths"));
         }
         Ok(b)
+    }
+}
+
+/// Appends `v` little-endian: one copy of the slice's bytes on a little-endian machine (the
+/// encoding is the memory layout), element by element elsewhere.
+fn le_bytes<T: zerocopy::IntoBytes + zerocopy::Immutable + Copy, const W: usize>(
+    w: &mut Writer,
+    v: &[T],
+    each: fn(T) -> [u8; W],
+) {
+    if cfg!(target_endian = "little") {
+        w.buf.extend_from_slice(v.as_bytes());
+    } else {
+        v.iter().for_each(|x| w.bytes(&each(*x)));
     }
 }

@@ -137,6 +137,31 @@ impl ChunkState {
         }
     }
 
+    /// Cache rows visible at committed version `version` (records up to `durable` durable):
+    /// the rows of every commit up to it, none of a later one. A version above the visible one
+    /// is not here yet (`VersionMismatch`); one at or below the flushed segments' is served as
+    /// the segments alone (their rows cannot be split by version).
+    fn rows_at(&self, chunk: u64, durable: u64, version: u64) -> Result<usize, StorageError> {
+        let (rows, visible) = self.visible(durable);
+        if version > visible {
+            return Err(StorageError::VersionMismatch {
+                chunk,
+                wanted: version,
+                actual: visible,
+            });
+        }
+        if version <= self.meta.version {
+            return Ok(0);
+        }
+        Ok(self
+            .marks
+            .iter()
+            .rev()
+            .find(|m| m.lsn <= durable && m.version <= version)
+            .map(|m| m.rows)
+            .unwrap_or(rows))
+    }
+
     fn cache_rows(&self) -> usize {
         self.cache.first().map(Column::len).unwrap_or(0)
     }
@@ -380,6 +405,20 @@ impl Engine {
     /// Bytes held by the cache engine (committed cache rows plus prepared rows).
     pub fn cache_bytes(&self) -> u64 {
         self.cache_bytes.get()
+    }
+
+    /// Rows of `chunk` visible at committed version `version` (see [`Engine::scan_at`]).
+    pub fn rows_at(&self, chunk: u64, version: u64) -> Result<u64, StorageError> {
+        let s = self.state.borrow();
+        if let Some(e) = s.corrupt.get(&chunk) {
+            return Err(corrupt_clone(e));
+        }
+        let c = s
+            .chunks
+            .get(&chunk)
+            .ok_or(StorageError::NoSuchChunk(chunk))?;
+        let cached = c.rows_at(chunk, self.wal.durable_lsn(), version)?;
+        Ok(c.meta.rows() + cached as u64)
     }
 
     /// The visible version, rows and schema of a chunk.
@@ -813,6 +852,19 @@ impl Engine {
     /// Reads the visible rows of `columns` (indexes into the schema), cache and segments as
     /// one table in insertion order.
     pub async fn scan(&self, chunk: u64, columns: &[usize]) -> Result<Vec<Column>, StorageError> {
+        self.scan_at(chunk, columns, None).await
+    }
+
+    /// [`Engine::scan`] as of committed version `version` (`None`: the latest): the rows of
+    /// the commits up to it, in insertion order, and none of a later one (a reader's snapshot
+    /// stays whole while newer commits land). A version not reached yet is refused with
+    /// `VersionMismatch`.
+    pub async fn scan_at(
+        &self,
+        chunk: u64,
+        columns: &[usize],
+        version: Option<u64>,
+    ) -> Result<Vec<Column>, StorageError> {
         let _x = self.exclusive.lock().await;
         let (meta_snapshot, bases, cached, volume) = {
             let s = self.state.borrow();
@@ -832,7 +884,11 @@ impl Engine {
                     reason: format!("no column {bad}"),
                 });
             }
-            let (rows, _) = c.visible(self.wal.durable_lsn());
+            let durable = self.wal.durable_lsn();
+            let rows = match version {
+                None => c.visible(durable).0,
+                Some(v) => c.rows_at(chunk, durable, v)?,
+            };
             let cached: Vec<Column> = columns.iter().map(|i| c.cache[*i].slice(0, rows)).collect();
             (
                 c.meta.clone(),

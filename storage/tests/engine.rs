@@ -155,6 +155,22 @@ fn prepared_transactions_lock_chunks_and_survive_restart() {
             e.commit(102).await.unwrap();
             assert_eq!(e.chunk_info(1).unwrap().version, 4);
             assert_eq!(e.chunk_info(1).unwrap().rows, 14);
+            // A reader's snapshot: version 2 of chunk 1 is its first ten rows, though version 4
+            // is committed; a version not reached yet is refused.
+            assert_eq!(
+                ids(&e.scan_at(1, &[0], Some(2)).await.unwrap()),
+                (0..10).collect::<Vec<_>>()
+            );
+            assert_eq!(e.rows_at(1, 2).unwrap(), 10);
+            assert_eq!(e.rows_at(1, 3).unwrap(), 12);
+            assert!(matches!(
+                e.scan_at(1, &[0], Some(5)).await,
+                Err(StorageError::VersionMismatch {
+                    wanted: 5,
+                    actual: 4,
+                    ..
+                })
+            ));
             e.prepare(101, 2, rows(20, 3)).await.unwrap();
             e.abort(101).await.unwrap();
             assert!(matches!(

@@ -178,7 +178,7 @@ pub(super) async fn call(
                 )));
             };
             let data = match &args[1] {
-                Value::Table(t) => (**t).clone(),
+                Value::Table(t) => t.clone(),
                 other => {
                     return Err(EvalError::msg(format!(
                         "The function [{name}] cannot append a {}",

@@ -97,7 +97,7 @@ pub const KEYS: &[KeyDef] = &[
     key("dfsReplicationFactor", Kind::Int { min: 1, max: 16 }, "2", CONTROLLER | SINGLE,
         "Replicas kept of every chunk."),
     key("dfsReplicaReliabilityLevel", Kind::Int { min: 0, max: 2 }, "0", CONTROLLER | SINGLE,
-        "1: replicas of a chunk must be on distinct hosts (an error when impossible); 0: no constraint."),
+        "1: replicas of a chunk must be on distinct hosts (an error when impossible); 2: on distinct hosts where possible; 0: no constraint."),
     key("dataSync", Kind::Int { min: 0, max: 1 }, "0", ALL,
         "1: fsync the redo log and Raft log before acknowledging a write."),
     key("workerNum", Kind::Int { min: 1, max: 1024 }, "", ALL,

@@ -15,8 +15,9 @@
 //! Invariants:
 //! - Nothing is answered as appended before the leader recorded the commit, and once it is
 //!   recorded the append is never reported as failed.
-//! - A read asks each replica for at least the version its table snapshot saw; it never reads
-//!   a replica known to be behind.
+//! - A read asks each replica for exactly the version its table snapshot saw (the data node
+//!   shows no later commit, and refuses while behind), so a transaction over several chunks is
+//!   read whole or not at all.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -136,6 +137,12 @@ impl ClusterCatalog {
 
     async fn ddl(&self, d: Ddl) -> Result<(), EvalError> {
         self.leader_call::<()>(method::DDL, &d).await
+    }
+
+    fn is_local(&self, r: &Replica) -> bool {
+        self.local
+            .as_ref()
+            .is_some_and(|(alias, _)| *alias == r.alias)
     }
 
     /// How to reach the data node holding replica `r`: in-process when it is this node.
@@ -325,10 +332,11 @@ impl ClusterCatalog {
             self.remember(&got, &Rc::new(info.schema.clone()));
             placed.extend(got.into_iter().map(|p| (p.name.clone(), p)));
         }
-        // Each partition's rows in batches of at most PREPARE_BYTES_MAX, and each replica's
-        // batches in calls of at most that much.
+        // Each partition's rows in batches of at most PREPARE_BYTES_MAX, encoded once for the
+        // remote replicas (in calls of at most that much each) and handed over as they are to
+        // this node's own data node.
         let schema_bytes = encode_schema(&info.schema);
-        let mut per_node: BTreeMap<String, (Replica, Vec<Vec<PreparePart>>)> = BTreeMap::new();
+        let mut per_node: BTreeMap<String, (Replica, Work)> = BTreeMap::new();
         let mut chunks = Vec::with_capacity(parts.len());
         for (name, rows) in &parts {
             let p = placed.get(name).ok_or_else(|| {
@@ -336,26 +344,49 @@ impl ClusterCatalog {
             })?;
             let batches = batches_of(&cols, rows);
             chunks.push((p.chunk, batches.len() as u64));
-            for bytes in batches {
+            for columns in batches {
+                let remote = p.replicas.iter().any(|r| !self.is_local(r));
+                let bytes = remote.then(|| encode_columns_ref(&columns));
+                let mut columns = Some(columns);
                 for r in &p.replicas {
-                    let (_, calls) = per_node
-                        .entry(r.alias.clone())
-                        .or_insert_with(|| (r.clone(), vec![Vec::new()]));
-                    let size: usize = calls
-                        .last()
-                        .map(|c| c.iter().map(|p| p.batch.len()).sum())
-                        .unwrap_or(0);
-                    if size > 0 && size + bytes.len() > PREPARE_BYTES_MAX {
-                        calls.push(Vec::new());
-                    }
-                    calls
-                        .last_mut()
-                        .expect("one call at least")
-                        .push(PreparePart {
+                    let local = self.is_local(r);
+                    let (_, work) = per_node.entry(r.alias.clone()).or_insert_with(|| {
+                        (
+                            r.clone(),
+                            if local {
+                                Work::Local(Vec::new())
+                            } else {
+                                Work::Remote(vec![Vec::new()])
+                            },
+                        )
+                    });
+                    match work {
+                        Work::Local(parts) => parts.push(LocalPart {
                             chunk: p.chunk,
-                            schema: schema_bytes.clone(),
-                            batch: bytes.clone(),
-                        });
+                            schema: info.schema.clone(),
+                            batch: storage::Batch {
+                                columns: columns.take().unwrap_or_default(),
+                            },
+                        }),
+                        Work::Remote(calls) => {
+                            let bytes = bytes.clone().expect("encoded for remote replicas");
+                            let size: usize = calls
+                                .last()
+                                .map(|c| c.iter().map(|p| p.batch.len()).sum())
+                                .unwrap_or(0);
+                            if size > 0 && size + bytes.len() > PREPARE_BYTES_MAX {
+                                calls.push(Vec::new());
+                            }
+                            calls
+                                .last_mut()
+                                .expect("one call at least")
+                                .push(PreparePart {
+                                    chunk: p.chunk,
+                                    schema: schema_bytes.clone(),
+                                    batch: bytes,
+                                });
+                        }
+                    }
                 }
             }
         }
@@ -365,28 +396,32 @@ impl ClusterCatalog {
             .await?;
         // Phase one: every participant prepares, all at once.
         let mut votes = Vec::new();
-        for (replica, calls) in per_node.values() {
-            let target = self.node(replica);
-            let calls: Vec<Vec<u8>> = calls
-                .iter()
-                .map(|parts| {
-                    encode_payload(&Prepare {
-                        tid,
-                        parts: parts.clone(),
-                    })
-                })
-                .collect();
-            let alias = replica.alias.clone();
+        let mut replicas = Vec::with_capacity(per_node.len());
+        for (alias, (replica, work)) in per_node {
+            let target = self.node(&replica);
+            replicas.push(replica);
             votes.push(rt::task::spawn_local(async move {
                 let target =
                     target.ok_or_else(|| format!("{alias}: the address does not resolve"))?;
-                for c in calls {
-                    target
-                        .call(method::CHUNK_PREPARE, c)
+                match (work, &target) {
+                    (Work::Local(parts), Target::Local(l)) => l
+                        .prepare(tid, parts)
                         .await
-                        .map_err(|e| format!("{alias}: {e}"))?;
+                        .map_err(|e| format!("{alias}: {e}")),
+                    (Work::Local(_), Target::Remote(_)) => {
+                        Err(format!("{alias}: not this node's data node"))
+                    }
+                    (Work::Remote(calls), _) => {
+                        for parts in calls {
+                            let payload = encode_payload(&Prepare { tid, parts });
+                            target
+                                .call(method::CHUNK_PREPARE, payload)
+                                .await
+                                .map_err(|e| format!("{alias}: {e}"))?;
+                        }
+                        Ok::<(), String>(())
+                    }
                 }
-                Ok::<(), String>(())
             }));
         }
         let mut refusal = None;
@@ -421,7 +456,7 @@ impl ClusterCatalog {
             method::CHUNK_ABORT
         };
         let mut told = Vec::new();
-        for (replica, _) in per_node.values() {
+        for replica in &replicas {
             let target = self.node(replica);
             told.push(rt::task::spawn_local(async move {
                 match target {
@@ -449,24 +484,35 @@ impl ClusterCatalog {
     }
 }
 
-/// The encoded batches of `rows` of `cols`: one, or as many as keep each under
-/// [`PREPARE_BYTES_MAX`].
-fn batches_of(cols: &[Column], rows: &[usize]) -> Vec<Vec<u8>> {
-    let gather = |rows: &[usize]| {
-        encode_columns(
+/// `rows` of `cols` as batches: one, or as many as keep each (its heap bytes estimating the
+/// encoding) under [`PREPARE_BYTES_MAX`].
+fn batches_of(cols: &[std::borrow::Cow<'_, Column>], rows: &[usize]) -> Vec<Vec<Column>> {
+    let total = cols.first().map(|c| c.len()).unwrap_or(0);
+    let bytes: usize =
+        cols.iter().map(|c| c.heap_bytes()).sum::<usize>() * rows.len() / total.max(1);
+    let gather = |part: &[usize]| -> Vec<Column> {
+        if part.len() == total && part.iter().enumerate().all(|(i, r)| i == *r) {
+            // Every row, in order (one partition takes the whole append): no gather.
+            cols.iter().map(|c| c.as_ref().clone()).collect()
+        } else {
             cols.iter()
-                .map(|c| lang::eval::gather_rows(c, rows))
-                .collect(),
-        )
+                .map(|c| lang::eval::gather_rows(c, part))
+                .collect()
+        }
     };
-    let whole = gather(rows);
-    if whole.len() <= PREPARE_BYTES_MAX || rows.len() < 2 {
-        return vec![whole];
+    if bytes <= PREPARE_BYTES_MAX || rows.len() < 2 {
+        return vec![gather(rows)];
     }
-    let pieces = whole.len().div_ceil(PREPARE_BYTES_MAX / 2);
+    let pieces = bytes.div_ceil(PREPARE_BYTES_MAX / 2);
     rows.chunks(rows.len().div_ceil(pieces))
         .map(gather)
         .collect()
+}
+
+/// What one participant is sent: encoded calls, or batches handed over in-process.
+enum Work {
+    Remote(Vec<Vec<PreparePart>>),
+    Local(Vec<LocalPart>),
 }
 
 fn empty_columns(schema: &Schema, columns: &[usize]) -> Vec<Column> {

@@ -10,8 +10,10 @@
 //! - A prepared transaction is never resolved by this node alone: the resolver asks the
 //!   leader, which answers the recorded outcome or, for a coordinator silent longer than
 //!   `controller::dfs::TXN_ABANDON_MS`, records an abort first.
-//! - A read asks for at least the version the reader's snapshot saw; a replica behind it (its
-//!   commit still on the way) answers `<ChunkInTransaction>` to be asked again, never old rows.
+//! - A read is of exactly the version the reader's snapshot saw: commits after it are not
+//!   shown (so a transaction over several chunks is seen whole or not at all), and a replica
+//!   behind it (its commit still on the way) answers `<ChunkInTransaction>` to be asked again,
+//!   never old rows.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -41,7 +43,8 @@ pub struct DataNodeService {
 
 fn storage_error(e: StorageError) -> RemoteError {
     match e {
-        StorageError::ChunkInTransaction { .. } => {
+        // Behind the reader's snapshot: its commit is on the way; ask again.
+        StorageError::ChunkInTransaction { .. } | StorageError::VersionMismatch { .. } => {
             RemoteError::new(ErrorCode::ChunkInTransaction, e.to_string())
         }
         e => RemoteError::new(ErrorCode::StorageFailed, e.to_string()),
@@ -111,50 +114,52 @@ impl DataNodeService {
         }
         let cols: Vec<usize> = s.columns.iter().map(|c| *c as usize).collect();
         self.engine
-            .scan(s.chunk, &cols)
+            .scan_at(s.chunk, &cols, Some(s.version))
             .await
             .map_err(storage_error)
     }
 
-    /// The chunk's visible rows, if it holds at least `version`.
+    /// The chunk's rows at committed `version`, if it holds that version (a reader's
+    /// snapshot: later commits are not counted).
     fn at_version(&self, chunk: u64, version: u64) -> Result<u64, RemoteError> {
-        let info = match self.engine.chunk_info(chunk) {
+        match self.engine.rows_at(chunk, version) {
             // A chunk no transaction has committed on yet may not exist here.
-            Err(StorageError::NoSuchChunk(_)) if version == 0 => return Ok(0),
-            r => r.map_err(storage_error)?,
-        };
-        if info.version < version {
-            return Err(RemoteError::new(
-                ErrorCode::ChunkInTransaction,
-                format!(
-                    "chunk {chunk} is at version {} here and its commit to {version} is on the way",
-                    info.version
-                ),
-            ));
+            Err(StorageError::NoSuchChunk(_)) if version == 0 => Ok(0),
+            r => r.map_err(storage_error),
         }
-        Ok(info.rows)
     }
 
     async fn prepare(&self, p: Prepare) -> Result<(), RemoteError> {
+        let bad = |e: String| RemoteError::new(ErrorCode::BadRequest, e);
+        let mut parts = Vec::with_capacity(p.parts.len());
         for part in p.parts {
-            let schema = decode_schema(&part.schema)
-                .map_err(|e| RemoteError::new(ErrorCode::BadRequest, e))?;
-            match self.engine.create_chunk(part.chunk, schema).await {
+            parts.push(LocalPart {
+                chunk: part.chunk,
+                schema: decode_schema(&part.schema).map_err(bad)?,
+                batch: storage::Batch {
+                    columns: decode_columns(&part.batch).map_err(bad)?,
+                },
+            });
+        }
+        self.prepare_parts(p.tid, parts).await
+    }
+
+    /// Phase one for `tid`: each part's chunk created if this replica lacks it, its rows
+    /// prepared (durable, invisible, the chunk locked).
+    async fn prepare_parts(&self, tid: u64, parts: Vec<LocalPart>) -> Result<(), RemoteError> {
+        for part in parts {
+            match self.engine.create_chunk(part.chunk, part.schema).await {
                 Ok(()) | Err(StorageError::ChunkExists(_)) => {}
                 Err(e) => return Err(storage_error(e)),
             }
-            let batch = storage::Batch {
-                columns: decode_columns(&part.batch)
-                    .map_err(|e| RemoteError::new(ErrorCode::BadRequest, e))?,
-            };
             self.engine
-                .prepare(p.tid, part.chunk, batch)
+                .prepare(tid, part.chunk, part.batch)
                 .await
                 .map_err(storage_error)?;
         }
         self.prepared_since
             .borrow_mut()
-            .entry(p.tid)
+            .entry(tid)
             .or_insert_with(rt::time::unix_time_ms);
         Ok(())
     }
@@ -221,6 +226,14 @@ impl ChunkServer for DataNodeService {
         payload: Vec<u8>,
     ) -> lang::catalog::LocalFuture<'_, Result<Vec<u8>, RemoteError>> {
         Box::pin(self.handle_rpc(method, payload))
+    }
+
+    fn prepare(
+        &self,
+        tid: u64,
+        parts: Vec<LocalPart>,
+    ) -> lang::catalog::LocalFuture<'_, Result<(), RemoteError>> {
+        Box::pin(self.prepare_parts(tid, parts))
     }
 
     fn scan(

@@ -1,0 +1,286 @@
+//! Two-phase commit under madsim, through the real start function: three controllers and three
+//! data nodes, each on its own host (`dfsReplicationFactor=2`), a client appending batches
+//! over four partitions through a different data node each time (so coordinators, participants
+//! and the leader all change), a reader querying meanwhile, and per seed a crash of a data node
+//! (a coordinator and a participant), the leader controller, or both, at a moment drawn from
+//! the seed — before, between or after prepares, after the decision, between participants'
+//! commits, before the answer. The crashed hosts come back; then every invariant must hold:
+//! appends all or nothing with none acknowledged lost (`appends_atomic`), replicas agreeing
+//! with the metadata (`replicas_agree`), and no read seeing half an append (`whole_reads`).
+#![cfg(madsim)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rt::sim::{run_seeds, Host, World};
+use sim::cluster::{http_get, http_post, reset_observations, Options, SimCluster};
+use sim::invariants::{appends_atomic, replicas_agree, whole_reads};
+
+/// The fixed CI seed list.
+const SEEDS: &[u64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+const NODES: &str = "localSite,mode
+127.0.0.80:8800:controller1,controller
+127.0.0.81:8800:controller2,controller
+127.0.0.82:8800:controller3,controller
+127.0.0.83:8802:datanode1,datanode
+127.0.0.84:8802:datanode2,datanode
+127.0.0.85:8802:datanode3,datanode
+";
+const BATCHES: i64 = 40;
+/// Rows per append: 50 in each of 4 partitions.
+const ROWS_PER_BATCH: u64 = 200;
+const LOGIN: &str = "login(`admin, `123456)\n";
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The JSON values of column `name` of a table answer.
+fn column(json: &str, name: &str) -> Option<Vec<String>> {
+    let at = json.find(&format!("{{\"name\":\"{name}\""))?;
+    let rest = &json[at..];
+    let v = rest.find("\"value\":[")? + 9;
+    let body = &rest[v..v + rest[v..].find(']')?];
+    Some(if body.starts_with('"') {
+        body.trim_matches('"')
+            .split("\",\"")
+            .map(str::to_string)
+            .collect()
+    } else {
+        body.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+/// Batch → rows of one `select count(*) ... group by b` answer; `None` if it failed.
+fn batch_counts(json: &str) -> Option<BTreeMap<i64, u64>> {
+    if !json.contains("\"ok\":true") {
+        return None;
+    }
+    let b = column(json, "b")?;
+    let n = column(json, "n")?;
+    Some(
+        b.iter()
+            .zip(&n)
+            .map(|(b, n)| (b.parse().unwrap(), n.parse().unwrap()))
+            .collect(),
+    )
+}
+
+async fn run(addr: SocketAddr, script: &str) -> String {
+    http_post(addr, "/api/execute", script, CALL_TIMEOUT)
+        .await
+        .unwrap_or_default()
+}
+
+const COUNTS: &str = "select count(*) as n from loadTable(\"dfs://t\", `pt) group by b";
+
+#[derive(Default)]
+struct Seen {
+    attempted: BTreeSet<i64>,
+    acked: BTreeSet<i64>,
+    reads: u64,
+}
+
+#[test]
+fn a_crash_at_any_step_of_two_phase_commit_leaves_appends_whole() {
+    run_seeds(SEEDS, |world: World| async move {
+        reset_observations();
+        world.set_network(Duration::from_millis(1)..Duration::from_millis(5), 0.0);
+        let cluster = SimCluster::start_with(&world, NODES, Options::default());
+        let data: Vec<SocketAddr> = (1..=3)
+            .map(|i| cluster.node(&format!("datanode{i}")).addr)
+            .collect();
+        let client = world.create_idle_host("client", "10.0.0.99".parse::<IpAddr>().unwrap());
+        let mut rng = rt::rand::Rng::new();
+
+        // The table, once the cluster is up (a leader, data nodes live).
+        let create = format!(
+            "{LOGIN}db = database(\"dfs://t\", VALUE, 1..4)\n\
+             db.createPartitionedTable(table(1:0, `p`b`i, [INT, INT, INT]), `pt, `p)"
+        );
+        let d0 = data[0];
+        client
+            .spawn(async move {
+                for _ in 0..120 {
+                    let out = run(d0, &create).await;
+                    if out.contains("\"ok\":true") || out.contains("already exists") {
+                        return;
+                    }
+                    rt::time::sleep(Duration::from_millis(500)).await;
+                }
+                panic!("the cluster never created the table");
+            })
+            .await
+            .unwrap();
+
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let writer = client.spawn({
+            let (seen, data) = (seen.clone(), data.clone());
+            async move {
+                for b in 0..BATCHES {
+                    let script = format!(
+                        "{LOGIN}tableInsert(loadTable(\"dfs://t\", `pt), \
+                         table(take(1..4, 200) as p, take({b}, 200) as b, 0..199 as i))"
+                    );
+                    seen.lock().unwrap().attempted.insert(b);
+                    let out = run(data[b as usize % 3], &script).await;
+                    if out.contains("\"ok\":true") {
+                        seen.lock().unwrap().acked.insert(b);
+                    }
+                    rt::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        });
+        let reader = client.spawn({
+            let (seen, data) = (seen.clone(), data.clone());
+            async move {
+                for k in 0..60usize {
+                    let out = run(data[k % 3], &format!("{LOGIN}{COUNTS}")).await;
+                    if let Some(read) = batch_counts(&out) {
+                        whole_reads::check(&read, ROWS_PER_BATCH).unwrap();
+                        seen.lock().unwrap().reads += 1;
+                    }
+                    rt::time::sleep(Duration::from_millis(150)).await;
+                }
+            }
+        });
+
+        // The fault: a data node (coordinator of a third of the appends and participant in
+        // others), the leader controller, or both, at a moment drawn from the seed.
+        rt::time::sleep(Duration::from_millis(300 + rng.below(2_500))).await;
+        let kind = rng.below(3);
+        let mut killed: Vec<Host> = Vec::new();
+        if kind != 1 {
+            let dn = format!("datanode{}", 1 + rng.below(3));
+            killed.push(cluster.host_of(&dn).clone());
+        }
+        if kind != 0 {
+            let leader = cluster.nodes.iter().find(|n| {
+                n.site.alias.starts_with("controller")
+                    && sim::cluster::leaders_elected()
+                        .last()
+                        .is_some_and(|(_, id, _)| format!("controller{id}") == n.site.alias)
+            });
+            if let Some(l) = leader {
+                killed.push(cluster.host_of(&l.site.alias).clone());
+            }
+        }
+        for h in &killed {
+            world.kill(h);
+        }
+        rt::time::sleep(Duration::from_millis(1_000 + rng.below(3_000))).await;
+        for h in &killed {
+            world.restart(h);
+        }
+        writer.await.unwrap();
+        reader.await.unwrap();
+
+        // Every outcome delivered (a participant waits out an abandoned coordinator), then the
+        // final state, read through every data node.
+        let (final_counts, meta, reports) = client
+            .spawn({
+                let data = data.clone();
+                async move {
+                    let deadline = rt::time::now() + Duration::from_secs(120);
+                    loop {
+                        let mut reports = BTreeMap::new();
+                        for (i, a) in data.iter().enumerate() {
+                            if let Ok(r) = http_get(*a, "/chunks", Duration::from_secs(5)).await {
+                                reports.insert(format!("datanode{}", i + 1), parse_chunks(&r));
+                            }
+                        }
+                        let settled = reports.len() == 3
+                            && reports.values().all(|r: &BTreeMap<u64, replicas_agree::Held>| {
+                                r.values().all(|h| h.txn == 0)
+                            });
+                        let status = run(data[1], &format!("{LOGIN}getClusterChunksStatus()")).await;
+                        let counts = batch_counts(&run(data[2], &format!("{LOGIN}{COUNTS}")).await);
+                        let meta = parse_status(&status);
+                        if let (true, Some(meta), Some(counts)) = (settled, &meta, &counts) {
+                            return (counts.clone(), meta.clone(), reports);
+                        }
+                        assert!(
+                            rt::time::now() < deadline,
+                            "the cluster never settled: reports {reports:?}, status {status}, counts {counts:?}, refused starts {:?}", sim::cluster::refused_starts()
+                        );
+                        rt::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            })
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        eprintln!(
+            "seed {}: fault {kind}, {} of {} appends acknowledged, {} present, {} whole reads",
+            world.seed(),
+            seen.acked.len(),
+            seen.attempted.len(),
+            final_counts.len(),
+            seen.reads
+        );
+        appends_atomic::check(&final_counts, ROWS_PER_BATCH, &seen.acked, &seen.attempted).unwrap();
+        replicas_agree::check(&meta, &reports).unwrap();
+        for a in &data[..2] {
+            let again = client
+                .spawn({
+                    let a = *a;
+                    async move { batch_counts(&run(a, &format!("{LOGIN}{COUNTS}")).await) }
+                })
+                .await
+                .unwrap();
+            assert_eq!(
+                again.as_ref(),
+                Some(&final_counts),
+                "every node reads the same"
+            );
+        }
+        assert!(
+            !seen.acked.is_empty(),
+            "the workload made progress: {} reads",
+            seen.reads
+        );
+    });
+}
+
+fn parse_chunks(text: &str) -> BTreeMap<u64, replicas_agree::Held> {
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or(text);
+    body.lines()
+        .filter_map(|l| {
+            let f: Vec<u64> = l
+                .split(',')
+                .map(|x| x.parse().ok())
+                .collect::<Option<_>>()?;
+            Some((
+                f[0],
+                replicas_agree::Held {
+                    version: f[1],
+                    rows: f[2],
+                    txn: f[3],
+                },
+            ))
+        })
+        .collect()
+}
+
+/// chunk → (version, replica aliases) from `getClusterChunksStatus()`.
+fn parse_status(json: &str) -> Option<BTreeMap<u64, (u64, Vec<String>)>> {
+    if !json.contains("\"ok\":true") {
+        return None;
+    }
+    let ids = column(json, "chunkId")?;
+    let versions = column(json, "version")?;
+    let replicas = column(json, "replicas")?;
+    let mut out = BTreeMap::new();
+    for ((id, v), r) in ids.iter().zip(&versions).zip(&replicas) {
+        let chunk = u64::from_str_radix(id.rsplit('-').next()?, 16).ok()?;
+        let aliases = r
+            .split(',')
+            .filter_map(|x| x.split(':').next())
+            .map(str::to_string)
+            .collect();
+        out.insert(chunk, (v.parse().ok()?, aliases));
+    }
+    Some(out)
+}
