@@ -218,12 +218,12 @@ fn a_crash_at_any_step_of_two_phase_commit_leaves_appends_whole() {
         eprintln!(
             "seed {}: fault {kind}, {} of {} appends acknowledged, {} present, {} whole reads",
             world.seed(),
-            seen.acked.len(),
-            seen.attempted.len(),
+            acked.len(),
+            attempted.len(),
             final_counts.len(),
-            seen.reads
+            reads
         );
-        appends_atomic::check(&final_counts, ROWS_PER_BATCH, &seen.acked, &seen.attempted).unwrap();
+        appends_atomic::check(&final_counts, ROWS_PER_BATCH, &acked, &attempted).unwrap();
         replicas_agree::check(&meta, &reports).unwrap();
         for a in &data[..2] {
             let again = client
