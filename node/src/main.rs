@@ -10,6 +10,7 @@ use node::launch;
 use node::log::{Level, Logger};
 
 fn main() -> ExitCode {
+    rt::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("shell") {
         return ExitCode::from(node::shell::main(&args[1..]));
