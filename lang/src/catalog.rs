@@ -79,6 +79,20 @@ pub trait Catalog {
         partition_columns: &'a [String],
     ) -> LocalFuture<'a, Result<(), EvalError>>;
 
+    fn drop_table<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+    ) -> LocalFuture<'a, Result<(), EvalError>>;
+
+    /// Removes the named partitions of a table (names it does not have are ignored).
+    fn drop_partitions<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        partitions: Vec<String>,
+    ) -> LocalFuture<'a, Result<(), EvalError>>;
+
     /// A snapshot of the table's metadata.
     fn table<'a>(
         &'a self,

@@ -376,6 +376,40 @@ impl Dfs {
             .ok_or_else(|| EvalError::msg(format!("The database {db} does not exist")))
     }
 
+    /// Removes `partitions` of a table (`None`: the whole table) from the catalog, then their
+    /// chunks.
+    async fn remove_partitions(
+        &self,
+        db: &str,
+        table: &str,
+        partitions: Option<Vec<String>>,
+    ) -> Result<(), EvalError> {
+        let _guard = self.catalog_lock.lock().await;
+        let dropped: Vec<u64> = {
+            let mut cat = self.catalog.borrow_mut();
+            let d = cat
+                .databases
+                .get_mut(db)
+                .ok_or_else(|| EvalError::msg(format!("The database {db} does not exist")))?;
+            let t = d.tables.get_mut(table).ok_or_else(|| {
+                EvalError::msg(format!("The table {table} does not exist in {db}"))
+            })?;
+            match partitions {
+                None => {
+                    let chunks = t.chunks.values().copied().collect();
+                    d.tables.remove(table);
+                    chunks
+                }
+                Some(names) => names.iter().filter_map(|n| t.chunks.remove(n)).collect(),
+            }
+        };
+        self.save().await?;
+        for c in dropped {
+            self.engine.drop_chunk(c).await.map_err(err)?;
+        }
+        Ok(())
+    }
+
     /// A snapshot of the table's metadata.
     pub fn table_info(&self, db: &str, table: &str) -> Result<TableInfo, EvalError> {
         let cat = self.catalog.borrow();
@@ -499,6 +533,23 @@ impl catalog::Catalog for Dfs {
         table: &'a str,
     ) -> LocalFuture<'a, Result<Rc<TableInfo>, EvalError>> {
         Box::pin(async move { self.table_info(db, table).map(Rc::new) })
+    }
+
+    fn drop_table<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(self.remove_partitions(db, table, None))
+    }
+
+    fn drop_partitions<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        partitions: Vec<String>,
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(self.remove_partitions(db, table, Some(partitions)))
     }
 
     fn chunk_rows<'a>(&'a self, part: &'a Partition) -> LocalFuture<'a, Result<usize, EvalError>> {

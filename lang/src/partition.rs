@@ -274,6 +274,25 @@ impl Scheme {
 
     /// Rows grouped by partition name; `columns` holds one column per level. Rows a VALUE
     /// level skips (`NewValues::Skip`) are in no group.
+    /// The first level's partition names of `values` (values outside every partition are left
+    /// out): what `dropPartition` by value removes, with every partition below them. A VALUE
+    /// key names its partition whether or not the scheme declared it (appends add them).
+    pub fn first_level_names(&self, values: &Column) -> Result<Vec<String>, EvalError> {
+        let first = match self {
+            Scheme::Compo(l) => &l[0],
+            s => s,
+        };
+        let mut out = Vec::new();
+        for k in keys_of(first.types()[0], values)? {
+            if let Ok(Some(n)) = first.locate(&k, NewValues::Add) {
+                if !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub fn assign(
         &self,
         columns: &[&Column],

@@ -174,6 +174,13 @@ fn every_partition_scheme_routes_rows_and_queries_prune() {
                 assert_eq!(show(&mut again, "exec id from loadTable(\"dfs://r\", `pt) where id < 10").await, "[1,5]");
                 assert_eq!(again.partitions_read, 1);
                 assert_eq!(show(&mut again, "exec sum(k) from loadTable(\"dfs://r\", `dim)").await, "6");
+                // dropPartition by a first-level value takes every partition below it;
+                // dropTable the rest.
+                again.run("dropPartition(database(\"dfs://c\"), 2023.01.01, `pt)").await.unwrap();
+                assert_eq!(show(&mut again, "exec count(*) from loadTable(\"dfs://c\", `pt)").await, "2");
+                assert_eq!(show(&mut again, "exec count(*) from loadTable(\"dfs://c\", `pt) where d == 2023.01.01").await, "0");
+                again.run("dropTable(database(\"dfs://c\"), `pt)").await.unwrap();
+                assert_eq!(show(&mut again, "existsTable(\"dfs://c\", `pt)").await, "false");
             }
         })
         .unwrap();

@@ -93,6 +93,15 @@ pub enum Ddl {
         columns: Vec<(String, u8)>,
         partition_columns: Vec<String>,
     },
+    DropTable {
+        db: String,
+        table: String,
+    },
+    DropPartitions {
+        db: String,
+        table: String,
+        partitions: Vec<String>,
+    },
 }
 
 /// Where a replica lives.

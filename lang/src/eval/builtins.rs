@@ -72,6 +72,8 @@ const NAMES: &[&str] = &[
     "createPartitionedTable",
     "createTable",
     "existsTable",
+    "dropTable",
+    "dropPartition",
     "getClusterChunksStatus",
     "getClusterDFSDatabases",
     "getClusterDFSTables",
@@ -1018,6 +1020,8 @@ pub async fn call(
         | "createPartitionedTable"
         | "createTable"
         | "existsTable"
+        | "dropTable"
+        | "dropPartition"
         | "getClusterChunksStatus"
         | "getClusterDFSDatabases"
         | "getClusterDFSTables"

@@ -39,9 +39,12 @@ pub(super) async fn call(
             "getClusterChunksStatus" | "getClusterDFSDatabases" | "getClusterDFSTables" => {
                 Some("read the cluster's metadata")
             }
-            "database" | "dropDatabase" | "createPartitionedTable" | "createTable" => {
-                Some("create or delete databases")
-            }
+            "database"
+            | "dropDatabase"
+            | "createPartitionedTable"
+            | "createTable"
+            | "dropTable"
+            | "dropPartition" => Some("create or delete databases"),
             "loadTable" => Some("read tables"),
             _ => Some("write tables"),
         };
@@ -81,6 +84,52 @@ pub(super) async fn call(
         "getClusterChunksStatus" => {
             arity(name, &args, 0, 0)?;
             Ok(chunks_status(it, dfs.chunks().await?))
+        }
+        "dropTable" => {
+            // dropTable(dbHandle, tableName)
+            arity(name, &args, 2, 2)?;
+            dfs.drop_table(&db_name(&args[0])?, &scalar_string(&args[1])?)
+                .await?;
+            Ok(Value::Void)
+        }
+        "dropPartition" => {
+            // dropPartition(dbHandle, partitionPaths, tableName, [forceDelete], [deleteSchema]):
+            // partitions by value (a scalar or vector of the first level's type; every
+            // partition below a COMPO database's first level goes with it) or by path
+            // ("/<partition name>").
+            arity(name, &args, 3, 5)?;
+            let db = db_name(&args[0])?;
+            let table = scalar_string(&args[2])?;
+            let info = dfs.table(&db, &table).await?;
+            let values = args[1]
+                .column()
+                .ok_or_else(|| EvalError::msg("dropPartition needs partition values or paths"))?;
+            let firsts: Vec<String> = if matches!(values.ty, DataType::String) && {
+                let v = super::builtins::render(values, 0);
+                v.starts_with('/')
+            } {
+                (0..values.len())
+                    .map(|i| {
+                        super::builtins::render(values, i)
+                            .trim_start_matches('/')
+                            .to_string()
+                    })
+                    .collect()
+            } else {
+                info.scheme.first_level_names(values)?
+            };
+            let names: Vec<String> = info
+                .partitions
+                .iter()
+                .filter(|p| {
+                    firsts
+                        .iter()
+                        .any(|f| p.name == *f || p.name.starts_with(&format!("{f}/")))
+                })
+                .map(|p| p.name.clone())
+                .collect();
+            dfs.drop_partitions(&db, &table, names).await?;
+            Ok(Value::Void)
         }
         "dropDatabase" => {
             arity(name, &args, 1, 1)?;

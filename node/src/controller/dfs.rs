@@ -241,6 +241,16 @@ impl ControllerService {
                 columns,
                 partition_columns,
             },
+            Ddl::DropTable { db, table } => Command::DropTable { db, table },
+            Ddl::DropPartitions {
+                db,
+                table,
+                partitions,
+            } => Command::DropPartitions {
+                db,
+                table,
+                partitions,
+            },
         };
         match self.ctl.write(cmd).await? {
             Ok(_) => Ok(()),

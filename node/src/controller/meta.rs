@@ -154,6 +154,16 @@ pub enum Command {
         version: u64,
         replicas: Vec<String>,
     },
+    DropTable {
+        db: String,
+        table: String,
+    },
+    /// Removes the named partitions of a table (and their chunks).
+    DropPartitions {
+        db: String,
+        table: String,
+        partitions: Vec<String>,
+    },
 }
 
 /// Why a command was refused (the state is unchanged).
@@ -431,6 +441,34 @@ impl Meta {
                 );
                 self.next_chunk = self.next_chunk.max(chunk + 1);
                 return Ok(Applied::Chunk(*chunk));
+            }
+            Command::DropTable { db, table } => {
+                let t = self
+                    .databases
+                    .get_mut(db)
+                    .ok_or_else(|| MetaError::Missing(format!("database {db}")))?
+                    .tables
+                    .remove(table)
+                    .ok_or_else(|| MetaError::Missing(format!("table {table} in {db}")))?;
+                for c in t.partitions.values() {
+                    self.chunks.remove(c);
+                }
+            }
+            Command::DropPartitions {
+                db,
+                table,
+                partitions,
+            } => {
+                let t = self
+                    .databases
+                    .get_mut(db)
+                    .and_then(|d| d.tables.get_mut(table))
+                    .ok_or_else(|| MetaError::Missing(format!("table {table} in {db}")))?;
+                for p in partitions {
+                    if let Some(c) = t.partitions.remove(p) {
+                        self.chunks.remove(&c);
+                    }
+                }
             }
         }
         Ok(Applied::Done)

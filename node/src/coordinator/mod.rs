@@ -649,6 +649,30 @@ impl Catalog for ClusterCatalog {
         Box::pin(async move { Ok(Rc::new(self.snapshot(db, table).await?.0)) })
     }
 
+    fn drop_table<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(self.ddl(Ddl::DropTable {
+            db: db.to_string(),
+            table: table.to_string(),
+        }))
+    }
+
+    fn drop_partitions<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        partitions: Vec<String>,
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(self.ddl(Ddl::DropPartitions {
+            db: db.to_string(),
+            table: table.to_string(),
+            partitions,
+        }))
+    }
+
     fn chunk_rows<'a>(&'a self, part: &'a Partition) -> LocalFuture<'a, Result<usize, EvalError>> {
         Box::pin(async move {
             let req = Scan {
