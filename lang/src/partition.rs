@@ -22,6 +22,9 @@ use storage::types::DataType;
 
 use crate::eval::EvalError;
 
+/// A row no partition takes (`newValuePartitionPolicy=skip`).
+const SKIP: u32 = u32::MAX;
+
 /// A partitioning key value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Key {
@@ -105,6 +108,15 @@ pub fn keys_of(ty: DataType, c: &Column) -> Result<Vec<Key>, EvalError> {
             })
             .collect();
     }
+    Ok(int_keys(ty, c)?
+        .into_iter()
+        .map(|v| if v == i64::MIN { Key::Null } else { Key::I(v) })
+        .collect())
+}
+
+/// A numeric or temporal column's values as integer keys of a scheme of type `ty` (a DATE
+/// scheme over DATETIME values takes their day); `i64::MIN` is a null.
+fn int_keys(ty: DataType, c: &Column) -> Result<Vec<i64>, EvalError> {
     let vals = crate::eval::column_i64(c).ok_or_else(|| {
         msg(format!(
             "a {} column cannot be partitioned by a {} scheme",
@@ -129,13 +141,7 @@ pub fn keys_of(ty: DataType, c: &Column) -> Result<Vec<Key>, EvalError> {
     };
     Ok(vals
         .into_iter()
-        .map(|v| {
-            if v == i64::MIN {
-                Key::Null
-            } else {
-                Key::I(map(v))
-            }
-        })
+        .map(|v| if v == i64::MIN { v } else { map(v) })
         .collect())
 }
 
@@ -304,43 +310,144 @@ impl Scheme {
         };
         assert_eq!(levels.len(), columns.len(), "one column per level");
         let rows = columns.first().map(|c| c.len()).unwrap_or(0);
-        let mut names: Vec<Option<String>> = vec![Some(String::new()); rows];
-        for (level, (s, c)) in levels.iter().zip(columns).enumerate() {
-            let ty = s.types()[0];
-            let keys = keys_of(ty, c)?;
-            // Locate each distinct key once.
-            let mut memo: BTreeMap<&Key, Option<String>> = BTreeMap::new();
-            for (row, k) in keys.iter().enumerate() {
-                let name = match memo.get(k) {
-                    Some(n) => n.clone(),
-                    None => {
-                        let n = s.locate(k, new_values)?;
-                        memo.insert(k, n.clone());
-                        n
-                    }
-                };
-                names[row] = match (names[row].take(), name) {
-                    (Some(mut acc), Some(n)) => {
-                        if level > 0 {
-                            acc.push('/');
-                        }
-                        acc.push_str(&n);
-                        Some(acc)
-                    }
-                    _ => None,
-                };
+        // Each level gives every row the index of its partition at that level (or SKIP); a
+        // row's partition is the combination. No per-row strings: an append of a million rows
+        // into one partition builds one name.
+        let mut per_level: Vec<(Vec<u32>, Vec<String>)> = Vec::with_capacity(levels.len());
+        for (s, c) in levels.iter().zip(columns) {
+            per_level.push(s.level_indexes(c, new_values)?);
+        }
+        let mut combos: std::collections::HashMap<Vec<u32>, usize> =
+            std::collections::HashMap::new();
+        let mut groups: Vec<(Vec<u32>, Vec<usize>)> = Vec::new();
+        let mut last: Option<(Vec<u32>, usize)> = None;
+        let mut combo = vec![0u32; levels.len()];
+        let mut skipped = 0;
+        'rows: for row in 0..rows {
+            for (l, (idx, _)) in per_level.iter().enumerate() {
+                if idx[row] == SKIP {
+                    skipped += 1;
+                    continue 'rows;
+                }
+                combo[l] = idx[row];
             }
+            let g = match &last {
+                Some((k, g)) if *k == combo => *g,
+                _ => {
+                    let g = *combos.entry(combo.clone()).or_insert_with(|| {
+                        groups.push((combo.clone(), Vec::new()));
+                        groups.len() - 1
+                    });
+                    last = Some((combo.clone(), g));
+                    g
+                }
+            };
+            groups[g].1.push(row);
         }
         let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        let mut skipped = 0;
-        for (row, n) in names.into_iter().enumerate() {
-            match n {
-                Some(n) => out.entry(n).or_default().push(row),
-                None => skipped += 1,
-            }
+        for (combo, rows) in groups {
+            let name = combo
+                .iter()
+                .zip(&per_level)
+                .map(|(i, (_, names))| names[*i as usize].as_str())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.insert(name, rows);
         }
         debug_assert_eq!(out.values().map(Vec::len).sum::<usize>() + skipped, rows);
         Ok(out)
+    }
+
+    /// This level's partition of every value of `c`: an index into the returned names, or
+    /// [`SKIP`] for a value `newValuePartitionPolicy=skip` leaves out. Each distinct value is
+    /// located once (a symbol column's once per symbol).
+    fn level_indexes(
+        &self,
+        c: &Column,
+        new_values: NewValues,
+    ) -> Result<(Vec<u32>, Vec<String>), EvalError> {
+        let ty = self.types()[0];
+        let mut names: Vec<String> = Vec::new();
+        let mut by_name: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+        let mut index_of = |name: Option<String>| -> u32 {
+            match name {
+                None => SKIP,
+                Some(n) => *by_name.entry(n.clone()).or_insert_with(|| {
+                    names.push(n);
+                    (names.len() - 1) as u32
+                }),
+            }
+        };
+        if let (true, storage::column::ColumnData::Symbol { codes, base }) =
+            (matches!(ty, DataType::String | DataType::Symbol), &c.data)
+        {
+            let mut per_code: Vec<Option<u32>> = vec![None; base.strings.len()];
+            let mut out = Vec::with_capacity(codes.len());
+            for code in codes {
+                let slot = per_code
+                    .get_mut(*code as usize)
+                    .ok_or_else(|| msg("a symbol code outside its base"))?;
+                let i = match slot {
+                    Some(i) => *i,
+                    None => {
+                        let s = &base.strings[*code as usize];
+                        let k = if s.is_empty() {
+                            Key::Null
+                        } else {
+                            Key::S(s.clone())
+                        };
+                        let i = index_of(self.locate(&k, new_values)?);
+                        *slot = Some(i);
+                        i
+                    }
+                };
+                out.push(i);
+            }
+            return Ok((out, names));
+        }
+        if matches!(ty, DataType::String | DataType::Symbol) {
+            let keys = keys_of(ty, c)?;
+            let mut memo: std::collections::HashMap<&Key, u32> = std::collections::HashMap::new();
+            let mut out = Vec::with_capacity(keys.len());
+            for k in &keys {
+                let i = match memo.get(k) {
+                    Some(i) => *i,
+                    None => {
+                        let i = index_of(self.locate(k, new_values)?);
+                        memo.insert(k, i);
+                        i
+                    }
+                };
+                out.push(i);
+            }
+            return Ok((out, names));
+        }
+        // Integer keys, located once per distinct value; runs of one value (rows sorted by
+        // time, as the tutorial's are) skip even the lookup.
+        let keys = int_keys(ty, c)?;
+        let mut memo: std::collections::HashMap<i64, u32> = std::collections::HashMap::new();
+        let mut last: Option<(i64, u32)> = None;
+        let mut out = Vec::with_capacity(keys.len());
+        for &v in &keys {
+            let i = match last {
+                Some((lv, i)) if lv == v => i,
+                _ => {
+                    let i = match memo.get(&v) {
+                        Some(i) => *i,
+                        None => {
+                            let k = if v == i64::MIN { Key::Null } else { Key::I(v) };
+                            let i = index_of(self.locate(&k, new_values)?);
+                            memo.insert(v, i);
+                            i
+                        }
+                    };
+                    last = Some((v, i));
+                    i
+                }
+            };
+            out.push(i);
+        }
+        Ok((out, names))
     }
 
     /// Whether partition `name` may hold rows whose level-`level` key satisfies `pred`.
