@@ -407,9 +407,8 @@ impl Engine {
         self.cache_bytes.get()
     }
 
-    /// Rows of `chunk` visible at committed version `version` (see [`Engine::scan_at`]).
-    pub fn rows_at(&self, chunk: u64, version: u64) -> Result<u64, StorageError> {
-        let s = self.state.borrow();
+    /// The chunk, if it exists and is neither corrupt nor damaged.
+    fn readable(s: &State, chunk: u64) -> Result<&ChunkState, StorageError> {
         if let Some(e) = s.corrupt.get(&chunk) {
             return Err(corrupt_clone(e));
         }
@@ -417,6 +416,16 @@ impl Engine {
             .chunks
             .get(&chunk)
             .ok_or(StorageError::NoSuchChunk(chunk))?;
+        match &c.damaged {
+            Some(e) => Err(corrupt_clone(e)),
+            None => Ok(c),
+        }
+    }
+
+    /// Rows of `chunk` visible at committed version `version` (see [`Engine::scan_at`]).
+    pub fn rows_at(&self, chunk: u64, version: u64) -> Result<u64, StorageError> {
+        let s = self.state.borrow();
+        let c = Self::readable(&s, chunk)?;
         let cached = c.rows_at(chunk, self.wal.durable_lsn(), version)?;
         Ok(c.meta.rows() + cached as u64)
     }
@@ -424,16 +433,7 @@ impl Engine {
     /// The visible version, rows and schema of a chunk.
     pub fn chunk_info(&self, chunk: u64) -> Result<ChunkInfo, StorageError> {
         let s = self.state.borrow();
-        if let Some(e) = s.corrupt.get(&chunk) {
-            return Err(corrupt_clone(e));
-        }
-        let c = s
-            .chunks
-            .get(&chunk)
-            .ok_or(StorageError::NoSuchChunk(chunk))?;
-        if let Some(e) = &c.damaged {
-            return Err(corrupt_clone(e));
-        }
+        let c = Self::readable(&s, chunk)?;
         let (rows, version) = c.visible(self.wal.durable_lsn());
         Ok(ChunkInfo {
             version,
@@ -868,16 +868,7 @@ impl Engine {
         let _x = self.exclusive.lock().await;
         let (meta_snapshot, bases, cached, volume) = {
             let s = self.state.borrow();
-            if let Some(e) = s.corrupt.get(&chunk) {
-                return Err(corrupt_clone(e));
-            }
-            let c = s
-                .chunks
-                .get(&chunk)
-                .ok_or(StorageError::NoSuchChunk(chunk))?;
-            if let Some(e) = &c.damaged {
-                return Err(corrupt_clone(e));
-            }
+            let c = Self::readable(&s, chunk)?;
             if let Some(bad) = columns.iter().find(|i| **i >= c.meta.schema.columns.len()) {
                 return Err(StorageError::BadBatch {
                     chunk,
