@@ -125,6 +125,10 @@ pub trait Catalog {
     /// Every chunk, for `getClusterChunksStatus`.
     fn chunks(&self) -> LocalFuture<'_, Result<Vec<ChunkRow>, EvalError>>;
 
+    /// The chunks this node itself holds, with their local versions, for `getChunksMeta`
+    /// (`replicas` is left empty).
+    fn local_chunks(&self) -> LocalFuture<'_, Result<Vec<ChunkRow>, EvalError>>;
+
     /// Database paths (`tables`: `dbPath/tableName`), for `getClusterDFSDatabases` and
     /// `getClusterDFSTables`.
     fn names(&self, tables: bool) -> LocalFuture<'_, Result<Vec<String>, EvalError>>;

@@ -599,6 +599,11 @@ impl catalog::Catalog for Dfs {
         })
     }
 
+    fn local_chunks(&self) -> LocalFuture<'_, Result<Vec<catalog::ChunkRow>, EvalError>> {
+        // A single node holds every chunk it knows.
+        self.chunks()
+    }
+
     fn names(&self, tables: bool) -> LocalFuture<'_, Result<Vec<String>, EvalError>> {
         Box::pin(async move {
             let cat = self.catalog.borrow();

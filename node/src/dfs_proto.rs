@@ -272,6 +272,9 @@ pub trait ChunkServer {
 
     /// Moves the cache engine's rows into column files (a checkpoint).
     fn flush(&self) -> LocalFuture<'_, Result<(), RemoteError>>;
+
+    /// Every chunk this data node holds (`CHUNK_REPORT`).
+    fn report(&self) -> Vec<ChunkReport>;
 }
 
 /// The leader controller's DFS methods as a node in the same process reaches them (the single

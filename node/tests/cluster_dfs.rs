@@ -173,6 +173,31 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
         }
     }
 
+    // getChunksMeta on each data node lists the chunks it holds: two replicas in all, at the
+    // metadata's version; a path pattern filters them.
+    let mut held = 0;
+    for i in 1..=3 {
+        let meta = execute(datanode_addr(i), &format!("{LOGIN}getChunksMeta()"));
+        let paths = column(&meta, "dfsPath");
+        assert!(paths.iter().all(|p| p.ends_with("/testTB")), "{meta}");
+        assert!(
+            column(&meta, "version").iter().all(|v| *v == versions[0]),
+            "{meta}"
+        );
+        let filtered = execute(
+            datanode_addr(i),
+            &format!("{LOGIN}getChunksMeta(\"%testTB\")"),
+        );
+        assert_eq!(column(&filtered, "dfsPath").len(), paths.len());
+        let none = execute(
+            datanode_addr(i),
+            &format!("{LOGIN}getChunksMeta(\"%nosuch%\")"),
+        );
+        assert!(column(&none, "dfsPath").is_empty(), "{none}");
+        held += paths.len();
+    }
+    assert_eq!(held, 2, "dfsReplicationFactor=2");
+
     // DDL and appends from any data node, across partitions; every node sees every row.
     let ddl = format!(
         "{LOGIN}db = database(\"dfs://days\", VALUE, 2024.01.01..2024.01.05)\n\

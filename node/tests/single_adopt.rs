@@ -97,6 +97,9 @@ fn an_old_single_node_catalog_is_adopted_once_with_every_row() {
         &format!("{login}loadTable(\"dfs://old\", `pt).append!(table(2024.01.04 2024.01.01 as d, 7 8 as id))"),
     );
     assert_eq!(count(&execute(addr, &q)), "602");
+    // The single node holds every chunk: three adopted, one new.
+    let meta = execute(addr, &format!("{login}exec count(*) from getChunksMeta()"));
+    assert_eq!(count(&meta), "4", "{meta}");
     let meta = home.join("adopt1/dfsMeta");
     let adopted = std::fs::read_dir(home.join("adopt1"))
         .unwrap()

@@ -75,6 +75,7 @@ const NAMES: &[&str] = &[
     "dropTable",
     "dropPartition",
     "getClusterChunksStatus",
+    "getChunksMeta",
     "getClusterDFSDatabases",
     "getClusterDFSTables",
     "append!",
@@ -1023,6 +1024,7 @@ pub async fn call(
         | "dropTable"
         | "dropPartition"
         | "getClusterChunksStatus"
+        | "getChunksMeta"
         | "getClusterDFSDatabases"
         | "getClusterDFSTables"
         | "append!"

@@ -36,9 +36,10 @@ pub(super) async fn call(
     if it.user.is_none() {
         let what = match name {
             "existsDatabase" | "existsTable" => None,
-            "getClusterChunksStatus" | "getClusterDFSDatabases" | "getClusterDFSTables" => {
-                Some("read the cluster's metadata")
-            }
+            "getClusterChunksStatus"
+            | "getClusterDFSDatabases"
+            | "getClusterDFSTables"
+            | "getChunksMeta" => Some("read the cluster's metadata"),
             "database"
             | "dropDatabase"
             | "createPartitionedTable"
@@ -84,6 +85,25 @@ pub(super) async fn call(
         "getClusterChunksStatus" => {
             arity(name, &args, 0, 0)?;
             Ok(chunks_status(it, dfs.chunks().await?))
+        }
+        "getChunksMeta" => {
+            // getChunksMeta([chunkPath], [top=1024]): this node's chunks.
+            arity(name, &args, 0, 2)?;
+            let pattern = args.first().map(scalar_string).transpose()?;
+            let top = match args.get(1) {
+                Some(v) => scalar_i64(v)?,
+                None => 1024,
+            };
+            let mut rows = dfs.local_chunks().await?;
+            if let Some(p) = pattern {
+                // `%` and `*` match any run of characters.
+                let p = p.replace('*', "%");
+                rows.retain(|r| super::funcs::like(r.file.as_bytes(), p.as_bytes()));
+            }
+            if top >= 0 {
+                rows.truncate(top as usize);
+            }
+            Ok(chunks_meta(it, rows))
         }
         "dropTable" => {
             // dropTable(dbHandle, tableName)
@@ -297,6 +317,43 @@ fn chunks_status(it: &Interp, rows: Vec<crate::catalog::ChunkRow>) -> Value {
         ),
         ("replicaCount", ints(&|r| replicas(r).len() as i64)),
         ("permission", strings(&|_| "READ_WRITE".into())),
+    ];
+    table_value(super::value::Table {
+        columns: cols.into_iter().map(|(n, c)| (n.to_string(), c)).collect(),
+    })
+}
+
+/// `getChunksMeta()`: DolphinDB's columns, one row per chunk this node holds.
+fn chunks_meta(it: &Interp, rows: Vec<crate::catalog::ChunkRow>) -> Value {
+    let strings = |f: &dyn Fn(&crate::catalog::ChunkRow) -> String| {
+        let v: Vec<String> = rows.iter().map(f).collect();
+        Column::from_strings(DataType::String, &v)
+    };
+    let ints = |f: &dyn Fn(&crate::catalog::ChunkRow) -> i64| {
+        super::ops::from_num(
+            super::ops::Num::I(rows.iter().map(f).collect()),
+            DataType::Long,
+        )
+    };
+    let cols = vec![
+        ("site", strings(&|_| it.node.alias.clone())),
+        (
+            "chunkId",
+            strings(&|r| format!("00000000-0000-0000-0000-{:012x}", r.chunk)),
+        ),
+        ("path", strings(&|r| format!("CHUNKS/{:020}", r.chunk))),
+        ("dfsPath", strings(&|r| r.file.clone())),
+        // 0: a file chunk; flag 0: not marked deleted.
+        ("type", ints(&|_| 0)),
+        ("flag", ints(&|_| 0)),
+        ("size", ints(&|_| 0)),
+        ("version", ints(&|r| r.version as i64)),
+        // 0: final; 1: a transaction holds it before its commit.
+        ("state", ints(&|r| i64::from(r.in_txn))),
+        (
+            "versionList",
+            strings(&|r| format!("{}:0:{}", r.chunk, r.version)),
+        ),
     ];
     table_value(super::value::Table {
         columns: cols.into_iter().map(|(n, c)| (n.to_string(), c)).collect(),

@@ -614,7 +614,7 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, EvalError> {
 }
 
 /// SQL `like`: `%` matches any run of bytes (iterative, no backtracking blow-up).
-fn like(s: &[u8], p: &[u8]) -> bool {
+pub(super) fn like(s: &[u8], p: &[u8]) -> bool {
     let (mut si, mut pi) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while si < s.len() {

@@ -756,6 +756,36 @@ impl Catalog for ClusterCatalog {
         })
     }
 
+    fn local_chunks(&self) -> LocalFuture<'_, Result<Vec<lang::catalog::ChunkRow>, EvalError>> {
+        Box::pin(async move {
+            let Some((_, local)) = &self.local else {
+                // A compute node or controller holds no chunks.
+                return Ok(Vec::new());
+            };
+            let held = local.report();
+            if held.is_empty() {
+                return Ok(Vec::new());
+            }
+            // The leader knows which partition of which table each chunk is.
+            let files: HashMap<u64, String> = self
+                .chunks()
+                .await?
+                .into_iter()
+                .map(|c| (c.chunk, c.file))
+                .collect();
+            Ok(held
+                .into_iter()
+                .map(|c| lang::catalog::ChunkRow {
+                    chunk: c.chunk,
+                    file: files.get(&c.chunk).cloned().unwrap_or_default(),
+                    version: c.version,
+                    replicas: Vec::new(),
+                    in_txn: c.txn.is_some(),
+                })
+                .collect())
+        })
+    }
+
     fn names(&self, tables: bool) -> LocalFuture<'_, Result<Vec<String>, EvalError>> {
         Box::pin(async move {
             let q = if tables {

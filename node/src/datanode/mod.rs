@@ -243,6 +243,10 @@ impl ChunkServer for DataNodeService {
         Box::pin(DataNodeService::scan(self, s))
     }
 
+    fn report(&self) -> Vec<ChunkReport> {
+        DataNodeService::report(self)
+    }
+
     fn flush(&self) -> lang::catalog::LocalFuture<'_, Result<(), RemoteError>> {
         Box::pin(async move { self.engine.flush().await.map_err(storage_error) })
     }
