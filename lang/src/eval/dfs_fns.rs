@@ -15,6 +15,7 @@ use super::builtins::{
 use super::interp::Interp;
 use super::value::Value;
 use super::EvalError;
+use crate::catalog::ChunkRow;
 use crate::parse::ast::Expr;
 use crate::partition::{keys_of, Key, Scheme};
 
@@ -268,96 +269,95 @@ pub(super) async fn call(
     }
 }
 
+/// A table with one row per chunk, built column by column (the chunk views).
+struct ChunkTable<'a> {
+    rows: &'a [ChunkRow],
+    columns: Vec<(String, Column)>,
+}
+
+impl<'a> ChunkTable<'a> {
+    fn new(rows: &'a [ChunkRow]) -> Self {
+        ChunkTable {
+            rows,
+            columns: Vec::new(),
+        }
+    }
+
+    fn text(mut self, name: &str, f: impl Fn(&ChunkRow) -> String) -> Self {
+        let v: Vec<String> = self.rows.iter().map(f).collect();
+        let c = Column::from_strings(DataType::String, &v);
+        self.columns.push((name.to_string(), c));
+        self
+    }
+
+    fn long(mut self, name: &str, f: impl Fn(&ChunkRow) -> i64) -> Self {
+        let v = super::ops::Num::I(self.rows.iter().map(f).collect());
+        let c = super::ops::from_num(v, DataType::Long);
+        self.columns.push((name.to_string(), c));
+        self
+    }
+
+    fn value(self) -> Value {
+        table_value(super::value::Table {
+            columns: self.columns,
+        })
+    }
+}
+
+/// DolphinDB's chunk ids are UUIDs; ours are integers, shown in UUID form.
+fn chunk_uuid(r: &ChunkRow) -> String {
+    format!("00000000-0000-0000-0000-{:012x}", r.chunk)
+}
+
 /// `getClusterChunksStatus()`: DolphinDB's columns, one row per chunk.
-fn chunks_status(it: &Interp, rows: Vec<crate::catalog::ChunkRow>) -> Value {
-    let strings = |f: &dyn Fn(&crate::catalog::ChunkRow) -> String| {
-        let v: Vec<String> = rows.iter().map(f).collect();
-        Column::from_strings(DataType::String, &v)
-    };
-    let ints = |f: &dyn Fn(&crate::catalog::ChunkRow) -> i64| {
-        super::ops::from_num(
-            super::ops::Num::I(rows.iter().map(f).collect()),
-            DataType::Long,
-        )
-    };
-    let replicas = |r: &crate::catalog::ChunkRow| -> Vec<String> {
+fn chunks_status(it: &Interp, rows: Vec<ChunkRow>) -> Value {
+    let replicas = |r: &ChunkRow| -> Vec<String> {
         if r.replicas.is_empty() {
             vec![it.node.alias.clone()]
         } else {
             r.replicas.clone()
         }
     };
-    let cols = vec![
-        // DolphinDB's chunk ids are UUIDs; ours are integers, shown in UUID form.
-        (
-            "chunkId",
-            strings(&|r| format!("00000000-0000-0000-0000-{:012x}", r.chunk)),
-        ),
-        ("file", strings(&|r| r.file.clone())),
-        ("size", ints(&|_| 0)),
-        ("version", ints(&|r| r.version as i64)),
-        ("vcLength", ints(&|_| 1)),
-        (
-            "versionChain",
-            strings(&|r| format!("{}:0:{} ->", r.chunk, r.version)),
-        ),
-        (
-            "state",
-            strings(&|r| if r.in_txn { "CONSTRUCTING" } else { "COMPLETE" }.into()),
-        ),
-        (
-            "replicas",
-            strings(&|r| {
-                replicas(r)
-                    .iter()
-                    .map(|a| format!("{a}:{}:0", r.version))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            }),
-        ),
-        ("replicaCount", ints(&|r| replicas(r).len() as i64)),
-        ("permission", strings(&|_| "READ_WRITE".into())),
-    ];
-    table_value(super::value::Table {
-        columns: cols.into_iter().map(|(n, c)| (n.to_string(), c)).collect(),
-    })
+    ChunkTable::new(&rows)
+        .text("chunkId", chunk_uuid)
+        .text("file", |r| r.file.clone())
+        .long("size", |_| 0)
+        .long("version", |r| r.version as i64)
+        .long("vcLength", |_| 1)
+        .text("versionChain", |r| {
+            format!("{}:0:{} ->", r.chunk, r.version)
+        })
+        .text("state", |r| {
+            if r.in_txn { "CONSTRUCTING" } else { "COMPLETE" }.into()
+        })
+        .text("replicas", |r| {
+            replicas(r)
+                .iter()
+                .map(|a| format!("{a}:{}:0", r.version))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .long("replicaCount", |r| replicas(r).len() as i64)
+        .text("permission", |_| "READ_WRITE".into())
+        .value()
 }
 
 /// `getChunksMeta()`: DolphinDB's columns, one row per chunk this node holds.
-fn chunks_meta(it: &Interp, rows: Vec<crate::catalog::ChunkRow>) -> Value {
-    let strings = |f: &dyn Fn(&crate::catalog::ChunkRow) -> String| {
-        let v: Vec<String> = rows.iter().map(f).collect();
-        Column::from_strings(DataType::String, &v)
-    };
-    let ints = |f: &dyn Fn(&crate::catalog::ChunkRow) -> i64| {
-        super::ops::from_num(
-            super::ops::Num::I(rows.iter().map(f).collect()),
-            DataType::Long,
-        )
-    };
-    let cols = vec![
-        ("site", strings(&|_| it.node.alias.clone())),
-        (
-            "chunkId",
-            strings(&|r| format!("00000000-0000-0000-0000-{:012x}", r.chunk)),
-        ),
-        ("path", strings(&|r| format!("CHUNKS/{:020}", r.chunk))),
-        ("dfsPath", strings(&|r| r.file.clone())),
+fn chunks_meta(it: &Interp, rows: Vec<ChunkRow>) -> Value {
+    ChunkTable::new(&rows)
+        .text("site", |_| it.node.alias.clone())
+        .text("chunkId", chunk_uuid)
+        .text("path", |r| format!("CHUNKS/{:020}", r.chunk))
+        .text("dfsPath", |r| r.file.clone())
         // 0: a file chunk; flag 0: not marked deleted.
-        ("type", ints(&|_| 0)),
-        ("flag", ints(&|_| 0)),
-        ("size", ints(&|_| 0)),
-        ("version", ints(&|r| r.version as i64)),
+        .long("type", |_| 0)
+        .long("flag", |_| 0)
+        .long("size", |_| 0)
+        .long("version", |r| r.version as i64)
         // 0: final; 1: a transaction holds it before its commit.
-        ("state", ints(&|r| i64::from(r.in_txn))),
-        (
-            "versionList",
-            strings(&|r| format!("{}:0:{}", r.chunk, r.version)),
-        ),
-    ];
-    table_value(super::value::Table {
-        columns: cols.into_iter().map(|(n, c)| (n.to_string(), c)).collect(),
-    })
+        .long("state", |r| i64::from(r.in_txn))
+        .text("versionList", |r| format!("{}:0:{}", r.chunk, r.version))
+        .value()
 }
 
 /// `schema(loadTable(...))`: colDefs plus the partition fields the official clients read.

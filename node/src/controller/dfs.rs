@@ -20,16 +20,11 @@ use super::meta::{Command, Meta, Role, TxnState};
 use super::service::ControllerService;
 use crate::dfs_proto::*;
 use crate::error::{ErrorCode, RemoteError};
-use crate::rpc::{decode_payload, encode_payload};
+use crate::rpc::{decode_request as decode, encode_payload};
 
 /// How long a participant may hold a transaction prepared, its coordinator silent, before the
 /// leader aborts it (when the commit was not recorded).
 pub const TXN_ABANDON_MS: u64 = 30_000;
-
-fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, RemoteError> {
-    decode_payload(payload)
-        .map_err(|e| RemoteError::new(ErrorCode::BadRequest, format!("undecodable request: {e}")))
-}
 
 fn refused(e: impl std::fmt::Display) -> RemoteError {
     RemoteError::new(ErrorCode::MetaRefused, e.to_string())

@@ -19,7 +19,7 @@ use super::raft::{self, Controller, RaftTiming};
 use crate::config::{Mode, NodesFile, Settings};
 use crate::error::{ErrorCode, RemoteError};
 use crate::log::Logger;
-use crate::rpc::{self, RpcError};
+use crate::rpc::{self, decode_request as decode, RpcError};
 
 /// RPC methods nodes call on controllers (Raft's own are in [`raft::net::method`]).
 pub mod method {
@@ -432,10 +432,4 @@ fn joining() -> RemoteError {
         ErrorCode::Joining,
         "this controller is joining its group and takes no Raft traffic yet",
     )
-}
-
-/// Decodes a request payload; a malformed one is the caller's error.
-fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, RemoteError> {
-    crate::rpc::decode_payload(payload)
-        .map_err(|e| RemoteError::new(ErrorCode::BadRequest, format!("undecodable request: {e}")))
 }

@@ -26,7 +26,7 @@ use crate::dfs_proto::*;
 use crate::error::{ErrorCode, RemoteError};
 use crate::leader::LeaderClient;
 use crate::log::Logger;
-use crate::rpc::{decode_payload, encode_payload};
+use crate::rpc::{decode_payload, decode_request as decode, encode_payload};
 
 /// How often the resolver looks at prepared transactions.
 const RESOLVE_INTERVAL_MS: u64 = 1_000;
@@ -49,11 +49,6 @@ fn storage_error(e: StorageError) -> RemoteError {
         }
         e => RemoteError::new(ErrorCode::StorageFailed, e.to_string()),
     }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, RemoteError> {
-    decode_payload(payload)
-        .map_err(|e| RemoteError::new(ErrorCode::BadRequest, format!("undecodable request: {e}")))
 }
 
 impl DataNodeService {

@@ -58,6 +58,19 @@ pub fn decode_payload<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, Str
         .map_err(|e| e.to_string())
 }
 
+/// Decodes a request's payload as a server does: malformed input is the caller's error
+/// (`BadRequest`), answered, never a panic.
+pub fn decode_request<T: serde::de::DeserializeOwned>(
+    payload: &[u8],
+) -> Result<T, crate::error::RemoteError> {
+    decode_payload(payload).map_err(|e| {
+        crate::error::RemoteError::new(
+            crate::error::ErrorCode::BadRequest,
+            format!("undecodable request: {e}"),
+        )
+    })
+}
+
 /// RPC failures, each with a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RpcError {
