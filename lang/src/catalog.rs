@@ -141,8 +141,9 @@ pub struct ChunkRow {
     /// `/testDB/20200601/testTB`.
     pub file: String,
     pub version: u64,
-    /// Node aliases holding a replica (empty on a single node: the node itself).
-    pub replicas: Vec<String>,
+    /// Node aliases holding a replica, each with the version its node last reported (`None`
+    /// when not known yet). Empty on `lang::dfs`'s single node: the node itself.
+    pub replicas: Vec<(String, Option<u64>)>,
     /// Held by a transaction not yet resolved.
     pub in_txn: bool,
 }

@@ -29,6 +29,9 @@ pub mod method {
     pub const TXN_OUTCOME: u16 = 34;
     /// [`super::Ddl`] → `()`: a namespace change, through Raft.
     pub const DDL: u16 = 35;
+    /// [`super::ChunkReports`] → `Vec<u64>`: a data node's chunks, pushed when it starts; the
+    /// reply names the chunks it holds that the metadata dropped (to delete).
+    pub const CHUNK_REPORTS: u16 = 36;
 
     /// [`super::Prepare`] → `()`: rows durable and invisible, chunks locked.
     pub const CHUNK_PREPARE: u16 = 40;
@@ -40,8 +43,11 @@ pub mod method {
     pub const CHUNK_SCAN: u16 = 43;
     /// [`super::Scan`] (columns ignored) → `u64` rows.
     pub const CHUNK_ROWS: u16 = 44;
-    /// `()` → `Vec<ChunkReport>`: what this data node holds.
+    /// `()` → `Vec<ChunkReport>`: what this data node holds (a new leader asks).
     pub const CHUNK_REPORT: u16 = 45;
+    /// `Vec<u64>` → `()`: delete these chunks (dropped from the metadata); one held by a
+    /// transaction, or absent, is skipped.
+    pub const CHUNK_DROP: u16 = 46;
 }
 
 /// A namespace question for the leader.
@@ -140,8 +146,9 @@ pub struct ChunkStatus {
     /// `/testDB/20200601/testTB` (DolphinDB's file column).
     pub file: String,
     pub version: u64,
-    /// `alias` of each replica.
-    pub replicas: Vec<String>,
+    /// Each replica's `alias` and the version its data node last reported (`None` before its
+    /// first report to this leader).
+    pub replicas: Vec<(String, Option<u64>)>,
     /// Whether a transaction holds the chunk (`state` is then not COMPLETE).
     pub in_txn: bool,
 }
@@ -158,6 +165,24 @@ pub struct Allocate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TxnBegin {
     pub participants: Vec<String>,
+    /// The node coordinating it, if it is one that reports when it restarts (a data node).
+    pub coordinator: Option<Incarnation>,
+}
+
+/// One run of a node's process: a restart is a new incarnation, so the leader can tell that
+/// transactions the old one coordinated will never be decided by it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incarnation {
+    pub alias: String,
+    /// When the process started (ms since the epoch): later runs have larger numbers.
+    pub started_ms: u64,
+}
+
+/// What a data node holds, pushed to the leader when it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkReports {
+    pub node: Incarnation,
+    pub chunks: Vec<ChunkReport>,
 }
 
 /// The coordinator's decision: commit (every participant voted yes) or abort.

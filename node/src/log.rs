@@ -164,6 +164,10 @@ impl Logger {
         }
     }
 
+    pub fn debug(&self, event: &str, msg: &str, fields: &[(&str, &str)]) {
+        self.event(Level::Debug, event, msg, fields)
+    }
+
     pub fn info(&self, event: &str, msg: &str, fields: &[(&str, &str)]) {
         self.event(Level::Info, event, msg, fields)
     }

@@ -64,12 +64,15 @@ pub async fn open(
     adopt(settings, &controller, &datanode, log)
         .await
         .map_err(StartError::Storage)?;
+    let me = crate::start::incarnation(settings);
+    drop(rt::task::spawn_local(datanode.clone().announce(me.clone())));
     let chunks: Rc<dyn ChunkServer> = datanode.clone();
     let catalog = Rc::new(ClusterCatalog::new(
         Rc::new(LeaderClient::local(meta)),
         Some((settings.alias().to_string(), chunks)),
         lang::partition::NewValues::parse(&settings.new_value_partition_policy()),
         log.clone(),
+        Some(me),
     ));
     Ok(SingleNode {
         catalog,

@@ -20,6 +20,14 @@ use crate::leader::LeaderClient;
 use crate::log::Logger;
 use crate::server::{self, ServeError};
 
+/// This run of the node: its alias and when it started.
+pub fn incarnation(settings: &Settings) -> crate::dfs_proto::Incarnation {
+    crate::dfs_proto::Incarnation {
+        alias: settings.alias().to_string(),
+        started_ms: rt::time::unix_time_ms(),
+    }
+}
+
 /// Why a node did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -68,14 +76,18 @@ pub async fn start(
     let mut datanode = None;
     let mut controller = None;
     let new_values = lang::partition::NewValues::parse(&settings.new_value_partition_policy());
+    let me = incarnation(&settings);
     let coordinator = |leader: LeaderClient,
                        local: Option<(String, Rc<dyn ChunkServer>)>|
      -> Rc<dyn lang::catalog::Catalog> {
+        // Only a data node announces its restarts to the leader (DataNodeService::announce).
+        let me = local.is_some().then(|| me.clone());
         Rc::new(ClusterCatalog::new(
             Rc::new(leader),
             local,
             new_values,
             log.clone(),
+            me,
         ))
     };
     let dfs: Option<Rc<dyn lang::catalog::Catalog>> = match settings.mode() {
@@ -95,6 +107,7 @@ pub async fn start(
                 Rc::new(LeaderClient::new(controllers.clone())),
                 log.clone(),
             );
+            drop(rt::task::spawn_local(dn.clone().announce(me.clone())));
             let chunks: Rc<dyn ChunkServer> = dn.clone();
             datanode = Some(dn);
             Some(coordinator(

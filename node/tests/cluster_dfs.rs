@@ -132,7 +132,7 @@ const COUNT: &str = "exec count(*) from loadTable(\"dfs://testDB\", \"testTB\")"
 fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it() {
     let _one = one_cluster();
     let (root, all) = tutorial_hosts("dfs-step5");
-    let (_ctls, _dns, leader) = start_cluster(&root, &all);
+    let (mut _ctls, _dns, leader) = start_cluster(&root, &all);
 
     let out = execute(datanode_addr(1), &script("tutorial_step5.dos"));
     assert!(out.contains("\"ok\":true"), "{out}");
@@ -153,6 +153,13 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
         );
     }
     assert!(column(&status, "state").iter().all(|s| s == "COMPLETE"));
+    // Each replica at the version its data node reported (`alias:version:0`): the metadata's.
+    let versions = column(&status, "version");
+    for (r, v) in replicas.iter().zip(&versions) {
+        for rep in r.split(',') {
+            assert_eq!(rep.split(':').nth(1), Some(v.as_str()), "{r}");
+        }
+    }
 
     let q = execute(
         datanode_addr(2),
@@ -263,6 +270,36 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
         &format!("{LOGIN}existsDatabase(\"dfs://days\")"),
     );
     assert_eq!(scalar(&gone), "false");
+    // The data nodes deleted the dropped chunks: only testDB's stay.
+    wait_for("the dropped chunks' files to go", 30, || {
+        reports()
+            .iter()
+            .map(|r| r.as_ref().map_or(usize::MAX, |m| m.len()))
+            .sum::<usize>()
+            == 2
+    });
+
+    // A new leader asks every data node for its chunks: the view still shows each replica's
+    // version (from the new reports) after the old leader is gone.
+    let old = ctls_index(leader);
+    _ctls[old].0.kill().unwrap();
+    let rest: Vec<SocketAddr> = all.iter().copied().filter(|a| *a != leader).collect();
+    let (_, new_leader, _) = agreed_leader(&rest);
+    wait_for("the new leader's view of the replicas", 60, || {
+        let status = execute(new_leader, &format!("{LOGIN}getClusterChunksStatus()"));
+        let r = column(&status, "replicas");
+        r.len() == 1
+            && r[0]
+                .split(',')
+                .all(|rep| rep.split(':').nth(1) == Some(versions[0].as_str()))
+    });
+}
+
+/// The index in `HOSTS` of the controller at `addr`.
+fn ctls_index(addr: SocketAddr) -> usize {
+    IPS.iter()
+        .position(|ip| addr.ip().to_string() == *ip)
+        .unwrap()
 }
 
 #[test]
@@ -350,5 +387,19 @@ fn kill_9_of_the_coordinator_mid_append_leaves_all_or_none_on_every_replica() {
     assert!(after == "0" || after == "1210000", "{after}");
     if seen == "1210000" || acked {
         assert_eq!(after, "1210000", "a committed append stays");
+    }
+    if after == "0" {
+        // Aborted because the leader learned the coordinator's run was gone (its restart's
+        // report, or its heartbeats stopping), not by waiting out the abandon timeout.
+        let logs: String = HOSTS
+            .iter()
+            .map(|h| {
+                std::fs::read_to_string(root.join(h).join("log/controller.log")).unwrap_or_default()
+            })
+            .collect();
+        assert!(
+            logs.contains("event=txn_orphaned"),
+            "no txn_orphaned in the controllers' logs"
+        );
     }
 }

@@ -311,11 +311,15 @@ fn chunk_uuid(r: &ChunkRow) -> String {
 
 /// `getClusterChunksStatus()`: DolphinDB's columns, one row per chunk.
 fn chunks_status(it: &Interp, rows: Vec<ChunkRow>) -> Value {
-    let replicas = |r: &ChunkRow| -> Vec<String> {
+    // Each replica at the version its node reported, else the one the metadata recorded.
+    let replicas = |r: &ChunkRow| -> Vec<(String, u64)> {
         if r.replicas.is_empty() {
-            vec![it.node.alias.clone()]
+            vec![(it.node.alias.clone(), r.version)]
         } else {
-            r.replicas.clone()
+            r.replicas
+                .iter()
+                .map(|(a, v)| (a.clone(), v.unwrap_or(r.version)))
+                .collect()
         }
     };
     ChunkTable::new(&rows)
@@ -333,7 +337,7 @@ fn chunks_status(it: &Interp, rows: Vec<ChunkRow>) -> Value {
         .text("replicas", |r| {
             replicas(r)
                 .iter()
-                .map(|a| format!("{a}:{}:0", r.version))
+                .map(|(a, v)| format!("{a}:{v}:0"))
                 .collect::<Vec<_>>()
                 .join(",")
         })

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::meta::{Txn, TxnState};
+use crate::dfs_proto::{ChunkReport, Incarnation};
 
 /// Liveness of a node as the controller sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +245,58 @@ pub fn resolve_abandoned(
 pub fn outcome_for(txns: &BTreeMap<u64, Txn>, tid: u64) -> TxnState {
     // Unknown to the controller means it never reached the commit point: abort.
     txns.get(&tid).map(|t| t.state).unwrap_or(TxnState::Aborted)
+}
+
+/// What a data node's chunk report tells the leader.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportFindings {
+    /// Chunks it holds that the metadata dropped (their ids are below `next_chunk`, so they
+    /// were allocated once, and ids are never reused): safe to delete.
+    pub orphans: Vec<u64>,
+    /// Chunks it should hold at a version it is behind: (chunk, its version, the metadata's).
+    pub stale: Vec<(u64, u64, u64)>,
+    /// Chunks the metadata places on it that it does not hold.
+    pub missing: Vec<u64>,
+}
+
+/// Compares `alias`'s report with the metadata. A chunk held by a transaction is neither stale
+/// nor an orphan: its prepared rows are still being decided.
+pub fn judge_report(m: &super::meta::Meta, alias: &str, report: &[ChunkReport]) -> ReportFindings {
+    let held: BTreeMap<u64, &ChunkReport> = report.iter().map(|r| (r.chunk, r)).collect();
+    let mut f = ReportFindings::default();
+    for r in report {
+        match m.chunks.get(&r.chunk) {
+            None if r.chunk < m.next_chunk && r.txn.is_none() => f.orphans.push(r.chunk),
+            Some(c) if c.replicas.contains(alias) && r.txn.is_none() && r.version < c.version => {
+                f.stale.push((r.chunk, r.version, c.version))
+            }
+            _ => {}
+        }
+    }
+    for (id, c) in &m.chunks {
+        // A chunk no transaction committed on yet is created by its first prepare.
+        if c.replicas.contains(alias) && c.version > 0 && !held.contains_key(id) {
+            f.missing.push(*id);
+        }
+    }
+    f
+}
+
+/// Transactions still `Begun` that an earlier run of `node` coordinates: that process is gone,
+/// so it will never decide them, and nothing was committed (the commit point is the leader's
+/// own record, and a `Begun` one has none). `coordinators` is the leader's volatile knowledge
+/// of who began what.
+pub fn orphaned_txns(
+    txns: &BTreeMap<u64, Txn>,
+    coordinators: &BTreeMap<u64, Incarnation>,
+    node: &Incarnation,
+) -> Vec<u64> {
+    coordinators
+        .iter()
+        .filter(|(_, c)| c.alias == node.alias && c.started_ms < node.started_ms)
+        .filter(|(tid, _)| txns.get(tid).is_some_and(|t| t.state == TxnState::Begun))
+        .map(|(tid, _)| *tid)
+        .collect()
 }
 
 #[cfg(test)]
@@ -501,5 +554,75 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_report_names_orphans_stale_and_missing_replicas() {
+        use super::super::meta::{Chunk, Meta};
+        let mut m = Meta::new();
+        let on = |a: &[&str], version| Chunk {
+            replicas: a.iter().map(|s| s.to_string()).collect(),
+            version,
+        };
+        m.chunks.insert(1, on(&["dn1", "dn2"], 3));
+        m.chunks.insert(2, on(&["dn1"], 2));
+        m.chunks.insert(3, on(&["dn1"], 0));
+        m.chunks.insert(4, on(&["dn1"], 5));
+        m.next_chunk = 10;
+        let r = |chunk, version, txn| ChunkReport {
+            chunk,
+            version,
+            rows: 0,
+            txn,
+        };
+        let report = [
+            r(1, 3, None),    // up to date
+            r(2, 1, None),    // behind: stale
+            r(4, 4, Some(8)), // behind, but a transaction holds it: being decided
+            r(5, 7, None),    // dropped: an orphan
+            r(6, 1, Some(9)), // dropped, but held by a transaction: left alone
+            r(12, 1, None),   // above next_chunk: not allocated by this metadata, left alone
+        ];
+        let f = judge_report(&m, "dn1", &report);
+        assert_eq!(f.orphans, vec![5]);
+        assert_eq!(f.stale, vec![(2, 1, 2)]);
+        assert_eq!(
+            f.missing,
+            Vec::<u64>::new(),
+            "3 has no commit yet; 4 is held"
+        );
+        let f = judge_report(&m, "dn2", &[]);
+        assert_eq!(f.missing, vec![1]);
+    }
+
+    #[test]
+    fn a_restarted_coordinator_orphans_only_its_earlier_runs_begun_transactions() {
+        let t = |state| Txn {
+            state,
+            participants: BTreeSet::new(),
+            chunk_versions: BTreeMap::new(),
+        };
+        let txns = BTreeMap::from([
+            (1, t(TxnState::Begun)),
+            (2, t(TxnState::Committed)),
+            (3, t(TxnState::Begun)),
+            (4, t(TxnState::Begun)),
+        ]);
+        let run = |alias: &str, started_ms| Incarnation {
+            alias: alias.into(),
+            started_ms,
+        };
+        let coordinators = BTreeMap::from([
+            (1, run("dn1", 100)),
+            (2, run("dn1", 100)),
+            (3, run("dn1", 200)),
+            (4, run("dn2", 100)),
+        ]);
+        assert_eq!(
+            orphaned_txns(&txns, &coordinators, &run("dn1", 200)),
+            vec![1],
+            "2 is committed; 3 is the new run's own; 4 is another node's"
+        );
+        assert!(orphaned_txns(&txns, &coordinators, &run("dn1", 50)).is_empty());
     }
 }

@@ -13,18 +13,43 @@
 //!   hold the chunk locked from prepare to commit, so no two transactions on one chunk
 //!   overlap.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::time::Duration;
 
 use super::decide::{self, DataNode, Liveness};
 use super::meta::{Command, Meta, Role, TxnState};
 use super::service::ControllerService;
 use crate::dfs_proto::*;
 use crate::error::{ErrorCode, RemoteError};
-use crate::rpc::{decode_request as decode, encode_payload};
+use crate::rpc::{decode_payload, decode_request as decode, encode_payload};
+use crate::rpc::{RpcClient, RpcClientConfig};
 
 /// How long a participant may hold a transaction prepared, its coordinator silent, before the
 /// leader aborts it (when the commit was not recorded).
 pub const TXN_ABANDON_MS: u64 = 30_000;
+
+/// What the leader knows of the DFS outside its Raft state. A new leader starts it empty: it
+/// asks every live data node for its chunks again, and gives a transaction whose coordinator
+/// it does not know the whole [`TXN_ABANDON_MS`].
+#[derive(Default)]
+pub struct Volatile {
+    /// Data node → chunk → the version it holds (its last report, advanced by each commit it
+    /// voted for: a yes vote means the rows are durable there).
+    pub reports: BTreeMap<String, BTreeMap<u64, u64>>,
+    /// Data nodes being asked for a report.
+    pub asking: BTreeSet<String>,
+    /// Transaction → the node run that began it.
+    pub coordinators: BTreeMap<u64, Incarnation>,
+}
+
+/// Calls the leader makes to data nodes (reports, drops): short, so a node that is down costs
+/// little.
+const DATA_NODE_CALL: RpcClientConfig = RpcClientConfig {
+    connect_timeout: Duration::from_millis(1_000),
+    call_timeout: Duration::from_millis(10_000),
+    inflight_max: 4,
+};
 
 fn refused(e: impl std::fmt::Display) -> RemoteError {
     RemoteError::new(ErrorCode::MetaRefused, e.to_string())
@@ -81,7 +106,7 @@ fn partition_of(m: &Meta, name: &str, chunk: u64) -> PartitionSnapshot {
 }
 
 /// The answer to a namespace read, from the metadata.
-pub fn read(m: &Meta, q: &DfsRead) -> Result<DfsReadReply, RemoteError> {
+pub fn read(m: &Meta, v: &Volatile, q: &DfsRead) -> Result<DfsReadReply, RemoteError> {
     let missing_db = |db: &str| refused(format!("The database {db} does not exist"));
     Ok(match q {
         DfsRead::ExistsDatabase(db) => DfsReadReply::Bool(m.databases.contains_key(db)),
@@ -132,7 +157,15 @@ pub fn read(m: &Meta, q: &DfsRead) -> Result<DfsReadReply, RemoteError> {
                             file: format!("{short}/{pname}/{tname}"),
                             version: c.map(|c| c.version).unwrap_or(0),
                             replicas: c
-                                .map(|c| c.replicas.iter().cloned().collect())
+                                .map(|c| {
+                                    c.replicas
+                                        .iter()
+                                        .map(|a| {
+                                            let held = v.reports.get(a);
+                                            (a.clone(), held.and_then(|h| h.get(chunk)).copied())
+                                        })
+                                        .collect()
+                                })
                                 .unwrap_or_default(),
                             in_txn: locked.contains(chunk),
                         });
@@ -149,6 +182,45 @@ pub fn read(m: &Meta, q: &DfsRead) -> Result<DfsReadReply, RemoteError> {
                 .collect(),
         ),
     })
+}
+
+/// The chunks (with their replicas' sites) that a drop removes.
+fn dropped_chunks(m: &Meta, d: &Ddl) -> Vec<(u64, Vec<Replica>)> {
+    let chunks: Vec<u64> = match d {
+        Ddl::DropDatabase { name } => m
+            .databases
+            .get(name)
+            .map(|db| {
+                db.tables
+                    .values()
+                    .flat_map(|t| t.partitions.values().copied())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Ddl::DropTable { db, table } => m
+            .databases
+            .get(db)
+            .and_then(|d| d.tables.get(table))
+            .map(|t| t.partitions.values().copied().collect())
+            .unwrap_or_default(),
+        Ddl::DropPartitions {
+            db,
+            table,
+            partitions,
+        } => m
+            .databases
+            .get(db)
+            .and_then(|d| d.tables.get(table))
+            .map(|t| {
+                partitions
+                    .iter()
+                    .filter_map(|p| t.partitions.get(p).copied())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Ddl::CreateDatabase { .. } | Ddl::CreateTable { .. } => Vec::new(),
+    };
+    chunks.into_iter().map(|c| (c, replicas_of(m, c))).collect()
 }
 
 /// The data nodes placement chooses among, with their load (replicas held).
@@ -200,6 +272,10 @@ impl ControllerService {
                 Ok(d) => self.ddl(d).await.map(|()| encode_payload(&())),
                 Err(e) => Err(e),
             },
+            method::CHUNK_REPORTS => match decode::<ChunkReports>(payload) {
+                Ok(r) => self.chunk_reports(r).await.map(|o| encode_payload(&o)),
+                Err(e) => Err(e),
+            },
             method::TXN_OUTCOME => match decode::<TxnOutcome>(payload) {
                 Ok(o) => self.txn_outcome(o).await.map(|o| encode_payload(&o)),
                 Err(e) => Err(e),
@@ -217,6 +293,7 @@ impl ControllerService {
             Ddl::CreateDatabase { name, .. } => Some(name.clone()),
             _ => None,
         };
+        let dropped = self.ctl.sm.read(|m| dropped_chunks(m, &d));
         let cmd = match d {
             Ddl::CreateDatabase { name, scheme } => {
                 if self.ctl.sm.read(|m| m.databases.contains_key(&name)) {
@@ -248,7 +325,10 @@ impl ControllerService {
             },
         };
         match self.ctl.write(cmd).await? {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.delete_chunks(dropped);
+                Ok(())
+            }
             // Two sessions created the same database at once: both opened it.
             Err(super::meta::MetaError::Exists(_)) if creates_db.is_some() => Ok(()),
             Err(e) => Err(refused(dolphin_message(&e))),
@@ -257,7 +337,10 @@ impl ControllerService {
 
     async fn dfs_read(&self, q: DfsRead) -> Result<Vec<u8>, RemoteError> {
         self.linearizable().await?;
-        let reply = self.ctl.sm.read(|m| read(m, &q))?;
+        let reply = {
+            let v = self.volatile.borrow();
+            self.ctl.sm.read(|m| read(m, &v, &q))?
+        };
         Ok(encode_payload(&reply))
     }
 
@@ -330,7 +413,12 @@ impl ControllerService {
                 })
                 .await?
             {
-                Ok(_) => return Ok(id),
+                Ok(_) => {
+                    if let Some(c) = b.coordinator {
+                        self.volatile.borrow_mut().coordinators.insert(id, c);
+                    }
+                    return Ok(id);
+                }
                 // Another coordinator took the id between the read and the write.
                 Err(super::meta::MetaError::Exists(_)) => continue,
                 Err(e) => return Err(refused(e)),
@@ -342,6 +430,38 @@ impl ControllerService {
     /// outcome; a commit asked for a transaction already aborted (a participant gave up on the
     /// coordinator first) answers `false`.
     async fn txn_decide(&self, d: TxnDecide) -> Result<bool, RemoteError> {
+        let id = d.id;
+        let committed = self.record_decision(d).await;
+        if let Ok(c) = committed {
+            let mut v = self.volatile.borrow_mut();
+            v.coordinators.remove(&id);
+            if c {
+                // Every participant voted yes, so each holds the rows durably.
+                let written = self.ctl.sm.read(|m| {
+                    m.txns
+                        .get(&id)
+                        .map(|t| (t.participants.clone(), t.chunk_versions.clone()))
+                });
+                if let Some((participants, versions)) = written {
+                    for p in participants {
+                        if let Some(held) = v.reports.get_mut(&p) {
+                            for (c, ver) in &versions {
+                                let replica = self.ctl.sm.read(|m| {
+                                    m.chunks.get(c).is_some_and(|c| c.replicas.contains(&p))
+                                });
+                                if replica {
+                                    held.insert(*c, *ver);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        committed
+    }
+
+    async fn record_decision(&self, d: TxnDecide) -> Result<bool, RemoteError> {
         if let Some(e) = self.not_leader_error() {
             return Err(e);
         }
@@ -419,6 +539,160 @@ impl ControllerService {
                 },
             },
         })
+    }
+
+    /// A data node's push when it starts: its report is taken, the transactions an earlier
+    /// run of it began are aborted (that run can never decide them), and the chunks it holds
+    /// that were dropped are named for it to delete.
+    async fn chunk_reports(&self, r: ChunkReports) -> Result<Vec<u64>, RemoteError> {
+        if let Some(e) = self.not_leader_error() {
+            return Err(e);
+        }
+        let orphans = self.accept_report(&r.node.alias, &r.chunks);
+        let dead = {
+            let v = self.volatile.borrow();
+            self.ctl
+                .sm
+                .read(|m| decide::orphaned_txns(&m.txns, &v.coordinators, &r.node))
+        };
+        self.abort_orphaned(dead, &r.node.alias).await;
+        Ok(orphans)
+    }
+
+    /// A node was marked down: the transactions it began and left undecided are aborted, so
+    /// their participants' chunks are unlocked within a resolver round instead of
+    /// [`TXN_ABANDON_MS`].
+    pub(super) async fn node_gone(&self, alias: &str) {
+        let gone = Incarnation {
+            alias: alias.to_string(),
+            started_ms: u64::MAX,
+        };
+        let dead = {
+            let v = self.volatile.borrow();
+            self.ctl
+                .sm
+                .read(|m| decide::orphaned_txns(&m.txns, &v.coordinators, &gone))
+        };
+        self.abort_orphaned(dead, alias).await;
+    }
+
+    async fn abort_orphaned(&self, tids: Vec<u64>, alias: &str) {
+        for tid in tids {
+            // A refusal means it moved on meanwhile (its decision arrived): nothing to do.
+            if let Ok(Ok(_)) = self.ctl.write(Command::AbortTxn { id: tid }).await {
+                self.log.warn(
+                    "txn_orphaned",
+                    &format!("transaction {tid} aborted: its coordinator {alias} is gone"),
+                    &[],
+                );
+            }
+            self.volatile.borrow_mut().coordinators.remove(&tid);
+        }
+    }
+
+    /// Takes `alias`'s report; logs what disagrees with the metadata; answers the orphans.
+    fn accept_report(&self, alias: &str, chunks: &[ChunkReport]) -> Vec<u64> {
+        if !self.ctl.is_leader() {
+            return Vec::new();
+        }
+        let f = self.ctl.sm.read(|m| decide::judge_report(m, alias, chunks));
+        for (c, have, want) in &f.stale {
+            self.log.warn(
+                "replica_stale",
+                &format!("{alias} holds chunk {c} at version {have}; the metadata has {want}"),
+                &[],
+            );
+        }
+        for c in &f.missing {
+            self.log.warn(
+                "replica_missing",
+                &format!("{alias} does not hold chunk {c}, which the metadata places on it"),
+                &[],
+            );
+        }
+        self.volatile.borrow_mut().reports.insert(
+            alias.to_string(),
+            chunks.iter().map(|c| (c.chunk, c.version)).collect(),
+        );
+        f.orphans
+    }
+
+    /// Asks every live data node this leader has no report from for one (a new leader asks
+    /// them all).
+    pub(super) fn ask_for_reports(self: Rc<Self>) {
+        let live: Vec<(String, String, u16)> = self.ctl.sm.read(|m| {
+            m.nodes
+                .iter()
+                .filter(|(_, n)| n.role == Role::DataNode && n.live)
+                .map(|(a, n)| (a.clone(), n.host.clone(), n.port))
+                .collect()
+        });
+        for (alias, host, port) in live {
+            {
+                let mut v = self.volatile.borrow_mut();
+                if v.reports.contains_key(&alias) || !v.asking.insert(alias.clone()) {
+                    continue;
+                }
+            }
+            drop(rt::task::spawn_local(
+                self.clone().ask_report(alias, host, port),
+            ));
+        }
+    }
+
+    async fn ask_report(self: Rc<Self>, alias: String, host: String, port: u16) {
+        let asked = async {
+            let addr = crate::server::resolve_addr(&host, port).map_err(|e| e.to_string())?;
+            let client = RpcClient::new(addr, DATA_NODE_CALL);
+            let b = client
+                .call(method::CHUNK_REPORT, encode_payload(&()))
+                .await
+                .map_err(|e| e.to_string())?;
+            let report: Vec<ChunkReport> = decode_payload(&b).map_err(|e| e.to_string())?;
+            let orphans = self.accept_report(&alias, &report);
+            if !orphans.is_empty() {
+                client
+                    .call(method::CHUNK_DROP, encode_payload(&orphans))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        };
+        if let Err(e) = asked.await {
+            self.log
+                .debug("report_unavailable", &format!("{alias}: {e}"), &[]);
+        }
+        self.volatile.borrow_mut().asking.remove(&alias);
+    }
+
+    /// Tells each replica's data node to delete the chunks a drop removed (best effort: one
+    /// that misses it finds them orphaned at its next report).
+    fn delete_chunks(&self, dropped: Vec<(u64, Vec<Replica>)>) {
+        let mut by_node: BTreeMap<(String, u16), Vec<u64>> = BTreeMap::new();
+        for (chunk, replicas) in dropped {
+            for r in replicas {
+                by_node.entry((r.host, r.port)).or_default().push(chunk);
+            }
+        }
+        for ((host, port), chunks) in by_node {
+            let log = self.log.clone();
+            drop(rt::task::spawn_local(async move {
+                let Ok(addr) = crate::server::resolve_addr(&host, port) else {
+                    return;
+                };
+                let client = RpcClient::new(addr, DATA_NODE_CALL);
+                if let Err(e) = client
+                    .call(method::CHUNK_DROP, encode_payload(&chunks))
+                    .await
+                {
+                    log.debug(
+                        "chunk_drop_undelivered",
+                        &format!("{host}:{port}: {e}"),
+                        &[],
+                    );
+                }
+            }));
+        }
     }
 
     /// Confirms leadership with a quorum (a linearizable read point).
@@ -510,7 +784,7 @@ mod tests {
             db: "dfs://testDB".into(),
             table: "testTB".into(),
         };
-        let DfsReadReply::Table(t) = read(&m, &q).unwrap() else {
+        let DfsReadReply::Table(t) = read(&m, &Volatile::default(), &q).unwrap() else {
             panic!("a table")
         };
         assert_eq!(t.partitions.len(), 1);
@@ -528,12 +802,14 @@ mod tests {
                 ("datanode3", "127.0.0.82", true)
             ]
         );
-        let DfsReadReply::Chunks(c) = read(&m, &DfsRead::Chunks).unwrap() else {
+        let DfsReadReply::Chunks(c) = read(&m, &Volatile::default(), &DfsRead::Chunks).unwrap()
+        else {
             panic!("chunks")
         };
         assert_eq!(c[0].file, "/testDB/20200601/testTB");
         let e = read(
             &m,
+            &Volatile::default(),
             &DfsRead::Table {
                 db: "dfs://testDB".into(),
                 table: "nosuch".into(),

@@ -49,7 +49,7 @@ pub fn role_of(mode: Mode) -> Role {
 
 pub struct ControllerService {
     pub ctl: Controller,
-    log: Logger,
+    pub(super) log: Logger,
     node_timeout_ms: u64,
     /// When this controller last became leader (its clock), if it is the leader.
     leader_since_ms: Cell<Option<u64>>,
@@ -57,6 +57,8 @@ pub struct ControllerService {
     listed: Vec<Heartbeat>,
     /// `dfsReplicationFactor` and `dfsReplicaReliabilityLevel`.
     placement: (usize, u8),
+    /// What the leader knows without Raft, lost with its leadership (`super::dfs`).
+    pub(super) volatile: std::cell::RefCell<super::dfs::Volatile>,
 }
 
 impl ControllerService {
@@ -123,6 +125,7 @@ impl ControllerService {
                     settings.replica_reliability_level(),
                 )
             },
+            volatile: Default::default(),
         });
         drop(rt::task::spawn_local(svc.clone().monitor(timing)));
         Ok(svc)
@@ -277,6 +280,7 @@ impl ControllerService {
             let now_ms = rt::time::unix_time_ms();
             if !self.ctl.is_leader() {
                 self.leader_since_ms.set(None);
+                *self.volatile.borrow_mut() = Default::default();
                 continue;
             }
             let since = match self.leader_since_ms.get() {
@@ -287,6 +291,7 @@ impl ControllerService {
                     now_ms
                 }
             };
+            self.clone().ask_for_reports();
             if now_ms < since + self.node_timeout_ms {
                 continue;
             }
@@ -303,6 +308,7 @@ impl ControllerService {
                 if let Ok(Ok(super::meta::Applied::Down(down))) = self.ctl.write(cmd).await {
                     for alias in down {
                         self.log.warn("node_down", &alias, &[]);
+                        self.node_gone(&alias).await;
                     }
                 }
             }

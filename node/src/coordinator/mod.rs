@@ -97,6 +97,9 @@ pub struct ClusterCatalog {
     sites: RefCell<HashMap<u64, ChunkSites>>,
     new_values: NewValues,
     log: Logger,
+    /// This node's run, named in the transactions it begins, if it reports itself to the
+    /// leader when it restarts (a data node): the leader then aborts what an earlier run left.
+    me: Option<Incarnation>,
 }
 
 impl ClusterCatalog {
@@ -107,6 +110,7 @@ impl ClusterCatalog {
         local: Option<(String, Rc<dyn ChunkServer>)>,
         new_values: NewValues,
         log: Logger,
+        me: Option<Incarnation>,
     ) -> ClusterCatalog {
         ClusterCatalog {
             leader,
@@ -115,6 +119,7 @@ impl ClusterCatalog {
             sites: RefCell::new(HashMap::new()),
             new_values,
             log,
+            me,
         }
     }
 
@@ -392,7 +397,13 @@ impl ClusterCatalog {
         }
         let participants: Vec<String> = per_node.keys().cloned().collect();
         let tid: u64 = self
-            .leader_call(method::TXN_BEGIN, &TxnBegin { participants })
+            .leader_call(
+                method::TXN_BEGIN,
+                &TxnBegin {
+                    participants,
+                    coordinator: self.me.clone(),
+                },
+            )
             .await?;
         // Phase one: every participant prepares, all at once.
         let mut votes = Vec::new();

@@ -10,12 +10,16 @@
 //! - A prepared transaction is never resolved by this node alone: the resolver asks the
 //!   leader, which answers the recorded outcome or, for a coordinator silent longer than
 //!   `controller::dfs::TXN_ABANDON_MS`, records an abort first.
+//! - The leader judges this node's chunks (and names orphans to delete) only after the node
+//!   announced itself ready with its start report ([`DataNodeService::announce`]): a report
+//!   asked for earlier is refused, so chunks a single node is still adopting are never taken
+//!   for dropped ones.
 //! - A read is of exactly the version the reader's snapshot saw: commits after it are not
 //!   shown (so a transaction over several chunks is seen whole or not at all), and a replica
 //!   behind it (its commit still on the way) answers `<ChunkInTransaction>` to be asked again,
 //!   never old rows.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
@@ -39,7 +43,12 @@ pub struct DataNodeService {
     log: Logger,
     /// Prepared transactions → when this node first saw them prepared (its clock, ms).
     prepared_since: RefCell<BTreeMap<u64, u64>>,
+    /// Its start report was taken by a leader: reports may be asked for now.
+    announced: Cell<bool>,
 }
+
+/// Pause between attempts to announce this node to the leader.
+const ANNOUNCE_RETRY_MS: u64 = 1_000;
 
 fn storage_error(e: StorageError) -> RemoteError {
     match e {
@@ -59,6 +68,7 @@ impl DataNodeService {
             leader,
             log,
             prepared_since: RefCell::new(BTreeMap::new()),
+            announced: Cell::new(false),
         });
         drop(rt::task::spawn_local(svc.clone().resolver()));
         svc
@@ -90,7 +100,16 @@ impl DataNodeService {
                 let s: Scan = decode(&payload)?;
                 Ok(encode_payload(&self.at_version(s.chunk, s.version)?))
             }
-            method::CHUNK_REPORT => Ok(encode_payload(&self.report())),
+            method::CHUNK_REPORT if self.announced.get() => Ok(encode_payload(&self.report())),
+            method::CHUNK_REPORT => Err(RemoteError::new(
+                ErrorCode::DataNodeNotAvail,
+                "this data node is starting: it reports its chunks when it is ready",
+            )),
+            method::CHUNK_DROP => {
+                let chunks: Vec<u64> = decode(&payload)?;
+                self.drop_chunks(&chunks).await;
+                Ok(encode_payload(&()))
+            }
             _ => Err(RemoteError::new(
                 ErrorCode::UnknownMethod,
                 format!("unknown method {method}"),
@@ -173,6 +192,55 @@ impl DataNodeService {
                 })
             })
             .collect()
+    }
+
+    /// Reports this node's chunks to the leader once it is ready to serve them (after a single
+    /// node adopted its old catalog), retrying until a leader takes the report; then deletes
+    /// the chunks the leader names as dropped. Spawned by the start function.
+    pub async fn announce(self: Rc<Self>, me: Incarnation) {
+        loop {
+            let push = ChunkReports {
+                node: me.clone(),
+                chunks: self.report(),
+            };
+            match self
+                .leader
+                .call(method::CHUNK_REPORTS, encode_payload(&push))
+                .await
+                .and_then(|b| {
+                    decode_payload::<Vec<u64>>(&b)
+                        .map_err(|e| RemoteError::new(ErrorCode::BadRequest, e.to_string()))
+                }) {
+                Ok(orphans) => {
+                    self.announced.set(true);
+                    self.drop_chunks(&orphans).await;
+                    self.log.info(
+                        "chunks_reported",
+                        &format!("{} chunks reported to the leader", push.chunks.len()),
+                        &[],
+                    );
+                    return;
+                }
+                Err(e) => {
+                    self.log.debug("report_refused", &e.to_string(), &[]);
+                    rt::time::sleep(Duration::from_millis(ANNOUNCE_RETRY_MS)).await;
+                }
+            }
+        }
+    }
+
+    /// Deletes chunks the metadata dropped; one a transaction holds, or gone already, is left
+    /// (a later report names it again).
+    async fn drop_chunks(&self, chunks: &[u64]) {
+        for c in chunks {
+            match self.engine.drop_chunk(*c).await {
+                Ok(()) => self
+                    .log
+                    .info("chunk_deleted", &format!("chunk {c} was dropped"), &[]),
+                Err(StorageError::NoSuchChunk(_)) => {}
+                Err(e) => self.log.warn("chunk_delete_failed", &e.to_string(), &[]),
+            }
+        }
     }
 
     /// Asks the leader about transactions held prepared longer than `RESOLVE_AFTER_MS`
