@@ -48,6 +48,10 @@ pub mod method {
     /// `Vec<u64>` → `()`: delete these chunks (dropped from the metadata); one held by a
     /// transaction, or absent, is skipped.
     pub const CHUNK_DROP: u16 = 46;
+    /// [`super::ForwardedAppend`] → `Option<u64>`: an append a node that stores nothing (a
+    /// compute node) hands to a data node to coordinate; the part marked `last` runs it and
+    /// is answered with the rows added.
+    pub const APPEND_FORWARD: u16 = 47;
 }
 
 /// A namespace question for the leader.
@@ -70,6 +74,8 @@ pub enum DfsRead {
     Databases,
     /// `db/table` names, for `getClusterDFSTables`.
     Tables,
+    /// Every data node with its site and liveness (where a compute node forwards appends).
+    DataNodes,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +85,7 @@ pub enum DfsReadReply {
     Table(TableSnapshot),
     Chunks(Vec<ChunkStatus>),
     Names(Vec<String>),
+    Nodes(Vec<Replica>),
 }
 
 /// A namespace change.
@@ -176,6 +183,23 @@ pub struct Incarnation {
     pub alias: String,
     /// When the process started (ms since the epoch): later runs have larger numbers.
     pub started_ms: u64,
+}
+
+/// One part of a forwarded append: the parts of one append share `session` and arrive in
+/// order; each is at most `coordinator::PREPARE_BYTES_MAX` of rows, so no frame outgrows the
+/// frame limit whatever the append's size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForwardedAppend {
+    pub session: u64,
+    pub db: String,
+    pub table: String,
+    /// Column names, in the order of `columns`.
+    pub names: Vec<String>,
+    /// `storage::Batch` encoding of this part's rows.
+    #[serde(with = "serde_bytes")]
+    pub columns: Vec<u8>,
+    /// The append is complete: run it.
+    pub last: bool,
 }
 
 /// What a data node holds, pushed to the leader when it starts.

@@ -49,6 +49,9 @@ pub enum ErrorCode {
     DataNodeNotAvail,
     /// The data node's storage engine failed the call (corruption, disk, a bad batch).
     StorageFailed,
+    /// A forwarded append ran and failed; the message is the script error as the coordinating
+    /// data node gave it.
+    AppendFailed,
 }
 
 impl ErrorCode {
@@ -66,6 +69,7 @@ impl ErrorCode {
             ErrorCode::ChunkInTransaction => "DFS-001",
             ErrorCode::DataNodeNotAvail => "DFS-002",
             ErrorCode::StorageFailed => "DFS-003",
+            ErrorCode::AppendFailed => "DFS-004",
         }
     }
 
@@ -90,7 +94,8 @@ impl ErrorCode {
             | ErrorCode::BadRequest
             | ErrorCode::UnknownMethod
             | ErrorCode::PlacementFailed
-            | ErrorCode::StorageFailed => Retry::Never,
+            | ErrorCode::StorageFailed
+            | ErrorCode::AppendFailed => Retry::Never,
         }
     }
 }

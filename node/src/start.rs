@@ -109,11 +109,14 @@ pub async fn start(
             );
             drop(rt::task::spawn_local(dn.clone().announce(me.clone())));
             let chunks: Rc<dyn ChunkServer> = dn.clone();
-            datanode = Some(dn);
-            Some(coordinator(
+            let catalog = coordinator(
                 LeaderClient::new(controllers),
                 Some((settings.alias().to_string(), chunks)),
-            ))
+            );
+            // It coordinates the appends compute nodes forward to it.
+            dn.serve_appends(catalog.clone());
+            datanode = Some(dn);
+            Some(catalog)
         }
         Mode::ComputeNode => Some(coordinator(
             LeaderClient::new(crate::heartbeat::controller_addrs(&settings)),

@@ -242,6 +242,34 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
         dbs.contains("dfs://days") && dbs.contains("dfs://testDB"),
         "{dbs}"
     );
+    // A compute node stores nothing: its appends are forwarded to a data node, which
+    // coordinates them; one larger than a prepare call goes in parts, as one transaction.
+    let _compute = start_computenode(&root.join(HOSTS[0]), 1);
+    let compute = addr(IPS[0], 8803);
+    wait_for("computenode1 to log in", 30, || {
+        http(compute, "POST", "/api/execute", LOGIN).is_some_and(|(_, b)| b.contains("\"ok\":true"))
+    });
+    let big = format!(
+        "{LOGIN}n = 1500000\n\
+         t = table(take(2024.01.01..2024.01.05, n) as d, 0..(n - 1) as id, take(`A`B, n) as sym)\n\
+         loadTable(\"dfs://days\", `pt).append!(t)\n\
+         exec count(*) from loadTable(\"dfs://days\", `pt)"
+    );
+    assert_eq!(
+        scalar(&execute(compute, &big)),
+        (10002 + 1_500_000).to_string()
+    );
+    assert!(
+        !std::fs::read_dir(root.join(HOSTS[0]).join("data/computenode1"))
+            .map(|d| d.flatten().any(|e| e.file_name() == "storage"))
+            .unwrap_or(false),
+        "a compute node has no chunk storage"
+    );
+    let wrong = execute(
+        compute,
+        &format!("{LOGIN}loadTable(\"dfs://days\", `pt).append!(table(1 2 as x))"),
+    );
+    assert!(wrong.contains("\"ok\":false"), "{wrong}");
     // dropPartition by value and dropTable, from another node than the one reading.
     execute(
         datanode_addr(1),
@@ -251,7 +279,12 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
         datanode_addr(3),
         &format!("{LOGIN}exec count(*) from loadTable(\"dfs://days\", `pt)"),
     );
-    assert_eq!(scalar(&left), "8001", "2000 + 1 rows dropped");
+    // The compute node's 1.5M rows were spread over the 5 days, 300 000 on the 3rd.
+    assert_eq!(
+        scalar(&left),
+        (8001 + 1_200_000).to_string(),
+        "2000 + 300 000 + 1 rows dropped"
+    );
     execute(
         datanode_addr(2),
         &format!("{LOGIN}dropTable(database(\"dfs://days\"), `pt)"),

@@ -175,6 +175,18 @@ pub fn read(m: &Meta, v: &Volatile, q: &DfsRead) -> Result<DfsReadReply, RemoteE
             DfsReadReply::Chunks(out)
         }
         DfsRead::Databases => DfsReadReply::Names(m.databases.keys().cloned().collect()),
+        DfsRead::DataNodes => DfsReadReply::Nodes(
+            m.nodes
+                .iter()
+                .filter(|(_, n)| n.role == Role::DataNode)
+                .map(|(alias, n)| Replica {
+                    alias: alias.clone(),
+                    host: n.host.clone(),
+                    port: n.port,
+                    live: n.live,
+                })
+                .collect(),
+        ),
         DfsRead::Tables => DfsReadReply::Names(
             m.databases
                 .iter()

@@ -19,7 +19,9 @@
 //!   shows no later commit, and refuses while behind), so a transaction over several chunks is
 //!   read whole or not at all.
 
-use std::cell::RefCell;
+mod forward;
+
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
@@ -100,6 +102,8 @@ pub struct ClusterCatalog {
     /// This node's run, named in the transactions it begins, if it reports itself to the
     /// leader when it restarts (a data node): the leader then aborts what an earlier run left.
     me: Option<Incarnation>,
+    /// Appends forwarded so far (spreads them over the data nodes).
+    forwards: Cell<u64>,
 }
 
 impl ClusterCatalog {
@@ -120,6 +124,7 @@ impl ClusterCatalog {
             new_values,
             log,
             me,
+            forwards: Cell::new(0),
         }
     }
 
@@ -736,7 +741,14 @@ impl Catalog for ClusterCatalog {
         table: &'a str,
         data: &'a Table,
     ) -> LocalFuture<'a, Result<usize, EvalError>> {
-        Box::pin(self.append_txn(db, table, data))
+        Box::pin(async move {
+            if self.local.is_some() {
+                self.append_txn(db, table, data).await
+            } else {
+                // A node that stores nothing does not coordinate: a data node does (D73).
+                self.forward_append(db, table, data).await
+            }
+        })
     }
 
     fn flush(&self) -> LocalFuture<'_, Result<(), EvalError>> {

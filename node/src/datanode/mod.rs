@@ -19,7 +19,9 @@
 //!   behind it (its commit still on the way) answers `<ChunkInTransaction>` to be asked again,
 //!   never old rows.
 
-use std::cell::{Cell, RefCell};
+mod forwarded;
+
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
@@ -45,6 +47,9 @@ pub struct DataNodeService {
     prepared_since: RefCell<BTreeMap<u64, u64>>,
     /// Its start report was taken by a leader: reports may be asked for now.
     announced: Cell<bool>,
+    /// The node's catalog, which runs forwarded appends (set by the start function).
+    appends: OnceCell<Rc<dyn lang::catalog::Catalog>>,
+    forwarded: RefCell<forwarded::Sessions>,
 }
 
 /// Pause between attempts to announce this node to the leader.
@@ -69,6 +74,8 @@ impl DataNodeService {
             log,
             prepared_since: RefCell::new(BTreeMap::new()),
             announced: Cell::new(false),
+            appends: OnceCell::new(),
+            forwarded: RefCell::new(Default::default()),
         });
         drop(rt::task::spawn_local(svc.clone().resolver()));
         svc
@@ -105,6 +112,10 @@ impl DataNodeService {
                 ErrorCode::DataNodeNotAvail,
                 "this data node is starting: it reports its chunks when it is ready",
             )),
+            method::APPEND_FORWARD => {
+                let p: ForwardedAppend = decode(&payload)?;
+                self.forwarded(p).await.map(|r| encode_payload(&r))
+            }
             method::CHUNK_DROP => {
                 let chunks: Vec<u64> = decode(&payload)?;
                 self.drop_chunks(&chunks).await;

@@ -193,6 +193,29 @@ pub fn start_datanode(dir: &Path, i: usize) -> Proc {
     Proc(child)
 }
 
+/// Compute node `i` (1-based) of host directory `dir`, started as an agent starts it.
+pub fn start_computenode(dir: &Path, i: usize) -> Proc {
+    std::fs::create_dir_all(dir.join("log")).unwrap();
+    let ip = IPS[i - 1];
+    let child = Command::new(bin())
+        .current_dir(dir)
+        .args(["-console", "0", "-mode", "computenode", "-home", "data"])
+        .args(["-localSite", &format!("{ip}:8803:computenode{i}")])
+        .args(["-controllerSite", &format!("{ip}:8800:controller{i}")])
+        .args(["-clusterConfig", "config/cluster.cfg"])
+        .args(["-logFile", &format!("log/computenode{i}.log")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(dir.join(format!("computenode{i}.stderr.txt")))
+                .map(Stdio::from)
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
 /// Runs `script` on `node` through `POST /api/execute`; the JSON answer.
 pub fn execute(node: SocketAddr, script: &str) -> String {
     let (status, body) = http_within(
