@@ -146,6 +146,18 @@ pub struct ChunkRow {
     pub replicas: Vec<(String, Option<u64>)>,
     /// Held by a transaction not yet resolved.
     pub in_txn: bool,
+    /// What this node holds of it (`local_chunks` only; empty in the cluster's view).
+    pub held: Option<Held>,
+}
+
+/// A chunk as the node holding it sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub rows: u64,
+    /// Its directory on the node's volume.
+    pub path: String,
+    /// Bytes of its flushed column files.
+    pub disk_bytes: u64,
 }
 
 /// The partitions of `info` that may hold rows satisfying `preds` (level → what the query

@@ -590,7 +590,12 @@ impl catalog::Catalog for Dfs {
                             file: format!("{}/{pname}/{tname}", db.trim_start_matches("dfs:/")),
                             version: info.as_ref().map(|i| i.version).unwrap_or(0),
                             replicas: Vec::new(),
-                            in_txn: info.is_some_and(|i| i.in_transaction.is_some()),
+                            in_txn: info.as_ref().is_some_and(|i| i.in_transaction.is_some()),
+                            held: info.map(|i| catalog::Held {
+                                rows: i.rows,
+                                path: i.dir.display().to_string(),
+                                disk_bytes: i.disk_bytes,
+                            }),
                         });
                     }
                 }

@@ -267,6 +267,10 @@ pub struct ChunkReport {
     pub rows: u64,
     /// The transaction holding it prepared, if any.
     pub txn: Option<u64>,
+    /// Its directory on this node's volume.
+    pub path: String,
+    /// Bytes of its flushed column files.
+    pub disk_bytes: u64,
 }
 
 pub fn encode_schema(s: &Schema) -> Vec<u8> {

@@ -196,6 +196,20 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
             &format!("{LOGIN}getChunksMeta(\"%testTB\")"),
         );
         assert_eq!(column(&filtered, "dfsPath").len(), paths.len());
+        // getTabletsMeta: the same chunks, by partition path and table, with their rows.
+        let tablets = execute(
+            datanode_addr(i),
+            &format!("{LOGIN}getTabletsMeta(\"/testDB/%\", `testTB, true)"),
+        );
+        let rows: Vec<String> = column(&tablets, "rowNum");
+        assert_eq!(rows.len(), paths.len(), "{tablets}");
+        assert!(rows.iter().all(|r| r == "1210000"), "{tablets}");
+        assert!(column(&tablets, "tableName").iter().all(|t| t == "testTB"));
+        assert_eq!(
+            column(&tablets, "diskUsage").len(),
+            paths.len(),
+            "{tablets}"
+        );
         let none = execute(
             datanode_addr(i),
             &format!("{LOGIN}getChunksMeta(\"%nosuch%\")"),

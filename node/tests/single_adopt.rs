@@ -100,6 +100,17 @@ fn an_old_single_node_catalog_is_adopted_once_with_every_row() {
     // The single node holds every chunk: three adopted, one new.
     let meta = execute(addr, &format!("{login}exec count(*) from getChunksMeta()"));
     assert_eq!(count(&meta), "4", "{meta}");
+    // getTabletsMeta: the chunks holding rows, with their rows, filtered by path and table.
+    let rows = execute(
+        addr,
+        &format!("{login}exec sum(rowNum) from getTabletsMeta(\"/old/%\", `pt, true)"),
+    );
+    assert_eq!(count(&rows), "602", "{rows}");
+    let none = execute(
+        addr,
+        &format!("{login}exec count(*) from getTabletsMeta(\"%\", `nosuch)"),
+    );
+    assert_eq!(count(&none), "0", "{none}");
     let meta = home.join("adopt1/dfsMeta");
     let adopted = std::fs::read_dir(home.join("adopt1"))
         .unwrap()

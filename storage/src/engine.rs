@@ -81,6 +81,10 @@ pub struct ChunkInfo {
     pub schema: Schema,
     /// Transaction holding the chunk, if any.
     pub in_transaction: Option<u64>,
+    /// Where its column files are.
+    pub dir: PathBuf,
+    /// Bytes of its flushed column blocks (rows still in the cache engine are in the redo log).
+    pub disk_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -440,6 +444,14 @@ impl Engine {
             rows: c.meta.rows() + rows as u64,
             schema: c.meta.schema.clone(),
             in_transaction: c.locked_by,
+            dir: meta::chunk_dir(&self.cfg.volumes[c.meta.volume as usize], chunk),
+            disk_bytes: c
+                .meta
+                .segments
+                .iter()
+                .flat_map(|s| s.blocks.iter().flatten())
+                .map(|b| u64::from(b.len))
+                .sum(),
         })
     }
 

@@ -76,6 +76,7 @@ const NAMES: &[&str] = &[
     "dropPartition",
     "getClusterChunksStatus",
     "getChunksMeta",
+    "getTabletsMeta",
     "getClusterDFSDatabases",
     "getClusterDFSTables",
     "append!",
@@ -1025,6 +1026,7 @@ pub async fn call(
         | "dropPartition"
         | "getClusterChunksStatus"
         | "getChunksMeta"
+        | "getTabletsMeta"
         | "getClusterDFSDatabases"
         | "getClusterDFSTables"
         | "append!"

@@ -40,7 +40,8 @@ pub(super) async fn call(
             "getClusterChunksStatus"
             | "getClusterDFSDatabases"
             | "getClusterDFSTables"
-            | "getChunksMeta" => Some("read the cluster's metadata"),
+            | "getChunksMeta"
+            | "getTabletsMeta" => Some("read the cluster's metadata"),
             "database"
             | "dropDatabase"
             | "createPartitionedTable"
@@ -105,6 +106,42 @@ pub(super) async fn call(
                 rows.truncate(top as usize);
             }
             Ok(chunks_meta(it, rows))
+        }
+        "getTabletsMeta" => {
+            // getTabletsMeta([chunkPath], [tableName], [diskUsage=false], [top=1024]): this
+            // node's chunks that hold rows.
+            arity(name, &args, 0, 4)?;
+            let pattern = match args.first() {
+                Some(Value::Void) | None => None,
+                Some(v) => Some(scalar_string(v)?),
+            };
+            let table = match args.get(1) {
+                Some(Value::Void) | None => None,
+                Some(v) => Some(scalar_string(v)?),
+            };
+            let disk_usage = match args.get(2) {
+                Some(Value::Void) | None => false,
+                Some(v) => it.truthy(v)?,
+            };
+            let top = match args.get(3) {
+                Some(v) => scalar_i64(v)?,
+                None => 1024,
+            };
+            let mut rows: Vec<ChunkRow> = dfs
+                .local_chunks()
+                .await?
+                .into_iter()
+                .filter(|r| r.held.as_ref().is_some_and(|h| h.rows > 0))
+                .filter(|r| table.as_deref().is_none_or(|t| tablet_of(r).1 == t))
+                .collect();
+            if let Some(p) = pattern {
+                let p = p.replace('*', "%");
+                rows.retain(|r| super::funcs::like(tablet_of(r).0.as_bytes(), p.as_bytes()));
+            }
+            if top >= 0 {
+                rows.truncate(top as usize);
+            }
+            Ok(tablets_meta(rows, disk_usage))
         }
         "dropTable" => {
             // dropTable(dbHandle, tableName)
@@ -351,7 +388,9 @@ fn chunks_meta(it: &Interp, rows: Vec<ChunkRow>) -> Value {
     ChunkTable::new(&rows)
         .text("site", |_| it.node.alias.clone())
         .text("chunkId", chunk_uuid)
-        .text("path", |r| format!("CHUNKS/{:020}", r.chunk))
+        .text("path", |r| {
+            r.held.as_ref().map(|h| h.path.clone()).unwrap_or_default()
+        })
         .text("dfsPath", |r| r.file.clone())
         // 0: a file chunk; flag 0: not marked deleted.
         .long("type", |_| 0)
@@ -362,6 +401,35 @@ fn chunks_meta(it: &Interp, rows: Vec<ChunkRow>) -> Value {
         .long("state", |r| i64::from(r.in_txn))
         .text("versionList", |r| format!("{}:0:{}", r.chunk, r.version))
         .value()
+}
+
+/// A chunk's partition path and table (`/testDB/20200601/testTB` → `/testDB/20200601`,
+/// `testTB`): DolphinDB names a tablet by its partition's path and its table.
+fn tablet_of(r: &ChunkRow) -> (&str, &str) {
+    r.file.rsplit_once('/').unwrap_or((r.file.as_str(), ""))
+}
+
+/// `getTabletsMeta()`: DolphinDB's columns, one row per tablet (a table's chunk in a
+/// partition) this node holds.
+fn tablets_meta(rows: Vec<ChunkRow>, disk_usage: bool) -> Value {
+    let held = |r: &ChunkRow| r.held.clone().expect("local chunks are held");
+    let t = ChunkTable::new(&rows)
+        .text("chunkId", chunk_uuid)
+        .text("path", |r| held(r).path)
+        .text("dfsPath", |r| tablet_of(r).0.to_string())
+        .text("tableName", |r| tablet_of(r).1.to_string())
+        .long("version", |r| r.version as i64)
+        .long("rowNum", |r| held(r).rows as i64)
+        // No update or delete has made a column-level version (cid) of it.
+        .text("createCids", |_| "[]".into())
+        .text("latestPhysicalDir", |r| {
+            format!("{}_{}", tablet_of(r).1, r.version)
+        });
+    if disk_usage {
+        t.long("diskUsage", |r| held(r).disk_bytes as i64).value()
+    } else {
+        t.value()
+    }
 }
 
 /// `schema(loadTable(...))`: colDefs plus the partition fields the official clients read.

@@ -574,6 +574,8 @@ mod tests {
             version,
             rows: 0,
             txn,
+            path: String::new(),
+            disk_bytes: 0,
         };
         let report = [
             r(1, 3, None),    // up to date

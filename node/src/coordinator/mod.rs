@@ -772,6 +772,7 @@ impl Catalog for ClusterCatalog {
                         version: c.version,
                         replicas: c.replicas,
                         in_txn: c.in_txn,
+                        held: None,
                     })
                     .collect()),
                 _ => Err(EvalError::msg("a bad controller reply")),
@@ -804,6 +805,11 @@ impl Catalog for ClusterCatalog {
                     version: c.version,
                     replicas: Vec::new(),
                     in_txn: c.txn.is_some(),
+                    held: Some(lang::catalog::Held {
+                        rows: c.rows,
+                        path: c.path,
+                        disk_bytes: c.disk_bytes,
+                    }),
                 })
                 .collect())
         })

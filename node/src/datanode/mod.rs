@@ -200,6 +200,8 @@ impl DataNodeService {
                     version: i.version,
                     rows: i.rows,
                     txn: i.in_transaction,
+                    path: i.dir.display().to_string(),
+                    disk_bytes: i.disk_bytes,
                 })
             })
             .collect()
