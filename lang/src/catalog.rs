@@ -17,6 +17,7 @@ use std::rc::Rc;
 
 use storage::batch::Schema;
 use storage::column::Column;
+use storage::types::DataType;
 
 use crate::eval::value::Table;
 use crate::eval::EvalError;
@@ -91,6 +92,14 @@ pub trait Catalog {
         db: &'a str,
         table: &'a str,
         partitions: Vec<String>,
+    ) -> LocalFuture<'a, Result<(), EvalError>>;
+
+    /// `addColumn`: columns appended to the table's schema; its rows read nulls in them.
+    fn add_columns<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        columns: Vec<(String, DataType)>,
     ) -> LocalFuture<'a, Result<(), EvalError>>;
 
     /// A snapshot of the table's metadata.

@@ -552,6 +552,20 @@ impl catalog::Catalog for Dfs {
         Box::pin(self.remove_partitions(db, table, Some(partitions)))
     }
 
+    fn add_columns<'a>(
+        &'a self,
+        _db: &'a str,
+        _table: &'a str,
+        _columns: Vec<(String, DataType)>,
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        // This store only reads catalogs of earlier builds (the node adopts them, D71).
+        Box::pin(async {
+            Err(EvalError::msg(
+                "addColumn needs the cluster catalog; this store predates it",
+            ))
+        })
+    }
+
     fn chunk_rows<'a>(&'a self, part: &'a Partition) -> LocalFuture<'a, Result<usize, EvalError>> {
         Box::pin(async move { Ok(self.engine.chunk_info(part.chunk).map_err(err)?.rows as usize) })
     }

@@ -115,6 +115,11 @@ pub enum Ddl {
         table: String,
         partitions: Vec<String>,
     },
+    AddColumns {
+        db: String,
+        table: String,
+        columns: Vec<(String, u8)>,
+    },
 }
 
 /// Where a replica lives.
@@ -251,12 +256,15 @@ pub struct Prepare {
     pub parts: Vec<PreparePart>,
 }
 
-/// Read `columns` of `chunk`; the replica must hold at least `version`.
+/// Read `columns` of `chunk`; the replica must hold exactly `version`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scan {
     pub chunk: u64,
     pub version: u64,
     pub columns: Vec<u32>,
+    /// Each column's DolphinDB type id: a column the chunk predates (`addColumn` after its
+    /// rows were written) is answered as nulls of that type.
+    pub types: Vec<u8>,
 }
 
 /// A chunk a data node holds, as it reports it.

@@ -284,6 +284,40 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
         &format!("{LOGIN}loadTable(\"dfs://days\", `pt).append!(table(1 2 as x))"),
     );
     assert!(wrong.contains("\"ok\":false"), "{wrong}");
+    // addColumn through the leader: existing rows read nulls in it, on every node; appends
+    // of the new width go to the old chunks (each replica widens its chunk first) and to new
+    // partitions.
+    execute(
+        datanode_addr(3),
+        &format!("{LOGIN}addColumn(loadTable(\"dfs://days\", `pt), `px, DOUBLE)"),
+    );
+    let wide = format!(
+        "{LOGIN}pt = loadTable(\"dfs://days\", `pt)\n\
+         tableInsert(pt, table(2024.01.02 2024.01.07 as d, 5 6 as id, `P`Q as sym, 1.5 2.5 as px))\n\
+         exec count(*) from pt"
+    );
+    assert_eq!(scalar(&execute(datanode_addr(1), &wide)), "1510004");
+    for i in 1..=3 {
+        let q = execute(
+            datanode_addr(i),
+            &format!("{LOGIN}select count(*) as n, sum(px) as s from loadTable(\"dfs://days\", `pt) where isNull(px)"),
+        );
+        assert_eq!(
+            column(&q, "n"),
+            [(1_510_002).to_string()],
+            "datanode{i}: {q}"
+        );
+        let q = execute(
+            datanode_addr(i),
+            &format!("{LOGIN}exec sum(px) from loadTable(\"dfs://days\", `pt)"),
+        );
+        assert_eq!(scalar(&q), "4", "datanode{i}: {q}");
+    }
+    let dup = execute(
+        datanode_addr(2),
+        &format!("{LOGIN}addColumn(loadTable(\"dfs://days\", `pt), `PX, INT)"),
+    );
+    assert!(dup.contains("already exists"), "{dup}");
     // dropPartition by value and dropTable, from another node than the one reading.
     execute(
         datanode_addr(1),
@@ -296,7 +330,7 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
     // The compute node's 1.5M rows were spread over the 5 days, 300 000 on the 3rd.
     assert_eq!(
         scalar(&left),
-        (8001 + 1_200_000).to_string(),
+        (8001 + 1_200_000 + 2).to_string(),
         "2000 + 300 000 + 1 rows dropped"
     );
     execute(

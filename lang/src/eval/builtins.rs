@@ -77,6 +77,7 @@ const NAMES: &[&str] = &[
     "getClusterChunksStatus",
     "getChunksMeta",
     "getTabletsMeta",
+    "addColumn",
     "getClusterDFSDatabases",
     "getClusterDFSTables",
     "append!",
@@ -143,6 +144,49 @@ pub(super) fn same_form(template: &Value, c: Column) -> Value {
 }
 
 /// A scalar as an integer.
+/// `addColumn`'s names (a string or strings) and types (a type or a vector of types), paired.
+fn new_columns(names: &Value, types: &Value) -> Result<Vec<(String, DataType)>, EvalError> {
+    let names: Vec<String> = match names {
+        Value::Scalar(_) => vec![super::builtins::scalar_string(names)?],
+        v => {
+            let c = v
+                .column()
+                .ok_or_else(|| EvalError::msg("addColumn: colNames must be strings"))?;
+            (0..c.len())
+                .map(|i| String::from_utf8_lossy(c.bytes_at(i).unwrap_or_default()).into_owned())
+                .collect()
+        }
+    };
+    let types: Vec<DataType> = match types {
+        Value::Type(t) => vec![*t],
+        Value::Tuple(ts) => ts
+            .iter()
+            .map(|t| match t {
+                Value::Type(t) => Ok(*t),
+                _ => Err(EvalError::msg("addColumn: colTypes must be types")),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(EvalError::msg("addColumn: colTypes must be types")),
+    };
+    if names.len() != types.len() {
+        return Err(EvalError::msg(format!(
+            "addColumn: {} column names for {} types",
+            names.len(),
+            types.len()
+        )));
+    }
+    if let Some(bad) = names.iter().find(|n| {
+        n.is_empty()
+            || !n.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }) {
+        return Err(EvalError::msg(format!(
+            "addColumn: '{bad}' is not a valid column name"
+        )));
+    }
+    Ok(names.into_iter().zip(types).collect())
+}
+
 pub fn scalar_i64(v: &Value) -> Result<i64, EvalError> {
     match v.column() {
         Some(c) if c.len() == 1 => match to_num(c).map_err(EvalError::msg)? {
@@ -942,6 +986,45 @@ pub async fn call(
             } else {
                 table_value(out)
             })
+        }
+        "addColumn" => {
+            // addColumn(table, colNames, colTypes): new columns of nulls.
+            arity(name, &args, 3, 3)?;
+            let added = new_columns(&args[1], &args[2])?;
+            if let (Value::DfsTable { db, table }, Some(dfs)) = (&args[0], it.dfs.clone()) {
+                if it.user.is_none() {
+                    return Err(EvalError::msg(
+                        "<NoPrivilege>Not granted to create or delete databases: log in first with login(userId, password)",
+                    ));
+                }
+                dfs.add_columns(db, table, added).await?;
+                return Ok(Value::Void);
+            }
+            let Value::Table(t) = &args[0] else {
+                return Err(EvalError::msg("The function [addColumn] needs a table"));
+            };
+            let mut out = (**t).clone();
+            let rows = out.rows();
+            for (n, ty) in added {
+                if out.columns.iter().any(|(c, _)| c.eq_ignore_ascii_case(&n)) {
+                    return Err(EvalError::msg(format!(
+                        "The column [{n}] already exists in the table"
+                    )));
+                }
+                out.columns.push((n, Column::nulls(ty, rows)));
+            }
+            // Tables are values: write the widened table back to its variable.
+            if let Some((
+                _,
+                Expr {
+                    kind: ExprKind::Ident(var),
+                    ..
+                },
+            )) = exprs.first()
+            {
+                it.set(var, table_value(out));
+            }
+            Ok(Value::Void)
         }
         "schema" => {
             arity(name, &args, 1, 1)?;

@@ -230,7 +230,7 @@ fn dropped_chunks(m: &Meta, d: &Ddl) -> Vec<(u64, Vec<Replica>)> {
                     .collect()
             })
             .unwrap_or_default(),
-        Ddl::CreateDatabase { .. } | Ddl::CreateTable { .. } => Vec::new(),
+        Ddl::CreateDatabase { .. } | Ddl::CreateTable { .. } | Ddl::AddColumns { .. } => Vec::new(),
     };
     chunks.into_iter().map(|c| (c, replicas_of(m, c))).collect()
 }
@@ -326,6 +326,7 @@ impl ControllerService {
                 partition_columns,
             },
             Ddl::DropTable { db, table } => Command::DropTable { db, table },
+            Ddl::AddColumns { db, table, columns } => Command::AddColumns { db, table, columns },
             Ddl::DropPartitions {
                 db,
                 table,

@@ -164,6 +164,13 @@ pub enum Command {
         table: String,
         partitions: Vec<String>,
     },
+    /// `addColumn`: columns appended to a table's schema (names and DolphinDB type ids).
+    /// Existing rows read nulls in them.
+    AddColumns {
+        db: String,
+        table: String,
+        columns: Vec<(String, u8)>,
+    },
 }
 
 /// Why a command was refused (the state is unchanged).
@@ -453,6 +460,21 @@ impl Meta {
                 for c in t.partitions.values() {
                     self.chunks.remove(c);
                 }
+            }
+            Command::AddColumns { db, table, columns } => {
+                let t = self
+                    .databases
+                    .get_mut(db)
+                    .and_then(|d| d.tables.get_mut(table))
+                    .ok_or_else(|| MetaError::Missing(format!("table {table} in {db}")))?;
+                let mut names: BTreeSet<String> =
+                    t.columns.iter().map(|(n, _)| n.to_lowercase()).collect();
+                for (n, _) in columns {
+                    if !names.insert(n.to_lowercase()) {
+                        return Err(MetaError::Exists(format!("column {n} in {table}")));
+                    }
+                }
+                t.columns.extend(columns.iter().cloned());
             }
             Command::DropPartitions {
                 db,

@@ -676,6 +676,19 @@ impl Catalog for ClusterCatalog {
         }))
     }
 
+    fn add_columns<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        columns: Vec<(String, DataType)>,
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(self.ddl(Ddl::AddColumns {
+            db: db.to_string(),
+            table: table.to_string(),
+            columns: columns.into_iter().map(|(n, t)| (n, t as u8)).collect(),
+        }))
+    }
+
     fn drop_partitions<'a>(
         &'a self,
         db: &'a str,
@@ -695,6 +708,7 @@ impl Catalog for ClusterCatalog {
                 chunk: part.chunk,
                 version: part.version,
                 columns: Vec::new(),
+                types: Vec::new(),
             };
             match self.read_chunk(part, req, true).await? {
                 Read::Rows(n) => Ok(n as usize),
@@ -709,27 +723,26 @@ impl Catalog for ClusterCatalog {
         columns: &'a [usize],
     ) -> LocalFuture<'a, Result<Vec<Column>, EvalError>> {
         Box::pin(async move {
+            let schema = self
+                .sites
+                .borrow()
+                .get(&part.chunk)
+                .map(|s| s.schema.clone())
+                .ok_or_else(|| EvalError::msg(format!("chunk {} is unknown here", part.chunk)))?;
             let req = Scan {
                 chunk: part.chunk,
                 version: part.version,
                 columns: columns.iter().map(|c| *c as u32).collect(),
+                types: columns
+                    .iter()
+                    .map(|c| schema.columns.get(*c).map_or(0, |(_, t)| *t as u8))
+                    .collect(),
             };
             let Read::Columns(cols) = self.read_chunk(part, req, false).await? else {
                 return Err(EvalError::msg("a bad data node reply"));
             };
             if cols.is_empty() && !columns.is_empty() {
-                let schema = self
-                    .sites
-                    .borrow()
-                    .get(&part.chunk)
-                    .map(|s| s.schema.clone());
-                return match schema {
-                    Some(s) => Ok(empty_columns(&s, columns)),
-                    None => Err(EvalError::msg(format!(
-                        "chunk {} is unknown here",
-                        part.chunk
-                    ))),
-                };
+                return Ok(empty_columns(&schema, columns));
             }
             Ok(cols)
         })

@@ -137,11 +137,55 @@ impl DataNodeService {
         {
             return Ok(Vec::new());
         }
-        let cols: Vec<usize> = s.columns.iter().map(|c| *c as usize).collect();
-        self.engine
-            .scan_at(s.chunk, &cols, Some(s.version))
+        // Columns added to the table after this chunk's rows were written are nulls here.
+        let width = self
+            .engine
+            .chunk_info(s.chunk)
+            .map_err(storage_error)?
+            .schema
+            .columns
+            .len();
+        let (have, later): (Vec<usize>, Vec<usize>) = s
+            .columns
+            .iter()
+            .map(|c| *c as usize)
+            .partition(|c| *c < width);
+        if later.is_empty() {
+            return self
+                .engine
+                .scan_at(s.chunk, &have, Some(s.version))
+                .await
+                .map_err(storage_error);
+        }
+        let rows = self.at_version(s.chunk, s.version)? as usize;
+        let mut read = self
+            .engine
+            .scan_at(s.chunk, &have, Some(s.version))
             .await
-            .map_err(storage_error)
+            .map_err(storage_error)?
+            .into_iter();
+        let mut out = Vec::with_capacity(s.columns.len());
+        for (i, c) in s.columns.iter().enumerate() {
+            if (*c as usize) < width {
+                out.push(
+                    read.next()
+                        .expect("one read column per index below the width"),
+                );
+            } else {
+                let ty = s
+                    .types
+                    .get(i)
+                    .and_then(|t| storage::types::DataType::from_id(*t))
+                    .ok_or_else(|| {
+                        RemoteError::new(
+                            ErrorCode::BadRequest,
+                            format!("column {c} of chunk {} has no type", s.chunk),
+                        )
+                    })?;
+                out.push(storage::column::Column::nulls(ty, rows));
+            }
+        }
+        Ok(out)
     }
 
     /// The chunk's rows at committed `version`, if it holds that version (a reader's
@@ -173,9 +217,19 @@ impl DataNodeService {
     /// prepared (durable, invisible, the chunk locked).
     async fn prepare_parts(&self, tid: u64, parts: Vec<LocalPart>) -> Result<(), RemoteError> {
         for part in parts {
-            match self.engine.create_chunk(part.chunk, part.schema).await {
-                Ok(()) | Err(StorageError::ChunkExists(_)) => {}
-                Err(e) => return Err(storage_error(e)),
+            let held = self.engine.chunk_info(part.chunk).ok().map(|i| i.schema);
+            match held {
+                None => match self.engine.create_chunk(part.chunk, part.schema).await {
+                    Ok(()) | Err(StorageError::ChunkExists(_)) => {}
+                    Err(e) => return Err(storage_error(e)),
+                },
+                // The table gained columns (`addColumn`) since this chunk was written.
+                Some(s) if s.columns.len() < part.schema.columns.len() => self
+                    .engine
+                    .widen_chunk(part.chunk, part.schema)
+                    .await
+                    .map_err(storage_error)?,
+                Some(_) => {}
             }
             self.engine
                 .prepare(tid, part.chunk, part.batch)
