@@ -102,6 +102,16 @@ pub trait Catalog {
         columns: Vec<(String, DataType)>,
     ) -> LocalFuture<'a, Result<(), EvalError>>;
 
+    /// `update` and `delete`: replaces the rows of each partition with the given columns (in
+    /// schema order), computed from the partition at its version; one transaction. A
+    /// partition written meanwhile refuses it with `<ChunkInTransaction>` (read again, retry).
+    fn rewrite<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        rewrites: Vec<(Partition, Vec<Column>)>,
+    ) -> LocalFuture<'a, Result<(), EvalError>>;
+
     /// A snapshot of the table's metadata.
     fn table<'a>(
         &'a self,

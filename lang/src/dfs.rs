@@ -566,6 +566,19 @@ impl catalog::Catalog for Dfs {
         })
     }
 
+    fn rewrite<'a>(
+        &'a self,
+        _db: &'a str,
+        _table: &'a str,
+        _rewrites: Vec<(Partition, Vec<Column>)>,
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(async {
+            Err(EvalError::msg(
+                "update and delete need the cluster catalog; this store predates it",
+            ))
+        })
+    }
+
     fn chunk_rows<'a>(&'a self, part: &'a Partition) -> LocalFuture<'a, Result<usize, EvalError>> {
         Box::pin(async move { Ok(self.engine.chunk_info(part.chunk).map_err(err)?.rows as usize) })
     }

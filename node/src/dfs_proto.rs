@@ -248,6 +248,9 @@ pub struct PreparePart {
     /// `storage::Batch` encoding.
     #[serde(with = "serde_bytes")]
     pub batch: Vec<u8>,
+    /// `Some(v)`: this batch starts a rewrite — it (and the transaction's later batches for
+    /// the chunk) replaces the chunk's rows, which must be at version `v`.
+    pub replace: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -307,6 +310,8 @@ pub struct LocalPart {
     pub chunk: u64,
     pub schema: Schema,
     pub batch: Batch,
+    /// As [`PreparePart::replace`].
+    pub replace: Option<u64>,
 }
 
 pub fn decode_columns(b: &[u8]) -> Result<Vec<Column>, String> {

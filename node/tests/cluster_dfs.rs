@@ -318,6 +318,60 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
         &format!("{LOGIN}addColumn(loadTable(\"dfs://days\", `pt), `PX, INT)"),
     );
     assert!(dup.contains("already exists"), "{dup}");
+
+    // update and delete on the dfs table, each one transaction rewriting the partitions it
+    // touches on both replicas; every node reads the result.
+    let run = |i: usize, q: &str| {
+        execute(
+            datanode_addr(i),
+            &format!("{LOGIN}pt = loadTable(\"dfs://days\", `pt)\n{q}"),
+        )
+    };
+    let done = |i: usize, q: &str| {
+        let out = run(i, q);
+        assert!(out.contains("\"ok\":true"), "{q}: {out}");
+    };
+    let on = |i: usize, q: &str| scalar(&run(i, q));
+    done(2, "update pt set px = 2.0 where sym = \"X\"");
+    done(3, "delete from pt where sym = \"Q\"");
+    let doomed: u64 = on(1, "exec count(*) from pt where sym = \"B\", d = 2024.01.01")
+        .parse()
+        .unwrap();
+    assert!(doomed > 100_000, "{doomed}");
+    done(1, "delete from pt where sym = \"B\", d = 2024.01.01");
+    for i in 1..=3 {
+        assert_eq!(on(i, "exec sum(px) from pt"), "3.5", "datanode{i}");
+        assert_eq!(
+            on(i, "exec count(*) from pt"),
+            (1_510_003 - doomed).to_string(),
+            "datanode{i}"
+        );
+        assert_eq!(
+            on(i, "exec count(*) from pt where sym = \"B\", d = 2024.01.01"),
+            "0"
+        );
+    }
+    let refused = execute(
+        datanode_addr(1),
+        &format!(
+            "{LOGIN}pt = loadTable(\"dfs://days\", `pt)\nupdate pt set d = 2024.02.01 where id = 1"
+        ),
+    );
+    assert!(refused.contains("cannot be updated"), "{refused}");
+    // The replicas of each chunk agree on version and rows.
+    let mut seen: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+    for m in reports().into_iter().flatten() {
+        for (chunk, (version, rows, txn)) in m {
+            assert_eq!(txn, 0, "chunk {chunk} left prepared");
+            seen.entry(chunk).or_default().push((version, rows));
+        }
+    }
+    for (chunk, replicas) in &seen {
+        assert!(
+            replicas.windows(2).all(|w| w[0] == w[1]),
+            "chunk {chunk}: {replicas:?}"
+        );
+    }
     // dropPartition by value and dropTable, from another node than the one reading.
     execute(
         datanode_addr(1),
@@ -330,7 +384,7 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
     // The compute node's 1.5M rows were spread over the 5 days, 300 000 on the 3rd.
     assert_eq!(
         scalar(&left),
-        (8001 + 1_200_000 + 2).to_string(),
+        (8001 + 1_200_000 + 2 - 1 - doomed).to_string(),
         "2000 + 300 000 + 1 rows dropped"
     );
     execute(

@@ -60,6 +60,12 @@ pub enum Record {
     Abort {
         tid: u64,
     },
+    /// Transaction `tid` rewrites `chunk`: the batches it prepares for it after this record
+    /// replace the chunk's rows when it commits (`update`, `delete`).
+    Replace {
+        tid: u64,
+        chunk: u64,
+    },
 }
 
 impl Record {
@@ -100,6 +106,11 @@ impl Record {
                 w.u8(5);
                 w.u64(*tid);
             }
+            Record::Replace { tid, chunk } => {
+                w.u8(6);
+                w.u64(*tid);
+                w.u64(*chunk);
+            }
         }
     }
 
@@ -125,6 +136,10 @@ impl Record {
                 Record::Commit { tid, versions }
             }
             5 => Record::Abort { tid: r.u64()? },
+            6 => Record::Replace {
+                tid: r.u64()?,
+                chunk: r.u64()?,
+            },
             k => return Err(r.err(format!("unknown record kind {k}"))),
         })
     }

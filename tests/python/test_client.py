@@ -330,3 +330,24 @@ def test_compo_and_range_databases_with_the_partitioned_appender(server):
             s.run("loadTable('dfs://pyrange', `rt).append!(table(100 as id, 1.0 as v))")
     finally:
         pool.shutDown()
+
+
+def test_update_delete_and_add_column_on_a_dfs_table(server):
+    """update / delete rewrite the partitions they touch in one transaction; addColumn gives old
+    rows nulls; a restart-free read sees it all (the single node is a one-node cluster)."""
+    s = connect(server)
+    s.run("if (existsDatabase('dfs://dml')) { dropDatabase('dfs://dml') }\n"
+          "db = database('dfs://dml', VALUE, 1..4)\n"
+          "t = table(take(1..4, 1000) as k, 0..999 as v, take(`a`b, 1000) as s)\n"
+          "db.createPartitionedTable(t, `pt, `k).append!(t)")
+    s.run("pt = loadTable('dfs://dml', `pt)\nupdate pt set v = -1 where s = 'a', k = 1")
+    s.run("pt = loadTable('dfs://dml', `pt)\ndelete from pt where k = 2, v < 500")
+    s.run("addColumn(loadTable('dfs://dml', `pt), `x, DOUBLE)")
+    df = s.loadTable(tableName="pt", dbPath="dfs://dml").toDF()
+    assert len(df) == 1000 - 125
+    assert (df[(df.k == 1) & (df.s == "a")].v == -1).all()
+    assert len(df[(df.k == 1) & (df.v == -1)]) == 250
+    assert not ((df.k == 2) & (df.v < 500)).any()
+    assert df.x.isna().all()
+    with pytest.raises(RuntimeError, match="cannot be updated"):
+        s.run("pt = loadTable('dfs://dml', `pt)\nupdate pt set k = 9")

@@ -348,7 +348,7 @@ fn names_column(e: &Expr, col: &str, level_ty: DataType) -> bool {
 /// What the `where` conditions allow of each partitioning column: `col op constant`,
 /// `constant op col`, `col between a:b` and `col in v` are used; anything else reads every
 /// partition (conservative: pruning never drops a partition with a matching row).
-async fn partition_preds(
+pub(super) async fn partition_preds(
     it: &mut Interp,
     info: &crate::catalog::TableInfo,
     filters: &[Expr],

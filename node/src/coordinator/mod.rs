@@ -3,26 +3,21 @@
 //! controller, the rows at the data nodes holding each chunk's replicas — so the interpreter
 //! runs the same code as on a single node.
 //!
-//! An append is one two-phase commit (ARCHITECTURE D70):
-//! 1. route the rows to partitions; the leader places and records any new partition;
-//! 2. the leader begins a transaction naming the participants (every replica's data node);
-//! 3. every participant prepares its rows (durable, invisible, chunk locked) and votes;
-//! 4. all yes: the leader records the commit — **the commit point**; any no: it records an
-//!    abort;
-//! 5. participants are told the outcome (those that miss it ask the leader themselves), then
-//!    the client is answered.
+//! Every write is one two-phase commit (ARCHITECTURE D70, `txn`): the rows routed to chunks,
+//! a transaction begun at the leader, every replica prepared, the decision recorded by the
+//! leader (the commit point), participants told. Nodes that store nothing forward their
+//! appends to a data node instead (`forward`, D73).
 //!
 //! Invariants:
-//! - Nothing is answered as appended before the leader recorded the commit, and once it is
-//!   recorded the append is never reported as failed.
 //! - A read asks each replica for exactly the version its table snapshot saw (the data node
 //!   shows no later commit, and refuses while behind), so a transaction over several chunks is
 //!   read whole or not at all.
 
 mod forward;
+mod txn;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -309,226 +304,6 @@ impl ClusterCatalog {
         self.remember(&t.partitions, &Rc::new(schema));
         Ok((info, t))
     }
-
-    /// One append, as one two-phase commit (the module header's steps).
-    async fn append_txn(&self, db: &str, table: &str, data: &Table) -> Result<usize, EvalError> {
-        let (info, snap) = self.snapshot(db, table).await?;
-        let (cols, parts) = lang::catalog::route(&info, data, self.new_values)?;
-        let rows: usize = parts.values().map(|r| r.len()).sum();
-        if rows == 0 {
-            return Ok(0);
-        }
-        let known: BTreeMap<&str, &PartitionSnapshot> = snap
-            .partitions
-            .iter()
-            .map(|p| (p.name.as_str(), p))
-            .collect();
-        let missing: Vec<String> = parts
-            .keys()
-            .filter(|k| !known.contains_key(k.as_str()))
-            .cloned()
-            .collect();
-        let mut placed: BTreeMap<String, PartitionSnapshot> = parts
-            .keys()
-            .filter_map(|k| known.get(k.as_str()).map(|p| (k.clone(), (*p).clone())))
-            .collect();
-        if !missing.is_empty() {
-            let req = Allocate {
-                db: db.to_string(),
-                table: table.to_string(),
-                partitions: missing,
-            };
-            let got: Vec<PartitionSnapshot> = self.leader_call(method::ALLOCATE, &req).await?;
-            self.remember(&got, &Rc::new(info.schema.clone()));
-            placed.extend(got.into_iter().map(|p| (p.name.clone(), p)));
-        }
-        // Each partition's rows in batches of at most PREPARE_BYTES_MAX, encoded once for the
-        // remote replicas (in calls of at most that much each) and handed over as they are to
-        // this node's own data node.
-        let schema_bytes = encode_schema(&info.schema);
-        let mut per_node: BTreeMap<String, (Replica, Work)> = BTreeMap::new();
-        let mut chunks = Vec::with_capacity(parts.len());
-        for (name, rows) in &parts {
-            let p = placed.get(name).ok_or_else(|| {
-                EvalError::msg(format!("the controller did not place partition {name}"))
-            })?;
-            let batches = batches_of(&cols, rows);
-            chunks.push((p.chunk, batches.len() as u64));
-            for columns in batches {
-                let remote = p.replicas.iter().any(|r| !self.is_local(r));
-                let bytes = remote.then(|| encode_columns_ref(&columns));
-                let mut columns = Some(columns);
-                for r in &p.replicas {
-                    let local = self.is_local(r);
-                    let (_, work) = per_node.entry(r.alias.clone()).or_insert_with(|| {
-                        (
-                            r.clone(),
-                            if local {
-                                Work::Local(Vec::new())
-                            } else {
-                                Work::Remote(vec![Vec::new()])
-                            },
-                        )
-                    });
-                    match work {
-                        Work::Local(parts) => parts.push(LocalPart {
-                            chunk: p.chunk,
-                            schema: info.schema.clone(),
-                            batch: storage::Batch {
-                                columns: columns.take().unwrap_or_default(),
-                            },
-                        }),
-                        Work::Remote(calls) => {
-                            let bytes = bytes.clone().expect("encoded for remote replicas");
-                            let size: usize = calls
-                                .last()
-                                .map(|c| c.iter().map(|p| p.batch.len()).sum())
-                                .unwrap_or(0);
-                            if size > 0 && size + bytes.len() > PREPARE_BYTES_MAX {
-                                calls.push(Vec::new());
-                            }
-                            calls
-                                .last_mut()
-                                .expect("one call at least")
-                                .push(PreparePart {
-                                    chunk: p.chunk,
-                                    schema: schema_bytes.clone(),
-                                    batch: bytes,
-                                });
-                        }
-                    }
-                }
-            }
-        }
-        let participants: Vec<String> = per_node.keys().cloned().collect();
-        let tid: u64 = self
-            .leader_call(
-                method::TXN_BEGIN,
-                &TxnBegin {
-                    participants,
-                    coordinator: self.me.clone(),
-                },
-            )
-            .await?;
-        // Phase one: every participant prepares, all at once.
-        let mut votes = Vec::new();
-        let mut replicas = Vec::with_capacity(per_node.len());
-        for (alias, (replica, work)) in per_node {
-            let target = self.node(&replica);
-            replicas.push(replica);
-            votes.push(rt::task::spawn_local(async move {
-                let target =
-                    target.ok_or_else(|| format!("{alias}: the address does not resolve"))?;
-                match (work, &target) {
-                    (Work::Local(parts), Target::Local(l)) => l
-                        .prepare(tid, parts)
-                        .await
-                        .map_err(|e| format!("{alias}: {e}")),
-                    (Work::Local(_), Target::Remote(_)) => {
-                        Err(format!("{alias}: not this node's data node"))
-                    }
-                    (Work::Remote(calls), _) => {
-                        for parts in calls {
-                            let payload = encode_payload(&Prepare { tid, parts });
-                            target
-                                .call(method::CHUNK_PREPARE, payload)
-                                .await
-                                .map_err(|e| format!("{alias}: {e}"))?;
-                        }
-                        Ok::<(), String>(())
-                    }
-                }
-            }));
-        }
-        let mut refusal = None;
-        for v in votes {
-            let vote: Result<(), String> = v
-                .await
-                .unwrap_or_else(|_| Err("the prepare task was cancelled".into()));
-            if let Err(e) = vote {
-                refusal.get_or_insert(e);
-            }
-        }
-        let commit = refusal.is_none();
-        let decide = TxnDecide {
-            id: tid,
-            chunks,
-            commit,
-        };
-        let committed: bool = match self.leader_call(method::TXN_DECIDE, &decide).await {
-            Ok(c) => c,
-            Err(e) if commit => {
-                // The decision's fate is unknown: participants will learn it from the leader.
-                return Err(EvalError::msg(format!(
-                    "the outcome of transaction {tid} is not known yet ({e}); its participants will learn it from the leader"
-                )));
-            }
-            Err(_) => false,
-        };
-        // Phase two: tell every participant; one that misses it asks the leader.
-        let outcome = if committed {
-            method::CHUNK_COMMIT
-        } else {
-            method::CHUNK_ABORT
-        };
-        let mut told = Vec::new();
-        for replica in &replicas {
-            let target = self.node(replica);
-            told.push(rt::task::spawn_local(async move {
-                match target {
-                    Some(c) => c.call(outcome, encode_payload(&tid)).await.err(),
-                    None => None,
-                }
-            }));
-        }
-        for t in told {
-            if let Ok(Some(e)) = t.await {
-                self.log.warn(
-                    "txn_outcome_undelivered",
-                    &format!("transaction {tid}: {e}"),
-                    &[],
-                );
-            }
-        }
-        if committed {
-            return Ok(rows);
-        }
-        Err(EvalError::msg(match refusal {
-            Some(e) => format!("The append was rolled back: {e}"),
-            None => format!("The append was rolled back: transaction {tid} was aborted"),
-        }))
-    }
-}
-
-/// `rows` of `cols` as batches: one, or as many as keep each (its heap bytes estimating the
-/// encoding) under [`PREPARE_BYTES_MAX`].
-fn batches_of(cols: &[std::borrow::Cow<'_, Column>], rows: &[usize]) -> Vec<Vec<Column>> {
-    let total = cols.first().map(|c| c.len()).unwrap_or(0);
-    let bytes: usize =
-        cols.iter().map(|c| c.heap_bytes()).sum::<usize>() * rows.len() / total.max(1);
-    let gather = |part: &[usize]| -> Vec<Column> {
-        if part.len() == total && part.iter().enumerate().all(|(i, r)| i == *r) {
-            // Every row, in order (one partition takes the whole append): no gather.
-            cols.iter().map(|c| c.as_ref().clone()).collect()
-        } else {
-            cols.iter()
-                .map(|c| lang::eval::gather_rows(c, part))
-                .collect()
-        }
-    };
-    if bytes <= PREPARE_BYTES_MAX || rows.len() < 2 {
-        return vec![gather(rows)];
-    }
-    let pieces = bytes.div_ceil(PREPARE_BYTES_MAX / 2);
-    rows.chunks(rows.len().div_ceil(pieces))
-        .map(gather)
-        .collect()
-}
-
-/// What one participant is sent: encoded calls, or batches handed over in-process.
-enum Work {
-    Remote(Vec<Vec<PreparePart>>),
-    Local(Vec<LocalPart>),
 }
 
 fn empty_columns(schema: &Schema, columns: &[usize]) -> Vec<Column> {
@@ -687,6 +462,15 @@ impl Catalog for ClusterCatalog {
             table: table.to_string(),
             columns: columns.into_iter().map(|(n, t)| (n, t as u8)).collect(),
         }))
+    }
+
+    fn rewrite<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        rewrites: Vec<(Partition, Vec<Column>)>,
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(self.rewrite_txn(db, table, rewrites))
     }
 
     fn drop_partitions<'a>(

@@ -208,6 +208,7 @@ impl DataNodeService {
                 batch: storage::Batch {
                     columns: decode_columns(&part.batch).map_err(bad)?,
                 },
+                replace: part.replace,
             });
         }
         self.prepare_parts(p.tid, parts).await
@@ -231,10 +232,18 @@ impl DataNodeService {
                     .map_err(storage_error)?,
                 Some(_) => {}
             }
-            self.engine
-                .prepare(tid, part.chunk, part.batch)
-                .await
-                .map_err(storage_error)?;
+            match part.replace {
+                Some(version) => self
+                    .engine
+                    .prepare_replace(tid, part.chunk, version, part.batch)
+                    .await
+                    .map_err(storage_error)?,
+                None => self
+                    .engine
+                    .prepare(tid, part.chunk, part.batch)
+                    .await
+                    .map_err(storage_error)?,
+            }
         }
         self.prepared_since
             .borrow_mut()

@@ -37,6 +37,10 @@ use crate::wal::{Record, Wal};
 mod whole;
 use whole::remove_unnamed_segments;
 
+/// The holder [`Engine::widen_chunk`] locks a chunk as (never a transaction id: the
+/// controllers number transactions from 1 up).
+const WIDENING: u64 = u64::MAX;
+
 /// Engine settings (from the node's configuration).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -211,6 +215,9 @@ struct State {
     /// Chunks whose metadata could not be read or verified: id → reason.
     corrupt: BTreeMap<u64, StorageError>,
     prepared: BTreeMap<u64, Vec<(u64, Batch)>>,
+    /// (transaction, chunk) pairs whose prepared batches replace the chunk's rows instead of
+    /// adding to them (`update` and `delete`).
+    replacing: std::collections::BTreeSet<(u64, u64)>,
 }
 
 /// The chunk store. Cheap to clone; all clones share one engine (one shard).
@@ -366,34 +373,57 @@ impl Engine {
         }
         let (wal, records) =
             Wal::open_with(&cfg.redo_dir, cfg.data_sync, cfg.redo_write_through).await?;
-        let mut state = State {
+        let state = State {
             chunks,
             corrupt,
             prepared: BTreeMap::new(),
+            replacing: Default::default(),
         };
-        replay(&mut state, records);
-        let bytes: u64 = state
-            .chunks
-            .values()
-            .flat_map(|c| c.cache.iter())
-            .map(|c| c.heap_bytes() as u64)
-            .chain(
-                state
-                    .prepared
-                    .values()
-                    .flatten()
-                    .map(|(_, b)| b.heap_bytes() as u64),
-            )
-            .sum();
         let span_cache_bytes_max = cfg.span_cache_bytes_max;
-        Ok(Engine {
+        let engine = Engine {
             cfg: Rc::new(cfg),
             state: Rc::new(RefCell::new(state)),
             wal: Rc::new(wal),
             exclusive: rt::sync::Lock::new(),
-            cache_bytes: Rc::new(Cell::new(bytes)),
+            cache_bytes: Rc::new(Cell::new(0)),
             spans: Rc::new(RefCell::new(SpanCache::new(span_cache_bytes_max))),
-        })
+        };
+        engine.replay(records).await?;
+        let bytes: u64 = {
+            let state = engine.state.borrow();
+            state
+                .chunks
+                .values()
+                .flat_map(|c| c.cache.iter())
+                .map(|c| c.heap_bytes() as u64)
+                .chain(
+                    state
+                        .prepared
+                        .values()
+                        .flatten()
+                        .map(|(_, b)| b.heap_bytes() as u64),
+                )
+                .sum()
+        };
+        engine.cache_bytes.set(bytes);
+        Ok(engine)
+    }
+
+    /// Replays the redo log over the flushed metadata. A committed rewrite not installed yet
+    /// (the node stopped between its commit record and its install) is installed here, in log
+    /// order, so later records of its chunk apply on top of it.
+    async fn replay(&self, records: Vec<Record>) -> Result<(), StorageError> {
+        let _x = self.exclusive.lock().await;
+        for rec in records {
+            let rewrites = {
+                let mut state = self.state.borrow_mut();
+                replay_one(&mut state, rec)
+            };
+            for (tid, chunk, version, batches) in rewrites {
+                self.install_rewrite(tid, chunk, version, batches).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Transactions prepared here and not yet resolved (ask the controller for their outcome).
@@ -590,8 +620,53 @@ impl Engine {
         self.wal.wait_durable(lsn).await
     }
 
+    /// Phase one of a rewrite (`update`, `delete`): `batch` becomes the whole of `chunk` when
+    /// `tid` commits (with any further batches `tid` prepares for it after this one). Refused
+    /// unless the chunk is at `expect_version`, the version its new rows were computed from,
+    /// so a commit between that read and this prepare is never overwritten.
+    pub async fn prepare_replace(
+        &self,
+        tid: u64,
+        chunk: u64,
+        expect_version: u64,
+        batch: Batch,
+    ) -> Result<(), StorageError> {
+        self.make_room(batch.heap_bytes() as u64).await?;
+        let lsn = {
+            let mut s = self.state.borrow_mut();
+            let c = Self::check_writable(&mut s, chunk, &batch, Some(tid))?;
+            if c.version != expect_version || c.locked_by.is_some() {
+                return Err(StorageError::VersionMismatch {
+                    chunk,
+                    wanted: expect_version,
+                    actual: c.version,
+                });
+            }
+            c.locked_by = Some(tid);
+            self.wal.append(&Record::Replace { tid, chunk })?;
+            let lsn = self
+                .wal
+                .append_with(|w| Record::encode_prepare(w, tid, chunk, &batch))?;
+            self.cache_bytes
+                .set(self.cache_bytes.get() + batch.heap_bytes() as u64);
+            s.replacing.insert((tid, chunk));
+            s.prepared.entry(tid).or_default().push((chunk, batch));
+            lsn
+        };
+        self.wal.wait_durable(lsn).await
+    }
+
     /// Phase two: makes transaction `tid`'s rows visible, bumping each chunk's version.
     pub async fn commit(&self, tid: u64) -> Result<(), StorageError> {
+        let rewrites = self
+            .state
+            .borrow()
+            .replacing
+            .range((tid, 0)..=(tid, u64::MAX))
+            .count();
+        if rewrites > 0 {
+            return self.commit_rewrite(tid).await;
+        }
         let lsn = {
             let mut s = self.state.borrow_mut();
             let parts = s
@@ -624,6 +699,113 @@ impl Engine {
         self.wal.wait_durable(lsn).await
     }
 
+    /// [`Engine::commit`] of a transaction that rewrites chunks: its added rows become
+    /// visible as any commit's; each rewritten chunk is installed whole once the commit record
+    /// is durable (readers see the old rows until then). The exclusive lock is held
+    /// throughout, so no checkpoint drops the transaction's records before its installs.
+    async fn commit_rewrite(&self, tid: u64) -> Result<(), StorageError> {
+        let _x = self.exclusive.lock().await;
+        let (lsn, rewrites) = {
+            let mut s = self.state.borrow_mut();
+            let parts = s
+                .prepared
+                .remove(&tid)
+                .ok_or(StorageError::NoSuchTransaction(tid))?;
+            let mut versions: Vec<(u64, u64)> = Vec::new();
+            for (chunk, _) in &parts {
+                let v = s.chunks.get(chunk).map(|c| c.version).unwrap_or(0);
+                match versions.iter_mut().find(|(c, _)| c == chunk) {
+                    Some(e) => e.1 += 1,
+                    None => versions.push((*chunk, v + 1)),
+                }
+            }
+            let lsn = match self.wal.append(&Record::Commit {
+                tid,
+                versions: versions.clone(),
+            }) {
+                Ok(l) => l,
+                Err(e) => {
+                    s.prepared.insert(tid, parts);
+                    return Err(e);
+                }
+            };
+            let replaced: Vec<u64> = s
+                .replacing
+                .range((tid, 0)..=(tid, u64::MAX))
+                .map(|(_, c)| *c)
+                .collect();
+            for c in &replaced {
+                s.replacing.remove(&(tid, *c));
+            }
+            let mut rewrites: BTreeMap<u64, Vec<Batch>> = BTreeMap::new();
+            for (chunk, batch) in parts {
+                if replaced.contains(&chunk) {
+                    rewrites.entry(chunk).or_default().push(batch);
+                } else if let Some(c) = s.chunks.get_mut(&chunk) {
+                    let v = c.version + 1;
+                    c.apply(&batch, v, lsn)
+                        .map_err(|reason| StorageError::BadBatch { chunk, reason })?;
+                    c.locked_by = None;
+                }
+            }
+            let rewrites: Vec<(u64, u64, Vec<Batch>)> = rewrites
+                .into_iter()
+                .map(|(c, b)| {
+                    let v = versions
+                        .iter()
+                        .find(|(id, _)| *id == c)
+                        .map_or(0, |(_, v)| *v);
+                    (c, v, b)
+                })
+                .collect();
+            (lsn, rewrites)
+        };
+        self.wal.wait_durable(lsn).await?;
+        for (chunk, version, batches) in rewrites {
+            self.install_rewrite(tid, chunk, version, batches).await?;
+        }
+        Ok(())
+    }
+
+    /// Installs `batches` as the whole of `chunk` at `version`, for committed transaction
+    /// `tid` (which holds it). Caller holds the exclusive lock.
+    async fn install_rewrite(
+        &self,
+        tid: u64,
+        chunk: u64,
+        version: u64,
+        batches: Vec<Batch>,
+    ) -> Result<(), StorageError> {
+        let Some(schema) = self
+            .state
+            .borrow()
+            .chunks
+            .get(&chunk)
+            .map(|c| c.meta.schema.clone())
+        else {
+            return Ok(());
+        };
+        let prepared: u64 = batches.iter().map(|b| b.heap_bytes() as u64).sum();
+        let mut it = batches.into_iter();
+        let mut whole = it.next().unwrap_or_else(|| Batch {
+            columns: schema
+                .columns
+                .iter()
+                .map(|(_, t)| Column::empty(*t))
+                .collect(),
+        });
+        for more in it {
+            for (c, m) in whole.columns.iter_mut().zip(&more.columns) {
+                c.append(m).map_err(StorageError::Format)?;
+            }
+        }
+        self.install_locked(chunk, Some(version), schema, whole, Some(tid))
+            .await?;
+        self.cache_bytes
+            .set(self.cache_bytes.get().saturating_sub(prepared));
+        Ok(())
+    }
+
     /// Discards transaction `tid`'s prepared rows.
     pub async fn abort(&self, tid: u64) -> Result<(), StorageError> {
         let lsn = {
@@ -632,6 +814,14 @@ impl Engine {
                 .prepared
                 .remove(&tid)
                 .ok_or(StorageError::NoSuchTransaction(tid))?;
+            let replaced: Vec<(u64, u64)> = s
+                .replacing
+                .range((tid, 0)..=(tid, u64::MAX))
+                .copied()
+                .collect();
+            for r in replaced {
+                s.replacing.remove(&r);
+            }
             let lsn = self.wal.append(&Record::Abort { tid })?;
             for (chunk, batch) in &parts {
                 self.cache_bytes.set(
@@ -673,16 +863,25 @@ impl Engine {
             let empty = s.chunks.values().all(|c| c.cache_rows() == 0);
             // A chunk whose metadata could not be read may still have records only in the log.
             (empty && s.corrupt.is_empty() && self.wal.idle() && self.wal.bytes() > 0).then(|| {
-                s.prepared
-                    .iter()
-                    .flat_map(|(tid, parts)| {
-                        parts.iter().map(|(chunk, batch)| Record::Prepare {
+                let mut keep = Vec::new();
+                for (tid, parts) in &s.prepared {
+                    let mut marked = std::collections::BTreeSet::new();
+                    for (chunk, batch) in parts {
+                        // A rewrite's marker goes before its first batch, as it was logged.
+                        if s.replacing.contains(&(*tid, *chunk)) && marked.insert(*chunk) {
+                            keep.push(Record::Replace {
+                                tid: *tid,
+                                chunk: *chunk,
+                            });
+                        }
+                        keep.push(Record::Prepare {
                             tid: *tid,
                             chunk: *chunk,
                             batch: batch.clone(),
-                        })
-                    })
-                    .collect()
+                        });
+                    }
+                }
+                keep
             })
         };
         if let Some(keep) = keep {
@@ -976,65 +1175,91 @@ async fn verify_segments(cfg: &EngineConfig, m: &ChunkMeta) -> Result<(), Storag
     remove_unnamed_segments(volume, m).await
 }
 
-/// Applies recovered log records over the flushed metadata.
-fn replay(state: &mut State, records: Vec<Record>) {
-    for rec in records {
-        match rec {
-            Record::Append {
-                chunk,
-                version,
-                batch,
-            } => {
+/// Applies one recovered redo record over the flushed metadata; answers the rewrites a commit
+/// record asks for, to install (a transaction, its chunk, the version and the chunk's rows).
+fn replay_one(state: &mut State, rec: Record) -> Vec<(u64, u64, u64, Vec<Batch>)> {
+    match rec {
+        Record::Append {
+            chunk,
+            version,
+            batch,
+        } => {
+            let Some(c) = state.chunks.get_mut(&chunk) else {
+                return Vec::new();
+            };
+            if version <= c.version {
+                return Vec::new(); // already in a flushed segment (or superseded by an install)
+            }
+            if version != c.version + 1 || c.apply(&batch, version, 0).is_err() {
+                let err = StorageError::Corrupt {
+                    chunk,
+                    file: PathBuf::from("redo log"),
+                    offset: None,
+                    reason: format!("the log jumps from version {} to {version}", c.version),
+                };
+                state.chunks.remove(&chunk);
+                state.corrupt.insert(chunk, err);
+            }
+            Vec::new()
+        }
+        Record::Prepare { tid, chunk, batch } => {
+            if let Some(c) = state.chunks.get_mut(&chunk) {
+                c.locked_by = Some(tid);
+                state.prepared.entry(tid).or_default().push((chunk, batch));
+            }
+            Vec::new()
+        }
+        Record::Replace { tid, chunk } => {
+            if state.chunks.contains_key(&chunk) {
+                state.replacing.insert((tid, chunk));
+            }
+            Vec::new()
+        }
+        Record::Commit { tid, versions } => {
+            let Some(parts) = state.prepared.remove(&tid) else {
+                return Vec::new();
+            };
+            let target = |chunk: u64| {
+                versions
+                    .iter()
+                    .find(|(id, _)| *id == chunk)
+                    .map(|(_, v)| *v)
+                    .unwrap_or(0)
+            };
+            let mut rewrites: BTreeMap<u64, Vec<Batch>> = BTreeMap::new();
+            for (chunk, batch) in parts {
+                let rewrite =
+                    state.replacing.remove(&(tid, chunk)) || rewrites.contains_key(&chunk);
                 let Some(c) = state.chunks.get_mut(&chunk) else {
                     continue;
                 };
-                if version <= c.version {
-                    continue; // already in a flushed segment (or superseded by an install)
-                }
-                if version != c.version + 1 || c.apply(&batch, version, 0).is_err() {
-                    let err = StorageError::Corrupt {
-                        chunk,
-                        file: PathBuf::from("redo log"),
-                        offset: None,
-                        reason: format!("the log jumps from version {} to {version}", c.version),
-                    };
-                    state.chunks.remove(&chunk);
-                    state.corrupt.insert(chunk, err);
-                }
-            }
-            Record::Prepare { tid, chunk, batch } => {
-                if let Some(c) = state.chunks.get_mut(&chunk) {
-                    c.locked_by = Some(tid);
-                    state.prepared.entry(tid).or_default().push((chunk, batch));
-                }
-            }
-            Record::Commit { tid, versions } => {
-                let Some(parts) = state.prepared.remove(&tid) else {
-                    continue;
-                };
-                for (chunk, batch) in parts {
-                    let Some(c) = state.chunks.get_mut(&chunk) else {
-                        continue;
-                    };
+                if target(chunk) <= c.version {
+                    // Installed (or flushed) before the node stopped.
                     c.locked_by = None;
-                    let target = versions
-                        .iter()
-                        .find(|(id, _)| *id == chunk)
-                        .map(|(_, v)| *v)
-                        .unwrap_or(0);
-                    if target > c.version {
-                        let v = c.version + 1;
-                        let _ = c.apply(&batch, v, 0);
-                    }
+                    continue;
+                }
+                if rewrite {
+                    // Installed below, still held by `tid` until then.
+                    rewrites.entry(chunk).or_default().push(batch);
+                } else {
+                    c.locked_by = None;
+                    let v = c.version + 1;
+                    let _ = c.apply(&batch, v, 0);
                 }
             }
-            Record::Abort { tid } => {
-                for (chunk, _) in state.prepared.remove(&tid).unwrap_or_default() {
-                    if let Some(c) = state.chunks.get_mut(&chunk) {
-                        c.locked_by = None;
-                    }
+            rewrites
+                .into_iter()
+                .map(|(c, b)| (tid, c, target(c), b))
+                .collect()
+        }
+        Record::Abort { tid } => {
+            for (chunk, _) in state.prepared.remove(&tid).unwrap_or_default() {
+                state.replacing.remove(&(tid, chunk));
+                if let Some(c) = state.chunks.get_mut(&chunk) {
+                    c.locked_by = None;
                 }
             }
+            Vec::new()
         }
     }
 }

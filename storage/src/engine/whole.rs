@@ -9,15 +9,11 @@ use std::sync::Arc;
 
 use rt::disk;
 
-use super::{ChunkState, Engine};
+use super::{ChunkState, Engine, WIDENING};
 use crate::batch::{Batch, Schema};
 use crate::column::{Column, ColumnData, SymbolBase};
 use crate::error::StorageError;
 use crate::meta::{self, ChunkMeta};
-
-/// The holder [`Engine::widen_chunk`] locks a chunk as (never a transaction id: the
-/// controllers number transactions from 1 up).
-const WIDENING: u64 = u64::MAX;
 
 impl Engine {
     /// Removes every row of `chunk`; returns the new version.
@@ -154,7 +150,21 @@ impl Engine {
     }
 
     /// [`Engine::install_chunk`] by `holder`, which may hold the chunk locked itself.
-    async fn install_as(
+    pub(super) async fn install_as(
+        &self,
+        chunk: u64,
+        version: Option<u64>,
+        schema: Schema,
+        batch: Batch,
+        holder: Option<u64>,
+    ) -> Result<u64, StorageError> {
+        let _x = self.exclusive.lock().await;
+        self.install_locked(chunk, version, schema, batch, holder)
+            .await
+    }
+
+    /// [`Engine::install_as`], its caller holding the exclusive lock.
+    pub(super) async fn install_locked(
         &self,
         chunk: u64,
         version: Option<u64>,
@@ -165,7 +175,6 @@ impl Engine {
         batch
             .check(&schema)
             .map_err(|reason| StorageError::BadBatch { chunk, reason })?;
-        let _x = self.exclusive.lock().await;
         let (old_version, volume_idx, seg_id) = {
             let s = self.state.borrow();
             match s.chunks.get(&chunk) {

@@ -1,7 +1,8 @@
 //! The storage model test, shared by the proptest run on the real runtime
 //! (`tests/model.rs`) and the seeded fault-injection run under madsim (`tests/model_sim.rs`).
 //!
-//! A random sequence of append / prepare / commit / abort / flush / scan / crash-and-reopen runs
+//! A random sequence of append / prepare / rewrite / commit / abort / flush / scan /
+//! crash-and-reopen runs
 //! against the engine and against a plain in-memory reference. Operations that fail (only
 //! under injected faults) make their effect *uncertain*; the node then crashes and reopens, and
 //! the engine may show the uncertain effect or not — but every acknowledged row must be there,
@@ -20,12 +21,27 @@ use storage::{Batch, Engine, EngineConfig, Schema, StorageError};
 
 #[derive(Debug, Clone)]
 pub enum Op {
-    Append { chunk: u64, rows: usize },
-    Prepare { chunk: u64, rows: usize },
+    Append {
+        chunk: u64,
+        rows: usize,
+    },
+    Prepare {
+        chunk: u64,
+        rows: usize,
+    },
+    /// A transaction that rewrites the chunk (`update`/`delete`): keeps every `keep`-th
+    /// visible row and adds `rows` new ones.
+    Rewrite {
+        chunk: u64,
+        keep: usize,
+        rows: usize,
+    },
     Commit,
     Abort,
     Flush,
-    Scan { chunk: u64 },
+    Scan {
+        chunk: u64,
+    },
     Reopen,
 }
 
@@ -33,7 +49,12 @@ pub const CHUNKS: u64 = 3;
 
 pub fn gen_ops(rng: &mut Rng, n: usize) -> Vec<Op> {
     (0..n)
-        .map(|_| match rng.below(16) {
+        .map(|_| match rng.below(18) {
+            16..=17 => Op::Rewrite {
+                chunk: rng.below(CHUNKS),
+                keep: 1 + rng.below(3) as usize,
+                rows: rng.below(5) as usize,
+            },
             0..=4 => Op::Append {
                 chunk: rng.below(CHUNKS),
                 rows: 1 + rng.below(40) as usize,
@@ -64,7 +85,11 @@ fn schema() -> Schema {
 
 /// Rows `first..first+n`: every value derives from the row's unique id.
 fn batch(first: i32, n: usize) -> Batch {
-    let ids: Vec<i32> = (first..first + n as i32).collect();
+    batch_of((first..first + n as i32).collect())
+}
+
+/// Rows with these ids.
+fn batch_of(ids: Vec<i32>) -> Batch {
     let syms: Vec<String> = ids.iter().map(|i| format!("S{}", i % 7)).collect();
     let strs: Vec<String> = ids
         .iter()
@@ -131,18 +156,42 @@ fn check_rows(cols: &[Column], ids: &[i32]) -> Result<(), String> {
 #[derive(Default)]
 struct Model {
     visible: BTreeMap<u64, Vec<i32>>,
-    /// Acknowledged prepares not yet resolved: tid → (chunk, ids).
-    open: BTreeMap<u64, (u64, Vec<i32>)>,
+    /// Acknowledged prepares not yet resolved: tid → (chunk, ids, whether they replace the
+    /// chunk's rows).
+    open: BTreeMap<u64, (u64, Vec<i32>, bool)>,
     /// An operation that failed: its effect may or may not have happened.
     uncertain: Option<Uncertain>,
 }
 
+impl Model {
+    fn commit(&mut self, chunk: u64, ids: Vec<i32>, replace: bool) {
+        let v = self.visible.get_mut(&chunk).unwrap();
+        if replace {
+            *v = ids;
+        } else {
+            v.extend(&ids);
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Uncertain {
-    Append { chunk: u64, ids: Vec<i32> },
-    Prepare { tid: u64, chunk: u64, ids: Vec<i32> },
-    Commit { tid: u64 },
-    Abort { tid: u64 },
+    Append {
+        chunk: u64,
+        ids: Vec<i32>,
+    },
+    Prepare {
+        tid: u64,
+        chunk: u64,
+        ids: Vec<i32>,
+        replace: bool,
+    },
+    Commit {
+        tid: u64,
+    },
+    Abort {
+        tid: u64,
+    },
 }
 
 pub struct Outcome {
@@ -216,7 +265,9 @@ pub async fn run_model(dir: PathBuf, ops: Vec<Op>, crash: impl Fn(), faults: boo
                 match engine.append(chunk, b).await {
                     Ok(_) => m.visible.get_mut(&chunk).unwrap().extend(&ids),
                     Err(StorageError::ChunkInTransaction { .. }) => {
-                        assert!(m.open.values().any(|(c, _)| *c == chunk) || m.uncertain.is_some())
+                        assert!(
+                            m.open.values().any(|(c, _, _)| *c == chunk) || m.uncertain.is_some()
+                        )
                     }
                     Err(e) if faults => {
                         let _ = e;
@@ -234,15 +285,54 @@ pub async fn run_model(dir: PathBuf, ops: Vec<Op>, crash: impl Fn(), faults: boo
                 next_id += rows as i32;
                 match engine.prepare(tid, chunk, b).await {
                     Ok(()) => {
-                        m.open.insert(tid, (chunk, ids));
+                        m.open.insert(tid, (chunk, ids, false));
                     }
                     Err(StorageError::ChunkInTransaction { .. }) => {}
                     Err(e) if faults => {
                         let _ = e;
-                        m.uncertain = Some(Uncertain::Prepare { tid, chunk, ids });
+                        m.uncertain = Some(Uncertain::Prepare {
+                            tid,
+                            chunk,
+                            ids,
+                            replace: false,
+                        });
                         failed = true;
                     }
                     Err(e) => panic!("prepare: {e}"),
+                }
+            }
+            Op::Rewrite { chunk, keep, rows } => {
+                let tid = next_tid;
+                next_tid += 1;
+                let mut ids: Vec<i32> = m.visible[&chunk].iter().step_by(keep).copied().collect();
+                ids.extend(next_id..next_id + rows as i32);
+                next_id += rows as i32;
+                let version = engine.chunk_info(chunk).map(|i| i.version).unwrap_or(0);
+                match engine
+                    .prepare_replace(tid, chunk, version, batch_of(ids.clone()))
+                    .await
+                {
+                    Ok(()) => {
+                        m.open.insert(tid, (chunk, ids, true));
+                    }
+                    Err(StorageError::ChunkInTransaction { .. })
+                    | Err(StorageError::VersionMismatch { .. }) => {
+                        assert!(
+                            m.open.values().any(|(c, _, _)| *c == chunk) || m.uncertain.is_some(),
+                            "a rewrite refused with no transaction on chunk {chunk}"
+                        )
+                    }
+                    Err(e) if faults => {
+                        let _ = e;
+                        m.uncertain = Some(Uncertain::Prepare {
+                            tid,
+                            chunk,
+                            ids,
+                            replace: true,
+                        });
+                        failed = true;
+                    }
+                    Err(e) => panic!("prepare_replace: {e}"),
                 }
             }
             Op::Commit | Op::Abort => {
@@ -257,9 +347,9 @@ pub async fn run_model(dir: PathBuf, ops: Vec<Op>, crash: impl Fn(), faults: boo
                 };
                 match r {
                     Ok(()) => {
-                        let (chunk, ids) = m.open.remove(&tid).unwrap();
+                        let (chunk, ids, replace) = m.open.remove(&tid).unwrap();
                         if commit {
-                            m.visible.get_mut(&chunk).unwrap().extend(&ids);
+                            m.commit(chunk, ids, replace);
                         }
                     }
                     Err(e) if faults => {
@@ -334,12 +424,17 @@ async fn reconcile(engine: &Engine, m: &mut Model, faults: bool) {
                 );
             }
         }
-        Some(Uncertain::Prepare { tid, chunk, ids }) if prepared.contains(&tid) => {
-            m.open.insert(tid, (chunk, ids));
+        Some(Uncertain::Prepare {
+            tid,
+            chunk,
+            ids,
+            replace,
+        }) if prepared.contains(&tid) => {
+            m.open.insert(tid, (chunk, ids, replace));
         }
         Some(Uncertain::Commit { tid }) if !prepared.contains(&tid) => {
-            let (chunk, ids) = m.open.remove(&tid).unwrap();
-            m.visible.get_mut(&chunk).unwrap().extend(&ids);
+            let (chunk, ids, replace) = m.open.remove(&tid).unwrap();
+            m.commit(chunk, ids, replace);
         }
         Some(Uncertain::Abort { tid }) if !prepared.contains(&tid) => {
             m.open.remove(&tid);

@@ -1,0 +1,319 @@
+//! The coordinator's two-phase commit (ARCHITECTURE D70): one transaction writes batches to
+//! chunks — rows added (`append!`, `tableInsert`) or a chunk's rows replaced (`update`,
+//! `delete`) — on every replica of each, all or nothing.
+//!
+//! Invariants:
+//! - Nothing is answered as written before the leader recorded the commit, and once it is
+//!   recorded the write is never reported as failed.
+//! - A rewrite names the version its new rows were computed from; a replica at another
+//!   version refuses to prepare, so a commit between the read and the rewrite is never lost.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use lang::catalog::Partition;
+use lang::eval::{EvalError, Table};
+use storage::column::Column;
+use storage::Schema;
+
+use super::{ClusterCatalog, Target, PREPARE_BYTES_MAX};
+use crate::dfs_proto::*;
+use crate::rpc::encode_payload;
+
+/// What a transaction writes to one chunk.
+struct ChunkWrite {
+    part: PartitionSnapshot,
+    /// Each batch is one version of the chunk.
+    batches: Vec<Vec<Column>>,
+    /// `Some(v)`: the batches replace the chunk's rows, which must be at version `v`.
+    replace: Option<u64>,
+}
+
+/// What one participant is sent: encoded calls, or batches handed over in-process.
+enum Work {
+    Remote(Vec<Vec<PreparePart>>),
+    Local(Vec<LocalPart>),
+}
+
+impl ClusterCatalog {
+    /// One append, as one two-phase commit: the rows routed to partitions (the leader places
+    /// and records new ones), then written.
+    pub(super) async fn append_txn(
+        &self,
+        db: &str,
+        table: &str,
+        data: &Table,
+    ) -> Result<usize, EvalError> {
+        let (info, snap) = self.snapshot(db, table).await?;
+        let (cols, parts) = lang::catalog::route(&info, data, self.new_values)?;
+        let rows: usize = parts.values().map(|r| r.len()).sum();
+        if rows == 0 {
+            return Ok(0);
+        }
+        let known: BTreeMap<&str, &PartitionSnapshot> = snap
+            .partitions
+            .iter()
+            .map(|p| (p.name.as_str(), p))
+            .collect();
+        let missing: Vec<String> = parts
+            .keys()
+            .filter(|k| !known.contains_key(k.as_str()))
+            .cloned()
+            .collect();
+        let mut placed: BTreeMap<String, PartitionSnapshot> = parts
+            .keys()
+            .filter_map(|k| known.get(k.as_str()).map(|p| (k.clone(), (*p).clone())))
+            .collect();
+        if !missing.is_empty() {
+            let req = Allocate {
+                db: db.to_string(),
+                table: table.to_string(),
+                partitions: missing,
+            };
+            let got: Vec<PartitionSnapshot> = self.leader_call(method::ALLOCATE, &req).await?;
+            self.remember(&got, &Rc::new(info.schema.clone()));
+            placed.extend(got.into_iter().map(|p| (p.name.clone(), p)));
+        }
+        let mut writes = Vec::with_capacity(parts.len());
+        for (name, rows) in &parts {
+            let p = placed.get(name).ok_or_else(|| {
+                EvalError::msg(format!("the controller did not place partition {name}"))
+            })?;
+            writes.push(ChunkWrite {
+                part: p.clone(),
+                batches: batches_of(&cols, rows),
+                replace: None,
+            });
+        }
+        self.run_txn(&info.schema, writes, "The append was rolled back")
+            .await?;
+        Ok(rows)
+    }
+
+    /// Replaces the rows of each partition in `rewrites` (computed from the partition at its
+    /// snapshot's version) as one transaction.
+    pub(super) async fn rewrite_txn(
+        &self,
+        db: &str,
+        table: &str,
+        rewrites: Vec<(Partition, Vec<Column>)>,
+    ) -> Result<(), EvalError> {
+        let (info, snap) = self.snapshot(db, table).await?;
+        let by_chunk: BTreeMap<u64, &PartitionSnapshot> =
+            snap.partitions.iter().map(|p| (p.chunk, p)).collect();
+        let mut writes = Vec::with_capacity(rewrites.len());
+        for (part, columns) in rewrites {
+            let p = by_chunk.get(&part.chunk).ok_or_else(|| {
+                EvalError::msg(format!(
+                    "<ChunkInTransaction>partition {} was dropped meanwhile",
+                    part.name
+                ))
+            })?;
+            let n = columns.first().map(Column::len).unwrap_or(0);
+            let cols: Vec<Cow<'_, Column>> = columns.iter().map(Cow::Borrowed).collect();
+            let all: Vec<usize> = (0..n).collect();
+            let batches = if n == 0 {
+                vec![columns.clone()]
+            } else {
+                batches_of(&cols, &all)
+            };
+            writes.push(ChunkWrite {
+                part: (*p).clone(),
+                batches,
+                replace: Some(part.version),
+            });
+        }
+        self.run_txn(&info.schema, writes, "The update was rolled back")
+            .await
+    }
+
+    /// The two-phase commit of `writes` (the module header's steps).
+    async fn run_txn(
+        &self,
+        schema: &Schema,
+        writes: Vec<ChunkWrite>,
+        rolled_back: &str,
+    ) -> Result<(), EvalError> {
+        // Each chunk's batches, encoded once for the remote replicas (in calls of at most
+        // PREPARE_BYTES_MAX each) and handed over as they are to this node's own data node.
+        let schema_bytes = encode_schema(schema);
+        let mut per_node: BTreeMap<String, (Replica, Work)> = BTreeMap::new();
+        let mut chunks = Vec::with_capacity(writes.len());
+        for w in writes {
+            let p = &w.part;
+            chunks.push((p.chunk, w.batches.len() as u64));
+            for (i, columns) in w.batches.into_iter().enumerate() {
+                // Only a rewrite's first batch replaces; the rest add to it.
+                let replace = if i == 0 { w.replace } else { None };
+                let remote = p.replicas.iter().any(|r| !self.is_local(r));
+                let bytes = remote.then(|| encode_columns_ref(&columns));
+                let mut columns = Some(columns);
+                for r in &p.replicas {
+                    let local = self.is_local(r);
+                    let (_, work) = per_node.entry(r.alias.clone()).or_insert_with(|| {
+                        (
+                            r.clone(),
+                            if local {
+                                Work::Local(Vec::new())
+                            } else {
+                                Work::Remote(vec![Vec::new()])
+                            },
+                        )
+                    });
+                    match work {
+                        Work::Local(parts) => parts.push(LocalPart {
+                            chunk: p.chunk,
+                            schema: schema.clone(),
+                            batch: storage::Batch {
+                                columns: columns.take().unwrap_or_default(),
+                            },
+                            replace,
+                        }),
+                        Work::Remote(calls) => {
+                            let bytes = bytes.clone().expect("encoded for remote replicas");
+                            let size: usize = calls
+                                .last()
+                                .map(|c| c.iter().map(|p| p.batch.len()).sum())
+                                .unwrap_or(0);
+                            if size > 0 && size + bytes.len() > PREPARE_BYTES_MAX {
+                                calls.push(Vec::new());
+                            }
+                            calls
+                                .last_mut()
+                                .expect("one call at least")
+                                .push(PreparePart {
+                                    chunk: p.chunk,
+                                    schema: schema_bytes.clone(),
+                                    batch: bytes,
+                                    replace,
+                                });
+                        }
+                    }
+                }
+            }
+        }
+        let participants: Vec<String> = per_node.keys().cloned().collect();
+        let tid: u64 = self
+            .leader_call(
+                method::TXN_BEGIN,
+                &TxnBegin {
+                    participants,
+                    coordinator: self.me.clone(),
+                },
+            )
+            .await?;
+        // Phase one: every participant prepares, all at once.
+        let mut votes = Vec::new();
+        let mut replicas = Vec::with_capacity(per_node.len());
+        for (alias, (replica, work)) in per_node {
+            let target = self.node(&replica);
+            replicas.push(replica);
+            votes.push(rt::task::spawn_local(async move {
+                let target =
+                    target.ok_or_else(|| format!("{alias}: the address does not resolve"))?;
+                match (work, &target) {
+                    (Work::Local(parts), Target::Local(l)) => l
+                        .prepare(tid, parts)
+                        .await
+                        .map_err(|e| format!("{alias}: {e}")),
+                    (Work::Local(_), Target::Remote(_)) => {
+                        Err(format!("{alias}: not this node's data node"))
+                    }
+                    (Work::Remote(calls), _) => {
+                        for parts in calls {
+                            let payload = encode_payload(&Prepare { tid, parts });
+                            target
+                                .call(method::CHUNK_PREPARE, payload)
+                                .await
+                                .map_err(|e| format!("{alias}: {e}"))?;
+                        }
+                        Ok::<(), String>(())
+                    }
+                }
+            }));
+        }
+        let mut refusal = None;
+        for v in votes {
+            let vote: Result<(), String> = v
+                .await
+                .unwrap_or_else(|_| Err("the prepare task was cancelled".into()));
+            if let Err(e) = vote {
+                refusal.get_or_insert(e);
+            }
+        }
+        let commit = refusal.is_none();
+        let decide = TxnDecide {
+            id: tid,
+            chunks,
+            commit,
+        };
+        let committed: bool = match self.leader_call(method::TXN_DECIDE, &decide).await {
+            Ok(c) => c,
+            Err(e) if commit => {
+                // The decision's fate is unknown: participants will learn it from the leader.
+                return Err(EvalError::msg(format!(
+                    "the outcome of transaction {tid} is not known yet ({e}); its participants will learn it from the leader"
+                )));
+            }
+            Err(_) => false,
+        };
+        // Phase two: tell every participant; one that misses it asks the leader.
+        let outcome = if committed {
+            method::CHUNK_COMMIT
+        } else {
+            method::CHUNK_ABORT
+        };
+        let mut told = Vec::new();
+        for replica in &replicas {
+            let target = self.node(replica);
+            told.push(rt::task::spawn_local(async move {
+                match target {
+                    Some(c) => c.call(outcome, encode_payload(&tid)).await.err(),
+                    None => None,
+                }
+            }));
+        }
+        for t in told {
+            if let Ok(Some(e)) = t.await {
+                self.log.warn(
+                    "txn_outcome_undelivered",
+                    &format!("transaction {tid}: {e}"),
+                    &[],
+                );
+            }
+        }
+        if committed {
+            return Ok(());
+        }
+        Err(EvalError::msg(match refusal {
+            Some(e) => format!("{rolled_back}: {e}"),
+            None => format!("{rolled_back}: transaction {tid} was aborted"),
+        }))
+    }
+}
+
+/// `rows` of `cols` as batches: one, or as many as keep each (its heap bytes estimating the
+/// encoding) under [`PREPARE_BYTES_MAX`].
+fn batches_of(cols: &[Cow<'_, Column>], rows: &[usize]) -> Vec<Vec<Column>> {
+    let total = cols.first().map(|c| c.len()).unwrap_or(0);
+    let bytes: usize =
+        cols.iter().map(|c| c.heap_bytes()).sum::<usize>() * rows.len() / total.max(1);
+    let gather = |part: &[usize]| -> Vec<Column> {
+        if part.len() == total && part.iter().enumerate().all(|(i, r)| i == *r) {
+            // Every row, in order (one partition takes the whole append): no gather.
+            cols.iter().map(|c| c.as_ref().clone()).collect()
+        } else {
+            cols.iter()
+                .map(|c| lang::eval::gather_rows(c, part))
+                .collect()
+        }
+    };
+    if bytes <= PREPARE_BYTES_MAX || rows.len() < 2 {
+        return vec![gather(rows)];
+    }
+    let pieces = bytes.div_ceil(PREPARE_BYTES_MAX / 2);
+    rows.chunks(rows.len().div_ceil(pieces))
+        .map(gather)
+        .collect()
+}
