@@ -1,10 +1,12 @@
 //! Two-phase commit under madsim, through the real start function: three controllers and three
 //! data nodes, each on its own host (`dfsReplicationFactor=2`), a client appending batches
 //! over four partitions through a different data node each time (so coordinators, participants
-//! and the leader all change), a reader querying meanwhile, and per seed a crash of a data node
-//! (a coordinator and a participant), the leader controller, or both, at a moment drawn from
-//! the seed — before, between or after prepares, after the decision, between participants'
-//! commits, before the answer. The crashed hosts come back; then every invariant must hold:
+//! and the leader all change), a reader querying meanwhile, and per seed one crash at a named
+//! step of one transaction (`node::coordinator::steps`: begun, one participant prepared, the
+//! decision answered, one participant told, before the answer) of one of three victims — the
+//! coordinator, another participant, or the leader controller. The seed picks the step and
+//! the victim, so the CI seeds cover all fifteen pairs; it also picks the coordinator and the
+//! moment. The crashed host comes back; then every invariant must hold:
 //! appends all or nothing with none acknowledged lost (`appends_atomic`), replicas agreeing
 //! with the metadata (`replicas_agree`), and no read seeing half an append (`whole_reads`).
 #![cfg(madsim)]
@@ -14,12 +16,25 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use node::coordinator::steps::{self, Step};
 use rt::sim::{run_seeds, Host, World};
 use sim::cluster::{http_get, http_post, reset_observations, Options, SimCluster};
 use sim::invariants::{appends_atomic, replicas_agree, whole_reads};
 
-/// The fixed CI seed list.
-const SEEDS: &[u64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+/// Whom a seed crashes while a coordinator is held at a step.
+#[derive(Debug, Clone, Copy)]
+enum Victim {
+    Coordinator,
+    Participant,
+    Leader,
+}
+
+impl Victim {
+    const ALL: [Victim; 3] = [Victim::Coordinator, Victim::Participant, Victim::Leader];
+}
+
+/// The fixed CI seed list: one per (step, victim) pair.
+const SEEDS: &[u64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 const NODES: &str = "localSite,mode
 127.0.0.80:8800:controller1,controller
 127.0.0.81:8800:controller2,controller
@@ -147,33 +162,49 @@ fn a_crash_at_any_step_of_two_phase_commit_leaves_appends_whole() {
             }
         });
 
-        // The fault: a data node (coordinator of a third of the appends and participant in
-        // others), the leader controller, or both, at a moment drawn from the seed.
-        rt::time::sleep(Duration::from_millis(300 + rng.below(2_500))).await;
-        let kind = rng.below(3);
-        let mut killed: Vec<Host> = Vec::new();
-        if kind != 1 {
-            let dn = format!("datanode{}", 1 + rng.below(3));
-            killed.push(cluster.host_of(&dn).clone());
-        }
-        if kind != 0 {
-            let leader = cluster.nodes.iter().find(|n| {
-                n.site.alias.starts_with("controller")
-                    && sim::cluster::leaders_elected()
-                        .last()
-                        .is_some_and(|(_, id, _)| format!("controller{id}") == n.site.alias)
-            });
-            if let Some(l) = leader {
-                killed.push(cluster.host_of(&l.site.alias).clone());
+        // The fault: hold the next transaction a data node coordinates at the seed's step,
+        // crash the seed's victim there, let the coordinator go on (if it lives), restart.
+        let pair = (world.seed().wrapping_sub(1) % 15) as usize;
+        let (step, victim) = (Step::ALL[pair / 3], Victim::ALL[pair % 3]);
+        let coordinator = 1 + rng.below(3) as usize;
+        rt::time::sleep(Duration::from_millis(300 + rng.below(1_500))).await;
+        steps::hold_at(&format!("datanode{coordinator}"), step);
+        let deadline = rt::time::now() + Duration::from_secs(30);
+        let (_, _, tid) = loop {
+            if let Some(h) = steps::holding() {
+                break h;
             }
-        }
+            assert!(
+                rt::time::now() < deadline,
+                "no transaction of datanode{coordinator} reached {step:?}"
+            );
+            rt::time::sleep(Duration::from_millis(5)).await;
+        };
+        let target = match victim {
+            Victim::Coordinator => format!("datanode{coordinator}"),
+            Victim::Participant => format!("datanode{}", coordinator % 3 + 1),
+            Victim::Leader => cluster
+                .nodes
+                .iter()
+                .find(|n| {
+                    n.site.alias.starts_with("controller")
+                        && sim::cluster::leaders_elected()
+                            .last()
+                            .is_some_and(|(_, id, _)| format!("controller{id}") == n.site.alias)
+                })
+                .map(|n| n.site.alias.clone())
+                .expect("a leader was elected"),
+        };
+        let killed: Vec<Host> = vec![cluster.host_of(&target).clone()];
         for h in &killed {
             world.kill(h);
         }
+        steps::release();
         rt::time::sleep(Duration::from_millis(1_000 + rng.below(3_000))).await;
         for h in &killed {
             world.restart(h);
         }
+        let kind = format!("{victim:?} {target} at {step:?} of transaction {tid}");
         writer.await.unwrap();
         reader.await.unwrap();
 
@@ -216,7 +247,7 @@ fn a_crash_at_any_step_of_two_phase_commit_leaves_appends_whole() {
             (s.acked.clone(), s.attempted.clone(), s.reads)
         };
         eprintln!(
-            "seed {}: fault {kind}, {} of {} appends acknowledged, {} present, {} whole reads",
+            "seed {}: crashed {kind}; {} of {} appends acknowledged, {} present, {} whole reads",
             world.seed(),
             acked.len(),
             attempted.len(),

@@ -14,6 +14,7 @@
 //!   read whole or not at all.
 
 mod forward;
+pub mod steps;
 mod txn;
 
 use std::cell::{Cell, RefCell};

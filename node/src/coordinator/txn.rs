@@ -17,6 +17,7 @@ use lang::eval::{EvalError, Table};
 use storage::column::Column;
 use storage::Schema;
 
+use super::steps::{reached, Step};
 use super::{ClusterCatalog, Target, PREPARE_BYTES_MAX};
 use crate::dfs_proto::*;
 use crate::rpc::encode_payload;
@@ -203,6 +204,8 @@ impl ClusterCatalog {
                 },
             )
             .await?;
+        let me = self.me.as_ref().map(|m| m.alias.as_str()).unwrap_or("");
+        reached(me, Step::Begun, tid).await;
         // Phase one: every participant prepares, all at once.
         let mut votes = Vec::new();
         let mut replicas = Vec::with_capacity(per_node.len());
@@ -234,12 +237,15 @@ impl ClusterCatalog {
             }));
         }
         let mut refusal = None;
-        for v in votes {
+        for (i, v) in votes.into_iter().enumerate() {
             let vote: Result<(), String> = v
                 .await
                 .unwrap_or_else(|_| Err("the prepare task was cancelled".into()));
             if let Err(e) = vote {
                 refusal.get_or_insert(e);
+            }
+            if i == 0 {
+                reached(me, Step::OnePrepared, tid).await;
             }
         }
         let commit = refusal.is_none();
@@ -258,6 +264,7 @@ impl ClusterCatalog {
             }
             Err(_) => false,
         };
+        reached(me, Step::Decided, tid).await;
         // Phase two: tell every participant; one that misses it asks the leader.
         let outcome = if committed {
             method::CHUNK_COMMIT
@@ -274,7 +281,7 @@ impl ClusterCatalog {
                 }
             }));
         }
-        for t in told {
+        for (i, t) in told.into_iter().enumerate() {
             if let Ok(Some(e)) = t.await {
                 self.log.warn(
                     "txn_outcome_undelivered",
@@ -282,7 +289,11 @@ impl ClusterCatalog {
                     &[],
                 );
             }
+            if i == 0 {
+                reached(me, Step::OneTold, tid).await;
+            }
         }
+        reached(me, Step::Answering, tid).await;
         if committed {
             return Ok(());
         }
