@@ -256,6 +256,10 @@ pub struct PreparePart {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prepare {
     pub tid: u64,
+    /// This call's place among the participant's prepare calls for `tid` (0, 1, …): the
+    /// coordinator sends them all at once, and the data node logs them in this order, so a
+    /// chunk's batches keep the append's row order.
+    pub seq: u32,
     pub parts: Vec<PreparePart>,
 }
 

@@ -134,8 +134,18 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
     let (root, all) = tutorial_hosts("dfs-step5");
     let (mut _ctls, _dns, leader) = start_cluster(&root, &all);
 
-    let out = execute(datanode_addr(1), &script("tutorial_step5.dos"));
+    // Step 5, then (in its session) the rows read back in the order they were appended: the
+    // append crosses several prepare calls per replica, sent at once.
+    let out = execute(
+        datanode_addr(1),
+        &format!(
+            "{}\nr = select SecurityID, DateTime from loadTable(dbName, tbName)\n\
+             sum(string(r.SecurityID) != t.SecurityID) + sum(r.DateTime != t.DateTime)",
+            script("tutorial_step5.dos")
+        ),
+    );
     assert!(out.contains("\"ok\":true"), "{out}");
+    assert_eq!(scalar(&out), "0", "rows out of order: {out}");
 
     // On the leader controller, as in DolphinDB: every chunk on two distinct hosts.
     let status = execute(leader, &format!("{LOGIN}getClusterChunksStatus()"));

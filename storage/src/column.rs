@@ -119,6 +119,53 @@ impl Column {
         }
     }
 
+    /// The same values as a column of `ty` (SYMBOL, STRING or BLOB), if this one holds text:
+    /// no value is copied into an intermediate string, and a run of one value is interned
+    /// once (appends often repeat a symbol row after row).
+    pub fn text_as(&self, ty: DataType) -> Option<Column> {
+        let n = self.len();
+        let text = |i: usize| self.bytes_at(i).unwrap_or_default();
+        match (&self.data, ty.physical()) {
+            (ColumnData::Bytes { .. } | ColumnData::Symbol { .. }, Physical::Symbol) => {
+                let mut base = SymbolBase::with_null();
+                // The empty string is the null symbol, code 0.
+                let mut index = base.index();
+                let mut codes = Vec::with_capacity(n);
+                let mut last: Option<(&[u8], u32)> = None;
+                for i in 0..n {
+                    let s = text(i);
+                    let code = match last {
+                        Some((p, c)) if p == s => c,
+                        _ => base.intern(&mut index, s),
+                    };
+                    last = Some((s, code));
+                    codes.push(code);
+                }
+                Some(Column {
+                    ty,
+                    data: ColumnData::Symbol {
+                        codes,
+                        base: Arc::new(base),
+                    },
+                })
+            }
+            (ColumnData::Bytes { .. } | ColumnData::Symbol { .. }, Physical::Bytes) => {
+                let mut offsets = Vec::with_capacity(n + 1);
+                let mut data = Vec::new();
+                offsets.push(0);
+                for i in 0..n {
+                    data.extend_from_slice(text(i));
+                    offsets.push(data.len() as u32);
+                }
+                Some(Column {
+                    ty,
+                    data: ColumnData::Bytes { offsets, data },
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// Number of values.
     pub fn len(&self) -> usize {
         match &self.data {
@@ -300,5 +347,36 @@ impl SymbolBase {
         self.strings.push(s.to_vec());
         index.insert(s.to_vec(), c);
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_converts_between_string_and_symbol_keeping_values_and_nulls() {
+        let vals = ["AAPL", "AAPL", "", "MSFT", "AAPL", "MSFT", "MSFT"];
+        let s = Column::from_strings(DataType::String, &vals);
+        let sym = s.text_as(DataType::Symbol).unwrap();
+        let ColumnData::Symbol { codes, base } = &sym.data else {
+            panic!("a symbol column")
+        };
+        assert_eq!(
+            base.strings.len(),
+            3,
+            "null, AAPL, MSFT: each interned once"
+        );
+        assert_eq!(codes[2], 0, "the empty string is the null symbol");
+        let back = sym.text_as(DataType::String).unwrap();
+        for (i, v) in vals.iter().enumerate() {
+            assert_eq!(sym.bytes_at(i).unwrap(), v.as_bytes());
+            assert_eq!(back.bytes_at(i).unwrap(), v.as_bytes());
+        }
+        let ints = Column::nulls(DataType::Int, 2);
+        assert!(
+            ints.text_as(DataType::Symbol).is_none(),
+            "numbers render first"
+        );
     }
 }

@@ -267,6 +267,9 @@ pub fn cast(c: &Column, ty: DataType) -> Result<Column, EvalError> {
         return Ok(c.clone());
     }
     if ty == DataType::String || ty == DataType::Symbol {
+        if let Some(t) = c.text_as(ty) {
+            return Ok(t);
+        }
         let strs: Vec<String> = (0..c.len()).map(|i| render(c, i)).collect();
         return Ok(Column::from_strings(ty, &strs));
     }

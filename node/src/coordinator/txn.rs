@@ -224,12 +224,18 @@ impl ClusterCatalog {
                         Err(format!("{alias}: not this node's data node"))
                     }
                     (Work::Remote(calls), _) => {
-                        for parts in calls {
-                            let payload = encode_payload(&Prepare { tid, parts });
-                            target
-                                .call(method::CHUNK_PREPARE, payload)
-                                .await
-                                .map_err(|e| format!("{alias}: {e}"))?;
+                        // All at once: the data node logs them in `seq` order, and its redo
+                        // log syncs them together.
+                        let sent = calls.into_iter().enumerate().map(|(seq, parts)| {
+                            let payload = encode_payload(&Prepare {
+                                tid,
+                                seq: seq as u32,
+                                parts,
+                            });
+                            target.call(method::CHUNK_PREPARE, payload)
+                        });
+                        for r in futures_util::future::join_all(sent).await {
+                            r.map_err(|e| format!("{alias}: {e}"))?;
                         }
                         Ok::<(), String>(())
                     }

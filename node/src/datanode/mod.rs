@@ -47,10 +47,16 @@ pub struct DataNodeService {
     prepared_since: RefCell<BTreeMap<u64, u64>>,
     /// Its start report was taken by a leader: reports may be asked for now.
     announced: Cell<bool>,
+    /// Transaction → the `Prepare::seq` whose turn it is to be logged.
+    turns: RefCell<BTreeMap<u64, u32>>,
     /// The node's catalog, which runs forwarded appends (set by the start function).
     appends: OnceCell<Rc<dyn lang::catalog::Catalog>>,
     forwarded: RefCell<forwarded::Sessions>,
 }
+
+/// A prepare call waits at most this long for the calls before it of its transaction (the
+/// coordinator sends them together; one lost means the transaction will abort anyway).
+const PREPARE_TURN_WAIT_MS: u64 = 30_000;
 
 /// Pause between attempts to announce this node to the leader.
 const ANNOUNCE_RETRY_MS: u64 = 1_000;
@@ -74,6 +80,7 @@ impl DataNodeService {
             log,
             prepared_since: RefCell::new(BTreeMap::new()),
             announced: Cell::new(false),
+            turns: RefCell::new(BTreeMap::new()),
             appends: OnceCell::new(),
             forwarded: RefCell::new(Default::default()),
         });
@@ -90,6 +97,7 @@ impl DataNodeService {
             }
             method::CHUNK_COMMIT => {
                 let tid: u64 = decode(&payload)?;
+                self.turns.borrow_mut().remove(&tid);
                 match self.engine.commit(tid).await {
                     Ok(()) | Err(StorageError::NoSuchTransaction(_)) => Ok(encode_payload(&())),
                     Err(e) => Err(storage_error(e)),
@@ -97,6 +105,7 @@ impl DataNodeService {
             }
             method::CHUNK_ABORT => {
                 let tid: u64 = decode(&payload)?;
+                self.turns.borrow_mut().remove(&tid);
                 match self.engine.abort(tid).await {
                     Ok(()) | Err(StorageError::NoSuchTransaction(_)) => Ok(encode_payload(&())),
                     Err(e) => Err(storage_error(e)),
@@ -211,12 +220,52 @@ impl DataNodeService {
                 replace: part.replace,
             });
         }
-        self.prepare_parts(p.tid, parts).await
+        self.prepare_parts(p.tid, p.seq, parts).await
+    }
+
+    /// Waits until call `seq` of `tid` may be logged (every earlier call of it was).
+    async fn my_turn(&self, tid: u64, seq: u32) -> Result<(), RemoteError> {
+        let deadline = rt::time::now() + Duration::from_millis(PREPARE_TURN_WAIT_MS);
+        loop {
+            let next = self.turns.borrow().get(&tid).copied().unwrap_or(0);
+            if next == seq {
+                return Ok(());
+            }
+            if next > seq || rt::time::now() >= deadline {
+                return Err(RemoteError::new(
+                    ErrorCode::BadRequest,
+                    format!("prepare call {seq} of transaction {tid} arrived out of turn (next is {next})"),
+                ));
+            }
+            rt::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// Phase one for `tid`: each part's chunk created if this replica lacks it, its rows
     /// prepared (durable, invisible, the chunk locked).
-    async fn prepare_parts(&self, tid: u64, parts: Vec<LocalPart>) -> Result<(), RemoteError> {
+    async fn prepare_parts(
+        &self,
+        tid: u64,
+        seq: u32,
+        parts: Vec<LocalPart>,
+    ) -> Result<(), RemoteError> {
+        self.my_turn(tid, seq).await?;
+        let logged = self.log_parts(tid, parts).await;
+        // The next call's turn, whatever became of this one (a failure aborts the transaction).
+        self.turns.borrow_mut().insert(tid, seq + 1);
+        let lsn = logged?;
+        self.engine.durable(lsn).await.map_err(storage_error)?;
+        self.prepared_since
+            .borrow_mut()
+            .entry(tid)
+            .or_insert_with(rt::time::unix_time_ms);
+        Ok(())
+    }
+
+    /// Logs each part's rows for `tid` (the chunk created or widened first if need be);
+    /// returns the last record's position.
+    async fn log_parts(&self, tid: u64, parts: Vec<LocalPart>) -> Result<u64, RemoteError> {
+        let mut last = 0;
         for part in parts {
             let held = self.engine.chunk_info(part.chunk).ok().map(|i| i.schema);
             match held {
@@ -232,24 +281,21 @@ impl DataNodeService {
                     .map_err(storage_error)?,
                 Some(_) => {}
             }
-            match part.replace {
-                Some(version) => self
-                    .engine
-                    .prepare_replace(tid, part.chunk, version, part.batch)
-                    .await
-                    .map_err(storage_error)?,
-                None => self
-                    .engine
-                    .prepare(tid, part.chunk, part.batch)
-                    .await
-                    .map_err(storage_error)?,
-            }
+            let lsn = match part.replace {
+                Some(version) => {
+                    self.engine
+                        .prepare_replace_logged(tid, part.chunk, version, part.batch)
+                        .await
+                }
+                None => {
+                    self.engine
+                        .prepare_logged(tid, part.chunk, part.batch)
+                        .await
+                }
+            };
+            last = last.max(lsn.map_err(storage_error)?);
         }
-        self.prepared_since
-            .borrow_mut()
-            .entry(tid)
-            .or_insert_with(rt::time::unix_time_ms);
-        Ok(())
+        Ok(last)
     }
 
     /// Every chunk this node holds, with its visible version and rows.
@@ -340,6 +386,7 @@ impl DataNodeService {
                     Ok(b) => decode_payload::<Outcome>(&b).unwrap_or(Outcome::Pending),
                     Err(_) => Outcome::Pending,
                 };
+                self.turns.borrow_mut().remove(&id);
                 let r = match outcome {
                     Outcome::Commit => self.engine.commit(id).await,
                     Outcome::Abort => self.engine.abort(id).await,
@@ -372,7 +419,8 @@ impl ChunkServer for DataNodeService {
         tid: u64,
         parts: Vec<LocalPart>,
     ) -> lang::catalog::LocalFuture<'_, Result<(), RemoteError>> {
-        Box::pin(self.prepare_parts(tid, parts))
+        // In-process work is one call.
+        Box::pin(self.prepare_parts(tid, 0, parts))
     }
 
     fn scan(

@@ -604,6 +604,19 @@ impl Engine {
     /// until [`Engine::commit`]. The chunk refuses other writers until the outcome is known;
     /// `tid` may prepare more batches for it (each bumps the version by one at commit).
     pub async fn prepare(&self, tid: u64, chunk: u64, batch: Batch) -> Result<(), StorageError> {
+        let lsn = self.prepare_logged(tid, chunk, batch).await?;
+        self.wal.wait_durable(lsn).await
+    }
+
+    /// [`Engine::prepare`] up to its redo record being logged — after every prepare logged
+    /// before it, so a transaction's batches keep their order — but not yet durable; returns
+    /// the record's position, to pass to [`Engine::durable`].
+    pub async fn prepare_logged(
+        &self,
+        tid: u64,
+        chunk: u64,
+        batch: Batch,
+    ) -> Result<u64, StorageError> {
         self.make_room(batch.heap_bytes() as u64).await?;
         let lsn = {
             let mut s = self.state.borrow_mut();
@@ -617,6 +630,11 @@ impl Engine {
             s.prepared.entry(tid).or_default().push((chunk, batch));
             lsn
         };
+        Ok(lsn)
+    }
+
+    /// Waits until the redo log is durable up to `lsn` (synced with `dataSync=1`).
+    pub async fn durable(&self, lsn: u64) -> Result<(), StorageError> {
         self.wal.wait_durable(lsn).await
     }
 
@@ -631,6 +649,21 @@ impl Engine {
         expect_version: u64,
         batch: Batch,
     ) -> Result<(), StorageError> {
+        let lsn = self
+            .prepare_replace_logged(tid, chunk, expect_version, batch)
+            .await?;
+        self.wal.wait_durable(lsn).await
+    }
+
+    /// [`Engine::prepare_replace`] up to its records being logged (see
+    /// [`Engine::prepare_logged`]).
+    pub async fn prepare_replace_logged(
+        &self,
+        tid: u64,
+        chunk: u64,
+        expect_version: u64,
+        batch: Batch,
+    ) -> Result<u64, StorageError> {
         self.make_room(batch.heap_bytes() as u64).await?;
         let lsn = {
             let mut s = self.state.borrow_mut();
@@ -653,7 +686,7 @@ impl Engine {
             s.prepared.entry(tid).or_default().push((chunk, batch));
             lsn
         };
-        self.wal.wait_durable(lsn).await
+        Ok(lsn)
     }
 
     /// Phase two: makes transaction `tid`'s rows visible, bumping each chunk's version.
