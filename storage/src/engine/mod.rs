@@ -966,13 +966,19 @@ impl Engine {
             .chunks
             .get_mut(&chunk)
             .expect("the exclusive lock keeps the chunk");
-        let freed: usize = c
-            .cache
-            .iter()
-            .map(|col| col.slice(0, rows).heap_bytes())
-            .sum();
+        // What the flushed rows held (they were copied out above; no second copy to measure).
+        let freed: usize = columns.iter().map(Column::heap_bytes).sum();
         let total = c.cache_rows();
-        c.cache = c.cache.iter().map(|col| col.slice(rows, total)).collect();
+        c.cache = if rows == total {
+            // Every cached row flushed (the usual case): the cache starts empty, not copied.
+            c.cache
+                .iter()
+                .zip(&c.bases)
+                .map(|(col, b)| empty_column(col.ty, b.as_ref()))
+                .collect()
+        } else {
+            c.cache.iter().map(|col| col.slice(rows, total)).collect()
+        };
         while c.marks.front().is_some_and(|m| m.rows <= rows) {
             c.marks.pop_front();
         }
