@@ -112,6 +112,15 @@ pub trait Catalog {
         rewrites: Vec<(Partition, Vec<Column>)>,
     ) -> LocalFuture<'a, Result<(), EvalError>>;
 
+    /// `setAtomicLevel` / `database(…, atomic=)`: `chunk` makes each write to the database
+    /// atomic per chunk (`'CHUNK'`: a locked chunk is retried, the others written) instead of
+    /// per transaction (`'TRANS'`).
+    fn set_atomic_level<'a>(
+        &'a self,
+        db: &'a str,
+        chunk: bool,
+    ) -> LocalFuture<'a, Result<(), EvalError>>;
+
     /// A snapshot of the table's metadata.
     fn table<'a>(
         &'a self,

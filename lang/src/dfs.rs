@@ -566,6 +566,23 @@ impl catalog::Catalog for Dfs {
         })
     }
 
+    fn set_atomic_level<'a>(
+        &'a self,
+        _db: &'a str,
+        chunk: bool,
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        // This store writes one chunk at a time under one lock: 'TRANS' is all it knows.
+        Box::pin(async move {
+            if chunk {
+                Err(EvalError::msg(
+                    "atomic='CHUNK' needs the cluster catalog; this store predates it",
+                ))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
     fn rewrite<'a>(
         &'a self,
         _db: &'a str,

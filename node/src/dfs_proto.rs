@@ -120,6 +120,10 @@ pub enum Ddl {
         table: String,
         columns: Vec<(String, u8)>,
     },
+    SetAtomicLevel {
+        db: String,
+        chunk: bool,
+    },
 }
 
 /// Where a replica lives.
@@ -149,6 +153,8 @@ pub struct TableSnapshot {
     pub columns: Vec<(String, u8)>,
     pub partition_columns: Vec<String>,
     pub partitions: Vec<PartitionSnapshot>,
+    /// The database writes atomically per chunk (`atomic='CHUNK'`).
+    pub atomic_chunk: bool,
 }
 
 /// One row of `getClusterChunksStatus`.

@@ -382,6 +382,50 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
             "chunk {chunk}: {replicas:?}"
         );
     }
+    // atomic='CHUNK': concurrent appends to one partition from two coordinators all land (a
+    // chunk another transaction holds is tried again); a bad level is refused.
+    let bad = execute(
+        datanode_addr(1),
+        &format!("{LOGIN}database(\"dfs://bad\", VALUE, 1 2, atomic='ALL')"),
+    );
+    assert!(bad.contains("'TRANS' or 'CHUNK'"), "{bad}");
+    execute(
+        datanode_addr(1),
+        &format!(
+            "{LOGIN}db = database(\"dfs://chunky\", VALUE, 1 2, engine='OLAP', atomic='CHUNK')\n\
+                  db.createPartitionedTable(table(1:0, `k`v, [INT, LONG]), `pt, `k)"
+        ),
+    );
+    let writers: Vec<_> = (1..=2usize)
+        .map(|i| {
+            std::thread::spawn(move || {
+                (0..4)
+                    .map(|_| {
+                        execute(
+                            datanode_addr(i),
+                            &format!("{LOGIN}tableInsert(loadTable(\"dfs://chunky\", `pt), table(take(1, 300000) as k, 0..299999 as v))"),
+                        )
+                    })
+                    .collect::<Vec<String>>()
+            })
+        })
+        .collect();
+    for w in writers {
+        for out in w.join().unwrap() {
+            assert_eq!(scalar(&out), "300000", "every append lands: {out}");
+        }
+    }
+    assert_eq!(
+        scalar(&execute(
+            datanode_addr(3),
+            &format!("{LOGIN}exec count(*) from loadTable(\"dfs://chunky\", `pt)")
+        )),
+        "2400000"
+    );
+    execute(
+        datanode_addr(2),
+        &format!("{LOGIN}dropDatabase(\"dfs://chunky\")"),
+    );
     // dropPartition by value and dropTable, from another node than the one reading.
     execute(
         datanode_addr(1),

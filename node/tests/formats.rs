@@ -118,7 +118,25 @@ fn checkpoint_bytes_are_pinned() {
         state: state.clone(),
     };
     let bytes = encode_checkpoint(&c);
-    storage::golden::check(&golden("checkpoint"), &bytes);
+    storage::golden::check(&golden("checkpoint_v2"), &bytes);
     let back = decode_checkpoint("checkpoint", &bytes).unwrap();
-    assert_eq!((back.state, back.meta), (state, c.meta));
+    assert_eq!(
+        (back.state, back.meta.clone()),
+        (state.clone(), c.meta.clone())
+    );
+
+    // A checkpoint of format 1 (written before `atomic_chunk`) still opens, as the same state.
+    let hex = std::fs::read_to_string(golden("checkpoint")).unwrap();
+    let v1: Vec<u8> = hex
+        .split_whitespace()
+        .flat_map(|line| {
+            (0..line.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&line[i..i + 2], 16).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(u32::from_le_bytes(v1[4..8].try_into().unwrap()), 1);
+    let old = decode_checkpoint("checkpoint v1", &v1).unwrap();
+    assert_eq!((old.state, old.meta), (state, c.meta));
 }

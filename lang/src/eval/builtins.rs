@@ -78,6 +78,7 @@ const NAMES: &[&str] = &[
     "getChunksMeta",
     "getTabletsMeta",
     "addColumn",
+    "setAtomicLevel",
     "getClusterDFSDatabases",
     "getClusterDFSTables",
     "append!",
@@ -1113,6 +1114,7 @@ pub async fn call(
         | "getClusterChunksStatus"
         | "getChunksMeta"
         | "getTabletsMeta"
+        | "setAtomicLevel"
         | "getClusterDFSDatabases"
         | "getClusterDFSTables"
         | "append!"

@@ -19,6 +19,17 @@ use crate::catalog::ChunkRow;
 use crate::parse::ast::Expr;
 use crate::partition::{keys_of, Key, Scheme};
 
+/// `atomic`'s value: whether it is `'CHUNK'` (else `'TRANS'`).
+fn atomic_level(s: &str) -> Result<bool, EvalError> {
+    match s.to_ascii_uppercase().as_str() {
+        "TRANS" => Ok(false),
+        "CHUNK" => Ok(true),
+        _ => Err(EvalError::msg(format!(
+            "The atomic level must be 'TRANS' or 'CHUNK', not '{s}'"
+        ))),
+    }
+}
+
 fn db_name(v: &Value) -> Result<String, EvalError> {
     match v {
         Value::Database(d) => Ok(d.clone()),
@@ -47,7 +58,8 @@ pub(super) async fn call(
             | "createPartitionedTable"
             | "createTable"
             | "dropTable"
-            | "dropPartition" => Some("create or delete databases"),
+            | "dropPartition"
+            | "setAtomicLevel" => Some("create or delete databases"),
             "loadTable" => Some("read tables"),
             _ => Some("write tables"),
         };
@@ -226,8 +238,23 @@ pub(super) async fn call(
                 })?;
                 return Ok(Value::PartitionSpec(Rc::new(scheme)));
             }
+            let atomic = match &a[5] {
+                None => None,
+                Some(v) => Some(atomic_level(&scalar_string(v)?)?),
+            };
+            let creates = scheme.is_some();
             dfs.database(&path, scheme).await?;
+            if let (true, Some(chunk)) = (creates, atomic) {
+                dfs.set_atomic_level(&path, chunk).await?;
+            }
             Ok(Value::Database(path))
+        }
+        "setAtomicLevel" => {
+            // setAtomicLevel(dbHandle, atomic)
+            arity(name, &args, 2, 2)?;
+            let chunk = atomic_level(&scalar_string(&args[1])?)?;
+            dfs.set_atomic_level(&db_name(&args[0])?, chunk).await?;
+            Ok(Value::Void)
         }
         "createTable" => {
             // A dimension table: not partitioned, all rows in one chunk.

@@ -137,6 +137,7 @@ pub fn read(m: &Meta, v: &Volatile, q: &DfsRead) -> Result<DfsReadReply, RemoteE
                     .iter()
                     .map(|(name, chunk)| partition_of(m, name, *chunk))
                     .collect(),
+                atomic_chunk: m.atomic_chunk.contains(db),
             })
         }
         DfsRead::Chunks => {
@@ -230,7 +231,10 @@ fn dropped_chunks(m: &Meta, d: &Ddl) -> Vec<(u64, Vec<Replica>)> {
                     .collect()
             })
             .unwrap_or_default(),
-        Ddl::CreateDatabase { .. } | Ddl::CreateTable { .. } | Ddl::AddColumns { .. } => Vec::new(),
+        Ddl::CreateDatabase { .. }
+        | Ddl::CreateTable { .. }
+        | Ddl::AddColumns { .. }
+        | Ddl::SetAtomicLevel { .. } => Vec::new(),
     };
     chunks.into_iter().map(|c| (c, replicas_of(m, c))).collect()
 }
@@ -327,6 +331,7 @@ impl ControllerService {
             },
             Ddl::DropTable { db, table } => Command::DropTable { db, table },
             Ddl::AddColumns { db, table, columns } => Command::AddColumns { db, table, columns },
+            Ddl::SetAtomicLevel { db, chunk } => Command::SetAtomicLevel { db, chunk },
             Ddl::DropPartitions {
                 db,
                 table,

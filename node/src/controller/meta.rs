@@ -171,6 +171,12 @@ pub enum Command {
         table: String,
         columns: Vec<(String, u8)>,
     },
+    /// `database(…, atomic=)` / `setAtomicLevel`: whether a write to the database is atomic
+    /// per chunk (`'CHUNK'`) rather than per transaction (`'TRANS'`, the default).
+    SetAtomicLevel {
+        db: String,
+        chunk: bool,
+    },
 }
 
 /// Why a command was refused (the state is unchanged).
@@ -200,6 +206,35 @@ pub struct Meta {
     pub chunks: BTreeMap<u64, Chunk>,
     pub txns: BTreeMap<u64, Txn>,
     pub next_chunk: u64,
+    /// Databases created or set with `atomic='CHUNK'` (checkpoint format 2).
+    pub atomic_chunk: BTreeSet<String>,
+}
+
+/// [`Meta`] as checkpoint format 1 encoded it (before `atomic_chunk`), to read old checkpoints.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MetaV1 {
+    pub nodes: BTreeMap<String, NodeEntry>,
+    pub controller_config: BTreeMap<String, String>,
+    pub nodes_config: BTreeMap<String, String>,
+    pub databases: BTreeMap<String, DatabaseMeta>,
+    pub chunks: BTreeMap<u64, Chunk>,
+    pub txns: BTreeMap<u64, Txn>,
+    pub next_chunk: u64,
+}
+
+impl From<MetaV1> for Meta {
+    fn from(m: MetaV1) -> Meta {
+        Meta {
+            nodes: m.nodes,
+            controller_config: m.controller_config,
+            nodes_config: m.nodes_config,
+            databases: m.databases,
+            chunks: m.chunks,
+            txns: m.txns,
+            next_chunk: m.next_chunk,
+            atomic_chunk: BTreeSet::new(),
+        }
+    }
 }
 
 /// What applying a command produced (for the caller's reply).
@@ -318,6 +353,7 @@ impl Meta {
                     .databases
                     .remove(name)
                     .ok_or_else(|| MetaError::Missing(format!("database {name}")))?;
+                self.atomic_chunk.remove(name);
                 for t in db.tables.values() {
                     for c in t.partitions.values() {
                         self.chunks.remove(c);
@@ -459,6 +495,16 @@ impl Meta {
                     .ok_or_else(|| MetaError::Missing(format!("table {table} in {db}")))?;
                 for c in t.partitions.values() {
                     self.chunks.remove(c);
+                }
+            }
+            Command::SetAtomicLevel { db, chunk } => {
+                if !self.databases.contains_key(db) {
+                    return Err(MetaError::Missing(format!("database {db}")));
+                }
+                if *chunk {
+                    self.atomic_chunk.insert(db.clone());
+                } else {
+                    self.atomic_chunk.remove(db);
                 }
             }
             Command::AddColumns { db, table, columns } => {

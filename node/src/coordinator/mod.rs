@@ -465,6 +465,17 @@ impl Catalog for ClusterCatalog {
         }))
     }
 
+    fn set_atomic_level<'a>(
+        &'a self,
+        db: &'a str,
+        chunk: bool,
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(self.ddl(Ddl::SetAtomicLevel {
+            db: db.to_string(),
+            chunk,
+        }))
+    }
+
     fn rewrite<'a>(
         &'a self,
         db: &'a str,

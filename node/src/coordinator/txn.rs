@@ -2,6 +2,9 @@
 //! chunks — rows added (`append!`, `tableInsert`) or a chunk's rows replaced (`update`,
 //! `delete`) — on every replica of each, all or nothing.
 //!
+//! With `atomic='CHUNK'` (D76) an append is one transaction per chunk instead: chunks another
+//! transaction holds are tried again, the others written, for up to `ATOMIC_CHUNK_RETRY_MS`.
+//!
 //! Invariants:
 //! - Nothing is answered as written before the leader recorded the commit, and once it is
 //!   recorded the write is never reported as failed.
@@ -22,7 +25,19 @@ use super::{ClusterCatalog, Target, PREPARE_BYTES_MAX};
 use crate::dfs_proto::*;
 use crate::rpc::encode_payload;
 
+/// With `atomic='CHUNK'`, a chunk held by other transactions is tried again this long.
+const ATOMIC_CHUNK_RETRY_MS: u64 = 120_000;
+const ATOMIC_CHUNK_PAUSE_MS: u64 = 50;
+
+/// Why a transaction did not commit.
+struct TxnFailed {
+    message: String,
+    /// A participant refused because another transaction holds a chunk (`<ChunkInTransaction>`).
+    conflict: bool,
+}
+
 /// What a transaction writes to one chunk.
+#[derive(Clone)]
 struct ChunkWrite {
     part: PartitionSnapshot,
     /// Each batch is one version of the chunk.
@@ -81,15 +96,62 @@ impl ClusterCatalog {
             let p = placed.get(name).ok_or_else(|| {
                 EvalError::msg(format!("the controller did not place partition {name}"))
             })?;
-            writes.push(ChunkWrite {
-                part: p.clone(),
-                batches: batches_of(&cols, rows),
-                replace: None,
-            });
+            writes.push((
+                rows.len(),
+                ChunkWrite {
+                    part: p.clone(),
+                    batches: batches_of(&cols, rows),
+                    replace: None,
+                },
+            ));
         }
+        if snap.atomic_chunk {
+            return self.append_per_chunk(&info.schema, writes).await;
+        }
+        let writes = writes.into_iter().map(|(_, w)| w).collect();
         self.run_txn(&info.schema, writes, "The append was rolled back")
-            .await?;
+            .await
+            .map_err(|f| EvalError::msg(f.message))?;
         Ok(rows)
+    }
+
+    /// `atomic='CHUNK'`: each chunk's rows in a transaction of their own; a chunk another
+    /// transaction holds is tried again (the others are written meanwhile) until
+    /// [`ATOMIC_CHUNK_RETRY_MS`]. Answers the rows written, or which partitions failed.
+    async fn append_per_chunk(
+        &self,
+        schema: &Schema,
+        writes: Vec<(usize, ChunkWrite)>,
+    ) -> Result<usize, EvalError> {
+        let deadline = rt::time::now() + std::time::Duration::from_millis(ATOMIC_CHUNK_RETRY_MS);
+        let mut pending = writes;
+        let mut written = 0;
+        let mut failed: Vec<String> = Vec::new();
+        while !pending.is_empty() {
+            let mut locked = Vec::new();
+            for (rows, w) in pending {
+                let name = w.part.name.clone();
+                match self
+                    .run_txn(schema, vec![w.clone()], "The append was rolled back")
+                    .await
+                {
+                    Ok(()) => written += rows,
+                    Err(f) if f.conflict && rt::time::now() < deadline => locked.push((rows, w)),
+                    Err(f) => failed.push(format!("{name}: {}", f.message)),
+                }
+            }
+            if !locked.is_empty() {
+                rt::time::sleep(std::time::Duration::from_millis(ATOMIC_CHUNK_PAUSE_MS)).await;
+            }
+            pending = locked;
+        }
+        if failed.is_empty() {
+            return Ok(written);
+        }
+        Err(EvalError::msg(format!(
+            "{written} rows were written (atomic='CHUNK'); these partitions were not: {}",
+            failed.join("; ")
+        )))
     }
 
     /// Replaces the rows of each partition in `rewrites` (computed from the partition at its
@@ -127,6 +189,7 @@ impl ClusterCatalog {
         }
         self.run_txn(&info.schema, writes, "The update was rolled back")
             .await
+            .map_err(|f| EvalError::msg(f.message))
     }
 
     /// The two-phase commit of `writes` (the module header's steps).
@@ -135,7 +198,7 @@ impl ClusterCatalog {
         schema: &Schema,
         writes: Vec<ChunkWrite>,
         rolled_back: &str,
-    ) -> Result<(), EvalError> {
+    ) -> Result<(), TxnFailed> {
         // Each chunk's batches, encoded once for the remote replicas (in calls of at most
         // PREPARE_BYTES_MAX each) and handed over as they are to this node's own data node.
         let schema_bytes = encode_schema(schema);
@@ -203,7 +266,11 @@ impl ClusterCatalog {
                     coordinator: self.me.clone(),
                 },
             )
-            .await?;
+            .await
+            .map_err(|e| TxnFailed {
+                message: e.message,
+                conflict: false,
+            })?;
         let me = self.me.as_ref().map(|m| m.alias.as_str()).unwrap_or("");
         reached(me, Step::Begun, tid).await;
         // Phase one: every participant prepares, all at once.
@@ -213,15 +280,21 @@ impl ClusterCatalog {
             let target = self.node(&replica);
             replicas.push(replica);
             votes.push(rt::task::spawn_local(async move {
-                let target =
-                    target.ok_or_else(|| format!("{alias}: the address does not resolve"))?;
+                // A refusal, and whether it is a lock held by another transaction.
+                let refused = |e: crate::rpc::RpcError| {
+                    let conflict = matches!(&e, crate::rpc::RpcError::Remote(r)
+                        if r.code == crate::error::ErrorCode::ChunkInTransaction);
+                    (format!("{alias}: {e}"), conflict)
+                };
+                let target = target
+                    .ok_or_else(|| (format!("{alias}: the address does not resolve"), false))?;
                 match (work, &target) {
                     (Work::Local(parts), Target::Local(l)) => l
                         .prepare(tid, parts)
                         .await
-                        .map_err(|e| format!("{alias}: {e}")),
+                        .map_err(|e| refused(crate::rpc::RpcError::Remote(e))),
                     (Work::Local(_), Target::Remote(_)) => {
-                        Err(format!("{alias}: not this node's data node"))
+                        Err((format!("{alias}: not this node's data node"), false))
                     }
                     (Work::Remote(calls), _) => {
                         // All at once: the data node logs them in `seq` order, and its redo
@@ -235,18 +308,18 @@ impl ClusterCatalog {
                             target.call(method::CHUNK_PREPARE, payload)
                         });
                         for r in futures_util::future::join_all(sent).await {
-                            r.map_err(|e| format!("{alias}: {e}"))?;
+                            r.map_err(refused)?;
                         }
-                        Ok::<(), String>(())
+                        Ok::<(), (String, bool)>(())
                     }
                 }
             }));
         }
         let mut refusal = None;
         for (i, v) in votes.into_iter().enumerate() {
-            let vote: Result<(), String> = v
+            let vote: Result<(), (String, bool)> = v
                 .await
-                .unwrap_or_else(|_| Err("the prepare task was cancelled".into()));
+                .unwrap_or_else(|_| Err(("the prepare task was cancelled".into(), false)));
             if let Err(e) = vote {
                 refusal.get_or_insert(e);
             }
@@ -264,9 +337,12 @@ impl ClusterCatalog {
             Ok(c) => c,
             Err(e) if commit => {
                 // The decision's fate is unknown: participants will learn it from the leader.
-                return Err(EvalError::msg(format!(
-                    "the outcome of transaction {tid} is not known yet ({e}); its participants will learn it from the leader"
-                )));
+                return Err(TxnFailed {
+                    message: format!(
+                        "the outcome of transaction {tid} is not known yet ({e}); its participants will learn it from the leader"
+                    ),
+                    conflict: false,
+                });
             }
             Err(_) => false,
         };
@@ -303,10 +379,16 @@ impl ClusterCatalog {
         if committed {
             return Ok(());
         }
-        Err(EvalError::msg(match refusal {
-            Some(e) => format!("{rolled_back}: {e}"),
-            None => format!("{rolled_back}: transaction {tid} was aborted"),
-        }))
+        Err(match refusal {
+            Some((e, conflict)) => TxnFailed {
+                message: format!("{rolled_back}: {e}"),
+                conflict,
+            },
+            None => TxnFailed {
+                message: format!("{rolled_back}: transaction {tid} was aborted"),
+                conflict: false,
+            },
+        })
     }
 }
 

@@ -34,7 +34,8 @@ use super::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::controller::meta::Meta;
 
 const SNAPSHOT_MAGIC: [u8; 4] = *b"PSNP";
-const SNAPSHOT_VERSION: u32 = 1;
+/// Format 2 added `Meta::atomic_chunk`; format 1 checkpoints are still read.
+const SNAPSHOT_VERSION: u32 = 2;
 const SNAPSHOT_HEADER_BYTES: usize = 20;
 /// Release builds check the metadata's invariants (`Meta::check`, linear in its chunks) after
 /// every command while it holds at most this many chunks, and at every snapshot always; debug
@@ -52,6 +53,13 @@ pub struct Checkpoint {
 }
 
 /// Encodes a checkpoint file.
+/// A checkpoint of format 1.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointV1 {
+    meta: SnapshotMeta,
+    state: crate::controller::meta::MetaV1,
+}
+
 pub fn encode_checkpoint(c: &Checkpoint) -> Vec<u8> {
     let payload = bincode::serialize(c).expect("checkpoints encode");
     let mut out = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + payload.len());
@@ -70,7 +78,7 @@ pub fn decode_checkpoint(what: &str, bytes: &[u8]) -> io::Result<Checkpoint> {
         return Err(bad("not a Porpoise metadata checkpoint".into()));
     }
     let version = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
-    if version != SNAPSHOT_VERSION {
+    if version != SNAPSHOT_VERSION && version != 1 {
         return Err(super::log::unsupported_format(
             Path::new(what),
             "metadata checkpoint",
@@ -88,8 +96,16 @@ pub fn decode_checkpoint(what: &str, bytes: &[u8]) -> io::Result<Checkpoint> {
     if crc32fast::hash(payload) != crc {
         return Err(bad("checksum mismatch".into()));
     }
-    let c: Checkpoint =
-        super::net::decode(payload).map_err(|e| bad(format!("undecodable: {e}")))?;
+    let c: Checkpoint = if version == 1 {
+        let c: CheckpointV1 =
+            super::net::decode(payload).map_err(|e| bad(format!("undecodable: {e}")))?;
+        Checkpoint {
+            meta: c.meta,
+            state: c.state.into(),
+        }
+    } else {
+        super::net::decode(payload).map_err(|e| bad(format!("undecodable: {e}")))?
+    };
     c.state
         .check()
         .map_err(|e| bad(format!("metadata invariant broken: {e}")))?;
