@@ -29,6 +29,9 @@ pub mod method {
     pub const TXN_OUTCOME: u16 = 34;
     /// [`super::Ddl`] → `()`: a namespace change, through Raft.
     pub const DDL: u16 = 35;
+    /// `u64` tid → `()`: every participant acknowledged the outcome; the leader may forget
+    /// the transaction's record.
+    pub const TXN_DONE: u16 = 37;
     /// [`super::ChunkReports`] → `Vec<u64>`: a data node's chunks, pushed when it starts; the
     /// reply names the chunks it holds that the metadata dropped (to delete).
     pub const CHUNK_REPORTS: u16 = 36;

@@ -459,6 +459,11 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
         &format!("{LOGIN}existsDatabase(\"dfs://days\")"),
     );
     assert_eq!(scalar(&gone), "false");
+    // Every transaction finished and every participant was told: the leader forgot them all
+    // (the metadata does not grow with each append).
+    wait_for("the leader to forget finished transactions", 30, || {
+        http(leader, "GET", "/raft", "").is_some_and(|(_, b)| b.contains("\"transactions\":0"))
+    });
     // The data nodes deleted the dropped chunks: only testDB's stay.
     wait_for("the dropped chunks' files to go", 30, || {
         reports()

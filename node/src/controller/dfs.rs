@@ -41,6 +41,9 @@ pub struct Volatile {
     pub asking: BTreeSet<String>,
     /// Transaction → the node run that began it.
     pub coordinators: BTreeMap<u64, Incarnation>,
+    /// Finished transactions no participant will ask about again, to forget (the monitor
+    /// writes them in one `ForgetTxns`).
+    pub finished: BTreeSet<u64>,
 }
 
 /// Calls the leader makes to data nodes (reports, drops): short, so a node that is down costs
@@ -292,6 +295,13 @@ impl ControllerService {
                 Ok(r) => self.chunk_reports(r).await.map(|o| encode_payload(&o)),
                 Err(e) => Err(e),
             },
+            method::TXN_DONE => match decode::<u64>(payload) {
+                Ok(tid) => {
+                    self.volatile.borrow_mut().finished.insert(tid);
+                    Ok(encode_payload(&()))
+                }
+                Err(e) => Err(e),
+            },
             method::TXN_OUTCOME => match decode::<TxnOutcome>(payload) {
                 Ok(o) => self.txn_outcome(o).await.map(|o| encode_payload(&o)),
                 Err(e) => Err(e),
@@ -419,10 +429,7 @@ impl ControllerService {
             if let Some(e) = self.not_leader_error() {
                 return Err(e);
             }
-            let id = self
-                .ctl
-                .sm
-                .read(|m| m.txns.keys().next_back().copied().unwrap_or(0) + 1);
+            let id = self.ctl.sm.read(|m| m.next_txn);
             match self
                 .ctl
                 .write(Command::BeginTxn {
@@ -496,7 +503,11 @@ impl ControllerService {
         }
         if !d.commit {
             return match self.ctl.write(Command::AbortTxn { id: d.id }).await? {
-                Ok(_) => Ok(false),
+                Ok(_) => {
+                    // Presumed abort: a participant asking later is answered Abort anyway.
+                    self.volatile.borrow_mut().finished.insert(d.id);
+                    Ok(false)
+                }
                 Err(e) => Err(refused(e)),
             };
         }
@@ -598,6 +609,7 @@ impl ControllerService {
         for tid in tids {
             // A refusal means it moved on meanwhile (its decision arrived): nothing to do.
             if let Ok(Ok(_)) = self.ctl.write(Command::AbortTxn { id: tid }).await {
+                self.volatile.borrow_mut().finished.insert(tid);
                 self.log.warn(
                     "txn_orphaned",
                     &format!("transaction {tid} aborted: its coordinator {alias} is gone"),
@@ -710,6 +722,16 @@ impl ControllerService {
                     );
                 }
             }));
+        }
+    }
+
+    /// Forgets the finished transactions gathered since the last round (the monitor's duty).
+    pub(super) async fn forget_finished(&self) {
+        let ids: Vec<u64> = std::mem::take(&mut self.volatile.borrow_mut().finished)
+            .into_iter()
+            .collect();
+        if !ids.is_empty() {
+            let _ = self.ctl.write(Command::ForgetTxns { ids }).await;
         }
     }
 

@@ -177,6 +177,12 @@ pub enum Command {
         db: String,
         chunk: bool,
     },
+    /// Drops the records of finished transactions no participant will ask about again (an
+    /// aborted one at once — an unknown transaction is presumed aborted — and a committed one
+    /// once every participant acknowledged its commit). Others named are left alone.
+    ForgetTxns {
+        ids: Vec<u64>,
+    },
 }
 
 /// Why a command was refused (the state is unchanged).
@@ -208,6 +214,9 @@ pub struct Meta {
     pub next_chunk: u64,
     /// Databases created or set with `atomic='CHUNK'` (checkpoint format 2).
     pub atomic_chunk: BTreeSet<String>,
+    /// The next transaction id: ids are never reused, even once a record is forgotten
+    /// (checkpoint format 2).
+    pub next_txn: u64,
 }
 
 /// [`Meta`] as checkpoint format 1 encoded it (before `atomic_chunk`), to read old checkpoints.
@@ -224,6 +233,7 @@ pub struct MetaV1 {
 
 impl From<MetaV1> for Meta {
     fn from(m: MetaV1) -> Meta {
+        let next_txn = m.txns.keys().next_back().map_or(1, |t| t + 1);
         Meta {
             nodes: m.nodes,
             controller_config: m.controller_config,
@@ -233,6 +243,7 @@ impl From<MetaV1> for Meta {
             txns: m.txns,
             next_chunk: m.next_chunk,
             atomic_chunk: BTreeSet::new(),
+            next_txn,
         }
     }
 }
@@ -251,6 +262,7 @@ impl Meta {
     pub fn new() -> Meta {
         Meta {
             next_chunk: 1,
+            next_txn: 1,
             ..Meta::default()
         }
     }
@@ -416,9 +428,11 @@ impl Meta {
                 return Ok(Applied::Chunk(id));
             }
             Command::BeginTxn { id, participants } => {
-                if self.txns.contains_key(id) {
+                // Below next_txn: taken (perhaps by a transaction forgotten since).
+                if self.txns.contains_key(id) || *id < self.next_txn {
                     return Err(MetaError::Exists(format!("transaction {id}")));
                 }
+                self.next_txn = id + 1;
                 self.txns.insert(
                     *id,
                     Txn {
@@ -495,6 +509,17 @@ impl Meta {
                     .ok_or_else(|| MetaError::Missing(format!("table {table} in {db}")))?;
                 for c in t.partitions.values() {
                     self.chunks.remove(c);
+                }
+            }
+            Command::ForgetTxns { ids } => {
+                for id in ids {
+                    if self
+                        .txns
+                        .get(id)
+                        .is_some_and(|t| matches!(t.state, TxnState::Committed | TxnState::Aborted))
+                    {
+                        self.txns.remove(id);
+                    }
                 }
             }
             Command::SetAtomicLevel { db, chunk } => {
@@ -785,5 +810,27 @@ mod tests {
             }
             prop_assert_eq!(m, again);
         }
+    }
+
+    #[test]
+    fn finished_transactions_are_forgotten_and_their_ids_never_reused() {
+        let mut m = Meta::new();
+        let begin = |id| Command::BeginTxn {
+            id,
+            participants: vec!["dn1".into()],
+        };
+        m.apply(&begin(1)).unwrap();
+        m.apply(&begin(2)).unwrap();
+        m.apply(&Command::AbortTxn { id: 1 }).unwrap();
+        m.apply(&Command::ForgetTxns { ids: vec![1, 2, 9] })
+            .unwrap();
+        assert!(!m.txns.contains_key(&1), "aborted: forgotten");
+        assert!(m.txns.contains_key(&2), "still begun: kept");
+        assert_eq!(m.next_txn, 3);
+        assert!(
+            matches!(m.apply(&begin(1)), Err(MetaError::Exists(_))),
+            "a forgotten id is not taken again"
+        );
+        m.apply(&begin(3)).unwrap();
     }
 }

@@ -292,6 +292,7 @@ impl ControllerService {
                 }
             };
             self.clone().ask_for_reports();
+            self.forget_finished().await;
             if now_ms < since + self.node_timeout_ms {
                 continue;
             }
@@ -366,7 +367,7 @@ impl ControllerService {
         let leader = self.ctl.leader();
         let applied = self.ctl.sm.last_applied().map(|l| l.index);
         format!(
-            "{{\"id\":{},\"state\":\"{}\",\"standing\":\"{}\",\"term\":{},\"leader\":{},\"leaderSite\":{},\"lastApplied\":{},\"members\":{}}}",
+            "{{\"id\":{},\"state\":\"{}\",\"standing\":\"{}\",\"term\":{},\"leader\":{},\"leaderSite\":{},\"lastApplied\":{},\"members\":{},\"transactions\":{}}}",
             self.ctl.id,
             if self.ctl.is_leader() { "leader" } else { "follower" },
             match self.ctl.standing() {
@@ -380,7 +381,8 @@ impl ControllerService {
                 .map(|(_, a)| format!("\"{a}\""))
                 .unwrap_or_else(|| "null".into()),
             applied.map(|i| i.to_string()).unwrap_or_else(|| "null".into()),
-            self.ctl.members.len()
+            self.ctl.members.len(),
+            self.ctl.sm.read(|m| m.txns.len())
         )
     }
 

@@ -354,17 +354,29 @@ impl ClusterCatalog {
             method::CHUNK_ABORT
         };
         let mut told = Vec::new();
+        let mut undelivered = false;
         for replica in &replicas {
             let target = self.node(replica);
+            let alias = replica.alias.clone();
             told.push(rt::task::spawn_local(async move {
                 match target {
                     Some(c) => c.call(outcome, encode_payload(&tid)).await.err(),
-                    None => None,
+                    None => Some(crate::rpc::RpcError::Connect {
+                        peer: alias,
+                        reason: "the address does not resolve".into(),
+                    }),
                 }
             }));
         }
         for (i, t) in told.into_iter().enumerate() {
-            if let Ok(Some(e)) = t.await {
+            let why = match t.await {
+                Ok(None) => None,
+                Ok(Some(e)) => Some(e.to_string()),
+                Err(_) => Some("the task telling it was cancelled".to_string()),
+            };
+            if let Some(e) = why {
+                // That participant will ask the leader, which must keep the record for it.
+                undelivered = true;
                 self.log.warn(
                     "txn_outcome_undelivered",
                     &format!("transaction {tid}: {e}"),
@@ -374,6 +386,13 @@ impl ClusterCatalog {
             if i == 0 {
                 reached(me, Step::OneTold, tid).await;
             }
+        }
+        if !undelivered {
+            // Nobody will ask about it again: the leader may forget it (best effort).
+            let leader = self.leader.clone();
+            drop(rt::task::spawn_local(async move {
+                let _ = leader.call(method::TXN_DONE, encode_payload(&tid)).await;
+            }));
         }
         reached(me, Step::Answering, tid).await;
         if committed {

@@ -63,8 +63,15 @@ const ANNOUNCE_RETRY_MS: u64 = 1_000;
 
 fn storage_error(e: StorageError) -> RemoteError {
     match e {
+        // DolphinDB's words (S00002); the code carries the tag.
+        StorageError::ChunkInTransaction { chunk, tid } => RemoteError::new(
+            ErrorCode::ChunkInTransaction,
+            format!(
+                "The openChunks operation failed because the chunk {chunk} is currently locked and in use by transaction {tid}. RefId:S00002"
+            ),
+        ),
         // Behind the reader's snapshot: its commit is on the way; ask again.
-        StorageError::ChunkInTransaction { .. } | StorageError::VersionMismatch { .. } => {
+        StorageError::VersionMismatch { .. } => {
             RemoteError::new(ErrorCode::ChunkInTransaction, e.to_string())
         }
         e => RemoteError::new(ErrorCode::StorageFailed, e.to_string()),
