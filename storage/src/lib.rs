@@ -8,14 +8,15 @@
 pub mod batch;
 pub mod bytes;
 pub mod codec;
-pub mod column;
 pub mod engine;
 mod error;
 pub mod golden;
 pub mod layout;
 pub mod meta;
-pub mod types;
 pub mod wal;
+
+// Values are plain data below the engine (the `value` crate); the paths stay `storage::…`.
+pub use value::{column, types};
 
 pub use batch::{Batch, Schema};
 pub use engine::{ChunkInfo, Engine, EngineConfig};
