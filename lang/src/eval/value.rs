@@ -29,35 +29,8 @@ pub struct Builtin {
     pub bound_exprs: Vec<Option<Expr>>,
 }
 
-/// An in-memory table: named columns of equal length.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Table {
-    pub columns: Vec<(String, Column)>,
-}
-
-impl Table {
-    pub fn rows(&self) -> usize {
-        self.columns.first().map(|(_, c)| c.len()).unwrap_or(0)
-    }
-
-    pub fn column(&self, name: &str) -> Option<&Column> {
-        self.columns
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, c)| c)
-    }
-}
-
-/// A matrix: `rows x cols` values stored column by column, with optional labels.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Matrix {
-    pub rows: usize,
-    pub cols: usize,
-    /// Column-major: element (r, c) is `data[c * rows + r]`.
-    pub data: Column,
-    pub row_labels: Option<Column>,
-    pub col_labels: Option<Column>,
-}
+// Tables and matrices are plain data, shared with the wire and the client.
+pub use value::{Matrix, Table};
 
 #[derive(Debug, Clone)]
 pub enum Value {
