@@ -13,9 +13,9 @@ use arrow2::bitmap::Bitmap;
 use arrow2::chunk::Chunk;
 use arrow2::datatypes::{DataType as Arrow, Field, IntegerType, Metadata, Schema, TimeUnit};
 use arrow2::types::NativeType;
-use lang::eval::{Table, Value};
-use storage::column::{Column, ColumnData};
-use storage::types::{null, DataType};
+use value::column::{Column, ColumnData};
+use value::types::{null, DataType};
+use value::{Table, Value};
 
 use crate::ClientError;
 
@@ -195,22 +195,20 @@ pub fn column_from_arrow(a: &dyn Array, ty: DataType) -> Result<Column, ClientEr
                 .collect(),
         ),
         _ => match ty.physical() {
-            storage::types::Physical::I8 => {
-                ColumnData::I8(unprimitive(a, null::I8).ok_or_else(bad)?)
-            }
-            storage::types::Physical::I16 => {
+            value::types::Physical::I8 => ColumnData::I8(unprimitive(a, null::I8).ok_or_else(bad)?),
+            value::types::Physical::I16 => {
                 ColumnData::I16(unprimitive(a, null::I16).ok_or_else(bad)?)
             }
-            storage::types::Physical::I32 => {
+            value::types::Physical::I32 => {
                 ColumnData::I32(unprimitive(a, null::I32).ok_or_else(bad)?)
             }
-            storage::types::Physical::I64 => {
+            value::types::Physical::I64 => {
                 ColumnData::I64(unprimitive(a, null::I64).ok_or_else(bad)?)
             }
-            storage::types::Physical::F32 => {
+            value::types::Physical::F32 => {
                 ColumnData::F32(unprimitive(a, null::F32).ok_or_else(bad)?)
             }
-            storage::types::Physical::F64 => {
+            value::types::Physical::F64 => {
                 ColumnData::F64(unprimitive(a, null::F64).ok_or_else(bad)?)
             }
             _ => return Err(bad()),
@@ -328,8 +326,8 @@ mod tests {
             assert_eq!(n1, n2);
             assert_eq!(c1.ty, c2.ty, "{n1}");
             assert_eq!(
-                lang::display::format(&Value::Vector(c1.clone())),
-                lang::display::format(&Value::Vector(c2.clone())),
+                value::display::format(&Value::Vector(c1.clone())),
+                value::display::format(&Value::Vector(c2.clone())),
                 "{n1}"
             );
         }

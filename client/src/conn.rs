@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use lang::eval::Value;
+use value::Value;
 
 use crate::protocol::{self, Reply};
 use crate::sites::Site;

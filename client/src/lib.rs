@@ -6,7 +6,7 @@
 //! ```no_run
 //! let mut c = client::Client::connect(client::Config::new("127.0.0.1:8848").login("admin", "123456"))?;
 //! let v = c.run("select count(*) from loadTable('dfs://testDB', 'testTB')")?;
-//! println!("{}", lang::display::format(&v));
+//! println!("{}", value::display::format(&v));
 //! # Ok::<(), client::ClientError>(())
 //! ```
 //!
@@ -27,8 +27,8 @@ pub mod sites;
 use std::time::Duration;
 
 pub use conn::Connection;
-use lang::eval::Value;
 pub use sites::{parse_site, Site};
+use value::Value;
 
 /// Errors, with stable codes (`code()`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

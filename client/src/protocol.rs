@@ -2,7 +2,7 @@
 //! (`encode_request`) and parses back (`parse_reply`), and what a server sends
 //! (`encode_reply`). The server (`node::api`) and this client share these functions, so the
 //! fuzz target `fuzz/fuzz_targets/client_reply.rs` and the property tests exercise the code
-//! both sides run. Objects inside the frames are `lang::wire` objects.
+//! both sides run. Objects inside the frames are `value::wire` objects.
 //!
 //! ```text
 //! request: API <session> <len> / <flags>_1_<priority>_<parallelism>\n
@@ -15,8 +15,8 @@
 //! truncated reply is `Ok(None)` (read more and call again), anything else malformed is an
 //! error.
 
-use lang::eval::Value;
-use lang::wire::{self, WireError};
+use value::wire::{self, WireError};
+use value::Value;
 
 /// Flag bits of a request header (see the protocol notes).
 pub const FLAG_API_CLIENT: u64 = 32;

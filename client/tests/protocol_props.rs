@@ -3,10 +3,10 @@
 //! bytes, and arbitrary bytes give an error or a reply — never a panic.
 
 use client::protocol::{encode_reply, encode_request, parse_reply};
-use lang::eval::Value;
 use proptest::prelude::*;
-use storage::column::{Column, ColumnData};
-use storage::types::DataType;
+use value::column::{Column, ColumnData};
+use value::types::DataType;
+use value::Value;
 
 fn arb_value() -> impl Strategy<Value = Value> {
     prop_oneof![
@@ -45,7 +45,7 @@ proptest! {
             (Ok(got), None) => {
                 prop_assert_eq!(got.len(), values.len());
                 for (g, w) in got.iter().zip(&values) {
-                    prop_assert_eq!(lang::display::format(g), lang::display::format(w));
+                    prop_assert_eq!(value::display::format(g), value::display::format(w));
                 }
             }
             other => prop_assert!(false, "unexpected {:?}", other),

@@ -46,7 +46,11 @@ async fn fill(s: &mut TcpStream, buf: &mut Vec<u8>, n: usize) -> std::io::Result
 
 fn reply(session: u64, msgs: &[String], result: Result<Vec<Value>, String>) -> Vec<u8> {
     match &result {
-        Ok(objects) => client::protocol::encode_reply(session, msgs, Ok(objects)),
+        Ok(objects) => {
+            // Plain data on the wire: tables are shared, not copied.
+            let plain: Vec<value::Value> = objects.iter().map(lang::wire::to_plain).collect();
+            client::protocol::encode_reply(session, msgs, Ok(&plain))
+        }
         Err(e) => client::protocol::encode_reply(session, msgs, Err(e)),
     }
 }

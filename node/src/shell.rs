@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use client::{Client, ClientError, Config};
-use lang::display;
+use value::display;
 
 pub const USAGE: &str = "\
 usage: porpoise shell [options] [FILE]

@@ -12,9 +12,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use client::{protocol, Client, ClientError, Config};
-use lang::eval::{Table, Value};
 use storage::column::{Column, ColumnData};
 use storage::types::DataType;
+use value::{Table, Value};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_porpoise")
@@ -141,7 +141,7 @@ fn scripts_functions_uploads_output_and_errors() {
     assert_eq!(back.columns[0].1, t.columns[0].1);
     assert_eq!(back.columns[2].1, t.columns[2].1);
     assert_eq!(
-        lang::display::format(&c.run("exec sym from up").unwrap()),
+        value::display::format(&c.run("exec sym from up").unwrap()),
         "[\"A\",\"B\",\"A\"]"
     );
     // Through arrow2 and back: a downloaded table becomes Arrow arrays (nulls as validity
@@ -157,11 +157,11 @@ fn scripts_functions_uploads_output_and_errors() {
     let v = client::arrow::table_from_arrow(&schema, &chunk).unwrap();
     c.upload(&[("fromArrow", v)]).unwrap();
     assert_eq!(
-        lang::display::format(&c.run("x = exec d from fromArrow\nisNull(x)").unwrap()),
+        value::display::format(&c.run("x = exec d from fromArrow\nisNull(x)").unwrap()),
         "[false,true,false]"
     );
     assert_eq!(
-        lang::display::format(&c.run("typestr(exec s from fromArrow)").unwrap()),
+        value::display::format(&c.run("typestr(exec s from fromArrow)").unwrap()),
         "FAST STRING VECTOR"
     );
     // Print output arrives beside the value.
@@ -262,10 +262,10 @@ fn not_leader_redirects_and_lost_connections_fail_over() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(lang::display::format(&c.run("who()").unwrap()), "ha-b");
+    assert_eq!(value::display::format(&c.run("who()").unwrap()), "ha-b");
     drop(b);
     assert_eq!(
-        lang::display::format(&c.run("who()").unwrap()),
+        value::display::format(&c.run("who()").unwrap()),
         "ha-a",
         "the start-up script ran again on the new site"
     );
@@ -367,7 +367,7 @@ fn startup_script_runs_before_clients_and_errors_are_logged() {
     );
     let mut c = Client::connect(Config::new(&site(18865)).login("admin", "123456")).unwrap();
     assert_eq!(
-        lang::display::format(
+        value::display::format(
             &c.run("exec sum(v) from loadTable(\"dfs://boot\", `t)")
                 .unwrap()
         ),

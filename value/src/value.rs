@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use crate::column::Column;
+use crate::column::{Column, ColumnData};
+use crate::types::DataType;
 
 /// An in-memory table: named columns of equal length.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +57,35 @@ pub enum Value {
 }
 
 impl Value {
+    /// A LONG scalar.
+    pub fn int(v: i64) -> Value {
+        Value::Scalar(Column {
+            ty: DataType::Long,
+            data: ColumnData::I64(vec![v]),
+        })
+    }
+
+    /// A DOUBLE scalar.
+    pub fn double(v: f64) -> Value {
+        Value::Scalar(Column {
+            ty: DataType::Double,
+            data: ColumnData::F64(vec![v]),
+        })
+    }
+
+    /// A BOOL scalar.
+    pub fn bool(v: bool) -> Value {
+        Value::Scalar(Column {
+            ty: DataType::Bool,
+            data: ColumnData::I8(vec![v as i8]),
+        })
+    }
+
+    /// A STRING scalar.
+    pub fn string(s: &str) -> Value {
+        Value::Scalar(Column::from_strings(DataType::String, &[s]))
+    }
+
     /// The column of a scalar or vector.
     pub fn column(&self) -> Option<&Column> {
         match self {
