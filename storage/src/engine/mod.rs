@@ -617,20 +617,7 @@ impl Engine {
         chunk: u64,
         batch: Batch,
     ) -> Result<u64, StorageError> {
-        self.make_room(batch.heap_bytes() as u64).await?;
-        let lsn = {
-            let mut s = self.state.borrow_mut();
-            let c = Self::check_writable(&mut s, chunk, &batch, Some(tid))?;
-            c.locked_by = Some(tid);
-            let lsn = self
-                .wal
-                .append_with(|w| Record::encode_prepare(w, tid, chunk, &batch))?;
-            self.cache_bytes
-                .set(self.cache_bytes.get() + batch.heap_bytes() as u64);
-            s.prepared.entry(tid).or_default().push((chunk, batch));
-            lsn
-        };
-        Ok(lsn)
+        self.log_prepare(tid, chunk, batch, None).await
     }
 
     /// Waits until the redo log is durable up to `lsn` (synced with `dataSync=1`).
@@ -664,10 +651,23 @@ impl Engine {
         expect_version: u64,
         batch: Batch,
     ) -> Result<u64, StorageError> {
+        self.log_prepare(tid, chunk, batch, Some(expect_version))
+            .await
+    }
+
+    /// Logs `batch` for `tid` on `chunk` — with `replace`, as the start of a rewrite of the
+    /// chunk at that version — and holds the chunk for `tid`; returns the record's position.
+    async fn log_prepare(
+        &self,
+        tid: u64,
+        chunk: u64,
+        batch: Batch,
+        replace: Option<u64>,
+    ) -> Result<u64, StorageError> {
         self.make_room(batch.heap_bytes() as u64).await?;
-        let lsn = {
-            let mut s = self.state.borrow_mut();
-            let c = Self::check_writable(&mut s, chunk, &batch, Some(tid))?;
+        let mut s = self.state.borrow_mut();
+        let c = Self::check_writable(&mut s, chunk, &batch, Some(tid))?;
+        if let Some(expect_version) = replace {
             if c.version != expect_version || c.locked_by.is_some() {
                 return Err(StorageError::VersionMismatch {
                     chunk,
@@ -675,17 +675,18 @@ impl Engine {
                     actual: c.version,
                 });
             }
-            c.locked_by = Some(tid);
+        }
+        c.locked_by = Some(tid);
+        if replace.is_some() {
             self.wal.append(&Record::Replace { tid, chunk })?;
-            let lsn = self
-                .wal
-                .append_with(|w| Record::encode_prepare(w, tid, chunk, &batch))?;
-            self.cache_bytes
-                .set(self.cache_bytes.get() + batch.heap_bytes() as u64);
             s.replacing.insert((tid, chunk));
-            s.prepared.entry(tid).or_default().push((chunk, batch));
-            lsn
-        };
+        }
+        let lsn = self
+            .wal
+            .append_with(|w| Record::encode_prepare(w, tid, chunk, &batch))?;
+        self.cache_bytes
+            .set(self.cache_bytes.get() + batch.heap_bytes() as u64);
+        s.prepared.entry(tid).or_default().push((chunk, batch));
         Ok(lsn)
     }
 
@@ -706,14 +707,7 @@ impl Engine {
                 .prepared
                 .get(&tid)
                 .ok_or(StorageError::NoSuchTransaction(tid))?;
-            let mut versions: Vec<(u64, u64)> = Vec::new();
-            for (chunk, _) in parts {
-                let v = s.chunks.get(chunk).map(|c| c.version).unwrap_or(0);
-                match versions.iter_mut().find(|(c, _)| c == chunk) {
-                    Some(e) => e.1 += 1,
-                    None => versions.push((*chunk, v + 1)),
-                }
-            }
+            let versions = versions_after(&s, parts);
             let lsn = self.wal.append(&Record::Commit { tid, versions })?;
             let parts = s.prepared.remove(&tid).expect("checked above");
             for (chunk, batch) in &parts {
@@ -744,14 +738,7 @@ impl Engine {
                 .prepared
                 .remove(&tid)
                 .ok_or(StorageError::NoSuchTransaction(tid))?;
-            let mut versions: Vec<(u64, u64)> = Vec::new();
-            for (chunk, _) in &parts {
-                let v = s.chunks.get(chunk).map(|c| c.version).unwrap_or(0);
-                match versions.iter_mut().find(|(c, _)| c == chunk) {
-                    Some(e) => e.1 += 1,
-                    None => versions.push((*chunk, v + 1)),
-                }
-            }
+            let versions = versions_after(&s, &parts);
             let lsn = match self.wal.append(&Record::Commit {
                 tid,
                 versions: versions.clone(),
@@ -1212,6 +1199,20 @@ async fn verify_segments(cfg: &EngineConfig, m: &ChunkMeta) -> Result<(), Storag
         }
     }
     remove_unnamed_segments(volume, m).await
+}
+
+/// The version each chunk reaches when `parts` (a transaction's batches) commit: one more per
+/// batch.
+fn versions_after(s: &State, parts: &[(u64, Batch)]) -> Vec<(u64, u64)> {
+    let mut versions: Vec<(u64, u64)> = Vec::new();
+    for (chunk, _) in parts {
+        let v = s.chunks.get(chunk).map(|c| c.version).unwrap_or(0);
+        match versions.iter_mut().find(|(c, _)| c == chunk) {
+            Some(e) => e.1 += 1,
+            None => versions.push((*chunk, v + 1)),
+        }
+    }
+    versions
 }
 
 /// Applies one recovered redo record over the flushed metadata; answers the rewrites a commit
