@@ -133,6 +133,17 @@ fn ingest(c: &mut Criterion) {
         std::thread::sleep(Duration::from_millis(500));
     };
     let append = "loadTable(\"dfs://testDB\", \"testTB\").append!(t)";
+    // The table exists before the data nodes are live (DDL needs only the leader): one
+    // untimed append once placement can put the partition on two hosts.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = execute(dn1, Some(&session), append).expect("an answer");
+        if body.contains("\"ok\":true") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no append succeeded: {body}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let mut g = c.benchmark_group("ingest_cluster");
     g.sample_size(10)
         .measurement_time(Duration::from_secs(20))
