@@ -631,7 +631,11 @@ impl catalog::Catalog for Dfs {
                         let info = self.engine.chunk_info(*chunk).ok();
                         out.push(catalog::ChunkRow {
                             chunk: *chunk,
-                            file: format!("{}/{pname}/{tname}", db.trim_start_matches("dfs:/")),
+                            file: format!(
+                                "{}/{}/{tname}",
+                                db.trim_start_matches("dfs:/"),
+                                d.scheme.display_path(pname)
+                            ),
                             version: info.as_ref().map(|i| i.version).unwrap_or(0),
                             replicas: Vec::new(),
                             in_txn: info.as_ref().is_some_and(|i| i.in_transaction.is_some()),

@@ -153,7 +153,69 @@ fn hash_bucket(k: &Key, buckets: u32) -> u32 {
     }
 }
 
+/// A key as DolphinDB names its partition's directory: a DATE as `20230108`, a MONTH as
+/// `202301M`, anything else as its value.
+fn dir_name(ty: DataType, k: &Key) -> String {
+    match (ty, k) {
+        (DataType::Date, Key::I(days)) => {
+            let (y, m, d) = value::display::civil_from_days(*days);
+            format!("{y:04}{m:02}{d:02}")
+        }
+        (DataType::Month, Key::I(months)) => {
+            format!(
+                "{:04}{:02}M",
+                months.div_euclid(12),
+                months.rem_euclid(12) + 1
+            )
+        }
+        _ => k.name(),
+    }
+}
+
 impl Scheme {
+    /// The path DolphinDB shows for partition `name` (`getClusterChunksStatus`, the web's DFS
+    /// browser, `dropPartition` by path): the levels of a COMPO name joined by `/`, each level
+    /// as [`dir_name`] names its value, a RANGE as `low_high`. Internal names stay the keys of
+    /// the metadata; this is how they are shown.
+    pub fn display_path(&self, name: &str) -> String {
+        let levels: Vec<&Scheme> = match self {
+            Scheme::Compo(levels) => levels.iter().collect(),
+            one => vec![one],
+        };
+        name.split('/')
+            .enumerate()
+            .map(|(i, part)| match levels.get(i) {
+                Some(level) => level.display_level(part),
+                None => part.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    fn display_level(&self, part: &str) -> String {
+        match self {
+            Scheme::Value { ty, .. } => match part.parse::<i64>() {
+                Ok(v) if *ty != DataType::Symbol && *ty != DataType::String => {
+                    dir_name(*ty, &Key::I(v))
+                }
+                _ => part.to_string(),
+            },
+            Scheme::Range { ty, bounds } => part
+                .strip_prefix('R')
+                .and_then(|i| i.parse::<usize>().ok())
+                .filter(|i| i + 1 < bounds.len())
+                .map(|i| {
+                    format!(
+                        "{}_{}",
+                        dir_name(*ty, &bounds[i]),
+                        dir_name(*ty, &bounds[i + 1])
+                    )
+                })
+                .unwrap_or_else(|| part.to_string()),
+            _ => part.to_string(),
+        }
+    }
+
     /// Builds a scheme from `database(path, kind, scheme)` arguments: `scheme` is a vector of
     /// keys (VALUE, RANGE bounds, LIST as a tuple of vectors), a bucket count (HASH, given as
     /// `[type, n]`) or, for COMPO, the levels.
@@ -743,5 +805,30 @@ mod tests {
         let mut w = Writer::default();
         s.encode(&mut w);
         assert_eq!(Scheme::decode(&mut Reader::new(&w.buf)).unwrap(), s);
+    }
+
+    #[test]
+    fn partitions_are_shown_by_the_paths_dolphindb_uses() {
+        let days = Scheme::Value {
+            ty: DataType::Date,
+            keys: vec![Key::I(19365)],
+        };
+        assert_eq!(days.display_path("19365"), "20230108");
+        let months = Scheme::Value {
+            ty: DataType::Month,
+            keys: vec![],
+        };
+        assert_eq!(months.display_path(&(2023 * 12).to_string()), "202301M");
+        let ranges = Scheme::Range {
+            ty: DataType::Int,
+            bounds: vec![Key::I(0), Key::I(50), Key::I(100)],
+        };
+        let syms = Scheme::Value {
+            ty: DataType::Symbol,
+            keys: vec![],
+        };
+        let compo = Scheme::Compo(vec![days, ranges.clone(), syms]);
+        assert_eq!(compo.display_path("19365/R1/AAPL"), "20230108/50_100/AAPL");
+        assert_eq!(ranges.display_path("R7"), "R7", "no such range: as it is");
     }
 }

@@ -163,6 +163,12 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
         );
     }
     assert!(column(&status, "state").iter().all(|s| s == "COMPLETE"));
+    // Named as DolphinDB names it: the partition's date, not its internal key.
+    assert_eq!(
+        column(&status, "file"),
+        ["/testDB/20230108/testTB"],
+        "{status}"
+    );
     // Each replica at the version its data node reported (`alias:version:0`): the metadata's.
     let versions = column(&status, "version");
     for (r, v) in replicas.iter().zip(&versions) {
@@ -440,6 +446,29 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
         scalar(&left),
         (8001 + 1_200_000 + 2 - 1 - doomed).to_string(),
         "2000 + 300 000 + 1 rows dropped"
+    );
+    // By path, as DolphinDB names the partition (`/20240105`, a DATE as yyyyMMdd).
+    let day5: u64 = scalar(&execute(
+        datanode_addr(3),
+        &format!("{LOGIN}exec count(*) from loadTable(\"dfs://days\", `pt) where d = 2024.01.05"),
+    ))
+    .parse()
+    .unwrap();
+    assert!(day5 > 0);
+    execute(
+        datanode_addr(2),
+        &format!("{LOGIN}dropPartition(database(\"dfs://days\"), \"/20240105\", `pt)"),
+    );
+    let after: u64 = scalar(&execute(
+        datanode_addr(1),
+        &format!("{LOGIN}exec count(*) from loadTable(\"dfs://days\", `pt)"),
+    ))
+    .parse()
+    .unwrap();
+    assert_eq!(
+        after + day5,
+        scalar(&left).parse::<u64>().unwrap(),
+        "the partition named by its DolphinDB path went"
     );
     execute(
         datanode_addr(2),

@@ -192,9 +192,13 @@ pub(super) async fn call(
                 .partitions
                 .iter()
                 .filter(|p| {
-                    firsts
-                        .iter()
-                        .any(|f| p.name == *f || p.name.starts_with(&format!("{f}/")))
+                    // A path may name a partition as DolphinDB shows it (`20230108`).
+                    let shown = info.scheme.display_path(&p.name);
+                    firsts.iter().any(|f| {
+                        [&p.name, &shown]
+                            .iter()
+                            .any(|n| *n == f || n.starts_with(&format!("{f}/")))
+                    })
                 })
                 .map(|p| p.name.clone())
                 .collect();

@@ -153,12 +153,19 @@ pub fn read(m: &Meta, v: &Volatile, q: &DfsRead) -> Result<DfsReadReply, RemoteE
             let mut out = Vec::new();
             for (db, d) in &m.databases {
                 let short = db.trim_start_matches("dfs:/");
+                // Partitions by the paths DolphinDB shows (`20230108`, not the key 19365).
+                let scheme =
+                    lang::partition::Scheme::decode(&mut storage::bytes::Reader::new(&d.scheme))
+                        .ok();
                 for (tname, t) in &d.tables {
                     for (pname, chunk) in &t.partitions {
                         let c = m.chunks.get(chunk);
+                        let shown = scheme
+                            .as_ref()
+                            .map_or_else(|| pname.clone(), |s| s.display_path(pname));
                         out.push(ChunkStatus {
                             chunk: *chunk,
-                            file: format!("{short}/{pname}/{tname}"),
+                            file: format!("{short}/{shown}/{tname}"),
                             version: c.map(|c| c.version).unwrap_or(0),
                             replicas: c
                                 .map(|c| {
