@@ -96,6 +96,7 @@ struct Seen {
     attempted: BTreeSet<i64>,
     acked: BTreeSet<i64>,
     reads: u64,
+    rewrites: u64,
 }
 
 #[test]
@@ -145,6 +146,23 @@ fn a_crash_at_any_step_of_two_phase_commit_leaves_appends_whole() {
                         seen.lock().unwrap().acked.insert(b);
                     }
                     rt::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        });
+        // Rewrites meanwhile (`update`, D75): every row kept, so the invariants are the
+        // appends'; they meet the crash too, and a committed rewrite must survive it whole.
+        let rewriter = client.spawn({
+            let (seen, data) = (seen.clone(), data.clone());
+            async move {
+                for k in 0..12usize {
+                    let script = format!(
+                        "{LOGIN}pt = loadTable(\"dfs://t\", `pt)\nupdate pt set i = i + 0 where p = {}",
+                        1 + k % 4
+                    );
+                    if run(data[(k + 1) % 3], &script).await.contains("\"ok\":true") {
+                        seen.lock().unwrap().rewrites += 1;
+                    }
+                    rt::time::sleep(Duration::from_millis(400)).await;
                 }
             }
         });
@@ -207,6 +225,7 @@ fn a_crash_at_any_step_of_two_phase_commit_leaves_appends_whole() {
         let kind = format!("{victim:?} {target} at {step:?} of transaction {tid}");
         writer.await.unwrap();
         reader.await.unwrap();
+        rewriter.await.unwrap();
 
         // Every outcome delivered (a participant waits out an abandoned coordinator), then the
         // final state, read through every data node.
@@ -242,12 +261,12 @@ fn a_crash_at_any_step_of_two_phase_commit_leaves_appends_whole() {
             })
             .await
             .unwrap();
-        let (acked, attempted, reads) = {
+        let (acked, attempted, reads, rewrites) = {
             let s = seen.lock().unwrap();
-            (s.acked.clone(), s.attempted.clone(), s.reads)
+            (s.acked.clone(), s.attempted.clone(), s.reads, s.rewrites)
         };
         eprintln!(
-            "seed {}: crashed {kind}; {} of {} appends acknowledged, {} present, {} whole reads",
+            "seed {}: crashed {kind}; {} of {} appends acknowledged, {} present, {} whole reads, {rewrites} rewrites",
             world.seed(),
             acked.len(),
             attempted.len(),
