@@ -44,11 +44,15 @@ pub struct Volatile {
     /// Finished transactions no participant will ask about again, to forget (the monitor
     /// writes them in one `ForgetTxns`).
     pub finished: BTreeSet<u64>,
+    /// Transaction → when this leader began it (its clock, ms), for `super::settle`.
+    pub began: BTreeMap<u64, u64>,
+    /// Committed transactions whose participants are being told again (`super::settle`).
+    pub telling: BTreeSet<u64>,
 }
 
 /// Calls the leader makes to data nodes (reports, drops): short, so a node that is down costs
 /// little.
-const DATA_NODE_CALL: RpcClientConfig = RpcClientConfig {
+pub(super) const DATA_NODE_CALL: RpcClientConfig = RpcClientConfig {
     connect_timeout: Duration::from_millis(1_000),
     call_timeout: Duration::from_millis(10_000),
     inflight_max: 4,
@@ -446,8 +450,10 @@ impl ControllerService {
                 .await?
             {
                 Ok(_) => {
+                    let mut v = self.volatile.borrow_mut();
+                    v.began.insert(id, rt::time::unix_time_ms());
                     if let Some(c) = b.coordinator {
-                        self.volatile.borrow_mut().coordinators.insert(id, c);
+                        v.coordinators.insert(id, c);
                     }
                     return Ok(id);
                 }
@@ -497,8 +503,14 @@ impl ControllerService {
         if let Some(e) = self.not_leader_error() {
             return Err(e);
         }
-        let state = self.ctl.sm.read(|m| m.txns.get(&d.id).map(|t| t.state));
+        let (state, begun) = self
+            .ctl
+            .sm
+            .read(|m| (m.txns.get(&d.id).map(|t| t.state), d.id < m.next_txn));
         match state {
+            // Begun once and forgotten: an abort (a commit is forgotten only after its
+            // coordinator, having had its answer, said it was done).
+            None if begun => return Ok(false),
             None => return Err(refused(format!("transaction {} was never begun", d.id))),
             Some(TxnState::Committed) => return Ok(true),
             Some(TxnState::Aborted) => return Ok(false),
@@ -729,16 +741,6 @@ impl ControllerService {
                     );
                 }
             }));
-        }
-    }
-
-    /// Forgets the finished transactions gathered since the last round (the monitor's duty).
-    pub(super) async fn forget_finished(&self) {
-        let ids: Vec<u64> = std::mem::take(&mut self.volatile.borrow_mut().finished)
-            .into_iter()
-            .collect();
-        if !ids.is_empty() {
-            let _ = self.ctl.write(Command::ForgetTxns { ids }).await;
         }
     }
 

@@ -13,3 +13,4 @@ pub mod dfs;
 pub mod meta;
 pub mod raft;
 pub mod service;
+mod settle;

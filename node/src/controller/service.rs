@@ -292,7 +292,7 @@ impl ControllerService {
                 }
             };
             self.clone().ask_for_reports();
-            self.forget_finished().await;
+            self.settle_transactions(since, now_ms).await;
             if now_ms < since + self.node_timeout_ms {
                 continue;
             }
