@@ -112,6 +112,9 @@ pub trait Catalog {
         rewrites: Vec<(Partition, Vec<Column>)>,
     ) -> LocalFuture<'a, Result<(), EvalError>>;
 
+    /// Whether the database writes atomically per chunk (`atomic='CHUNK'`).
+    fn atomic_chunk<'a>(&'a self, db: &'a str) -> LocalFuture<'a, Result<bool, EvalError>>;
+
     /// `setAtomicLevel` / `database(…, atomic=)`: `chunk` makes each write to the database
     /// atomic per chunk (`'CHUNK'`: a locked chunk is retried, the others written) instead of
     /// per transaction (`'TRANS'`).

@@ -566,6 +566,10 @@ impl catalog::Catalog for Dfs {
         })
     }
 
+    fn atomic_chunk<'a>(&'a self, _db: &'a str) -> LocalFuture<'a, Result<bool, EvalError>> {
+        Box::pin(async { Ok(false) })
+    }
+
     fn set_atomic_level<'a>(
         &'a self,
         _db: &'a str,

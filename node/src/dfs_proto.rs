@@ -79,6 +79,8 @@ pub enum DfsRead {
     Tables,
     /// Every data node with its site and liveness (where a compute node forwards appends).
     DataNodes,
+    /// Whether the database writes atomically per chunk (`atomic='CHUNK'`).
+    AtomicChunk(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

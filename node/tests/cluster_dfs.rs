@@ -428,6 +428,19 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
         )),
         "2400000"
     );
+    // schema(db) shows the level; setAtomicLevel changes it, from any node.
+    let level = |i: usize| {
+        scalar(&execute(
+            datanode_addr(i),
+            &format!("{LOGIN}schema(database(\"dfs://chunky\"))[\"atomic\"]"),
+        ))
+    };
+    assert_eq!(level(3), "CHUNK");
+    execute(
+        datanode_addr(3),
+        &format!("{LOGIN}setAtomicLevel(database(\"dfs://chunky\"), `TRANS)"),
+    );
+    assert_eq!(level(1), "TRANS");
     execute(
         datanode_addr(2),
         &format!("{LOGIN}dropDatabase(\"dfs://chunky\")"),

@@ -1035,6 +1035,9 @@ pub async fn call(
             if let (Value::DfsTable { db, table }, Some(dfs)) = (&args[0], it.dfs.clone()) {
                 return super::dfs_fns::schema(&*dfs, db, table).await;
             }
+            if let (Value::Database(db), Some(dfs)) = (&args[0], it.dfs.clone()) {
+                return super::dfs_fns::database_schema(&*dfs, db).await;
+            }
             let Value::Table(t) = &args[0] else {
                 return Err(EvalError::msg("The function [schema] needs a table"));
             };

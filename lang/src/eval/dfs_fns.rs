@@ -547,6 +547,62 @@ pub(super) async fn schema(
     Ok(Value::Dict(d))
 }
 
+/// `schema(db)`: the database's partitioning and settings, with DolphinDB's keys.
+pub(super) async fn database_schema(
+    dfs: &dyn crate::catalog::Catalog,
+    db: &str,
+) -> Result<Value, EvalError> {
+    let scheme = dfs.scheme(db).await?;
+    let chunk = dfs.atomic_chunk(db).await?;
+    let levels: Vec<&Scheme> = match &scheme {
+        Scheme::Compo(l) => l.iter().collect(),
+        s => vec![s],
+    };
+    let int = |v: i32| Value::scalar(DataType::Int, ColumnData::I32(vec![v]));
+    let spec = |s: &Scheme| -> Value {
+        let ty = s.types()[0];
+        match s {
+            Scheme::Value { keys, .. } => keys_value(ty, keys),
+            Scheme::Range { bounds, .. } => keys_value(ty, bounds),
+            Scheme::Hash { buckets, .. } => int(*buckets as i32),
+            Scheme::List { lists, .. } => {
+                Value::Tuple(lists.iter().map(|l| keys_value(ty, l)).collect())
+            }
+            Scheme::Compo(_) => Value::Void,
+        }
+    };
+    let pick = |f: &dyn Fn(&Scheme) -> Value| -> Value {
+        if levels.len() == 1 {
+            f(levels[0])
+        } else {
+            Value::Tuple(levels.iter().map(|l| f(l)).collect())
+        }
+    };
+    let mut d = std::collections::BTreeMap::new();
+    d.insert("databaseDir".to_string(), Value::string(db));
+    d.insert("partitionSchema".to_string(), pick(&spec));
+    d.insert(
+        "partitionTypeName".to_string(),
+        pick(&|s: &Scheme| Value::string(s.kind())),
+    );
+    d.insert(
+        "partitionType".to_string(),
+        pick(&|s: &Scheme| int(s.type_codes()[0])),
+    );
+    d.insert(
+        "partitionColumnType".to_string(),
+        pick(&|s: &Scheme| int(s.types()[0] as i32)),
+    );
+    d.insert("partitionSites".to_string(), Value::Void);
+    d.insert(
+        "atomic".to_string(),
+        Value::string(if chunk { "CHUNK" } else { "TRANS" }),
+    );
+    d.insert("engineType".to_string(), Value::string("OLAP"));
+    d.insert("chunkGranularity".to_string(), Value::string("TABLE"));
+    Ok(Value::Dict(d))
+}
+
 /// Keys as a vector of the scheme's type.
 fn keys_value(ty: DataType, keys: &[Key]) -> Value {
     if matches!(ty, DataType::String | DataType::Symbol) {

@@ -190,6 +190,12 @@ pub fn read(m: &Meta, v: &Volatile, q: &DfsRead) -> Result<DfsReadReply, RemoteE
             DfsReadReply::Chunks(out)
         }
         DfsRead::Databases => DfsReadReply::Names(m.databases.keys().cloned().collect()),
+        DfsRead::AtomicChunk(db) => {
+            if !m.databases.contains_key(db) {
+                return Err(missing_db(db));
+            }
+            DfsReadReply::Bool(m.atomic_chunk.contains(db))
+        }
         DfsRead::DataNodes => DfsReadReply::Nodes(
             m.nodes
                 .iter()

@@ -465,6 +465,15 @@ impl Catalog for ClusterCatalog {
         }))
     }
 
+    fn atomic_chunk<'a>(&'a self, db: &'a str) -> LocalFuture<'a, Result<bool, EvalError>> {
+        Box::pin(async move {
+            match self.read(DfsRead::AtomicChunk(db.to_string())).await? {
+                DfsReadReply::Bool(b) => Ok(b),
+                _ => Err(EvalError::msg("a bad controller reply")),
+            }
+        })
+    }
+
     fn set_atomic_level<'a>(
         &'a self,
         db: &'a str,
