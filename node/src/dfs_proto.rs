@@ -216,6 +216,9 @@ pub struct ForwardedAppend {
     pub columns: Vec<u8>,
     /// The append is complete: run it.
     pub last: bool,
+    /// For a forwarded rewrite (`update`, `delete`): the partition these rows replace
+    /// (name, chunk, the version they were computed from); `None` for an append.
+    pub rewrite: Option<(String, u64, u64)>,
 }
 
 /// What a data node holds, pushed to the leader when it starts.

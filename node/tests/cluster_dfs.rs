@@ -350,13 +350,21 @@ fn step_5_on_datanode1_puts_each_partition_on_two_hosts_and_datanode2_counts_it(
     let on = |i: usize, q: &str| scalar(&run(i, q));
     done(2, "update pt set px = 2.0 where sym = \"X\"");
     done(3, "delete from pt where sym = \"Q\"");
+    // On the compute node: forwarded to a data node, which coordinates the rewrite.
+    let on_compute = execute(
+        compute,
+        &format!(
+            "{LOGIN}pt = loadTable(\"dfs://days\", `pt)\nupdate pt set px = 7.0 where sym = \"P\""
+        ),
+    );
+    assert!(on_compute.contains("\"ok\":true"), "{on_compute}");
     let doomed: u64 = on(1, "exec count(*) from pt where sym = \"B\", d = 2024.01.01")
         .parse()
         .unwrap();
     assert!(doomed > 100_000, "{doomed}");
     done(1, "delete from pt where sym = \"B\", d = 2024.01.01");
     for i in 1..=3 {
-        assert_eq!(on(i, "exec sum(px) from pt"), "3.5", "datanode{i}");
+        assert_eq!(on(i, "exec sum(px) from pt"), "9", "datanode{i}");
         assert_eq!(
             on(i, "exec count(*) from pt"),
             (1_510_003 - doomed).to_string(),

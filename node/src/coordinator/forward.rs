@@ -1,6 +1,7 @@
-//! Appends on a node that stores nothing (a compute node, or a controller running a script):
-//! the rows are handed to a live data node, which coordinates the two-phase commit, so every
-//! transaction's coordinator is a node that announces its restarts to the leader (D72).
+//! Writes on a node that stores nothing (a compute node, or a controller running a script):
+//! an append's rows, or a rewrite's partitions (`update`, `delete`), are handed to a live data
+//! node, which coordinates the two-phase commit, so every transaction's coordinator is a node
+//! that announces its restarts to the leader (D72).
 //!
 //! Invariant: an append is sent again to another data node only when the first cannot have
 //! run it — the data node runs a forwarded append when its `last` part arrives, so a failure
@@ -52,6 +53,49 @@ impl ClusterCatalog {
         table: &str,
         data: &Table,
     ) -> Result<usize, EvalError> {
+        self.forward(db, table, &[(None, data)]).await
+    }
+
+    /// Hands a rewrite (each partition with its new rows, in schema order) to a live data
+    /// node to run as one transaction.
+    pub(super) async fn forward_rewrite(
+        &self,
+        db: &str,
+        table: &str,
+        rewrites: Vec<(lang::catalog::Partition, Vec<Column>)>,
+    ) -> Result<(), EvalError> {
+        let names: Vec<String> = self
+            .snapshot(db, table)
+            .await?
+            .0
+            .schema
+            .columns
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let units: Vec<(Option<(String, u64, u64)>, Table)> = rewrites
+            .into_iter()
+            .map(|(p, cols)| {
+                (
+                    Some((p.name, p.chunk, p.version)),
+                    Table {
+                        columns: names.iter().cloned().zip(cols).collect(),
+                    },
+                )
+            })
+            .collect();
+        let refs: Vec<(Option<(String, u64, u64)>, &Table)> =
+            units.iter().map(|(p, t)| (p.clone(), t)).collect();
+        self.forward(db, table, &refs).await.map(|_| ())
+    }
+
+    /// Sends `units` (rows, each for a partition it rewrites or none) to a live data node.
+    async fn forward(
+        &self,
+        db: &str,
+        table: &str,
+        units: &[(Option<(String, u64, u64)>, &Table)],
+    ) -> Result<usize, EvalError> {
         let nodes = match self.read(DfsRead::DataNodes).await? {
             DfsReadReply::Nodes(n) => n,
             _ => return Err(EvalError::msg("a bad controller reply")),
@@ -62,7 +106,7 @@ impl ClusterCatalog {
         let mut why = Vec::new();
         for i in 0..live.len() {
             let node = &live[(first as usize + i) % live.len()];
-            match self.forward_to(node, db, table, data).await {
+            match self.forward_to(node, db, table, units).await {
                 Ok(rows) => return Ok(rows),
                 Err(Failed::Before(e)) => why.push(format!("{}: {e}", node.alias)),
                 Err(Failed::After(e)) => return Err(e),
@@ -86,16 +130,20 @@ impl ClusterCatalog {
         node: &Replica,
         db: &str,
         table: &str,
-        data: &Table,
+        units: &[(Option<(String, u64, u64)>, &Table)],
     ) -> Result<usize, Failed> {
         let addr = crate::server::resolve_addr(&node.host, node.port)
             .map_err(|e| Failed::Before(e.to_string()))?;
         let client = RpcClient::new(addr, FORWARD_CALL);
         let session = self.session_id();
-        let names: Vec<String> = data.columns.iter().map(|(n, _)| n.clone()).collect();
-        let parts = pieces(data);
-        for (i, (from, to)) in parts.iter().enumerate() {
-            let last = i + 1 == parts.len();
+        let sends: Vec<(&Option<(String, u64, u64)>, &Table, usize, usize)> = units
+            .iter()
+            .flat_map(|(p, t)| pieces(t).into_iter().map(move |(a, b)| (p, *t, a, b)))
+            .collect();
+        for (i, (rewrite, data, from, to)) in sends.iter().enumerate() {
+            let (from, to) = (from, to);
+            let names: Vec<String> = data.columns.iter().map(|(n, _)| n.clone()).collect();
+            let last = i + 1 == sends.len();
             let cols: Vec<Column> = data
                 .columns
                 .iter()
@@ -111,9 +159,10 @@ impl ClusterCatalog {
                 session,
                 db: db.to_string(),
                 table: table.to_string(),
-                names: names.clone(),
+                names,
                 columns: encode_columns(cols),
                 last,
+                rewrite: (*rewrite).clone(),
             };
             match client
                 .call(method::APPEND_FORWARD, encode_payload(&part))

@@ -491,7 +491,14 @@ impl Catalog for ClusterCatalog {
         table: &'a str,
         rewrites: Vec<(Partition, Vec<Column>)>,
     ) -> LocalFuture<'a, Result<(), EvalError>> {
-        Box::pin(self.rewrite_txn(db, table, rewrites))
+        Box::pin(async move {
+            if self.local.is_some() {
+                self.rewrite_txn(db, table, rewrites).await
+            } else {
+                // A node that stores nothing does not coordinate (D73).
+                self.forward_rewrite(db, table, rewrites).await
+            }
+        })
     }
 
     fn drop_partitions<'a>(

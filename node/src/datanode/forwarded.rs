@@ -1,6 +1,7 @@
-//! Appends forwarded by nodes that store nothing (`coordinator::forward`): this data node
-//! gathers an append's parts and, at the last one, runs it through its own coordinator (the
-//! node's catalog), so it coordinates the two-phase commit.
+//! Writes forwarded by nodes that store nothing (`coordinator::forward`): this data node
+//! gathers the parts of an append (or of a rewrite, partition by partition) and, at the last
+//! one, runs it through its own coordinator (the node's catalog), so it coordinates the
+//! two-phase commit.
 //!
 //! Invariants: an append runs only when its last part arrives, in full (its parts in order;
 //! a session that skipped one is refused); a session left unfinished — its sender gone — is
@@ -19,10 +20,11 @@ use crate::error::{ErrorCode, RemoteError};
 /// A forwarded append whose parts stopped arriving this long ago is dropped.
 const FORWARD_IDLE_MS: u64 = 120_000;
 
-/// The parts of one forwarded append received so far.
+/// The parts of one forwarded write received so far: rows per unit — the append's one unit,
+/// or each partition a rewrite replaces (name, chunk, version).
 pub(super) struct Gathered {
     names: Vec<String>,
-    columns: Vec<Column>,
+    units: Vec<(Option<(String, u64, u64)>, Vec<Column>)>,
     last_ms: u64,
 }
 
@@ -61,11 +63,16 @@ impl DataNodeService {
                         sessions.remove(&p.session);
                         return Err(bad("a forwarded append changed its columns".into()));
                     }
-                    for (have, more) in g.columns.iter_mut().zip(&cols) {
-                        if let Err(e) = have.append(more) {
-                            sessions.remove(&p.session);
-                            return Err(bad(e));
+                    match g.units.last_mut() {
+                        Some((unit, have)) if *unit == p.rewrite => {
+                            for (have, more) in have.iter_mut().zip(&cols) {
+                                if let Err(e) = have.append(more) {
+                                    sessions.remove(&p.session);
+                                    return Err(bad(e));
+                                }
+                            }
                         }
+                        _ => g.units.push((p.rewrite.clone(), cols)),
                     }
                     g.last_ms = now;
                 }
@@ -74,7 +81,7 @@ impl DataNodeService {
                         p.session,
                         Gathered {
                             names: p.names,
-                            columns: cols,
+                            units: vec![(p.rewrite.clone(), cols)],
                             last_ms: now,
                         },
                     );
@@ -85,13 +92,40 @@ impl DataNodeService {
             }
             sessions.remove(&p.session).expect("inserted above")
         };
+        let failed =
+            |e: lang::eval::EvalError| RemoteError::new(ErrorCode::AppendFailed, e.to_string());
+        if gathered.units.iter().any(|(u, _)| u.is_some()) {
+            let mut rewrites = Vec::with_capacity(gathered.units.len());
+            for (unit, cols) in gathered.units {
+                let (name, chunk, version) =
+                    unit.ok_or_else(|| bad("a forwarded rewrite mixes in an append".into()))?;
+                rewrites.push((
+                    lang::catalog::Partition {
+                        name,
+                        chunk,
+                        version,
+                    },
+                    cols,
+                ));
+            }
+            return catalog
+                .rewrite(&p.db, &p.table, rewrites)
+                .await
+                .map(|()| Some(0))
+                .map_err(failed);
+        }
+        let (_, columns) = gathered
+            .units
+            .into_iter()
+            .next()
+            .expect("one unit at least");
         let table = lang::eval::Table {
-            columns: gathered.names.into_iter().zip(gathered.columns).collect(),
+            columns: gathered.names.into_iter().zip(columns).collect(),
         };
         catalog
             .append(&p.db, &p.table, &table)
             .await
             .map(|rows| Some(rows as u64))
-            .map_err(|e| RemoteError::new(ErrorCode::AppendFailed, e.to_string()))
+            .map_err(failed)
     }
 }
