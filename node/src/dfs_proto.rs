@@ -218,8 +218,12 @@ pub struct ForwardedAppend {
     pub last: bool,
     /// For a forwarded rewrite (`update`, `delete`): the partition these rows replace
     /// (name, chunk, the version they were computed from); `None` for an append.
-    pub rewrite: Option<(String, u64, u64)>,
+    pub rewrite: Option<Rewrites>,
 }
+
+/// The partition a forwarded rewrite's rows replace: its name, chunk, and the version the rows
+/// were computed from.
+pub type Rewrites = (String, u64, u64);
 
 /// What a data node holds, pushed to the leader when it starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -73,7 +73,7 @@ impl ClusterCatalog {
             .into_iter()
             .map(|(n, _)| n)
             .collect();
-        let units: Vec<(Option<(String, u64, u64)>, Table)> = rewrites
+        let units: Vec<(Option<Rewrites>, Table)> = rewrites
             .into_iter()
             .map(|(p, cols)| {
                 (
@@ -84,7 +84,7 @@ impl ClusterCatalog {
                 )
             })
             .collect();
-        let refs: Vec<(Option<(String, u64, u64)>, &Table)> =
+        let refs: Vec<(Option<Rewrites>, &Table)> =
             units.iter().map(|(p, t)| (p.clone(), t)).collect();
         self.forward(db, table, &refs).await.map(|_| ())
     }
@@ -94,7 +94,7 @@ impl ClusterCatalog {
         &self,
         db: &str,
         table: &str,
-        units: &[(Option<(String, u64, u64)>, &Table)],
+        units: &[(Option<Rewrites>, &Table)],
     ) -> Result<usize, EvalError> {
         let nodes = match self.read(DfsRead::DataNodes).await? {
             DfsReadReply::Nodes(n) => n,
@@ -130,13 +130,13 @@ impl ClusterCatalog {
         node: &Replica,
         db: &str,
         table: &str,
-        units: &[(Option<(String, u64, u64)>, &Table)],
+        units: &[(Option<Rewrites>, &Table)],
     ) -> Result<usize, Failed> {
         let addr = crate::server::resolve_addr(&node.host, node.port)
             .map_err(|e| Failed::Before(e.to_string()))?;
         let client = RpcClient::new(addr, FORWARD_CALL);
         let session = self.session_id();
-        let sends: Vec<(&Option<(String, u64, u64)>, &Table, usize, usize)> = units
+        let sends: Vec<(&Option<Rewrites>, &Table, usize, usize)> = units
             .iter()
             .flat_map(|(p, t)| pieces(t).into_iter().map(move |(a, b)| (p, *t, a, b)))
             .collect();

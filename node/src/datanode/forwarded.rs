@@ -14,7 +14,7 @@ use lang::catalog::Catalog;
 use storage::column::Column;
 
 use super::DataNodeService;
-use crate::dfs_proto::{decode_columns, ForwardedAppend};
+use crate::dfs_proto::{decode_columns, ForwardedAppend, Rewrites};
 use crate::error::{ErrorCode, RemoteError};
 
 /// A forwarded append whose parts stopped arriving this long ago is dropped.
@@ -24,7 +24,7 @@ const FORWARD_IDLE_MS: u64 = 120_000;
 /// or each partition a rewrite replaces (name, chunk, version).
 pub(super) struct Gathered {
     names: Vec<String>,
-    units: Vec<(Option<(String, u64, u64)>, Vec<Column>)>,
+    units: Vec<(Option<Rewrites>, Vec<Column>)>,
     last_ms: u64,
 }
 
