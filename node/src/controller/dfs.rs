@@ -41,8 +41,8 @@ pub struct Volatile {
     pub asking: BTreeSet<String>,
     /// Transaction → the node run that began it.
     pub coordinators: BTreeMap<u64, Incarnation>,
-    /// Finished transactions no participant will ask about again, to forget (the monitor
-    /// writes them in one `ForgetTxns`).
+    /// Committed transactions every participant acknowledged, to forget (the monitor writes
+    /// them in one `ForgetTxns`; aborted ones it finds in the metadata itself).
     pub finished: BTreeSet<u64>,
     /// Transaction → when this leader began it (its clock, ms), for `super::settle`.
     pub began: BTreeMap<u64, u64>,
@@ -528,11 +528,9 @@ impl ControllerService {
         }
         if !d.commit {
             return match self.ctl.write(Command::AbortTxn { id: d.id }).await? {
-                Ok(_) => {
-                    // Presumed abort: a participant asking later is answered Abort anyway.
-                    self.volatile.borrow_mut().finished.insert(d.id);
-                    Ok(false)
-                }
+                // Swept up by the next round of `settle` (presumed abort: a participant asking
+                // later is answered Abort anyway).
+                Ok(_) => Ok(false),
                 Err(e) => Err(refused(e)),
             };
         }
@@ -634,7 +632,6 @@ impl ControllerService {
         for tid in tids {
             // A refusal means it moved on meanwhile (its decision arrived): nothing to do.
             if let Ok(Ok(_)) = self.ctl.write(Command::AbortTxn { id: tid }).await {
-                self.volatile.borrow_mut().finished.insert(tid);
                 self.log.warn(
                     "txn_orphaned",
                     &format!("transaction {tid} aborted: its coordinator {alias} is gone"),

@@ -57,7 +57,9 @@ impl ControllerService {
         for r in stale.into_iter().take(SETTLE_PER_ROUND_MAX) {
             match r {
                 Resolution::Abort { tid, .. } => {
-                    // No commit was recorded: aborting loses nothing acknowledged.
+                    // No commit was recorded: aborting loses nothing acknowledged. The record
+                    // goes with the next round's sweep of aborted ones (if the abort was refused
+                    // because a commit won, it stays).
                     if let Ok(Ok(_)) = self.ctl.write(Command::AbortTxn { id: tid }).await {
                         self.log.warn(
                             "txn_stale",
@@ -65,9 +67,6 @@ impl ControllerService {
                             &[],
                         );
                     }
-                    let mut v = self.volatile.borrow_mut();
-                    v.finished.insert(tid);
-                    v.began.remove(&tid);
                 }
                 Resolution::Commit { tid, participants } => {
                     if self.volatile.borrow_mut().telling.insert(tid) {

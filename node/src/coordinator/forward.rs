@@ -64,15 +64,15 @@ impl ClusterCatalog {
         table: &str,
         rewrites: Vec<(lang::catalog::Partition, Vec<Column>)>,
     ) -> Result<(), EvalError> {
-        let names: Vec<String> = self
-            .snapshot(db, table)
-            .await?
-            .0
-            .schema
-            .columns
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+        // The schema the rows were computed in: remembered from the snapshot they were read at.
+        let known = rewrites
+            .first()
+            .and_then(|(p, _)| self.sites.borrow().get(&p.chunk).map(|s| s.schema.clone()));
+        let schema = match known {
+            Some(s) => s,
+            None => std::rc::Rc::new(self.snapshot(db, table).await?.0.schema),
+        };
+        let names: Vec<String> = schema.columns.iter().map(|(n, _)| n.clone()).collect();
         let units: Vec<(Option<Rewrites>, Table)> = rewrites
             .into_iter()
             .map(|(p, cols)| {
@@ -141,7 +141,6 @@ impl ClusterCatalog {
             .flat_map(|(p, t)| pieces(t).into_iter().map(move |(a, b)| (p, *t, a, b)))
             .collect();
         for (i, (rewrite, data, from, to)) in sends.iter().enumerate() {
-            let (from, to) = (from, to);
             let names: Vec<String> = data.columns.iter().map(|(n, _)| n.clone()).collect();
             let last = i + 1 == sends.len();
             let cols: Vec<Column> = data

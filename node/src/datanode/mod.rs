@@ -147,39 +147,28 @@ impl DataNodeService {
     /// The columns a scan asks for; none when the chunk does not exist here and nothing was
     /// committed on it (the reader fills in empty columns of its schema).
     async fn scan(&self, s: Scan) -> Result<Vec<storage::column::Column>, RemoteError> {
-        if self.at_version(s.chunk, s.version)? == 0
-            && s.version == 0
-            && self.engine.chunk_info(s.chunk).is_err()
-        {
-            return Ok(Vec::new());
-        }
+        let rows = self.at_version(s.chunk, s.version)? as usize;
+        let width = match self.engine.chunk_width(s.chunk) {
+            Ok(w) => w,
+            Err(_) if rows == 0 && s.version == 0 => return Ok(Vec::new()),
+            Err(e) => return Err(storage_error(e)),
+        };
         // Columns added to the table after this chunk's rows were written are nulls here.
-        let width = self
-            .engine
-            .chunk_info(s.chunk)
-            .map_err(storage_error)?
-            .schema
-            .columns
-            .len();
-        let (have, later): (Vec<usize>, Vec<usize>) = s
+        let have: Vec<usize> = s
             .columns
             .iter()
             .map(|c| *c as usize)
-            .partition(|c| *c < width);
-        if later.is_empty() {
-            return self
-                .engine
-                .scan_at(s.chunk, &have, Some(s.version))
-                .await
-                .map_err(storage_error);
-        }
-        let rows = self.at_version(s.chunk, s.version)? as usize;
-        let mut read = self
+            .filter(|c| *c < width)
+            .collect();
+        let read = self
             .engine
             .scan_at(s.chunk, &have, Some(s.version))
             .await
-            .map_err(storage_error)?
-            .into_iter();
+            .map_err(storage_error)?;
+        if have.len() == s.columns.len() {
+            return Ok(read);
+        }
+        let mut read = read.into_iter();
         let mut out = Vec::with_capacity(s.columns.len());
         for (i, c) in s.columns.iter().enumerate() {
             if (*c as usize) < width {

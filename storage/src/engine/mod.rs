@@ -472,6 +472,14 @@ impl Engine {
         })
     }
 
+    /// How many columns a chunk's schema has (fewer than its table's after an `addColumn` it
+    /// has not been written since): [`Engine::chunk_info`]'s schema without building the rest,
+    /// for every read.
+    pub fn chunk_width(&self, chunk: u64) -> Result<usize, StorageError> {
+        let s = self.state.borrow();
+        Ok(Self::readable(&s, chunk)?.meta.schema.columns.len())
+    }
+
     /// Creates an empty chunk (durable on return).
     pub async fn create_chunk(&self, chunk: u64, schema: Schema) -> Result<(), StorageError> {
         if schema.columns.is_empty() || schema.columns.iter().any(|(_, t)| !t.storable()) {
