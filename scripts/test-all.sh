@@ -25,3 +25,6 @@ CARGO_TARGET_DIR=target/sim RUSTFLAGS="--cfg madsim" cargo clippy --workspace --
 
 echo "== simulation tests (madsim)"
 bash scripts/test-sim.sh
+
+echo "== disk used by target/ (D79)"
+du -sh target/debug target/sim 2>/dev/null || true
