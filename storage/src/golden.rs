@@ -40,3 +40,15 @@ pub fn check(path: &Path, bytes: &[u8]) {
         path.display()
     );
 }
+
+/// The bytes of a golden file (to decode a format an older build wrote).
+pub fn read(path: &Path) -> Vec<u8> {
+    let hex: String = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .split_whitespace()
+        .collect();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("a golden file is hex"))
+        .collect()
+}

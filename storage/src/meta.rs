@@ -10,11 +10,19 @@
 //!
 //! ```text
 //! 0  u32 magic "PMET"   8  u32 body_len    16 u32 header_crc (crc32 of bytes 0..16)
-//! 4  u8  format (1)     12 u32 body_crc    20 body, then zero padding to 4 KiB
+//! 4  u8  format (2)     12 u32 body_crc    20 body, then zero padding to 4 KiB
 //! 5  [3] reserved
 //! body: u64 chunk, u64 version, u32 volume, schema, per column: symbol base (count + blobs,
 //!       count 0 for non-SYMBOL columns), segments: count, then per segment u64 id, u64 rows,
-//!       per column: block count, then per block u64 offset, u32 len, u32 rows.
+//!       u64 version (format 2 only), per column: block count, then per block u64 offset,
+//!       u32 len, u32 rows.
+//! ```
+//!
+//! A segment's version is the chunk's version once its rows are in, so a reader's snapshot
+//! takes the segments up to the first that reaches it ([`ChunkMeta::segments_at`]); format 1
+//! files have none, read as 0 (served at every version, as format 1 builds did).
+//!
+//! ```text
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -30,7 +38,9 @@ use crate::error::StorageError;
 use crate::types::DataType;
 
 pub const META_MAGIC: u32 = u32::from_le_bytes(*b"PMET");
-pub const META_FORMAT: u8 = 1;
+pub const META_FORMAT: u8 = 2;
+/// The oldest metadata format this build still reads (no segment versions).
+pub const META_FORMAT_V1: u8 = 1;
 const META_HEADER_BYTES: usize = 20;
 /// Largest metadata body accepted.
 pub const META_BODY_BYTES_MAX: usize = 256 << 20;
@@ -48,8 +58,64 @@ pub struct BlockRef {
 pub struct SegmentMeta {
     pub id: u64,
     pub rows: u64,
+    /// The chunk's version once this segment's rows are in: a flush's segment holds the
+    /// versions after its predecessor's up to this one, a staged transaction's segment exactly
+    /// this one. 0 in format 1 metadata (unknown: served at every version).
+    pub version: u64,
     /// Per column, its blocks in row order.
     pub blocks: Vec<Vec<BlockRef>>,
+}
+
+impl SegmentMeta {
+    /// `u64 id, u64 rows, u64 version`, then per column `varint nblocks` and per block
+    /// `u64 offset, u32 len, u32 rows` (also the body of a redo log `Stage` record).
+    pub fn encode(&self, w: &mut Writer) {
+        w.u64(self.id);
+        w.u64(self.rows);
+        w.u64(self.version);
+        for col in &self.blocks {
+            w.varint(col.len() as u64);
+            for b in col {
+                w.u64(b.offset);
+                w.u32(b.len);
+                w.u32(b.rows);
+            }
+        }
+    }
+
+    /// Decodes [`SegmentMeta::encode`] for `ncols` columns (`versioned`: false for format 1
+    /// metadata, which has no version). Each column's block rows must add up to the rows.
+    pub fn decode(
+        r: &mut Reader<'_>,
+        ncols: usize,
+        versioned: bool,
+    ) -> Result<SegmentMeta, DecodeError> {
+        let id = r.u64()?;
+        let rows = r.u64()?;
+        let version = if versioned { r.u64()? } else { 0 };
+        let mut blocks = Vec::with_capacity(ncols.min(COLUMNS_MAX));
+        for _ in 0..ncols {
+            let nb = r.count(r.remaining() / 16)?;
+            let mut col = Vec::with_capacity(nb);
+            for _ in 0..nb {
+                col.push(BlockRef {
+                    offset: r.u64()?,
+                    len: r.u32()?,
+                    rows: r.u32()?,
+                });
+            }
+            if col.iter().map(|b| b.rows as u64).sum::<u64>() != rows {
+                return Err(r.err(format!("segment {id}: block rows do not add up to {rows}")));
+            }
+            blocks.push(col);
+        }
+        Ok(SegmentMeta {
+            id,
+            rows,
+            version,
+            blocks,
+        })
+    }
 }
 
 /// The durable description of a chunk.
@@ -68,6 +134,26 @@ impl ChunkMeta {
     /// Total flushed rows.
     pub fn rows(&self) -> u64 {
         self.segments.iter().map(|s| s.rows).sum()
+    }
+
+    /// How many leading segments a reader of committed `version` sees: every segment up to
+    /// and including the first that reaches `version`. A segment whose versions start before
+    /// `version` and end after it (a flush of several commits) cannot be split and is served
+    /// whole; a staged transaction's segment holds one version, so it is exact.
+    pub fn segments_at(&self, version: u64) -> usize {
+        let mut before = 0; // the version the chunk had before the next segment
+        for (i, s) in self.segments.iter().enumerate() {
+            if before >= version {
+                return i;
+            }
+            before = s.version.max(before);
+        }
+        self.segments.len()
+    }
+
+    /// Rows of the first `n` segments.
+    pub fn rows_of(&self, n: usize) -> u64 {
+        self.segments.iter().take(n).map(|s| s.rows).sum()
     }
 
     /// The structural invariants of a chunk's metadata, checked before every write and after
@@ -90,7 +176,15 @@ impl ChunkMeta {
             }
         }
         let mut last_id = None;
+        let mut last_version = 0;
         for seg in &self.segments {
+            if seg.version < last_version {
+                return Err(format!(
+                    "segment {} is at version {}, below its predecessor's {last_version}",
+                    seg.id, seg.version
+                ));
+            }
+            last_version = seg.version;
             if last_id.is_some_and(|l| seg.id <= l) {
                 return Err(format!(
                     "segment {} follows segment {}",
@@ -99,6 +193,12 @@ impl ChunkMeta {
                 ));
             }
             last_id = Some(seg.id);
+            if seg.version > self.version {
+                return Err(format!(
+                    "segment {} is at version {}, the chunk at {}",
+                    seg.id, seg.version, self.version
+                ));
+            }
             if seg.blocks.len() != ncols {
                 return Err(format!(
                     "segment {}: {} block lists for {ncols} columns",
@@ -139,16 +239,7 @@ impl ChunkMeta {
         }
         w.varint(self.segments.len() as u64);
         for s in &self.segments {
-            w.u64(s.id);
-            w.u64(s.rows);
-            for col in &s.blocks {
-                w.varint(col.len() as u64);
-                for b in col {
-                    w.u64(b.offset);
-                    w.u32(b.len);
-                    w.u32(b.rows);
-                }
-            }
+            s.encode(&mut w);
         }
         let body = w.buf;
         let mut h = Writer::with_capacity(META_HEADER_BYTES + body.len());
@@ -169,7 +260,7 @@ impl ChunkMeta {
             return Err(r.err("not a chunk metadata file (bad magic)"));
         }
         let format = r.u8()?;
-        if format != META_FORMAT {
+        if format != META_FORMAT && format != META_FORMAT_V1 {
             return Err(r.err(format!(
                 "metadata format {format} is not supported (this build reads {META_FORMAT})"
             )));
@@ -212,25 +303,11 @@ impl ChunkMeta {
         let nseg = r.count(r.remaining() / 16)?;
         let mut segments = Vec::with_capacity(nseg);
         for _ in 0..nseg {
-            let id = r.u64()?;
-            let rows = r.u64()?;
-            let mut blocks = Vec::with_capacity(schema.columns.len().min(COLUMNS_MAX));
-            for _ in 0..schema.columns.len() {
-                let nb = r.count(r.remaining() / 16)?;
-                let mut col = Vec::with_capacity(nb);
-                for _ in 0..nb {
-                    col.push(BlockRef {
-                        offset: r.u64()?,
-                        len: r.u32()?,
-                        rows: r.u32()?,
-                    });
-                }
-                if col.iter().map(|b| b.rows as u64).sum::<u64>() != rows {
-                    return Err(r.err(format!("segment {id}: block rows do not add up to {rows}")));
-                }
-                blocks.push(col);
-            }
-            segments.push(SegmentMeta { id, rows, blocks });
+            segments.push(SegmentMeta::decode(
+                &mut r,
+                schema.columns.len(),
+                format == META_FORMAT,
+            )?);
         }
         if r.remaining() != 0 {
             return Err(r.err("trailing bytes after the metadata body"));
@@ -297,6 +374,7 @@ async fn read_meta_once(path: &Path, chunk_hint: u64) -> Result<ChunkMeta, Stora
     if bytes.len() >= META_HEADER_BYTES
         && bytes[..4] == META_MAGIC.to_le_bytes()
         && bytes[4] != META_FORMAT
+        && bytes[4] != META_FORMAT_V1
         && crc32fast::hash(&bytes[..16]).to_le_bytes() == bytes[16..20]
     {
         return Err(StorageError::unsupported(
@@ -344,6 +422,9 @@ pub async fn write_segment(
             });
             buf.extend_from_slice(&block);
             start = end;
+            // Encoding is the CPU-bound part of a flush (seconds for a full cache): let the
+            // shard's other tasks — heartbeats, calls — run between blocks.
+            rt::task::yield_now().await;
         }
         blocks.push(refs);
     }
@@ -365,6 +446,7 @@ pub async fn write_segment(
     Ok(SegmentMeta {
         id: 0,
         rows: rows as u64,
+        version: 0,
         blocks,
     })
 }

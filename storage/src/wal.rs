@@ -26,9 +26,10 @@ use std::task::{Poll, Waker};
 
 use rt::disk::{self, File, OpenMode, ALIGN};
 
-use crate::batch::Batch;
+use crate::batch::{Batch, COLUMNS_MAX};
 use crate::bytes::{DecodeError, Reader, Writer};
 use crate::error::StorageError;
+use crate::meta::SegmentMeta;
 
 pub const WAL_MAGIC: u32 = u32::from_le_bytes(*b"PWAL");
 pub const WAL_FORMAT: u8 = 1;
@@ -66,6 +67,24 @@ pub enum Record {
         tid: u64,
         chunk: u64,
     },
+    /// Rows of transaction `tid` for `chunk` written as segment file `segment.id` (synced
+    /// before this record) instead of into the log: durable, invisible until committed, then
+    /// added to the chunk's metadata (ARCHITECTURE D80). `bases` holds, per column, the
+    /// strings the segment's SYMBOL codes use beyond the chunk's base.
+    Stage {
+        tid: u64,
+        chunk: u64,
+        segment: SegmentMeta,
+        bases: Vec<BaseGrowth>,
+    },
+}
+
+/// Strings appended to a SYMBOL column's base: `from` is the length of the base they extend
+/// (0, with no strings, for a column that is not SYMBOL; a symbol base is never empty).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BaseGrowth {
+    pub from: u64,
+    pub strings: Vec<Vec<u8>>,
 }
 
 impl Record {
@@ -111,6 +130,25 @@ impl Record {
                 w.u64(*tid);
                 w.u64(*chunk);
             }
+            Record::Stage {
+                tid,
+                chunk,
+                segment,
+                bases,
+            } => {
+                w.u8(7);
+                w.u64(*tid);
+                w.u64(*chunk);
+                w.varint(bases.len() as u64);
+                segment.encode(w);
+                for b in bases {
+                    w.varint(b.from);
+                    w.varint(b.strings.len() as u64);
+                    for s in &b.strings {
+                        w.blob(s);
+                    }
+                }
+            }
         }
     }
 
@@ -140,6 +178,31 @@ impl Record {
                 tid: r.u64()?,
                 chunk: r.u64()?,
             },
+            7 => {
+                let tid = r.u64()?;
+                let chunk = r.u64()?;
+                let ncols = r.count(COLUMNS_MAX)?;
+                let segment = SegmentMeta::decode(r, ncols, true)?;
+                let mut bases = Vec::with_capacity(ncols);
+                for _ in 0..ncols {
+                    let from = r.varint()?;
+                    let n = r.count(r.remaining())?;
+                    let mut strings = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        strings.push(r.blob()?.to_vec());
+                    }
+                    if from == 0 && n > 0 {
+                        return Err(r.err("symbol strings extend no base"));
+                    }
+                    bases.push(BaseGrowth { from, strings });
+                }
+                Record::Stage {
+                    tid,
+                    chunk,
+                    segment,
+                    bases,
+                }
+            }
             k => return Err(r.err(format!("unknown record kind {k}"))),
         })
     }
@@ -214,9 +277,26 @@ fn later_group(bytes: &[u8], from: usize, seq: u64) -> Option<usize> {
     None
 }
 
-/// The valid prefix of a log: its records and the byte length of the groups that hold them.
-/// Pure, so the fuzz target can drive it with arbitrary bytes.
+/// The valid prefix of a log: its records, the byte length of the groups that hold them, and
+/// the next group's sequence number. Pure, so the fuzz target can drive it with arbitrary bytes.
 pub fn scan(bytes: &[u8]) -> (Vec<Record>, usize, u64) {
+    let s = scan_groups(bytes);
+    (s.records, s.valid, s.next_seq)
+}
+
+/// What [`scan`] found, and whether it stopped at a complete group it cannot read.
+pub struct Scanned {
+    pub records: Vec<Record>,
+    pub valid: usize,
+    pub next_seq: u64,
+    /// A group whose checksums hold but whose records do not parse starts at `valid`: a
+    /// newer build's records or a bug, never a torn write — it must not be cut off.
+    pub unreadable: Option<DecodeError>,
+}
+
+/// [`scan`], telling a torn tail from a complete group it cannot read.
+pub fn scan_groups(bytes: &[u8]) -> Scanned {
+    let mut unreadable = None;
     let mut records = Vec::new();
     let mut pos = 0usize;
     let mut seq = 1u64;
@@ -245,7 +325,8 @@ pub fn scan(bytes: &[u8]) -> (Vec<Record>, usize, u64) {
             });
             match rec {
                 Ok(rec) => group.push(rec),
-                Err(_) => {
+                Err(e) => {
+                    unreadable = Some(e);
                     ok = false;
                     break;
                 }
@@ -258,7 +339,12 @@ pub fn scan(bytes: &[u8]) -> (Vec<Record>, usize, u64) {
         pos = disk::align_up(start + len);
         seq += 1;
     }
-    (records, pos.min(bytes.len()), seq)
+    Scanned {
+        records,
+        valid: pos.min(bytes.len()),
+        next_seq: seq,
+        unreadable,
+    }
 }
 
 struct Shared {
@@ -349,15 +435,35 @@ impl Wal {
                 WAL_FORMAT as u32,
             ));
         }
-        let (mut records, mut valid, mut next_seq) = scan(&bytes);
-        if valid < bytes.len() {
+        let mut scanned = scan_groups(&bytes);
+        if scanned.valid < bytes.len() {
             // Before cutting anything, rule out a transient read error: read again.
             let again = file.read_all().await?;
-            let rescan = scan(&again);
-            if rescan.1 > valid {
-                (records, valid, next_seq) = rescan;
+            let rescan = scan_groups(&again);
+            if rescan.valid > scanned.valid {
+                scanned = rescan;
                 bytes = again;
             }
+        }
+        let Scanned {
+            records,
+            valid,
+            next_seq,
+            unreadable,
+        } = scanned;
+        if let Some(e) = unreadable {
+            // Complete (its checksums hold), so not torn: cutting it would drop acknowledged
+            // records this build cannot read.
+            return Err(StorageError::Corrupt {
+                chunk: 0,
+                file: path,
+                offset: Some(valid as u64),
+                reason: format!(
+                    "redo log group {next_seq} is complete but its records do not parse ({}): \
+                     written by a newer build? it is not cut off",
+                    e.what
+                ),
+            });
         }
         if valid < bytes.len() {
             // Only the group being written at the crash can be torn. A valid group *after* the

@@ -275,12 +275,12 @@ fn unknown_formats_are_refused_not_guessed() {
             drop(e);
             let meta = dir.join("storage/CHUNK_METADATA/00000000000000000005.meta");
             let mut bytes = std::fs::read(&meta).unwrap();
-            bytes[4] = 2; // format byte
+            bytes[4] = 3; // format byte
             std::fs::write(&meta, &bytes).unwrap();
             let e = Engine::open(cfg(&dir)).await.unwrap();
             let err = e.chunk_info(5).unwrap_err();
             assert!(
-                err.to_string().contains("format 2 is not supported"),
+                err.to_string().contains("format 3 is not supported"),
                 "{err}"
             );
         })
@@ -347,6 +347,112 @@ fn a_widened_chunk_keeps_its_rows_and_version_with_nulls_in_the_new_columns() {
                 panic!("DOUBLE")
             };
             assert_eq!(&px[270..], &[1.5; 5]);
+        })
+    });
+}
+
+/// The segment files in chunk `chunk`'s directory.
+fn segment_files(dir: &std::path::Path, chunk: u64) -> usize {
+    std::fs::read_dir(dir.join(format!("storage/CHUNKS/{chunk:020}")))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn check_symbols(cols: &[Column]) {
+    for (k, id) in ids(cols).into_iter().enumerate() {
+        assert_eq!(
+            cols[1].bytes_at(k).unwrap(),
+            format!("S{}", id % 3).as_bytes()
+        );
+    }
+}
+
+/// D80: a prepared batch of at least a block is written as a segment of its own, invisible
+/// until its commit adds it to the chunk (after the rows cached before it, before the rows the
+/// transaction logs after it); it survives a restart prepared, a snapshot of an older version
+/// does not see it, and an abort deletes its file.
+#[test]
+fn a_large_prepare_is_staged_as_a_segment_until_its_commit() {
+    run("staged", |dir| {
+        Box::pin(async move {
+            let e = Engine::open(cfg(&dir)).await.unwrap();
+            e.create_chunk(7, schema()).await.unwrap();
+            e.append(7, rows(0, 20)).await.unwrap(); // cached, version 1
+            e.prepare(1, 7, rows(20, 150)).await.unwrap(); // staged: a block or more
+            assert_eq!(
+                e.cache_bytes(),
+                0,
+                "the cached rows were flushed, the batch not cached"
+            );
+            assert_eq!(
+                segment_files(&dir, 7),
+                2,
+                "the flushed rows' segment and the staged one"
+            );
+            e.prepare(1, 7, rows(170, 10)).await.unwrap(); // logged, after the staged batch
+            assert!(matches!(
+                e.append(7, rows(500, 1)).await,
+                Err(StorageError::ChunkInTransaction { chunk: 7, tid: 1 })
+            ));
+            assert_eq!(
+                ids(&e.scan(7, &[0, 1]).await.unwrap()),
+                (0..20).collect::<Vec<_>>()
+            );
+            drop(e);
+
+            let e = Engine::open(cfg(&dir)).await.unwrap();
+            assert_eq!(e.prepared(), vec![1], "still prepared after a restart");
+            assert_eq!(segment_files(&dir, 7), 2, "the staged file is kept at open");
+            assert_eq!(e.chunk_info(7).unwrap().version, 1);
+            e.commit(1).await.unwrap();
+            let cols = e.scan(7, &[0, 1]).await.unwrap();
+            assert_eq!(ids(&cols), (0..180).collect::<Vec<_>>());
+            check_symbols(&cols);
+            assert_eq!(e.chunk_info(7).unwrap().version, 3, "one version per batch");
+            // Snapshots: version 1 is the cached rows only, 2 adds the staged segment.
+            assert_eq!(e.rows_at(7, 1).unwrap(), 20);
+            assert_eq!(e.rows_at(7, 2).unwrap(), 170);
+            assert_eq!(e.rows_at(7, 3).unwrap(), 180);
+            let old = e.scan_at(7, &[0, 1], Some(1)).await.unwrap();
+            assert_eq!(ids(&old), (0..20).collect::<Vec<_>>());
+            drop(e);
+
+            let e = Engine::open(cfg(&dir)).await.unwrap();
+            let cols = e.scan(7, &[0, 1]).await.unwrap();
+            assert_eq!(
+                ids(&cols),
+                (0..180).collect::<Vec<_>>(),
+                "replayed over the install"
+            );
+            check_symbols(&cols);
+            assert_eq!(e.chunk_info(7).unwrap().version, 3);
+            assert_eq!(
+                e.rows_at(7, 2).unwrap(),
+                170,
+                "segment versions are durable"
+            );
+            e.flush().await.unwrap();
+            let files = segment_files(&dir, 7);
+
+            // Aborted, live and after a restart: the staged file is deleted.
+            e.prepare(2, 7, rows(180, 150)).await.unwrap();
+            assert_eq!(segment_files(&dir, 7), files + 1);
+            e.abort(2).await.unwrap();
+            assert_eq!(segment_files(&dir, 7), files);
+            e.prepare(3, 7, rows(180, 150)).await.unwrap();
+            drop(e);
+            let e = Engine::open(cfg(&dir)).await.unwrap();
+            assert_eq!(e.prepared(), vec![3]);
+            e.abort(3).await.unwrap();
+            assert_eq!(segment_files(&dir, 7), files);
+            assert_eq!(e.chunk_info(7).unwrap().version, 3);
+            e.append(7, rows(180, 5)).await.unwrap();
+            drop(e);
+            let e = Engine::open(cfg(&dir)).await.unwrap();
+            assert!(e.prepared().is_empty());
+            let cols = e.scan(7, &[0, 1]).await.unwrap();
+            assert_eq!(ids(&cols), (0..185).collect::<Vec<_>>());
+            check_symbols(&cols);
         })
     });
 }

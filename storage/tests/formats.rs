@@ -31,6 +31,7 @@ fn sample_meta() -> ChunkMeta {
         segments: vec![SegmentMeta {
             id: 3,
             rows: 2,
+            version: 7,
             blocks: vec![
                 vec![BlockRef {
                     offset: 0,
@@ -53,6 +54,43 @@ fn chunk_metadata_bytes_are_pinned() {
     let bytes = m.encode();
     storage::golden::check(&golden("chunk_meta"), &bytes);
     assert_eq!(ChunkMeta::decode(&bytes).unwrap(), m);
+}
+
+/// Format 1 metadata (no segment versions) is still read: its segments are at version 0,
+/// served to every reader as format 1 builds served them.
+#[test]
+fn chunk_metadata_format_1_is_still_read() {
+    let bytes = storage::golden::read(&golden("chunk_meta_v1"));
+    assert_eq!(bytes[4], storage::meta::META_FORMAT_V1);
+    let mut want = sample_meta();
+    want.segments[0].version = 0;
+    assert_eq!(ChunkMeta::decode(&bytes).unwrap(), want);
+    assert_eq!(want.segments_at(1), 1);
+}
+
+/// A reader's snapshot takes the segments up to the first that reaches its version: a staged
+/// transaction's segment (one version) is exact, a flush's (several) is served whole.
+#[test]
+fn a_snapshot_takes_the_segments_up_to_its_version() {
+    let mut m = sample_meta();
+    let seg = |id: u64, version: u64| SegmentMeta {
+        id,
+        rows: 2,
+        version,
+        blocks: m.segments[0].blocks.clone(),
+    };
+    // Segment 1 holds versions 1..=3 (a flush), 2 holds 4, 3 holds 5 (staged).
+    m.segments = vec![seg(1, 3), seg(2, 4), seg(3, 5)];
+    m.version = 5;
+    assert_eq!(m.check(), Ok(()));
+    let seen: Vec<usize> = (0..=6).map(|v| m.segments_at(v)).collect();
+    assert_eq!(seen, vec![0, 1, 1, 1, 2, 3, 3]);
+    assert_eq!(m.rows_of(2), 4);
+    // Versions must not go down, nor past the chunk's.
+    m.segments[2].version = 2;
+    assert!(m.check().is_err());
+    m.segments[2].version = 6;
+    assert!(m.check().is_err());
 }
 
 #[test]
@@ -101,9 +139,9 @@ fn newer_metadata_and_redo_log_formats_are_refused_by_name() {
         #[cfg(not(madsim))]
         let _ = std::fs::remove_dir_all(&dir);
         rt::disk::create_dir_all(&dir).await.unwrap();
-        // Chunk metadata of format 2, with a valid header checksum.
+        // Chunk metadata of format 3, with a valid header checksum.
         let mut bytes = sample_meta().encode();
-        bytes[4] = 2;
+        bytes[4] = 3;
         let crc = crc32fast::hash(&bytes[..16]);
         bytes[16..20].copy_from_slice(&crc.to_le_bytes());
         let path = dir.join("00000000000000000042.meta");
@@ -115,7 +153,7 @@ fn newer_metadata_and_redo_log_formats_are_refused_by_name() {
         assert!(
             e.starts_with("STO-010")
                 && e.contains(&path.display().to_string())
-                && e.contains("format 2, but this build reads format 1")
+                && e.contains("format 3, but this build reads format 2")
                 && e.contains("newer Porpoise"),
             "{e}"
         );
@@ -142,5 +180,29 @@ fn newer_metadata_and_redo_log_formats_are_refused_by_name() {
             group,
             "left as it was"
         );
+        // A complete group (checksums hold) whose record this build does not know is refused
+        // too: it is no torn tail, and cutting it would drop acknowledged records.
+        let unknown = redo.join("unknown");
+        rt::disk::create_dir_all(&unknown).await.unwrap();
+        let good = storage::wal::encode_group(1, &[Record::Abort { tid: 1 }]);
+        let mut bad = storage::wal::encode_group(2, &[Record::Abort { tid: 2 }]);
+        bad[32 + 1] = 99; // the record's kind byte, after the group header and its length
+        let crc = crc32fast::hash(&bad[32..32 + 10]);
+        bad[20..24].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32fast::hash(&bad[..24]);
+        bad[24..28].copy_from_slice(&crc.to_le_bytes());
+        let log = unknown.join("redo.00000000000000000001.log");
+        let bytes = [good, bad].concat();
+        rt::disk::replace_file(&log, &bytes).await.unwrap();
+        let e = storage::wal::Wal::open(&unknown, true)
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.contains("is complete but its records do not parse"),
+            "{e}"
+        );
+        assert_eq!(rt::disk::read_file(&log).await.unwrap(), bytes, "not cut");
     });
 }

@@ -34,6 +34,7 @@ use crate::meta::{self, ChunkMeta};
 use crate::types::DataType;
 use crate::wal::{Record, Wal};
 
+mod staged;
 mod txn;
 mod whole;
 use whole::remove_unnamed_segments;
@@ -149,11 +150,17 @@ impl ChunkState {
         }
     }
 
-    /// Cache rows visible at committed version `version` (records up to `durable` durable):
-    /// the rows of every commit up to it, none of a later one. A version above the visible one
-    /// is not here yet (`VersionMismatch`); one at or below the flushed segments' is served as
-    /// the segments alone (their rows cannot be split by version).
-    fn rows_at(&self, chunk: u64, durable: u64, version: u64) -> Result<usize, StorageError> {
+    /// What a reader of committed version `version` sees (records up to `durable` durable):
+    /// how many leading segments, and how many cache rows — the rows of every commit up to it,
+    /// none of a later one. A version above the visible one is not here yet
+    /// (`VersionMismatch`); one at or below the flushed segments' is served by segments alone
+    /// ([`ChunkMeta::segments_at`]).
+    fn rows_at(
+        &self,
+        chunk: u64,
+        durable: u64,
+        version: u64,
+    ) -> Result<(usize, usize), StorageError> {
         let (rows, visible) = self.visible(durable);
         if version > visible {
             return Err(StorageError::VersionMismatch {
@@ -163,15 +170,16 @@ impl ChunkState {
             });
         }
         if version <= self.meta.version {
-            return Ok(0);
+            return Ok((self.meta.segments_at(version), 0));
         }
-        Ok(self
+        let cached = self
             .marks
             .iter()
             .rev()
             .find(|m| m.lsn <= durable && m.version <= version)
             .map(|m| m.rows)
-            .unwrap_or(rows))
+            .unwrap_or(rows);
+        Ok((self.meta.segments.len(), cached))
     }
 
     fn cache_rows(&self) -> usize {
@@ -216,6 +224,9 @@ struct State {
     /// Chunks whose metadata could not be read or verified: id → reason.
     corrupt: BTreeMap<u64, StorageError>,
     prepared: BTreeMap<u64, Vec<(u64, Batch)>>,
+    /// Transaction → its batches staged as segments (D80), in the order logged; for any one
+    /// chunk they precede its batches in `prepared`.
+    staged: BTreeMap<u64, Vec<(u64, staged::Staged)>>,
     /// (transaction, chunk) pairs whose prepared batches replace the chunk's rows instead of
     /// adding to them (`update` and `delete`).
     replacing: std::collections::BTreeSet<(u64, u64)>,
@@ -378,6 +389,7 @@ impl Engine {
             chunks,
             corrupt,
             prepared: BTreeMap::new(),
+            staged: BTreeMap::new(),
             replacing: Default::default(),
         };
         let span_cache_bytes_max = cfg.span_cache_bytes_max;
@@ -390,6 +402,7 @@ impl Engine {
             spans: Rc::new(RefCell::new(SpanCache::new(span_cache_bytes_max))),
         };
         engine.replay(records).await?;
+        engine.settle_segment_files().await?;
         let bytes: u64 = {
             let state = engine.state.borrow();
             state
@@ -412,7 +425,11 @@ impl Engine {
 
     /// Transactions prepared here and not yet resolved (ask the controller for their outcome).
     pub fn prepared(&self) -> Vec<u64> {
-        self.state.borrow().prepared.keys().copied().collect()
+        let s = self.state.borrow();
+        let mut tids: Vec<u64> = s.prepared.keys().chain(s.staged.keys()).copied().collect();
+        tids.sort_unstable();
+        tids.dedup();
+        tids
     }
 
     /// Ids of all chunks (corrupt ones included).
@@ -447,8 +464,8 @@ impl Engine {
     pub fn rows_at(&self, chunk: u64, version: u64) -> Result<u64, StorageError> {
         let s = self.state.borrow();
         let c = Self::readable(&s, chunk)?;
-        let cached = c.rows_at(chunk, self.wal.durable_lsn(), version)?;
-        Ok(c.meta.rows() + cached as u64)
+        let (segments, cached) = c.rows_at(chunk, self.wal.durable_lsn(), version)?;
+        Ok(c.meta.rows_of(segments) + cached as u64)
     }
 
     /// The visible version, rows and schema of a chunk.
@@ -618,6 +635,10 @@ impl Engine {
             // A chunk whose metadata could not be read may still have records only in the log.
             (empty && s.corrupt.is_empty() && self.wal.idle() && self.wal.bytes() > 0).then(|| {
                 let mut keep = Vec::new();
+                // A staged batch precedes its transaction's logged rows for the chunk.
+                for (tid, parts) in &s.staged {
+                    keep.extend(parts.iter().map(|(chunk, st)| st.record(*tid, *chunk)));
+                }
                 for (tid, parts) in &s.prepared {
                     let mut marked = std::collections::BTreeSet::new();
                     for (chunk, batch) in parts {
@@ -657,6 +678,7 @@ impl Engine {
         let path = meta::segment_file(volume, chunk, seg_id);
         let mut seg = meta::write_segment(&path, columns, self.cfg.block_rows).await?;
         seg.id = seg_id;
+        seg.version = new_meta.version;
         new_meta.segments.push(seg);
         meta::write_meta(&self.cfg.meta_dir, &new_meta).await?;
         Ok(new_meta)
@@ -850,13 +872,15 @@ impl Engine {
                 });
             }
             let durable = self.wal.durable_lsn();
-            let rows = match version {
-                None => c.visible(durable).0,
+            let (segments, rows) = match version {
+                None => (c.meta.segments.len(), c.visible(durable).0),
                 Some(v) => c.rows_at(chunk, durable, v)?,
             };
             let cached: Vec<Column> = columns.iter().map(|i| c.cache[*i].slice(0, rows)).collect();
+            let mut m = c.meta.clone();
+            m.segments.truncate(segments);
             (
-                c.meta.clone(),
+                m,
                 c.bases.clone(),
                 cached,
                 self.cfg.volumes[c.meta.volume as usize].clone(),
@@ -894,43 +918,53 @@ impl Engine {
     }
 }
 
-/// Checks that every segment the metadata names exists and is long enough; removes segment
-/// files the metadata does not name (left by a flush that crashed before its metadata update).
+/// Checks that every segment the metadata names exists and is long enough. (Files it does not
+/// name are removed after the redo log's replay, which knows the staged ones to keep.)
 async fn verify_segments(cfg: &EngineConfig, m: &ChunkMeta) -> Result<(), StorageError> {
     let volume = &cfg.volumes[m.volume as usize];
     for seg in &m.segments {
-        let path = meta::segment_file(volume, m.chunk, seg.id);
-        let end = seg
-            .blocks
-            .iter()
-            .flatten()
-            .map(|b| b.offset + b.len as u64)
-            .max()
-            .unwrap_or(0);
-        let size = match disk::File::open(&path, disk::OpenMode::Existing).await {
-            Ok(f) => {
-                let size = f.size().await?;
-                f.close().await?;
-                size
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StorageError::Corrupt {
-                    chunk: m.chunk,
-                    file: path,
-                    offset: None,
-                    reason: "segment file is missing".into(),
-                })
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if size < end {
-            return Err(StorageError::Corrupt {
-                chunk: m.chunk,
-                file: path,
-                offset: Some(size),
-                reason: format!("segment file ends at {size}, its blocks at {end}"),
-            });
-        }
+        verify_segment(volume, m.chunk, seg).await?;
     }
-    remove_unnamed_segments(volume, m).await
+    Ok(())
+}
+
+/// Checks that a segment's file exists and holds its blocks.
+async fn verify_segment(
+    volume: &std::path::Path,
+    chunk: u64,
+    seg: &meta::SegmentMeta,
+) -> Result<(), StorageError> {
+    let path = meta::segment_file(volume, chunk, seg.id);
+    let end = seg
+        .blocks
+        .iter()
+        .flatten()
+        .map(|b| b.offset + b.len as u64)
+        .max()
+        .unwrap_or(0);
+    let size = match disk::File::open(&path, disk::OpenMode::Existing).await {
+        Ok(f) => {
+            let size = f.size().await?;
+            f.close().await?;
+            size
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StorageError::Corrupt {
+                chunk,
+                file: path,
+                offset: None,
+                reason: "segment file is missing".into(),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if size < end {
+        return Err(StorageError::Corrupt {
+            chunk,
+            file: path,
+            offset: Some(size),
+            reason: format!("segment file ends at {size}, its blocks at {end}"),
+        });
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::staged::{self, Staged};
 use super::{Engine, State};
 use crate::batch::Batch;
 use crate::column::Column;
@@ -81,6 +82,9 @@ impl Engine {
         batch: Batch,
         replace: Option<u64>,
     ) -> Result<u64, StorageError> {
+        if replace.is_none() && self.may_stage(tid, chunk, &batch) {
+            return self.stage(tid, chunk, batch).await;
+        }
         self.make_room(batch.heap_bytes() as u64).await?;
         let mut s = self.state.borrow_mut();
         let c = Self::check_writable(&mut s, chunk, &batch, Some(tid))?;
@@ -109,14 +113,16 @@ impl Engine {
 
     /// Phase two: makes transaction `tid`'s rows visible, bumping each chunk's version.
     pub async fn commit(&self, tid: u64) -> Result<(), StorageError> {
-        let rewrites = self
-            .state
-            .borrow()
-            .replacing
-            .range((tid, 0)..=(tid, u64::MAX))
-            .count();
-        if rewrites > 0 {
-            return self.commit_rewrite(tid).await;
+        let installs = {
+            let s = self.state.borrow();
+            s.staged.contains_key(&tid)
+                || s.replacing
+                    .range((tid, 0)..=(tid, u64::MAX))
+                    .next()
+                    .is_some()
+        };
+        if installs {
+            return self.commit_installing(tid).await;
         }
         let lsn = {
             let mut s = self.state.borrow_mut();
@@ -124,7 +130,7 @@ impl Engine {
                 .prepared
                 .get(&tid)
                 .ok_or(StorageError::NoSuchTransaction(tid))?;
-            let versions = versions_after(&s, parts);
+            let versions = versions_after(&s, parts.iter().map(|(c, _)| *c));
             let lsn = self.wal.append(&Record::Commit { tid, versions })?;
             let parts = s.prepared.remove(&tid).expect("checked above");
             for (chunk, batch) in &parts {
@@ -143,26 +149,40 @@ impl Engine {
         self.wal.wait_durable(lsn).await
     }
 
-    /// [`Engine::commit`] of a transaction that rewrites chunks: its added rows become
-    /// visible as any commit's; each rewritten chunk is installed whole once the commit record
-    /// is durable (readers see the old rows until then). The exclusive lock is held
-    /// throughout, so no checkpoint drops the transaction's records before its installs.
-    async fn commit_rewrite(&self, tid: u64) -> Result<(), StorageError> {
+    /// [`Engine::commit`] of a transaction that rewrites chunks or staged segments: its rows
+    /// added through the log become visible as any commit's; once the commit record is
+    /// durable each staged segment joins its chunk's metadata (followed by the rows the
+    /// transaction logged for that chunk) and each rewritten chunk is installed whole (readers
+    /// see the old rows until then). The exclusive lock is held throughout, so no checkpoint
+    /// drops the transaction's records before its installs.
+    async fn commit_installing(&self, tid: u64) -> Result<(), StorageError> {
         let _x = self.exclusive.lock().await;
-        let (lsn, rewrites) = {
+        let (lsn, rewrites, staged, after_staged) = {
             let mut s = self.state.borrow_mut();
-            let parts = s
-                .prepared
-                .remove(&tid)
-                .ok_or(StorageError::NoSuchTransaction(tid))?;
-            let versions = versions_after(&s, &parts);
+            let parts = s.prepared.remove(&tid).unwrap_or_default();
+            let staged = s.staged.remove(&tid).unwrap_or_default();
+            if parts.is_empty() && staged.is_empty() {
+                return Err(StorageError::NoSuchTransaction(tid));
+            }
+            let versions = versions_after(
+                &s,
+                staged
+                    .iter()
+                    .map(|(c, _)| *c)
+                    .chain(parts.iter().map(|(c, _)| *c)),
+            );
             let lsn = match self.wal.append(&Record::Commit {
                 tid,
                 versions: versions.clone(),
             }) {
                 Ok(l) => l,
                 Err(e) => {
-                    s.prepared.insert(tid, parts);
+                    if !parts.is_empty() {
+                        s.prepared.insert(tid, parts);
+                    }
+                    if !staged.is_empty() {
+                        s.staged.insert(tid, staged);
+                    }
                     return Err(e);
                 }
             };
@@ -175,9 +195,12 @@ impl Engine {
                 s.replacing.remove(&(tid, *c));
             }
             let mut rewrites: BTreeMap<u64, Vec<Batch>> = BTreeMap::new();
+            let mut after_staged = Vec::new();
             for (chunk, batch) in parts {
                 if replaced.contains(&chunk) {
                     rewrites.entry(chunk).or_default().push(batch);
+                } else if staged.iter().any(|(c, _)| *c == chunk) {
+                    after_staged.push((chunk, batch));
                 } else if let Some(c) = s.chunks.get_mut(&chunk) {
                     let v = c.version + 1;
                     c.apply(&batch, v, lsn)
@@ -195,9 +218,10 @@ impl Engine {
                     (c, v, b)
                 })
                 .collect();
-            (lsn, rewrites)
+            (lsn, rewrites, staged, after_staged)
         };
         self.wal.wait_durable(lsn).await?;
+        self.install_staged(staged, after_staged, lsn).await?;
         for (chunk, version, batches) in rewrites {
             self.install_rewrite(tid, chunk, version, batches).await?;
         }
@@ -245,12 +269,13 @@ impl Engine {
 
     /// Discards transaction `tid`'s prepared rows.
     pub async fn abort(&self, tid: u64) -> Result<(), StorageError> {
-        let lsn = {
+        let (lsn, staged) = {
             let mut s = self.state.borrow_mut();
-            let parts = s
-                .prepared
-                .remove(&tid)
-                .ok_or(StorageError::NoSuchTransaction(tid))?;
+            let parts = s.prepared.remove(&tid).unwrap_or_default();
+            let staged = s.staged.remove(&tid).unwrap_or_default();
+            if parts.is_empty() && staged.is_empty() {
+                return Err(StorageError::NoSuchTransaction(tid));
+            }
             let replaced: Vec<(u64, u64)> = s
                 .replacing
                 .range((tid, 0)..=(tid, u64::MAX))
@@ -270,9 +295,17 @@ impl Engine {
                     c.locked_by = None;
                 }
             }
-            lsn
+            for (chunk, _) in &staged {
+                if let Some(c) = s.chunks.get_mut(chunk) {
+                    c.locked_by = None;
+                }
+            }
+            (lsn, staged)
         };
-        self.wal.wait_durable(lsn).await
+        self.wal.wait_durable(lsn).await?;
+        // Only once the abort is durable: before it, a restart replays the staged records.
+        self.remove_staged(&staged).await;
+        Ok(())
     }
 
     /// Replays the redo log over the flushed metadata. A committed rewrite not installed yet
@@ -281,35 +314,62 @@ impl Engine {
     pub(super) async fn replay(&self, records: Vec<Record>) -> Result<(), StorageError> {
         let _x = self.exclusive.lock().await;
         for rec in records {
-            let rewrites = {
+            let installs = {
                 let mut state = self.state.borrow_mut();
                 replay_one(&mut state, rec)
             };
-            for (tid, chunk, version, batches) in rewrites {
-                self.install_rewrite(tid, chunk, version, batches).await?;
+            for install in installs {
+                match install {
+                    Install::Rewrite {
+                        tid,
+                        chunk,
+                        version,
+                        batches,
+                    } => self.install_rewrite(tid, chunk, version, batches).await?,
+                    // Replayed rows are durable: visible at position 0.
+                    Install::Staged { staged, rows } => {
+                        self.install_staged(staged, rows, 0).await?
+                    }
+                }
             }
         }
         Ok(())
     }
 }
 
-/// The version each chunk reaches when `parts` (a transaction's batches) commit: one more per
-/// batch.
-fn versions_after(s: &State, parts: &[(u64, Batch)]) -> Vec<(u64, u64)> {
+/// The version each chunk reaches when a transaction's batches (one chunk id per batch,
+/// staged or logged) commit: one more per batch.
+fn versions_after(s: &State, chunks: impl Iterator<Item = u64>) -> Vec<(u64, u64)> {
     let mut versions: Vec<(u64, u64)> = Vec::new();
-    for (chunk, _) in parts {
-        let v = s.chunks.get(chunk).map(|c| c.version).unwrap_or(0);
-        match versions.iter_mut().find(|(c, _)| c == chunk) {
+    for chunk in chunks {
+        let v = s.chunks.get(&chunk).map(|c| c.version).unwrap_or(0);
+        match versions.iter_mut().find(|(c, _)| *c == chunk) {
             Some(e) => e.1 += 1,
-            None => versions.push((*chunk, v + 1)),
+            None => versions.push((chunk, v + 1)),
         }
     }
     versions
 }
 
-/// Applies one recovered redo record over the flushed metadata; answers the rewrites a commit
-/// record asks for, to install (a transaction, its chunk, the version and the chunk's rows).
-fn replay_one(state: &mut State, rec: Record) -> Vec<(u64, u64, u64, Vec<Batch>)> {
+/// What a replayed commit record leaves to install, once its turn in the log comes.
+enum Install {
+    /// A rewritten chunk: its rows at `version`.
+    Rewrite {
+        tid: u64,
+        chunk: u64,
+        version: u64,
+        batches: Vec<Batch>,
+    },
+    /// Staged segments to add to their chunks, then the rows logged after them.
+    Staged {
+        staged: Vec<(u64, Staged)>,
+        rows: Vec<(u64, Batch)>,
+    },
+}
+
+/// Applies one recovered redo record over the flushed metadata; answers what a commit record
+/// leaves to install.
+fn replay_one(state: &mut State, rec: Record) -> Vec<Install> {
     match rec {
         Record::Append {
             chunk,
@@ -347,10 +407,37 @@ fn replay_one(state: &mut State, rec: Record) -> Vec<(u64, u64, u64, Vec<Batch>)
             }
             Vec::new()
         }
-        Record::Commit { tid, versions } => {
-            let Some(parts) = state.prepared.remove(&tid) else {
+        Record::Stage {
+            tid,
+            chunk,
+            segment,
+            bases: growth,
+        } => {
+            if !state.chunks.contains_key(&chunk) {
                 return Vec::new();
+            }
+            let before = staged::bases_before(state, tid, chunk);
+            let (bases, unfit) = match staged::grown(&before, &growth) {
+                Ok(bases) => (bases, None),
+                Err(reason) => (before, Some(reason)),
             };
+            let c = state.chunks.get_mut(&chunk).expect("checked above");
+            c.locked_by = Some(tid);
+            c.next_segment = c.next_segment.max(segment.id + 1);
+            state.staged.entry(tid).or_default().push((
+                chunk,
+                Staged {
+                    segment,
+                    bases,
+                    growth,
+                    unfit,
+                },
+            ));
+            Vec::new()
+        }
+        Record::Commit { tid, versions } => {
+            let parts = state.prepared.remove(&tid).unwrap_or_default();
+            let staged = state.staged.remove(&tid).unwrap_or_default();
             let target = |chunk: u64| {
                 versions
                     .iter()
@@ -358,6 +445,11 @@ fn replay_one(state: &mut State, rec: Record) -> Vec<(u64, u64, u64, Vec<Batch>)
                     .map(|(_, v)| *v)
                     .unwrap_or(0)
             };
+            // Chunks with staged segments: those segments, then the rows logged after them.
+            let (after_staged, parts): (Vec<_>, Vec<_>) = parts
+                .into_iter()
+                .partition(|(c, _)| staged.iter().any(|(s, _)| s == c));
+            let mut installs = replay_staged_commit(state, staged, after_staged, target);
             let mut rewrites: BTreeMap<u64, Vec<Batch>> = BTreeMap::new();
             for (chunk, batch) in parts {
                 let rewrite =
@@ -379,19 +471,96 @@ fn replay_one(state: &mut State, rec: Record) -> Vec<(u64, u64, u64, Vec<Batch>)
                     let _ = c.apply(&batch, v, 0);
                 }
             }
-            rewrites
-                .into_iter()
-                .map(|(c, b)| (tid, c, target(c), b))
-                .collect()
+            installs.extend(
+                rewrites
+                    .into_iter()
+                    .map(|(chunk, batches)| Install::Rewrite {
+                        tid,
+                        chunk,
+                        version: target(chunk),
+                        batches,
+                    }),
+            );
+            installs
         }
         Record::Abort { tid } => {
-            for (chunk, _) in state.prepared.remove(&tid).unwrap_or_default() {
+            let staged = state.staged.remove(&tid).unwrap_or_default();
+            let staged = staged.into_iter().map(|(c, _)| c);
+            let logged = state.prepared.remove(&tid).unwrap_or_default();
+            for chunk in staged.chain(logged.into_iter().map(|(c, _)| c)) {
                 state.replacing.remove(&(tid, chunk));
                 if let Some(c) = state.chunks.get_mut(&chunk) {
                     c.locked_by = None;
                 }
             }
+            // Their files are deleted once replay ends (no metadata names them).
             Vec::new()
         }
     }
+}
+
+/// A replayed commit's staged segments (and the rows logged after them, `rows`): per chunk,
+/// what the metadata does not hold yet. A chunk reaches `target(chunk)` once all are in; its
+/// metadata may already hold the segments (installed before the node stopped) or, flushed,
+/// everything.
+fn replay_staged_commit(
+    state: &mut State,
+    staged: Vec<(u64, Staged)>,
+    rows: Vec<(u64, Batch)>,
+    target: impl Fn(u64) -> u64,
+) -> Vec<Install> {
+    let mut install = (Vec::new(), Vec::new());
+    let chunks: std::collections::BTreeSet<u64> = staged.iter().map(|(c, _)| *c).collect();
+    for chunk in chunks {
+        let Some(c) = state.chunks.get_mut(&chunk) else {
+            continue;
+        };
+        let segments: Vec<Staged> = staged
+            .iter()
+            .filter(|(ch, _)| *ch == chunk)
+            .map(|(_, st)| st.clone())
+            .collect();
+        let logged: Vec<&Batch> = rows
+            .iter()
+            .filter(|(ch, _)| *ch == chunk)
+            .map(|(_, b)| b)
+            .collect();
+        let to = target(chunk);
+        let from = to.saturating_sub((segments.len() + logged.len()) as u64);
+        if c.version >= to {
+            c.locked_by = None; // all of it flushed before the node stopped
+        } else if c.version >= from + segments.len() as u64 {
+            // The segments were installed; the logged rows were only in the cache.
+            c.locked_by = None;
+            for (i, batch) in logged.into_iter().enumerate() {
+                let v = from + segments.len() as u64 + i as u64 + 1;
+                if v > c.version {
+                    let _ = c.apply(batch, v, 0);
+                }
+            }
+        } else if let Some(reason) = segments.iter().find_map(|st| st.unfit.clone()) {
+            state.chunks.remove(&chunk);
+            state.corrupt.insert(
+                chunk,
+                StorageError::Corrupt {
+                    chunk,
+                    file: PathBuf::from("redo log"),
+                    offset: None,
+                    reason,
+                },
+            );
+        } else {
+            install.0.extend(segments.into_iter().map(|st| (chunk, st)));
+            install
+                .1
+                .extend(logged.into_iter().map(|b| (chunk, b.clone())));
+        }
+    }
+    if install.0.is_empty() {
+        return Vec::new();
+    }
+    vec![Install::Staged {
+        staged: install.0,
+        rows: install.1,
+    }]
 }

@@ -205,6 +205,7 @@ impl Engine {
             )
             .await?;
             seg.id = seg_id;
+            seg.version = version;
             segments.push(seg);
         }
         let m = ChunkMeta {
@@ -217,7 +218,7 @@ impl Engine {
         };
         meta::write_meta(&self.cfg.meta_dir, &m).await?;
         // The new metadata is durable: older segments are garbage now.
-        remove_unnamed_segments(&volume, &m).await?;
+        remove_unnamed_segments(&volume, &m, &[]).await?;
         let mut s = self.state.borrow_mut();
         if let Some(old) = s.chunks.remove(&chunk) {
             let freed: usize = old.cache.iter().map(Column::heap_bytes).sum();
@@ -245,21 +246,28 @@ async fn remove_chunk_files(dir: &std::path::Path) -> Result<(), StorageError> {
 }
 
 /// Removes the files in `m`'s chunk directory that its metadata does not name (segments of a
-/// flush that crashed before its metadata swap, or superseded by an install).
+/// flush that crashed before its metadata swap, or superseded by an install), except the
+/// segments in `keep` (staged by transactions still prepared).
 pub(super) async fn remove_unnamed_segments(
     volume: &std::path::Path,
     m: &ChunkMeta,
+    keep: &[u64],
 ) -> Result<(), StorageError> {
     let dir = meta::chunk_dir(volume, m.chunk);
     if !disk::exists(&dir).await? {
         return Ok(());
     }
     for name in disk::list_dir(&dir).await? {
-        let named = m.segments.iter().any(|s| {
-            meta::segment_file(volume, m.chunk, s.id)
-                .file_name()
-                .is_some_and(|f| f.to_string_lossy() == name)
-        });
+        let named = m
+            .segments
+            .iter()
+            .map(|s| s.id)
+            .chain(keep.iter().copied())
+            .any(|id| {
+                meta::segment_file(volume, m.chunk, id)
+                    .file_name()
+                    .is_some_and(|f| f.to_string_lossy() == name)
+            });
         if !named {
             disk::remove(dir.join(&name)).await?;
         }
