@@ -1,7 +1,8 @@
 //! Two-phase commit under madsim, through the real start function: three controllers and three
 //! data nodes, each on its own host (`dfsReplicationFactor=2`), a client appending batches
 //! over four partitions through a different data node each time (so coordinators, participants
-//! and the leader all change), a reader querying meanwhile, and per seed one crash at a named
+//! and the leader all change; every fifth append large enough that its participants stage a
+//! batch as a segment, D80), a reader querying meanwhile, and per seed one crash at a named
 //! step of one transaction (`node::coordinator::steps`: begun, one participant prepared, the
 //! decision answered, one participant told, before the answer) of one of three victims — the
 //! coordinator, another participant, or the leader controller. The seed picks the step and
@@ -44,8 +45,18 @@ const NODES: &str = "localSite,mode
 127.0.0.85:8802:datanode3,datanode
 ";
 const BATCHES: i64 = 40;
-/// Rows per append: 50 in each of 4 partitions.
+/// Rows per append: 50 in each of 4 partitions; every fifth append adds 66,000 more to
+/// partition 2, a block and more, so its participants stage that batch as a segment (D80).
 const ROWS_PER_BATCH: u64 = 200;
+const LARGE_EXTRA: u64 = 66_000;
+
+fn rows_of(b: i64) -> u64 {
+    if b % 5 == 4 {
+        ROWS_PER_BATCH + LARGE_EXTRA
+    } else {
+        ROWS_PER_BATCH
+    }
+}
 const LOGIN: &str = "login(`admin, `123456)\n";
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -136,9 +147,11 @@ fn a_crash_at_any_step_of_two_phase_commit_leaves_appends_whole() {
             let (seen, data) = (seen.clone(), data.clone());
             async move {
                 for b in 0..BATCHES {
+                    let (n, extra) = (rows_of(b), rows_of(b) - ROWS_PER_BATCH);
                     let script = format!(
                         "{LOGIN}tableInsert(loadTable(\"dfs://t\", `pt), \
-                         table(take(1..4, 200) as p, take({b}, 200) as b, 0..199 as i))"
+                         table(join(take(1..4, 200), take(2, {extra})) as p, take({b}, {n}) as b, 0..{} as i))",
+                        n - 1
                     );
                     seen.lock().unwrap().attempted.insert(b);
                     let out = run(data[b as usize % 3], &script).await;
@@ -172,7 +185,7 @@ fn a_crash_at_any_step_of_two_phase_commit_leaves_appends_whole() {
                 for k in 0..60usize {
                     let out = run(data[k % 3], &format!("{LOGIN}{COUNTS}")).await;
                     if let Some(read) = batch_counts(&out) {
-                        whole_reads::check(&read, ROWS_PER_BATCH).unwrap();
+                        whole_reads::check(&read, rows_of).unwrap();
                         seen.lock().unwrap().reads += 1;
                     }
                     rt::time::sleep(Duration::from_millis(150)).await;
@@ -273,7 +286,7 @@ fn a_crash_at_any_step_of_two_phase_commit_leaves_appends_whole() {
             final_counts.len(),
             reads
         );
-        appends_atomic::check(&final_counts, ROWS_PER_BATCH, &acked, &attempted).unwrap();
+        appends_atomic::check(&final_counts, rows_of, &acked, &attempted).unwrap();
         replicas_agree::check(&meta, &reports).unwrap();
         for a in &data[..2] {
             let again = client

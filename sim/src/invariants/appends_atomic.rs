@@ -7,14 +7,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// `counts`: batch → rows the final read found; `rows_per_batch`: rows each append wrote.
+/// `counts`: batch → rows the final read found; `rows_of`: rows each batch's append wrote.
 pub fn check(
     counts: &BTreeMap<i64, u64>,
-    rows_per_batch: u64,
+    rows_of: impl Fn(i64) -> u64,
     acked: &BTreeSet<i64>,
     attempted: &BTreeSet<i64>,
 ) -> Result<(), String> {
     for (b, n) in counts {
+        let rows_per_batch = rows_of(*b);
         if *n != rows_per_batch {
             return Err(format!(
                 "batch {b} has {n} of its {rows_per_batch} rows: an append applied in part"
@@ -39,17 +40,17 @@ mod tests {
         let attempted: BTreeSet<i64> = (0..4).collect();
         let acked: BTreeSet<i64> = [0, 1].into();
         let ok: BTreeMap<i64, u64> = [(0, 8), (1, 8), (3, 8)].into();
-        check(&ok, 8, &acked, &attempted).unwrap();
+        check(&ok, |_| 8, &acked, &attempted).unwrap();
         let half: BTreeMap<i64, u64> = [(0, 8), (1, 4)].into();
-        assert!(check(&half, 8, &acked, &attempted)
+        assert!(check(&half, |_| 8, &acked, &attempted)
             .unwrap_err()
             .contains("in part"));
         let lost: BTreeMap<i64, u64> = [(0, 8)].into();
-        assert!(check(&lost, 8, &acked, &attempted)
+        assert!(check(&lost, |_| 8, &acked, &attempted)
             .unwrap_err()
             .contains("lost"));
         let invented: BTreeMap<i64, u64> = [(0, 8), (1, 8), (9, 8)].into();
-        assert!(check(&invented, 8, &acked, &attempted)
+        assert!(check(&invented, |_| 8, &acked, &attempted)
             .unwrap_err()
             .contains("never"));
     }
