@@ -281,6 +281,67 @@ pub struct Prepare {
     pub parts: Vec<PreparePart>,
 }
 
+/// One part of a prepare call as the coordinator holds it: the batch still as columns.
+pub struct PartToSend<'a> {
+    pub chunk: u64,
+    pub schema: &'a [u8],
+    pub columns: &'a [Column],
+    pub replace: Option<u64>,
+}
+
+/// Encodes a [`Prepare`] call exactly as `bincode::serialize` would (fixed-width
+/// little-endian integers, `u64` lengths, a one-byte `Option` tag), but with each batch's
+/// columns encoded straight into the payload: the rows are written once, not encoded into a
+/// buffer and then copied into bincode's (a call carries up to `PREPARE_BYTES_MAX`).
+pub fn encode_prepare(tid: u64, seq: u32, parts: &[PartToSend<'_>]) -> Vec<u8> {
+    let estimate: usize = parts
+        .iter()
+        .map(|p| p.schema.len() + p.columns.iter().map(Column::heap_bytes).sum::<usize>() + 64)
+        .sum();
+    let mut w = Writer::with_capacity(estimate + 32);
+    w.u64(tid);
+    w.u32(seq);
+    w.u64(parts.len() as u64);
+    for p in parts {
+        w.u64(p.chunk);
+        w.u64(p.schema.len() as u64);
+        w.bytes(p.schema);
+        let len_at = w.buf.len();
+        w.u64(0); // the batch's length, known once it is written
+        Batch::encode_columns(p.columns, &mut w);
+        let len = (w.buf.len() - len_at - 8) as u64;
+        w.buf[len_at..len_at + 8].copy_from_slice(&len.to_le_bytes());
+        match p.replace {
+            None => w.u8(0),
+            Some(v) => {
+                w.u8(1);
+                w.u64(v);
+            }
+        }
+    }
+    w.buf
+}
+
+/// A [`Prepare`] call decoded in place: each part's bytes borrowed from the payload.
+#[derive(Debug, Deserialize)]
+pub struct PrepareRef<'a> {
+    pub tid: u64,
+    pub seq: u32,
+    #[serde(borrow)]
+    pub parts: Vec<PreparePartRef<'a>>,
+}
+
+/// A [`PreparePart`] borrowed from its call's payload.
+#[derive(Debug, Deserialize)]
+pub struct PreparePartRef<'a> {
+    pub chunk: u64,
+    #[serde(borrow)]
+    pub schema: &'a [u8],
+    #[serde(borrow)]
+    pub batch: &'a [u8],
+    pub replace: Option<u64>,
+}
+
 /// Read `columns` of `chunk`; the replica must hold exactly `version`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scan {
@@ -373,4 +434,59 @@ pub trait MetaServer {
         method: u16,
         payload: Vec<u8>,
     ) -> LocalFuture<'_, Result<Vec<u8>, RemoteError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use storage::types::DataType;
+
+    /// `encode_prepare` writes exactly bincode's encoding of the owned `Prepare`, and the
+    /// borrowed decode reads it back.
+    #[test]
+    fn a_prepare_call_is_bincode_of_prepare_and_decodes_in_place() {
+        let schema = Schema::new(&[("id", DataType::Int), ("sym", DataType::Symbol)]);
+        let columns = vec![
+            Column {
+                ty: DataType::Int,
+                data: storage::column::ColumnData::I32(vec![7, 8, i32::MIN]),
+            },
+            Column::from_strings(DataType::Symbol, &["a", "b", "a"]),
+        ];
+        let schema_bytes = encode_schema(&schema);
+        let parts = [
+            PartToSend {
+                chunk: 5,
+                schema: &schema_bytes,
+                columns: &columns,
+                replace: None,
+            },
+            PartToSend {
+                chunk: 6,
+                schema: &schema_bytes,
+                columns: &columns,
+                replace: Some(9),
+            },
+        ];
+        let ours = encode_prepare(3, 1, &parts);
+        let owned = Prepare {
+            tid: 3,
+            seq: 1,
+            parts: parts
+                .iter()
+                .map(|p| PreparePart {
+                    chunk: p.chunk,
+                    schema: p.schema.to_vec(),
+                    batch: encode_columns_ref(p.columns),
+                    replace: p.replace,
+                })
+                .collect(),
+        };
+        assert_eq!(ours, crate::rpc::encode_payload(&owned));
+        let back: PrepareRef<'_> = crate::rpc::decode_borrowed(&ours).unwrap();
+        assert_eq!((back.tid, back.seq, back.parts.len()), (3, 1, 2));
+        assert_eq!(back.parts[1].replace, Some(9));
+        assert_eq!(decode_columns(back.parts[0].batch).unwrap(), columns);
+        assert_eq!(decode_schema(back.parts[1].schema).unwrap(), schema);
+    }
 }

@@ -150,32 +150,43 @@ impl Batch {
                 .filter(|t| t.storable())
                 .ok_or_else(|| r.err(format!("bad column type {id}")))?;
             let rows = r.count(BATCH_ROWS_MAX.min(r.remaining()))?;
-            fn fixed<const W: usize, T>(
+            /// `rows` little-endian values, copied in bulk (byte-swapped only on a big-endian
+            /// host): a batch's columns are tens of megabytes on the prepare path.
+            fn fixed<T>(
                 r: &mut Reader<'_>,
                 rows: usize,
-                f: fn([u8; W]) -> T,
-            ) -> Result<Vec<T>, DecodeError> {
-                let b = r.take(rows.checked_mul(W).ok_or_else(|| r.err("overflow"))?)?;
-                Ok(b.chunks_exact(W)
-                    .map(|c| f(c.try_into().expect("width")))
-                    .collect())
+                from_le: fn(T) -> T,
+            ) -> Result<Vec<T>, DecodeError>
+            where
+                T: zerocopy::FromBytes + IntoBytes + Copy + Default,
+            {
+                let width = std::mem::size_of::<T>();
+                let b = r.take(rows.checked_mul(width).ok_or_else(|| r.err("overflow"))?)?;
+                let mut v = vec![T::default(); rows];
+                v.as_mut_bytes().copy_from_slice(b);
+                if cfg!(target_endian = "big") {
+                    v.iter_mut().for_each(|x| *x = from_le(*x));
+                }
+                Ok(v)
             }
             let data = match ty.physical() {
-                crate::types::Physical::I8 => {
-                    ColumnData::I8(fixed::<1, i8>(r, rows, |b| b[0] as i8)?)
-                }
-                crate::types::Physical::I16 => ColumnData::I16(fixed(r, rows, i16::from_le_bytes)?),
-                crate::types::Physical::I32 => ColumnData::I32(fixed(r, rows, i32::from_le_bytes)?),
-                crate::types::Physical::I64 => ColumnData::I64(fixed(r, rows, i64::from_le_bytes)?),
-                crate::types::Physical::F32 => ColumnData::F32(fixed(r, rows, f32::from_le_bytes)?),
-                crate::types::Physical::F64 => ColumnData::F64(fixed(r, rows, f64::from_le_bytes)?),
+                crate::types::Physical::I8 => ColumnData::I8(fixed(r, rows, |x: i8| x)?),
+                crate::types::Physical::I16 => ColumnData::I16(fixed(r, rows, i16::from_le)?),
+                crate::types::Physical::I32 => ColumnData::I32(fixed(r, rows, i32::from_le)?),
+                crate::types::Physical::I64 => ColumnData::I64(fixed(r, rows, i64::from_le)?),
+                crate::types::Physical::F32 => ColumnData::F32(fixed(r, rows, |x: f32| {
+                    f32::from_bits(u32::from_le(x.to_bits()))
+                })?),
+                crate::types::Physical::F64 => ColumnData::F64(fixed(r, rows, |x: f64| {
+                    f64::from_bits(u64::from_le(x.to_bits()))
+                })?),
                 crate::types::Physical::Symbol => {
                     let n = r.count(r.remaining())?;
                     let mut strings = Vec::with_capacity(n);
                     for _ in 0..n {
                         strings.push(r.blob()?.to_vec());
                     }
-                    let codes = fixed(r, rows, u32::from_le_bytes)?;
+                    let codes = fixed(r, rows, u32::from_le)?;
                     ColumnData::Symbol {
                         codes,
                         base: Arc::new(SymbolBase { strings }),

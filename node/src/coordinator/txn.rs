@@ -46,10 +46,28 @@ struct ChunkWrite {
     replace: Option<u64>,
 }
 
-/// What one participant is sent: encoded calls, or batches handed over in-process.
+/// What one participant is sent: calls (each a list of batches), or batches handed over
+/// in-process.
 enum Work {
-    Remote(Vec<Vec<PreparePart>>),
+    Remote(Vec<Vec<RemotePart>>),
+    Local(Vec<RemotePart>),
+}
+
+/// [`Work`] once the transaction has its id: each remote call's payload, or the local batches
+/// (owned now that no remote call shares their columns).
+enum Ready {
+    Remote(Vec<Vec<u8>>),
     Local(Vec<LocalPart>),
+}
+
+/// One batch of a chunk: its columns shared by every replica it goes to, encoded straight
+/// into each remote call's payload (`encode_prepare`).
+struct RemotePart {
+    chunk: u64,
+    columns: Rc<Vec<Column>>,
+    /// The columns' heap bytes: what the batch adds to a call (the encoding is about as big).
+    bytes: usize,
+    replace: Option<u64>,
 }
 
 impl ClusterCatalog {
@@ -199,8 +217,9 @@ impl ClusterCatalog {
         writes: Vec<ChunkWrite>,
         rolled_back: &str,
     ) -> Result<(), TxnFailed> {
-        // Each chunk's batches, encoded once for the remote replicas (in calls of at most
-        // PREPARE_BYTES_MAX each) and handed over as they are to this node's own data node.
+        // Each chunk's batches, in calls of at most PREPARE_BYTES_MAX each for the remote
+        // replicas (encoded as each is sent), handed over as they are to this node's own data
+        // node.
         let schema_bytes = encode_schema(schema);
         let mut per_node: BTreeMap<String, (Replica, Work)> = BTreeMap::new();
         let mut chunks = Vec::with_capacity(writes.len());
@@ -210,9 +229,8 @@ impl ClusterCatalog {
             for (i, columns) in w.batches.into_iter().enumerate() {
                 // Only a rewrite's first batch replaces; the rest add to it.
                 let replace = if i == 0 { w.replace } else { None };
-                let remote = p.replicas.iter().any(|r| !self.is_local(r));
-                let bytes = remote.then(|| encode_columns_ref(&columns));
-                let mut columns = Some(columns);
+                let bytes: usize = columns.iter().map(Column::heap_bytes).sum();
+                let shared = Rc::new(columns);
                 for r in &p.replicas {
                     let local = self.is_local(r);
                     let (_, work) = per_node.entry(r.alias.clone()).or_insert_with(|| {
@@ -226,30 +244,27 @@ impl ClusterCatalog {
                         )
                     });
                     match work {
-                        Work::Local(parts) => parts.push(LocalPart {
+                        Work::Local(parts) => parts.push(RemotePart {
                             chunk: p.chunk,
-                            schema: schema.clone(),
-                            batch: storage::Batch {
-                                columns: columns.take().unwrap_or_default(),
-                            },
+                            columns: shared.clone(),
+                            bytes,
                             replace,
                         }),
                         Work::Remote(calls) => {
-                            let bytes = bytes.clone().expect("encoded for remote replicas");
                             let size: usize = calls
                                 .last()
-                                .map(|c| c.iter().map(|p| p.batch.len()).sum())
+                                .map(|c| c.iter().map(|p| p.bytes).sum())
                                 .unwrap_or(0);
-                            if size > 0 && size + bytes.len() > PREPARE_BYTES_MAX {
+                            if size > 0 && size + bytes > PREPARE_BYTES_MAX {
                                 calls.push(Vec::new());
                             }
                             calls
                                 .last_mut()
                                 .expect("one call at least")
-                                .push(PreparePart {
+                                .push(RemotePart {
                                     chunk: p.chunk,
-                                    schema: schema_bytes.clone(),
-                                    batch: bytes,
+                                    columns: shared.clone(),
+                                    bytes,
                                     replace,
                                 });
                         }
@@ -273,10 +288,52 @@ impl ClusterCatalog {
             })?;
         let me = self.me.as_ref().map(|m| m.alias.as_str()).unwrap_or("");
         reached(me, Step::Begun, tid).await;
+        // The remote calls are encoded first: then no call shares the local batches' columns,
+        // which go to this node's data node without a copy.
+        let mut ready: Vec<(String, Replica, Ready)> = Vec::with_capacity(per_node.len());
+        let mut local = None;
+        for (alias, (replica, work)) in per_node {
+            match work {
+                Work::Remote(calls) => {
+                    let payloads = calls
+                        .into_iter()
+                        .enumerate()
+                        .map(|(seq, parts)| {
+                            let send: Vec<PartToSend<'_>> = parts
+                                .iter()
+                                .map(|p| PartToSend {
+                                    chunk: p.chunk,
+                                    schema: &schema_bytes,
+                                    columns: &p.columns,
+                                    replace: p.replace,
+                                })
+                                .collect();
+                            encode_prepare(tid, seq as u32, &send)
+                        })
+                        .collect();
+                    ready.push((alias, replica, Ready::Remote(payloads)));
+                }
+                Work::Local(parts) => local = Some((alias, replica, parts)),
+            }
+        }
+        if let Some((alias, replica, parts)) = local {
+            let parts = parts
+                .into_iter()
+                .map(|p| LocalPart {
+                    chunk: p.chunk,
+                    schema: schema.clone(),
+                    batch: storage::Batch {
+                        columns: Rc::unwrap_or_clone(p.columns),
+                    },
+                    replace: p.replace,
+                })
+                .collect();
+            ready.push((alias, replica, Ready::Local(parts)));
+        }
         // Phase one: every participant prepares, all at once.
         let mut votes = Vec::new();
-        let mut replicas = Vec::with_capacity(per_node.len());
-        for (alias, (replica, work)) in per_node {
+        let mut replicas = Vec::with_capacity(ready.len());
+        for (alias, replica, work) in ready {
             let target = self.node(&replica);
             replicas.push(replica);
             votes.push(rt::task::spawn_local(async move {
@@ -289,24 +346,19 @@ impl ClusterCatalog {
                 let target = target
                     .ok_or_else(|| (format!("{alias}: the address does not resolve"), false))?;
                 match (work, &target) {
-                    (Work::Local(parts), Target::Local(l)) => l
+                    (Ready::Local(parts), Target::Local(l)) => l
                         .prepare(tid, parts)
                         .await
                         .map_err(|e| refused(crate::rpc::RpcError::Remote(e))),
-                    (Work::Local(_), Target::Remote(_)) => {
+                    (Ready::Local(_), Target::Remote(_)) => {
                         Err((format!("{alias}: not this node's data node"), false))
                     }
-                    (Work::Remote(calls), _) => {
+                    (Ready::Remote(calls), _) => {
                         // All at once: the data node logs them in `seq` order, and its redo
                         // log syncs them together.
-                        let sent = calls.into_iter().enumerate().map(|(seq, parts)| {
-                            let payload = encode_payload(&Prepare {
-                                tid,
-                                seq: seq as u32,
-                                parts,
-                            });
-                            target.call(method::CHUNK_PREPARE, payload)
-                        });
+                        let sent = calls
+                            .into_iter()
+                            .map(|payload| target.call(method::CHUNK_PREPARE, payload));
                         for r in futures_util::future::join_all(sent).await {
                             r.map_err(refused)?;
                         }
@@ -418,9 +470,13 @@ fn batches_of(cols: &[Cow<'_, Column>], rows: &[usize]) -> Vec<Vec<Column>> {
     let bytes: usize =
         cols.iter().map(|c| c.heap_bytes()).sum::<usize>() * rows.len() / total.max(1);
     let gather = |part: &[usize]| -> Vec<Column> {
-        if part.len() == total && part.iter().enumerate().all(|(i, r)| i == *r) {
-            // Every row, in order (one partition takes the whole append): no gather.
-            cols.iter().map(|c| c.as_ref().clone()).collect()
+        let first = part.first().copied().unwrap_or(0);
+        if part.iter().enumerate().all(|(i, r)| first + i == *r) {
+            // A run of consecutive rows (one partition takes all or a stretch of the append):
+            // a slice, not a gather.
+            cols.iter()
+                .map(|c| c.as_ref().slice(first, first + part.len()))
+                .collect()
         } else {
             cols.iter()
                 .map(|c| lang::eval::gather_rows(c, part))

@@ -99,8 +99,11 @@ impl DataNodeService {
     pub async fn handle_rpc(&self, method: u16, payload: Vec<u8>) -> Result<Vec<u8>, RemoteError> {
         match method {
             method::CHUNK_PREPARE => {
-                let p: Prepare = decode(&payload)?;
-                self.prepare(p).await.map(|()| encode_payload(&()))
+                let (tid, seq, parts) = self.decode_prepare(&payload)?;
+                drop(payload);
+                self.prepare_parts(tid, seq, parts)
+                    .await
+                    .map(|()| encode_payload(&()))
             }
             method::CHUNK_COMMIT => {
                 let tid: u64 = decode(&payload)?;
@@ -203,20 +206,24 @@ impl DataNodeService {
         }
     }
 
-    async fn prepare(&self, p: Prepare) -> Result<(), RemoteError> {
+    /// A prepare call's transaction, place and parts, the batches decoded straight from the
+    /// payload (`PrepareRef` borrows them: no copy before the decode).
+    fn decode_prepare(&self, payload: &[u8]) -> Result<(u64, u32, Vec<LocalPart>), RemoteError> {
         let bad = |e: String| RemoteError::new(ErrorCode::BadRequest, e);
+        let p: PrepareRef<'_> = crate::rpc::decode_borrowed(payload)
+            .map_err(|e| bad(format!("undecodable request: {e}")))?;
         let mut parts = Vec::with_capacity(p.parts.len());
         for part in p.parts {
             parts.push(LocalPart {
                 chunk: part.chunk,
-                schema: decode_schema(&part.schema).map_err(bad)?,
+                schema: decode_schema(part.schema).map_err(bad)?,
                 batch: storage::Batch {
-                    columns: decode_columns(&part.batch).map_err(bad)?,
+                    columns: decode_columns(part.batch).map_err(bad)?,
                 },
                 replace: part.replace,
             });
         }
-        self.prepare_parts(p.tid, p.seq, parts).await
+        Ok((p.tid, p.seq, parts))
     }
 
     /// Waits until call `seq` of `tid` may be logged (every earlier call of it was).

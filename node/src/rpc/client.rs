@@ -30,7 +30,7 @@ use std::time::Duration;
 use rt::net::TcpStream;
 use tokio::sync::oneshot;
 
-use super::frame::{encode, read_frame, write_frame, Frame, FrameReader, FrameWriter, Kind};
+use super::frame::{read_frame, write_frame, Frame, FrameReader, FrameWriter, Kind};
 use super::RpcError;
 
 /// Limits of a client.
@@ -104,13 +104,12 @@ impl Conn {
         }
         s.next_id += 1;
         let id = s.next_id;
-        let bytes = encode(&Frame {
+        s.out.push_frame(Frame {
             kind: Kind::Request,
             method,
             request_id: id,
             payload,
         });
-        s.out.push(&bytes);
         let (tx, rx) = oneshot::channel();
         s.calls.insert(id, tx);
         if let Some(w) = s.driver.take() {

@@ -78,8 +78,8 @@ pub fn check_header(h: &FrameHeader) -> Result<(Kind, usize), RpcError> {
     Ok((kind, len))
 }
 
-/// Encodes a frame (header + payload) into one buffer.
-pub fn encode(frame: &Frame) -> Vec<u8> {
+/// A frame's header, its checksum covering the payload.
+fn header_of(frame: &Frame) -> FrameHeader {
     assert!(
         frame.payload.len() <= FRAME_PAYLOAD_BYTES_MAX,
         "payload over FRAME_PAYLOAD_BYTES_MAX"
@@ -95,10 +95,24 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
     };
     h.crc = U32::new(frame_crc(&h, &frame.payload));
     debug_assert!(check_header(&h).is_ok());
+    h
+}
+
+/// Encodes a frame (header + payload) into one buffer.
+pub fn encode(frame: &Frame) -> Vec<u8> {
+    let h = encode_header(frame);
     let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + frame.payload.len());
-    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(&h);
     out.extend_from_slice(&frame.payload);
     out
+}
+
+/// The header of `frame` (its checksum covers the payload).
+pub fn encode_header(frame: &Frame) -> [u8; FRAME_HEADER_BYTES] {
+    header_of(frame)
+        .as_bytes()
+        .try_into()
+        .expect("a header is FRAME_HEADER_BYTES long")
 }
 
 /// Writes one frame.
@@ -167,16 +181,22 @@ pub async fn read_frame(s: &mut impl Read) -> Result<Option<Frame>, RpcError> {
 /// ([`super::server`], [`super::client`]) through [`FrameReader::poll_fill`], and the
 /// in-order append stream and a connection's first request through
 /// [`FrameReader::read_frame`]. Reads go through one chunk allocated (and zeroed) once per
-/// connection, not once per frame, and bytes read past a frame stay for the next one.
+/// connection, not once per frame, and bytes read past a frame stay for the next one. A large
+/// payload is read straight into a vector of its own, sized once from the header, which
+/// becomes the frame's payload: no growing buffer, no copy out of it.
 pub struct FrameReader {
     buf: Vec<u8>,
     /// Where the next frame starts in `buf`.
     start: usize,
     chunk: Box<[u8]>,
+    /// A large frame whose header has arrived, and the part of its payload read so far.
+    big: Option<(FrameHeader, Kind, usize, Vec<u8>)>,
 }
 
 /// Bytes one read may take from the socket.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// Bytes one read may take into a large payload.
+const BIG_READ_BYTES: usize = 1 << 20;
 
 impl FrameReader {
     /// A reader whose first bytes (`prefix`) were already read from the connection.
@@ -185,23 +205,39 @@ impl FrameReader {
             buf: prefix,
             start: 0,
             chunk: vec![0u8; READ_CHUNK_BYTES].into_boxed_slice(),
+            big: None,
         }
     }
 
     /// True when no byte of a next frame has arrived (a clean place for the peer to close).
     pub fn is_empty(&self) -> bool {
-        self.start == self.buf.len()
+        self.start == self.buf.len() && self.big.is_none()
     }
 
     /// Takes the next whole frame, if one has arrived. A bad header is an error as soon as
-    /// its bytes are in, before its payload is read or allocated.
+    /// it arrives, before its payload.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, RpcError> {
+        if let Some((_, _, len, payload)) = &self.big {
+            if payload.len() < *len {
+                return Ok(None);
+            }
+            let (h, kind, _, payload) = self.big.take().expect("checked above");
+            return verified(&h, kind, payload).map(Some);
+        }
         let rest = &self.buf[self.start..];
         if rest.len() < FRAME_HEADER_BYTES {
             return Ok(None);
         }
         let (h, kind, len) = parse_header(rest)?;
         if rest.len() < FRAME_HEADER_BYTES + len {
+            if len > READ_CHUNK_BYTES {
+                // The rest of this payload is read into its own vector.
+                let mut payload = Vec::with_capacity(len);
+                payload.extend_from_slice(&rest[FRAME_HEADER_BYTES..]);
+                self.buf.clear();
+                self.start = 0;
+                self.big = Some((h, kind, len, payload));
+            }
             return Ok(None);
         }
         let payload = rest[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len].to_vec();
@@ -213,12 +249,39 @@ impl FrameReader {
         verified(&h, kind, payload).map(Some)
     }
 
+    /// The part of a large payload still to come, zeroed and ready for a read of at most
+    /// [`BIG_READ_BYTES`] (never past the payload's end, so no byte of the next frame lands in
+    /// it); [`FrameReader::keep_big`] then keeps what the read delivered.
+    fn big_window(&mut self) -> Option<&mut [u8]> {
+        let (_, _, len, payload) = self.big.as_mut()?;
+        let have = payload.len();
+        payload.resize(have + (*len - have).min(BIG_READ_BYTES), 0);
+        Some(&mut payload[have..])
+    }
+
+    /// After a read into [`FrameReader::big_window`] of `window` bytes delivered `n`.
+    fn keep_big(&mut self, window: usize, n: usize) {
+        if let Some((_, _, _, payload)) = self.big.as_mut() {
+            payload.truncate(payload.len() - window + n);
+        }
+    }
+
     /// Polls `rd` for more bytes: `Ok(0)` when the peer closed its side.
     pub fn poll_fill(
         &mut self,
         cx: &mut std::task::Context<'_>,
         rd: &mut rt::net::ReadHalf,
     ) -> std::task::Poll<std::io::Result<usize>> {
+        if let Some(window) = self.big_window() {
+            let len = window.len();
+            let r = rd.poll_read(cx, window);
+            let n = match &r {
+                std::task::Poll::Ready(Ok(n)) => *n,
+                _ => 0,
+            };
+            self.keep_big(len, n);
+            return r;
+        }
         let n = std::task::ready!(rd.poll_read(cx, &mut self.chunk))?;
         self.take_chunk(n);
         std::task::Poll::Ready(Ok(n))
@@ -231,7 +294,19 @@ impl FrameReader {
             if let Some(frame) = self.next_frame()? {
                 return Ok(Some(frame));
             }
-            let n = s.read(&mut self.chunk).await.map_err(io_error)?;
+            let n = match self.big_window() {
+                Some(window) => {
+                    let len = window.len();
+                    let n = s.read(window).await;
+                    self.keep_big(len, *n.as_ref().unwrap_or(&0));
+                    n.map_err(io_error)?
+                }
+                None => {
+                    let n = s.read(&mut self.chunk).await.map_err(io_error)?;
+                    self.take_chunk(n);
+                    n
+                }
+            };
             if n == 0 {
                 return if self.is_empty() {
                     Ok(None)
@@ -239,7 +314,6 @@ impl FrameReader {
                     Err(protocol("connection closed inside a frame"))
                 };
             }
-            self.take_chunk(n);
         }
     }
 
@@ -255,25 +329,59 @@ impl FrameReader {
 }
 
 /// Bytes waiting to be written to one connection: the output side of a connection's
-/// poll-driven state machine, [`FrameReader`]'s counterpart.
+/// poll-driven state machine, [`FrameReader`]'s counterpart. A large payload is queued as the
+/// vector it came in, never copied (a prepare call carries tens of megabytes); small frames
+/// are gathered into one buffer, so a burst of them is one write.
 #[derive(Default)]
 pub struct FrameWriter {
-    buf: Vec<u8>,
-    /// How much of `buf` the socket has taken.
+    bufs: std::collections::VecDeque<Vec<u8>>,
+    /// Whether the last buffer is ours to extend (not a caller's payload).
+    last_open: bool,
+    /// How much of the first buffer the socket has taken.
     written: usize,
+    /// Bytes queued and not yet taken by the socket.
+    pending: usize,
     /// Everything was written but not yet flushed.
     unflushed: bool,
 }
 
+/// Payloads up to this size are copied into the shared buffer; larger ones are queued whole.
+const GATHER_BYTES_MAX: usize = 64 << 10;
+
 impl FrameWriter {
     /// Queues bytes behind those already waiting.
     pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        if bytes.is_empty() {
+            return;
+        }
+        match self.bufs.back_mut() {
+            Some(last) if self.last_open && last.len() < GATHER_BYTES_MAX => {
+                last.extend_from_slice(bytes)
+            }
+            _ => {
+                self.bufs.push_back(bytes.to_vec());
+                self.last_open = true;
+            }
+        }
+        self.pending += bytes.len();
+    }
+
+    /// Queues one frame: its header, then its payload (moved, not copied, when large).
+    pub fn push_frame(&mut self, frame: Frame) {
+        let header = encode_header(&frame);
+        self.push(&header);
+        if frame.payload.len() <= GATHER_BYTES_MAX {
+            self.push(&frame.payload);
+        } else {
+            self.pending += frame.payload.len();
+            self.bufs.push_back(frame.payload);
+            self.last_open = false;
+        }
     }
 
     /// Bytes queued and not yet taken by the socket.
     pub fn pending(&self) -> usize {
-        self.buf.len() - self.written
+        self.pending
     }
 
     /// True when everything queued has been written and flushed.
@@ -290,8 +398,8 @@ impl FrameWriter {
     ) -> std::io::Result<bool> {
         use std::task::Poll;
         let mut progressed = false;
-        if self.pending() > 0 {
-            match wr.poll_write(cx, &self.buf[self.written..]) {
+        while let Some(front) = self.bufs.front() {
+            match wr.poll_write(cx, &front[self.written..]) {
                 Poll::Ready(Ok(0)) => {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::WriteZero,
@@ -300,15 +408,19 @@ impl FrameWriter {
                 }
                 Poll::Ready(Ok(n)) => {
                     self.written += n;
+                    self.pending -= n;
                     progressed = true;
-                    if self.pending() == 0 {
-                        self.buf.clear();
+                    if self.written == front.len() {
+                        self.bufs.pop_front();
                         self.written = 0;
-                        self.unflushed = true;
+                        if self.bufs.is_empty() {
+                            self.last_open = false;
+                            self.unflushed = true;
+                        }
                     }
                 }
                 Poll::Ready(Err(e)) => return Err(e),
-                Poll::Pending => {}
+                Poll::Pending => break,
             }
         }
         if self.unflushed {
@@ -362,6 +474,53 @@ mod tests {
         let mut bad = h;
         bad.kind = 9;
         assert!(check_header(&bad).is_err());
+    }
+
+    /// A payload larger than a read chunk is read into a vector of its own, no further than
+    /// its end, and the frame after it is read as usual.
+    #[test]
+    fn a_large_payload_is_read_into_its_own_vector_and_the_next_frame_follows() {
+        let big = Frame {
+            kind: Kind::Request,
+            method: 3,
+            request_id: 1,
+            payload: (0..300_000u32).map(|i| (i % 251) as u8).collect(),
+        };
+        let small = Frame {
+            kind: Kind::Response,
+            method: 4,
+            request_id: 2,
+            payload: b"next".to_vec(),
+        };
+        let bytes = [encode(&big), encode(&small)].concat();
+        let mut input = FrameReader::new(bytes[..1000].to_vec());
+        let (mut at, mut got) = (1000, Vec::new());
+        while got.len() < 2 {
+            if let Some(f) = input.next_frame().unwrap() {
+                got.push(f);
+                continue;
+            }
+            // One read, of an odd size.
+            let n = (bytes.len() - at).min(70_001);
+            match input.big_window() {
+                Some(w) => {
+                    let len = w.len();
+                    let k = n.min(len);
+                    w[..k].copy_from_slice(&bytes[at..at + k]);
+                    input.keep_big(len, k);
+                    at += k;
+                }
+                None => {
+                    let k = n.min(READ_CHUNK_BYTES);
+                    input.chunk[..k].copy_from_slice(&bytes[at..at + k]);
+                    input.take_chunk(k);
+                    at += k;
+                }
+            }
+        }
+        assert_eq!(got, vec![big, small]);
+        assert_eq!(at, bytes.len());
+        assert!(input.is_empty());
     }
 
     use proptest::prelude::*;

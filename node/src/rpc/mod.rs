@@ -58,6 +58,17 @@ pub fn decode_payload<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, Str
         .map_err(|e| e.to_string())
 }
 
+/// [`decode_payload`] into a value that borrows from `b` (byte strings are not copied).
+pub fn decode_borrowed<'a, T: serde::Deserialize<'a>>(b: &'a [u8]) -> Result<T, String> {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
+        .with_limit(b.len() as u64 * 4 + 1024)
+        .deserialize(b)
+        .map_err(|e| e.to_string())
+}
+
 /// Decodes a request's payload as a server does: malformed input is the caller's error
 /// (`BadRequest`), answered, never a panic.
 pub fn decode_request<T: serde::de::DeserializeOwned>(

@@ -21,7 +21,7 @@ use std::task::Poll;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rt::net::{Read, TcpStream, Write};
 
-use super::frame::{encode, write_frame, Frame, FrameReader, FrameWriter, Kind};
+use super::frame::{write_frame, Frame, FrameReader, FrameWriter, Kind};
 use super::RpcError;
 use crate::error::RemoteError;
 
@@ -70,7 +70,7 @@ where
         for _ in 0..POLL_STEPS_MAX {
             let mut progressed = false;
             while let Poll::Ready(Some((method, id, result))) = handling.poll_next_unpin(cx) {
-                out.push(&encode(&answer_frame(method, id, result)));
+                out.push_frame(answer_frame(method, id, result));
                 progressed = true;
             }
             match out.poll_write_out(cx, &mut wr) {

@@ -200,11 +200,16 @@ impl Engine {
                 .chunks
                 .get_mut(&chunk)
                 .ok_or(StorageError::NoSuchChunk(chunk))?;
-            // SYMBOL codes against the bases this segment extends (bases only grow).
+            // SYMBOL codes against the bases this segment extends (bases only grow); other
+            // columns are written as they came.
             let mut columns = Vec::with_capacity(batch.columns.len());
-            for (i, col) in batch.columns.iter().enumerate() {
-                let mut out = empty_column(col.ty, before.get(i).and_then(|b| b.as_ref()));
-                out.append(col)
+            for (i, col) in batch.columns.into_iter().enumerate() {
+                let Some(base) = before.get(i).and_then(|b| b.as_ref()) else {
+                    columns.push(col);
+                    continue;
+                };
+                let mut out = empty_column(col.ty, Some(base));
+                out.append(&col)
                     .map_err(|reason| StorageError::BadBatch { chunk, reason })?;
                 columns.push(out);
             }
