@@ -379,6 +379,21 @@ impl Scheme {
         for (s, c) in levels.iter().zip(columns) {
             per_level.push(s.level_indexes(c, new_values)?);
         }
+        if let [(idx, names)] = per_level.as_slice() {
+            // One level (the usual scheme): a row's partition is its index, no combinations.
+            let mut groups: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
+            for (row, &i) in idx.iter().enumerate() {
+                if i != SKIP {
+                    groups[i as usize].push(row);
+                }
+            }
+            return Ok(names
+                .iter()
+                .zip(groups)
+                .filter(|(_, rows)| !rows.is_empty())
+                .map(|(n, rows)| (n.clone(), rows))
+                .collect());
+        }
         let mut combos: std::collections::HashMap<Vec<u32>, usize> =
             std::collections::HashMap::new();
         let mut groups: Vec<(Vec<u32>, Vec<usize>)> = Vec::new();

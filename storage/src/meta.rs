@@ -414,13 +414,13 @@ pub async fn write_segment(
         let mut start = 0;
         while start < rows {
             let end = (start + block_rows).min(rows);
-            let block = codec::encode_block(&col.slice(start, end));
+            let at = buf.len();
+            codec::encode_block_into(col, start, end, &mut buf);
             refs.push(BlockRef {
-                offset: buf.len() as u64,
-                len: block.len() as u32,
+                offset: at as u64,
+                len: (buf.len() - at) as u32,
                 rows: (end - start) as u32,
             });
-            buf.extend_from_slice(&block);
             start = end;
             // Encoding is the CPU-bound part of a flush (seconds for a full cache): let the
             // shard's other tasks — heartbeats, calls — run between blocks.
