@@ -2,7 +2,8 @@
 # Runs the peers (../shared/peers/peer_bench.py) and Porpoise's benchmarks back to back, so
 # the figures come from the same machine state. Compare ratios, not absolute times.
 #   bash bench/compare.sh [storage|startup|query|ingest] [peer names, default duckdb]
-# `ingest` runs the peers' durable ingest of 1.21M rows, then ingest.rs on the local cluster.
+# `ingest` runs the peers' durable ingest of 1.21M rows, then ingest.rs on the local cluster, then
+# the tutorial's Step 5 end to end through the official Python client (bench/step5_client.py).
 # `query` runs the peers over 1 and 20 days of the tutorial's data (Q1, Q2), then query.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,3 +27,10 @@ if [ "$what" = ingest ]; then
     cargo build --release -p node --bin porpoise
 fi
 cargo bench -p bench --bench "$what" 2>&1 | grep -E 'footprint|time:|thrpt:|^storage|^resolve|^check|^query|^ingest' | grep -v '%'
+if [ "$what" = ingest ]; then
+    # Step 5 end to end through the official client (its venv is the tests' own).
+    pyvenv=target/py-venv
+    [ -x "$pyvenv/bin/python" ] || python3 -m venv "$pyvenv"
+    "$pyvenv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+    PORPOISE_BIN="$PWD/target/release/porpoise" "$pyvenv/bin/python" bench/step5_client.py 5
+fi

@@ -1,40 +1,13 @@
-"""The official DolphinDB Python client against the tutorial's cluster: three controllers and
-three data nodes on 127.0.0.80-82, each host from its own copy of configs/cluster/<host>, the
-data nodes started with the command line an agent uses (the tutorial's Step 5 on datanode1)."""
-import json
+"""The official DolphinDB Python client against the tutorial's cluster (`local_cluster`): the
+tutorial's Step 5 on datanode1, Step 6 and the partitioned appender."""
 import os
-import shutil
-import subprocess
-import tempfile
-import time
-import urllib.request
 
 import dolphindb as ddb
 import numpy as np
 import pandas as pd
 import pytest
 
-HOSTS = ["P1", "P2", "P3"]
-IPS = ["127.0.0.80", "127.0.0.81", "127.0.0.82"]
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _get(ip, port, path):
-    try:
-        with urllib.request.urlopen(f"http://{ip}:{port}{path}", timeout=2) as r:
-            return r.read().decode()
-    except OSError:
-        return None
-
-
-def _login(ip, port):
-    s = ddb.session()
-    try:
-        if s.connect(ip, port, "admin", "123456"):
-            return s
-    except Exception:
-        pass
-    return None
+from local_cluster import IPS, login as _login, running, script as _script
 
 
 @pytest.fixture(scope="module")
@@ -42,49 +15,8 @@ def cluster():
     binary = os.environ.get("PORPOISE_BIN")
     if not binary:
         pytest.fail("set PORPOISE_BIN to the porpoise binary")
-    root = tempfile.mkdtemp(prefix="porpoise-cluster-")
-    procs = []
-    for i, (h, ip) in enumerate(zip(HOSTS, IPS), start=1):
-        d = os.path.join(root, h)
-        shutil.copytree(os.path.join(HERE, "..", "..", "configs", "cluster", h), d)
-        os.makedirs(os.path.join(d, "log"))
-        procs.append(subprocess.Popen(
-            [binary, "-console", "0", "-mode", "controller", "-home", "data", "-config", "config/controller.cfg",
-             "-logFile", "log/controller.log", "-nodesFile", "config/cluster.nodes", "-clusterConfig", "config/cluster.cfg"],
-            cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        procs.append(subprocess.Popen(
-            [binary, "-console", "0", "-mode", "datanode", "-home", "data", "-localSite", f"{ip}:8802:datanode{i}",
-             "-controllerSite", f"{ip}:8800:controller{i}", "-clusterConfig", "config/cluster.cfg",
-             "-logFile", f"log/datanode{i}.log"],
-            cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    try:
-        deadline = time.time() + 60
-        leader = None
-        while time.time() < deadline:
-            raft = _get(IPS[0], 8800, "/raft")
-            site = json.loads(raft).get("leaderSite") if raft else None
-            if site:
-                ip, port, _ = site.split(":")
-                nodes = _get(ip, int(port), "/nodes") or ""
-                if all(f"datanode{i},{ip_},8802,DataNode,true" in nodes for i, ip_ in enumerate(IPS, start=1)):
-                    leader = (ip, int(port))
-                    break
-            time.sleep(0.2)
-        assert leader, "the cluster did not come up"
-        # Wait for a login, not a TCP accept.
-        while time.time() < deadline and not _login(IPS[0], 8802):
-            time.sleep(0.2)
+    with running(binary) as leader:
         yield leader
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _script(name):
-    with open(os.path.join(HERE, "..", "..", "lang", "tests", "scripts", name)) as f:
-        return f.read()
 
 
 def test_step_5_verbatim_on_datanode1_and_the_count_on_datanode2(cluster):

@@ -49,16 +49,10 @@ pub fn encode_payload<T: serde::Serialize>(v: &T) -> Vec<u8> {
 /// Decodes a node-RPC payload; malformed input is an error, never a panic, and a hostile
 /// length prefix cannot make bincode allocate more than the frame justifies.
 pub fn decode_payload<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
-    use bincode::Options;
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .allow_trailing_bytes()
-        .with_limit(b.len() as u64 * 4 + 1024)
-        .deserialize(b)
-        .map_err(|e| e.to_string())
+    decode_borrowed(b)
 }
 
-/// [`decode_payload`] into a value that borrows from `b` (byte strings are not copied).
+/// [`decode_payload`] into a value that may borrow from `b` (byte strings are not copied).
 pub fn decode_borrowed<'a, T: serde::Deserialize<'a>>(b: &'a [u8]) -> Result<T, String> {
     use bincode::Options;
     bincode::DefaultOptions::new()

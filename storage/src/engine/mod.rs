@@ -753,25 +753,7 @@ impl Engine {
     }
 
     async fn append_direct_locked(&self, chunk: u64, batch: Batch) -> Result<u64, StorageError> {
-        // Everything cached for this chunk must be durable, then in a segment, before ours.
-        self.wal.wait_durable(self.wal.appended_lsn()).await?;
-        let pending = {
-            let s = self.state.borrow();
-            let c = s
-                .chunks
-                .get(&chunk)
-                .ok_or(StorageError::NoSuchChunk(chunk))?;
-            let (rows, version) = c.visible(self.wal.durable_lsn());
-            debug_assert_eq!(
-                rows,
-                c.cache_rows(),
-                "no writer can add rows during a direct append"
-            );
-            (rows > 0).then_some((rows, version))
-        };
-        if let Some((rows, version)) = pending {
-            self.flush_chunk(chunk, rows, version).await?;
-        }
+        self.flush_cached_first(chunk).await?;
         let (columns, new_meta, seg_id, volume, version) = {
             let s = self.state.borrow();
             let c = s
@@ -817,6 +799,31 @@ impl Engine {
         c.meta = new_meta;
         c.next_segment = seg_id + 1;
         Ok(version)
+    }
+
+    /// Before a segment of new rows is written for `chunk`: every row cached for it made
+    /// durable, then flushed into a segment of its own, so the new one comes after them. The
+    /// caller holds the exclusive lock and keeps other writers off the chunk meanwhile.
+    pub(super) async fn flush_cached_first(&self, chunk: u64) -> Result<(), StorageError> {
+        self.wal.wait_durable(self.wal.appended_lsn()).await?;
+        let pending = {
+            let s = self.state.borrow();
+            let c = s
+                .chunks
+                .get(&chunk)
+                .ok_or(StorageError::NoSuchChunk(chunk))?;
+            let (rows, version) = c.visible(self.wal.durable_lsn());
+            debug_assert_eq!(
+                rows,
+                c.cache_rows(),
+                "no writer adds rows to the chunk meanwhile"
+            );
+            (rows > 0).then_some((rows, version))
+        };
+        if let Some((rows, version)) = pending {
+            self.flush_chunk(chunk, rows, version).await?;
+        }
+        Ok(())
     }
 
     /// Reads one column of one segment, through the span cache when `cached`.

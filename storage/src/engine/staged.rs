@@ -178,21 +178,8 @@ impl Engine {
         chunk: u64,
         batch: Batch,
     ) -> Result<Staged, StorageError> {
-        // Rows of earlier commits still cached go first: make them durable, then a segment.
-        self.wal.wait_durable(self.wal.appended_lsn()).await?;
-        let pending = {
-            let s = self.state.borrow();
-            let c = s
-                .chunks
-                .get(&chunk)
-                .ok_or(StorageError::NoSuchChunk(chunk))?;
-            let (rows, version) = c.visible(self.wal.durable_lsn());
-            debug_assert_eq!(rows, c.cache_rows(), "the chunk is held: no rows arrive");
-            (rows > 0).then_some((rows, version))
-        };
-        if let Some((rows, version)) = pending {
-            self.flush_chunk(chunk, rows, version).await?;
-        }
+        // Rows of earlier commits still cached go first.
+        self.flush_cached_first(chunk).await?;
         let (columns, before, seg_id, volume) = {
             let mut s = self.state.borrow_mut();
             let before = bases_before(&s, tid, chunk);

@@ -1,0 +1,84 @@
+"""The tutorial's local cluster for the official-client tests and benchmarks: three
+controllers and three data nodes on 127.0.0.80-82, each host from its own copy of
+configs/cluster/<host>, the data nodes started with the command line an agent uses."""
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import dolphindb as ddb
+
+HOSTS = ["P1", "P2", "P3"]
+IPS = ["127.0.0.80", "127.0.0.81", "127.0.0.82"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def get(ip, port, path):
+    try:
+        with urllib.request.urlopen(f"http://{ip}:{port}{path}", timeout=2) as r:
+            return r.read().decode()
+    except OSError:
+        return None
+
+
+def login(ip, port):
+    s = ddb.session()
+    try:
+        if s.connect(ip, port, "admin", "123456"):
+            return s
+    except Exception:
+        pass
+    return None
+
+
+@contextlib.contextmanager
+def running(binary):
+    """Starts the cluster from `binary`; yields the leader controller's (ip, port) once every
+    data node is live and datanode1 takes a login; kills every process on the way out."""
+    root = tempfile.mkdtemp(prefix="porpoise-cluster-")
+    procs = []
+    for i, (h, ip) in enumerate(zip(HOSTS, IPS), start=1):
+        d = os.path.join(root, h)
+        shutil.copytree(os.path.join(HERE, "..", "..", "configs", "cluster", h), d)
+        os.makedirs(os.path.join(d, "log"))
+        procs.append(subprocess.Popen(
+            [binary, "-console", "0", "-mode", "controller", "-home", "data", "-config", "config/controller.cfg",
+             "-logFile", "log/controller.log", "-nodesFile", "config/cluster.nodes", "-clusterConfig", "config/cluster.cfg"],
+            cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen(
+            [binary, "-console", "0", "-mode", "datanode", "-home", "data", "-localSite", f"{ip}:8802:datanode{i}",
+             "-controllerSite", f"{ip}:8800:controller{i}", "-clusterConfig", "config/cluster.cfg",
+             "-logFile", f"log/datanode{i}.log"],
+            cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        deadline = time.time() + 60
+        leader = None
+        while time.time() < deadline:
+            raft = get(IPS[0], 8800, "/raft")
+            site = json.loads(raft).get("leaderSite") if raft else None
+            if site:
+                ip, port, _ = site.split(":")
+                nodes = get(ip, int(port), "/nodes") or ""
+                if all(f"datanode{i},{ip_},8802,DataNode,true" in nodes for i, ip_ in enumerate(IPS, start=1)):
+                    leader = (ip, int(port))
+                    break
+            time.sleep(0.2)
+        assert leader, "the cluster did not come up"
+        # Wait for a login, not a TCP accept.
+        while time.time() < deadline and not login(IPS[0], 8802):
+            time.sleep(0.2)
+        yield leader
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def script(name):
+    with open(os.path.join(HERE, "..", "..", "lang", "tests", "scripts", name)) as f:
+        return f.read()
