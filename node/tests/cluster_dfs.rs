@@ -17,10 +17,24 @@ use std::time::{Duration, Instant};
 
 use common::cluster::*;
 
-fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+fn wait_for(what: &str, secs: u64, ok: impl FnMut() -> bool) {
+    wait_for_showing(what, secs, String::new, ok)
+}
+
+/// [`wait_for`], naming what it last saw when it gives up.
+fn wait_for_showing(
+    what: &str,
+    secs: u64,
+    seen: impl Fn() -> String,
+    mut ok: impl FnMut() -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last seen: {}",
+            seen()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -598,32 +612,39 @@ fn kill_9_of_the_coordinator_mid_append_leaves_all_or_none_on_every_replica() {
     // Back, the killed node learns the outcome; the replicas agree with each other and with
     // what the cluster answers.
     dns[0] = Some(start_datanode(&root.join(HOSTS[0]), 1));
-    wait_for("the replicas to agree", 90, || {
-        let r = reports();
-        if r.iter().any(Option::is_none) {
-            return false;
-        }
-        let rows = |m: &Report| m.values().map(|v| v.1).sum::<u64>();
-        // No replica still holds the transaction prepared: every one learned the outcome.
-        if r.iter().flatten().any(|m| m.values().any(|v| v.2 != 0)) {
-            return false;
-        }
-        let all_rows: Vec<u64> = r.iter().flatten().map(rows).collect();
-        let total: u64 = all_rows.iter().sum();
-        // Every replica holding a chunk at one version (those without rows at 0).
-        let mut versions: BTreeMap<u64, std::collections::BTreeSet<u64>> = BTreeMap::new();
-        for m in r.iter().flatten() {
-            for (chunk, (version, rows, _)) in m {
-                if *rows > 0 {
-                    versions.entry(*chunk).or_default().insert(*version);
+    let last = std::cell::RefCell::new(Vec::new());
+    wait_for_showing(
+        "the replicas to agree",
+        90,
+        || format!("{:?}", last.borrow()),
+        || {
+            let r = reports();
+            *last.borrow_mut() = r.clone();
+            if r.iter().any(Option::is_none) {
+                return false;
+            }
+            let rows = |m: &Report| m.values().map(|v| v.1).sum::<u64>();
+            // No replica still holds the transaction prepared: every one learned the outcome.
+            if r.iter().flatten().any(|m| m.values().any(|v| v.2 != 0)) {
+                return false;
+            }
+            let all_rows: Vec<u64> = r.iter().flatten().map(rows).collect();
+            let total: u64 = all_rows.iter().sum();
+            // Every replica holding a chunk at one version (those without rows at 0).
+            let mut versions: BTreeMap<u64, std::collections::BTreeSet<u64>> = BTreeMap::new();
+            for m in r.iter().flatten() {
+                for (chunk, (version, rows, _)) in m {
+                    if *rows > 0 {
+                        versions.entry(*chunk).or_default().insert(*version);
+                    }
                 }
             }
-        }
-        // RF 2: the rows are on exactly two nodes, or on none.
-        (total == 0 || total == 2 * 1_210_000)
-            && all_rows.iter().all(|n| *n == 0 || *n == 1_210_000)
-            && versions.values().all(|v| v.len() == 1)
-    });
+            // RF 2: the rows are on exactly two nodes, or on none.
+            (total == 0 || total == 2 * 1_210_000)
+                && all_rows.iter().all(|n| *n == 0 || *n == 1_210_000)
+                && versions.values().all(|v| v.len() == 1)
+        },
+    );
     let after = count().unwrap();
     eprintln!(
         "killed after {kill_after_ms} ms (answered: {acked}): {seen} rows seen, {after} after recovery"

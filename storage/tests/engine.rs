@@ -3,6 +3,7 @@
 //! copy / install, the cache bound, and refusing unknown formats.
 #![cfg(not(madsim))]
 
+use std::future::Future;
 use std::path::PathBuf;
 
 use storage::column::{Column, ColumnData};
@@ -453,6 +454,30 @@ fn a_large_prepare_is_staged_as_a_segment_until_its_commit() {
             let cols = e.scan(7, &[0, 1]).await.unwrap();
             assert_eq!(ids(&cols), (0..185).collect::<Vec<_>>());
             check_symbols(&cols);
+        })
+    });
+}
+
+/// A staging cut short (its caller went away mid-write) leaves the chunk writable: nothing of
+/// the transaction was prepared, so no outcome would ever release it.
+#[test]
+fn a_staging_dropped_halfway_releases_its_chunk() {
+    run("staged-drop", |dir| {
+        Box::pin(async move {
+            let e = Engine::open(cfg(&dir)).await.unwrap();
+            e.create_chunk(7, schema()).await.unwrap();
+            let mut cut = Box::pin(e.prepare(4, 7, rows(0, 150)));
+            let first =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(cut.as_mut().poll(cx))).await;
+            assert!(first.is_pending(), "the staging waits for its segment's write");
+            drop(cut);
+            assert!(e.prepared().is_empty());
+            assert_eq!(e.chunk_info(7).unwrap().in_transaction, None);
+            e.append(7, rows(0, 5)).await.unwrap();
+            drop(e);
+            let e = Engine::open(cfg(&dir)).await.unwrap();
+            assert_eq!(ids(&e.scan(7, &[0, 1]).await.unwrap()), (0..5).collect::<Vec<_>>());
+            assert_eq!(segment_files(&dir, 7), 0, "the half-written segment is gone");
         })
     });
 }

@@ -108,7 +108,8 @@ impl DataNodeService {
             method::CHUNK_COMMIT => {
                 let tid: u64 = decode(&payload)?;
                 self.turns.borrow_mut().remove(&tid);
-                match self.engine.commit(tid).await {
+                let engine = self.engine.clone();
+                match detached(async move { engine.commit(tid).await }).await {
                     Ok(()) | Err(StorageError::NoSuchTransaction(_)) => Ok(encode_payload(&())),
                     Err(e) => Err(storage_error(e)),
                 }
@@ -116,7 +117,8 @@ impl DataNodeService {
             method::CHUNK_ABORT => {
                 let tid: u64 = decode(&payload)?;
                 self.turns.borrow_mut().remove(&tid);
-                match self.engine.abort(tid).await {
+                let engine = self.engine.clone();
+                match detached(async move { engine.abort(tid).await }).await {
                     Ok(()) | Err(StorageError::NoSuchTransaction(_)) => Ok(encode_payload(&())),
                     Err(e) => Err(storage_error(e)),
                 }
@@ -253,7 +255,8 @@ impl DataNodeService {
         parts: Vec<LocalPart>,
     ) -> Result<(), RemoteError> {
         self.my_turn(tid, seq).await?;
-        let logged = self.log_parts(tid, parts).await;
+        let engine = self.engine.clone();
+        let logged = detached(async move { log_parts(&engine, tid, parts).await }).await;
         // The next call's turn, whatever became of this one (a failure aborts the transaction).
         self.turns.borrow_mut().insert(tid, seq + 1);
         let lsn = logged?;
@@ -263,42 +266,6 @@ impl DataNodeService {
             .entry(tid)
             .or_insert_with(rt::time::unix_time_ms);
         Ok(())
-    }
-
-    /// Logs each part's rows for `tid` (the chunk created or widened first if need be);
-    /// returns the last record's position.
-    async fn log_parts(&self, tid: u64, parts: Vec<LocalPart>) -> Result<u64, RemoteError> {
-        let mut last = 0;
-        for part in parts {
-            let held = self.engine.chunk_info(part.chunk).ok().map(|i| i.schema);
-            match held {
-                None => match self.engine.create_chunk(part.chunk, part.schema).await {
-                    Ok(()) | Err(StorageError::ChunkExists(_)) => {}
-                    Err(e) => return Err(storage_error(e)),
-                },
-                // The table gained columns (`addColumn`) since this chunk was written.
-                Some(s) if s.columns.len() < part.schema.columns.len() => self
-                    .engine
-                    .widen_chunk(part.chunk, part.schema)
-                    .await
-                    .map_err(storage_error)?,
-                Some(_) => {}
-            }
-            let lsn = match part.replace {
-                Some(version) => {
-                    self.engine
-                        .prepare_replace_logged(tid, part.chunk, version, part.batch)
-                        .await
-                }
-                None => {
-                    self.engine
-                        .prepare_logged(tid, part.chunk, part.batch)
-                        .await
-                }
-            };
-            last = last.max(lsn.map_err(storage_error)?);
-        }
-        Ok(last)
     }
 
     /// Every chunk this node holds, with its visible version and rows.
@@ -440,4 +407,44 @@ impl ChunkServer for DataNodeService {
     fn flush(&self) -> lang::catalog::LocalFuture<'_, Result<(), RemoteError>> {
         Box::pin(async move { self.engine.flush().await.map_err(storage_error) })
     }
+}
+
+/// Logs each part's rows for `tid` (the chunk created or widened first if need be);
+/// returns the last record's position.
+async fn log_parts(engine: &Engine, tid: u64, parts: Vec<LocalPart>) -> Result<u64, RemoteError> {
+    let mut last = 0;
+    for part in parts {
+        let held = engine.chunk_info(part.chunk).ok().map(|i| i.schema);
+        match held {
+            None => match engine.create_chunk(part.chunk, part.schema).await {
+                Ok(()) | Err(StorageError::ChunkExists(_)) => {}
+                Err(e) => return Err(storage_error(e)),
+            },
+            // The table gained columns (`addColumn`) since this chunk was written.
+            Some(s) if s.columns.len() < part.schema.columns.len() => engine
+                .widen_chunk(part.chunk, part.schema)
+                .await
+                .map_err(storage_error)?,
+            Some(_) => {}
+        }
+        let lsn = match part.replace {
+            Some(version) => {
+                engine
+                    .prepare_replace_logged(tid, part.chunk, version, part.batch)
+                    .await
+            }
+            None => engine.prepare_logged(tid, part.chunk, part.batch).await,
+        };
+        last = last.max(lsn.map_err(storage_error)?);
+    }
+    Ok(last)
+}
+
+/// Runs `work` as a task of its own and waits for it: a caller that goes away (its
+/// connection dropped) does not cut a prepare, commit or abort short halfway through — the
+/// engine finishes it, and the outcome is learned as if the answer had been lost.
+async fn detached<T: 'static>(work: impl std::future::Future<Output = T> + 'static) -> T {
+    rt::task::spawn_local(work)
+        .await
+        .expect("a data node's engine task is never aborted")
 }

@@ -51,6 +51,23 @@ impl Staged {
     }
 }
 
+/// Releases a chunk held for a staging that did not finish (see [`Engine::stage`]).
+struct Release<'a> {
+    engine: &'a Engine,
+    chunk: u64,
+    armed: bool,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Some(c) = self.engine.state.borrow_mut().chunks.get_mut(&self.chunk) {
+                c.locked_by = None;
+            }
+        }
+    }
+}
+
 /// The bases a further staged batch of `tid` for `chunk` is coded against: its last staged
 /// batch's, else the chunk's.
 pub(super) fn bases_before(s: &State, tid: u64, chunk: u64) -> Vec<Option<Arc<SymbolBase>>> {
@@ -149,27 +166,20 @@ impl Engine {
             c.locked_by = Some(tid);
             held
         };
-        let staged = self.stage_locked(tid, chunk, batch).await;
+        // Until the record is logged, nothing of this batch is prepared: if the staging fails
+        // or is cancelled (the caller's connection dropped mid-write), the chunk is released
+        // unless `tid` held it already — otherwise no outcome would ever unlock it.
+        let mut release = Release {
+            engine: self,
+            chunk,
+            armed: !held_before,
+        };
+        let st = self.stage_locked(tid, chunk, batch).await?;
         let mut s = self.state.borrow_mut();
-        match staged {
-            Ok(st) => {
-                let lsn = self.wal.append(&st.record(tid, chunk));
-                if lsn.is_ok() {
-                    s.staged.entry(tid).or_default().push((chunk, st));
-                }
-                lsn
-            }
-            Err(e) => {
-                if !held_before {
-                    // Nothing of `tid` is prepared here for the chunk: an abort would not know
-                    // to release it.
-                    if let Some(c) = s.chunks.get_mut(&chunk) {
-                        c.locked_by = None;
-                    }
-                }
-                Err(e)
-            }
-        }
+        let lsn = self.wal.append(&st.record(tid, chunk))?;
+        s.staged.entry(tid).or_default().push((chunk, st));
+        release.armed = false;
+        Ok(lsn)
     }
 
     async fn stage_locked(
