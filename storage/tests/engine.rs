@@ -469,15 +469,25 @@ fn a_staging_dropped_halfway_releases_its_chunk() {
             let mut cut = Box::pin(e.prepare(4, 7, rows(0, 150)));
             let first =
                 std::future::poll_fn(|cx| std::task::Poll::Ready(cut.as_mut().poll(cx))).await;
-            assert!(first.is_pending(), "the staging waits for its segment's write");
+            assert!(
+                first.is_pending(),
+                "the staging waits for its segment's write"
+            );
             drop(cut);
             assert!(e.prepared().is_empty());
             assert_eq!(e.chunk_info(7).unwrap().in_transaction, None);
             e.append(7, rows(0, 5)).await.unwrap();
             drop(e);
             let e = Engine::open(cfg(&dir)).await.unwrap();
-            assert_eq!(ids(&e.scan(7, &[0, 1]).await.unwrap()), (0..5).collect::<Vec<_>>());
-            assert_eq!(segment_files(&dir, 7), 0, "the half-written segment is gone");
+            assert_eq!(
+                ids(&e.scan(7, &[0, 1]).await.unwrap()),
+                (0..5).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                segment_files(&dir, 7),
+                0,
+                "the half-written segment is gone"
+            );
         })
     });
 }
