@@ -111,6 +111,7 @@ pub fn is_builtin(name: &str) -> bool {
     NAMES.contains(&name)
         || super::forms::NAMES.contains(&name)
         || super::funcs::NAMES.contains(&name)
+        || super::series::NAMES.contains(&name)
 }
 
 pub(super) fn arity(name: &str, args: &[Value], lo: usize, hi: usize) -> Result<(), EvalError> {
@@ -1129,6 +1130,7 @@ pub async fn call(
         }
         n if super::forms::NAMES.contains(&n) => super::forms::call(n, args),
         n if super::funcs::NAMES.contains(&n) => super::funcs::call(n, args),
+        n if super::series::NAMES.contains(&n) => super::series::call(n, args, exprs),
         _ => Err(EvalError::msg(format!(
             "Syntax Error: Cannot recognize the token {name}"
         ))),

@@ -14,6 +14,7 @@ mod group;
 mod interp;
 mod ops;
 mod partial;
+mod series;
 mod sql;
 pub mod value;
 
