@@ -112,6 +112,7 @@ pub fn is_builtin(name: &str) -> bool {
         || super::forms::NAMES.contains(&name)
         || super::funcs::NAMES.contains(&name)
         || super::series::NAMES.contains(&name)
+        || super::strings::NAMES.contains(&name)
 }
 
 pub(super) fn arity(name: &str, args: &[Value], lo: usize, hi: usize) -> Result<(), EvalError> {
@@ -1131,6 +1132,7 @@ pub async fn call(
         n if super::forms::NAMES.contains(&n) => super::forms::call(n, args),
         n if super::funcs::NAMES.contains(&n) => super::funcs::call(n, args),
         n if super::series::NAMES.contains(&n) => super::series::call(n, args, exprs),
+        n if super::strings::NAMES.contains(&n) => super::strings::call(n, args),
         _ => Err(EvalError::msg(format!(
             "Syntax Error: Cannot recognize the token {name}"
         ))),

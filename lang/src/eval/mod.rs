@@ -16,6 +16,7 @@ mod ops;
 mod partial;
 mod series;
 mod sql;
+mod strings;
 pub mod value;
 
 pub use builtins::{
