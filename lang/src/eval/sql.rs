@@ -435,28 +435,42 @@ pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
         table = Rc::new(take_rows(&table, &idx));
     }
     let rows = table.rows();
-    let (mut out, row_aligned) = if !s.context_by.is_empty() {
-        (context_by(it, s, &table).await?, false)
+    let (mut out, row_aligned, mut groups) = if !s.context_by.is_empty() {
+        let (out, sizes) = context_by(it, s, &table).await?;
+        (out, false, Some(sizes))
     } else {
         it.push_scope(scope(&table));
         let r = run_projection(it, s, &table, rows).await;
         it.pop_scope();
         let out = r?;
         let aligned = s.group_by.is_empty() && out.rows() == rows;
-        (out, aligned)
+        (out, aligned, None)
     };
+    // With `context by`, `top` and `limit` take rows of each group (before `order by`, which
+    // sorts what they kept); otherwise rows of the result, after it.
+    if let Some(sizes) = groups.as_mut() {
+        for e in [&s.top, &s.limit].into_iter().flatten() {
+            let n = super::builtins::scalar_i64(&it.eval(e).await?).map_err(|e2| e2.at(e.pos))?;
+            let mut idx = Vec::new();
+            let mut start = 0;
+            for size in sizes.iter_mut() {
+                let kept = limited(*size, n);
+                idx.extend(start + kept.start..start + kept.end);
+                start += *size;
+                *size = kept.len();
+            }
+            out = take_rows(&out, &idx);
+        }
+    }
     if !s.order_by.is_empty() {
         out = order_by(it, s, &table, out, row_aligned).await?;
     }
-    for e in [&s.top, &s.limit].into_iter().flatten() {
-        let n = super::builtins::scalar_i64(&it.eval(e).await?).map_err(|e2| e2.at(e.pos))?;
-        let rows = out.rows() as i64;
-        let idx: Vec<usize> = if n >= 0 {
-            (0..n.min(rows) as usize).collect()
-        } else {
-            ((rows + n).max(0) as usize..rows as usize).collect()
-        };
-        out = take_rows(&out, &idx);
+    if groups.is_none() {
+        for e in [&s.top, &s.limit].into_iter().flatten() {
+            let n = super::builtins::scalar_i64(&it.eval(e).await?).map_err(|e2| e2.at(e.pos))?;
+            let idx: Vec<usize> = limited(out.rows(), n).collect();
+            out = take_rows(&out, &idx);
+        }
     }
     if s.exec {
         if let [(_, c)] = out.columns.as_slice() {
@@ -473,6 +487,16 @@ pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
         }
     }
     Ok(Value::Table(Rc::new(out)))
+}
+
+/// The rows `limit n` keeps of `rows`: the first `n`, or with a negative `n` the last `-n`.
+fn limited(rows: usize, n: i64) -> std::ops::Range<usize> {
+    let rows = rows as i64;
+    if n >= 0 {
+        0..n.min(rows) as usize
+    } else {
+        (rows + n).max(0) as usize..rows as usize
+    }
 }
 
 /// Sorts the result by the `order by` keys (stable; nulls first when ascending, as DolphinDB).
@@ -646,7 +670,12 @@ async fn key_columns(
 
 /// `context by`: every item is evaluated per group and stays one value per row (a group's
 /// scalar is repeated over its rows); groups come out in key order, rows in table order.
-async fn context_by(it: &mut Interp, s: &Select, table: &Table) -> Result<Table, EvalError> {
+/// Returns the table and each group's rows, in its order.
+async fn context_by(
+    it: &mut Interp,
+    s: &Select,
+    table: &Table,
+) -> Result<(Table, Vec<usize>), EvalError> {
     let keys = key_columns(it, table, &s.context_by).await?;
     let key_cols: Vec<&Column> = keys.iter().map(|(_, c)| c).collect();
     let mut g = group_rows(&key_cols, table.rows());
@@ -696,7 +725,8 @@ async fn context_by(it: &mut Interp, s: &Select, table: &Table) -> Result<Table,
         let col = col.unwrap_or_else(|| Column::empty(DataType::Long));
         columns.push((name, col));
     }
-    Ok(Table { columns })
+    let sizes = g.order.iter().map(|k| g.members()[*k].len()).collect();
+    Ok((Table { columns }, sizes))
 }
 
 async fn run_projection(
