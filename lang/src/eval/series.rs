@@ -10,6 +10,9 @@
 //!   `builtins`): nulls are skipped, and a null before the first value stays null.
 //! - **offsets and fills** — `prev`, `next`, `move(X, k)`, `ffill(X, [limit])`,
 //!   `bfill(X, [limit])`, keeping X's type (any type: the rows move, not the values).
+//! - **ranks** — `rank(X, [ascending], [groupNum], [ignoreNA], [tiesMethod])` and
+//!   `denseRank(X, [ascending], [ignoreNA])`, from 0, over numbers, temporals and strings; a
+//!   null is unranked with `ignoreNA` (the default) and the smallest value without it.
 //!
 //! Inside `select … context by` each applies per group, as every vector function does there.
 
@@ -25,8 +28,27 @@ use super::EvalError;
 use crate::parse::ast::Expr;
 
 pub const NAMES: &[&str] = &[
-    "msum", "mavg", "mcount", "mmax", "mmin", "mstd", "mvar", "mfirst", "mlast", "cumprod",
-    "cummax", "cummin", "cumavg", "cumcount", "prev", "next", "move", "ffill", "bfill",
+    "msum",
+    "mavg",
+    "mcount",
+    "mmax",
+    "mmin",
+    "mstd",
+    "mvar",
+    "mfirst",
+    "mlast",
+    "cumprod",
+    "cummax",
+    "cummin",
+    "cumavg",
+    "cumcount",
+    "prev",
+    "next",
+    "move",
+    "ffill",
+    "bfill",
+    "rank",
+    "denseRank",
 ];
 
 /// The largest window accepted (DolphinDB caps streaming windows at 102,400; a batch window
@@ -132,6 +154,60 @@ pub fn call(
                 None => usize::MAX,
             };
             Ok(same_form(&args[0], filled(c, name == "ffill", limit)))
+        }
+        "rank" | "denseRank" => {
+            let params: &[&str] = if name == "rank" {
+                &[
+                    "X",
+                    "ascending",
+                    "groupNum",
+                    "ignoreNA",
+                    "tiesMethod",
+                    "percent",
+                ]
+            } else {
+                &["X", "ascending", "ignoreNA", "percent"]
+            };
+            let a = named_args(name, args, exprs, params)?;
+            let arg = |p: &str| {
+                params
+                    .iter()
+                    .position(|q| *q == p)
+                    .and_then(|i| a[i].as_ref())
+            };
+            let x = arg("X")
+                .ok_or_else(|| EvalError::msg(format!("The function [{name}] expects X")))?;
+            let flag = |p: &str, default: bool| -> Result<bool, EvalError> {
+                arg(p).map_or(Ok(default), |v| Ok(scalar_i64(v)? != 0))
+            };
+            if flag("percent", false)? {
+                return Err(EvalError::msg(format!(
+                    "The function [{name}]: percent=true is not supported yet"
+                )));
+            }
+            let group_num = match arg("groupNum") {
+                Some(g) => match scalar_i64(g)? {
+                    g if g >= 1 => Some(g as usize),
+                    g => {
+                        return Err(EvalError::msg(format!(
+                            "The function [rank]: groupNum must be a positive integer, not {g}"
+                        )))
+                    }
+                },
+                None => None,
+            };
+            let ties = match arg("tiesMethod") {
+                Some(t) => super::builtins::scalar_string(t)?,
+                None if name == "denseRank" => "dense".into(),
+                None => "min".into(),
+            };
+            let how = Ranking {
+                ascending: flag("ascending", true)?,
+                ignore_na: flag("ignoreNA", true)?,
+                group_num,
+                ties,
+            };
+            Ok(Value::Vector(ranked(name, vector(name, x)?, &how)?))
         }
         _ => unreachable!("{name} is not a series function"),
     }
@@ -374,6 +450,89 @@ fn filled(c: &Column, forward: bool, limit: usize) -> Column {
         }
     }
     pick(c, &picks)
+}
+
+/// How `rank` / `denseRank` rank.
+struct Ranking {
+    ascending: bool,
+    ignore_na: bool,
+    group_num: Option<usize>,
+    /// `min`, `max`, `average`, `first`, or `dense` (`denseRank`).
+    ties: String,
+}
+
+fn ranked(name: &str, c: &Column, how: &Ranking) -> Result<Column, EvalError> {
+    let nulls = null_mask(c);
+    let text = matches!(c.ty, DataType::String | DataType::Symbol);
+    let x = if text { Vec::new() } else { numbers(name, c)? };
+    // Ascending order of two rows, a null below everything.
+    let cmp = |a: usize, b: usize| -> std::cmp::Ordering {
+        match (nulls[a], nulls[b]) {
+            (true, true) => std::cmp::Ordering::Equal,
+            (true, false) => std::cmp::Ordering::Less,
+            (false, true) => std::cmp::Ordering::Greater,
+            _ if text => c.bytes_at(a).cmp(&c.bytes_at(b)),
+            _ => x[a].total_cmp(&x[b]),
+        }
+    };
+    let mut order: Vec<usize> = (0..c.len())
+        .filter(|i| !how.ignore_na || !nulls[*i])
+        .collect();
+    order.sort_by(|a, b| {
+        if how.ascending {
+            cmp(*a, *b)
+        } else {
+            cmp(*b, *a)
+        }
+    });
+    let n = order.len();
+    let group_of = |p: usize| match how.group_num {
+        // The first `n % g` groups hold one more element than the rest.
+        Some(g) => {
+            let (base, extra) = (n / g, n % g);
+            let big = extra * (base + 1);
+            if p < big {
+                p / (base + 1)
+            } else {
+                extra + (p - big) / base.max(1)
+            }
+        }
+        None => p,
+    };
+    let mut out: Vec<f64> = vec![f64::NAN; c.len()];
+    let (mut start, mut dense) = (0usize, 0usize);
+    while start < n {
+        let mut end = start + 1;
+        while end < n && cmp(order[start], order[end]).is_eq() {
+            end += 1;
+        }
+        for (k, &row) in order[start..end].iter().enumerate() {
+            out[row] = match (how.group_num, how.ties.as_str()) {
+                // Ties in different groups all take the smallest group number.
+                (Some(_), _) => group_of(start) as f64,
+                (None, "dense") => dense as f64,
+                (None, "min") => start as f64,
+                (None, "max") => (end - 1) as f64,
+                (None, "average") => (start + end - 1) as f64 / 2.0,
+                (None, "first") => (start + k) as f64,
+                (None, other) => {
+                    return Err(EvalError::msg(format!(
+                        "The function [{name}]: tiesMethod must be 'min', 'max', 'average' or 'first', not '{other}'"
+                    )))
+                }
+            };
+        }
+        dense += 1;
+        start = end;
+    }
+    if how.ties == "average" && how.group_num.is_none() {
+        return Ok(from_num(Num::F(out), DataType::Double));
+    }
+    let ints = out
+        .into_iter()
+        .map(|v| if v.is_nan() { i64::MIN } else { v as i64 })
+        .collect();
+    Ok(from_num(Num::I(ints), DataType::Int))
 }
 
 /// The rows of `c` that `picks` names, null where it names none.
