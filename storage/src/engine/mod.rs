@@ -206,6 +206,39 @@ impl ChunkState {
     }
 }
 
+/// `columns` of a batch for `chunk`, each SYMBOL column re-coded against the chunk's base
+/// for it in `bases` (bases only grow); other columns as they came.
+fn recoded(
+    chunk: u64,
+    columns: Vec<Column>,
+    bases: &[Option<Arc<SymbolBase>>],
+) -> Result<Vec<Column>, StorageError> {
+    columns
+        .into_iter()
+        .enumerate()
+        .map(|(i, col)| match bases.get(i).and_then(|b| b.as_ref()) {
+            None => Ok(col),
+            Some(base) => {
+                let mut out = empty_column(col.ty, Some(base));
+                out.append(&col)
+                    .map_err(|reason| StorageError::BadBatch { chunk, reason })?;
+                Ok(out)
+            }
+        })
+        .collect()
+}
+
+/// The symbol base of each column (`None` for a column that is not SYMBOL).
+fn bases_of(columns: &[Column]) -> Vec<Option<Arc<SymbolBase>>> {
+    columns
+        .iter()
+        .map(|col| match &col.data {
+            ColumnData::Symbol { base, .. } => Some(base.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn empty_column(ty: DataType, base: Option<&Arc<SymbolBase>>) -> Column {
     match base {
         Some(b) => Column {
@@ -760,24 +793,11 @@ impl Engine {
                 .chunks
                 .get(&chunk)
                 .ok_or(StorageError::NoSuchChunk(chunk))?;
-            // Re-code SYMBOL columns against the chunk's base (bases only grow).
-            let mut columns = Vec::with_capacity(batch.columns.len());
-            for (i, col) in batch.columns.iter().enumerate() {
-                let mut out = empty_column(col.ty, c.bases[i].as_ref());
-                out.append(col)
-                    .map_err(|reason| StorageError::BadBatch { chunk, reason })?;
-                columns.push(out);
-            }
+            let columns = recoded(chunk, batch.columns, &c.bases)?;
             let version = c.version + 1;
             let mut m = c.meta.clone();
             m.version = version;
-            m.bases = columns
-                .iter()
-                .map(|col| match &col.data {
-                    ColumnData::Symbol { base, .. } => Some(base.clone()),
-                    _ => None,
-                })
-                .collect();
+            m.bases = bases_of(&columns);
             let volume = self.cfg.volumes[c.meta.volume as usize].clone();
             (columns, m, c.next_segment, volume, version)
         };

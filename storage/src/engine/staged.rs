@@ -20,7 +20,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::{empty_column, Engine, State};
+use super::{bases_of, recoded, Engine, State};
 use crate::batch::Batch;
 use crate::column::{ColumnData, SymbolBase};
 use crate::error::StorageError;
@@ -197,19 +197,8 @@ impl Engine {
                 .chunks
                 .get_mut(&chunk)
                 .ok_or(StorageError::NoSuchChunk(chunk))?;
-            // SYMBOL codes against the bases this segment extends (bases only grow); other
-            // columns are written as they came.
-            let mut columns = Vec::with_capacity(batch.columns.len());
-            for (i, col) in batch.columns.into_iter().enumerate() {
-                let Some(base) = before.get(i).and_then(|b| b.as_ref()) else {
-                    columns.push(col);
-                    continue;
-                };
-                let mut out = empty_column(col.ty, Some(base));
-                out.append(&col)
-                    .map_err(|reason| StorageError::BadBatch { chunk, reason })?;
-                columns.push(out);
-            }
+            // SYMBOL codes against the bases this segment extends.
+            let columns = recoded(chunk, batch.columns, &before)?;
             let seg_id = c.next_segment;
             c.next_segment += 1;
             let volume = self.cfg.volumes[c.meta.volume as usize].clone();
@@ -218,13 +207,7 @@ impl Engine {
         let path = meta::segment_file(&volume, chunk, seg_id);
         let mut segment = meta::write_segment(&path, &columns, self.cfg.block_rows).await?;
         segment.id = seg_id;
-        let bases: Vec<Option<Arc<SymbolBase>>> = columns
-            .iter()
-            .map(|col| match &col.data {
-                ColumnData::Symbol { base, .. } => Some(base.clone()),
-                _ => None,
-            })
-            .collect();
+        let bases = bases_of(&columns);
         Ok(Staged {
             segment,
             growth: growth(&before, &bases),

@@ -5,13 +5,11 @@
 //! Invariant: none of them changes a chunk a transaction holds (`<ChunkInTransaction>`), and
 //! a widen holds the chunk itself from its copy to its install, so no write lands between.
 
-use std::sync::Arc;
-
 use rt::disk;
 
 use super::{ChunkState, Engine, WIDENING};
 use crate::batch::{Batch, Schema};
-use crate::column::{Column, ColumnData, SymbolBase};
+use crate::column::Column;
 use crate::error::StorageError;
 use crate::meta::{self, ChunkMeta};
 
@@ -189,13 +187,7 @@ impl Engine {
         };
         let version = version.unwrap_or(old_version + 1);
         let volume = self.cfg.volumes[volume_idx as usize].clone();
-        let mut bases: Vec<Option<Arc<SymbolBase>>> = Vec::new();
-        for c in &batch.columns {
-            bases.push(match &c.data {
-                ColumnData::Symbol { base, .. } => Some(base.clone()),
-                _ => None,
-            });
-        }
+        let bases = super::bases_of(&batch.columns);
         let mut segments = Vec::new();
         if batch.rows() > 0 {
             let mut seg = meta::write_segment(
