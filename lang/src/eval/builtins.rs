@@ -130,7 +130,7 @@ pub(super) fn arity(name: &str, args: &[Value], lo: usize, hi: usize) -> Result<
     Ok(())
 }
 
-fn col<'a>(name: &str, v: &'a Value) -> Result<&'a Column, EvalError> {
+pub(super) fn col<'a>(name: &str, v: &'a Value) -> Result<&'a Column, EvalError> {
     v.column().ok_or_else(|| {
         EvalError::msg(format!(
             "The function [{name}] does not accept a {} argument",

@@ -48,7 +48,7 @@ fn col<'a>(name: &str, v: &'a Value, pos: usize) -> Result<&'a Column, EvalError
 }
 
 /// The values as f64 with nulls as NaN, or a message naming the function.
-fn floats(name: &str, c: &Column) -> Result<Vec<f64>, EvalError> {
+pub(super) fn floats(name: &str, c: &Column) -> Result<Vec<f64>, EvalError> {
     match to_num(c).map_err(|e| EvalError::msg(format!("The function [{name}] {e}")))? {
         Num::I(v) => Ok(v
             .iter()

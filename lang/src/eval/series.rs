@@ -21,8 +21,9 @@ use std::collections::VecDeque;
 use storage::column::Column;
 use storage::types::DataType;
 
-use super::builtins::{arity, named_args, null_mask, same_form, scalar_i64};
-use super::ops::{from_num, to_num, Num};
+use super::builtins::{arity, col as vector, named_args, null_mask, same_form, scalar_i64};
+use super::funcs::floats as numbers;
+use super::ops::{from_num, Num};
 use super::value::Value;
 use super::EvalError;
 use crate::parse::ast::Expr;
@@ -54,27 +55,6 @@ pub const NAMES: &[&str] = &[
 /// The largest window accepted (DolphinDB caps streaming windows at 102,400; a batch window
 /// only needs to fit the data, but an absurd one is a script error, not an allocation).
 const WINDOW_MAX: i64 = 1 << 30;
-
-fn vector<'a>(name: &str, v: &'a Value) -> Result<&'a Column, EvalError> {
-    v.column().ok_or_else(|| {
-        EvalError::msg(format!(
-            "The function [{name}] does not accept a {} argument",
-            v.typestr()
-        ))
-    })
-}
-
-fn numbers(name: &str, c: &Column) -> Result<Vec<f64>, EvalError> {
-    Ok(
-        match to_num(c).map_err(|e| EvalError::msg(format!("{name}: {e}")))? {
-            Num::F(v) => v,
-            Num::I(v) => v
-                .into_iter()
-                .map(|x| if x == i64::MIN { f64::NAN } else { x as f64 })
-                .collect(),
-        },
-    )
-}
 
 pub fn call(
     name: &str,
