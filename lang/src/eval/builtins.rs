@@ -113,6 +113,7 @@ pub fn is_builtin(name: &str) -> bool {
         || super::funcs::NAMES.contains(&name)
         || super::series::NAMES.contains(&name)
         || super::strings::NAMES.contains(&name)
+        || super::stats::NAMES.contains(&name)
 }
 
 pub(super) fn arity(name: &str, args: &[Value], lo: usize, hi: usize) -> Result<(), EvalError> {
@@ -260,6 +261,44 @@ pub fn index(v: &Value, idx: &Value) -> Result<Value, EvalError> {
         }
         (Value::Dict(d), _) => Ok(d.get(&scalar_string(idx)?).cloned().unwrap_or(Value::Void)),
         (_, Value::Scalar(_)) => element(v, scalar_i64(idx)? as usize),
+        // `x[x > 5]` keeps the rows where the mask is true; `x[0 2]` takes rows (null past
+        // the end, as DolphinDB).
+        (Value::Vector(c), Value::Vector(i)) if i.ty == DataType::Bool => {
+            if i.len() != c.len() {
+                return Err(EvalError::msg(format!(
+                    "a mask of {} elements cannot index a vector of {}",
+                    i.len(),
+                    c.len()
+                )));
+            }
+            let ColumnData::I8(m) = &i.data else {
+                unreachable!("BOOL is stored as i8")
+            };
+            let rows: Vec<usize> = (0..m.len()).filter(|r| m[*r] == 1).collect();
+            Ok(Value::Vector(gather(c, &rows)))
+        }
+        (Value::Vector(c), Value::Vector(i)) => {
+            let Num::I(ix) = to_num(i).map_err(EvalError::msg)? else {
+                return Err(EvalError::msg("vector indices must be integers"));
+            };
+            let n = c.len();
+            let inside: Vec<usize> = ix
+                .iter()
+                .map(|x| {
+                    if (0..n as i64).contains(x) {
+                        *x as usize
+                    } else {
+                        n
+                    }
+                })
+                .collect();
+            // Row `n` is a null appended for indices outside the vector.
+            let mut padded = c.clone();
+            padded
+                .append(&Column::nulls(c.ty, 1))
+                .map_err(EvalError::msg)?;
+            Ok(Value::Vector(gather(&padded, &inside)))
+        }
         _ => Err(EvalError::msg("unsupported indexing")),
     }
 }
@@ -1133,6 +1172,7 @@ pub async fn call(
         n if super::funcs::NAMES.contains(&n) => super::funcs::call(n, args),
         n if super::series::NAMES.contains(&n) => super::series::call(n, args, exprs),
         n if super::strings::NAMES.contains(&n) => super::strings::call(n, args),
+        n if super::stats::NAMES.contains(&n) => super::stats::call(n, args, exprs),
         _ => Err(EvalError::msg(format!(
             "Syntax Error: Cannot recognize the token {name}"
         ))),

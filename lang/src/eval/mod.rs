@@ -16,6 +16,7 @@ mod ops;
 mod partial;
 mod series;
 mod sql;
+mod stats;
 mod strings;
 pub mod value;
 
