@@ -63,6 +63,7 @@ fn show(e: &Expr) -> String {
         ),
         ExprKind::Lambda { params, .. } => format!("lambda({})", params.join(", ")),
         ExprKind::Alias { expr, name } => format!("{} as {name}", show(expr)),
+        ExprKind::Meta(e) => format!("<{}>", show(e)),
         ExprKind::Select(s) => format!(
             "{} {} from {}{}{}",
             if s.exec { "exec" } else { "select" },
@@ -180,6 +181,30 @@ fn calls_methods_partials_lambdas() {
     assert_eq!(e("t.col"), "t.col");
     assert_eq!(e("count(*)"), "count(*)");
     assert_eq!(e("[SYMBOL, DATETIME]"), "[SYMBOL DATETIME]");
+}
+
+#[test]
+fn metacode_and_joins() {
+    assert_eq!(e("<avg(bid)>"), "<avg(bid)>");
+    assert_eq!(e("<[max(bid), x + 1]>"), "<[max(bid) (x + 1)]>");
+    assert_eq!(e("x join y"), "(x join y)");
+    assert_eq!(
+        e("select * from t1 inner join t2 on t1.id = t2.id"),
+        "select * from ej(t1, t2, `id, `id)"
+    );
+    assert_eq!(
+        e("select * from a left join b on b.k = a.j and x = y"),
+        "select * from lj(a, b, `j`x, `k`y)"
+    );
+    assert_eq!(
+        e("select * from a right outer join b on a.k = b.k"),
+        "select * from lj(b, a, `k, `k)"
+    );
+    assert_eq!(
+        e("select * from a left semi join b on a.k = b.k full join c on a.k = c.k"),
+        "select * from fj(lsj(a, b, `k, `k), c, `k, `k)"
+    );
+    assert_eq!(e("select * from a cross join b"), "select * from cj(a, b)");
 }
 
 #[test]

@@ -35,6 +35,7 @@ pub const NAMES: &[&str] = &[
     "between",
     "like",
     "pow",
+    "eqObj",
 ];
 
 fn col<'a>(name: &str, v: &'a Value, pos: usize) -> Result<&'a Column, EvalError> {
@@ -544,6 +545,32 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, EvalError> {
             let n = scalar_i64(&args[1])?;
             let unit = scalar_string(&args[2])?;
             Ok(same_form(&args[0], temporal_add(name, c, n, &unit)?))
+        }
+        "eqObj" => {
+            // Same form, length and values (nulls equal nulls); numbers within `precision`
+            // decimal places when it is given.
+            arity(name, &args, 2, 3)?;
+            let tol = match args.get(2) {
+                Some(p) => 0.5 * 10f64.powi(-(scalar_i64(p)? as i32)),
+                None => 0.0,
+            };
+            let same = match (args[0].column(), args[1].column()) {
+                (Some(a), Some(b)) => {
+                    a.len() == b.len()
+                        && matches!(args[0], Value::Scalar(_))
+                            == matches!(args[1], Value::Scalar(_))
+                        && (0..a.len()).all(|i| {
+                            match (super::ops::scalar_f64(a, i), super::ops::scalar_f64(b, i)) {
+                                (Some(x), Some(y)) if a.bytes_at(i).is_none() => {
+                                    x == y || (x - y).abs() <= tol
+                                }
+                                _ => a.bytes_at(i) == b.bytes_at(i),
+                            }
+                        })
+                }
+                _ => crate::display::format(&args[0]) == crate::display::format(&args[1]),
+            };
+            Ok(Value::bool(same))
         }
         "pow" => {
             arity(name, &args, 2, 2)?;

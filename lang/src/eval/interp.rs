@@ -554,6 +554,7 @@ impl Interp {
             }))),
             ExprKind::Alias { expr, .. } => self.eval(expr).await,
             ExprKind::Select(s) => super::sql::select(self, s).await,
+            ExprKind::Meta(inner) => Ok(Value::Code(Rc::new(inner.as_ref().clone()))),
         }
     }
 
@@ -607,7 +608,7 @@ impl Interp {
             "$" => self.call_builtin("cast", vec![l, r], &[], pos).await,
             "<-" => self.call_builtin("join", vec![l, r], &[], pos).await,
             "**" => self.call_builtin("pow", vec![l, r], &[], pos).await,
-            "in" | "like" | "between" => self.call_builtin(op, vec![l, r], &[], pos).await,
+            "in" | "like" | "between" | "join" => self.call_builtin(op, vec![l, r], &[], pos).await,
             _ => {
                 let (Some(a), Some(b)) = (l.column(), r.column()) else {
                     return Err(EvalError::msg(format!(

@@ -12,6 +12,7 @@ mod forms;
 mod funcs;
 mod group;
 mod interp;
+mod joins;
 mod ops;
 mod partial;
 mod series;

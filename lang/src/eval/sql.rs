@@ -427,8 +427,25 @@ pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
     if let Some(v) = super::partial::try_select(it, s).await? {
         return Ok(v);
     }
-    let columns = referenced_columns(s);
-    let mut table = source(it, &s.from, &s.filters, columns.as_deref()).await?;
+    if let Some((joined, s)) = super::joins::sql_source(it, s).await? {
+        return select_over(it, &s, Some(joined)).await;
+    }
+    select_over(it, s, None).await
+}
+
+/// Runs a query over `joined` (a join already computed) or over its `from`.
+async fn select_over(
+    it: &mut Interp,
+    s: &Select,
+    joined: Option<Rc<Table>>,
+) -> Result<Value, EvalError> {
+    let mut table = match joined {
+        Some(t) => t,
+        None => {
+            let columns = referenced_columns(s);
+            source(it, &s.from, &s.filters, columns.as_deref()).await?
+        }
+    };
     if !s.filters.is_empty() {
         let keep = filter_mask(it, &table, &s.filters).await?;
         let idx: Vec<usize> = (0..keep.len()).filter(|i| keep[*i]).collect();

@@ -77,6 +77,8 @@ pub enum ExprKind {
         name: String,
     },
     Select(Box<Select>),
+    /// Metacode, `<avg(price)>`: the expression unevaluated (a `CODE` value).
+    Meta(Box<Expr>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -164,6 +166,7 @@ pub fn walk(e: &Expr, f: &mut dyn FnMut(&Expr)) {
         | ExprKind::Ident(_)
         | ExprKind::Star
         | ExprKind::Lambda { .. }
+        | ExprKind::Meta(_)
         | ExprKind::Select(_) => {}
         ExprKind::Vector(items) | ExprKind::Tuple(items) => items.iter().for_each(|x| walk(x, f)),
         ExprKind::Dict(pairs) => pairs.iter().for_each(|(k, v)| {
@@ -190,6 +193,52 @@ pub fn walk(e: &Expr, f: &mut dyn FnMut(&Expr)) {
         ExprKind::Partial { func, args } => {
             walk(func, f);
             args.iter().flatten().for_each(|x| walk(x, f));
+        }
+    }
+}
+
+/// Calls `f` on `e` and, unless `f` returns true (it replaced the node), on every expression
+/// inside it; lambdas, metacode and sub-queries are single nodes, as in [`walk`].
+pub fn walk_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr) -> bool) {
+    if f(e) {
+        return;
+    }
+    match &mut e.kind {
+        ExprKind::Lit(_)
+        | ExprKind::Ident(_)
+        | ExprKind::Star
+        | ExprKind::Lambda { .. }
+        | ExprKind::Meta(_)
+        | ExprKind::Select(_) => {}
+        ExprKind::Vector(items) | ExprKind::Tuple(items) => {
+            items.iter_mut().for_each(|x| walk_mut(x, f))
+        }
+        ExprKind::Dict(pairs) => pairs.iter_mut().for_each(|(k, v)| {
+            walk_mut(k, f);
+            walk_mut(v, f);
+        }),
+        ExprKind::Unary { expr, .. } | ExprKind::Alias { expr, .. } => walk_mut(expr, f),
+        ExprKind::Binary { left, right, .. } => {
+            walk_mut(left, f);
+            walk_mut(right, f);
+        }
+        ExprKind::Call { func, args } => {
+            walk_mut(func, f);
+            args.iter_mut().for_each(|a| walk_mut(&mut a.value, f));
+        }
+        ExprKind::Method { obj, args, .. } => {
+            walk_mut(obj, f);
+            args.iter_mut()
+                .flatten()
+                .for_each(|a| walk_mut(&mut a.value, f));
+        }
+        ExprKind::Index { obj, index } => {
+            walk_mut(obj, f);
+            index.iter_mut().for_each(|x| walk_mut(x, f));
+        }
+        ExprKind::Partial { func, args } => {
+            walk_mut(func, f);
+            args.iter_mut().flatten().for_each(|x| walk_mut(x, f));
         }
     }
 }

@@ -37,7 +37,7 @@ fn binary_prec(t: &Tok) -> Option<(u8, String)> {
         Tok::Ident(name)
             if matches!(
                 name.to_ascii_lowercase().as_str(),
-                "in" | "like" | "between" | "and" | "or" | "not"
+                "in" | "like" | "between" | "join" | "and" | "or" | "not"
             ) =>
         {
             return match name.to_ascii_lowercase().as_str() {
@@ -689,6 +689,19 @@ impl Parser {
             return Ok(first);
         }
         match self.peek().clone() {
+            Tok::Op("<") => {
+                // Metacode: the expression binds tighter than comparisons, so `>` ends it
+                // (a comparison inside goes in parentheses).
+                self.next();
+                self.enter()?;
+                let e = self.binary(4)?;
+                self.depth -= 1;
+                self.expect_op(">")?;
+                Ok(Expr {
+                    kind: ExprKind::Meta(Box::new(e)),
+                    pos,
+                })
+            }
             Tok::SymbolVec(v) => {
                 self.next();
                 Ok(Expr {
@@ -882,6 +895,80 @@ impl Parser {
         Ok(out)
     }
 
+    /// `left [inner|left [semi]|full|right|cross] join right [on a.x = b.y [and ...]]`, as the
+    /// call of the join function it means (`ej`, `lj`, `lsj`, `fj`, `cj`); a right join is a
+    /// left join with the tables swapped.
+    fn join_clause(&mut self, left: &Expr) -> Result<Option<Expr>, ParseError> {
+        let words = ["inner", "left", "full", "right", "cross", "join"];
+        let Some(kind) = words.into_iter().find(|w| self.is_kw(w)) else {
+            return Ok(None);
+        };
+        let pos = self.pos();
+        self.next();
+        let semi = kind == "left" && self.is_kw("semi");
+        if semi {
+            self.next();
+        }
+        if self.is_kw("outer") {
+            self.next();
+        }
+        if kind != "join" {
+            self.expect_kw("join")?;
+        }
+        let right = self.postfix()?;
+        let func = match kind {
+            "left" if semi => "lsj",
+            "left" | "right" => "lj",
+            "full" => "fj",
+            "cross" => "cj",
+            _ => "ej",
+        };
+        let (a, b) = if kind == "right" {
+            (right, left.clone())
+        } else {
+            (left.clone(), right)
+        };
+        let mut args = vec![
+            Arg {
+                name: None,
+                value: a,
+            },
+            Arg {
+                name: None,
+                value: b,
+            },
+        ];
+        if func != "cj" {
+            self.expect_kw("on")?;
+            let cond = self.expr()?;
+            let rname = match &args[1].value.kind {
+                ExprKind::Ident(n) => Some(n.clone()),
+                _ => None,
+            };
+            let (lcols, rcols) = on_columns(&cond, rname.as_deref())
+                .ok_or_else(|| self.err("a join's on condition must be column equalities joined by and, such as t1.id = t2.id"))?;
+            for cols in [lcols, rcols] {
+                args.push(Arg {
+                    name: None,
+                    value: Expr {
+                        kind: ExprKind::Lit(Lit::SymbolVec(cols)),
+                        pos,
+                    },
+                });
+            }
+        }
+        Ok(Some(Expr {
+            kind: ExprKind::Call {
+                func: Box::new(Expr {
+                    kind: ExprKind::Ident(func.into()),
+                    pos,
+                }),
+                args,
+            },
+            pos,
+        }))
+    }
+
     fn select(&mut self, exec: bool) -> Result<Expr, ParseError> {
         let pos = self.pos();
         self.next();
@@ -897,7 +984,10 @@ impl Parser {
             items.push(self.select_item()?);
         }
         self.expect_kw("from")?;
-        let from = self.postfix()?;
+        let mut from = self.postfix()?;
+        while let Some(joined) = self.join_clause(&from)? {
+            from = joined;
+        }
         let mut s = Select {
             exec,
             top,
@@ -954,6 +1044,43 @@ impl Parser {
             kind: ExprKind::Select(Box::new(s)),
             pos,
         })
+    }
+}
+
+/// The left and right columns of `a.x = b.y and ...`: a side naming the right table (by its
+/// variable) is the right column; a bare `x = y` is left `x`, right `y`.
+fn on_columns(cond: &Expr, right: Option<&str>) -> Option<(Vec<String>, Vec<String>)> {
+    fn column(e: &Expr) -> Option<(Option<&str>, &str)> {
+        match &e.kind {
+            ExprKind::Ident(c) => Some((None, c)),
+            ExprKind::Method {
+                obj,
+                name,
+                args: None,
+            } => match &obj.kind {
+                ExprKind::Ident(t) => Some((Some(t), name)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    match &cond.kind {
+        ExprKind::Binary { op, left, right: r } if op == "&&" => {
+            let (mut l1, mut r1) = on_columns(left, right)?;
+            let (l2, r2) = on_columns(r, right)?;
+            l1.extend(l2);
+            r1.extend(r2);
+            Some((l1, r1))
+        }
+        ExprKind::Binary { op, left, right: r } if op == "==" || op == "=" => {
+            let (a, b) = (column(left)?, column(r)?);
+            let (a, b) = match (a.0, b.0) {
+                (Some(t), _) if Some(t) == right => (b, a),
+                _ => (a, b),
+            };
+            Some((vec![a.1.to_string()], vec![b.1.to_string()]))
+        }
+        _ => None,
     }
 }
 
