@@ -33,6 +33,7 @@ pub fn to_plain(v: &Value) -> value::Value {
         Value::Set(c) => P::Set(c.clone()),
         Value::Dict(d) => P::Dict(d.iter().map(|(k, v)| (k.clone(), to_plain(v))).collect()),
         Value::Table(t) => P::Table(Rc::clone(t)),
+        Value::Duration(n, unit) => P::Opaque(format!("{n}{unit}")),
         other => P::Opaque(other.typestr()),
     }
 }

@@ -24,6 +24,7 @@ fn show(e: &Expr) -> String {
         ExprKind::Lit(Lit::Bool(b)) => b.to_string(),
         ExprKind::Lit(Lit::Null) => "NULL".into(),
         ExprKind::Lit(Lit::Temporal(t, v)) => format!("T{t}:{v}"),
+        ExprKind::Lit(Lit::Duration(n, u)) => format!("{n}{u}"),
         ExprKind::Ident(n) => n.clone(),
         ExprKind::Star => "*".into(),
         ExprKind::Vector(v) => format!("[{}]", v.iter().map(show).collect::<Vec<_>>().join(" ")),
@@ -188,6 +189,8 @@ fn metacode_and_joins() {
     assert_eq!(e("<avg(bid)>"), "<avg(bid)>");
     assert_eq!(e("<[max(bid), x + 1]>"), "<[max(bid) (x + 1)]>");
     assert_eq!(e("x join y"), "(x join y)");
+    assert_eq!(e("bar(t, 5m)"), "bar(t, 5m)");
+    assert_eq!(e("-5s:100ms"), "(neg(5s) : 100ms)");
     assert_eq!(
         e("select * from t1 inner join t2 on t1.id = t2.id"),
         "select * from ej(t1, t2, `id, `id)"

@@ -103,6 +103,7 @@ pub(crate) fn lit_value(l: &Lit) -> Value {
         Lit::SymbolVec(v) => Value::Vector(Column::from_strings(DataType::String, v)),
         Lit::Bool(b) => Value::bool(*b),
         Lit::Null => Value::Void,
+        Lit::Duration(n, u) => Value::Duration(*n, u),
         Lit::Temporal(t, v) => {
             let ty = temporal_type(*t);
             let data = match ty.physical() {
@@ -439,6 +440,9 @@ impl Interp {
             }
             ExprKind::Unary { op, expr } => {
                 let v = self.eval(expr).await?;
+                if let (Value::Duration(n, u), "neg") = (&v, *op) {
+                    return Ok(Value::Duration(-n, u));
+                }
                 self.call_builtin(
                     if *op == "neg" { "neg" } else { "not" },
                     vec![v],

@@ -25,7 +25,7 @@ use std::rc::Rc;
 use storage::column::Column;
 use storage::types::DataType;
 
-use super::builtins::{gather, scalar_i64};
+use super::builtins::gather;
 use super::interp::Interp;
 use super::ops::{to_num, Num};
 use super::value::{Table, Value};
@@ -311,10 +311,11 @@ fn asof(s: &Sides) -> Result<Table, EvalError> {
     Ok(assemble(s, &lrows, &rrows, &[rt]))
 }
 
-/// The window's bounds as integers in the time column's unit.
-fn window_of(name: &str, w: &Value) -> Result<(i64, i64), EvalError> {
+/// The window's bounds as integers in the time column's unit (durations converted).
+fn window_of(name: &str, w: &Value, ty: DataType) -> Result<(i64, i64), EvalError> {
+    use super::calendar::interval_ticks;
     match w {
-        Value::Pair(a, b) => Ok((scalar_i64(a)?, scalar_i64(b)?)),
+        Value::Pair(a, b) => Ok((interval_ticks(name, ty, a)?, interval_ticks(name, ty, b)?)),
         other => Err(EvalError::msg(format!(
             "The function [{name}]: window must be a pair of integers such as -5:0, not a {}",
             other.typestr()
@@ -535,7 +536,8 @@ pub async fn call(
     let t = match name {
         "aj" => asof(&s)?,
         "wj" | "pwj" => {
-            let w = window_of(name, &args[2])?;
+            let time = &s.left.columns[*s.lkeys.last().expect("a key")].1;
+            let w = window_of(name, &args[2], time.ty)?;
             let aggs = aggs_of(name, &args[3])?;
             window(it, name, &s, w, &aggs).await?
         }

@@ -6,6 +6,7 @@
 //! partitioned tables partition by partition); `dml` runs update/delete/insert.
 
 mod builtins;
+mod calendar;
 mod dfs_fns;
 mod dml;
 mod forms;
@@ -24,6 +25,7 @@ pub mod value;
 pub use builtins::{
     element as element_of, render as render_value, scalar_string as scalar_string_of,
 };
+pub use calendar::UNITS as DURATION_UNITS;
 pub use interp::{Interp, NodeInfo};
 
 /// The distinct elements of `c` in first-seen order (a set's keys).

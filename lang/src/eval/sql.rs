@@ -833,5 +833,23 @@ async fn run_projection(
         };
         columns.push((name, c));
     }
-    Ok(Table { columns })
+    let out = Table { columns };
+    // `group by interval(X, duration, fill)`: rows for the empty windows too.
+    for (ki, k) in s.group_by.iter().enumerate() {
+        if let ExprKind::Call { func, args } = &strip_alias(k).kind {
+            if matches!(&func.kind, ExprKind::Ident(f) if f == "interval") && args.len() == 3 {
+                let ty = out.columns[ki].1.ty;
+                let step = super::calendar::interval_ticks(
+                    "interval",
+                    ty,
+                    &it.eval(&args[1].value).await?,
+                )?;
+                let fill = super::calendar::Fill::of(&it.eval(&args[2].value).await?)?;
+                let filled =
+                    super::calendar::fill_intervals(out, ki, s.group_by.len(), step, &fill)?;
+                return Ok(filled);
+            }
+        }
+    }
+    Ok(out)
 }

@@ -52,6 +52,8 @@ pub enum Value {
     PartitionType(String),
     /// An unevaluated expression (SQL meta-programming, `table(x)` column naming).
     Code(Rc<Expr>),
+    /// A duration (`5m`, `1d`): a count of a unit from `calendar::UNITS`.
+    Duration(i64, &'static str),
     /// A `dfs://` database handle.
     Database(String),
     /// A partitioning level defined by `database("", ...)`, for a COMPO database.
@@ -108,6 +110,7 @@ impl Value {
             Value::Type(_) => "INT".into(),
             Value::PartitionType(_) => "INT".into(),
             Value::Code(_) => "CODE".into(),
+            Value::Duration(..) => "DURATION".into(),
             Value::Database(_) | Value::PartitionSpec(_) => "HANDLE".into(),
             Value::DfsTable { .. } => "SEGMENTED TABLE".into(),
         }

@@ -16,6 +16,8 @@ pub enum Lit {
     Null,
     /// A temporal literal: DolphinDB type id and value.
     Temporal(u8, i64),
+    /// A duration, `5m`: the count and its unit.
+    Duration(i64, &'static str),
 }
 
 /// A function argument, possibly named (`tableName=tbName`).

@@ -18,6 +18,8 @@ pub enum Tok {
     SymbolVec(Vec<String>),
     /// A temporal literal: its DolphinDB type id and value (days, months, ms, s, ns...).
     Temporal(u8, i64),
+    /// A duration literal, `5m`: the count and its unit.
+    Duration(i64, &'static str),
     Ident(String),
     Op(&'static str),
     Eof,
@@ -239,6 +241,25 @@ impl<'a> Lexer<'a> {
             }
             _ => None,
         };
+        if !is_double && suffix.is_none() {
+            // A duration: an integer and a unit (`5m`, `100ms`, `1H`, `2w`, `1B`).
+            for unit in crate::eval::DURATION_UNITS {
+                let u = unit.as_bytes();
+                let at = |k: usize| self.peek(k);
+                if (0..u.len()).all(|k| at(k) == u[k])
+                    && !at(u.len()).is_ascii_alphanumeric()
+                    && at(u.len()) != b'_'
+                {
+                    for _ in 0..u.len() {
+                        self.bump();
+                    }
+                    let v: i64 = text
+                        .parse()
+                        .map_err(|_| self.err(start, format!("integer {text} is out of range")))?;
+                    return Ok(Tok::Duration(v, unit));
+                }
+            }
+        }
         if self.peek(0).is_ascii_alphabetic() || self.peek(0) == b'_' {
             return Err(self.err(
                 self.pos(),

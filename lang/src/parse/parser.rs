@@ -56,7 +56,12 @@ fn binary_prec(t: &Tok) -> Option<(u8, String)> {
 fn is_literal(t: &Tok) -> bool {
     matches!(
         t,
-        Tok::Int(..) | Tok::Double(..) | Tok::Str(_) | Tok::Symbol(_) | Tok::Temporal(..)
+        Tok::Int(..)
+            | Tok::Double(..)
+            | Tok::Str(_)
+            | Tok::Symbol(_)
+            | Tok::Temporal(..)
+            | Tok::Duration(..)
     ) || matches!(t, Tok::Ident(s) if s == "NULL")
 }
 
@@ -649,6 +654,7 @@ impl Parser {
             Tok::Str(s) => Lit::Str(s),
             Tok::Symbol(s) => Lit::Symbol(s),
             Tok::Temporal(t, v) => Lit::Temporal(t, v),
+            Tok::Duration(n, u) => Lit::Duration(n, u),
             Tok::Ident(s) if s == "NULL" => Lit::Null,
             _ => return None,
         };
