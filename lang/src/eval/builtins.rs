@@ -116,6 +116,7 @@ pub fn is_builtin(name: &str) -> bool {
         || super::stats::NAMES.contains(&name)
         || super::joins::NAMES.contains(&name)
         || super::calendar::NAMES.contains(&name)
+        || super::windows::NAMES.contains(&name)
 }
 
 pub(super) fn arity(name: &str, args: &[Value], lo: usize, hi: usize) -> Result<(), EvalError> {
@@ -1176,6 +1177,9 @@ pub async fn call(
         n if super::strings::NAMES.contains(&n) => super::strings::call(n, args),
         n if super::stats::NAMES.contains(&n) => super::stats::call(n, args, exprs),
         n if super::calendar::NAMES.contains(&n) => super::calendar::call(n, args, exprs),
+        n if super::windows::NAMES.contains(&n) => {
+            Box::pin(super::windows::call(it, n, args, exprs, _pos)).await
+        }
         n if super::joins::NAMES.contains(&n) => {
             Box::pin(super::joins::call(it, n, args, exprs)).await
         }

@@ -472,7 +472,17 @@ impl Interp {
                     _ => self.eval(func).await?,
                 };
                 let (vals, exprs) = self.eval_args(args).await?;
-                self.apply(f, vals, &exprs, e.pos).await
+                let out = self.apply(f, vals, &exprs, e.pos).await?;
+                // `nullFill!(x, 0)` changes `x` itself, as `x.nullFill!(0)` does.
+                if let (ExprKind::Ident(name), Some(ExprKind::Ident(var))) =
+                    (&func.kind, args.first().map(|a| &a.value.kind))
+                {
+                    if name.ends_with('!') && !matches!(out, Value::Void) && self.var(var).is_some()
+                    {
+                        self.set_var(var, out.clone());
+                    }
+                }
+                Ok(out)
             }
             ExprKind::Method { obj, name, args } => {
                 let o = self.eval(obj).await?;
@@ -667,6 +677,12 @@ impl Interp {
         exprs: &[(Option<String>, Expr)],
         pos: Pos,
     ) -> Result<Value, EvalError> {
+        // `nullFill!(x, 0)` is `nullFill(x, 0)` whose result replaces `x` (see the callers).
+        if let Some(base) = name.strip_suffix('!') {
+            if !super::builtins::is_builtin(name) && super::builtins::is_builtin(base) {
+                return super::builtins::call(self, base, args, exprs, pos).await;
+            }
+        }
         super::builtins::call(self, name, args, exprs, pos).await
     }
 

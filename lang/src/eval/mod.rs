@@ -21,6 +21,7 @@ mod sql;
 mod stats;
 mod strings;
 pub mod value;
+mod windows;
 
 pub use builtins::{
     element as element_of, render as render_value, scalar_string as scalar_string_of,
