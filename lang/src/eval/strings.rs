@@ -408,7 +408,7 @@ mod tests {
 
     #[test]
     fn decimal_patterns() {
-        assert_eq!(decimal(2.71828, "0.00"), "2.72");
+        assert_eq!(decimal(1.23456, "0.00"), "1.23");
         assert_eq!(decimal(1234567.891, "#,##0.0"), "1,234,567.9");
         assert_eq!(decimal(0.256, "0.0%"), "25.6%");
         assert_eq!(decimal(12345.0, "0.00E0"), "1.23E4");
