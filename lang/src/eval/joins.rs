@@ -513,6 +513,9 @@ pub(super) async fn sql_source(
         .chain(&mut q.filters)
         .chain(&mut q.group_by)
         .chain(&mut q.context_by)
+        .chain(&mut q.cgroup_by)
+        .chain(&mut q.pivot_by)
+        .chain(q.csort.iter_mut().map(|(e, _)| e))
         .chain(&mut q.having)
         .chain(q.order_by.iter_mut().map(|(e, _)| e))
     {

@@ -18,6 +18,7 @@ mod ops;
 mod partial;
 mod series;
 mod sql;
+mod sql_forms;
 mod stats;
 mod strings;
 pub mod value;

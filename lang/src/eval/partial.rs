@@ -70,6 +70,8 @@ fn plan(
     if s.exec
         || !s.filters.is_empty()
         || !s.context_by.is_empty()
+        || !s.cgroup_by.is_empty()
+        || !s.pivot_by.is_empty()
         || s.having.is_some()
         || !s.order_by.is_empty()
         || s.top.is_some()

@@ -306,6 +306,9 @@ fn referenced_columns(s: &Select) -> Option<Vec<String>> {
         .chain(&s.filters)
         .chain(&s.group_by)
         .chain(&s.context_by)
+        .chain(&s.cgroup_by)
+        .chain(&s.pivot_by)
+        .chain(s.csort.iter().map(|(e, _)| e))
         .chain(&s.having)
         .chain(s.order_by.iter().map(|(e, _)| e))
         .chain(&s.top)
@@ -433,6 +436,15 @@ pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
     select_over(it, s, None).await
 }
 
+/// Runs a query over `table` instead of its `from` (its `where` still applies).
+pub(super) async fn select_on(
+    it: &mut Interp,
+    s: &Select,
+    table: Rc<Table>,
+) -> Result<Value, EvalError> {
+    select_over(it, s, Some(table)).await
+}
+
 /// Runs a query over `joined` (a join already computed) or over its `from`.
 async fn select_over(
     it: &mut Interp,
@@ -451,10 +463,15 @@ async fn select_over(
         let idx: Vec<usize> = (0..keep.len()).filter(|i| keep[*i]).collect();
         table = Rc::new(take_rows(&table, &idx));
     }
+    if !s.pivot_by.is_empty() {
+        return super::sql_forms::pivot(it, s, table).await;
+    }
     let rows = table.rows();
     let (mut out, row_aligned, mut groups) = if !s.context_by.is_empty() {
         let (out, sizes) = context_by(it, s, &table).await?;
         (out, false, Some(sizes))
+    } else if !s.cgroup_by.is_empty() {
+        (super::sql_forms::cgroup(it, s, &table).await?, false, None)
     } else {
         it.push_scope(scope(&table));
         let r = run_projection(it, s, &table, rows).await;
@@ -693,16 +710,67 @@ async fn context_by(
     s: &Select,
     table: &Table,
 ) -> Result<(Table, Vec<usize>), EvalError> {
+    // `csort`: each group's rows in the csort keys' order (a stable sort of the whole table
+    // keeps them so within every group).
+    let sorted;
+    let table = if s.csort.is_empty() {
+        table
+    } else {
+        let idx = sorted_rows(it, table, &s.csort).await?;
+        sorted = take_rows(table, &idx);
+        &sorted
+    };
     let keys = key_columns(it, table, &s.context_by).await?;
     let key_cols: Vec<&Column> = keys.iter().map(|(_, c)| c).collect();
     let mut g = group_rows(&key_cols, table.rows());
+    // `having`: a value per group keeps or drops the group; a value per row keeps the rows
+    // where it holds (the items still see the whole group).
+    let mut masks: Vec<Option<Vec<bool>>> = vec![None; g.order.len()];
     if let Some(h) = &s.having {
-        keep_groups(it, h, table, &mut g).await?;
+        let verdicts = per_group(it, h, table, &g).await?;
+        let (mut order, mut kept) = (Vec::new(), Vec::new());
+        for (k, v) in g.order.clone().into_iter().zip(verdicts) {
+            let n = g.members()[k].len();
+            match &v {
+                Value::Vector(c) if c.len() == n => {
+                    let mask: Vec<bool> = (0..n)
+                        .map(|i| {
+                            super::ops::scalar_f64(c, i).is_some_and(|x| x != 0.0 && x.is_finite())
+                        })
+                        .collect();
+                    if mask.iter().any(|m| *m) {
+                        order.push(k);
+                        kept.push(Some(mask));
+                    }
+                }
+                v => {
+                    if it.truthy(v)? {
+                        order.push(k);
+                        kept.push(None);
+                    }
+                }
+            }
+        }
+        g.order = order;
+        masks = kept;
     }
+    let kept_of = |pos: usize, n: usize| -> Vec<usize> {
+        match &masks[pos] {
+            Some(m) => (0..n).filter(|i| m[*i]).collect(),
+            None => (0..n).collect(),
+        }
+    };
     let row_order: Vec<usize> = g
         .order
         .iter()
-        .flat_map(|k| g.members()[*k].clone())
+        .enumerate()
+        .flat_map(|(pos, k)| {
+            let rows = &g.members()[*k];
+            kept_of(pos, rows.len())
+                .into_iter()
+                .map(|i| rows[i])
+                .collect::<Vec<_>>()
+        })
         .collect();
     let mut columns = Vec::new();
     for item in &s.items {
@@ -713,7 +781,7 @@ async fn context_by(
         let name = default_name(item);
         let values = per_group(it, strip_alias(item), table, &g).await?;
         let mut col: Option<Column> = None;
-        for (k, v) in g.order.iter().zip(values) {
+        for (pos, (k, v)) in g.order.iter().zip(values).enumerate() {
             let n = g.members()[*k].len();
             let piece = match v {
                 Value::Scalar(c) => gather(&c, &vec![0; n]),
@@ -726,6 +794,10 @@ async fn context_by(
                     ))
                     .at(item.pos))
                 }
+            };
+            let piece = match &masks[pos] {
+                Some(_) => gather(&piece, &kept_of(pos, n)),
+                None => piece,
             };
             match &mut col {
                 None => col = Some(piece),
@@ -742,8 +814,49 @@ async fn context_by(
         let col = col.unwrap_or_else(|| Column::empty(DataType::Long));
         columns.push((name, col));
     }
-    let sizes = g.order.iter().map(|k| g.members()[*k].len()).collect();
+    let sizes = g
+        .order
+        .iter()
+        .enumerate()
+        .map(|(pos, k)| kept_of(pos, g.members()[*k].len()).len())
+        .collect();
     Ok((Table { columns }, sizes))
+}
+
+/// The table's rows in the order of `keys` (stable; nulls first when ascending).
+pub(super) async fn sorted_rows(
+    it: &mut Interp,
+    table: &Table,
+    keys: &[(Expr, bool)],
+) -> Result<Vec<usize>, EvalError> {
+    let rows = table.rows();
+    it.push_scope(scope(table));
+    let mut cols = Vec::new();
+    for (e, asc) in keys {
+        match column_of(it, e, rows).await {
+            Ok(c) => cols.push((c, *asc)),
+            Err(err) => {
+                it.pop_scope();
+                return Err(err);
+            }
+        }
+    }
+    it.pop_scope();
+    let mut idx: Vec<usize> = (0..rows).collect();
+    idx.sort_by(|a, b| {
+        cols.iter()
+            .map(|(c, asc)| {
+                let o = compare_rows(c, *a, *b);
+                if *asc {
+                    o
+                } else {
+                    o.reverse()
+                }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    Ok(idx)
 }
 
 async fn run_projection(

@@ -99,6 +99,13 @@ pub struct Select {
     pub filters: Vec<Expr>,
     pub group_by: Vec<Expr>,
     pub context_by: Vec<Expr>,
+    /// `csort`: the order of rows inside each `context by` group (expression, ascending?).
+    pub csort: Vec<(Expr, bool)>,
+    /// `cgroup by`: cumulative groups, each holding the rows up to its key.
+    pub cgroup_by: Vec<Expr>,
+    /// `pivot by rows..., column`: a table (a matrix with `exec`) with a column per value of
+    /// the last key.
+    pub pivot_by: Vec<Expr>,
     pub having: Option<Expr>,
     /// Expression and ascending?
     pub order_by: Vec<(Expr, bool)>,

@@ -975,6 +975,27 @@ impl Parser {
         }))
     }
 
+    /// `e [asc|desc], ...` (order by, csort).
+    fn sort_keys(&mut self) -> Result<Vec<(Expr, bool)>, ParseError> {
+        let mut out = Vec::new();
+        loop {
+            let e = self.expr()?;
+            let asc = if self.is_kw("desc") {
+                self.next();
+                false
+            } else {
+                if self.is_kw("asc") {
+                    self.next();
+                }
+                true
+            };
+            out.push((e, asc));
+            if !self.eat_op(",") {
+                return Ok(out);
+            }
+        }
+    }
+
     fn select(&mut self, exec: bool) -> Result<Expr, ParseError> {
         let pos = self.pos();
         self.next();
@@ -1002,6 +1023,9 @@ impl Parser {
             filters: Vec::new(),
             group_by: Vec::new(),
             context_by: Vec::new(),
+            csort: Vec::new(),
+            cgroup_by: Vec::new(),
+            pivot_by: Vec::new(),
             having: None,
             order_by: Vec::new(),
             limit: None,
@@ -1016,28 +1040,22 @@ impl Parser {
             } else if self.is_kw("context") {
                 self.next();
                 s.context_by = self.by_list()?;
+            } else if self.is_kw("cgroup") {
+                self.next();
+                s.cgroup_by = self.by_list()?;
+            } else if self.is_kw("pivot") {
+                self.next();
+                s.pivot_by = self.by_list()?;
+            } else if self.is_kw("csort") {
+                self.next();
+                s.csort = self.sort_keys()?;
             } else if self.is_kw("having") {
                 self.next();
                 s.having = Some(self.expr()?);
             } else if self.is_kw("order") {
                 self.next();
                 self.expect_kw("by")?;
-                loop {
-                    let e = self.expr()?;
-                    let asc = if self.is_kw("desc") {
-                        self.next();
-                        false
-                    } else {
-                        if self.is_kw("asc") {
-                            self.next();
-                        }
-                        true
-                    };
-                    s.order_by.push((e, asc));
-                    if !self.eat_op(",") {
-                        break;
-                    }
-                }
+                s.order_by = self.sort_keys()?;
             } else if self.is_kw("limit") {
                 self.next();
                 s.limit = Some(self.unary()?);
