@@ -1,11 +1,13 @@
 //! Grouping rows by key columns, without per-row allocation.
 //!
 //! Each key column becomes dense ids `0..cardinality` (SYMBOL codes as they are; integers and
-//! temporals as `value - min` when their range is small; anything else through a hash map of
-//! its distinct values). The ids of all keys combine into one composite number; when the
-//! product of cardinalities is small (≤ [`DIRECT_GROUPS_MAX`]) a flat table maps composite →
-//! group id with no hashing at all (the tutorial's OHLC query: one date × 5000 symbols),
-//! otherwise a hash map on the composite does.
+//! temporals as `(value - min) / stride` when that range is small, the stride being the
+//! greatest common divisor of the offsets — `bar(DateTime, 5m)` gives multiples of 300;
+//! anything else through a hash map of its distinct values). The ids of all keys combine into
+//! one composite number; when the product of cardinalities is small (≤ [`DIRECT_GROUPS_MAX`],
+//! or up to twice the rows, at most [`DIRECT_GROUPS_CAP`]) a flat table maps composite →
+//! group id with no hashing at all (the tutorial's OHLC query: one date × 5000 symbols; 5000
+//! symbols × 5760 five-minute bars over 20 days), otherwise a hash map on the composite does.
 //!
 //! Invariant: every row gets exactly one group id in `0..ngroups`, and `first[g]` is the
 //! smallest row of group `g`.
@@ -17,6 +19,9 @@ use storage::column::{Column, ColumnData};
 
 /// Largest composite key space mapped through a flat table (4 bytes per slot).
 pub const DIRECT_GROUPS_MAX: usize = 1 << 22;
+/// Largest flat table for many rows (128 MiB): a table as large as twice the rows costs less
+/// to fill and probe than hashing every row.
+pub const DIRECT_GROUPS_CAP: usize = 1 << 25;
 /// Largest integer range turned into dense ids by subtraction.
 const DENSE_RANGE_MAX: i64 = 1 << 22;
 
@@ -55,11 +60,42 @@ fn dense_ints<T: Copy + Into<i64>>(v: &[T]) -> (Vec<u32>, usize) {
     if v.is_empty() {
         return (Vec::new(), 1);
     }
-    if hi.saturating_sub(lo) < DENSE_RANGE_MAX {
-        let ids = v.iter().map(|x| ((*x).into() - lo) as u32).collect();
-        return (ids, (hi - lo + 1) as usize);
+    // A common stride (bar starts, whole seconds in milliseconds) brings the range down;
+    // the scan stops at the first offset that rules one out.
+    let Some(span) = hi.checked_sub(lo) else {
+        return hashed(v.iter().map(|x| (*x).into() as u64));
+    };
+    let stride = if span > 0 {
+        v.iter()
+            .try_fold(0i64, |g, x| {
+                let g = gcd(g, (*x).into() - lo);
+                if g == 1 {
+                    Err(())
+                } else {
+                    Ok(g)
+                }
+            })
+            .unwrap_or(1)
+            .max(1)
+    } else {
+        1
+    };
+    if span / stride < DENSE_RANGE_MAX {
+        let ids = v
+            .iter()
+            .map(|x| (((*x).into() - lo) / stride) as u32)
+            .collect();
+        return (ids, (span / stride + 1) as usize);
     }
     hashed(v.iter().map(|x| (*x).into() as u64))
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    let (mut a, mut b) = (a.unsigned_abs(), b.unsigned_abs());
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a as i64
 }
 
 fn hashed<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>) -> (Vec<u32>, usize) {
@@ -104,7 +140,7 @@ pub fn group(keys: &[&Column], rows: usize) -> Groups {
     let mut of_row = Vec::with_capacity(rows);
     let mut first = Vec::new();
     match space {
-        Some(n) if n <= DIRECT_GROUPS_MAX => {
+        Some(n) if n <= DIRECT_GROUPS_MAX.max((2 * rows).min(DIRECT_GROUPS_CAP)) => {
             let mut slot = vec![u32::MAX; n];
             if let [(ids, _)] = dense.as_slice() {
                 // One key: its id is the slot.

@@ -436,6 +436,24 @@ pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
     select_over(it, s, None).await
 }
 
+/// The columns of `t` a query reads (every stage copies the columns it sees into its scope,
+/// so a query over 3 of 9 columns copies 3). The first column stays, so the row count does.
+fn narrowed(t: Rc<Table>, names: &[String]) -> Rc<Table> {
+    let read = |n: &str| names.iter().any(|m| m.eq_ignore_ascii_case(n));
+    if t.columns.iter().all(|(n, _)| read(n)) {
+        return t;
+    }
+    Rc::new(Table {
+        columns: t
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, (n, _))| *i == 0 || read(n))
+            .map(|(_, c)| c.clone())
+            .collect(),
+    })
+}
+
 /// Runs a query over `table` instead of its `from` (its `where` still applies).
 pub(super) async fn select_on(
     it: &mut Interp,
@@ -451,13 +469,14 @@ async fn select_over(
     s: &Select,
     joined: Option<Rc<Table>>,
 ) -> Result<Value, EvalError> {
+    let columns = referenced_columns(s);
     let mut table = match joined {
         Some(t) => t,
-        None => {
-            let columns = referenced_columns(s);
-            source(it, &s.from, &s.filters, columns.as_deref()).await?
-        }
+        None => source(it, &s.from, &s.filters, columns.as_deref()).await?,
     };
+    if let Some(names) = &columns {
+        table = narrowed(table, names);
+    }
     if !s.filters.is_empty() {
         let keep = filter_mask(it, &table, &s.filters).await?;
         let idx: Vec<usize> = (0..keep.len()).filter(|i| keep[*i]).collect();
@@ -606,13 +625,46 @@ impl Grouping {
     }
 }
 
+/// Integers ordered as `compare_rows` orders rows `rows` of `c` (nulls first), so groups
+/// sort by plain integer compares; `None` for STRING and BLOB (compared by their bytes).
+fn order_keys(c: &Column, rows: &[usize]) -> Option<Vec<i64>> {
+    Some(match &c.data {
+        ColumnData::Symbol { codes, base } => {
+            let mut by_text: Vec<u32> = (0..base.strings.len() as u32).collect();
+            by_text.sort_by(|a, b| base.strings[*a as usize].cmp(&base.strings[*b as usize]));
+            let mut rank = vec![0i64; base.strings.len()];
+            for (r, code) in by_text.iter().enumerate() {
+                rank[*code as usize] = r as i64;
+            }
+            rows.iter().map(|r| rank[codes[*r] as usize]).collect()
+        }
+        ColumnData::I8(v) => rows.iter().map(|r| v[*r] as i64).collect(),
+        ColumnData::I16(v) => rows.iter().map(|r| v[*r] as i64).collect(),
+        ColumnData::I32(v) => rows.iter().map(|r| v[*r] as i64).collect(),
+        ColumnData::I64(v) => rows.iter().map(|r| v[*r]).collect(),
+        // IEEE order as integers (the null sentinel, -MAX, sorts first with the negatives).
+        ColumnData::F64(v) => rows.iter().map(|r| total_order(v[*r])).collect(),
+        ColumnData::F32(v) => rows.iter().map(|r| total_order(v[*r] as f64)).collect(),
+        ColumnData::Bytes { .. } => return None,
+    })
+}
+
+fn total_order(x: f64) -> i64 {
+    let b = x.to_bits() as i64;
+    b ^ (((b >> 63) as u64) >> 1) as i64
+}
+
 fn group_rows(keys: &[&Column], rows: usize) -> Grouping {
     let g = super::group::group(keys, rows);
     let first = g.first;
     let mut order: Vec<usize> = (0..first.len()).collect();
+    let ranks: Vec<Option<Vec<i64>>> = keys.iter().map(|c| order_keys(c, &first)).collect();
     order.sort_by(|a, b| {
-        for c in keys {
-            let o = compare_rows(c, first[*a], first[*b]);
+        for (c, rank) in keys.iter().zip(&ranks) {
+            let o = match rank {
+                Some(r) => r[*a].cmp(&r[*b]),
+                None => compare_rows(c, first[*a], first[*b]),
+            };
             if o != std::cmp::Ordering::Equal {
                 return o;
             }
