@@ -28,7 +28,11 @@ fn arb_expr() -> impl Strategy<Value = (String, String)> {
                     format!("({a}) {op} ({b})"),
                     format!("({ra} {op} {rb})")
                 )),
-            ("[a-z]{1,4}", inner.clone())
+            // `not(x)` is the unary operator, not a call.
+            (
+                "[a-z]{1,4}".prop_filter("not an operator", |f| f != "not"),
+                inner.clone()
+            )
                 .prop_map(|(f, (a, ra))| (format!("{f}({a})"), format!("{f}({ra})"))),
         ]
     })

@@ -73,13 +73,13 @@ fn overlay(old: &Column, new: &Column, mask: &[bool]) -> Result<Column, EvalErro
 /// column `t` lacks adds it (in-memory tables); otherwise that is an error.
 async fn updated(
     it: &mut Interp,
-    t: &Table,
+    t: &Rc<Table>,
     sets: &[(String, Expr)],
     mask: &[bool],
     add: bool,
 ) -> Result<Table, EvalError> {
     let rows = t.rows();
-    let mut out = t.clone();
+    let mut out = (**t).clone();
     for (col, e) in sets {
         let v = super::sql::eval_over(it, t, e).await?;
         let new = match v {
@@ -185,7 +185,7 @@ async fn rewrite_dfs(
         let mut rewrites = Vec::new();
         for p in crate::catalog::prune(&info, &preds) {
             let cols = dfs.scan_chunk(p, &all).await?;
-            let t = Table {
+            let t = Rc::new(Table {
                 columns: info
                     .schema
                     .columns
@@ -193,7 +193,7 @@ async fn rewrite_dfs(
                     .map(|(n, _)| n.clone())
                     .zip(cols)
                     .collect(),
-            };
+            });
             if t.rows() == 0 {
                 continue;
             }

@@ -34,7 +34,10 @@ pub struct Interp {
     /// opened at: columns shadow variables only in the function body that runs the query, so
     /// a user function called from a query does not see them, and the query still sees the
     /// caller's local variables.
-    columns: Vec<(usize, HashMap<String, Value>)>,
+    ///
+    /// A scope is tables, searched in order, whose columns are looked up (and copied) only
+    /// when an expression names them: a query over 3 of a table's 9 columns copies those 3.
+    columns: Vec<(usize, Vec<Rc<super::value::Table>>)>,
     /// Text printed by `print`, in order (the server returns it as DolphinDB `MSG` blocks).
     pub output: Vec<String>,
     pub(crate) rng: rt::rand::Rng,
@@ -213,13 +216,6 @@ impl Interp {
 
     /// The value of variable `name`, if defined.
     pub fn var(&self, name: &str) -> Option<&Value> {
-        if let Some((depth, cols)) = self.columns.last() {
-            if *depth == self.locals.len() {
-                if let Some(v) = cols.get(name) {
-                    return Some(v);
-                }
-            }
-        }
         self.locals
             .last()
             .and_then(|l| l.get(name))
@@ -241,9 +237,20 @@ impl Interp {
         self.globals.retain(|k, _| !k.starts_with("__porpoise_arg"));
     }
 
-    /// Brings a table's columns into scope for SQL expressions (see `columns`).
-    pub(crate) fn push_scope(&mut self, vars: HashMap<String, Value>) {
-        self.columns.push((self.locals.len(), vars));
+    /// Brings tables' columns into scope for SQL expressions (see `columns`).
+    pub(crate) fn push_tables(&mut self, tables: Vec<Rc<super::value::Table>>) {
+        self.columns.push((self.locals.len(), tables));
+    }
+
+    /// The column `name` of the tables in scope (at this call depth), if any.
+    fn scoped_column(&self, name: &str) -> Option<Value> {
+        match self.columns.last() {
+            Some((depth, tables)) if *depth == self.locals.len() => tables
+                .iter()
+                .find_map(|t| t.column(name))
+                .map(|c| Value::Vector(c.clone())),
+            _ => None,
+        }
     }
 
     pub(crate) fn pop_scope(&mut self) {
@@ -573,6 +580,9 @@ impl Interp {
     }
 
     fn lookup(&self, name: &str) -> Result<Value, EvalError> {
+        if let Some(v) = self.scoped_column(name) {
+            return Ok(v);
+        }
         if let Some(v) = self.var(name) {
             return Ok(v.clone());
         }

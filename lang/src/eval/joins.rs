@@ -382,14 +382,14 @@ async fn window(
         } else {
             rows[lo..hi].to_vec()
         };
-        let sub = Table {
+        let sub = Rc::new(Table {
             columns: s
                 .right
                 .columns
                 .iter()
                 .map(|(n, c)| (n.clone(), gather(c, &window)))
                 .collect(),
-        };
+        });
         for (k, e) in aggs.iter().enumerate() {
             values[k].push(super::sql::eval_over(it, &sub, e).await?);
         }

@@ -5,7 +5,6 @@
 //! with per-group accumulators — the same partial-aggregate shape the per-chunk operators of a
 //! distributed query will use. Groups come out ordered by key.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use storage::column::{Column, ColumnData};
@@ -211,14 +210,6 @@ pub(crate) fn aggregate_call(e: &Expr) -> Option<(&str, Option<&Expr>)> {
     None
 }
 
-/// A table's columns as a scope for SQL expressions.
-fn scope(t: &Table) -> HashMap<String, Value> {
-    t.columns
-        .iter()
-        .map(|(n, c)| (n.clone(), Value::Vector(c.clone())))
-        .collect()
-}
-
 /// Rows `idx` of every column.
 fn take_rows(t: &Table, idx: &[usize]) -> Table {
     Table {
@@ -231,12 +222,12 @@ fn take_rows(t: &Table, idx: &[usize]) -> Table {
 }
 
 /// Evaluates `e` over `t`'s columns.
-pub(crate) async fn eval_over(it: &mut Interp, t: &Table, e: &Expr) -> Result<Value, EvalError> {
-    eval_in(it, t, e).await
-}
-
-async fn eval_in(it: &mut Interp, t: &Table, e: &Expr) -> Result<Value, EvalError> {
-    it.push_scope(scope(t));
+pub(crate) async fn eval_over(
+    it: &mut Interp,
+    t: &Rc<Table>,
+    e: &Expr,
+) -> Result<Value, EvalError> {
+    it.push_tables(vec![t.clone()]);
     let r = it.eval(e).await;
     it.pop_scope();
     r
@@ -245,12 +236,12 @@ async fn eval_in(it: &mut Interp, t: &Table, e: &Expr) -> Result<Value, EvalErro
 /// Whether each row passes every `where` condition (rows with a null condition do not).
 pub(crate) async fn filter_mask(
     it: &mut Interp,
-    t: &Table,
+    t: &Rc<Table>,
     filters: &[Expr],
 ) -> Result<Vec<bool>, EvalError> {
     let rows = t.rows();
     let mut keep = vec![true; rows];
-    it.push_scope(scope(t));
+    it.push_tables(vec![t.clone()]);
     for f in filters {
         let c = match column_of(it, f, rows).await {
             Ok(c) => c,
@@ -492,7 +483,7 @@ async fn select_over(
     } else if !s.cgroup_by.is_empty() {
         (super::sql_forms::cgroup(it, s, &table).await?, false, None)
     } else {
-        it.push_scope(scope(&table));
+        it.push_tables(vec![table.clone()]);
         let r = run_projection(it, s, &table, rows).await;
         it.pop_scope();
         let out = r?;
@@ -556,19 +547,18 @@ fn limited(rows: usize, n: i64) -> std::ops::Range<usize> {
 async fn order_by(
     it: &mut Interp,
     s: &Select,
-    source: &Table,
+    source: &Rc<Table>,
     out: Table,
     row_aligned: bool,
 ) -> Result<Table, EvalError> {
     let rows = out.rows();
+    let out = Rc::new(out);
     // Keys see the result's columns, and — when rows still match the source's — its columns.
-    let mut vars = if row_aligned {
-        scope(source)
-    } else {
-        HashMap::new()
-    };
-    vars.extend(scope(&out));
-    it.push_scope(vars);
+    let mut tables = vec![out.clone()];
+    if row_aligned {
+        tables.push(source.clone());
+    }
+    it.push_tables(tables);
     let mut keys = Vec::new();
     for (e, asc) in &s.order_by {
         match column_of(it, e, rows).await {
@@ -707,7 +697,7 @@ async fn per_group(
     let mut out = Vec::with_capacity(g.order.len());
     for &k in &g.order {
         let sub = take_rows(table, &g.members()[k]);
-        out.push(eval_in(it, &sub, e).await?);
+        out.push(eval_over(it, &Rc::new(sub), e).await?);
     }
     Ok(out)
 }
@@ -735,11 +725,11 @@ fn scalars_to_column(
 
 async fn key_columns(
     it: &mut Interp,
-    table: &Table,
+    table: &Rc<Table>,
     keys: &[Expr],
 ) -> Result<Vec<(String, Column)>, EvalError> {
     let rows = table.rows();
-    it.push_scope(scope(table));
+    it.push_tables(vec![table.clone()]);
     let mut out = Vec::new();
     for k in keys {
         match column_of(it, strip_alias(k), rows).await {
@@ -760,7 +750,7 @@ async fn key_columns(
 async fn context_by(
     it: &mut Interp,
     s: &Select,
-    table: &Table,
+    table: &Rc<Table>,
 ) -> Result<(Table, Vec<usize>), EvalError> {
     // `csort`: each group's rows in the csort keys' order (a stable sort of the whole table
     // keeps them so within every group).
@@ -769,7 +759,7 @@ async fn context_by(
         table
     } else {
         let idx = sorted_rows(it, table, &s.csort).await?;
-        sorted = take_rows(table, &idx);
+        sorted = Rc::new(take_rows(table, &idx));
         &sorted
     };
     let keys = key_columns(it, table, &s.context_by).await?;
@@ -878,11 +868,11 @@ async fn context_by(
 /// The table's rows in the order of `keys` (stable; nulls first when ascending).
 pub(super) async fn sorted_rows(
     it: &mut Interp,
-    table: &Table,
+    table: &Rc<Table>,
     keys: &[(Expr, bool)],
 ) -> Result<Vec<usize>, EvalError> {
     let rows = table.rows();
-    it.push_scope(scope(table));
+    it.push_tables(vec![table.clone()]);
     let mut cols = Vec::new();
     for (e, asc) in keys {
         match column_of(it, e, rows).await {

@@ -155,7 +155,11 @@ pub(super) async fn pivot(
 }
 
 /// Runs `cgroup by` over the filtered `table`: the group keys, the cgroup key, the items.
-pub(super) async fn cgroup(it: &mut Interp, s: &Select, table: &Table) -> Result<Table, EvalError> {
+pub(super) async fn cgroup(
+    it: &mut Interp,
+    s: &Select,
+    table: &Rc<Table>,
+) -> Result<Table, EvalError> {
     if !s.context_by.is_empty() || s.cgroup_by.len() != 1 {
         return Err(EvalError::msg(
             "cgroup by takes one key and cannot be combined with context by",
@@ -196,13 +200,13 @@ pub(super) async fn cgroup(it: &mut Interp, s: &Select, table: &Table) -> Result
                 continue;
             }
             let prefix = &rows_of[..=k];
-            let sub = Table {
+            let sub = Rc::new(Table {
                 columns: table
                     .columns
                     .iter()
                     .map(|(n, c)| (n.clone(), gather(c, prefix)))
                     .collect(),
-            };
+            });
             for (i, item) in s.items.iter().enumerate() {
                 values[i].push(super::sql::eval_over(it, &sub, strip_alias(item)).await?);
             }
