@@ -213,19 +213,36 @@ pub fn call(
                     "The function [bar]: interval must be positive, not {step}"
                 )));
             }
+            let bar = |v: i64| {
+                let r = v.rem_euclid(step);
+                if right && r != 0 {
+                    v - r + step
+                } else {
+                    v - r
+                }
+            };
+            // 32-bit temporals (DATETIME, SECOND, DATE...) straight into their own width:
+            // a bar over 24M rows is one pass, not a round trip through i64.
+            if let storage::column::ColumnData::I32(v) = &c.data {
+                let out = v
+                    .iter()
+                    .map(|x| {
+                        if *x == i32::MIN {
+                            *x
+                        } else {
+                            i32::try_from(bar(*x as i64)).unwrap_or(i32::MIN)
+                        }
+                    })
+                    .collect();
+                let col = Column {
+                    ty: c.ty,
+                    data: storage::column::ColumnData::I32(out),
+                };
+                return Ok(same_form(x, col));
+            }
             let out = ints(name, c)?
                 .into_iter()
-                .map(|v| {
-                    if v == i64::MIN {
-                        return v;
-                    }
-                    let r = v.rem_euclid(step);
-                    if right && r != 0 {
-                        v - r + step
-                    } else {
-                        v - r
-                    }
-                })
+                .map(|v| if v == i64::MIN { v } else { bar(v) })
                 .collect();
             Ok(same_form(x, from_num(Num::I(out), c.ty)))
         }

@@ -59,6 +59,22 @@ async fn column_of(it: &mut Interp, e: &Expr, rows: usize) -> Result<Column, Eva
     }
 }
 
+/// Like [`column_of`], but a bare column name borrows the table's column instead of copying
+/// it (an aggregate's argument, a group key: `first(LastPx)` over 24M rows is 194 MB).
+async fn column_ref<'a>(
+    it: &mut Interp,
+    table: &'a Table,
+    e: &Expr,
+    rows: usize,
+) -> Result<std::borrow::Cow<'a, Column>, EvalError> {
+    if let ExprKind::Ident(n) = &e.kind {
+        if let Some(c) = table.column(n).filter(|c| c.len() == rows) {
+            return Ok(std::borrow::Cow::Borrowed(c));
+        }
+    }
+    Ok(std::borrow::Cow::Owned(column_of(it, e, rows).await?))
+}
+
 pub(crate) fn aggregate_groups(
     name: &str,
     c: &Column,
@@ -649,18 +665,23 @@ fn group_rows(keys: &[&Column], rows: usize) -> Grouping {
     let first = g.first;
     let mut order: Vec<usize> = (0..first.len()).collect();
     let ranks: Vec<Option<Vec<i64>>> = keys.iter().map(|c| order_keys(c, &first)).collect();
-    order.sort_by(|a, b| {
-        for (c, rank) in keys.iter().zip(&ranks) {
-            let o = match rank {
-                Some(r) => r[*a].cmp(&r[*b]),
-                None => compare_rows(c, first[*a], first[*b]),
-            };
-            if o != std::cmp::Ordering::Equal {
-                return o;
+    // Groups are distinct, so an unstable sort of plain integers gives the one order.
+    match ranks.as_slice() {
+        [Some(r)] => order.sort_unstable_by_key(|g| r[*g]),
+        [Some(r0), Some(r1)] => order.sort_unstable_by_key(|g| (r0[*g], r1[*g])),
+        _ => order.sort_by(|a, b| {
+            for (c, rank) in keys.iter().zip(&ranks) {
+                let o = match rank {
+                    Some(r) => r[*a].cmp(&r[*b]),
+                    None => compare_rows(c, first[*a], first[*b]),
+                };
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
             }
-        }
-        std::cmp::Ordering::Equal
-    });
+            std::cmp::Ordering::Equal
+        }),
+    }
     Grouping {
         groups: g.of_row,
         first,
@@ -923,11 +944,11 @@ async fn run_projection(
             let c = match aggregate_call(e) {
                 Some((f, arg)) if all_agg => {
                     let arg = match arg {
-                        Some(a) => column_of(it, a, rows).await?,
-                        None => Column {
+                        Some(a) => column_ref(it, table, a, rows).await?,
+                        None => std::borrow::Cow::Owned(Column {
                             ty: DataType::Long,
                             data: ColumnData::I64(vec![0; rows]),
-                        },
+                        }),
                     };
                     aggregate_groups(f, &arg, &vec![0; rows], 1)?
                 }
@@ -952,11 +973,14 @@ async fn run_projection(
     }
     // group by: dense ids per key; plain aggregates in one pass over the rows, anything else
     // evaluated per group.
-    let mut keys: Vec<(String, Column)> = Vec::new();
+    let mut keys = Vec::new();
     for k in &s.group_by {
-        keys.push((default_name(k), column_of(it, strip_alias(k), rows).await?));
+        keys.push((
+            default_name(k),
+            column_ref(it, table, strip_alias(k), rows).await?,
+        ));
     }
-    let key_cols: Vec<&Column> = keys.iter().map(|(_, c)| c).collect();
+    let key_cols: Vec<&Column> = keys.iter().map(|(_, c)| c.as_ref()).collect();
     let mut g = group_rows(&key_cols, rows);
     if let Some(h) = &s.having {
         keep_groups(it, h, table, &mut g).await?;
@@ -972,11 +996,11 @@ async fn run_projection(
         let c = match aggregate_call(e) {
             Some((f, arg)) => {
                 let arg = match arg {
-                    Some(a) => column_of(it, a, rows).await?,
-                    None => Column {
+                    Some(a) => column_ref(it, table, a, rows).await?,
+                    None => std::borrow::Cow::Owned(Column {
                         ty: DataType::Long,
                         data: ColumnData::I64(vec![0; rows]),
-                    },
+                    }),
                 };
                 let agg = aggregate_groups(f, &arg, &g.groups, ngroups)?;
                 gather(&agg, &g.order)
