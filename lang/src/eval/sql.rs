@@ -715,9 +715,29 @@ async fn per_group(
     table: &Table,
     g: &Grouping,
 ) -> Result<Vec<Value>, EvalError> {
+    // Each group sees only the columns `e` names (all of them if it holds a lambda or a
+    // sub-query, which may name any).
+    let mut names = Vec::new();
+    let mut opaque = false;
+    crate::parse::ast::walk(e, &mut |x| match &x.kind {
+        ExprKind::Ident(n) => names.push(n.clone()),
+        ExprKind::Select(_) | ExprKind::Lambda { .. } => opaque = true,
+        _ => {}
+    });
+    let read: Vec<&(String, Column)> = table
+        .columns
+        .iter()
+        .filter(|(n, _)| opaque || names.iter().any(|m| m.eq_ignore_ascii_case(n)))
+        .collect();
     let mut out = Vec::with_capacity(g.order.len());
     for &k in &g.order {
-        let sub = take_rows(table, &g.members()[k]);
+        let rows = &g.members()[k];
+        let sub = Table {
+            columns: read
+                .iter()
+                .map(|(n, c)| (n.clone(), gather(c, rows)))
+                .collect(),
+        };
         out.push(eval_over(it, &Rc::new(sub), e).await?);
     }
     Ok(out)
@@ -842,6 +862,13 @@ async fn context_by(
             continue;
         }
         let name = default_name(item);
+        // A bare column is its rows in group order.
+        if let ExprKind::Ident(n) = &strip_alias(item).kind {
+            if let Some(c) = table.column(n) {
+                columns.push((name, gather(c, &row_order)));
+                continue;
+            }
+        }
         let values = per_group(it, strip_alias(item), table, &g).await?;
         let mut col: Option<Column> = None;
         for (pos, (k, v)) in g.order.iter().zip(values).enumerate() {
