@@ -167,17 +167,34 @@ fn key_ids(
 
 /// Rows of `c`, a null where the row is `None`.
 fn gather_opt(c: &Column, rows: &[Option<usize>]) -> Column {
-    let n = c.len();
-    if rows.iter().all(Option::is_some) {
-        let idx: Vec<usize> = rows.iter().map(|r| r.unwrap_or(0)).collect();
-        return gather(c, &idx);
+    use storage::column::ColumnData as D;
+    use storage::types::null;
+    // Every row in order (the left side of `aj`, `lj` without misses): the column itself.
+    if rows.len() == c.len() && rows.iter().enumerate().all(|(i, r)| *r == Some(i)) {
+        return c.clone();
     }
-    let mut padded = c.clone();
-    padded
-        .append(&Column::nulls(c.ty, 1))
-        .expect("a column accepts a null of its own type");
-    let idx: Vec<usize> = rows.iter().map(|r| r.unwrap_or(n)).collect();
-    gather(&padded, &idx)
+    fn pick<T: Copy>(v: &[T], rows: &[Option<usize>], null: T) -> Vec<T> {
+        rows.iter().map(|r| r.map_or(null, |r| v[r])).collect()
+    }
+    let data = match &c.data {
+        D::I8(v) => D::I8(pick(v, rows, null::I8)),
+        D::I16(v) => D::I16(pick(v, rows, null::I16)),
+        D::I32(v) => D::I32(pick(v, rows, null::I32)),
+        D::I64(v) => D::I64(pick(v, rows, null::I64)),
+        D::F32(v) => D::F32(pick(v, rows, null::F32)),
+        D::F64(v) => D::F64(pick(v, rows, null::F64)),
+        D::Symbol { .. } | D::Bytes { .. } => {
+            // Text: the null is a row appended for the misses.
+            let n = c.len();
+            let mut padded = c.clone();
+            padded
+                .append(&Column::nulls(c.ty, 1))
+                .expect("a column accepts a null of its own type");
+            let idx: Vec<usize> = rows.iter().map(|r| r.unwrap_or(n)).collect();
+            return gather(&padded, &idx);
+        }
+    };
+    Column { ty: c.ty, data }
 }
 
 /// The joined table: the left columns at `lrows`, then the right columns at `rrows` (all but
