@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the peers (../shared/peers/peer_bench.py) and Porpoise's benchmarks back to back, so
 # the figures come from the same machine state. Compare ratios, not absolute times.
-#   bash bench/compare.sh [storage|startup|query|ingest] [peer names, default duckdb]
+#   bash bench/compare.sh [storage|startup|query|ingest|timeseries] [peer names, default duckdb]
 # `ingest` runs the peers' durable ingest of 1.21M rows, then ingest.rs on the local cluster, then
 # the tutorial's Step 5 end to end through the official Python client (bench/step5_client.py).
 # `query` runs the peers over 1 and 20 days of the tutorial's data (Q1, Q2), then query.rs.
+# `timeseries` runs bench/ts_peers.py (moving average, as-of join, 5-minute bars in Polars and
+# DuckDB), then timeseries.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-storage}
@@ -15,7 +17,10 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q -r "$shared/peers/requirements.txt"
 fi
-if [ "$what" = query ]; then
+if [ "$what" = timeseries ]; then
+    PORPOISE_SHARED="$shared" "$venv/bin/python" bench/ts_peers.py --peers "$peers" --reps 5 \
+        --json target/peers-timeseries.json
+elif [ "$what" = query ]; then
     for days in 1 20; do
         "$venv/bin/python" "$shared/peers/peer_bench.py" --peers "$peers" --days "$days" --reps 5 \
             --json "target/peers-${days}d.json"
@@ -26,7 +31,7 @@ fi
 if [ "$what" = ingest ]; then
     cargo build --release -p node --bin porpoise
 fi
-cargo bench -p bench --bench "$what" 2>&1 | grep -E 'footprint|time:|thrpt:|^storage|^resolve|^check|^query|^ingest' | grep -v '%'
+cargo bench -p bench --bench "$what" 2>&1 | grep -E 'footprint|time:|thrpt:|^storage|^resolve|^check|^query|^ingest|^timeseries' | grep -v '%'
 if [ "$what" = ingest ]; then
     # Step 5 end to end through the official client (its venv is the tests' own).
     pyvenv=target/py-venv

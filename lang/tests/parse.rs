@@ -188,6 +188,8 @@ fn calls_methods_partials_lambdas() {
 fn metacode_and_joins() {
     assert_eq!(e("<avg(bid)>"), "<avg(bid)>");
     assert_eq!(e("<[max(bid), x + 1]>"), "<[max(bid) (x + 1)]>");
+    assert_eq!(e("<[avg(bid) as a, b]>"), "<[avg(bid) as a b]>");
+    assert_eq!(e("<sum(x) as s>"), "<sum(x) as s>");
     assert_eq!(e("x join y"), "(x join y)");
     assert_eq!(e("bar(t, 5m)"), "bar(t, 5m)");
     assert_eq!(e("-5s:100ms"), "(neg(5s) : 100ms)");

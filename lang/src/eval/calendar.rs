@@ -40,6 +40,10 @@ pub const NAMES: &[&str] = &[
     "temporalParse",
     "datetimeParse",
     "interval",
+    "timestamp",
+    "nanotimestamp",
+    "time",
+    "nanotime",
 ];
 
 /// The units a duration may have, longest first (so `ms` is not read as `m`).
@@ -247,6 +251,47 @@ pub fn call(
             Ok(same_form(x, from_num(Num::I(out), c.ty)))
         }
         "dailyAlignedBar" => daily_aligned_bar(args, exprs),
+        "timestamp" | "nanotimestamp" | "time" | "nanotime" => {
+            arity(name, &args, 1, 1)?;
+            let c = col(name, &args[0])?;
+            let (to, of_day) = match name {
+                "timestamp" => (DataType::Timestamp, false),
+                "nanotimestamp" => (DataType::NanoTimestamp, false),
+                "time" => (DataType::Time, true),
+                _ => (DataType::NanoTime, true),
+            };
+            let epoch = matches!(
+                c.ty,
+                DataType::Date | DataType::DateTime | DataType::Timestamp | DataType::NanoTimestamp
+            );
+            let day_only = matches!(
+                c.ty,
+                DataType::Minute | DataType::Second | DataType::Time | DataType::NanoTime
+            );
+            let from = tick_ns(c.ty)
+                .filter(|_| epoch || (of_day && day_only))
+                .ok_or_else(|| {
+                    EvalError::msg(format!(
+                        "The function [{name}] does not accept a {} argument",
+                        c.ty.name()
+                    ))
+                })?;
+            let to_tick = tick_ns(to).expect("a temporal type");
+            let out = ints(name, c)?
+                .into_iter()
+                .map(|x| {
+                    if x == i64::MIN {
+                        return x;
+                    }
+                    let mut ns = x as i128 * from as i128;
+                    if of_day {
+                        ns = ns.rem_euclid(NS_PER_DAY as i128);
+                    }
+                    ns.div_euclid(to_tick as i128) as i64
+                })
+                .collect();
+            Ok(same_form(&args[0], from_num(Num::I(out), to)))
+        }
         "interval" => {
             // Outside `group by` it is the window start, as `bar`; the query fills the
             // empty windows (`fill_intervals`).

@@ -700,7 +700,27 @@ impl Parser {
                 // (a comparison inside goes in parentheses).
                 self.next();
                 self.enter()?;
-                let e = self.binary(4)?;
+                // `<[avg(bid) as a, max(ask)]>`: items may be named, as select items are.
+                let e = if self.is_op("[") {
+                    let at = self.pos();
+                    self.next();
+                    let mut items = Vec::new();
+                    while !self.is_op("]") {
+                        let item = self.expr()?;
+                        items.push(self.aliased(item)?);
+                        if !self.eat_op(",") {
+                            break;
+                        }
+                    }
+                    self.expect_op("]")?;
+                    Expr {
+                        kind: ExprKind::Vector(items),
+                        pos: at,
+                    }
+                } else {
+                    let item = self.binary(4)?;
+                    self.aliased(item)?
+                };
                 self.depth -= 1;
                 self.expect_op(">")?;
                 Ok(Expr {
