@@ -2,7 +2,8 @@
 //!
 //! - `ej` (equi join), `lj` (left join: every left row, all its matches), `lsj` (left semi
 //!   join: every left row, its first match), `fj` (full join) as
-//!   `f(leftTable, rightTable, matchingCols, [rightMatchingCols])`;
+//!   `f(leftTable, rightTable, matchingCols, [rightMatchingCols], [leftFilter], [rightFilter])`
+//!   (a filter is a condition on its table's rows, `t1.id > 3`);
 //! - `aj(leftTable, rightTable, matchingCols, [rightMatchingCols])`: the last matching column
 //!   is the time; each left row takes the last right row, among those equal on the other
 //!   matching columns, whose time is at most its own;
@@ -98,8 +99,8 @@ async fn sides(
     let right = table_arg(it, name, &args[1]).await?;
     let lnames = names_of(name, &args[keys_at])?;
     let rnames = match args.get(keys_at + 1) {
+        Some(Value::Void) | None => lnames.clone(),
         Some(v) => names_of(name, v)?,
-        None => lnames.clone(),
     };
     if lnames.is_empty() || lnames.len() != rnames.len() {
         return Err(EvalError::msg(format!(
@@ -549,10 +550,45 @@ pub async fn call(
 ) -> Result<Value, EvalError> {
     let (lo, hi, keys_at) = match name {
         "wj" | "pwj" => (5, 6, 4),
-        _ => (3, 4, 2),
+        "aj" => (3, 4, 2),
+        // ej, lj, lsj, fj: then leftFilter and rightFilter.
+        _ => (3, 6, 2),
     };
     super::builtins::arity(name, &args, lo, hi)?;
-    let s = sides(it, name, &args, exprs, keys_at).await?;
+    let mut s = sides(it, name, &args, exprs, keys_at).await?;
+    for (k, side) in [(4, "left"), (5, "right")] {
+        let Some(f) = args.get(k).filter(|f| !matches!(f, Value::Void)) else {
+            continue;
+        };
+        let t = if side == "left" { &s.left } else { &s.right };
+        let keep = match f.column() {
+            Some(c) if c.ty == DataType::Bool && c.len() == t.rows() => {
+                super::builtins::null_mask(c)
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, null)| !**null && super::ops::scalar_f64(c, *i) == Some(1.0))
+                    .map(|(i, _)| i)
+                    .collect::<Vec<usize>>()
+            }
+            _ => {
+                return Err(EvalError::msg(format!(
+                    "The function [{name}]: {side}Filter must be a condition on the {side} table's rows, such as t1.id > 3"
+                )))
+            }
+        };
+        let filtered = Rc::new(Table {
+            columns: t
+                .columns
+                .iter()
+                .map(|(n, c)| (n.clone(), gather(c, &keep)))
+                .collect(),
+        });
+        if side == "left" {
+            s.left = filtered;
+        } else {
+            s.right = filtered;
+        }
+    }
     let t = match name {
         "aj" => asof(&s)?,
         "wj" | "pwj" => {

@@ -15,6 +15,9 @@
 //! - **`moving(func, funcArgs, window, [minPeriods])`** applies any function to each window.
 //! - **`cumrank(X, [ascending=true])`**: each element's rank among those so far, from 0.
 //! - **`lfill(X)`**: nulls between two values are linearly interpolated.
+//! - **`aggrTopN(func, funcArgs, sortingCol, top, [ascending=true])`**: `func` over the rows
+//!   with the `top` smallest (or largest) `sortingCol` (a fraction below 1 is a share of the
+//!   rows).
 //!
 //! Counted windows follow `series`'s rule: a result once the window is full, or once it
 //! holds `minPeriods` non-null values.
@@ -54,6 +57,7 @@ pub const NAMES: &[&str] = &[
     "moving",
     "cumrank",
     "lfill",
+    "aggrTopN",
 ];
 
 /// The largest window accepted (as in `series`).
@@ -552,6 +556,64 @@ pub async fn call(
             let mut out = Column::nulls(body.ty, skipped);
             out.append(&body).map_err(EvalError::msg)?;
             Ok(Value::Vector(out))
+        }
+        "aggrTopN" => {
+            let a = named_args(
+                name,
+                args,
+                exprs,
+                &["func", "funcArgs", "sortingCol", "top", "ascending"],
+            )?;
+            let (Some(f), Some(fa), Some(by), Some(top)) = (&a[0], &a[1], &a[2], &a[3]) else {
+                return Err(EvalError::msg(
+                    "The function [aggrTopN] expects func, funcArgs, sortingCol and top",
+                ));
+            };
+            let asc = match &a[4] {
+                Some(v) => scalar_i64(v)? != 0,
+                None => true,
+            };
+            let columns: Vec<Column> = match fa {
+                Value::Tuple(items) => items
+                    .iter()
+                    .map(|v| col(name, v).cloned())
+                    .collect::<Result<_, _>>()?,
+                v => vec![col(name, v)?.clone()],
+            };
+            let key = col(name, by)?;
+            let n = key.len();
+            if columns.iter().any(|c| c.len() != n) {
+                return Err(EvalError::msg(
+                    "The function [aggrTopN]: funcArgs and sortingCol must have the same length",
+                ));
+            }
+            let t = super::ops::scalar_f64(col(name, top)?, 0).unwrap_or(f64::NAN);
+            let k = if t > 0.0 && t < 1.0 {
+                (t * n as f64).round() as usize
+            } else if t >= 1.0 {
+                (t as usize).min(n)
+            } else {
+                return Err(EvalError::msg(
+                    "The function [aggrTopN]: top must be a positive count or a fraction",
+                ));
+            };
+            // Nulls of the sorting column are never among the top.
+            let nulls = null_mask(key);
+            let mut rows: Vec<usize> = (0..n).filter(|r| !nulls[*r]).collect();
+            rows.sort_by(|x, y| {
+                let o = super::sql::compare_rows(key, *x, *y);
+                if asc {
+                    o
+                } else {
+                    o.reverse()
+                }
+            });
+            rows.truncate(k);
+            let picked: Vec<Value> = columns
+                .iter()
+                .map(|c| Value::Vector(gather(c, &rows)))
+                .collect();
+            Box::pin(it.apply(f.clone(), picked, &[], pos)).await
         }
         "cumrank" => {
             let a = named_args(name, args, exprs, &["X", "ascending"])?;
