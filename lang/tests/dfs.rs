@@ -245,3 +245,78 @@ ph.append!(t)").await.unwrap();
         })
         .unwrap();
 }
+
+/// Whether two tables hold the same columns and values (floats up to summation order).
+fn same_table(a: &lang::eval::Table, b: &lang::eval::Table) -> Result<(), String> {
+    let names =
+        |t: &lang::eval::Table| t.columns.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    if names(a) != names(b) || a.rows() != b.rows() {
+        return Err(format!(
+            "{:?} x {} vs {:?} x {}",
+            names(a),
+            a.rows(),
+            names(b),
+            b.rows()
+        ));
+    }
+    for ((n, x), (_, y)) in a.columns.iter().zip(&b.columns) {
+        for i in 0..x.len() {
+            let (p, q) = (lang::display::cell(x, i), lang::display::cell(y, i));
+            let close = matches!((p.parse::<f64>(), q.parse::<f64>()), (Ok(u), Ok(v)) if (u - v).abs() <= 1e-9 * u.abs().max(1.0));
+            if p != q && !close {
+                return Err(format!("column {n}, row {i}: {p} vs {q}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Any query whose `group by` / `context by` keys cover the partitioning runs partition by
+/// partition (`partitionwise.rs`); its answer must be the whole in-memory table's.
+#[test]
+fn partition_by_partition_queries_equal_the_whole_table() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dfs-partitionwise");
+    let _ = std::fs::remove_dir_all(&dir);
+    rt::Runtime::new("dfs-partitionwise")
+        .run(move |_s: rt::shard::Shard<()>| {
+            let dir = dir.clone();
+            async move {
+                let mut it = Interp::new(5);
+                it.dfs = Some(open(&dir).await);
+                it.run("login(`admin, `123456)
+n = 3000
+t = table(2023.01.08T09:30:00 + (0..(n-1)) * 97 as DateTime, take(`A`B`C`D`E, n) as sym, rand(100.0, n) as px, take(1 NULL 3, n) as vol)
+db = database(\"dfs://w1\", VALUE, 2023.01.08..2023.01.10)
+pt = db.createPartitionedTable(t, `pt, `DateTime)
+pt.append!(t)
+db2 = database(\"dfs://w2\", HASH, [SYMBOL, 3])
+ph = db2.createPartitionedTable(t, `ph, `sym)
+ph.append!(t)").await.unwrap();
+                let queries = [
+                    "select sym, DateTime, mavg(px, 3) as m, cumsum(vol) as c from TBL context by sym",
+                    "select sym, px, rank(px) as r from TBL context by date(DateTime), sym csort px",
+                    "select sym, count(*) as n, percentile(px, 50) as p, mad(px) as m from TBL group by sym",
+                    "select med(px) as m from TBL group by date(DateTime) as d, sym order by m desc limit 4",
+                    "select * from TBL context by sym having px > avg(px) limit 2",
+                    "select first(px) as o, last(px) as c from TBL where vol == 1 group by sym, bar(DateTime, 1H) as h",
+                    "select sym, DateTime, prev(px) as p from TBL where px > 50 context by date(DateTime), sym order by p desc limit 5",
+                ];
+                for table in ["pt", "ph"] {
+                    for q in queries {
+                        let got = it.run(&q.replace("TBL", table)).await.unwrap_or_else(|e| panic!("{table}: {q}: {e}"));
+                        let read = it.partitions_read;
+                        let want = it.run(&q.replace("TBL", "t")).await.unwrap();
+                        if let Err(e) = same_table(&table_of(&got), &table_of(&want)) {
+                            panic!("{table}: {q}: {e}");
+                        }
+                        assert!(read >= 2, "{table}: {q}: read {read} partitions");
+                    }
+                }
+            }
+        })
+        .unwrap();
+}
+
+fn table_of(v: &Value) -> lang::eval::Table {
+    table(v)
+}

@@ -16,6 +16,7 @@ mod interp;
 mod joins;
 mod ops;
 mod partial;
+mod partitionwise;
 mod series;
 mod sql;
 mod sql_forms;

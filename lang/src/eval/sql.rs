@@ -301,7 +301,7 @@ pub(crate) async fn source(
 
 /// The names a query may read as columns (`None`: it may read any, e.g. `select *`). A
 /// partitioned table is read for these columns only.
-fn referenced_columns(s: &Select) -> Option<Vec<String>> {
+pub(super) fn referenced_columns(s: &Select) -> Option<Vec<String>> {
     if s.items.iter().any(|i| matches!(i.kind, ExprKind::Star)) {
         return None;
     }
@@ -344,7 +344,7 @@ fn mentions(e: &Expr, names: &[&str]) -> bool {
 
 /// The partitioning column a side of a comparison names: `col`, or `date(col)` for a DATE
 /// level (the same keys).
-fn names_column(e: &Expr, col: &str, level_ty: DataType) -> bool {
+pub(super) fn names_column(e: &Expr, col: &str, level_ty: DataType) -> bool {
     match &e.kind {
         ExprKind::Ident(n) => n.eq_ignore_ascii_case(col),
         ExprKind::Call { func, args } if level_ty == DataType::Date && args.len() == 1 => {
@@ -435,6 +435,9 @@ pub(super) async fn partition_preds(
 /// Runs a `select` / `exec`.
 pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
     if let Some(v) = super::partial::try_select(it, s).await? {
+        return Ok(v);
+    }
+    if let Some(v) = super::partitionwise::try_select(it, s).await? {
         return Ok(v);
     }
     if let Some((joined, s)) = super::joins::sql_source(it, s).await? {
@@ -1020,6 +1023,17 @@ async fn run_projection(
     for item in &s.items {
         let name = default_name(item);
         let e = strip_alias(item);
+        // A group key selected again (`select sym, count(*) ... group by sym`) is already the
+        // result's key column, as in DolphinDB.
+        if let ExprKind::Ident(n) = &e.kind {
+            let is_key = |k: &Expr| match &strip_alias(k).kind {
+                ExprKind::Ident(m) => m.eq_ignore_ascii_case(n),
+                _ => false,
+            };
+            if s.group_by.iter().any(is_key) && matches!(item.kind, ExprKind::Ident(_)) {
+                continue;
+            }
+        }
         let c = match aggregate_call(e) {
             Some((f, arg)) => {
                 let arg = match arg {

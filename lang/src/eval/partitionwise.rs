@@ -1,0 +1,187 @@
+//! Partition-wise queries over a `dfs://` table (issue 19: "partition-wise where the
+//! partitioning allows"). When the `group by` or `context by` keys include every partitioning
+//! column (or `date(col)` of a DATE level), no group spans two partitions, so the query runs
+//! over one partition's rows at a time — any function, window or join inside it — and only one
+//! partition's rows are in memory at once, not the table's.
+//!
+//! Invariant: the answer equals the whole-table query's. Each partition's groups are complete;
+//! the pieces are merged back into key order (a stable sort on the keys: `group by` keys are
+//! the result's first columns, `context by` keys ride along as hidden columns that are then
+//! dropped), and `order by`, and `top`/`limit` of a `group by`, apply to the merged result, as
+//! they would to the whole table's. `context by`'s `top`/`limit` are per group, so they stay
+//! inside each partition's query.
+//!
+//! `partial.rs` remains the faster path for plain aggregates (it merges partial states and
+//! reads no rows for keys the partitioning fixes); this path is for everything else.
+
+use std::rc::Rc;
+
+use storage::column::Column;
+
+use super::interp::Interp;
+use super::sql::{compare_rows, strip_alias};
+use super::value::{Table, Value};
+use super::EvalError;
+use crate::parse::ast::{Expr, ExprKind, Select};
+
+/// The hidden column carrying `context by` key `i` through a partition's query.
+fn hidden(i: usize) -> String {
+    format!("__porpoise_key{i}")
+}
+
+pub(super) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Value>, EvalError> {
+    let context = !s.context_by.is_empty();
+    // Exactly one of group by and context by.
+    let grouped = !s.group_by.is_empty();
+    if s.exec || !s.pivot_by.is_empty() || !s.cgroup_by.is_empty() || context == grouped {
+        return Ok(None);
+    }
+    // The table: a variable holding a handle, or `loadTable(...)` (cheap: a handle).
+    let from = match &s.from.kind {
+        ExprKind::Ident(n) => it.var(n).cloned(),
+        ExprKind::Call { func, .. } if matches!(&func.kind, ExprKind::Ident(f) if f == "loadTable") => {
+            Some(it.eval(&s.from).await?)
+        }
+        _ => None,
+    };
+    let Some(Value::DfsTable { db, table }) = from else {
+        return Ok(None);
+    };
+    let Some(dfs) = it.dfs.clone() else {
+        return Ok(None);
+    };
+    let info = dfs.table(&db, &table).await?;
+    let keys = if context { &s.context_by } else { &s.group_by };
+    let types = info.scheme.types();
+    let names: Vec<&str> = info
+        .schema
+        .columns
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let covered = info
+        .partition_columns
+        .iter()
+        .enumerate()
+        .all(|(level, col)| {
+            keys.iter()
+                .any(|k| super::sql::names_column(strip_alias(k), names[*col], types[level]))
+        });
+    if !covered {
+        return Ok(None);
+    }
+    let preds = super::sql::partition_preds(it, &info, &s.filters).await?;
+    let parts = crate::catalog::prune(&info, &preds);
+    if parts.len() < 2 {
+        return Ok(None);
+    }
+    // Each partition's query: no order, no result-wide top/limit, context keys carried along.
+    let mut q = s.clone();
+    q.order_by.clear();
+    if !context {
+        q.top = None;
+        q.limit = None;
+    }
+    for (i, k) in s.context_by.iter().enumerate() {
+        q.items.push(Expr {
+            kind: ExprKind::Alias {
+                expr: Box::new(strip_alias(k).clone()),
+                name: hidden(i),
+            },
+            pos: k.pos,
+        });
+    }
+    let wanted = super::sql::referenced_columns(s);
+    let mut read: Vec<usize> = (0..names.len())
+        .filter(|i| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| w.iter().any(|n| n.eq_ignore_ascii_case(names[*i])))
+        })
+        .collect();
+    if read.is_empty() {
+        read.push(0);
+    }
+    let mut merged: Option<Table> = None;
+    for p in &parts {
+        let cols = dfs.scan_chunk(p, &read).await?;
+        let rows = Rc::new(Table {
+            columns: read
+                .iter()
+                .map(|i| names[*i].to_string())
+                .zip(cols)
+                .collect(),
+        });
+        let Value::Table(piece) = Box::pin(super::sql::select_on(it, &q, rows)).await? else {
+            return Err(EvalError::msg("a partition's query gave no table"));
+        };
+        merged = Some(match merged {
+            None => (*piece).clone(),
+            Some(mut m) => {
+                for ((_, c), (_, add)) in m.columns.iter_mut().zip(&piece.columns) {
+                    let add = if add.ty == c.ty {
+                        add.clone()
+                    } else {
+                        super::builtins::cast(add, c.ty)?
+                    };
+                    c.append(&add).map_err(EvalError::msg)?;
+                }
+                m
+            }
+        });
+    }
+    it.partitions_read = parts.len();
+    let merged = merged.expect("at least two partitions");
+    // Back into key order: stable, so rows keep their order inside each group.
+    let nkeys = keys.len();
+    let width = merged.columns.len();
+    let key_cols: Vec<&Column> = if context {
+        merged.columns[width - nkeys..]
+            .iter()
+            .map(|(_, c)| c)
+            .collect()
+    } else {
+        merged.columns[..nkeys].iter().map(|(_, c)| c).collect()
+    };
+    let mut order: Vec<usize> = (0..merged.rows()).collect();
+    order.sort_by(|a, b| {
+        key_cols
+            .iter()
+            .map(|c| compare_rows(c, *a, *b))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let kept = if context { width - nkeys } else { width };
+    let out = Rc::new(Table {
+        columns: merged.columns[..kept]
+            .iter()
+            .map(|(n, c)| (n.clone(), super::builtins::gather(c, &order)))
+            .collect(),
+    });
+    if s.order_by.is_empty() && (context || (s.top.is_none() && s.limit.is_none())) {
+        return Ok(Some(Value::Table(out)));
+    }
+    // `order by` (and a group by's top/limit) over the merged result.
+    let star = Expr {
+        kind: ExprKind::Star,
+        pos: s.from.pos,
+    };
+    let last = Select {
+        exec: false,
+        top: if context { None } else { s.top.clone() },
+        items: vec![star],
+        from: s.from.clone(),
+        filters: Vec::new(),
+        group_by: Vec::new(),
+        context_by: Vec::new(),
+        csort: Vec::new(),
+        cgroup_by: Vec::new(),
+        pivot_by: Vec::new(),
+        having: None,
+        order_by: s.order_by.clone(),
+        limit: if context { None } else { s.limit.clone() },
+    };
+    Box::pin(super::sql::select_on(it, &last, out))
+        .await
+        .map(Some)
+}
