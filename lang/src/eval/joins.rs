@@ -556,7 +556,13 @@ pub async fn call(
     };
     super::builtins::arity(name, &args, lo, hi)?;
     let mut s = sides(it, name, &args, exprs, keys_at).await?;
-    for (k, side) in [(4, "left"), (5, "right")] {
+    // ej, lj, lsj, fj: arguments 4 and 5 are the filters (wj's are its keys).
+    let filters: &[(usize, &str)] = if matches!(name, "ej" | "lj" | "lsj" | "fj") {
+        &[(4, "left"), (5, "right")]
+    } else {
+        &[]
+    };
+    for &(k, side) in filters {
         let Some(f) = args.get(k).filter(|f| !matches!(f, Value::Void)) else {
             continue;
         };
