@@ -199,6 +199,98 @@ pub fn group(keys: &[&Column], rows: usize) -> Groups {
     Groups { of_row, first }
 }
 
+// --- Groups in key order, as `group by` and `context by` give them.
+
+/// Orders two rows of a column: strings by bytes, numbers by value, nulls first.
+pub(crate) fn compare_rows(c: &Column, a: usize, b: usize) -> std::cmp::Ordering {
+    match (c.bytes_at(a), c.bytes_at(b)) {
+        (Some(x), Some(y)) => x.cmp(y),
+        _ => super::ops::scalar_f64(c, a)
+            .unwrap_or(f64::NEG_INFINITY)
+            .total_cmp(&super::ops::scalar_f64(c, b).unwrap_or(f64::NEG_INFINITY)),
+    }
+}
+
+/// Rows grouped by `keys`: each row's group, each group's first row, the groups in key order,
+/// and (computed when asked for) each group's rows.
+pub(super) struct Grouping {
+    pub(super) groups: Vec<u32>,
+    pub(super) first: Vec<usize>,
+    pub(super) order: Vec<usize>,
+    pub(super) members: std::cell::OnceCell<Vec<Vec<usize>>>,
+}
+
+impl Grouping {
+    pub(super) fn members(&self) -> &[Vec<usize>] {
+        self.members.get_or_init(|| {
+            Groups {
+                of_row: self.groups.clone(),
+                first: self.first.clone(),
+            }
+            .members()
+        })
+    }
+}
+
+/// Integers ordered as `compare_rows` orders rows `rows` of `c` (nulls first), so groups
+/// sort by plain integer compares; `None` for STRING and BLOB (compared by their bytes).
+fn order_keys(c: &Column, rows: &[usize]) -> Option<Vec<i64>> {
+    Some(match &c.data {
+        ColumnData::Symbol { codes, base } => {
+            let mut by_text: Vec<u32> = (0..base.strings.len() as u32).collect();
+            by_text.sort_by(|a, b| base.strings[*a as usize].cmp(&base.strings[*b as usize]));
+            let mut rank = vec![0i64; base.strings.len()];
+            for (r, code) in by_text.iter().enumerate() {
+                rank[*code as usize] = r as i64;
+            }
+            rows.iter().map(|r| rank[codes[*r] as usize]).collect()
+        }
+        ColumnData::I8(v) => rows.iter().map(|r| v[*r] as i64).collect(),
+        ColumnData::I16(v) => rows.iter().map(|r| v[*r] as i64).collect(),
+        ColumnData::I32(v) => rows.iter().map(|r| v[*r] as i64).collect(),
+        ColumnData::I64(v) => rows.iter().map(|r| v[*r]).collect(),
+        // IEEE order as integers (the null sentinel, -MAX, sorts first with the negatives).
+        ColumnData::F64(v) => rows.iter().map(|r| total_order(v[*r])).collect(),
+        ColumnData::F32(v) => rows.iter().map(|r| total_order(v[*r] as f64)).collect(),
+        ColumnData::Bytes { .. } => return None,
+    })
+}
+
+fn total_order(x: f64) -> i64 {
+    let b = x.to_bits() as i64;
+    b ^ (((b >> 63) as u64) >> 1) as i64
+}
+
+pub(super) fn group_rows(keys: &[&Column], rows: usize) -> Grouping {
+    let g = group(keys, rows);
+    let first = g.first;
+    let mut order: Vec<usize> = (0..first.len()).collect();
+    let ranks: Vec<Option<Vec<i64>>> = keys.iter().map(|c| order_keys(c, &first)).collect();
+    // Groups are distinct, so an unstable sort of plain integers gives the one order.
+    match ranks.as_slice() {
+        [Some(r)] => order.sort_unstable_by_key(|g| r[*g]),
+        [Some(r0), Some(r1)] => order.sort_unstable_by_key(|g| (r0[*g], r1[*g])),
+        _ => order.sort_by(|a, b| {
+            for (c, rank) in keys.iter().zip(&ranks) {
+                let o = match rank {
+                    Some(r) => r[*a].cmp(&r[*b]),
+                    None => compare_rows(c, first[*a], first[*b]),
+                };
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+            std::cmp::Ordering::Equal
+        }),
+    }
+    Grouping {
+        groups: g.of_row,
+        first,
+        order,
+        members: std::cell::OnceCell::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

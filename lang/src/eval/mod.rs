@@ -5,6 +5,7 @@
 //! hold the built-in functions; `sql` runs queries (`group` groups rows, `partial` aggregates
 //! partitioned tables partition by partition); `dml` runs update/delete/insert.
 
+mod access;
 mod builtins;
 mod calendar;
 mod dfs_fns;
