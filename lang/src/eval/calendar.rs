@@ -18,7 +18,8 @@ use storage::column::Column;
 use storage::types::DataType;
 
 use super::builtins::{arity, col, named_args, same_form, scalar_i64, scalar_string};
-use super::ops::{from_num, to_num, Num};
+use super::funcs::ints;
+use super::ops::{from_num, Num};
 use super::value::Value;
 use super::EvalError;
 use crate::parse::ast::Expr;
@@ -116,16 +117,6 @@ pub fn parse_duration(s: &str) -> Option<(i64, &'static str)> {
     let (num, unit) = s.split_at(split + (s.len() - digits.len()));
     let unit = UNITS.iter().find(|u| **u == unit)?;
     Some((num.parse().ok()?, unit))
-}
-
-fn ints(name: &str, c: &Column) -> Result<Vec<i64>, EvalError> {
-    match to_num(c).map_err(|e| EvalError::msg(format!("The function [{name}] {e}")))? {
-        Num::I(v) => Ok(v),
-        Num::F(_) => Err(EvalError::msg(format!(
-            "The function [{name}] does not accept a {} argument",
-            c.ty.name()
-        ))),
-    }
 }
 
 /// Days since 1970 of each value (DATE, DATETIME, TIMESTAMP, NANOTIMESTAMP), nulls kept.

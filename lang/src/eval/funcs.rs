@@ -135,7 +135,8 @@ fn per_second_of_day(ty: DataType) -> Option<(i64, i64)> {
     })
 }
 
-fn ints(name: &str, c: &Column) -> Result<Vec<i64>, EvalError> {
+/// An integral or temporal column's values (nulls as `i64::MIN`), or an error naming `name`.
+pub(super) fn ints(name: &str, c: &Column) -> Result<Vec<i64>, EvalError> {
     match to_num(c).map_err(|e| EvalError::msg(format!("The function [{name}] {e}")))? {
         Num::I(v) => Ok(v),
         Num::F(_) => Err(EvalError::msg(format!(

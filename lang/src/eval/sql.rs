@@ -579,29 +579,7 @@ async fn order_by(
     if row_aligned {
         tables.push(source.clone());
     }
-    it.push_tables(tables);
-    let mut keys = Vec::new();
-    for (e, asc) in &s.order_by {
-        match column_of(it, e, rows).await {
-            Ok(c) => keys.push((c, *asc)),
-            Err(err) => {
-                it.pop_scope();
-                return Err(err);
-            }
-        }
-    }
-    it.pop_scope();
-    let mut idx: Vec<usize> = (0..rows).collect();
-    idx.sort_by(|a, b| {
-        for (c, asc) in &keys {
-            let o = compare_rows(c, *a, *b);
-            let o = if *asc { o } else { o.reverse() };
-            if o != std::cmp::Ordering::Equal {
-                return o;
-            }
-        }
-        std::cmp::Ordering::Equal
-    });
+    let idx = sorted_by(it, tables, rows, &s.order_by).await?;
     Ok(take_rows(&out, &idx))
 }
 
@@ -834,8 +812,18 @@ pub(super) async fn sorted_rows(
     table: &Rc<Table>,
     keys: &[(Expr, bool)],
 ) -> Result<Vec<usize>, EvalError> {
-    let rows = table.rows();
-    it.push_tables(vec![table.clone()]);
+    sorted_by(it, vec![table.clone()], table.rows(), keys).await
+}
+
+/// Rows `0..rows` in the order of `keys`, evaluated over `tables`' columns (stable; nulls
+/// first when ascending, as DolphinDB).
+async fn sorted_by(
+    it: &mut Interp,
+    tables: Vec<Rc<Table>>,
+    rows: usize,
+    keys: &[(Expr, bool)],
+) -> Result<Vec<usize>, EvalError> {
+    it.push_tables(tables);
     let mut cols = Vec::new();
     for (e, asc) in keys {
         match column_of(it, e, rows).await {
