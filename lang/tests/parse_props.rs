@@ -28,11 +28,9 @@ fn arb_expr() -> impl Strategy<Value = (String, String)> {
                     format!("({a}) {op} ({b})"),
                     format!("({ra} {op} {rb})")
                 )),
-            // `not(x)` is the unary operator, not a call.
-            (
-                "[a-z]{1,4}".prop_filter("not an operator", |f| f != "not"),
-                inner.clone()
-            )
+            // `fn` keeps generated names clear of keywords and literals (`not`, `true`,
+            // `exec` would not parse as calls).
+            ("fn[a-z]{1,3}", inner.clone())
                 .prop_map(|(f, (a, ra))| (format!("{f}({a})"), format!("{f}({ra})"))),
         ]
     })
