@@ -307,8 +307,6 @@ pub(super) fn referenced_columns(s: &Select) -> Option<Vec<String>> {
     if s.items.iter().any(|i| matches!(i.kind, ExprKind::Star)) {
         return None;
     }
-    let mut names = Vec::new();
-    let mut all = false;
     let exprs = s
         .items
         .iter()
@@ -322,6 +320,14 @@ pub(super) fn referenced_columns(s: &Select) -> Option<Vec<String>> {
         .chain(s.order_by.iter().map(|(e, _)| e))
         .chain(&s.top)
         .chain(&s.limit);
+    names_in(exprs)
+}
+
+/// The identifiers `exprs` name, or `None` when one holds a sub-query or a lambda (which may
+/// name any column).
+fn names_in<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut all = false;
     for e in exprs {
         crate::parse::ast::walk(e, &mut |x| match &x.kind {
             ExprKind::Ident(n) => names.push(n.clone()),
@@ -610,17 +616,15 @@ async fn per_group(
 ) -> Result<Vec<Value>, EvalError> {
     // Each group sees only the columns `e` names (all of them if it holds a lambda or a
     // sub-query, which may name any).
-    let mut names = Vec::new();
-    let mut opaque = false;
-    crate::parse::ast::walk(e, &mut |x| match &x.kind {
-        ExprKind::Ident(n) => names.push(n.clone()),
-        ExprKind::Select(_) | ExprKind::Lambda { .. } => opaque = true,
-        _ => {}
-    });
+    let names = names_in([e]);
     let read: Vec<&(String, Column)> = table
         .columns
         .iter()
-        .filter(|(n, _)| opaque || names.iter().any(|m| m.eq_ignore_ascii_case(n)))
+        .filter(|(n, _)| {
+            names
+                .as_ref()
+                .is_none_or(|w| w.iter().any(|m| m.eq_ignore_ascii_case(n)))
+        })
         .collect();
     let mut out = Vec::with_capacity(g.order.len());
     for &k in &g.order {
