@@ -141,6 +141,13 @@ pub trait Catalog {
         columns: &'a [usize],
     ) -> LocalFuture<'a, Result<Vec<Column>, EvalError>>;
 
+    /// Runs a plan fragment where its partitions' chunks are: one table per partition of
+    /// `f.parts`, in that order (`crate::fragment`).
+    fn execute<'a>(
+        &'a self,
+        f: &'a crate::fragment::Fragment,
+    ) -> LocalFuture<'a, Result<Vec<Table>, EvalError>>;
+
     /// Appends `data` (columns in schema order), routed to partitions, as one transaction;
     /// returns the rows added.
     fn append<'a>(
@@ -163,6 +170,25 @@ pub trait Catalog {
     /// Database paths (`tables`: `dbPath/tableName`), for `getClusterDFSDatabases` and
     /// `getClusterDFSTables`.
     fn names(&self, tables: bool) -> LocalFuture<'_, Result<Vec<String>, EvalError>>;
+}
+
+/// Chunk reads as a plan fragment's executor makes them: a partition at its snapshot's
+/// version, with the table's schema (the node running the fragment may never have seen it).
+pub trait ChunkSource {
+    /// Rows of the partition (from the chunk's metadata where the store can).
+    fn rows<'a>(
+        &'a self,
+        schema: &'a Schema,
+        part: &'a Partition,
+    ) -> LocalFuture<'a, Result<usize, EvalError>>;
+
+    /// Columns `columns` (schema indexes) of the partition.
+    fn columns<'a>(
+        &'a self,
+        schema: &'a Schema,
+        part: &'a Partition,
+        columns: &'a [usize],
+    ) -> LocalFuture<'a, Result<Vec<Column>, EvalError>>;
 }
 
 /// One chunk as the metadata records it.

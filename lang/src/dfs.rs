@@ -488,6 +488,26 @@ impl Dfs {
     }
 }
 
+/// The in-crate store runs fragments itself: its chunks are all here.
+impl catalog::ChunkSource for Dfs {
+    fn rows<'a>(
+        &'a self,
+        _schema: &'a storage::Schema,
+        part: &'a Partition,
+    ) -> LocalFuture<'a, Result<usize, EvalError>> {
+        catalog::Catalog::chunk_rows(self, part)
+    }
+
+    fn columns<'a>(
+        &'a self,
+        _schema: &'a storage::Schema,
+        part: &'a Partition,
+        columns: &'a [usize],
+    ) -> LocalFuture<'a, Result<Vec<Column>, EvalError>> {
+        catalog::Catalog::scan_chunk(self, part, columns)
+    }
+}
+
 impl catalog::Catalog for Dfs {
     fn exists_database<'a>(&'a self, name: &'a str) -> LocalFuture<'a, Result<bool, EvalError>> {
         Box::pin(async move { Ok(self.has_database(name)) })
@@ -610,6 +630,13 @@ impl catalog::Catalog for Dfs {
         columns: &'a [usize],
     ) -> LocalFuture<'a, Result<Vec<Column>, EvalError>> {
         Box::pin(async move { self.engine.scan(part.chunk, columns).await.map_err(err) })
+    }
+
+    fn execute<'a>(
+        &'a self,
+        f: &'a crate::fragment::Fragment,
+    ) -> LocalFuture<'a, Result<Vec<Table>, EvalError>> {
+        Box::pin(crate::fragment::run(f, self))
     }
 
     fn append<'a>(

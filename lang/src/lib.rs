@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod dfs;
 pub mod display;
 pub mod eval;
+pub mod fragment;
 pub mod parse;
 pub mod partition;
 pub mod users;

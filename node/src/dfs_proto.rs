@@ -55,6 +55,9 @@ pub mod method {
     /// compute node) hands to a data node to coordinate; the part marked `last` runs it and
     /// is answered with the rows added.
     pub const APPEND_FORWARD: u16 = 47;
+    /// Coordinator → data node: run a plan fragment's task over this node's replicas
+    /// (`lang::fragment`); the answer is one table per partition.
+    pub const QUERY_FRAGMENT: u16 = 48;
 }
 
 /// A namespace question for the leader.
@@ -424,6 +427,12 @@ pub trait ChunkServer {
 
     /// Every chunk this data node holds (`CHUNK_REPORT`).
     fn report(&self) -> Vec<ChunkReport>;
+
+    /// Runs a plan fragment's task over this node's replicas, without encoding its results.
+    fn execute<'a>(
+        &'a self,
+        f: &'a lang::fragment::Fragment,
+    ) -> LocalFuture<'a, Result<Vec<lang::eval::Table>, RemoteError>>;
 }
 
 /// The leader controller's DFS methods as a node in the same process reaches them (the single

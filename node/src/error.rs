@@ -52,6 +52,9 @@ pub enum ErrorCode {
     /// A forwarded append ran and failed; the message is the script error as the coordinating
     /// data node gave it.
     AppendFailed,
+    /// A query fragment ran and failed; the message is the script error as the data node gave
+    /// it (another replica would fail the same way).
+    QueryFailed,
 }
 
 impl ErrorCode {
@@ -70,6 +73,7 @@ impl ErrorCode {
             ErrorCode::DataNodeNotAvail => "DFS-002",
             ErrorCode::StorageFailed => "DFS-003",
             ErrorCode::AppendFailed => "DFS-004",
+            ErrorCode::QueryFailed => "DFS-005",
         }
     }
 
@@ -95,7 +99,8 @@ impl ErrorCode {
             | ErrorCode::UnknownMethod
             | ErrorCode::PlacementFailed
             | ErrorCode::StorageFailed
-            | ErrorCode::AppendFailed => Retry::Never,
+            | ErrorCode::AppendFailed
+            | ErrorCode::QueryFailed => Retry::Never,
         }
     }
 }

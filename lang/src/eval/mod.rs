@@ -31,6 +31,8 @@ pub use builtins::{
 };
 pub use calendar::UNITS as DURATION_UNITS;
 pub use interp::{Interp, NodeInfo};
+pub(crate) use partial::{partition_partial, PartialPlan};
+pub(crate) use sql::{filtered, referenced_columns, select_on};
 
 /// The distinct elements of `c` in first-seen order (a set's keys).
 pub fn set_of(c: &storage::column::Column) -> storage::column::Column {

@@ -34,6 +34,8 @@ struct KeySpec {
     name: String,
     column: usize,
     date: bool,
+    /// The key's type in the result (DATE through `date()`).
+    ty: DataType,
     /// The partitioning level that fixes this key within a partition, if any.
     constant_level: Option<usize>,
 }
@@ -68,7 +70,6 @@ fn plan(
     pcols: &[usize],
 ) -> Option<(Vec<KeySpec>, Vec<AggSpec>)> {
     if s.exec
-        || !s.filters.is_empty()
         || !s.context_by.is_empty()
         || !s.cgroup_by.is_empty()
         || !s.pivot_by.is_empty()
@@ -113,6 +114,7 @@ fn plan(
             name,
             column: col,
             date,
+            ty: if date { DataType::Date } else { col_ty },
             constant_level,
         });
     }
@@ -125,6 +127,9 @@ fn plan(
             None => None,
             Some(a) => Some(column_index(schema, ident(a)?)?),
         };
+        if column.is_none() && *func != "count" {
+            return None;
+        }
         aggs.push(AggSpec { name, func, column });
     }
     Some((keys, aggs))
@@ -148,7 +153,43 @@ fn constant_key(
     Some(super::ops::from_num(super::ops::Num::I(vec![v]), ty))
 }
 
-/// Runs the query partition by partition when it has the supported shape.
+/// A partial-aggregate plan: what each partition computes and how the pieces merge.
+pub(crate) struct PartialPlan {
+    keys: Vec<KeySpec>,
+    aggs: Vec<AggSpec>,
+    /// Schema indexes read from each partition: keys the partitioning does not fix, the
+    /// aggregates' arguments and the columns the pushed `where` conditions name (empty: only
+    /// the row count is needed).
+    pub(crate) read: Vec<usize>,
+}
+
+impl PartialPlan {
+    /// The plan for `s` over a table of `info`'s shape, or `None` when the query is not of the
+    /// supported shape. `filters` are the `where` conditions each partition applies (the
+    /// caller has checked they are row-wise).
+    pub(crate) fn of(s: &Select, info: &crate::catalog::TableInfo) -> Option<PartialPlan> {
+        let (schema, pcols, scheme) = (&info.schema, &info.partition_columns, &info.scheme);
+        let (keys, aggs) = plan(s, schema, scheme, pcols)?;
+        let filter_cols = super::sql::names_in(&s.filters)?;
+        let mut read: Vec<usize> = keys
+            .iter()
+            .filter(|k| k.constant_level.is_none())
+            .map(|k| k.column)
+            .chain(aggs.iter().filter_map(|a| a.column))
+            .chain(filter_cols.iter().filter_map(|n| column_index(schema, n)))
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        Some(PartialPlan { keys, aggs, read })
+    }
+
+    fn slot(&self, c: usize) -> usize {
+        self.read.iter().position(|r| *r == c).expect("read")
+    }
+}
+
+/// Runs the query partition by partition when it has the supported shape: each partition's
+/// partial aggregates are computed where its chunk is (`Catalog::execute`), then merged here.
 pub(crate) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Value>, EvalError> {
     let (db, table) = match &s.from.kind {
         ExprKind::Ident(n) => match it.var(n) {
@@ -161,133 +202,194 @@ pub(crate) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
         return Ok(None);
     };
     let info = dfs.table(&db, &table).await?;
-    let (schema, pcols, scheme) = (&info.schema, &info.partition_columns, &info.scheme);
-    let Some((keys, aggs)) = plan(s, schema, scheme, pcols) else {
+    let Some(plan) = PartialPlan::of(s, &info) else {
         return Ok(None);
     };
-    // Columns to read: keys the partitioning does not fix, and the aggregates' arguments.
-    let mut read: Vec<usize> = keys
-        .iter()
-        .filter(|k| k.constant_level.is_none())
-        .map(|k| k.column)
-        .chain(aggs.iter().filter_map(|a| a.column))
-        .collect();
-    read.sort_unstable();
-    read.dedup();
-    let slot = |c: usize| read.iter().position(|r| *r == c).expect("read above");
+    let Some(bindings) = crate::fragment::bindings(it, s, &info.schema) else {
+        return Ok(None);
+    };
+    if !s.filters.iter().all(crate::fragment::row_wise) {
+        return Ok(None);
+    }
+    let preds = super::sql::partition_preds(it, &info, &s.filters).await?;
+    let parts = crate::catalog::prune(&info, &preds);
+    it.partitions_read = parts.len();
+    let f = crate::fragment::Fragment {
+        mode: crate::fragment::Mode::Partial,
+        info: info.clone(),
+        parts: parts.into_iter().cloned().collect(),
+        query: s.clone(),
+        bindings,
+    };
+    let pieces = dfs.execute(&f).await?;
+    merge_partials(&plan, pieces).map(|t| Some(Value::Table(Rc::new(t))))
+}
 
-    // Partials: key columns, then per aggregate its partial columns (avg: sum and count).
-    let mut partial_keys: Vec<Column> = keys
-        .iter()
-        .map(|k| {
-            Column::empty(if k.date {
-                DataType::Date
-            } else {
-                schema.columns[k.column].1
-            })
-        })
-        .collect();
-    let mut partial_aggs: Vec<Vec<Column>> = aggs.iter().map(|_| Vec::new()).collect();
-    // Partial rows so far (one per group per partition).
-    let mut total = 0usize;
-    it.partitions_read = info.partitions.len();
-    for p in &info.partitions {
-        let part = &p.name;
-        let (cols, rows) = if read.is_empty() {
-            (Vec::new(), dfs.chunk_rows(p).await?)
-        } else {
-            let cols = dfs.scan_chunk(p, &read).await?;
-            let rows = cols.first().map(|c| c.len()).unwrap_or(0);
-            (cols, rows)
-        };
-        if rows == 0 {
-            continue;
-        }
-        // Group by the keys that vary within the partition.
-        let mut varying: Vec<std::borrow::Cow<'_, Column>> = Vec::new();
-        for k in keys.iter().filter(|k| k.constant_level.is_none()) {
-            let c = &cols[slot(k.column)];
-            varying.push(if k.date {
-                std::borrow::Cow::Owned(super::builtins::date_column(c)?)
-            } else {
-                std::borrow::Cow::Borrowed(c)
+/// One partition's partial aggregates: its key columns, then each aggregate's partial columns
+/// (avg: sum and count), one row per group of the partition. `cols` are `plan.read`'s
+/// columns, or `None` with `rows` when only the row count was needed.
+pub(crate) async fn partition_partial(
+    it: &mut Interp,
+    plan: &PartialPlan,
+    s: &Select,
+    info: &crate::catalog::TableInfo,
+    part: &str,
+    cols: Option<Vec<Column>>,
+    rows: usize,
+) -> Result<Table, EvalError> {
+    let (schema, scheme) = (&info.schema, &info.scheme);
+    let (keys, aggs) = (&plan.keys, &plan.aggs);
+    let (cols, rows) = match cols {
+        Some(cols) if !s.filters.is_empty() => {
+            let t = Rc::new(Table {
+                columns: plan
+                    .read
+                    .iter()
+                    .map(|i| schema.columns[*i].0.clone())
+                    .zip(cols)
+                    .collect(),
             });
+            let keep = super::sql::filter_mask(it, &t, &s.filters).await?;
+            let idx: Vec<usize> = (0..keep.len()).filter(|i| keep[*i]).collect();
+            let n = idx.len();
+            let cols = t.columns.iter().map(|(_, c)| gather(c, &idx)).collect();
+            (cols, n)
         }
-        let (of_row, first) = if varying.is_empty() {
-            (
-                vec![0u32; if read.is_empty() { 0 } else { rows }],
-                vec![0usize],
-            )
+        Some(cols) => {
+            let n = cols.first().map_or(0, |c| c.len());
+            (cols, n)
+        }
+        None => (Vec::new(), rows),
+    };
+    let mut out: Vec<(String, Column)> = Vec::new();
+    if rows == 0 {
+        return Ok(Table { columns: out });
+    }
+    let slot = |c: usize| plan.slot(c);
+    // Group by the keys that vary within the partition.
+    let mut varying: Vec<std::borrow::Cow<'_, Column>> = Vec::new();
+    for k in keys.iter().filter(|k| k.constant_level.is_none()) {
+        let c = &cols[slot(k.column)];
+        varying.push(if k.date {
+            std::borrow::Cow::Owned(super::builtins::date_column(c)?)
         } else {
-            let refs: Vec<&Column> = varying.iter().map(|c| c.as_ref()).collect();
-            let g = super::group::group(&refs, rows);
-            (g.of_row, g.first)
+            std::borrow::Cow::Borrowed(c)
+        });
+    }
+    let (of_row, first) = if varying.is_empty() {
+        (
+            vec![0u32; if plan.read.is_empty() { 0 } else { rows }],
+            vec![0usize],
+        )
+    } else {
+        let refs: Vec<&Column> = varying.iter().map(|c| c.as_ref()).collect();
+        let g = super::group::group(&refs, rows);
+        (g.of_row, g.first)
+    };
+    let ngroups = first.len();
+    let mut v = 0;
+    for (i, k) in keys.iter().enumerate() {
+        let c = match k.constant_level {
+            Some(level) => {
+                let one = constant_key(scheme, level, part, k, schema)
+                    .ok_or_else(|| EvalError::msg(format!("partition {part} has no key")))?;
+                gather(&one, &vec![0; ngroups])
+            }
+            None => {
+                v += 1;
+                gather(&varying[v - 1], &first)
+            }
         };
-        let ngroups = first.len();
-        total += ngroups;
-        let mut v = 0;
-        for (i, k) in keys.iter().enumerate() {
-            let c = match k.constant_level {
-                Some(level) => {
-                    let one = constant_key(scheme, level, part, k, schema)
-                        .ok_or_else(|| EvalError::msg(format!("partition {part} has no key")))?;
-                    gather(&one, &vec![0; ngroups])
+        out.push((format!("k{i}"), c));
+    }
+    // Aggregates of one DOUBLE column share a single pass over it.
+    let fused = fused_double(aggs, &cols, &slot, &of_row, ngroups);
+    for (ai, a) in aggs.iter().enumerate() {
+        let pieces: Vec<Column> = match (a.func, a.column) {
+            (_, Some(_)) if fused[ai].is_some() => fused[ai].clone().expect("checked"),
+            ("count", None) if of_row.is_empty() => vec![Column {
+                ty: DataType::Long,
+                data: ColumnData::I64(vec![rows as i64]),
+            }],
+            ("count", None) => {
+                let mut n = vec![0i64; ngroups];
+                for g in &of_row {
+                    n[*g as usize] += 1;
                 }
-                None => {
-                    v += 1;
-                    gather(&varying[v - 1], &first)
-                }
-            };
-            partial_keys[i].append(&c).map_err(EvalError::msg)?;
-        }
-        // Aggregates of one DOUBLE column share a single pass over it.
-        let fused = fused_double(&aggs, &cols, &slot, &of_row, ngroups);
-        for (ai, (a, out)) in aggs.iter().zip(&mut partial_aggs).enumerate() {
-            let pieces: Vec<Column> = match (a.func, a.column) {
-                (_, Some(_)) if fused[ai].is_some() => fused[ai].clone().expect("checked"),
-                ("count", None) if of_row.is_empty() => vec![Column {
+                vec![Column {
                     ty: DataType::Long,
-                    data: ColumnData::I64(vec![rows as i64]),
-                }],
-                ("count", None) => {
-                    let mut n = vec![0i64; ngroups];
-                    for g in &of_row {
-                        n[*g as usize] += 1;
-                    }
-                    vec![Column {
-                        ty: DataType::Long,
-                        data: ColumnData::I64(n),
-                    }]
-                }
-                (f, Some(c)) => {
-                    // A column is read, so every row has its group in `of_row`.
-                    let col = &cols[slot(c)];
-                    match f {
-                        "avg" | "mean" => vec![
-                            super::sql::aggregate_groups("sum", col, &of_row, ngroups)?,
-                            super::sql::aggregate_groups("count", col, &of_row, ngroups)?,
-                        ],
-                        f => vec![super::sql::aggregate_groups(f, col, &of_row, ngroups)?],
-                    }
-                }
-                (_, None) => return Ok(None),
-            };
-            if out.is_empty() {
-                *out = pieces;
-            } else {
-                for (o, p) in out.iter_mut().zip(&pieces) {
-                    let p = if p.ty == o.ty {
-                        p.clone()
-                    } else {
-                        super::builtins::cast(p, o.ty)?
-                    };
-                    o.append(&p).map_err(EvalError::msg)?;
+                    data: ColumnData::I64(n),
+                }]
+            }
+            (f, Some(c)) => {
+                // A column is read, so every row has its group in `of_row`.
+                let col = &cols[slot(c)];
+                match f {
+                    "avg" | "mean" => vec![
+                        super::sql::aggregate_groups("sum", col, &of_row, ngroups)?,
+                        super::sql::aggregate_groups("count", col, &of_row, ngroups)?,
+                    ],
+                    f => vec![super::sql::aggregate_groups(f, col, &of_row, ngroups)?],
                 }
             }
+            (f, None) => {
+                return Err(EvalError::msg(format!(
+                    "a partial {f} needs a column (planned wrongly)"
+                )))
+            }
+        };
+        for (j, p) in pieces.into_iter().enumerate() {
+            out.push((format!("a{ai}_{j}"), p));
         }
     }
+    Ok(Table { columns: out })
+}
 
-    // Merge the partials by key.
+/// Merges the partitions' partial tables (in partition order, so `first` / `last` across
+/// partitions follow it) into the query's result, ordered by key.
+pub(crate) fn merge_partials(plan: &PartialPlan, pieces: Vec<Table>) -> Result<Table, EvalError> {
+    let (keys, aggs) = (&plan.keys, &plan.aggs);
+    let pieces: Vec<Table> = pieces.into_iter().filter(|t| t.rows() > 0).collect();
+    let total: usize = pieces.iter().map(|t| t.rows()).sum();
+    // Each partial column, concatenated over the partitions.
+    let width = pieces.first().map_or(0, |t| t.columns.len());
+    let mut joined: Vec<Column> = Vec::with_capacity(width);
+    for c in 0..width {
+        let mut acc = pieces[0].columns[c].1.clone();
+        for p in &pieces[1..] {
+            let add = p
+                .columns
+                .get(c)
+                .map(|(_, x)| x)
+                .ok_or_else(|| EvalError::msg("partial results of different shapes"))?;
+            let add = if add.ty == acc.ty {
+                add.clone()
+            } else {
+                super::builtins::cast(add, acc.ty)?
+            };
+            acc.append(&add).map_err(EvalError::msg)?;
+        }
+        joined.push(acc);
+    }
+    let nkeys = keys.len();
+    let (partial_keys, rest) = if joined.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        let mut k = joined;
+        let rest = k.split_off(nkeys);
+        (k, rest)
+    };
+    // Each aggregate's partial columns (avg has two).
+    let mut partial_aggs: Vec<Vec<Column>> = Vec::with_capacity(aggs.len());
+    let mut rest = rest.into_iter();
+    for a in aggs {
+        let n = if matches!(a.func, "avg" | "mean") {
+            2
+        } else {
+            1
+        };
+        partial_aggs.push(rest.by_ref().take(n).collect());
+    }
     let mut columns: Vec<(String, Column)> = Vec::new();
     if keys.is_empty() {
         let groups = vec![0u32; total];
@@ -295,7 +397,22 @@ pub(crate) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
             let c = merge(a.func, parts, &groups, 1, total)?;
             columns.push((a.name.clone(), c));
         }
-        return Ok(Some(Value::Table(Rc::new(Table { columns }))));
+        return Ok(Table { columns });
+    }
+    if total == 0 {
+        // No rows: the keys' and aggregates' columns, empty.
+        for k in keys {
+            columns.push((k.name.clone(), Column::empty(k.ty)));
+        }
+        for a in aggs {
+            let ty = if a.func == "count" {
+                DataType::Long
+            } else {
+                DataType::Double
+            };
+            columns.push((a.name.clone(), Column::empty(ty)));
+        }
+        return Ok(Table { columns });
     }
     let g = super::group::group(&partial_keys.iter().collect::<Vec<_>>(), total);
     let mut order: Vec<usize> = (0..g.first.len()).collect();
@@ -316,9 +433,8 @@ pub(crate) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
         let c = merge(a.func, parts, &g.of_row, g.first.len(), total)?;
         columns.push((a.name.clone(), gather(&c, &order)));
     }
-    Ok(Some(Value::Table(Rc::new(Table { columns }))))
+    Ok(Table { columns })
 }
-
 /// For aggregates over DOUBLE columns: min, max, first, last, sum, count (and avg as sum and
 /// count) of every such column computed in one pass per column. `None` where an aggregate is
 /// not of that kind (it takes the general per-aggregate path).

@@ -91,32 +91,44 @@ pub(super) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
             pos: k.pos,
         });
     }
-    let wanted = super::sql::referenced_columns(s);
-    let mut read: Vec<usize> = (0..names.len())
-        .filter(|i| {
-            wanted
-                .as_ref()
-                .is_none_or(|w| w.iter().any(|n| n.eq_ignore_ascii_case(names[*i])))
-        })
-        .collect();
-    if read.is_empty() {
-        read.push(0);
-    }
+    let pieces: Vec<Table> = match crate::fragment::bindings(it, &q, &info.schema) {
+        // Each partition's query runs where its chunk is.
+        Some(bindings) => {
+            let f = crate::fragment::Fragment {
+                mode: crate::fragment::Mode::Whole,
+                info: info.clone(),
+                parts: parts.iter().map(|p| (*p).clone()).collect(),
+                query: q,
+                bindings,
+            };
+            dfs.execute(&f).await?
+        }
+        // It names a user function or a lambda: it runs here, in this session.
+        None => {
+            let read = crate::fragment::read_columns(s, &info.schema);
+            let mut pieces = Vec::with_capacity(parts.len());
+            for p in &parts {
+                let cols = dfs.scan_chunk(p, &read).await?;
+                let rows = Rc::new(Table {
+                    columns: read
+                        .iter()
+                        .map(|i| names[*i].to_string())
+                        .zip(cols)
+                        .collect(),
+                });
+                let Value::Table(piece) = Box::pin(super::sql::select_on(it, &q, rows)).await?
+                else {
+                    return Err(EvalError::msg("a partition's query gave no table"));
+                };
+                pieces.push(Rc::unwrap_or_clone(piece));
+            }
+            pieces
+        }
+    };
     let mut merged: Option<Table> = None;
-    for p in &parts {
-        let cols = dfs.scan_chunk(p, &read).await?;
-        let rows = Rc::new(Table {
-            columns: read
-                .iter()
-                .map(|i| names[*i].to_string())
-                .zip(cols)
-                .collect(),
-        });
-        let Value::Table(piece) = Box::pin(super::sql::select_on(it, &q, rows)).await? else {
-            return Err(EvalError::msg("a partition's query gave no table"));
-        };
+    for piece in pieces {
         merged = Some(match merged {
-            None => (*piece).clone(),
+            None => piece,
             Some(mut m) => {
                 for ((_, c), (_, add)) in m.columns.iter_mut().zip(&piece.columns) {
                     let add = if add.ty == c.ty {

@@ -276,16 +276,29 @@ pub(crate) async fn filter_mask(
     Ok(keep)
 }
 
+/// The rows of `t` that pass every condition.
+pub(crate) async fn filtered(
+    it: &mut Interp,
+    t: &Rc<Table>,
+    filters: &[Expr],
+) -> Result<Table, EvalError> {
+    let keep = filter_mask(it, t, filters).await?;
+    let idx: Vec<usize> = (0..keep.len()).filter(|i| keep[*i]).collect();
+    Ok(take_rows(t, &idx))
+}
+
 /// The table a query reads: an in-memory table, or the rows of the partitions of a
-/// partitioned table that the `where` conditions can touch.
+/// partitioned table that the `where` conditions can touch. For a partitioned table the
+/// row-wise conditions are applied where the chunks are (`crate::fragment`); the second value
+/// says which conditions the rows already passed.
 pub(crate) async fn source(
     it: &mut Interp,
     from: &Expr,
     filters: &[Expr],
     columns: Option<&[String]>,
-) -> Result<Rc<Table>, EvalError> {
+) -> Result<(Rc<Table>, Vec<bool>), EvalError> {
     match it.eval(from).await? {
-        Value::Table(t) => Ok(t),
+        Value::Table(t) => Ok((t, vec![false; filters.len()])),
         Value::DfsTable { db, table } => {
             let dfs = it
                 .dfs
@@ -293,9 +306,76 @@ pub(crate) async fn source(
                 .ok_or_else(|| EvalError::msg("this node serves no dfs:// databases"))?;
             let info = dfs.table(&db, &table).await?;
             let preds = partition_preds(it, &info, filters).await?;
-            let (rows, read) = crate::catalog::scan(&*dfs, &info, &preds, columns).await?;
-            it.partitions_read = read;
-            Ok(Rc::new(rows))
+            let parts = crate::catalog::prune(&info, &preds);
+            it.partitions_read = parts.len();
+            let applied: Vec<bool> = filters.iter().map(crate::fragment::row_wise).collect();
+            let items = match columns {
+                None => vec![Expr {
+                    kind: ExprKind::Star,
+                    pos: from.pos,
+                }],
+                Some(names) => names
+                    .iter()
+                    .map(|n| Expr {
+                        kind: ExprKind::Ident(n.clone()),
+                        pos: from.pos,
+                    })
+                    .collect(),
+            };
+            let query = Select {
+                exec: false,
+                top: None,
+                items,
+                from: from.clone(),
+                filters: filters
+                    .iter()
+                    .zip(&applied)
+                    .filter(|(_, a)| **a)
+                    .map(|(f, _)| f.clone())
+                    .collect(),
+                group_by: Vec::new(),
+                context_by: Vec::new(),
+                csort: Vec::new(),
+                cgroup_by: Vec::new(),
+                pivot_by: Vec::new(),
+                having: None,
+                order_by: Vec::new(),
+                limit: None,
+            };
+            let Some(bindings) = crate::fragment::bindings(it, &query, &info.schema) else {
+                // A condition names a user function: every condition is applied here.
+                let only = crate::catalog::TableInfo {
+                    partitions: parts.into_iter().cloned().collect(),
+                    ..(*info).clone()
+                };
+                let (t, _) = crate::catalog::scan(&*dfs, &only, &[], columns).await?;
+                return Ok((Rc::new(t), vec![false; filters.len()]));
+            };
+            let f = crate::fragment::Fragment {
+                mode: crate::fragment::Mode::Rows,
+                info: info.clone(),
+                parts: parts.into_iter().cloned().collect(),
+                query,
+                bindings,
+            };
+            let read = crate::fragment::read_columns(&f.query, &info.schema);
+            let mut out: Vec<(String, Column)> = read
+                .iter()
+                .map(|i| {
+                    let (n, t) = &info.schema.columns[*i];
+                    (n.clone(), Column::empty(*t))
+                })
+                .collect();
+            for piece in dfs.execute(&f).await? {
+                for ((_, o), (_, c)) in out.iter_mut().zip(piece.columns) {
+                    if o.is_empty() {
+                        *o = c;
+                    } else {
+                        o.append(&c).map_err(EvalError::msg)?;
+                    }
+                }
+            }
+            Ok((Rc::new(Table { columns: out }), applied))
         }
         _ => Err(EvalError::msg("select ... from needs a table").at(from.pos)),
     }
@@ -303,7 +383,7 @@ pub(crate) async fn source(
 
 /// The names a query may read as columns (`None`: it may read any, e.g. `select *`). A
 /// partitioned table is read for these columns only.
-pub(super) fn referenced_columns(s: &Select) -> Option<Vec<String>> {
+pub(crate) fn referenced_columns(s: &Select) -> Option<Vec<String>> {
     if s.items.iter().any(|i| matches!(i.kind, ExprKind::Star)) {
         return None;
     }
@@ -325,7 +405,7 @@ pub(super) fn referenced_columns(s: &Select) -> Option<Vec<String>> {
 
 /// The identifiers `exprs` name, or `None` when one holds a sub-query or a lambda (which may
 /// name any column).
-fn names_in<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Option<Vec<String>> {
+pub(crate) fn names_in<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Option<Vec<String>> {
     let mut names = Vec::new();
     let mut all = false;
     for e in exprs {
@@ -473,7 +553,7 @@ fn narrowed(t: Rc<Table>, names: &[String]) -> Rc<Table> {
 }
 
 /// Runs a query over `table` instead of its `from` (its `where` still applies).
-pub(super) async fn select_on(
+pub(crate) async fn select_on(
     it: &mut Interp,
     s: &Select,
     table: Rc<Table>,
@@ -488,15 +568,22 @@ async fn select_over(
     joined: Option<Rc<Table>>,
 ) -> Result<Value, EvalError> {
     let columns = referenced_columns(s);
-    let mut table = match joined {
-        Some(t) => t,
+    let (mut table, applied) = match joined {
+        Some(t) => (t, vec![false; s.filters.len()]),
         None => source(it, &s.from, &s.filters, columns.as_deref()).await?,
     };
     if let Some(names) = &columns {
         table = narrowed(table, names);
     }
-    if !s.filters.is_empty() {
-        let keep = filter_mask(it, &table, &s.filters).await?;
+    let left: Vec<Expr> = s
+        .filters
+        .iter()
+        .zip(&applied)
+        .filter(|(_, a)| !**a)
+        .map(|(f, _)| f.clone())
+        .collect();
+    if !left.is_empty() {
+        let keep = filter_mask(it, &table, &left).await?;
         let idx: Vec<usize> = (0..keep.len()).filter(|i| keep[*i]).collect();
         table = Rc::new(take_rows(&table, &idx));
     }

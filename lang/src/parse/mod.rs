@@ -2,6 +2,7 @@
 //! and of every syntax error.
 
 pub mod ast;
+pub mod codec;
 pub mod lexer;
 mod parser;
 

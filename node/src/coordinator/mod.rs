@@ -14,6 +14,7 @@
 //!   read whole or not at all.
 
 mod forward;
+pub mod query;
 pub mod steps;
 mod txn;
 
@@ -100,6 +101,8 @@ pub struct ClusterCatalog {
     me: Option<Incarnation>,
     /// Appends forwarded so far (spreads them over the data nodes).
     forwards: Cell<u64>,
+    /// Each data node's queue and recent speed, for placing query tasks.
+    loads: query::Loads,
 }
 
 impl ClusterCatalog {
@@ -121,6 +124,7 @@ impl ClusterCatalog {
             log,
             me,
             forwards: Cell::new(0),
+            loads: query::Loads::default(),
         }
     }
 
@@ -558,6 +562,13 @@ impl Catalog for ClusterCatalog {
             }
             Ok(cols)
         })
+    }
+
+    fn execute<'a>(
+        &'a self,
+        f: &'a lang::fragment::Fragment,
+    ) -> LocalFuture<'a, Result<Vec<Table>, EvalError>> {
+        Box::pin(self.execute_fragment(f))
     }
 
     fn append<'a>(

@@ -20,6 +20,7 @@
 //!   never old rows.
 
 mod forwarded;
+mod query;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::BTreeMap;
@@ -137,6 +138,7 @@ impl DataNodeService {
                 let p: ForwardedAppend = decode(&payload)?;
                 self.forwarded(p).await.map(|r| encode_payload(&r))
             }
+            method::QUERY_FRAGMENT => self.execute_rpc(&payload).await,
             method::CHUNK_DROP => {
                 let chunks: Vec<u64> = decode(&payload)?;
                 self.drop_chunks(&chunks).await;
@@ -402,6 +404,13 @@ impl ChunkServer for DataNodeService {
 
     fn report(&self) -> Vec<ChunkReport> {
         DataNodeService::report(self)
+    }
+
+    fn execute<'a>(
+        &'a self,
+        f: &'a lang::fragment::Fragment,
+    ) -> lang::catalog::LocalFuture<'a, Result<Vec<lang::eval::Table>, RemoteError>> {
+        Box::pin(DataNodeService::execute(self, f))
     }
 
     fn flush(&self) -> lang::catalog::LocalFuture<'_, Result<(), RemoteError>> {

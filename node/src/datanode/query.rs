@@ -1,0 +1,137 @@
+//! A data node runs plan fragments over its own replicas (`lang::fragment`): the coordinator
+//! sends one task naming the partitions this node is to compute, at the snapshot's versions,
+//! and gets one table per partition back.
+//!
+//! Invariant: a task is all or nothing. It answers every partition it names or fails as a
+//! whole, so a coordinator that reruns a failed task elsewhere never counts a partition twice
+//! or drops one. A replica behind the snapshot waits briefly for its commit; one still behind
+//! (or without the chunk) fails the task as `<DataNodeNotAvail>`, which sends it to another
+//! replica; an error in the query itself is `QueryFailed`, which no other replica would fix.
+
+use std::time::Duration;
+
+use lang::catalog::{ChunkSource, LocalFuture, Partition};
+use lang::eval::{EvalError, Table};
+use lang::fragment::Fragment;
+use storage::batch::Schema;
+use storage::column::Column;
+
+use super::DataNodeService;
+use crate::dfs_proto::Scan;
+use crate::error::{ErrorCode, RemoteError};
+
+/// A replica behind the snapshot is asked again this many times, this far apart, before the
+/// task goes to another replica.
+const BEHIND_RETRIES_MAX: u32 = 20;
+const BEHIND_PAUSE_MS: u64 = 50;
+
+/// The tag a chunk read's failure carries through the interpreter's error, so the task's
+/// answer can say "try another replica" rather than "the query is wrong".
+const REPLICA_TAG: &str = "<DataNodeNotAvail>";
+
+impl DataNodeService {
+    /// Runs one task of a fragment here.
+    pub async fn execute(&self, f: &Fragment) -> Result<Vec<Table>, RemoteError> {
+        lang::fragment::run(f, self).await.map_err(|e| {
+            let m = e.to_string();
+            let code = if m.starts_with(REPLICA_TAG) {
+                ErrorCode::DataNodeNotAvail
+            } else {
+                ErrorCode::QueryFailed
+            };
+            RemoteError::new(code, m)
+        })
+    }
+
+    /// `QUERY_FRAGMENT` as node RPC carries it.
+    pub(super) async fn execute_rpc(&self, payload: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        let f = Fragment::decode(payload)
+            .map_err(|e| RemoteError::new(ErrorCode::BadRequest, format!("a bad fragment: {e}")))?;
+        let tables = self.execute(&f).await?;
+        lang::fragment::encode_tables(&tables)
+            .map_err(|e| RemoteError::new(ErrorCode::QueryFailed, e.to_string()))
+    }
+
+    /// A chunk read at `part`'s version, waiting out a commit on its way.
+    async fn read_behind(&self, s: Scan, rows: bool) -> Result<Read, EvalError> {
+        let mut behind = 0;
+        loop {
+            let r = if rows {
+                self.at_version(s.chunk, s.version).map(Read::Rows)
+            } else {
+                self.scan(s.clone()).await.map(Read::Columns)
+            };
+            match r {
+                Ok(r) => return Ok(r),
+                Err(e)
+                    if e.code == ErrorCode::ChunkInTransaction && behind < BEHIND_RETRIES_MAX =>
+                {
+                    behind += 1;
+                    rt::time::sleep(Duration::from_millis(BEHIND_PAUSE_MS)).await;
+                }
+                Err(e) => {
+                    return Err(EvalError::msg(format!(
+                        "{REPLICA_TAG}chunk {} cannot be read here: {e}",
+                        s.chunk
+                    )))
+                }
+            }
+        }
+    }
+}
+
+enum Read {
+    Rows(u64),
+    Columns(Vec<Column>),
+}
+
+fn scan_of(schema: &Schema, part: &Partition, columns: &[usize]) -> Scan {
+    Scan {
+        chunk: part.chunk,
+        version: part.version,
+        columns: columns.iter().map(|c| *c as u32).collect(),
+        types: columns
+            .iter()
+            .map(|c| schema.columns.get(*c).map_or(0, |(_, t)| *t as u8))
+            .collect(),
+    }
+}
+
+impl ChunkSource for DataNodeService {
+    fn rows<'a>(
+        &'a self,
+        schema: &'a Schema,
+        part: &'a Partition,
+    ) -> LocalFuture<'a, Result<usize, EvalError>> {
+        Box::pin(async move {
+            match self.read_behind(scan_of(schema, part, &[]), true).await? {
+                Read::Rows(n) => Ok(n as usize),
+                Read::Columns(_) => unreachable!("a row count was asked"),
+            }
+        })
+    }
+
+    fn columns<'a>(
+        &'a self,
+        schema: &'a Schema,
+        part: &'a Partition,
+        columns: &'a [usize],
+    ) -> LocalFuture<'a, Result<Vec<Column>, EvalError>> {
+        Box::pin(async move {
+            let Read::Columns(cols) = self
+                .read_behind(scan_of(schema, part, columns), false)
+                .await?
+            else {
+                unreachable!("columns were asked");
+            };
+            if cols.is_empty() && !columns.is_empty() {
+                // A chunk no commit has reached yet: no rows, the columns' types.
+                return Ok(columns
+                    .iter()
+                    .map(|c| Column::empty(schema.columns[*c].1))
+                    .collect());
+            }
+            Ok(cols)
+        })
+    }
+}
