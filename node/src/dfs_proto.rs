@@ -58,6 +58,8 @@ pub mod method {
     /// Coordinator → data node: run a plan fragment's task over this node's replicas
     /// (`lang::fragment`); the answer is one table per partition.
     pub const QUERY_FRAGMENT: u16 = 48;
+    /// `(token, offset)` → the next slice of a query answer larger than one reply.
+    pub const QUERY_MORE: u16 = 49;
 }
 
 /// A namespace question for the leader.

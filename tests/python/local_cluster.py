@@ -39,21 +39,55 @@ def login(ip, port):
 def running(binary):
     """Starts the cluster from `binary`; yields the leader controller's (ip, port) once every
     data node is live and datanode1 takes a login; kills every process on the way out."""
+    with cluster(binary) as c:
+        yield c.leader
+
+
+class Cluster:
+    """A running local cluster: the leader controller's (ip, port) and each process by alias."""
+
+    def __init__(self, leader, procs, root):
+        self.leader = leader
+        self.procs = procs
+        self.root = root
+
+    def log(self, host, name):
+        """The text of log `name` (e.g. `computenode1.log`) under host `host`'s `log/`."""
+        with open(os.path.join(self.root, host, "log", name), errors="replace") as f:
+            return f.read()
+
+    def kill(self, alias):
+        """`kill -9` of one node."""
+        p = self.procs[alias]
+        p.kill()
+        p.wait()
+
+
+@contextlib.contextmanager
+def cluster(binary, compute=False):
+    """[running], optionally with computenode1-3 on port 8803 (each host's compute node, as
+    an agent starts it); yields a [Cluster] once every node takes a login."""
     root = tempfile.mkdtemp(prefix="porpoise-cluster-")
-    procs = []
+    procs = {}
     for i, (h, ip) in enumerate(zip(HOSTS, IPS), start=1):
         d = os.path.join(root, h)
         shutil.copytree(os.path.join(HERE, "..", "..", "configs", "cluster", h), d)
         os.makedirs(os.path.join(d, "log"))
-        procs.append(subprocess.Popen(
+        procs[f"controller{i}"] = (subprocess.Popen(
             [binary, "-console", "0", "-mode", "controller", "-home", "data", "-config", "config/controller.cfg",
              "-logFile", "log/controller.log", "-nodesFile", "config/cluster.nodes", "-clusterConfig", "config/cluster.cfg"],
             cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        procs.append(subprocess.Popen(
+        procs[f"datanode{i}"] = (subprocess.Popen(
             [binary, "-console", "0", "-mode", "datanode", "-home", "data", "-localSite", f"{ip}:8802:datanode{i}",
              "-controllerSite", f"{ip}:8800:controller{i}", "-clusterConfig", "config/cluster.cfg",
              "-logFile", f"log/datanode{i}.log"],
             cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        if compute:
+            procs[f"computenode{i}"] = subprocess.Popen(
+                [binary, "-console", "0", "-mode", "computenode", "-home", "data", "-localSite",
+                 f"{ip}:8803:computenode{i}", "-controllerSite", f"{ip}:8800:controller{i}",
+                 "-clusterConfig", "config/cluster.cfg", "-logFile", f"log/computenode{i}.log"],
+                cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60
         leader = None
@@ -69,11 +103,14 @@ def running(binary):
             time.sleep(0.2)
         assert leader, "the cluster did not come up"
         # Wait for a login, not a TCP accept.
-        while time.time() < deadline and not login(IPS[0], 8802):
-            time.sleep(0.2)
-        yield leader
+        ports = [8802, 8803] if compute else [8802]
+        for ip in IPS:
+            for port in ports:
+                while time.time() < deadline and not login(ip, port):
+                    time.sleep(0.2)
+        yield Cluster(leader, procs, root)
     finally:
-        for p in procs:
+        for p in procs.values():
             p.kill()
             p.wait()
         shutil.rmtree(root, ignore_errors=True)

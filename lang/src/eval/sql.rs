@@ -342,15 +342,17 @@ pub(crate) async fn source(
                 order_by: Vec::new(),
                 limit: None,
             };
-            let Some(bindings) = crate::fragment::bindings(it, &query, &info.schema) else {
-                // A condition names a user function: every condition is applied here.
-                let only = crate::catalog::TableInfo {
-                    partitions: parts.into_iter().cloned().collect(),
-                    ..(*info).clone()
+            let (query, bindings, applied) =
+                match crate::fragment::bindings(it, &query, &info.schema) {
+                    Some(b) => (query, b, applied),
+                    // A condition names a user function: the rows travel, every condition is
+                    // applied here.
+                    None => {
+                        let mut q = query;
+                        q.filters.clear();
+                        (q, Vec::new(), vec![false; filters.len()])
+                    }
                 };
-                let (t, _) = crate::catalog::scan(&*dfs, &only, &[], columns).await?;
-                return Ok((Rc::new(t), vec![false; filters.len()]));
-            };
             let f = crate::fragment::Fragment {
                 mode: crate::fragment::Mode::Rows,
                 info: info.clone(),

@@ -25,7 +25,7 @@ use lang::fragment::Fragment;
 use super::{ClusterCatalog, Target};
 use crate::dfs_proto::{method, Replica};
 use crate::error::{ErrorCode, RemoteError, Retry};
-use crate::rpc::RpcError;
+use crate::rpc::{encode_payload, RpcError};
 
 /// Most rounds of task sends one fragment takes (a round reruns what failed in the last).
 pub const ROUNDS_MAX: usize = 4;
@@ -131,7 +131,32 @@ impl Target {
                     RpcError::Remote(RemoteError::new(ErrorCode::QueryFailed, e.to_string()))
                 })?;
                 let b = c.call(method::QUERY_FRAGMENT, payload).await?;
-                lang::fragment::decode_tables(&b).map_err(RpcError::Protocol)
+                let bytes = match b.split_first() {
+                    Some((0, whole)) => whole.to_vec(),
+                    Some((1, rest)) if rest.len() >= 16 => {
+                        let token = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes"));
+                        let total = u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes"));
+                        let total = usize::try_from(total)
+                            .map_err(|_| RpcError::Protocol("an answer too large".into()))?;
+                        let mut bytes = Vec::with_capacity(total);
+                        bytes.extend_from_slice(&rest[16..]);
+                        while bytes.len() < total {
+                            let more = c
+                                .call(
+                                    method::QUERY_MORE,
+                                    encode_payload(&(token, bytes.len() as u64)),
+                                )
+                                .await?;
+                            if more.is_empty() {
+                                return Err(RpcError::Protocol("a query answer cut short".into()));
+                            }
+                            bytes.extend_from_slice(&more);
+                        }
+                        bytes
+                    }
+                    _ => return Err(RpcError::Protocol("a bad query answer".into())),
+                };
+                lang::fragment::decode_tables(&bytes).map_err(RpcError::Protocol)
             }
         }
     }
@@ -252,7 +277,7 @@ fn no_replica(f: &Fragment, i: usize, why: &[String]) -> EvalError {
     EvalError::msg(format!(
         "<DataNodeNotAvail>no replica of chunk {} (partition {}) is available to run the query{}",
         p.chunk,
-        p.name,
+        f.info.scheme.display_path(&p.name),
         if why.is_empty() {
             String::new()
         } else {

@@ -53,6 +53,8 @@ pub struct DataNodeService {
     /// The node's catalog, which runs forwarded appends (set by the start function).
     appends: OnceCell<Rc<dyn lang::catalog::Catalog>>,
     forwarded: RefCell<forwarded::Sessions>,
+    /// Query answers larger than one reply, until fetched.
+    pages: query::Pages,
 }
 
 /// A prepare call waits at most this long for the calls before it of its transaction (the
@@ -91,6 +93,7 @@ impl DataNodeService {
             turns: RefCell::new(BTreeMap::new()),
             appends: OnceCell::new(),
             forwarded: RefCell::new(Default::default()),
+            pages: Default::default(),
         });
         drop(rt::task::spawn_local(svc.clone().resolver()));
         svc
@@ -139,6 +142,10 @@ impl DataNodeService {
                 self.forwarded(p).await.map(|r| encode_payload(&r))
             }
             method::QUERY_FRAGMENT => self.execute_rpc(&payload).await,
+            method::QUERY_MORE => {
+                let (token, offset): (u64, u64) = decode(&payload)?;
+                self.pages.more(token, offset)
+            }
             method::CHUNK_DROP => {
                 let chunks: Vec<u64> = decode(&payload)?;
                 self.drop_chunks(&chunks).await;

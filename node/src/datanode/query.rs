@@ -8,6 +8,8 @@
 //! (or without the chunk) fails the task as `<DataNodeNotAvail>`, which sends it to another
 //! replica; an error in the query itself is `QueryFailed`, which no other replica would fix.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use lang::catalog::{ChunkSource, LocalFuture, Partition};
@@ -24,6 +26,63 @@ use crate::error::{ErrorCode, RemoteError};
 /// task goes to another replica.
 const BEHIND_RETRIES_MAX: u32 = 20;
 const BEHIND_PAUSE_MS: u64 = 50;
+
+/// A task's answer travels in slices of at most this many bytes (a frame holds 64 MiB); the
+/// first slice answers the call and the coordinator asks for the rest (`QUERY_MORE`).
+pub const REPLY_SLICE_BYTES: usize = 32 << 20;
+/// An answer not fetched whole within this long is dropped (its coordinator is gone).
+const PAGES_KEPT_MS: u64 = 60_000;
+
+/// Answers larger than one slice, kept until their coordinator has fetched them.
+#[derive(Default)]
+pub struct Pages {
+    next: Cell<u64>,
+    kept: RefCell<HashMap<u64, (Vec<u8>, u64)>>,
+}
+
+impl Pages {
+    /// The call's answer: `0` and the whole encoding, or `1`, a token, the total length and
+    /// the first slice.
+    fn answer(&self, bytes: Vec<u8>) -> Vec<u8> {
+        if bytes.len() <= REPLY_SLICE_BYTES {
+            let mut out = Vec::with_capacity(bytes.len() + 1);
+            out.push(0);
+            out.extend_from_slice(&bytes);
+            return out;
+        }
+        let now = rt::time::unix_time_ms();
+        self.kept.borrow_mut().retain(|_, (_, until)| *until > now);
+        let token = self.next.get() + 1;
+        self.next.set(token);
+        let mut out = Vec::with_capacity(REPLY_SLICE_BYTES + 17);
+        out.push(1);
+        out.extend_from_slice(&token.to_le_bytes());
+        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out.extend_from_slice(&bytes[..REPLY_SLICE_BYTES]);
+        self.kept
+            .borrow_mut()
+            .insert(token, (bytes, now + PAGES_KEPT_MS));
+        out
+    }
+
+    /// The slice of answer `token` from `offset`; the last one forgets the answer.
+    pub(super) fn more(&self, token: u64, offset: u64) -> Result<Vec<u8>, RemoteError> {
+        let mut kept = self.kept.borrow_mut();
+        let Some((bytes, _)) = kept.get(&token) else {
+            return Err(RemoteError::new(
+                ErrorCode::DataNodeNotAvail,
+                format!("query answer {token} is no longer here"),
+            ));
+        };
+        let start = (offset as usize).min(bytes.len());
+        let end = (start + REPLY_SLICE_BYTES).min(bytes.len());
+        let out = bytes[start..end].to_vec();
+        if end == bytes.len() {
+            kept.remove(&token);
+        }
+        Ok(out)
+    }
+}
 
 /// The tag a chunk read's failure carries through the interpreter's error, so the task's
 /// answer can say "try another replica" rather than "the query is wrong".
@@ -48,8 +107,10 @@ impl DataNodeService {
         let f = Fragment::decode(payload)
             .map_err(|e| RemoteError::new(ErrorCode::BadRequest, format!("a bad fragment: {e}")))?;
         let tables = self.execute(&f).await?;
-        lang::fragment::encode_tables(&tables)
-            .map_err(|e| RemoteError::new(ErrorCode::QueryFailed, e.to_string()))
+        let bytes = lang::fragment::encode_tables(&tables)
+            .map_err(|e| RemoteError::new(ErrorCode::QueryFailed, e.to_string()))?;
+        drop(tables);
+        Ok(self.pages.answer(bytes))
     }
 
     /// A chunk read at `part`'s version, waiting out a commit on its way.

@@ -1,0 +1,130 @@
+"""Distributed queries through the official client (issue 16) on the tutorial's cluster with
+its compute nodes: Step 5 on datanode1, Step 6 verbatim on computenode1 checked against pandas
+over the downloaded table, pushed-down filters and partition-wise queries, and `kill -9` of
+the data nodes under a running query."""
+import os
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from local_cluster import IPS, cluster, login, script
+
+
+@pytest.fixture(scope="module")
+def c():
+    binary = os.environ.get("PORPOISE_BIN")
+    if not binary:
+        pytest.fail("set PORPOISE_BIN to the porpoise binary")
+    with cluster(binary, compute=True) as c:
+        login(IPS[0], 8802).run(script("tutorial_step5.dos"))
+        yield c
+
+
+@pytest.fixture(scope="module")
+def table(c):
+    """The whole table, downloaded once through computenode2."""
+    return login(IPS[1], 8803).run('select * from loadTable("dfs://testDB", "testTB")')
+
+
+def ohlc(df):
+    g = df.assign(Date=df["DateTime"].dt.normalize()).groupby(["Date", "SecurityID"], sort=True)["LastPx"]
+    return pd.DataFrame({"Open": g.first(), "High": g.max(), "Low": g.min(), "Close": g.last()}).reset_index()
+
+
+def test_step_6_verbatim_on_computenode1_equals_pandas(c, table):
+    s = login(IPS[0], 8803)
+    assert s.run("getNodeAlias()") == "computenode1"
+    s.run(script("tutorial_step6.dos"))
+    counts = s.run('select count(*) from loadTable("dfs://testDB", "testTB") group by date(DateTime) as Date')
+    assert counts["count"].tolist() == [len(table)] == [1210000]
+    # `result` stays on the compute node until it is asked for.
+    assert s.run("typestr(result)") == "IN-MEMORY TABLE"
+    got = s.run("result")
+    want = ohlc(table)
+    assert len(got) == len(want) == 5000
+    assert got["SecurityID"].tolist() == want["SecurityID"].tolist()
+    assert (got["Date"].values == want["Date"].values).all()
+    for col in ["Open", "High", "Low", "Close"]:
+        np.testing.assert_allclose(got[col].to_numpy(), want[col].to_numpy(), err_msg=col)
+
+
+def test_filters_run_where_the_chunks_are_and_equal_pandas(c, table):
+    s = login(IPS[2], 8803)
+    s.run('pt = loadTable("dfs://testDB", "testTB"); lo = 10.5; ids = ["000001", "000100", "002000"]')
+    got = s.run("select SecurityID, DateTime, LastPx from pt where SecurityID in ids, LastPx > lo")
+    want = table[table["SecurityID"].isin(["000001", "000100", "002000"]) & (table["LastPx"] > 10.5)]
+    assert len(got) == len(want) > 0
+    assert got["LastPx"].sum() == pytest.approx(want["LastPx"].sum())
+    # A condition that is not row-wise is evaluated over the whole selection, not per chunk.
+    got = s.run("select count(*) from pt where LastPx > avg(LastPx)")
+    assert got["count"].tolist() == [int((table["LastPx"] > table["LastPx"].mean()).sum())]
+    # Aggregates with a where clause: partial aggregates on the data nodes, merged here.
+    got = s.run("select count(*) as n, sum(Volume) as v, avg(LastPx) as a from pt where LastPx > lo group by SecurityID")
+    w = table[table["LastPx"] > 10.5].groupby("SecurityID", sort=True)
+    assert got["n"].tolist() == w.size().tolist()
+    assert got["v"].tolist() == w["Volume"].sum().tolist()
+    np.testing.assert_allclose(got["a"].to_numpy(), w["LastPx"].mean().to_numpy())
+
+
+def test_a_partition_wise_query_runs_per_partition_and_equals_pandas(c, table):
+    s = login(IPS[0], 8803)
+    got = s.run('select SecurityID, DateTime, mavg(LastPx, 3) as m from loadTable("dfs://testDB", "testTB") '
+                'where SecurityID in ["000001", "000002"] context by date(DateTime), SecurityID')
+    sub = table[table["SecurityID"].isin(["000001", "000002"])]
+    sub = sub.sort_values(["SecurityID"], kind="stable")
+    want = sub.groupby("SecurityID")["LastPx"].transform(lambda x: x.rolling(3).mean())
+    assert got["SecurityID"].tolist() == sub["SecurityID"].tolist()
+    np.testing.assert_allclose(got["m"].to_numpy(), want.to_numpy())
+
+
+def replicas_of_the_day(c):
+    status = login(*c.leader).run("getClusterChunksStatus()")
+    row = status[status["file"].str.contains("20230108")] if "file" in status else status
+    return sorted(r.split(":")[0] for r in row["replicas"].iloc[0].split(","))
+
+
+def test_kill_9_of_a_replica_mid_query_costs_a_retry_and_both_an_error(c, table):
+    want = ohlc(table)
+    holders = replicas_of_the_day(c)
+    assert len(holders) == 2, holders
+    q = ("select first(LastPx) as Open, max(LastPx) as High, min(LastPx) as Low, last(LastPx) as Close "
+         "from loadTable('dfs://testDB', 'testTB') group by date(DateTime) as Date, SecurityID")
+    answers, errors, stop = [], [], threading.Event()
+
+    def loop(s):
+        while not stop.is_set():
+            try:
+                answers.append((time.time(), s.run(q)))
+            except Exception as e:  # noqa: BLE001 - any failure is the test's finding
+                errors.append(str(e))
+
+    # Three sessions at once keep a task in flight on both replicas (the coordinator sends
+    # each to the less busy one), so the kill lands on running work.
+    sessions = [login(IPS[0], 8803) for _ in range(3)]
+    threads = [threading.Thread(target=loop, args=(s,)) for s in sessions]
+    for t in threads:
+        t.start()
+    while len(answers) < 3:
+        time.sleep(0.05)
+    c.kill(holders[0])
+    killed_at = time.time()
+    while len([a for a in answers if a[0] > killed_at]) < 6 and not errors:
+        time.sleep(0.1)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == [], errors
+    for _, got in answers:
+        assert len(got) == 5000
+        np.testing.assert_allclose(got["Close"].to_numpy(), want["Close"].to_numpy())
+        np.testing.assert_allclose(got["Open"].to_numpy(), want["Open"].to_numpy())
+    assert "query_task_failed" in c.log("P1", "computenode1.log")
+    s = sessions[0]
+    # With both replicas of the chunk gone, the query fails and says which chunk.
+    c.kill(holders[1])
+    with pytest.raises(Exception) as e:
+        s.run(q)
+    assert "DataNodeNotAvail" in str(e.value) and "chunk" in str(e.value) and "20230108" in str(e.value)
