@@ -10,6 +10,7 @@
 //! protocol agree on them.
 
 pub mod catalog;
+pub mod cluster;
 pub mod dfs;
 pub mod display;
 pub mod eval;

@@ -60,6 +60,12 @@ pub mod method {
     pub const QUERY_FRAGMENT: u16 = 48;
     /// `(token, offset)` → the next slice of a query answer larger than one reply.
     pub const QUERY_MORE: u16 = 49;
+    /// Any data or compute node: run an encoded `lang::cluster` call in a new session; the
+    /// answer is its value in the client wire format (`rpc`, `pnodeRun`).
+    pub const NODE_RUN: u16 = 50;
+    /// Any data or compute node: `()` → its own `getClusterPerf` row, as a one-row table in the
+    /// client wire format.
+    pub const NODE_PERF: u16 = 51;
 }
 
 /// A namespace question for the leader.
@@ -86,6 +92,8 @@ pub enum DfsRead {
     DataNodes,
     /// Whether the database writes atomically per chunk (`atomic='CHUNK'`).
     AtomicChunk(String),
+    /// Every node the leader knows, and the leader itself (`getClusterPerf`, `rpc`).
+    Members,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +104,16 @@ pub enum DfsReadReply {
     Chunks(Vec<ChunkStatus>),
     Names(Vec<String>),
     Nodes(Vec<Replica>),
+    Members(Members),
+}
+
+/// The cluster's nodes as the leader knows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Members {
+    /// The leader controller's alias, host and port.
+    pub leader: (String, String, u16),
+    /// Agents, data and compute nodes: alias, host, port, `getClusterPerf` mode, heartbeating.
+    pub nodes: Vec<(String, String, u16, u8, bool)>,
 }
 
 /// A namespace change.

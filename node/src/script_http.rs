@@ -29,6 +29,10 @@ pub struct ScriptSessions {
     node: NodeInfo,
     dfs: Option<std::rc::Rc<dyn lang::catalog::Catalog>>,
     users: std::rc::Rc<lang::users::Users>,
+    cluster: Option<std::rc::Rc<dyn lang::cluster::Cluster>>,
+    /// Scripts running now: when each started (ms), by a sequence number.
+    pub(crate) jobs: RefCell<BTreeMap<u64, u64>>,
+    job_seq: std::cell::Cell<u64>,
 }
 
 impl Default for ScriptSessions {
@@ -162,7 +166,33 @@ impl ScriptSessions {
             node,
             dfs,
             users: lang::users::default_users(),
+            cluster: None,
+            jobs: RefCell::new(BTreeMap::new()),
+            job_seq: std::cell::Cell::new(0),
         }
+    }
+
+    /// Sessions reach the other nodes through `cluster` (`rpc`, `pnodeRun`, `getClusterPerf`).
+    pub fn with_cluster(mut self, cluster: std::rc::Rc<dyn lang::cluster::Cluster>) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// Runs a call another node sent (`rpc`, `pnodeRun`) in a session of its own.
+    pub async fn run_call(&self, call: &[u8]) -> Result<lang::eval::Value, String> {
+        let mut it = self.new_interp();
+        it.run_as_admin();
+        let job = self.job_started();
+        let r = lang::cluster::run_call(&mut it, call).await;
+        self.jobs.borrow_mut().remove(&job);
+        r.map_err(|e| e.to_string())
+    }
+
+    fn job_started(&self) -> u64 {
+        let n = self.job_seq.get() + 1;
+        self.job_seq.set(n);
+        self.jobs.borrow_mut().insert(n, rt::time::unix_time_ms());
+        n
     }
 
     /// Uses `users` for logins (the node's persisted accounts).
@@ -176,6 +206,7 @@ impl ScriptSessions {
         it.node = self.node.clone();
         it.dfs = self.dfs.clone();
         it.users = self.users.clone();
+        it.cluster = self.cluster.clone();
         it
     }
 
@@ -255,7 +286,9 @@ impl ScriptSessions {
             .remove(&id)
             .expect("just ensured");
         it.output.clear();
+        let job = self.job_started();
         let (mut it, r) = work(it).await;
+        self.jobs.borrow_mut().remove(&job);
         let output = std::mem::take(&mut it.output);
         self.sessions.borrow_mut().insert(id, it);
         (id, (output, r))

@@ -10,7 +10,6 @@
 //! once); a request head is at most [`HTTP_HEAD_BYTES_MAX`]; a silent peer is dropped after
 //! [`IDLE_TIMEOUT`]; anything a peer sends can close only that peer's connection.
 
-use std::cell::Cell;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::Duration;
@@ -218,6 +217,29 @@ pub async fn serve(
         max_connections: settings.max_connections(),
         worker_num: settings.worker_num(),
     };
+    // Data and compute nodes reach the rest of the cluster (rpc, pnodeRun, getClusterPerf).
+    let probe = Rc::new(crate::cluster::Probe::new(
+        node.clone(),
+        settings
+            .max_mem_bytes()
+            .map_or(0.0, |b| b as f64 / (1u64 << 30) as f64),
+        settings.home().to_path_buf(),
+        datanode
+            .as_ref()
+            .map(|d| d.tasks.clone())
+            .unwrap_or_default(),
+    ));
+    let cluster_impl = matches!(settings.mode(), Mode::DataNode | Mode::ComputeNode).then(|| {
+        Rc::new(crate::cluster::NodeCluster::new(
+            Rc::new(crate::leader::LeaderClient::new(
+                crate::heartbeat::controller_addrs(&settings),
+            )),
+            probe.clone(),
+        ))
+    });
+    let cluster: Option<Rc<dyn lang::cluster::Cluster>> = cluster_impl
+        .clone()
+        .map(|c| c as Rc<dyn lang::cluster::Cluster>);
     // Controllers run scripts too (on the leader; followers answer <NotLeader>).
     let scripts = if matches!(
         settings.mode(),
@@ -225,7 +247,10 @@ pub async fn serve(
     ) {
         // Single nodes keep their accounts beside the DFS metadata; a cluster's accounts will
         // live in the controllers' Raft state, so data and compute nodes use the defaults.
-        let mut sessions = ScriptSessions::new(node, dfs);
+        let mut sessions = ScriptSessions::new(node.clone(), dfs);
+        if let Some(c) = &cluster {
+            sessions = sessions.with_cluster(c.clone());
+        }
         if settings.mode() == Mode::Single {
             match lang::users::Users::open(settings.dfs_meta_dir().join("users")).await {
                 Ok(u) => sessions = sessions.with_users(Rc::new(u)),
@@ -246,7 +271,10 @@ pub async fn serve(
     if let (Some(path), Some(sessions)) = (&startup, &scripts) {
         run_startup_script(path, sessions, &log).await;
     }
-    let active = Rc::new(Cell::new(0usize));
+    if let (Some(c), Some(s)) = (&cluster_impl, &scripts) {
+        c.set_sessions(s);
+    }
+    let active = probe.connections.clone();
     let limit = settings.max_connections();
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -267,19 +295,21 @@ pub async fn serve(
             continue;
         }
         active.set(active.get() + 1);
-        let (active, settings, log, scripts, controller, datanode) = (
+        let (active, settings, log, scripts, controller, datanode, probe) = (
             active.clone(),
             settings.clone(),
             log.clone(),
             scripts.clone(),
             controller.clone(),
             datanode.clone(),
+            probe.clone(),
         );
         drop(rt::task::spawn_local(async move {
             let roles = Roles {
                 scripts: scripts.as_deref(),
                 controller: controller.as_deref(),
                 datanode: datanode.as_deref(),
+                probe: &probe,
             };
             if let Err(e) = handle(stream, &settings, roles).await {
                 log.event(
@@ -300,6 +330,7 @@ struct Roles<'a> {
     scripts: Option<&'a ScriptSessions>,
     controller: Option<&'a ControllerService>,
     datanode: Option<&'a crate::datanode::DataNodeService>,
+    probe: &'a crate::cluster::Probe,
 }
 
 async fn handle(mut s: TcpStream, settings: &Settings, roles: Roles<'_>) -> std::io::Result<()> {
@@ -307,6 +338,7 @@ async fn handle(mut s: TcpStream, settings: &Settings, roles: Roles<'_>) -> std:
         scripts,
         controller,
         datanode,
+        probe,
     } = roles;
     s.set_read_timeout(Some(IDLE_TIMEOUT));
     s.set_write_timeout(Some(IDLE_TIMEOUT));
@@ -325,8 +357,26 @@ async fn handle(mut s: TcpStream, settings: &Settings, roles: Roles<'_>) -> std:
             // Node RPC: a controller's (Raft, heartbeats, metadata) or a data node's (2PC,
             // chunk reads).
             s.set_read_timeout(None);
-            if let Some(dn) = datanode {
-                let handler = |method: u16, payload: Vec<u8>| dn.handle_rpc(method, payload);
+            if controller.is_none() {
+                // A data or compute node: its own calls (rpc, getClusterPerf), then a data
+                // node's (2PC, chunk reads, query tasks).
+                let handler =
+                    |method: u16, payload: Vec<u8>| -> lang::catalog::LocalFuture<'_, _> {
+                        match (method, datanode) {
+                            (
+                                crate::dfs_proto::method::NODE_RUN
+                                | crate::dfs_proto::method::NODE_PERF,
+                                _,
+                            ) => Box::pin(crate::cluster::handle(method, payload, scripts, probe)),
+                            (_, Some(dn)) => Box::pin(dn.handle_rpc(method, payload)),
+                            (m, None) => Box::pin(async move {
+                                Err(crate::error::RemoteError::new(
+                                    crate::error::ErrorCode::UnknownMethod,
+                                    format!("unknown method {m}: this node holds no data"),
+                                ))
+                            }),
+                        }
+                    };
                 return crate::rpc::serve_connection_after(
                     s,
                     crate::rpc::FrameReader::new(head),

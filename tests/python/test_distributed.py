@@ -80,6 +80,50 @@ def test_a_partition_wise_query_runs_per_partition_and_equals_pandas(c, table):
     np.testing.assert_allclose(got["m"].to_numpy(), want.to_numpy())
 
 
+def test_rpc_pnode_run_and_get_cluster_perf_answer_for_the_cluster(c):
+    s = login(IPS[0], 8803)
+    assert s.run("getNodeType()") == 4
+    assert login(IPS[1], 8802).run("getNodeType()") == 0
+    assert s.run("rpc('datanode2', getNodeAlias)") == "datanode2"
+    # A user function travels with its definition; arguments travel as values.
+    assert list(s.run("def tag(x) { return (getNodeAlias(), x * 2) }\nrpc('datanode3', tag, 7)")) == ["datanode3", 14]
+    assert s.run("rpc('computenode2', add, 2, 3)") == 5
+    nodes = [f"datanode{i}" for i in (1, 2, 3)] + [f"computenode{i}" for i in (1, 2, 3)]
+    t = s.run("pnodeRun(getNodeAlias)")
+    assert sorted(t["node"]) == sorted(nodes) and (t["node"] == t["value"]).all()
+    t = s.run("pnodeRun(getNodeAlias, `datanode1`computenode3)")
+    assert sorted(t["value"]) == ["computenode3", "datanode1"]
+    # Tables are stacked with the node's alias first.
+    t = s.run("def one() { return table(getNodeAlias() as who, 1 as n) }\npnodeRun(one)")
+    assert list(t.columns) == ["node", "who", "n"] and (t["node"] == t["who"]).all() and len(t) == 6
+    perf = s.run("getClusterPerf()")
+    for col in ["host", "port", "site", "mode", "state", "maxConnections", "connectionNum", "workerNum",
+                "executorNum", "publicName", "name", "memoryUsed", "memoryAlloc", "cpuUsage", "avgLoad",
+                "runningJobs", "queuedJobs", "runningTasks", "queuedTasks", "jobLoad", "diskCapacity",
+                "diskFreeSpace", "diskFreeSpaceRatio", "maxRunningQueryTime"]:
+        assert col in perf.columns, col
+    live = perf[perf["name"].isin(nodes)].set_index("name")
+    assert sorted(live.index) == sorted(nodes)
+    assert (live["state"] == 1).all()
+    assert (live["memoryUsed"] > 0).all() and (live["diskCapacity"] > 0).all()
+    assert live.loc["computenode1", "runningJobs"] >= 1  # this very script
+    assert live.loc["datanode1", "mode"] == 0 and live.loc["computenode1", "mode"] == 4
+    assert live.loc["datanode2", "site"] == f"{IPS[1]}:8802:datanode2"
+    master = s.run("getActiveMaster()")
+    with_ctl = s.run("getClusterPerf(true)")
+    ctl = with_ctl[with_ctl["mode"] == 2]
+    assert ctl["name"].tolist() == [master] and ctl["isLeader"].tolist() == [True]
+    assert f"{c.leader[0]}:{c.leader[1]}" in ctl["site"].iloc[0]
+    # The official client's high-availability connect reads getClusterPerf through rpc and
+    # moves to the least-loaded data node it lists.
+    import dolphindb as ddb
+    ha = ddb.session()
+    sites = [f"{ip}:8802" for ip in IPS]
+    assert ha.connect(IPS[0], 8802, "admin", "123456", highAvailability=True, highAvailabilitySites=sites)
+    assert ha.run("getNodeAlias()") in nodes[:3]
+    ha.close()
+
+
 def replicas_of_the_day(c):
     status = login(*c.leader).run("getClusterChunksStatus()")
     row = status[status["file"].str.contains("20230108")] if "file" in status else status

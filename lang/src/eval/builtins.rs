@@ -91,6 +91,9 @@ const NAMES: &[&str] = &[
     "getControllerAlias",
     "getClusterPerf",
     "rpc",
+    "pnodeRun",
+    "getNodeType",
+    "getActiveMaster",
     "isNodeInitialized",
     "getRequiredAPIVersion",
 ];
@@ -967,52 +970,8 @@ pub async fn call(
         "getRequiredAPIVersion" => Err(EvalError::msg(
             "getRequiredAPIVersion is not required by this server",
         )),
-        "getClusterPerf" => {
-            let n = it.node.clone();
-            let s = |v: &str| Column::from_strings(DataType::String, &[v]);
-            let i = |v: i64| Column {
-                ty: DataType::Int,
-                data: ColumnData::I32(vec![v as i32]),
-            };
-            Ok(table_value(Table {
-                columns: vec![
-                    ("name".into(), s(&n.alias)),
-                    ("state".into(), i(1)),
-                    ("host".into(), s(&n.host)),
-                    ("port".into(), i(n.port as i64)),
-                    (
-                        "site".into(),
-                        s(&format!("{}:{}:{}", n.host, n.port, n.alias)),
-                    ),
-                    ("mode".into(), i(n.mode_code as i64)),
-                    ("maxConnections".into(), i(n.max_connections as i64)),
-                    ("connectionNum".into(), i(1)),
-                    ("workerNum".into(), i(n.worker_num as i64)),
-                    (
-                        "executorNum".into(),
-                        i(n.worker_num.saturating_sub(1) as i64),
-                    ),
-                    ("publicName".into(), s(&n.host)),
-                ],
-            }))
-        }
-        "rpc" => {
-            // rpc(alias, f, args...): this node answers for itself (single mode).
-            if args.len() < 2 {
-                return Err(EvalError::msg(
-                    "The function [rpc] needs a node alias and a function",
-                ));
-            }
-            let alias = scalar_string(&args[0])?;
-            if !alias.is_empty() && alias != it.node.alias && alias != it.node.controller_alias {
-                return Err(EvalError::msg(format!(
-                    "<DataNodeNotAvail>node {alias} is not reachable from this node"
-                )));
-            }
-            let mut args = args;
-            let rest = args.split_off(2);
-            let f = args.pop().expect("two arguments");
-            Box::pin(it.apply(f, rest, &[], _pos)).await
+        n if super::cluster_fns::NAMES.contains(&n) => {
+            Box::pin(super::cluster_fns::call(it, n, args, _pos)).await
         }
         "existsDatabase"
         | "database"

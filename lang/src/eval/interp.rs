@@ -48,6 +48,9 @@ pub struct Interp {
     pub dfs: Option<std::rc::Rc<dyn crate::catalog::Catalog>>,
     /// The node's accounts (`login`, `changePwd`, ...).
     pub users: std::rc::Rc<crate::users::Users>,
+    /// The other nodes, when this session runs in a cluster (`rpc`, `pnodeRun`,
+    /// `getClusterPerf`).
+    pub cluster: Option<std::rc::Rc<dyn crate::cluster::Cluster>>,
     /// Partitions the last query over a partitioned table read (after pruning).
     pub partitions_read: usize,
     depth: usize,
@@ -180,6 +183,7 @@ impl Interp {
             user: None,
             node: NodeInfo::default(),
             dfs: None,
+            cluster: None,
             partitions_read: 0,
             users: crate::users::default_users(),
             depth: 0,

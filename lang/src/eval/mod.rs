@@ -8,6 +8,7 @@
 mod access;
 mod builtins;
 mod calendar;
+mod cluster_fns;
 mod dfs_fns;
 mod dml;
 mod forms;
@@ -31,6 +32,7 @@ pub use builtins::{
 };
 pub use calendar::UNITS as DURATION_UNITS;
 pub use interp::{Interp, NodeInfo};
+pub(crate) use ops::scalar_f64;
 pub(crate) use partial::{partition_partial, PartialPlan};
 pub(crate) use sql::{filtered, referenced_columns, select_on};
 

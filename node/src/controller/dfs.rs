@@ -196,6 +196,8 @@ pub fn read(m: &Meta, v: &Volatile, q: &DfsRead) -> Result<DfsReadReply, RemoteE
             }
             DfsReadReply::Bool(m.atomic_chunk.contains(db))
         }
+        // Answered by the service, which knows the leader (`members`).
+        DfsRead::Members => return Err(refused("Members is not a metadata read")),
         DfsRead::DataNodes => DfsReadReply::Nodes(
             m.nodes
                 .iter()
@@ -382,11 +384,42 @@ impl ControllerService {
 
     async fn dfs_read(&self, q: DfsRead) -> Result<Vec<u8>, RemoteError> {
         self.linearizable().await?;
+        if q == DfsRead::Members {
+            return Ok(encode_payload(&DfsReadReply::Members(self.members())));
+        }
         let reply = {
             let v = self.volatile.borrow();
             self.ctl.sm.read(|m| read(m, &v, &q))?
         };
         Ok(encode_payload(&reply))
+    }
+
+    /// The nodes as this leader knows them.
+    fn members(&self) -> Members {
+        let leader = self
+            .ctl
+            .leader()
+            .and_then(|(_, site)| {
+                let mut p = site.splitn(3, ':');
+                let (h, port, alias) = (p.next()?, p.next()?, p.next()?);
+                Some((alias.to_string(), h.to_string(), port.parse().ok()?))
+            })
+            .unwrap_or_default();
+        let nodes = self.ctl.sm.read(|m| {
+            m.nodes
+                .iter()
+                .map(|(alias, n)| {
+                    let mode = match n.role {
+                        Role::DataNode => 0,
+                        Role::Agent => 1,
+                        Role::Controller => 2,
+                        Role::ComputeNode => 4,
+                    };
+                    (alias.clone(), n.host.clone(), n.port, mode, n.live)
+                })
+                .collect()
+        });
+        Members { leader, nodes }
     }
 
     /// Places every partition of `a` that does not exist yet and records it; answers all of

@@ -55,6 +55,8 @@ pub struct DataNodeService {
     forwarded: RefCell<forwarded::Sessions>,
     /// Query answers larger than one reply, until fetched.
     pages: query::Pages,
+    /// Query tasks running now (`getClusterPerf`'s runningTasks).
+    pub tasks: Rc<Cell<usize>>,
 }
 
 /// A prepare call waits at most this long for the calls before it of its transaction (the
@@ -94,6 +96,7 @@ impl DataNodeService {
             appends: OnceCell::new(),
             forwarded: RefCell::new(Default::default()),
             pages: Default::default(),
+            tasks: Default::default(),
         });
         drop(rt::task::spawn_local(svc.clone().resolver()));
         svc

@@ -91,7 +91,10 @@ const REPLICA_TAG: &str = "<DataNodeNotAvail>";
 impl DataNodeService {
     /// Runs one task of a fragment here.
     pub async fn execute(&self, f: &Fragment) -> Result<Vec<Table>, RemoteError> {
-        lang::fragment::run(f, self).await.map_err(|e| {
+        self.tasks.set(self.tasks.get() + 1);
+        let r = lang::fragment::run(f, self).await;
+        self.tasks.set(self.tasks.get().saturating_sub(1));
+        r.map_err(|e| {
             let m = e.to_string();
             let code = if m.starts_with(REPLICA_TAG) {
                 ErrorCode::DataNodeNotAvail
