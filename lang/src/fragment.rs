@@ -178,19 +178,7 @@ pub fn row_wise(e: &Expr) -> bool {
 /// when the query cannot run elsewhere: it holds a lambda or a sub-query, or names a user
 /// function or a value the wire cannot carry (a table handle, a duration).
 pub fn bindings(it: &Interp, s: &Select, schema: &Schema) -> Option<Vec<(String, value::Value)>> {
-    let exprs = s
-        .items
-        .iter()
-        .chain(&s.filters)
-        .chain(&s.group_by)
-        .chain(&s.context_by)
-        .chain(&s.cgroup_by)
-        .chain(&s.pivot_by)
-        .chain(s.csort.iter().map(|(e, _)| e))
-        .chain(&s.having)
-        .chain(s.order_by.iter().map(|(e, _)| e))
-        .chain(&s.top)
-        .chain(&s.limit);
+    let exprs = s.exprs();
     let mut names: Vec<String> = Vec::new();
     let mut local = true;
     for e in exprs {

@@ -389,19 +389,7 @@ pub(crate) fn referenced_columns(s: &Select) -> Option<Vec<String>> {
     if s.items.iter().any(|i| matches!(i.kind, ExprKind::Star)) {
         return None;
     }
-    let exprs = s
-        .items
-        .iter()
-        .chain(&s.filters)
-        .chain(&s.group_by)
-        .chain(&s.context_by)
-        .chain(&s.cgroup_by)
-        .chain(&s.pivot_by)
-        .chain(s.csort.iter().map(|(e, _)| e))
-        .chain(&s.having)
-        .chain(s.order_by.iter().map(|(e, _)| e))
-        .chain(&s.top)
-        .chain(&s.limit);
+    let exprs = s.exprs();
     names_in(exprs)
 }
 

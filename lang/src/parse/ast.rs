@@ -112,6 +112,24 @@ pub struct Select {
     pub limit: Option<Expr>,
 }
 
+impl Select {
+    /// Every expression of the query except its `from`, clause by clause.
+    pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        self.items
+            .iter()
+            .chain(&self.filters)
+            .chain(&self.group_by)
+            .chain(&self.context_by)
+            .chain(&self.cgroup_by)
+            .chain(&self.pivot_by)
+            .chain(self.csort.iter().map(|(e, _)| e))
+            .chain(&self.having)
+            .chain(self.order_by.iter().map(|(e, _)| e))
+            .chain(&self.top)
+            .chain(&self.limit)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum StmtKind {
     Expr(Expr),
