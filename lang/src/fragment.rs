@@ -239,6 +239,19 @@ pub fn read_columns(s: &Select, schema: &Schema) -> Vec<usize> {
     read
 }
 
+/// What each partition of `f` reads: the schema indexes of its columns, or `None` when only
+/// its row count is needed (`count(*)` grouped by keys the partitioning fixes).
+pub fn reads(f: &Fragment) -> Result<Option<Vec<usize>>, EvalError> {
+    Ok(match f.mode {
+        Mode::Partial => {
+            let plan = crate::eval::PartialPlan::of(&f.query, &f.info)
+                .ok_or_else(|| EvalError::msg("a partial-aggregate fragment of another shape"))?;
+            (!plan.read.is_empty()).then_some(plan.read)
+        }
+        Mode::Rows | Mode::Whole => Some(read_columns(&f.query, &f.info.schema)),
+    })
+}
+
 /// Runs `f` over its partitions, reading chunks from `src`: one table per partition, in order.
 pub async fn run(f: &Fragment, src: &dyn ChunkSource) -> Result<Vec<Table>, EvalError> {
     let mut it = Interp::new(1);

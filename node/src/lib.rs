@@ -20,6 +20,7 @@ pub mod server;
 pub mod shell;
 pub mod single;
 pub mod start;
+pub mod workers;
 
 /// Porpoise's version, reported by `--version` and the `version()` script function.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -114,16 +114,30 @@ fn main() -> ExitCode {
     let settings = Arc::new(settings);
     let nodes = loaded.nodes.clone();
     let node_log = log.clone();
+    // Nodes that hold chunks run one shard per core (`workerNum`, by default the cores):
+    // shard 0 serves the node, the others compute query tasks (node::workers).
+    let shards = match settings.mode() {
+        node::config::Mode::Single | node::config::Mode::DataNode => {
+            settings.worker_num().clamp(1, rt::SHARDS_MAX)
+        }
+        _ => 1,
+    };
     let outcome = rt::Runtime::new(settings.alias().to_string())
-        .shards(1)
-        .run(move |_shard: rt::shard::Shard<()>| {
+        .shards(shards)
+        .run(move |shard: rt::shard::Shard<node::workers::Work>| {
             let settings = Rc::new((*settings).clone());
             let log = node_log.clone();
             let startup = startup.clone();
             let nodes = nodes.clone();
             async move {
+                if shard.id() > 0 {
+                    node::workers::serve(shard).await;
+                    return Ok(());
+                }
+                let workers = (shard.count() > 1).then(|| node::workers::Workers::start(shard));
                 let opts = node::start::StartOptions {
                     startup,
+                    workers,
                     ..Default::default()
                 };
                 node::start::start(settings, nodes.as_ref(), log.clone(), opts)

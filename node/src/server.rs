@@ -109,6 +109,16 @@ pub async fn bind(settings: &Settings) -> Result<TcpListener, ServeError> {
     })
 }
 
+/// Decoded segment spans a node keeps, all shards together: shard 0's engine and each worker
+/// shard (`crate::workers`) hold an equal share, so a node's memory for them does not grow
+/// with its cores, and one shard or many cache the same amount.
+pub const SPAN_CACHE_BYTES: usize = 512 << 20;
+
+/// The span cache of each of a node's `shards` shards.
+pub fn span_cache_share(shards: usize) -> usize {
+    SPAN_CACHE_BYTES / shards.max(1)
+}
+
 /// Opens a node's storage engine on its volumes, as its settings say.
 pub async fn open_engine(settings: &Settings) -> Result<storage::Engine, String> {
     let node_dir = storage::layout::node_dir(settings.home(), settings.alias());
@@ -120,7 +130,8 @@ pub async fn open_engine(settings: &Settings) -> Result<storage::Engine, String>
         data_sync: settings.data_sync(),
         redo_write_through: true,
         block_rows: 65_536,
-        span_cache_bytes_max: 256 << 20,
+        // One shard per `workerNum` (main.rs): shard 0's share.
+        span_cache_bytes_max: span_cache_share(settings.worker_num()),
     };
     storage::Engine::open(cfg).await.map_err(|e| e.to_string())
 }

@@ -62,6 +62,9 @@ pub struct StartOptions {
     /// Called with a controller's service once its Raft member runs (the simulation observes
     /// leaderships through it).
     pub on_controller: Option<ControllerHook>,
+    /// The process's other shards, where a data node (or the single node) computes query
+    /// tasks (`crate::workers`); `None` computes everything on this shard.
+    pub workers: Option<Rc<crate::workers::Workers>>,
 }
 
 /// Starts the node `settings` describe and serves its port until the process ends; returns
@@ -151,6 +154,9 @@ pub async fn start(
             .await
             .map_err(StartError::Role)?,
     };
+    if let (Some(dn), Some(w)) = (&datanode, opts.workers) {
+        dn.use_workers(w);
+    }
     if let (Some(c), Some(hook)) = (&controller, opts.on_controller) {
         hook(c);
     }

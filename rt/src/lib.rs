@@ -52,7 +52,7 @@ pub mod sim {
 }
 
 pub use error::RtError;
-pub use runtime::Runtime;
+pub use runtime::{Runtime, SHARDS_MAX};
 
 /// Which backend this build of `rt` uses: `"glommio"` or `"madsim"`.
 pub const BACKEND: &str = imp::BACKEND;

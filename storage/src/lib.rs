@@ -19,5 +19,5 @@ pub mod wal;
 pub use value::{column, types};
 
 pub use batch::{Batch, Schema};
-pub use engine::{ChunkInfo, Engine, EngineConfig};
+pub use engine::{ChunkInfo, Engine, EngineConfig, Piece, SpanCache, Spans};
 pub use error::{format_refusal, StorageError};

@@ -57,6 +57,8 @@ pub struct DataNodeService {
     pages: query::Pages,
     /// Query tasks running now (`getClusterPerf`'s runningTasks).
     pub tasks: Rc<Cell<usize>>,
+    /// The other shards of this process, which compute query tasks' partitions.
+    workers: OnceCell<Rc<crate::workers::Workers>>,
 }
 
 /// A prepare call waits at most this long for the calls before it of its transaction (the
@@ -97,9 +99,15 @@ impl DataNodeService {
             forwarded: RefCell::new(Default::default()),
             pages: Default::default(),
             tasks: Default::default(),
+            workers: OnceCell::new(),
         });
         drop(rt::task::spawn_local(svc.clone().resolver()));
         svc
+    }
+
+    /// Spreads query tasks over `workers` (the process's other shards).
+    pub fn use_workers(&self, workers: Rc<crate::workers::Workers>) {
+        let _ = self.workers.set(workers);
     }
 
     /// Serves one call.

@@ -21,6 +21,7 @@ use storage::column::Column;
 use super::DataNodeService;
 use crate::dfs_proto::Scan;
 use crate::error::{ErrorCode, RemoteError};
+use crate::workers::{Input, Workers};
 
 /// A replica behind the snapshot is asked again this many times, this far apart, before the
 /// task goes to another replica.
@@ -92,7 +93,12 @@ impl DataNodeService {
     /// Runs one task of a fragment here.
     pub async fn execute(&self, f: &Fragment) -> Result<Vec<Table>, RemoteError> {
         self.tasks.set(self.tasks.get() + 1);
-        let r = lang::fragment::run(f, self).await;
+        // A fragment that needs only row counts (from chunk metadata) is not worth a message.
+        let worth = |f: &Fragment| matches!(lang::fragment::reads(f), Ok(Some(_)));
+        let r = match self.workers.get() {
+            Some(w) if w.shards() > 1 && f.parts.len() > 1 && worth(f) => self.spread(f, w).await,
+            _ => lang::fragment::run(f, self).await,
+        };
         self.tasks.set(self.tasks.get().saturating_sub(1));
         r.map_err(|e| {
             let m = e.to_string();
@@ -103,6 +109,93 @@ impl DataNodeService {
             };
             RemoteError::new(code, m)
         })
+    }
+
+    /// Runs `f` with its partitions dealt over the shards: every `n`th to each worker (its
+    /// columns read here as spans, sent with the fragment), the rest here, all at once.
+    async fn spread(&self, f: &Fragment, w: &Workers) -> Result<Vec<Table>, EvalError> {
+        let n = w.shards();
+        let reads = lang::fragment::reads(f)?;
+        let groups: Vec<Vec<usize>> = (0..n)
+            .map(|g| (g..f.parts.len()).step_by(n).collect())
+            .collect();
+        let mut sent = Vec::new();
+        for (g, idx) in groups.iter().enumerate().skip(1) {
+            if idx.is_empty() {
+                continue;
+            }
+            let task = f.over(idx.iter().map(|i| f.parts[*i].clone()).collect());
+            let mut inputs = Vec::with_capacity(idx.len());
+            for p in &task.parts {
+                inputs.push(self.input(&f.info.schema, p, reads.as_deref()).await?);
+            }
+            // Sent before this shard starts its own share, which may not yield until done.
+            let answer = w
+                .submit(g, task.encode()?, inputs)
+                .await
+                .map_err(EvalError::msg)?;
+            sent.push(async move { answer.wait().await.map(|t| (g, t)).map_err(EvalError::msg) });
+        }
+        let here = f.over(groups[0].iter().map(|i| f.parts[*i].clone()).collect());
+        let mine = lang::fragment::run(&here, self).await;
+        let theirs = futures_util::future::join_all(sent).await;
+        let mut out: Vec<Option<Table>> = (0..f.parts.len()).map(|_| None).collect();
+        for (i, t) in groups[0].iter().zip(mine?) {
+            out[*i] = Some(t);
+        }
+        for r in theirs {
+            let (g, tables) = r?;
+            if tables.len() != groups[g].len() {
+                return Err(EvalError::msg(
+                    "a worker shard answered the wrong number of tables",
+                ));
+            }
+            for (i, t) in groups[g].iter().zip(tables) {
+                out[*i] = Some(t);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|t| t.expect("every partition computed"))
+            .collect())
+    }
+
+    /// What a worker needs of partition `part`: its row count (`reads` `None`) or its columns
+    /// as the engine's shared spans.
+    async fn input(
+        &self,
+        schema: &Schema,
+        part: &Partition,
+        reads: Option<&[usize]>,
+    ) -> Result<Input, EvalError> {
+        let rows = ChunkSource::rows(self, schema, part).await?;
+        let Some(cols) = reads else {
+            return Ok(Input::Rows(rows));
+        };
+        let width = self.engine.chunk_width(part.chunk).ok();
+        if rows > 0 && width.is_some_and(|w| cols.iter().all(|c| *c < w)) {
+            return self
+                .engine
+                .spans_at(part.chunk, cols, Some(part.version), false)
+                .await
+                .map(Input::Columns)
+                .map_err(|e| {
+                    EvalError::msg(format!(
+                        "{REPLICA_TAG}chunk {} cannot be read here: {e}",
+                        part.chunk
+                    ))
+                });
+        }
+        // An empty chunk, or one older than some columns (nulls): read whole, as one piece.
+        let full = ChunkSource::columns(self, schema, part, cols).await?;
+        Ok(Input::Columns(
+            full.into_iter()
+                .map(|c| storage::Spans {
+                    empty: c.slice(0, 0),
+                    parts: vec![storage::Piece::Decoded(std::sync::Arc::new(c))],
+                })
+                .collect(),
+        ))
     }
 
     /// `QUERY_FRAGMENT` as node RPC carries it.

@@ -25,6 +25,8 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub use spans::{Piece, SpanCache, Spans};
+
 use rt::disk;
 
 use crate::batch::{Batch, Schema};
@@ -34,6 +36,7 @@ use crate::meta::{self, ChunkMeta};
 use crate::types::DataType;
 use crate::wal::{Record, Wal};
 
+mod spans;
 mod staged;
 mod txn;
 mod whole;
@@ -278,64 +281,6 @@ pub struct Engine {
     /// are immutable and their ids never reused within a chunk, so entries never go stale;
     /// `install_chunk` and `drop_chunk` evict the chunk anyway.
     spans: Rc<RefCell<SpanCache>>,
-}
-
-/// A bounded cache of segment column spans, evicted oldest first.
-struct SpanCache {
-    bytes_max: usize,
-    bytes: usize,
-    map: std::collections::HashMap<(u64, u64, usize), Rc<Column>>,
-    order: VecDeque<(u64, u64, usize)>,
-}
-
-impl SpanCache {
-    fn new(bytes_max: usize) -> SpanCache {
-        SpanCache {
-            bytes_max,
-            bytes: 0,
-            map: Default::default(),
-            order: VecDeque::new(),
-        }
-    }
-
-    fn get(&mut self, key: &(u64, u64, usize)) -> Option<Rc<Column>> {
-        self.map.get(key).cloned()
-    }
-
-    fn insert(&mut self, key: (u64, u64, usize), v: Rc<Column>) {
-        let size = v.heap_bytes();
-        if size > self.bytes_max {
-            return;
-        }
-        if let Some(old) = self.map.insert(key, v.clone()) {
-            self.bytes -= old.heap_bytes();
-        } else {
-            self.order.push_back(key);
-        }
-        self.bytes += size;
-        while self.bytes > self.bytes_max {
-            let Some(k) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(old) = self.map.remove(&k) {
-                self.bytes -= old.heap_bytes();
-            }
-        }
-    }
-
-    fn remove(&mut self, key: &(u64, u64, usize)) {
-        if let Some(old) = self.map.remove(key) {
-            self.bytes -= old.len();
-            self.order.retain(|k| k != key);
-        }
-    }
-
-    fn evict_chunk(&mut self, chunk: u64) {
-        let keys: Vec<_> = self.map.keys().filter(|k| k.0 == chunk).copied().collect();
-        for k in keys {
-            self.remove(&k);
-        }
-    }
 }
 
 fn corrupt_clone(e: &StorageError) -> StorageError {
@@ -847,29 +792,30 @@ impl Engine {
     }
 
     /// Reads one column of one segment, through the span cache when `cached`.
-    async fn read_column(
+    /// One segment's span of column `col`, decoded (checksums verified) in the chunk's type
+    /// and symbol base `like`, from the span cache when `cached` and it is there; cached
+    /// decoded, so a repeated scan is a copy, not a decode.
+    async fn read_span(
         &self,
         path: &std::path::Path,
         chunk: u64,
         seg: &meta::SegmentMeta,
         col: usize,
-        out: &mut Column,
+        like: &Column,
         cached: bool,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Arc<Column>, StorageError> {
         let key = (chunk, seg.id, col);
         if cached {
             if let Some(c) = self.spans.borrow_mut().get(&key) {
-                return out.append(&c).map_err(StorageError::Format);
+                return Ok(c);
             }
         }
-        // Decoded (checksums verified) into a column of the chunk's type and symbol base, then
-        // cached decoded: a repeated scan is a copy, not a decode.
         let bytes = meta::read_span(path, chunk, seg, col).await?;
-        let mut decoded = out.slice(0, 0);
+        let mut decoded = like.slice(0, 0);
         meta::decode_span(path, chunk, seg, col, &bytes, &mut decoded)?;
-        out.append(&decoded).map_err(StorageError::Format)?;
-        self.spans.borrow_mut().insert(key, Rc::new(decoded));
-        Ok(())
+        let decoded = Arc::new(decoded);
+        self.spans.borrow_mut().insert(key, decoded.clone());
+        Ok(decoded)
     }
 
     /// Reads the visible rows of `columns` (indexes into the schema), cache and segments as
@@ -888,6 +834,24 @@ impl Engine {
         columns: &[usize],
         version: Option<u64>,
     ) -> Result<Vec<Column>, StorageError> {
+        let mut out = Vec::with_capacity(columns.len());
+        for s in self.spans_at(chunk, columns, version, true).await? {
+            out.push(s.load(None).await?);
+        }
+        Ok(out)
+    }
+
+    /// [`Engine::scan_at`] without joining the pieces: each column as its segments' spans and
+    /// the cached rows. A span in the span cache is shared decoded (`Arc`, immutable); with
+    /// `decode` false, one that is not stays on disk as a [`Piece::OnDisk`] for whoever loads
+    /// it — another shard reads and decodes it there (`node::workers`), not here.
+    pub async fn spans_at(
+        &self,
+        chunk: u64,
+        columns: &[usize],
+        version: Option<u64>,
+        decode: bool,
+    ) -> Result<Vec<Spans>, StorageError> {
         let _x = self.exclusive.lock().await;
         let (meta_snapshot, bases, cached, volume) = {
             let s = self.state.borrow();
@@ -914,32 +878,47 @@ impl Engine {
             )
         };
         let mut out = Vec::with_capacity(columns.len());
-        for (k, &i) in columns.iter().enumerate() {
+        for (&i, tail) in columns.iter().zip(cached) {
             let ty = meta_snapshot.schema.columns[i].1;
-            let mut col = empty_column(ty, bases[i].as_ref());
+            let empty = empty_column(ty, bases[i].as_ref());
+            let mut parts = Vec::with_capacity(meta_snapshot.segments.len() + 1);
             for seg in &meta_snapshot.segments {
                 let path = meta::segment_file(&volume, chunk, seg.id);
-                let before = col.len();
-                let mut result = self.read_column(&path, chunk, seg, i, &mut col, true).await;
+                if !decode {
+                    let cached = self.spans.borrow_mut().get(&(chunk, seg.id, i));
+                    parts.push(match cached {
+                        Some(span) => Piece::Decoded(span),
+                        None => Piece::OnDisk {
+                            path,
+                            chunk,
+                            seg: seg.clone(),
+                            col: i,
+                        },
+                    });
+                    continue;
+                }
+                let mut result = self.read_span(&path, chunk, seg, i, &empty, true).await;
                 if matches!(result, Err(StorageError::Corrupt { .. })) {
                     // A failed check may be a transient read error: read once more, from the
                     // disk, before declaring the chunk damaged.
-                    col = col.slice(0, before);
-                    result = self
-                        .read_column(&path, chunk, seg, i, &mut col, false)
-                        .await;
+                    result = self.read_span(&path, chunk, seg, i, &empty, false).await;
                 }
-                if let Err(e) = result {
-                    if matches!(e, StorageError::Corrupt { .. }) {
-                        if let Some(c) = self.state.borrow_mut().chunks.get_mut(&chunk) {
-                            c.damaged = Some(corrupt_clone(&e));
+                match result {
+                    Ok(span) => parts.push(Piece::Decoded(span)),
+                    Err(e) => {
+                        if matches!(e, StorageError::Corrupt { .. }) {
+                            if let Some(c) = self.state.borrow_mut().chunks.get_mut(&chunk) {
+                                c.damaged = Some(corrupt_clone(&e));
+                            }
                         }
+                        return Err(e);
                     }
-                    return Err(e);
                 }
             }
-            col.append(&cached[k]).map_err(StorageError::Format)?;
-            out.push(col);
+            if !tail.is_empty() {
+                parts.push(Piece::Decoded(Arc::new(tail)));
+            }
+            out.push(Spans { empty, parts });
         }
         Ok(out)
     }

@@ -1,0 +1,259 @@
+//! Thread-per-core query work: a data node (and the single node) runs on shard 0 — network,
+//! storage engine, Raft — and hands query tasks' partitions to the other shards, one per core,
+//! which compute them and send the tables back (`rt::shard`, messages only).
+//!
+//! Shard 0 reads each partition's columns as the engine's decoded spans (`storage::Spans`:
+//! immutable, shared, so the read is a reference, not a copy) and sends them with the encoded
+//! fragment; a worker joins the spans, runs the fragment (`lang::fragment::run`) and answers.
+//!
+//! Invariants:
+//! - A worker owns nothing between tasks: everything a task needs travels in its message, so
+//!   a worker's answer depends on the message alone, as a data node's task does.
+//! - Every task sent is answered exactly once (a result or an error); a worker that cannot
+//!   decode its task answers the error, never drops it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use lang::catalog::{ChunkSource, LocalFuture, Partition};
+use lang::eval::{EvalError, Table};
+use storage::batch::Schema;
+use storage::column::Column;
+use storage::Spans;
+
+/// What a partition of a task brings: its row count, or its columns as spans.
+pub enum Input {
+    Rows(usize),
+    Columns(Vec<Spans>),
+}
+
+/// Messages between shard 0 and its workers.
+pub enum Work {
+    Task {
+        id: u64,
+        fragment: Vec<u8>,
+        /// One per partition of the fragment, in its order.
+        inputs: Vec<Input>,
+    },
+    Done {
+        id: u64,
+        result: Result<Vec<Table>, String>,
+    },
+    /// The worker's loop ends (a test's or a tool's runtime winding down).
+    Stop,
+}
+
+/// A task's answer as it comes back from a worker.
+type Answered = Result<Vec<Table>, String>;
+
+/// Shard 0's handle on the workers.
+pub struct Workers {
+    sender: rt::shard::ShardSender<Work>,
+    count: usize,
+    next: Cell<u64>,
+    /// Tasks handed to workers so far.
+    sent: Cell<u64>,
+    pending: Rc<RefCell<HashMap<u64, rt::sync::Sender<Answered>>>>,
+}
+
+impl Workers {
+    /// Takes shard 0's end of the mesh; answers are routed by a task of their own.
+    pub fn start(mut shard: rt::shard::Shard<Work>) -> Rc<Workers> {
+        let pending: Rc<RefCell<HashMap<u64, rt::sync::Sender<_>>>> = Rc::default();
+        let w = Rc::new(Workers {
+            sender: shard.sender(),
+            count: shard.count(),
+            next: Cell::new(0),
+            sent: Cell::new(0),
+            pending: pending.clone(),
+        });
+        drop(rt::task::spawn_local(async move {
+            while let Some((_, msg)) = shard.recv().await {
+                if let Work::Done { id, result } = msg {
+                    let waiting = pending.borrow_mut().remove(&id);
+                    if let Some(tx) = waiting {
+                        let _ = tx.try_send(result);
+                    }
+                }
+            }
+        }));
+        w
+    }
+
+    /// Shards in all, this one included.
+    pub fn shards(&self) -> usize {
+        self.count
+    }
+
+    /// Tasks handed to workers so far.
+    pub fn tasks_sent(&self) -> u64 {
+        self.sent.get()
+    }
+
+    /// Ends every worker's loop.
+    pub async fn stop(&self) {
+        for to in 1..self.count {
+            let _ = self.sender.send(to, Work::Stop).await;
+        }
+    }
+
+    /// Hands `fragment` (encoded) over `inputs` to worker shard `to` (1 ..); the answer comes
+    /// through the returned [`Answer`]. The task is on its way when this returns, so work done
+    /// here meanwhile overlaps it.
+    pub async fn submit(
+        &self,
+        to: usize,
+        fragment: Vec<u8>,
+        inputs: Vec<Input>,
+    ) -> Result<Answer, String> {
+        assert!(
+            to > 0 && to < self.count,
+            "worker shard {to} of {}",
+            self.count
+        );
+        let id = self.next.get() + 1;
+        self.next.set(id);
+        let (tx, rx) = rt::sync::channel(1);
+        self.pending.borrow_mut().insert(id, tx);
+        let sent = self
+            .sender
+            .send(
+                to,
+                Work::Task {
+                    id,
+                    fragment,
+                    inputs,
+                },
+            )
+            .await;
+        if sent.is_err() {
+            self.pending.borrow_mut().remove(&id);
+            return Err(format!("worker shard {to} is gone"));
+        }
+        self.sent.set(self.sent.get() + 1);
+        Ok(Answer { to, rx })
+    }
+}
+
+/// A task's answer, to wait for.
+pub struct Answer {
+    to: usize,
+    rx: rt::sync::Receiver<Answered>,
+}
+
+impl Answer {
+    pub async fn wait(mut self) -> Result<Vec<Table>, String> {
+        let to = self.to;
+        self.rx
+            .recv()
+            .await
+            .unwrap_or_else(|| Err(format!("worker shard {to} did not answer")))
+    }
+}
+
+/// A worker shard's loop: each task runs as it arrives, its answer sent back to its sender.
+pub async fn serve(mut shard: rt::shard::Shard<Work>) {
+    // Its own cache of decoded spans (spans never change, D88), its share of the node's.
+    let share = crate::server::span_cache_share(shard.count());
+    let cache = Rc::new(RefCell::new(storage::SpanCache::new(share)));
+    while let Some((from, msg)) = shard.recv().await {
+        let (id, fragment, inputs) = match msg {
+            Work::Task {
+                id,
+                fragment,
+                inputs,
+            } => (id, fragment, inputs),
+            Work::Stop => return,
+            Work::Done { .. } => continue,
+        };
+        let sender = shard.sender();
+        let cache = cache.clone();
+        drop(rt::task::spawn_local(async move {
+            let result = run_task(&fragment, inputs, cache)
+                .await
+                .map_err(|e| e.to_string());
+            let _ = sender.send(from, Work::Done { id, result }).await;
+        }));
+    }
+}
+
+async fn run_task(
+    fragment: &[u8],
+    inputs: Vec<Input>,
+    cache: Rc<RefCell<storage::SpanCache>>,
+) -> Result<Vec<Table>, EvalError> {
+    let f = lang::fragment::Fragment::decode(fragment).map_err(EvalError::msg)?;
+    if inputs.len() != f.parts.len() {
+        return Err(EvalError::msg("a task whose inputs and partitions differ"));
+    }
+    let given = Given {
+        cache,
+        inputs: RefCell::new(
+            f.parts
+                .iter()
+                .map(|p| p.chunk)
+                .zip(inputs.into_iter().map(Some))
+                .collect(),
+        ),
+    };
+    lang::fragment::run(&f, &given).await
+}
+
+/// The partitions' inputs as a chunk source: each read once, in the fragment's order.
+struct Given {
+    cache: Rc<RefCell<storage::SpanCache>>,
+    inputs: RefCell<Vec<(u64, Option<Input>)>>,
+}
+
+impl Given {
+    fn take(&self, part: &Partition) -> Result<Input, EvalError> {
+        let mut inputs = self.inputs.borrow_mut();
+        inputs
+            .iter_mut()
+            .find(|(c, i)| *c == part.chunk && i.is_some())
+            .and_then(|(_, i)| i.take())
+            .ok_or_else(|| EvalError::msg(format!("chunk {} was not sent", part.chunk)))
+    }
+}
+
+impl ChunkSource for Given {
+    fn rows<'a>(
+        &'a self,
+        _schema: &'a Schema,
+        part: &'a Partition,
+    ) -> LocalFuture<'a, Result<usize, EvalError>> {
+        Box::pin(async move {
+            match self.take(part)? {
+                Input::Rows(n) => Ok(n),
+                Input::Columns(c) => Ok(c.first().map_or(0, Spans::rows)),
+            }
+        })
+    }
+
+    fn columns<'a>(
+        &'a self,
+        _schema: &'a Schema,
+        part: &'a Partition,
+        _columns: &'a [usize],
+    ) -> LocalFuture<'a, Result<Vec<Column>, EvalError>> {
+        Box::pin(async move {
+            match self.take(part)? {
+                Input::Columns(spans) => {
+                    let mut out = Vec::with_capacity(spans.len());
+                    for s in spans {
+                        // A damaged span fails the task: the coordinator asks another replica.
+                        out.push(s.load(Some(&self.cache)).await.map_err(|e| {
+                            EvalError::msg(format!(
+                                "<DataNodeNotAvail>chunk {} cannot be read here: {e}",
+                                part.chunk
+                            ))
+                        })?);
+                    }
+                    Ok(out)
+                }
+                Input::Rows(_) => Err(EvalError::msg("columns asked of a row count")),
+            }
+        })
+    }
+}
