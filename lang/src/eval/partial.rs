@@ -276,15 +276,18 @@ pub(crate) async fn partition_partial(
             std::borrow::Cow::Borrowed(c)
         });
     }
-    let (of_row, first) = if varying.is_empty() {
+    // Groups, and their order by key: each partition's partials come out sorted, so the
+    // merge can often just concatenate them (`merge_partials`).
+    let (of_row, first, order) = if varying.is_empty() {
         (
             vec![0u32; if plan.read.is_empty() { 0 } else { rows }],
+            vec![0usize],
             vec![0usize],
         )
     } else {
         let refs: Vec<&Column> = varying.iter().map(|c| c.as_ref()).collect();
-        let g = super::group::group(&refs, rows);
-        (g.of_row, g.first)
+        let g = super::group::group_rows(&refs, rows);
+        (g.groups, g.first, g.order)
     };
     let ngroups = first.len();
     let mut v = 0;
@@ -340,6 +343,12 @@ pub(crate) async fn partition_partial(
         };
         for (j, p) in pieces.into_iter().enumerate() {
             out.push((format!("a{ai}_{j}"), p));
+        }
+    }
+    // In key order.
+    if order.iter().enumerate().any(|(i, g)| i != *g) {
+        for (_, c) in out.iter_mut() {
+            *c = gather(c, &order);
         }
     }
     Ok(Table { columns: out })
@@ -414,27 +423,58 @@ pub(crate) fn merge_partials(plan: &PartialPlan, pieces: Vec<Table>) -> Result<T
         }
         return Ok(Table { columns });
     }
-    let g = super::group::group(&partial_keys.iter().collect::<Vec<_>>(), total);
-    let mut order: Vec<usize> = (0..g.first.len()).collect();
-    order.sort_by(|a, b| {
-        for c in &partial_keys {
-            let o = super::sql::compare_rows(c, g.first[*a], g.first[*b]);
-            if o != std::cmp::Ordering::Equal {
-                return o;
-            }
+    if let Some(order) = disjoint_order(keys, &pieces) {
+        // Each piece is sorted and its groups are its own: the pieces in the order of their
+        // first key are the result's rows; each partial row is final as it is.
+        let mut rows: Vec<usize> = Vec::with_capacity(total);
+        let mut start = vec![0usize; pieces.len()];
+        for i in 1..pieces.len() {
+            start[i] = start[i - 1] + pieces[i - 1].rows();
         }
-        std::cmp::Ordering::Equal
-    });
-    let firsts: Vec<usize> = order.iter().map(|k| g.first[*k]).collect();
+        for p in order {
+            rows.extend(start[p]..start[p] + pieces[p].rows());
+        }
+        let one_each: Vec<u32> = (0..total as u32).collect();
+        for (k, c) in keys.iter().zip(&partial_keys) {
+            columns.push((k.name.clone(), gather(c, &rows)));
+        }
+        for (a, parts) in aggs.iter().zip(&partial_aggs) {
+            let c = merge(a.func, parts, &one_each, total, total)?;
+            columns.push((a.name.clone(), gather(&c, &rows)));
+        }
+        return Ok(Table { columns });
+    }
+    let g = super::group::group_rows(&partial_keys.iter().collect::<Vec<_>>(), total);
+    let firsts: Vec<usize> = g.order.iter().map(|k| g.first[*k]).collect();
     for (k, c) in keys.iter().zip(&partial_keys) {
         columns.push((k.name.clone(), gather(c, &firsts)));
     }
     for (a, parts) in aggs.iter().zip(&partial_aggs) {
-        let c = merge(a.func, parts, &g.of_row, g.first.len(), total)?;
-        columns.push((a.name.clone(), gather(&c, &order)));
+        let c = merge(a.func, parts, &g.groups, g.first.len(), total)?;
+        columns.push((a.name.clone(), gather(&c, &g.order)));
     }
     Ok(Table { columns })
 }
+/// When the first key is fixed per partition and no two pieces share its value, no group spans
+/// two pieces: the order of the pieces by that value (each piece is sorted by key already).
+fn disjoint_order(keys: &[KeySpec], pieces: &[Table]) -> Option<Vec<usize>> {
+    keys.first()?.constant_level?;
+    let mut heads = pieces.first()?.columns.first()?.1.slice(0, 0);
+    for p in pieces {
+        let k = &p.columns.first()?.1;
+        if k.ty != heads.ty {
+            return None;
+        }
+        heads.append(&k.slice(0, 1)).ok()?;
+    }
+    let mut order: Vec<usize> = (0..pieces.len()).collect();
+    order.sort_by(|a, b| super::sql::compare_rows(&heads, *a, *b));
+    let distinct = order
+        .windows(2)
+        .all(|w| super::sql::compare_rows(&heads, w[0], w[1]).is_ne());
+    distinct.then_some(order)
+}
+
 /// For aggregates over DOUBLE columns: min, max, first, last, sum, count (and avg as sum and
 /// count) of every such column computed in one pass per column. `None` where an aggregate is
 /// not of that kind (it takes the general per-aggregate path).
