@@ -376,6 +376,21 @@ pub struct Scan {
     pub types: Vec<u8>,
 }
 
+impl Scan {
+    /// A read of `columns` (schema indexes) of `part` at its snapshot's version.
+    pub fn of(schema: &Schema, part: &lang::catalog::Partition, columns: &[usize]) -> Scan {
+        Scan {
+            chunk: part.chunk,
+            version: part.version,
+            columns: columns.iter().map(|c| *c as u32).collect(),
+            types: columns
+                .iter()
+                .map(|c| schema.columns.get(*c).map_or(0, |(_, t)| *t as u8))
+                .collect(),
+        }
+    }
+}
+
 /// A chunk a data node holds, as it reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkReport {

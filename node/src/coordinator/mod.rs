@@ -545,15 +545,7 @@ impl Catalog for ClusterCatalog {
                 .get(&part.chunk)
                 .map(|s| s.schema.clone())
                 .ok_or_else(|| EvalError::msg(format!("chunk {} is unknown here", part.chunk)))?;
-            let req = Scan {
-                chunk: part.chunk,
-                version: part.version,
-                columns: columns.iter().map(|c| *c as u32).collect(),
-                types: columns
-                    .iter()
-                    .map(|c| schema.columns.get(*c).map_or(0, |(_, t)| *t as u8))
-                    .collect(),
-            };
+            let req = Scan::of(&schema, part, columns);
             let Read::Columns(cols) = self.read_chunk(part, req, false).await? else {
                 return Err(EvalError::msg("a bad data node reply"));
             };

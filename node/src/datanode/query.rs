@@ -242,18 +242,6 @@ enum Read {
     Columns(Vec<Column>),
 }
 
-fn scan_of(schema: &Schema, part: &Partition, columns: &[usize]) -> Scan {
-    Scan {
-        chunk: part.chunk,
-        version: part.version,
-        columns: columns.iter().map(|c| *c as u32).collect(),
-        types: columns
-            .iter()
-            .map(|c| schema.columns.get(*c).map_or(0, |(_, t)| *t as u8))
-            .collect(),
-    }
-}
-
 impl ChunkSource for DataNodeService {
     fn rows<'a>(
         &'a self,
@@ -261,7 +249,7 @@ impl ChunkSource for DataNodeService {
         part: &'a Partition,
     ) -> LocalFuture<'a, Result<usize, EvalError>> {
         Box::pin(async move {
-            match self.read_behind(scan_of(schema, part, &[]), true).await? {
+            match self.read_behind(Scan::of(schema, part, &[]), true).await? {
                 Read::Rows(n) => Ok(n as usize),
                 Read::Columns(_) => unreachable!("a row count was asked"),
             }
@@ -276,7 +264,7 @@ impl ChunkSource for DataNodeService {
     ) -> LocalFuture<'a, Result<Vec<Column>, EvalError>> {
         Box::pin(async move {
             let Read::Columns(cols) = self
-                .read_behind(scan_of(schema, part, columns), false)
+                .read_behind(Scan::of(schema, part, columns), false)
                 .await?
             else {
                 unreachable!("columns were asked");
