@@ -10,7 +10,7 @@
 //! - A worker owns nothing between tasks: everything a task needs travels in its message, so
 //!   a worker's answer depends on the message alone, as a data node's task does.
 //! - Every task sent is answered exactly once (a result or an error); a worker that cannot
-//!   decode its task answers the error, never drops it.
+//!   decode its task, or panics running it, answers the error, never drops it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -170,12 +170,40 @@ pub async fn serve(mut shard: rt::shard::Shard<Work>) {
         let sender = shard.sender();
         let cache = cache.clone();
         drop(rt::task::spawn_local(async move {
-            let result = run_task(&fragment, inputs, cache)
-                .await
-                .map_err(|e| e.to_string());
+            // A bug that panics in one task answers that task with the panic, so the
+            // coordinator reruns it elsewhere or fails the query, and the shard lives on.
+            let result = match Unwinding(Box::pin(run_task(&fragment, inputs, cache))).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(panic) => Err(format!("worker shard panicked: {panic}")),
+            };
             let _ = sender.send(from, Work::Done { id, result }).await;
         }));
     }
+}
+
+/// A future whose panic is caught and answered as its message.
+struct Unwinding<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for Unwinding<F> {
+    type Output = Result<F::Output, String>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(p) => std::task::Poll::Ready(Err(panic_message(&*p))),
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
 async fn run_task(
@@ -255,5 +283,27 @@ impl ChunkSource for Given {
                 Input::Rows(_) => Err(EvalError::msg("columns asked of a row count")),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+
+    #[test]
+    fn a_panicking_task_answers_its_panic() {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut f = Unwinding(Box::pin(async { panic!("chunk 7 decoded badly") }));
+        let got: std::task::Poll<Result<(), String>> = std::pin::Pin::new(&mut f).poll(&mut cx);
+        assert_eq!(
+            got,
+            std::task::Poll::Ready(Err("chunk 7 decoded badly".to_string()))
+        );
+        let mut ok = Unwinding(Box::pin(async { 3 }));
+        assert_eq!(
+            std::pin::Pin::new(&mut ok).poll(&mut cx),
+            std::task::Poll::Ready(Ok(3))
+        );
     }
 }
