@@ -11,25 +11,11 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-const HOSTS: [&str; 3] = ["P1", "P2", "P3"];
-const IPS: [&str; 3] = ["127.0.0.80", "127.0.0.81", "127.0.0.82"];
 const ROWS: u64 = 1_210_000;
-
-struct Procs(Vec<Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// `POST /api/execute` in session `session`; (session id, body).
 fn execute(addr: SocketAddr, session: Option<&str>, script: &str) -> Option<(String, String)> {
@@ -54,64 +40,8 @@ fn execute(addr: SocketAddr, session: Option<&str>, script: &str) -> Option<(Str
     Some((id, body.to_string()))
 }
 
-fn start_cluster() -> Procs {
-    let bin = bench::repo_root().join("target/release/porpoise");
-    assert!(
-        bin.exists(),
-        "build the release binary first: cargo build --release -p node"
-    );
-    let root = bench::scratch("ingest-cluster");
-    let _ = std::fs::remove_dir_all(&root);
-    let mut procs = Vec::new();
-    for (i, (h, ip)) in HOSTS.iter().zip(IPS).enumerate() {
-        let dir = root.join(h);
-        std::fs::create_dir_all(dir.join("log")).unwrap();
-        std::fs::create_dir_all(dir.join("config")).unwrap();
-        let cfg = bench::repo_root().join(format!("configs/cluster/{h}/config"));
-        for f in std::fs::read_dir(&cfg).unwrap().flatten() {
-            std::fs::copy(f.path(), dir.join("config").join(f.file_name())).unwrap();
-        }
-        let run = |args: &[&str]| {
-            Command::new(&bin)
-                .current_dir(&dir)
-                .args(["-console", "0", "-home", "data"])
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        };
-        procs.push(run(&[
-            "-mode",
-            "controller",
-            "-config",
-            "config/controller.cfg",
-            "-logFile",
-            "log/controller.log",
-            "-nodesFile",
-            "config/cluster.nodes",
-            "-clusterConfig",
-            "config/cluster.cfg",
-        ]));
-        procs.push(run(&[
-            "-mode",
-            "datanode",
-            "-localSite",
-            &format!("{ip}:8802:datanode{}", i + 1),
-            "-controllerSite",
-            &format!("{ip}:8800:controller{}", i + 1),
-            "-clusterConfig",
-            "config/cluster.cfg",
-            "-logFile",
-            &format!("log/datanode{}.log", i + 1),
-        ]));
-    }
-    Procs(procs)
-}
-
 fn ingest(c: &mut Criterion) {
-    let _cluster = start_cluster();
+    let _cluster = bench::cluster::Cluster::start(&bench::scratch("ingest-cluster"), false);
     let dn1: SocketAddr = "127.0.0.80:8802".parse().unwrap();
     let step5 =
         std::fs::read_to_string(bench::repo_root().join("lang/tests/scripts/tutorial_step5.dos"))

@@ -7,10 +7,13 @@
 //! - `startup`: resolving a node's configuration from the tutorial's files;
 //! - `storage`: durable append of the tutorial's 1.21M rows (dataSync=1, then flushed), full
 //!   scans of a DOUBLE and of the SYMBOL column, and bytes on disk per row;
-//! - `query`: the tutorial's Q1 and Q2 over 1 and 20 days of `dfs://` data.
+//! - `query`: the tutorial's Q1 and Q2 over 1 and 20 days of `dfs://` data on the single node;
+//! - `cluster_query`: the same on the local 3-host cluster, through `computenode1`;
+//! - `ingest`: durable appends on the local 3-host cluster.
 
 use std::path::{Path, PathBuf};
 
+pub mod cluster;
 pub mod tutorial;
 
 /// The repository root (benches read the sample configs under `configs/`).
