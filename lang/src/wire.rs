@@ -34,6 +34,7 @@ pub fn to_plain(v: &Value) -> value::Value {
         Value::Dict(d) => P::Dict(d.iter().map(|(k, v)| (k.clone(), to_plain(v))).collect()),
         Value::Table(t) => P::Table(Rc::clone(t)),
         Value::Duration(n, unit) => P::Opaque(format!("{n}{unit}")),
+        Value::DataSource(d) => P::Opaque(d.to_string()),
         other => P::Opaque(other.typestr()),
     }
 }

@@ -320,3 +320,59 @@ ph.append!(t)").await.unwrap();
 fn table_of(v: &Value) -> lang::eval::Table {
     table(v)
 }
+
+#[test]
+fn sql_ds_splits_by_partition_and_mr_folds_the_map_results() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dfs-mapreduce");
+    let _ = std::fs::remove_dir_all(&dir);
+    rt::Runtime::new("dfs-mapreduce")
+        .run(move |_s: rt::shard::Shard<()>| {
+            let dir = dir.clone();
+            async move {
+                let mut it = Interp::new(6);
+                it.dfs = Some(open(&dir).await);
+                it.run("login(`admin, `123456)
+n = 3000
+t = table(2023.01.08T09:30:00 + (0..(n-1)) * 97 as DateTime, take(`A`B`C`D`E, n) as sym, rand(100.0, n) as px, take(1 NULL 3, n) as vol)
+db = database(\"dfs://mr\", VALUE, 2023.01.08..2023.01.10)
+pt = db.createPartitionedTable(t, `pt, `DateTime)
+pt.append!(t)").await.unwrap();
+                // One data source per partition the query touches.
+                // 3000 rows 97 s apart span four days.
+                assert_eq!(show(&mut it, "ds = sqlDS(<select * from pt>)\nsize(ds)").await, "4");
+                assert_eq!(show(&mut it, "typestr(ds)").await, "ANY VECTOR");
+                assert_eq!(show(&mut it, "ds[1]").await, "DataSource< select from pt [partition = /mr/20230109] >");
+                assert_eq!(show(&mut it, "size(sqlDS(<select px from pt where date(DateTime) = 2023.01.09>))").await, "1");
+                // Map-reduce over the partitions equals the whole table's answer.
+                let sum = show(&mut it, "mr(sqlDS(<select px from pt>), def(t) { return sum(t.px) }, +)").await;
+                let want = show(&mut it, "sum(t.px)").await;
+                assert!(same_numbers(&sum, &want), "{sum} vs {want}");
+                let rows = show(&mut it, "mr(sqlDS(<select * from pt where vol > 0>), rows, add, def(x) { return x * 2 })").await;
+                let want = show(&mut it, "2 * exec count(*) from t where vol > 0").await;
+                assert_eq!(rows, want);
+                // Without parallel, one partition at a time: the same answer.
+                let serial = show(&mut it, "mr(sqlDS(<select * from pt where vol > 0>), rows, add, def(x) { return x * 2 }, false)").await;
+                assert_eq!(serial, want);
+                // No reduce: the map results as a tuple, in partition order.
+                assert_eq!(show(&mut it, "mr(sqlDS(<select * from pt>), rows)").await, show(&mut it, "(select count(*) as n from t group by date(DateTime)).n").await.replace("[", "(").replace("]", ")"));
+                // A query that names a user function reads the rows and runs here.
+                it.run("def twice(x) { return 2 * x }").await.unwrap();
+                let user = show(&mut it, "mr(sqlDS(<select twice(px) as p from pt>), def(t) { return sum(t.p) }, +)").await;
+                let want = show(&mut it, "2 * sum(t.px)").await;
+                assert!(same_numbers(&user, &want), "{user} vs {want}");
+                // An in-memory table is one data source.
+                assert_eq!(show(&mut it, "size(sqlDS(<select * from t>))").await, "1");
+                assert_eq!(show(&mut it, "mr(sqlDS(<select * from t>), rows, +)").await, "3000");
+                // Queries that cannot be split are refused unless forced.
+                let e = show(&mut it, "sqlDS(<select count(*) from pt group by sym>)").await;
+                assert!(e.contains("forcePartition"), "{e}");
+                let e = show(&mut it, "sqlDS(<select * from pt order by px>)").await;
+                assert!(e.contains("forcePartition"), "{e}");
+                let per_part = show(&mut it, "mr(sqlDS(<select count(*) as n from pt group by sym>, true), def(t) { return sum(t.n) }, +)").await;
+                assert_eq!(per_part, "3000");
+                let e = show(&mut it, "mr(sqlDS(<select * from pt>)[0], rows)").await;
+                assert!(e.contains("tuple"), "{e}");
+            }
+        })
+        .unwrap();
+}

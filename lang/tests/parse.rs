@@ -190,6 +190,13 @@ fn metacode_and_joins() {
     assert_eq!(e("<[max(bid), x + 1]>"), "<[max(bid) (x + 1)]>");
     assert_eq!(e("<[avg(bid) as a, b]>"), "<[avg(bid) as a b]>");
     assert_eq!(e("<sum(x) as s>"), "<sum(x) as s>");
+    // A comparison inside metacode: the `>` that closes it is the one no operand follows.
+    assert_eq!(e("f(<x > 1>)"), "f(<(x > 1)>)");
+    assert_eq!(e("<a > b>"), "<(a > b)>");
+    assert!(e("f(<select * from t where d = 2019.01.02>, true)").starts_with("f(<select * from t"));
+    // An operator passed as a function is its function.
+    assert_eq!(e("mr(ds, f, +)"), "mr(ds, f, add)");
+    assert_eq!(e("reduce(*, x)"), "reduce(mul, x)");
     assert_eq!(e("x join y"), "(x join y)");
     assert_eq!(e("bar(t, 5m)"), "bar(t, 5m)");
     assert_eq!(e("-5s:100ms"), "(neg(5s) : 100ms)");

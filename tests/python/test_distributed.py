@@ -80,6 +80,32 @@ def test_a_partition_wise_query_runs_per_partition_and_equals_pandas(c, table):
     np.testing.assert_allclose(got["m"].to_numpy(), want.to_numpy())
 
 
+def test_sql_ds_and_mr_map_each_partition_where_it_is(c):
+    """`sqlDS` splits a query over a 5-day table into one data source per day; `mr` maps
+    each where its chunk is and folds the results, equal to pandas over the whole table."""
+    login(IPS[0], 8802).run("""
+n = 40000
+t = table(2023.02.01T09:30:00 + (0..(n-1)) * 9 as DateTime, take(`A`B`C`D, n) as sym, rand(100.0, n) as px)
+if (existsDatabase("dfs://mrDB")) dropDatabase("dfs://mrDB")
+db = database("dfs://mrDB", VALUE, 2023.02.01..2023.02.05)
+db.createPartitionedTable(t, `pt, `DateTime).append!(t)""")
+    s = login(IPS[2], 8803)
+    df = s.run('select * from loadTable("dfs://mrDB", "pt")')
+    s.run('pt = loadTable("dfs://mrDB", "pt")')
+    assert s.run("size(sqlDS(<select * from pt>))") == df["DateTime"].dt.normalize().nunique() == 5
+    assert s.run("size(sqlDS(<select * from pt where date(DateTime) = 2023.02.03>))") == 1
+    total = s.run("mr(sqlDS(<select px from pt where sym = `B>), def(t) { return sum(t.px) }, +)")
+    assert total == pytest.approx(df[df["sym"] == "B"]["px"].sum())
+    # No reduce: one map result per partition, in partition order.
+    counts = s.run("mr(sqlDS(<select * from pt>), rows)")
+    assert list(counts) == df.groupby(df["DateTime"].dt.normalize()).size().tolist()
+    # A map, a reduce and a final function, as DolphinDB's manual composes them.
+    mean = s.run("mr(sqlDS(<select px from pt>), def(t) { return [sum(t.px), count(t.px)] }, +, def(x) { return x[0] / x[1] })")
+    assert mean == pytest.approx(df["px"].mean())
+    with pytest.raises(RuntimeError, match="forcePartition"):
+        s.run("sqlDS(<select count(*) from pt group by sym>)")
+
+
 def test_rpc_pnode_run_and_get_cluster_perf_answer_for_the_cluster(c):
     s = login(IPS[0], 8803)
     assert s.run("getNodeType()") == 4

@@ -92,6 +92,8 @@ const NAMES: &[&str] = &[
     "getClusterPerf",
     "rpc",
     "pnodeRun",
+    "sqlDS",
+    "mr",
     "getNodeType",
     "getActiveMaster",
     "isNodeInitialized",
@@ -970,6 +972,9 @@ pub async fn call(
         "getRequiredAPIVersion" => Err(EvalError::msg(
             "getRequiredAPIVersion is not required by this server",
         )),
+        n if super::mapreduce::NAMES.contains(&n) => {
+            Box::pin(super::mapreduce::call(it, n, args, _pos)).await
+        }
         n if super::cluster_fns::NAMES.contains(&n) => {
             Box::pin(super::cluster_fns::call(it, n, args, _pos)).await
         }

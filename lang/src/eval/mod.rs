@@ -16,6 +16,7 @@ mod funcs;
 mod group;
 mod interp;
 mod joins;
+mod mapreduce;
 mod ops;
 mod partial;
 mod partitionwise;

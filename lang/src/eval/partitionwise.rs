@@ -29,6 +29,20 @@ fn hidden(i: usize) -> String {
     format!("__porpoise_key{i}")
 }
 
+/// Whether grouping `keys` name every partitioning column (a day's `date(DateTime)` names
+/// a DATE level's column), so that no group spans two partitions.
+pub(super) fn keys_cover(keys: &[Expr], info: &crate::catalog::TableInfo) -> bool {
+    let types = info.scheme.types();
+    info.partition_columns
+        .iter()
+        .enumerate()
+        .all(|(level, col)| {
+            let name = info.schema.columns[*col].0.as_str();
+            keys.iter()
+                .any(|k| super::sql::names_column(strip_alias(k), name, types[level]))
+        })
+}
+
 pub(super) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Value>, EvalError> {
     let context = !s.context_by.is_empty();
     // Exactly one of group by and context by.
@@ -52,22 +66,13 @@ pub(super) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
     };
     let info = dfs.table(&db, &table).await?;
     let keys = if context { &s.context_by } else { &s.group_by };
-    let types = info.scheme.types();
     let names: Vec<&str> = info
         .schema
         .columns
         .iter()
         .map(|(n, _)| n.as_str())
         .collect();
-    let covered = info
-        .partition_columns
-        .iter()
-        .enumerate()
-        .all(|(level, col)| {
-            keys.iter()
-                .any(|k| super::sql::names_column(strip_alias(k), names[*col], types[level]))
-        });
-    if !covered {
+    if !keys_cover(keys, &info) {
         return Ok(None);
     }
     let preds = super::sql::partition_preds(it, &info, &s.filters).await?;

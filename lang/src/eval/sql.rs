@@ -460,7 +460,8 @@ pub(super) async fn partition_preds(
                     "<=" => ">=",
                     ">" => "<",
                     ">=" => "<=",
-                    "==" => "==",
+                    // In a `where` clause `=` compares, as `==` does.
+                    "==" | "=" => "==",
                     _ => continue,
                 };
                 (left, flipped)
@@ -490,7 +491,7 @@ pub(super) async fn partition_preds(
                     _ => continue,
                 },
                 (_, Value::Pair(..)) => continue,
-                ("==" | "in", v) => match keys(v) {
+                ("==" | "=" | "in", v) => match keys(v) {
                     Some(k) => Pred::In(k),
                     None => continue,
                 },

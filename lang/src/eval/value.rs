@@ -63,6 +63,8 @@ pub enum Value {
         db: String,
         table: String,
     },
+    /// One partition's share of a query (`sqlDS`, `mr`).
+    DataSource(Rc<super::mapreduce::DataSource>),
 }
 
 impl Value {
@@ -113,6 +115,7 @@ impl Value {
             Value::Duration(..) => "DURATION".into(),
             Value::Database(_) | Value::PartitionSpec(_) => "HANDLE".into(),
             Value::DfsTable { .. } => "SEGMENTED TABLE".into(),
+            Value::DataSource(_) => "DATASOURCE".into(),
         }
     }
 

@@ -17,6 +17,8 @@ struct Parser {
     /// At the top of a statement `=` assigns; anywhere nested (parentheses, arguments, SQL
     /// clauses) it compares.
     eq_assigns: bool,
+    /// Index of the `>` that closes the metacode being parsed, which no comparison takes.
+    meta_close: Option<usize>,
 }
 
 fn binary_prec(t: &Tok) -> Option<(u8, String)> {
@@ -78,6 +80,41 @@ fn describe(t: &Tok) -> String {
 impl Parser {
     fn peek(&self) -> &Tok {
         &self.toks[self.i].tok
+    }
+
+    /// The index of the `>` closing the metacode whose `<` was just taken: the first `>`
+    /// outside brackets not followed (on its line) by an operand, so that in
+    /// `<select * from t where a > 1>` the first `>` compares and the second closes.
+    fn find_meta_close(&self) -> Option<usize> {
+        let mut depth = 0usize;
+        for j in self.i..self.toks.len() {
+            match &self.toks[j].tok {
+                Tok::Op("(" | "[" | "{") => depth += 1,
+                Tok::Op(")" | "]" | "}") => depth = depth.checked_sub(1)?,
+                Tok::Op(">") if depth == 0 => {
+                    let next = self.toks.get(j + 1)?;
+                    let operand = !next.newline_before
+                        && matches!(
+                            next.tok,
+                            Tok::Int(..)
+                                | Tok::Double(..)
+                                | Tok::Str(_)
+                                | Tok::Symbol(_)
+                                | Tok::SymbolVec(_)
+                                | Tok::Temporal(..)
+                                | Tok::Duration(..)
+                                | Tok::Ident(_)
+                                | Tok::Op("(" | "[" | "{" | "-" | "!")
+                        );
+                    if !operand {
+                        return Some(j);
+                    }
+                }
+                Tok::Op(";") | Tok::Eof => return None,
+                _ => {}
+            }
+        }
+        None
     }
 
     fn peek_at(&self, k: usize) -> &Tok {
@@ -462,7 +499,7 @@ impl Parser {
     fn binary(&mut self, min: u8) -> Result<Expr, ParseError> {
         let mut left = self.unary()?;
         while let Some((prec, op)) = binary_prec(self.peek()) {
-            if prec <= min || (op == "=" && self.eq_assigns) {
+            if prec <= min || (op == "=" && self.eq_assigns) || self.meta_close == Some(self.i) {
                 break;
             }
             let pos = self.pos();
@@ -482,6 +519,22 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
         let pos = self.pos();
+        // An operator passed as a function, `mr(ds, f, +)`: its function's name.
+        if let Tok::Op(op @ ("+" | "-" | "*" | "/")) = self.peek() {
+            if matches!(self.peek_at(1), Tok::Op("," | ")")) {
+                let name = match *op {
+                    "+" => "add",
+                    "-" => "sub",
+                    "*" => "mul",
+                    _ => "div",
+                };
+                self.next();
+                return Ok(Expr {
+                    kind: ExprKind::Ident(name.to_string()),
+                    pos,
+                });
+            }
+        }
         for op in ["-", "!"] {
             if self.is_op(op) {
                 self.next();
@@ -717,6 +770,13 @@ impl Parser {
                         kind: ExprKind::Vector(items),
                         pos: at,
                     }
+                } else if let Some(close) = self.find_meta_close() {
+                    // `<select * from t where a > 1>`: the closing `>` is known, so every
+                    // comparison before it is inside.
+                    let saved = self.meta_close.replace(close);
+                    let item = self.expr();
+                    self.meta_close = saved;
+                    self.aliased(item?)?
                 } else {
                     let item = self.binary(4)?;
                     self.aliased(item)?
@@ -1136,6 +1196,7 @@ pub fn parse(src: &str) -> Result<Vec<Stmt>, ParseError> {
         i: 0,
         depth: 0,
         eq_assigns: false,
+        meta_close: None,
     };
     p.program()
 }
@@ -1148,6 +1209,7 @@ pub fn parse_expr(src: &str) -> Result<Expr, ParseError> {
         i: 0,
         depth: 0,
         eq_assigns: false,
+        meta_close: None,
     };
     let e = p.expr()?;
     if !matches!(p.peek(), Tok::Eof) {
