@@ -292,16 +292,20 @@ impl Cluster for NodeCluster {
             });
             let mut rows: Vec<NodePerf> = futures_util::future::join_all(asked).await;
             if controllers {
-                let (alias, host, port) = m.leader;
-                rows.push(NodePerf {
-                    name: alias,
-                    host,
-                    port,
-                    mode: 2,
-                    state: true,
-                    is_leader: true,
-                    ..NodePerf::default()
-                });
+                // Each controller as the leader sees it (live: acknowledging its heartbeats).
+                rows.extend(
+                    m.controllers
+                        .into_iter()
+                        .map(|(name, host, port, live, leads)| NodePerf {
+                            name,
+                            host,
+                            port,
+                            mode: 2,
+                            state: live,
+                            is_leader: leads,
+                            ..NodePerf::default()
+                        }),
+                );
             }
             Ok(rows)
         })

@@ -114,6 +114,8 @@ pub struct Members {
     pub leader: (String, String, u16),
     /// Agents, data and compute nodes: alias, host, port, `getClusterPerf` mode, heartbeating.
     pub nodes: Vec<(String, String, u16, u8, bool)>,
+    /// Every controller: alias, host, port, live (acknowledging the leader), leading.
+    pub controllers: Vec<(String, String, u16, bool, bool)>,
 }
 
 /// A namespace change.

@@ -137,9 +137,11 @@ def test_rpc_pnode_run_and_get_cluster_perf_answer_for_the_cluster(c):
     assert live.loc["datanode2", "site"] == f"{IPS[1]}:8802:datanode2"
     master = s.run("getActiveMaster()")
     with_ctl = s.run("getClusterPerf(true)")
-    ctl = with_ctl[with_ctl["mode"] == 2]
-    assert ctl["name"].tolist() == [master] and ctl["isLeader"].tolist() == [True]
-    assert f"{c.leader[0]}:{c.leader[1]}" in ctl["site"].iloc[0]
+    ctl = with_ctl[with_ctl["mode"] == 2].set_index("name")
+    assert sorted(ctl.index) == ["controller1", "controller2", "controller3"]
+    assert (ctl["state"] == 1).all(), ctl
+    assert ctl.index[ctl["isLeader"]].tolist() == [master]
+    assert f"{c.leader[0]}:{c.leader[1]}" in ctl.loc[master, "site"]
     # The official client's high-availability connect reads getClusterPerf through rpc and
     # moves to the least-loaded data node it lists.
     import dolphindb as ddb
@@ -148,6 +150,16 @@ def test_rpc_pnode_run_and_get_cluster_perf_answer_for_the_cluster(c):
     assert ha.connect(IPS[0], 8802, "admin", "123456", highAvailability=True, highAvailabilitySites=sites)
     assert ha.run("getNodeAlias()") in nodes[:3]
     ha.close()
+    # A follower controller killed: listed, and down once it misses the leader's heartbeats.
+    follower = next(n for n in ["controller1", "controller2", "controller3"] if n != master)
+    c.kill(follower)
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        ctl = s.run("getClusterPerf(true)").set_index("name")
+        if ctl.loc[follower, "state"] == 0:
+            break
+        time.sleep(0.3)
+    assert ctl.loc[follower, "state"] == 0 and ctl.loc[master, "state"] == 1 and len(ctl[ctl["mode"] == 2]) == 3
 
 
 def replicas_of_the_day(c):

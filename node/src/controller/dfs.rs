@@ -396,15 +396,25 @@ impl ControllerService {
 
     /// The nodes as this leader knows them.
     fn members(&self) -> Members {
+        fn split(site: &str) -> Option<(String, String, u16)> {
+            let mut p = site.splitn(3, ':');
+            let (h, port, alias) = (p.next()?, p.next()?, p.next()?);
+            Some((alias.to_string(), h.to_string(), port.parse().ok()?))
+        }
         let leader = self
             .ctl
             .leader()
-            .and_then(|(_, site)| {
-                let mut p = site.splitn(3, ':');
-                let (h, port, alias) = (p.next()?, p.next()?, p.next()?);
-                Some((alias.to_string(), h.to_string(), port.parse().ok()?))
-            })
+            .and_then(|(_, site)| split(&site))
             .unwrap_or_default();
+        let controllers = self
+            .ctl
+            .controllers()
+            .into_iter()
+            .filter_map(|(site, live, leads)| {
+                let (alias, host, port) = split(&site)?;
+                Some((alias, host, port, live, leads))
+            })
+            .collect();
         let nodes = self.ctl.sm.read(|m| {
             m.nodes
                 .iter()
@@ -419,7 +429,11 @@ impl ControllerService {
                 })
                 .collect()
         });
-        Members { leader, nodes }
+        Members {
+            leader,
+            nodes,
+            controllers,
+        }
     }
 
     /// Places every partition of `a` that does not exist yet and records it; answers all of

@@ -126,6 +126,10 @@ pub enum Standing {
     CatchingUp,
 }
 
+/// A follower that has not acknowledged its leader's heartbeats for this long is listed as
+/// down (`getClusterPerf(true)`): a few heartbeats, above the election timeout.
+pub const FOLLOWER_SILENCE_MAX: Duration = Duration::from_millis(2000);
+
 /// One controller's Raft member.
 pub struct Controller {
     pub id: NodeId,
@@ -274,6 +278,27 @@ impl Controller {
         let m = self.raft.metrics();
         let id = m.borrow_watched().current_leader?;
         Some((id, self.members.get(&id)?.addr.clone()))
+    }
+
+    /// Every controller of the group: its site (`host:port:alias`), whether it is live, and
+    /// whether it leads. Liveness is what this controller can know: itself and the leader it
+    /// follows are live; a leader also counts each follower that acknowledged a heartbeat
+    /// within [`FOLLOWER_SILENCE_MAX`].
+    pub fn controllers(&self) -> Vec<(String, bool, bool)> {
+        use openraft::async_runtime::WatchReceiver;
+        let m = self.raft.metrics().borrow_watched().clone();
+        self.members
+            .iter()
+            .map(|(id, node)| {
+                let leads = m.current_leader == Some(*id);
+                let acked = m
+                    .heartbeat
+                    .as_ref()
+                    .and_then(|h| h.get(id).copied().flatten())
+                    .is_some_and(|at| at.elapsed() <= FOLLOWER_SILENCE_MAX);
+                (node.addr.clone(), *id == self.id || leads || acked, leads)
+            })
+            .collect()
     }
 
     /// Whether this controller is the leader right now.
