@@ -94,6 +94,13 @@ pub enum DfsRead {
     AtomicChunk(String),
     /// Every node the leader knows, and the leader itself (`getClusterPerf`, `rpc`).
     Members,
+    /// The table's snapshot unless its version is still `known` (a node's metadata cache):
+    /// [`DfsReadReply::TableAt`] or [`DfsReadReply::TableUnchanged`].
+    TableSince {
+        db: String,
+        table: String,
+        known: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +112,24 @@ pub enum DfsReadReply {
     Names(Vec<String>),
     Nodes(Vec<Replica>),
     Members(Members),
+    /// The table's snapshot and its version ([`table_version`]).
+    TableAt(u64, TableSnapshot),
+    /// The table's version is still the one the asker knows.
+    TableUnchanged,
+}
+
+/// A table snapshot's version: a 64-bit hash of its encoding, so that any change the snapshot
+/// shows — a partition added or dropped, a chunk's committed version, a replica's liveness, a
+/// column — changes the version, and a cache keyed by it never serves a stale snapshot (but
+/// for a hash collision, 2^-64 per change). Computed, not stored: no checkpoint format change.
+pub fn table_version(t: &TableSnapshot) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bincode::serialize(t)
+        .expect("a table snapshot encodes")
+        .hash(&mut h);
+    // 0 means "nothing known" to the asker.
+    h.finish().max(1)
 }
 
 /// The cluster's nodes as the leader knows them.

@@ -106,6 +106,26 @@ db.createPartitionedTable(t, `pt, `DateTime).append!(t)""")
         s.run("sqlDS(<select count(*) from pt group by sym>)")
 
 
+def test_a_compute_nodes_metadata_cache_never_misses_a_new_or_dropped_partition(c):
+    """computenode3 caches the table's metadata by version (after the previous test's
+    queries); partitions added and dropped through datanode1 show at once."""
+    s = login(IPS[2], 8803)
+    q = 'exec count(*) from loadTable("dfs://mrDB", "pt")'
+    before = s.run(q)
+    assert before == 40000 and s.run(q) == before
+    d = login(IPS[0], 8802)
+    d.run('t = table(2023.02.10T10:00:00 + 0..99 as DateTime, take(`A, 100) as sym, rand(1.0, 100) as px)\n'
+          'loadTable("dfs://mrDB", "pt").append!(t)')
+    assert s.run(q) == before + 100
+    assert s.run('size(sqlDS(<select * from loadTable("dfs://mrDB", "pt")>))') == 6
+    d.run('dropPartition(database("dfs://mrDB"), 2023.02.10, "pt")')
+    assert s.run(q) == before
+    first_day = s.run('exec count(*) from loadTable("dfs://mrDB", "pt") where date(DateTime) = 2023.02.01')
+    assert 0 < first_day < before
+    d.run('dropPartition(database("dfs://mrDB"), 2023.02.01, "pt")')
+    assert s.run(q) == before - first_day
+
+
 def test_rpc_pnode_run_and_get_cluster_perf_answer_for_the_cluster(c):
     s = login(IPS[0], 8803)
     assert s.run("getNodeType()") == 4

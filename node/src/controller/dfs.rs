@@ -147,6 +147,21 @@ pub fn read(m: &Meta, v: &Volatile, q: &DfsRead) -> Result<DfsReadReply, RemoteE
                 atomic_chunk: m.atomic_chunk.contains(db),
             })
         }
+        DfsRead::TableSince { db, table, known } => {
+            let q = DfsRead::Table {
+                db: db.clone(),
+                table: table.clone(),
+            };
+            let DfsReadReply::Table(t) = read(m, v, &q)? else {
+                unreachable!("a table read answers a table")
+            };
+            let version = crate::dfs_proto::table_version(&t);
+            if version == *known {
+                DfsReadReply::TableUnchanged
+            } else {
+                DfsReadReply::TableAt(version, t)
+            }
+        }
         DfsRead::Chunks => {
             let locked: std::collections::BTreeSet<u64> = m
                 .txns
@@ -916,6 +931,91 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("nosuch"), "{e}");
+    }
+
+    #[test]
+    fn a_cached_table_is_refetched_after_any_change_its_snapshot_shows() {
+        let mut m = tutorial_meta();
+        let since = |m: &Meta, known: u64| {
+            let q = DfsRead::TableSince {
+                db: "dfs://testDB".into(),
+                table: "testTB".into(),
+                known,
+            };
+            read(m, &Volatile::default(), &q).unwrap()
+        };
+        let version = |m: &Meta, known: u64| match since(m, known) {
+            DfsReadReply::TableAt(v, t) => {
+                assert_eq!(v, crate::dfs_proto::table_version(&t));
+                v
+            }
+            DfsReadReply::TableUnchanged => known,
+            other => panic!("{other:?}"),
+        };
+        // Nothing known: the snapshot; the same version again: unchanged.
+        let v0 = version(&m, 0);
+        assert_ne!(v0, 0);
+        assert_eq!(since(&m, v0), DfsReadReply::TableUnchanged);
+        let mut seen = vec![v0];
+        let mut changed = |m: &Meta, what: &str| {
+            let v = version(m, *seen.last().unwrap());
+            assert!(!seen.contains(&v), "{what}: the version did not change");
+            seen.push(v);
+        };
+        // A new partition.
+        m.apply(&C::AddPartition {
+            db: "dfs://testDB".into(),
+            table: "testTB".into(),
+            partition: "20200601".into(),
+            replicas: vec!["datanode1".into(), "datanode3".into()],
+        })
+        .unwrap();
+        changed(&m, "a partition added");
+        // A committed append: the chunk's version.
+        m.apply(&C::BeginTxn {
+            id: 7,
+            participants: vec!["datanode1".into(), "datanode3".into()],
+        })
+        .unwrap();
+        let chunk = *m.databases["dfs://testDB"].tables["testTB"]
+            .partitions
+            .values()
+            .next()
+            .unwrap();
+        m.apply(&C::PrepareTxn {
+            id: 7,
+            chunk_versions: vec![(chunk, 1)],
+        })
+        .unwrap();
+        m.apply(&C::CommitTxn { id: 7 }).unwrap();
+        changed(&m, "an append committed");
+        // A replica's node down.
+        m.apply(&C::Heartbeat {
+            alias: "datanode1".into(),
+            now_ms: 10_000,
+        })
+        .unwrap();
+        m.apply(&C::ExpireNodes {
+            now_ms: 10_000,
+            timeout_ms: 5_000,
+        })
+        .unwrap();
+        changed(&m, "a replica's node down");
+        // A column added, then the partition dropped.
+        m.apply(&C::AddColumns {
+            db: "dfs://testDB".into(),
+            table: "testTB".into(),
+            columns: vec![("x".into(), 16)],
+        })
+        .unwrap();
+        changed(&m, "a column added");
+        m.apply(&C::DropPartitions {
+            db: "dfs://testDB".into(),
+            table: "testTB".into(),
+            partitions: vec!["20200601".into()],
+        })
+        .unwrap();
+        changed(&m, "a partition dropped");
     }
 
     #[test]

@@ -70,7 +70,7 @@ impl ClusterCatalog {
             .and_then(|(p, _)| self.sites.borrow().get(&p.chunk).map(|s| s.schema.clone()));
         let schema = match known {
             Some(s) => s,
-            None => std::rc::Rc::new(self.snapshot(db, table).await?.0.schema),
+            None => std::rc::Rc::new(self.snapshot(db, table).await?.0.schema.clone()),
         };
         let names: Vec<String> = schema.columns.iter().map(|(n, _)| n.clone()).collect();
         let units: Vec<(Option<Rewrites>, Table)> = rewrites

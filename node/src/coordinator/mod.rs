@@ -103,7 +103,16 @@ pub struct ClusterCatalog {
     forwards: Cell<u64>,
     /// Each data node's queue and recent speed, for placing query tasks.
     loads: query::Loads,
+    /// Tables' metadata by (database, table): the leader's version of it and the decoded
+    /// snapshot, reused while the leader answers that the version is unchanged.
+    tables: RefCell<HashMap<(String, String), CachedTable>>,
 }
+
+type CachedTable = (u64, Rc<TableInfo>, Rc<TableSnapshot>);
+
+/// Tables whose metadata one node caches; past it the cache starts over (a bound, not an
+/// eviction policy: a node querying more tables than this refetches some).
+const TABLES_CACHED_MAX: usize = 1024;
 
 impl ClusterCatalog {
     /// A coordinator reaching the leader through `leader`; `local` is this node's own data
@@ -125,6 +134,7 @@ impl ClusterCatalog {
             me,
             forwards: Cell::new(0),
             loads: query::Loads::default(),
+            tables: RefCell::default(),
         }
     }
 
@@ -259,18 +269,42 @@ impl ClusterCatalog {
         }
     }
 
+    /// The table's metadata as the leader holds it now (a linearizable read), from this
+    /// node's cache when the leader says its version is unchanged (`DfsRead::TableSince`).
     async fn snapshot(
         &self,
         db: &str,
         table: &str,
-    ) -> Result<(TableInfo, TableSnapshot), EvalError> {
-        let q = DfsRead::Table {
+    ) -> Result<(Rc<TableInfo>, Rc<TableSnapshot>), EvalError> {
+        let key = (db.to_string(), table.to_string());
+        let cached = self.tables.borrow().get(&key).cloned();
+        let q = DfsRead::TableSince {
             db: db.to_string(),
             table: table.to_string(),
+            known: cached.as_ref().map_or(0, |c| c.0),
         };
-        let DfsReadReply::Table(t) = self.read(q).await? else {
-            return Err(EvalError::msg("a bad controller reply: not a table"));
+        let (version, t) = match self.read(q).await? {
+            DfsReadReply::TableUnchanged => match cached {
+                Some((_, info, snap)) => return Ok((info, snap)),
+                None => return Err(EvalError::msg("a bad controller reply: nothing was cached")),
+            },
+            DfsReadReply::TableAt(version, t) => (version, t),
+            _ => return Err(EvalError::msg("a bad controller reply: not a table")),
         };
+        let (info, snap) = self.decode_snapshot(table, t)?;
+        let mut tables = self.tables.borrow_mut();
+        if tables.len() >= TABLES_CACHED_MAX && !tables.contains_key(&key) {
+            tables.clear();
+        }
+        tables.insert(key, (version, info.clone(), snap.clone()));
+        Ok((info, snap))
+    }
+
+    fn decode_snapshot(
+        &self,
+        table: &str,
+        t: TableSnapshot,
+    ) -> Result<(Rc<TableInfo>, Rc<TableSnapshot>), EvalError> {
         let mut columns = Vec::with_capacity(t.columns.len());
         for (n, ty) in &t.columns {
             let ty = DataType::from_id(*ty)
@@ -307,7 +341,7 @@ impl ClusterCatalog {
                 .collect(),
         };
         self.remember(&t.partitions, &Rc::new(schema));
-        Ok((info, t))
+        Ok((Rc::new(info), Rc::new(t)))
     }
 }
 
@@ -442,7 +476,7 @@ impl Catalog for ClusterCatalog {
         db: &'a str,
         table: &'a str,
     ) -> LocalFuture<'a, Result<Rc<TableInfo>, EvalError>> {
-        Box::pin(async move { Ok(Rc::new(self.snapshot(db, table).await?.0)) })
+        Box::pin(async move { Ok(self.snapshot(db, table).await?.0) })
     }
 
     fn drop_table<'a>(
