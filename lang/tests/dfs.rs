@@ -300,6 +300,12 @@ ph.append!(t)").await.unwrap();
                     "select * from TBL context by sym having px > avg(px) limit 2",
                     "select first(px) as o, last(px) as c from TBL where vol == 1 group by sym, bar(DateTime, 1H) as h",
                     "select sym, DateTime, prev(px) as p from TBL where px > 50 context by date(DateTime), sym order by p desc limit 5",
+                    // Top-k: each partition's first k travel, the merge keeps k (tie-free keys:
+                    // a HASH table's partitions are not in insertion order).
+                    "select top 5 * from TBL order by px desc",
+                    "select sym, px * 2 as p from TBL where vol == 1 order by px limit 7",
+                    "select sym, px from TBL order by DateTime desc limit 2",
+                    "select DateTime, px from TBL order by sym, px limit -4",
                 ];
                 for table in ["pt", "ph"] {
                     for q in queries {
@@ -310,6 +316,19 @@ ph.append!(t)").await.unwrap();
                             panic!("{table}: {q}: {e}");
                         }
                         assert!(read >= 2, "{table}: {q}: read {read} partitions");
+                    }
+                }
+                // Over days in insertion order, ties and no order at all keep the table's order.
+                for q in [
+                    "select top 3 DateTime, px from TBL",
+                    "select * from TBL order by vol limit 9",
+                    "select sym, vol from TBL where px > 20 order by vol desc, sym limit -6",
+                    "select top 4 * from TBL where DateTime > 2023.01.09T00:00:00",
+                ] {
+                    let got = it.run(&q.replace("TBL", "pt")).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+                    let want = it.run(&q.replace("TBL", "t")).await.unwrap();
+                    if let Err(e) = same_table(&table_of(&got), &table_of(&want)) {
+                        panic!("{q}: {e}");
                     }
                 }
             }

@@ -104,6 +104,12 @@ db.createPartitionedTable(t, `pt, `DateTime).append!(t)""")
     assert mean == pytest.approx(df["px"].mean())
     with pytest.raises(RuntimeError, match="forcePartition"):
         s.run("sqlDS(<select count(*) from pt group by sym>)")
+    # Top-k runs in each partition; the merge keeps k.
+    top = s.run("select top 5 sym, px from pt where sym != `A order by px desc")
+    want = df[df["sym"] != "A"].nlargest(5, "px")
+    assert top["px"].tolist() == want["px"].tolist() and top["sym"].tolist() == want["sym"].tolist()
+    last = s.run("select DateTime from pt order by px limit -3")
+    assert last["DateTime"].tolist() == df.sort_values("px", kind="stable")["DateTime"].tail(3).tolist()
 
 
 def test_a_compute_nodes_metadata_cache_never_misses_a_new_or_dropped_partition(c):

@@ -25,6 +25,7 @@ mod sql;
 mod sql_forms;
 mod stats;
 mod strings;
+mod topk;
 pub mod value;
 mod windows;
 

@@ -179,24 +179,11 @@ pub(super) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
         return Ok(Some(Value::Table(out)));
     }
     // `order by` (and a group by's top/limit) over the merged result.
-    let star = Expr {
-        kind: ExprKind::Star,
-        pos: s.from.pos,
-    };
     let last = Select {
-        exec: false,
         top: if context { None } else { s.top.clone() },
-        items: vec![star],
-        from: s.from.clone(),
-        filters: Vec::new(),
-        group_by: Vec::new(),
-        context_by: Vec::new(),
-        csort: Vec::new(),
-        cgroup_by: Vec::new(),
-        pivot_by: Vec::new(),
-        having: None,
         order_by: s.order_by.clone(),
         limit: if context { None } else { s.limit.clone() },
+        ..Select::over(s.from.clone())
     };
     Box::pin(super::sql::select_on(it, &last, out))
         .await

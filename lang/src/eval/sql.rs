@@ -323,24 +323,14 @@ pub(crate) async fn source(
                     .collect(),
             };
             let query = Select {
-                exec: false,
-                top: None,
                 items,
-                from: from.clone(),
                 filters: filters
                     .iter()
                     .zip(&applied)
                     .filter(|(_, a)| **a)
                     .map(|(f, _)| f.clone())
                     .collect(),
-                group_by: Vec::new(),
-                context_by: Vec::new(),
-                csort: Vec::new(),
-                cgroup_by: Vec::new(),
-                pivot_by: Vec::new(),
-                having: None,
-                order_by: Vec::new(),
-                limit: None,
+                ..Select::over(from.clone())
             };
             let (query, bindings, applied) =
                 match crate::fragment::bindings(it, &query, &info.schema) {
@@ -517,6 +507,9 @@ pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
         return Ok(v);
     }
     if let Some(v) = super::partitionwise::try_select(it, s).await? {
+        return Ok(v);
+    }
+    if let Some(v) = super::topk::try_select(it, s).await? {
         return Ok(v);
     }
     if let Some((joined, s)) = super::joins::sql_source(it, s).await? {

@@ -113,6 +113,29 @@ pub struct Select {
 }
 
 impl Select {
+    /// `select * from <from>`, every other clause empty: the base of the queries the engine
+    /// composes (a fragment's row read, a merge's final order).
+    pub fn over(from: Expr) -> Select {
+        Select {
+            exec: false,
+            top: None,
+            items: vec![Expr {
+                kind: ExprKind::Star,
+                pos: from.pos,
+            }],
+            from,
+            filters: Vec::new(),
+            group_by: Vec::new(),
+            context_by: Vec::new(),
+            csort: Vec::new(),
+            cgroup_by: Vec::new(),
+            pivot_by: Vec::new(),
+            having: None,
+            order_by: Vec::new(),
+            limit: None,
+        }
+    }
+
     /// Every expression of the query except its `from`, clause by clause.
     pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
         self.items
