@@ -306,6 +306,8 @@ ph.append!(t)").await.unwrap();
                     "select sym, px * 2 as p from TBL where vol == 1 order by px limit 7",
                     "select sym, px from TBL order by DateTime desc limit 2",
                     "select DateTime, px from TBL order by sym, px limit -4",
+                    // Distinct per partition, then over the merge.
+                    "select distinct sym, vol from TBL order by sym, vol",
                 ];
                 for table in ["pt", "ph"] {
                     for q in queries {
@@ -324,6 +326,9 @@ ph.append!(t)").await.unwrap();
                     "select * from TBL order by vol limit 9",
                     "select sym, vol from TBL where px > 20 order by vol desc, sym limit -6",
                     "select top 4 * from TBL where DateTime > 2023.01.09T00:00:00",
+                    "select distinct sym from TBL",
+                    "select distinct vol, sym from TBL where px > 10",
+                    "select top 3 distinct vol from TBL order by vol desc",
                 ] {
                     let got = it.run(&q.replace("TBL", "pt")).await.unwrap_or_else(|e| panic!("{q}: {e}"));
                     let want = it.run(&q.replace("TBL", "t")).await.unwrap();

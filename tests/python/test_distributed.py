@@ -108,6 +108,10 @@ db.createPartitionedTable(t, `pt, `DateTime).append!(t)""")
     top = s.run("select top 5 sym, px from pt where sym != `A order by px desc")
     want = df[df["sym"] != "A"].nlargest(5, "px")
     assert top["px"].tolist() == want["px"].tolist() and top["sym"].tolist() == want["sym"].tolist()
+    # Distinct per partition, then over the merge: first occurrences in table order.
+    got = s.run("select distinct sym from pt where px > 50")
+    assert got["sym"].tolist() == df[df["px"] > 50]["sym"].drop_duplicates().tolist()
+    assert s.run("select count(distinct sym) as n from pt")["n"][0] == df["sym"].nunique()
     last = s.run("select DateTime from pt order by px limit -3")
     assert last["DateTime"].tolist() == df.sort_values("px", kind="stable")["DateTime"].tail(3).tolist()
 

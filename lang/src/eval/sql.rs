@@ -503,6 +503,12 @@ pub(super) async fn partition_preds(
 
 /// Runs a `select` / `exec`.
 pub async fn select(it: &mut Interp, s: &Select) -> Result<Value, EvalError> {
+    if s.distinct && !(s.group_by.is_empty() && s.context_by.is_empty() && s.pivot_by.is_empty()) {
+        return Err(EvalError::msg(
+            "The keyword distinct cannot be used with group by, context by or pivot by",
+        )
+        .at(s.from.pos));
+    }
     if let Some(v) = super::partial::try_select(it, s).await? {
         return Ok(v);
     }
@@ -575,7 +581,7 @@ async fn select_over(
         return super::sql_forms::pivot(it, s, table).await;
     }
     let rows = table.rows();
-    let (mut out, row_aligned, mut groups) = if !s.context_by.is_empty() {
+    let (out, row_aligned, mut groups) = if !s.context_by.is_empty() {
         let (out, sizes) = context_by(it, s, &table).await?;
         (out, false, Some(sizes))
     } else if !s.cgroup_by.is_empty() {
@@ -587,6 +593,14 @@ async fn select_over(
         let out = r?;
         let aligned = s.group_by.is_empty() && out.rows() == rows;
         (out, aligned, None)
+    };
+    let (mut out, row_aligned) = if s.distinct {
+        let before = out.rows();
+        let kept = distinct_rows(&out);
+        let aligned = row_aligned && kept.len() == before;
+        (take_rows(&out, &kept), aligned)
+    } else {
+        (out, row_aligned)
     };
     // With `context by`, `top` and `limit` take rows of each group (before `order by`, which
     // sorts what they kept); otherwise rows of the result, after it.
@@ -629,6 +643,14 @@ async fn select_over(
         }
     }
     Ok(Value::Table(Rc::new(out)))
+}
+
+/// `distinct`: the first row of each distinct combination of `t`'s columns, in row order.
+pub(super) fn distinct_rows(t: &Table) -> Vec<usize> {
+    let keys: Vec<&Column> = t.columns.iter().map(|(_, c)| c).collect();
+    let mut first = super::group::group(&keys, t.rows()).first;
+    first.sort_unstable();
+    first
 }
 
 /// The rows `limit n` keeps of `rows`: the first `n`, or with a negative `n` the last `-n`.

@@ -1,7 +1,12 @@
-//! Top-k pushdown over a `dfs://` table: `select top k … [order by …]` and `… limit n` without
-//! grouping run whole in each partition (a `Whole` plan fragment, where the chunk is), so each
-//! partition sends back at most k rows instead of every row; the coordinator sorts what came
-//! back and keeps k.
+//! Top-k and `distinct` pushdown over a `dfs://` table: `select top k … [order by …]`,
+//! `… limit n` and `select distinct …` without grouping run whole in each partition (a `Whole`
+//! plan fragment, where the chunk is), so each partition sends back at most k rows, or its
+//! distinct rows, instead of every row; the coordinator merges what came back.
+//!
+//! `distinct` first: each partition's distinct rows in row order, concatenated in partition
+//! order, are deduplicated again keeping first occurrences, which is the whole table's first
+//! occurrences in its order; `order by`, `top` and `limit` then apply to that, as they do
+//! after `distinct` over the whole table.
 //!
 //! Invariant: the answer equals the whole-table query's, ties included. Each partition's rows
 //! come back sorted stably and in partition order, so a stable sort of their concatenation
@@ -38,7 +43,7 @@ pub(super) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
         && s.cgroup_by.is_empty()
         && s.pivot_by.is_empty()
         && s.having.is_none();
-    if s.exec || !plain || (s.top.is_none() && s.limit.is_none()) {
+    if s.exec || !plain || (s.top.is_none() && s.limit.is_none() && !s.distinct) {
         return Ok(None);
     }
     if !s.items.iter().all(row_wise_item)
@@ -73,7 +78,16 @@ pub(super) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
         return Ok(None);
     }
     let mut q = s.clone();
-    for (i, (k, _)) in s.order_by.iter().enumerate() {
+    // With `distinct`, each partition drops its duplicates; the rest applies after the merge.
+    let hidden_keys = if s.distinct {
+        q.order_by.clear();
+        q.top = None;
+        q.limit = None;
+        &[][..]
+    } else {
+        &s.order_by[..]
+    };
+    for (i, (k, _)) in hidden_keys.iter().enumerate() {
         q.items.push(Expr {
             kind: ExprKind::Alias {
                 expr: Box::new(k.clone()),
@@ -111,10 +125,18 @@ pub(super) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
         });
     }
     let merged = Rc::new(merged.expect("at least two partitions"));
-    // The first k of the concatenation, in the keys' order.
     let mut last = Select::over(s.from.clone());
     last.top = s.top.clone();
     last.limit = s.limit.clone();
+    if s.distinct {
+        last.distinct = true;
+        last.order_by = s.order_by.clone();
+        return match Box::pin(super::sql::select_on(it, &last, merged)).await? {
+            v @ Value::Table(_) => Ok(Some(v)),
+            _ => Err(EvalError::msg("a distinct merge gave no table")),
+        };
+    }
+    // The first k of the concatenation, in the keys' order.
     last.order_by = s
         .order_by
         .iter()

@@ -93,6 +93,8 @@ pub struct Expr {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Select {
     pub exec: bool,
+    /// `select distinct …`: duplicate result rows dropped, the first of each kept.
+    pub distinct: bool,
     pub top: Option<Expr>,
     pub items: Vec<Expr>,
     pub from: Expr,
@@ -118,6 +120,7 @@ impl Select {
     pub fn over(from: Expr) -> Select {
         Select {
             exec: false,
+            distinct: false,
             top: None,
             items: vec![Expr {
                 kind: ExprKind::Star,

@@ -133,6 +133,7 @@ pub fn encode_select(s: &Select, w: &mut Writer) {
     opt(&s.having, w);
     sorts(&s.order_by, w);
     opt(&s.limit, w);
+    w.u8(s.distinct as u8);
 }
 
 pub fn encode_stmt(s: &Stmt, w: &mut Writer) {
@@ -537,6 +538,7 @@ impl<'a, 'b> Decoder<'a, 'b> {
             having: self.opt()?,
             order_by: self.sorts()?,
             limit: self.opt()?,
+            distinct: self.bool()?,
         };
         self.depth -= 1;
         Ok(s)

@@ -612,6 +612,25 @@ impl Parser {
                     kind: ExprKind::Star,
                     pos,
                 }
+            } else if self.is_kw("distinct") && !matches!(self.peek_at(1), Tok::Op("(" | ")" | ","))
+            {
+                // `count(distinct sym)`: the argument's distinct values.
+                let pos = self.pos();
+                self.next();
+                let e = self.expr()?;
+                Expr {
+                    kind: ExprKind::Call {
+                        func: Box::new(Expr {
+                            kind: ExprKind::Ident("distinct".into()),
+                            pos,
+                        }),
+                        args: vec![Arg {
+                            name: None,
+                            value: e,
+                        }],
+                    },
+                    pos,
+                }
             } else {
                 let e = self.expr()?;
                 self.aliased(e)?
@@ -632,7 +651,20 @@ impl Parser {
             let same_line = !self.toks[self.i].newline_before;
             if same_line && self.is_op("(") {
                 self.next();
-                let args = self.args(")")?;
+                let mut args = self.args(")")?;
+                // `count(distinct x)` is the aggregate `nunique(x)`, so it groups as one.
+                if let (ExprKind::Ident(f), [a]) = (&mut e.kind, args.as_mut_slice()) {
+                    if f.eq_ignore_ascii_case("count") {
+                        if let ExprKind::Call { func, args: inner } = &mut a.value.kind {
+                            if matches!(&func.kind, ExprKind::Ident(d) if d == "distinct")
+                                && inner.len() == 1
+                            {
+                                *f = "nunique".into();
+                                a.value = inner.remove(0).value;
+                            }
+                        }
+                    }
+                }
                 e = Expr {
                     kind: ExprKind::Call {
                         func: Box::new(e),
@@ -1086,6 +1118,11 @@ impl Parser {
         } else {
             None
         };
+        // The keyword, not the function: `select distinct(x)` calls `distinct`.
+        let distinct = self.is_kw("distinct") && !matches!(self.peek_at(1), Tok::Op("("));
+        if distinct {
+            self.next();
+        }
         let mut items = vec![self.select_item()?];
         while self.eat_op(",") {
             items.push(self.select_item()?);
@@ -1097,6 +1134,7 @@ impl Parser {
         }
         let mut s = Select {
             exec,
+            distinct,
             top,
             items,
             from,
