@@ -478,6 +478,13 @@ fn disjoint_order(keys: &[KeySpec], pieces: &[Table]) -> Option<Vec<usize>> {
 /// For aggregates over DOUBLE columns: min, max, first, last, sum, count (and avg as sum and
 /// count) of every such column computed in one pass per column. `None` where an aggregate is
 /// not of that kind (it takes the general per-aggregate path).
+///
+/// Rows of one group usually come in runs (a partition is stored in its sort key's order, as
+/// the tutorial's is by SecurityID): when runs are long, each run is one slice whose first and
+/// last rows are read directly and whose statistics fold without a per-row group lookup. The
+/// result is bit-identical to the row-by-row pass: sums add in row order (a run starts from
+/// the group's sum so far, an empty one from -0.0, which adds exactly), and nulls count for
+/// `first`/`last` only.
 fn fused_double(
     aggs: &[AggSpec],
     cols: &[Column],
@@ -487,6 +494,7 @@ fn fused_double(
 ) -> Vec<Option<Vec<Column>>> {
     let mut out: Vec<Option<Vec<Column>>> = vec![None; aggs.len()];
     let mut done: Vec<usize> = Vec::new();
+    let mut runs: Option<Vec<(usize, usize, usize)>> = None;
     for a in aggs {
         let Some(c) = a.column else { continue };
         if done.contains(&c) {
@@ -496,62 +504,203 @@ fn fused_double(
         let ColumnData::F64(v) = &cols[slot(c)].data else {
             continue;
         };
-        let null = storage::types::null::F64;
-        let (mut min, mut max, mut sum) = (
-            vec![null; ngroups],
-            vec![null; ngroups],
-            vec![null; ngroups],
-        );
-        let mut first = vec![null; ngroups];
-        let mut last = vec![null; ngroups];
-        let mut seen = vec![false; ngroups];
-        let mut count = vec![0i64; ngroups];
-        for (x, g) in v.iter().zip(of_row) {
-            let g = *g as usize;
-            // first/last take the group's first and last rows, nulls included (DolphinDB).
-            if !seen[g] {
-                seen[g] = true;
-                first[g] = *x;
-            }
-            last[g] = *x;
-            if *x == null {
-                continue;
-            }
-            count[g] += 1;
-            if sum[g] == null {
-                sum[g] = *x;
-                min[g] = *x;
-                max[g] = *x;
-            } else {
-                sum[g] += x;
-                min[g] = min[g].min(*x);
-                max[g] = max[g].max(*x);
-            }
-        }
+        // Only the statistics some aggregate of this column needs.
+        let wants = |f: &[&str]| {
+            aggs.iter()
+                .any(|b| b.column == Some(c) && f.contains(&b.func))
+        };
+        let need_ends = wants(&["first", "last"]);
+        let need_sum = wants(&["sum", "avg"]);
+        let need_stats = need_sum || wants(&["min", "max", "count"]);
+        let runs = runs.get_or_insert_with(|| runs_of(of_row));
+        let st = if runs.len() * RUN_ROWS_MIN <= of_row.len() {
+            DoubleStats::by_runs(v, runs, ngroups, need_ends, need_stats, need_sum)
+        } else {
+            DoubleStats::by_rows(v, of_row, ngroups)
+        };
         let d = |v: &Vec<f64>| Column {
             ty: DataType::Double,
             data: ColumnData::F64(v.clone()),
         };
         let n = Column {
             ty: DataType::Long,
-            data: ColumnData::I64(count),
+            data: ColumnData::I64(st.count.clone()),
         };
         for (i, b) in aggs.iter().enumerate() {
             if b.column != Some(c) {
                 continue;
             }
             out[i] = Some(match b.func {
-                "min" => vec![d(&min)],
-                "max" => vec![d(&max)],
-                "first" => vec![d(&first)],
-                "last" => vec![d(&last)],
-                "sum" => vec![d(&sum)],
+                "min" => vec![d(&st.min)],
+                "max" => vec![d(&st.max)],
+                "first" => vec![d(&st.first)],
+                "last" => vec![d(&st.last)],
+                "sum" => vec![d(&st.sum)],
                 "count" => vec![n.clone()],
-                _ => vec![d(&sum), n.clone()],
+                _ => vec![d(&st.sum), n.clone()],
             });
         }
     }
     out
+}
+
+/// Average run length from which the run path pays for itself.
+const RUN_ROWS_MIN: usize = 8;
+
+/// Maximal runs of rows of one group: (group, first row, end row).
+fn runs_of(of_row: &[u32]) -> Vec<(usize, usize, usize)> {
+    let mut runs = Vec::new();
+    let Some(&first) = of_row.first() else {
+        return runs;
+    };
+    let (mut start, mut cur) = (0, first);
+    for (i, &g) in of_row.iter().enumerate().skip(1) {
+        if g != cur {
+            runs.push((cur as usize, start, i));
+            (start, cur) = (i, g);
+        }
+    }
+    runs.push((cur as usize, start, of_row.len()));
+    runs
+}
+
+/// Non-null count, min and max of `xs`, in four independent lanes (min and max do not depend
+/// on order, so the lanes only break the loop's dependency chain). Comparisons, not
+/// `f64::min`, so each step is one `minpd`/`maxpd`: a DOUBLE column holds no NaN (its null is
+/// `-f64::MAX`, the least value, which leaves a maximum alone and is kept out of a minimum).
+fn min_max_count(xs: &[f64], null: f64) -> (i64, f64, f64) {
+    const LANES: usize = 4;
+    let mut n = [0i64; LANES];
+    let mut lo = [f64::INFINITY; LANES];
+    let mut hi = [f64::NEG_INFINITY; LANES];
+    let step =
+        |l: usize, x: f64, n: &mut [i64; LANES], lo: &mut [f64; LANES], hi: &mut [f64; LANES]| {
+            let ok = x != null;
+            n[l] += ok as i64;
+            let y = if ok { x } else { f64::INFINITY };
+            lo[l] = if y < lo[l] { y } else { lo[l] };
+            hi[l] = if x > hi[l] { x } else { hi[l] };
+        };
+    let chunks = xs.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (l, &x) in c.iter().enumerate() {
+            step(l, x, &mut n, &mut lo, &mut hi);
+        }
+    }
+    for &x in tail {
+        step(0, x, &mut n, &mut lo, &mut hi);
+    }
+    let lo = lo
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, |a, b| if b < a { b } else { a });
+    let hi = hi
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, |a, b| if b > a { b } else { a });
+    (n.iter().sum(), lo, hi)
+}
+
+/// Per-group statistics of a DOUBLE column (nulls are DolphinDB's `-f64::MAX`).
+struct DoubleStats {
+    min: Vec<f64>,
+    max: Vec<f64>,
+    sum: Vec<f64>,
+    first: Vec<f64>,
+    last: Vec<f64>,
+    count: Vec<i64>,
+}
+
+impl DoubleStats {
+    fn new(ngroups: usize) -> DoubleStats {
+        let null = storage::types::null::F64;
+        DoubleStats {
+            min: vec![null; ngroups],
+            max: vec![null; ngroups],
+            sum: vec![null; ngroups],
+            first: vec![null; ngroups],
+            last: vec![null; ngroups],
+            count: vec![0; ngroups],
+        }
+    }
+
+    fn by_rows(v: &[f64], of_row: &[u32], ngroups: usize) -> DoubleStats {
+        let null = storage::types::null::F64;
+        let mut st = DoubleStats::new(ngroups);
+        let mut seen = vec![false; ngroups];
+        for (x, g) in v.iter().zip(of_row) {
+            let g = *g as usize;
+            // first/last take the group's first and last rows, nulls included (DolphinDB).
+            if !seen[g] {
+                seen[g] = true;
+                st.first[g] = *x;
+            }
+            st.last[g] = *x;
+            if *x == null {
+                continue;
+            }
+            st.count[g] += 1;
+            if st.count[g] == 1 {
+                st.sum[g] = *x;
+                st.min[g] = *x;
+                st.max[g] = *x;
+            } else {
+                st.sum[g] += x;
+                st.min[g] = st.min[g].min(*x);
+                st.max[g] = st.max[g].max(*x);
+            }
+        }
+        st
+    }
+
+    fn by_runs(
+        v: &[f64],
+        runs: &[(usize, usize, usize)],
+        ngroups: usize,
+        need_ends: bool,
+        need_stats: bool,
+        need_sum: bool,
+    ) -> DoubleStats {
+        let null = storage::types::null::F64;
+        let mut st = DoubleStats::new(ngroups);
+        let mut seen = vec![false; ngroups];
+        for &(g, start, end) in runs {
+            let xs = &v[start..end];
+            if need_ends {
+                if !seen[g] {
+                    seen[g] = true;
+                    st.first[g] = xs[0];
+                }
+                st.last[g] = xs[xs.len() - 1];
+            }
+            if !need_stats {
+                continue;
+            }
+            let before = st.count[g];
+            let (n, lo, hi) = min_max_count(xs, null);
+            if n == 0 {
+                continue;
+            }
+            if need_sum {
+                // In row order, so the sum is the row-by-row pass's to the bit.
+                let mut sum = if before == 0 { -0.0 } else { st.sum[g] };
+                for &x in xs {
+                    sum += if x != null { x } else { -0.0 };
+                }
+                st.sum[g] = sum;
+            }
+            st.count[g] = before + n;
+            if before == 0 {
+                st.min[g] = lo;
+                st.max[g] = hi;
+            } else {
+                st.min[g] = st.min[g].min(lo);
+                st.max[g] = st.max[g].max(hi);
+            }
+        }
+        st
+    }
 }
 
 /// Merges one aggregate's partial columns by group.
@@ -580,5 +729,46 @@ fn merge(
             super::ops::arith("\\", &sum, &n)
         }
         f => super::sql::aggregate_groups(f, &parts[0], groups, ngroups),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The run path gives bit-for-bit the row-by-row path's statistics, nulls, groups
+        /// split over several runs and single-row runs included.
+        #[test]
+        fn runs_and_rows_agree(
+            rows in proptest::collection::vec((0u32..6, 0u8..40, -1000i32..1000), 0..300),
+        ) {
+            let null = storage::types::null::F64;
+            let of_row: Vec<u32> = rows.iter().map(|r| r.0).collect();
+            let v: Vec<f64> = rows
+                .iter()
+                .map(|r| if r.1 == 0 { null } else { r.2 as f64 / 7.0 })
+                .collect();
+            let ngroups = 6;
+            let a = DoubleStats::by_rows(&v, &of_row, ngroups);
+            let b = DoubleStats::by_runs(&v, &runs_of(&of_row), ngroups, true, true, true);
+            let bits = |x: &[f64]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&a.min), bits(&b.min));
+            prop_assert_eq!(bits(&a.max), bits(&b.max));
+            prop_assert_eq!(bits(&a.sum), bits(&b.sum));
+            prop_assert_eq!(bits(&a.first), bits(&b.first));
+            prop_assert_eq!(bits(&a.last), bits(&b.last));
+            prop_assert_eq!(a.count, b.count);
+        }
+    }
+
+    #[test]
+    fn runs_cover_every_row_once() {
+        assert_eq!(runs_of(&[]), vec![]);
+        assert_eq!(
+            runs_of(&[2, 2, 0, 2]),
+            vec![(2, 0, 2), (0, 2, 3), (2, 3, 4)]
+        );
     }
 }
