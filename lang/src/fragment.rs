@@ -311,6 +311,23 @@ pub async fn run(f: &Fragment, src: &dyn ChunkSource) -> Result<Vec<Table>, Eval
     Ok(out)
 }
 
+/// One partition's table from those its row ranges gave, in row order (a `Partial` fragment
+/// only: partial aggregates combine; rows and whole queries do not split).
+pub fn combine(f: &Fragment, ranges: Vec<Table>) -> Result<Table, EvalError> {
+    let plan = match f.mode {
+        Mode::Partial => crate::eval::PartialPlan::of(&f.query, &f.info),
+        Mode::Rows | Mode::Whole => None,
+    }
+    .ok_or_else(|| EvalError::msg("only partial aggregates combine over row ranges"))?;
+    crate::eval::combine_partials(&plan, ranges)
+}
+
+/// Whether a partition of `f` may be computed in row ranges and [`combine`]d.
+pub fn splits(f: &Fragment) -> bool {
+    f.mode == Mode::Partial
+        && crate::eval::PartialPlan::of(&f.query, &f.info).is_some_and(|p| !p.read.is_empty())
+}
+
 impl Fragment {
     /// The same fragment over other partitions (a task of it).
     pub fn over(&self, parts: Vec<Partition>) -> Fragment {

@@ -212,6 +212,16 @@ async fn run_task(
     cache: Rc<RefCell<storage::SpanCache>>,
 ) -> Result<Vec<Table>, EvalError> {
     let f = lang::fragment::Fragment::decode(fragment).map_err(EvalError::msg)?;
+    run_inputs(&f, inputs, Some(cache)).await
+}
+
+/// Runs `f` over `inputs` (one per partition, in its order), as a worker runs a task; spans
+/// still on disk are decoded into `cache` when one is given.
+pub async fn run_inputs(
+    f: &lang::fragment::Fragment,
+    inputs: Vec<Input>,
+    cache: Option<Rc<RefCell<storage::SpanCache>>>,
+) -> Result<Vec<Table>, EvalError> {
     if inputs.len() != f.parts.len() {
         return Err(EvalError::msg("a task whose inputs and partitions differ"));
     }
@@ -225,12 +235,12 @@ async fn run_task(
                 .collect(),
         ),
     };
-    lang::fragment::run(&f, &given).await
+    lang::fragment::run(f, &given).await
 }
 
 /// The partitions' inputs as a chunk source: each read once, in the fragment's order.
 struct Given {
-    cache: Rc<RefCell<storage::SpanCache>>,
+    cache: Option<Rc<RefCell<storage::SpanCache>>>,
     inputs: RefCell<Vec<(u64, Option<Input>)>>,
 }
 
@@ -271,7 +281,7 @@ impl ChunkSource for Given {
                     let mut out = Vec::with_capacity(spans.len());
                     for s in spans {
                         // A damaged span fails the task: the coordinator asks another replica.
-                        out.push(s.load(Some(&self.cache)).await.map_err(|e| {
+                        out.push(s.load(self.cache.as_deref()).await.map_err(|e| {
                             EvalError::msg(format!(
                                 "<DataNodeNotAvail>chunk {} cannot be read here: {e}",
                                 part.chunk

@@ -15,6 +15,13 @@ const QUERIES: &[&str] = &[
     "select top 7 sym, px from T where px < 20.0 order by px desc, ts",
 ];
 
+/// Over one partition of 300,000 rows, which two shards compute as two row ranges.
+const ONE_PARTITION: &[&str] = &[
+    "select first(px) as o, max(px) as h, min(px) as l, last(px) as c, sum(q) as v, avg(px) as a, count(px) as n from T group by date(ts) as d, sym",
+    "select first(px) as o, last(q) as c, max(q) as h from T where q > 1 group by sym",
+    "select sum(px) as s, min(ts) as t from T",
+];
+
 fn script() -> String {
     // Six days of minute rows over three symbols, partitioned by day.
     "n = 6000\n\
@@ -26,7 +33,12 @@ fn script() -> String {
      db = database(\"dfs://shards\", VALUE, 2023.01.01..2023.01.10)\n\
      pt = db.createPartitionedTable(mem, `pt, `ts)\n\
      pt.append!(mem)\n\
-     pt = loadTable(\"dfs://shards\", `pt)\n"
+     pt = loadTable(\"dfs://shards\", `pt)\n\
+     m = 300000\n\
+     mem1 = table(2023.01.02T00:00:00 + (0..(m-1)) / 4 as ts, take(`A`B`C`D`E, m) as sym, 10.0 + (0..(m-1)) % 89 * 1.0 as px, (0..(m-1)) % 11 as q)\n\
+     db1 = database(\"dfs://shards1p\", VALUE, 2023.01.01..2023.01.03)\n\
+     p1 = db1.createPartitionedTable(mem1, `p1, `ts)\n\
+     p1.append!(mem1)\n"
         .to_string()
 }
 
@@ -73,9 +85,13 @@ fn two_shards_answer_what_one_table_in_memory_answers() {
                     if pass == 1 {
                         one.catalog.flush().await.unwrap();
                     }
-                    for q in QUERIES {
-                        let dfs = it.run(&q.replace('T', "pt")).await.unwrap();
-                        let mem = it.run(&q.replace('T', "mem")).await.unwrap();
+                    let cases = QUERIES
+                        .iter()
+                        .map(|q| (q, "pt", "mem"))
+                        .chain(ONE_PARTITION.iter().map(|q| (q, "p1", "mem1")));
+                    for (q, dfs_name, mem_name) in cases {
+                        let dfs = it.run(&q.replace('T', dfs_name)).await.unwrap();
+                        let mem = it.run(&q.replace('T', mem_name)).await.unwrap();
                         if !same(&dfs, &mem) {
                             failures.push(format!("pass {pass}, {q}:\n dfs {dfs:?}\n mem {mem:?}"));
                         }
@@ -90,9 +106,10 @@ fn two_shards_answer_what_one_table_in_memory_answers() {
     let (failures, sent) = out.into_iter().flatten().next().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    // Every query but the first (row counts from chunk metadata, not worth a message).
+    // Every query but the first (row counts from chunk metadata, not worth a message); each
+    // one-partition query sends the second shard its row range.
     assert!(
-        sent >= 3 * (QUERIES.len() as u64 - 1),
+        sent >= 3 * (QUERIES.len() + ONE_PARTITION.len() - 1) as u64,
         "the second shard ran {sent} tasks"
     );
 }

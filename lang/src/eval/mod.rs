@@ -35,7 +35,7 @@ pub use builtins::{
 pub use calendar::UNITS as DURATION_UNITS;
 pub use interp::{Interp, NodeInfo};
 pub(crate) use ops::scalar_f64;
-pub(crate) use partial::{partition_partial, PartialPlan};
+pub(crate) use partial::{combine_partials, partition_partial, PartialPlan};
 pub(crate) use sql::{filtered, referenced_columns, select_on};
 
 /// The distinct elements of `c` in first-seen order (a set's keys).

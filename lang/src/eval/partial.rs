@@ -356,11 +356,8 @@ pub(crate) async fn partition_partial(
 
 /// Merges the partitions' partial tables (in partition order, so `first` / `last` across
 /// partitions follow it) into the query's result, ordered by key.
-pub(crate) fn merge_partials(plan: &PartialPlan, pieces: Vec<Table>) -> Result<Table, EvalError> {
-    let (keys, aggs) = (&plan.keys, &plan.aggs);
-    let pieces: Vec<Table> = pieces.into_iter().filter(|t| t.rows() > 0).collect();
-    let total: usize = pieces.iter().map(|t| t.rows()).sum();
-    // Each partial column, concatenated over the partitions.
+/// Each partial column of `pieces`, concatenated in their order.
+fn concat_partials(pieces: &[Table]) -> Result<Vec<Column>, EvalError> {
     let width = pieces.first().map_or(0, |t| t.columns.len());
     let mut joined: Vec<Column> = Vec::with_capacity(width);
     for c in 0..width {
@@ -380,6 +377,62 @@ pub(crate) fn merge_partials(plan: &PartialPlan, pieces: Vec<Table>) -> Result<T
         }
         joined.push(acc);
     }
+    Ok(joined)
+}
+
+/// One partition's partial aggregates from those of its row ranges, given in row order: the
+/// form [`partition_partial`] gives for the whole partition (one row per group, sorted by
+/// key; avg as its sum and count), so a partition split over shards merges like any other.
+/// `first` and `last` come from the earliest and latest range holding the group.
+pub(crate) fn combine_partials(plan: &PartialPlan, pieces: Vec<Table>) -> Result<Table, EvalError> {
+    let Some(shape) = pieces.first().cloned() else {
+        return Err(EvalError::msg("no partial results to combine"));
+    };
+    let pieces: Vec<Table> = pieces.into_iter().filter(|t| t.rows() > 0).collect();
+    if pieces.len() <= 1 {
+        return Ok(pieces.into_iter().next().unwrap_or(shape));
+    }
+    let total: usize = pieces.iter().map(|t| t.rows()).sum();
+    let mut joined = concat_partials(&pieces)?.into_iter();
+    let partial_keys: Vec<Column> = joined.by_ref().take(plan.keys.len()).collect();
+    let (groups, firsts, order) = if partial_keys.is_empty() {
+        (vec![0u32; total], vec![0usize], vec![0usize])
+    } else {
+        let g = super::group::group_rows(&partial_keys.iter().collect::<Vec<_>>(), total);
+        let firsts: Vec<usize> = g.order.iter().map(|k| g.first[*k]).collect();
+        (g.groups, firsts, g.order)
+    };
+    let ngroups = order.len();
+    let mut columns: Vec<Column> = partial_keys.iter().map(|c| gather(c, &firsts)).collect();
+    for a in &plan.aggs {
+        if matches!(a.func, "avg" | "mean") {
+            // Sums and counts add up; the division waits for the final merge.
+            for part in joined.by_ref().take(2) {
+                let c = super::sql::aggregate_groups("sum", &part, &groups, ngroups)?;
+                columns.push(gather(&c, &order));
+            }
+        } else {
+            let part: Vec<Column> = joined.by_ref().take(1).collect();
+            let c = merge(a.func, &part, &groups, ngroups, total)?;
+            columns.push(gather(&c, &order));
+        }
+    }
+    Ok(Table {
+        columns: shape
+            .columns
+            .into_iter()
+            .map(|(n, _)| n)
+            .zip(columns)
+            .collect(),
+    })
+}
+
+pub(crate) fn merge_partials(plan: &PartialPlan, pieces: Vec<Table>) -> Result<Table, EvalError> {
+    let (keys, aggs) = (&plan.keys, &plan.aggs);
+    let pieces: Vec<Table> = pieces.into_iter().filter(|t| t.rows() > 0).collect();
+    let total: usize = pieces.iter().map(|t| t.rows()).sum();
+    // Each partial column, concatenated over the partitions.
+    let joined = concat_partials(&pieces)?;
     let nkeys = keys.len();
     let (partial_keys, rest) = if joined.is_empty() {
         (Vec::new(), Vec::new())

@@ -28,6 +28,10 @@ use crate::workers::{Input, Workers};
 const BEHIND_RETRIES_MAX: u32 = 20;
 const BEHIND_PAUSE_MS: u64 = 50;
 
+/// A partition is cut into row ranges over the shards only if each range gets this many rows
+/// at least (below it, the message and the combine cost more than the range saves).
+const SPLIT_ROWS_MIN: usize = 1 << 16;
+
 /// A task's answer travels in slices of at most this many bytes (a frame holds 64 MiB); the
 /// first slice answers the call and the coordinator asks for the rest (`QUERY_MORE`).
 pub const REPLY_SLICE_BYTES: usize = 32 << 20;
@@ -96,6 +100,9 @@ impl DataNodeService {
         // A fragment that needs only row counts (from chunk metadata) is not worth a message.
         let worth = |f: &Fragment| matches!(lang::fragment::reads(f), Ok(Some(_)));
         let r = match self.workers.get() {
+            Some(w) if w.shards() > f.parts.len() && lang::fragment::splits(f) => {
+                self.spread_rows(f, w).await
+            }
             Some(w) if w.shards() > 1 && f.parts.len() > 1 && worth(f) => self.spread(f, w).await,
             _ => lang::fragment::run(f, self).await,
         };
@@ -127,7 +134,10 @@ impl DataNodeService {
             let task = f.over(idx.iter().map(|i| f.parts[*i].clone()).collect());
             let mut inputs = Vec::with_capacity(idx.len());
             for p in &task.parts {
-                inputs.push(self.input(&f.info.schema, p, reads.as_deref()).await?);
+                inputs.push(
+                    self.input(&f.info.schema, p, reads.as_deref(), false)
+                        .await?,
+                );
             }
             // Sent before this shard starts its own share, which may not yield until done.
             let answer = w
@@ -160,13 +170,87 @@ impl DataNodeService {
             .collect())
     }
 
+    /// Fewer partitions than shards (one day of the tutorial's data on a 2-core node): each
+    /// partition's rows are cut into one range per shard, every shard computes the partial
+    /// aggregates of its ranges, and each partition's are combined here
+    /// (`lang::fragment::combine`), so no core idles. Partitions too small to be worth a
+    /// message stay whole, here.
+    async fn spread_rows(&self, f: &Fragment, w: &Workers) -> Result<Vec<Table>, EvalError> {
+        let n = w.shards();
+        let reads = lang::fragment::reads(f)?;
+        // Decoded here (and cached by the engine): this shard's ranges load from memory and
+        // the workers' travel as references to the same spans.
+        let mut whole = Vec::with_capacity(f.parts.len());
+        for p in &f.parts {
+            match self
+                .input(&f.info.schema, p, reads.as_deref(), true)
+                .await?
+            {
+                Input::Columns(spans) => whole.push(spans),
+                Input::Rows(_) => return lang::fragment::run(f, self).await,
+            }
+        }
+        let rows: Vec<usize> = whole
+            .iter()
+            .map(|s| s.first().map_or(0, storage::Spans::rows))
+            .collect();
+        if rows.iter().any(|r| *r < SPLIT_ROWS_MIN * n) {
+            return lang::fragment::run(f, self).await;
+        }
+        let share = |j: usize| -> Vec<Input> {
+            whole
+                .iter()
+                .zip(&rows)
+                .map(|(spans, r)| {
+                    let (a, b) = (r * j / n, r * (j + 1) / n);
+                    Input::Columns(spans.iter().map(|s| s.clone().window(a, b)).collect())
+                })
+                .collect()
+        };
+        let encoded = f.encode()?;
+        let mut sent = Vec::with_capacity(n - 1);
+        for j in 1..n {
+            // Sent before this shard starts its own range, which may not yield until done.
+            let answer = w
+                .submit(j, encoded.clone(), share(j))
+                .await
+                .map_err(EvalError::msg)?;
+            sent.push(async move { answer.wait().await.map_err(EvalError::msg) });
+        }
+        let mine = crate::workers::run_inputs(f, share(0), None).await;
+        let theirs = futures_util::future::join_all(sent).await;
+        let mut ranges: Vec<Vec<Table>> = vec![mine?];
+        for r in theirs {
+            ranges.push(r?);
+        }
+        if ranges.iter().any(|t| t.len() != f.parts.len()) {
+            return Err(EvalError::msg(
+                "a worker shard answered the wrong number of tables",
+            ));
+        }
+        // Partition i's ranges, in row order, combined.
+        let mut by_range: Vec<std::vec::IntoIter<Table>> =
+            ranges.into_iter().map(Vec::into_iter).collect();
+        (0..f.parts.len())
+            .map(|_| {
+                let pieces: Vec<Table> = by_range
+                    .iter_mut()
+                    .map(|r| r.next().expect("counted above"))
+                    .collect();
+                lang::fragment::combine(f, pieces)
+            })
+            .collect()
+    }
+
     /// What a worker needs of partition `part`: its row count (`reads` `None`) or its columns
-    /// as the engine's shared spans.
+    /// as the engine's shared spans (`decode`: spans not decoded yet are decoded, and cached,
+    /// here; else they travel as file references for the worker to decode).
     async fn input(
         &self,
         schema: &Schema,
         part: &Partition,
         reads: Option<&[usize]>,
+        decode: bool,
     ) -> Result<Input, EvalError> {
         let rows = ChunkSource::rows(self, schema, part).await?;
         let Some(cols) = reads else {
@@ -176,7 +260,7 @@ impl DataNodeService {
         if rows > 0 && width.is_some_and(|w| cols.iter().all(|c| *c < w)) {
             return self
                 .engine
-                .spans_at(part.chunk, cols, Some(part.version), false)
+                .spans_at(part.chunk, cols, Some(part.version), decode)
                 .await
                 .map(Input::Columns)
                 .map_err(|e| {
@@ -193,6 +277,7 @@ impl DataNodeService {
                 .map(|c| storage::Spans {
                     empty: c.slice(0, 0),
                     parts: vec![storage::Piece::Decoded(std::sync::Arc::new(c))],
+                    window: None,
                 })
                 .collect(),
         ))

@@ -918,7 +918,11 @@ impl Engine {
             if !tail.is_empty() {
                 parts.push(Piece::Decoded(Arc::new(tail)));
             }
-            out.push(Spans { empty, parts });
+            out.push(Spans {
+                empty,
+                parts,
+                window: None,
+            });
         }
         Ok(out)
     }

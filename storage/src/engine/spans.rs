@@ -87,34 +87,68 @@ pub enum Piece {
     },
 }
 
+impl Piece {
+    /// Rows of the piece (known without reading: a span's are in its segment's metadata).
+    pub fn rows(&self) -> usize {
+        match self {
+            Piece::Decoded(c) => c.len(),
+            Piece::OnDisk { seg, .. } => seg.rows as usize,
+        }
+    }
+}
+
 /// One column of a chunk as pieces in insertion order: its segments' spans, then its cached
 /// rows. `empty` carries the column's type and symbol base.
 #[derive(Debug, Clone)]
 pub struct Spans {
     pub empty: Column,
     pub parts: Vec<Piece>,
+    /// Only rows `start..end` of the pieces' concatenation ([`Spans::window`]); all if `None`.
+    pub window: Option<(usize, usize)>,
 }
 
 impl Spans {
     /// Rows in all (known without reading: a span's rows are in its segment's metadata).
     pub fn rows(&self) -> usize {
-        self.parts
-            .iter()
-            .map(|p| match p {
-                Piece::Decoded(c) => c.len(),
-                Piece::OnDisk { seg, .. } => seg.rows as usize,
-            })
-            .sum()
+        if let Some((start, end)) = self.window {
+            return end - start;
+        }
+        self.parts.iter().map(Piece::rows).sum()
+    }
+
+    /// Rows `start..end` only (of all rows, whatever window was set before): a share of one
+    /// partition for one shard. Nothing is read or copied until [`Spans::load`].
+    pub fn window(mut self, start: usize, end: usize) -> Spans {
+        let (base, all) = self.window.unwrap_or((0, self.rows()));
+        assert!(
+            start <= end && end <= all,
+            "window {start}..{end} of {all} rows"
+        );
+        self.window = Some((base + start, base + end));
+        self
     }
 
     /// The pieces as one column: decoded pieces copied, pieces on disk read and decoded here
     /// (checksums verified), and kept in `cache` when one is given (borrowed only between
     /// reads, so tasks sharing it may interleave).
     pub async fn load(self, cache: Option<&RefCell<SpanCache>>) -> Result<Column, StorageError> {
+        let total = self.rows();
         let mut col = self.empty;
+        col.reserve(total);
+        let (from, to) = self.window.unwrap_or((0, usize::MAX));
+        let mut at = 0;
         for p in self.parts {
+            // The rows of this piece inside the window, relative to the piece.
+            let rows = p.rows();
+            let (lo, hi) = (from.max(at) - at, to.min(at + rows).saturating_sub(at));
+            at += rows;
+            if lo >= hi {
+                continue;
+            }
+            let whole = lo == 0 && hi == rows;
             match p {
-                Piece::Decoded(c) => col.append(&c).map_err(StorageError::Format)?,
+                Piece::Decoded(c) if whole => col.append(&c).map_err(StorageError::Format)?,
+                Piece::Decoded(c) => col.append_range(&c, lo, hi).map_err(StorageError::Format)?,
                 Piece::OnDisk {
                     path,
                     chunk,
@@ -124,13 +158,14 @@ impl Spans {
                     let key = (chunk, seg.id, i);
                     let hit = cache.and_then(|c| c.borrow_mut().get(&key));
                     if let Some(c) = hit {
-                        col.append(&c).map_err(StorageError::Format)?;
+                        col.append_range(&c, lo, hi).map_err(StorageError::Format)?;
                         continue;
                     }
                     let bytes = meta::read_span(&path, chunk, &seg, i).await?;
                     let mut decoded = col.slice(0, 0);
                     meta::decode_span(&path, chunk, &seg, i, &bytes, &mut decoded)?;
-                    col.append(&decoded).map_err(StorageError::Format)?;
+                    col.append_range(&decoded, lo, hi)
+                        .map_err(StorageError::Format)?;
                     if let Some(c) = cache {
                         c.borrow_mut().insert(key, Arc::new(decoded));
                     }
@@ -138,5 +173,51 @@ impl Spans {
             }
         }
         Ok(col)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::column::ColumnData;
+    use crate::types::DataType;
+
+    /// The output of a future that never waits (loading decoded pieces only).
+    fn ready<F: std::future::Future>(f: F) -> F::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::pin!(f).poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("decoded pieces load without waiting"),
+        }
+    }
+
+    fn ints(v: std::ops::Range<i64>) -> Arc<Column> {
+        Arc::new(Column {
+            ty: DataType::Long,
+            data: ColumnData::I64(v.collect()),
+        })
+    }
+
+    #[test]
+    fn a_window_loads_exactly_its_rows_across_pieces() {
+        let spans = Spans {
+            empty: Column::empty(DataType::Long),
+            parts: vec![
+                Piece::Decoded(ints(0..5)),
+                Piece::Decoded(ints(5..6)),
+                Piece::Decoded(ints(6..12)),
+            ],
+            window: None,
+        };
+        let all = ready(spans.clone().load(None)).unwrap();
+        for (a, b) in [(0, 12), (0, 0), (3, 9), (5, 6), (4, 5), (11, 12), (6, 12)] {
+            let w = spans.clone().window(a, b);
+            assert_eq!(w.rows(), b - a);
+            let got = ready(w.load(None)).unwrap();
+            assert_eq!(got, all.slice(a, b), "{a}..{b}");
+        }
+        // A window of a window is relative to the first.
+        let w = spans.window(2, 10).window(1, 4);
+        assert_eq!(ready(w.load(None)).unwrap(), all.slice(3, 6));
     }
 }
