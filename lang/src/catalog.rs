@@ -189,6 +189,22 @@ pub trait ChunkSource {
         part: &'a Partition,
         columns: &'a [usize],
     ) -> LocalFuture<'a, Result<Vec<Column>, EvalError>>;
+
+    /// The same columns as pieces in row order, each one `Arc<Column>` per column with the
+    /// same rows: a store that keeps decoded spans hands them out by reference, and a partial
+    /// aggregate folds piece by piece without copying them into one column. By default, one
+    /// piece: [`ChunkSource::columns`].
+    fn pieces<'a>(
+        &'a self,
+        schema: &'a Schema,
+        part: &'a Partition,
+        columns: &'a [usize],
+    ) -> LocalFuture<'a, Result<Vec<Vec<std::sync::Arc<Column>>>, EvalError>> {
+        Box::pin(async move {
+            let cols = self.columns(schema, part, columns).await?;
+            Ok(vec![cols.into_iter().map(std::sync::Arc::new).collect()])
+        })
+    }
 }
 
 /// One chunk as the metadata records it.

@@ -265,17 +265,46 @@ pub async fn run(f: &Fragment, src: &dyn ChunkSource) -> Result<Vec<Table>, Eval
             let plan = crate::eval::PartialPlan::of(&f.query, &f.info)
                 .ok_or_else(|| EvalError::msg("a partial-aggregate fragment of another shape"))?;
             for p in &f.parts {
-                let (cols, rows) = if plan.read.is_empty() {
-                    (None, src.rows(schema, p).await?)
+                if plan.read.is_empty() {
+                    let rows = src.rows(schema, p).await?;
+                    out.push(
+                        crate::eval::partition_partial(
+                            &mut it, &plan, &f.query, &f.info, &p.name, None, rows,
+                        )
+                        .await?,
+                    );
+                    continue;
+                }
+                // Piece by piece (a store's decoded spans, not copied), then combined.
+                let mut pieces = src.pieces(schema, p, &plan.read).await?;
+                if pieces.is_empty() {
+                    pieces.push(
+                        plan.read
+                            .iter()
+                            .map(|c| std::sync::Arc::new(Column::empty(schema.columns[*c].1)))
+                            .collect(),
+                    );
+                }
+                let mut partials = Vec::with_capacity(pieces.len());
+                for cols in pieces {
+                    partials.push(
+                        crate::eval::partition_partial(
+                            &mut it,
+                            &plan,
+                            &f.query,
+                            &f.info,
+                            &p.name,
+                            Some(cols),
+                            0,
+                        )
+                        .await?,
+                    );
+                }
+                out.push(if partials.len() == 1 {
+                    partials.pop().expect("one")
                 } else {
-                    (Some(src.columns(schema, p, &plan.read).await?), 0)
-                };
-                out.push(
-                    crate::eval::partition_partial(
-                        &mut it, &plan, &f.query, &f.info, &p.name, cols, rows,
-                    )
-                    .await?,
-                );
+                    crate::eval::combine_partials(&plan, partials)?
+                });
             }
         }
         Mode::Rows | Mode::Whole => {

@@ -255,6 +255,55 @@ impl Given {
     }
 }
 
+/// Each column's pieces (column-major) as pieces of every column (piece-major); `None` when the
+/// columns are not cut alike (then they are joined instead).
+pub fn line_up(cols: Vec<Vec<std::sync::Arc<Column>>>) -> Option<Vec<Vec<std::sync::Arc<Column>>>> {
+    let first = cols.first()?;
+    let lens: Vec<usize> = first.iter().map(|c| c.len()).collect();
+    let aligned = cols
+        .iter()
+        .all(|c| c.len() == lens.len() && c.iter().zip(&lens).all(|(p, n)| p.len() == *n));
+    if !aligned {
+        return None;
+    }
+    let mut out: Vec<Vec<std::sync::Arc<Column>>> = (0..lens.len())
+        .map(|_| Vec::with_capacity(cols.len()))
+        .collect();
+    for col in cols {
+        for (k, piece) in col.into_iter().enumerate() {
+            out[k].push(piece);
+        }
+    }
+    Some(out)
+}
+
+/// Spans as pieces of every column, shared where decoded (`ChunkSource::pieces`).
+pub async fn spans_pieces(
+    spans: Vec<Spans>,
+    cache: Option<&RefCell<storage::SpanCache>>,
+    chunk: u64,
+) -> Result<Vec<Vec<std::sync::Arc<Column>>>, EvalError> {
+    let unreadable = |e: storage::StorageError| {
+        EvalError::msg(format!(
+            "<DataNodeNotAvail>chunk {chunk} cannot be read here: {e}"
+        ))
+    };
+    let mut cols = Vec::with_capacity(spans.len());
+    for s in &spans {
+        cols.push(s.clone().load_pieces(cache).await.map_err(unreadable)?);
+    }
+    if let Some(p) = line_up(cols) {
+        return Ok(p);
+    }
+    let mut joined = Vec::with_capacity(spans.len());
+    for s in spans {
+        joined.push(std::sync::Arc::new(
+            s.load(cache).await.map_err(unreadable)?,
+        ));
+    }
+    Ok(vec![joined])
+}
+
 impl ChunkSource for Given {
     fn rows<'a>(
         &'a self,
@@ -289,6 +338,22 @@ impl ChunkSource for Given {
                         })?);
                     }
                     Ok(out)
+                }
+                Input::Rows(_) => Err(EvalError::msg("columns asked of a row count")),
+            }
+        })
+    }
+
+    fn pieces<'a>(
+        &'a self,
+        _schema: &'a Schema,
+        part: &'a Partition,
+        _columns: &'a [usize],
+    ) -> LocalFuture<'a, Result<Vec<Vec<std::sync::Arc<Column>>>, EvalError>> {
+        Box::pin(async move {
+            match self.take(part)? {
+                Input::Columns(spans) => {
+                    spans_pieces(spans, self.cache.as_deref(), part.chunk).await
                 }
                 Input::Rows(_) => Err(EvalError::msg("columns asked of a row count")),
             }

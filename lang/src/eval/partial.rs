@@ -234,7 +234,7 @@ pub(crate) async fn partition_partial(
     s: &Select,
     info: &crate::catalog::TableInfo,
     part: &str,
-    cols: Option<Vec<Column>>,
+    cols: Option<Vec<std::sync::Arc<Column>>>,
     rows: usize,
 ) -> Result<Table, EvalError> {
     let (schema, scheme) = (&info.schema, &info.scheme);
@@ -246,13 +246,17 @@ pub(crate) async fn partition_partial(
                     .read
                     .iter()
                     .map(|i| schema.columns[*i].0.clone())
-                    .zip(cols)
+                    .zip(cols.into_iter().map(std::sync::Arc::unwrap_or_clone))
                     .collect(),
             });
             let keep = super::sql::filter_mask(it, &t, &s.filters).await?;
             let idx: Vec<usize> = (0..keep.len()).filter(|i| keep[*i]).collect();
             let n = idx.len();
-            let cols = t.columns.iter().map(|(_, c)| gather(c, &idx)).collect();
+            let cols = t
+                .columns
+                .iter()
+                .map(|(_, c)| std::sync::Arc::new(gather(c, &idx)))
+                .collect();
             (cols, n)
         }
         Some(cols) => {
@@ -540,7 +544,7 @@ fn disjoint_order(keys: &[KeySpec], pieces: &[Table]) -> Option<Vec<usize>> {
 /// `first`/`last` only.
 fn fused_double(
     aggs: &[AggSpec],
-    cols: &[Column],
+    cols: &[std::sync::Arc<Column>],
     slot: &dyn Fn(usize) -> usize,
     of_row: &[u32],
     ngroups: usize,

@@ -364,4 +364,26 @@ impl ChunkSource for DataNodeService {
             Ok(cols)
         })
     }
+
+    fn pieces<'a>(
+        &'a self,
+        schema: &'a Schema,
+        part: &'a Partition,
+        columns: &'a [usize],
+    ) -> LocalFuture<'a, Result<Vec<Vec<std::sync::Arc<Column>>>, EvalError>> {
+        Box::pin(async move {
+            // The row count waits for a replica behind the snapshot, as a column read does.
+            let rows = ChunkSource::rows(self, schema, part).await?;
+            if rows == 0 {
+                return Ok(Vec::new());
+            }
+            // The engine's decoded spans (decoded and cached here if not yet), by reference.
+            match self.input(schema, part, Some(columns), true).await? {
+                Input::Columns(spans) => {
+                    crate::workers::spans_pieces(spans, None, part.chunk).await
+                }
+                Input::Rows(_) => unreachable!("columns were asked"),
+            }
+        })
+    }
 }

@@ -128,6 +128,56 @@ impl Spans {
         self
     }
 
+    /// The pieces inside the window, each its own column: decoded pieces shared, not copied
+    /// (but for a piece the window cuts), pieces on disk decoded here and kept in `cache`
+    /// when one is given. The columns of one chunk cut the same way, so their pieces line up.
+    pub async fn load_pieces(
+        self,
+        cache: Option<&RefCell<SpanCache>>,
+    ) -> Result<Vec<Arc<Column>>, StorageError> {
+        let (from, to) = self.window.unwrap_or((0, usize::MAX));
+        let mut out = Vec::with_capacity(self.parts.len());
+        let mut at = 0;
+        for p in self.parts {
+            let rows = p.rows();
+            let (lo, hi) = (from.max(at) - at, to.min(at + rows).saturating_sub(at));
+            at += rows;
+            if lo >= hi {
+                continue;
+            }
+            let whole = match p {
+                Piece::Decoded(c) => c,
+                Piece::OnDisk {
+                    path,
+                    chunk,
+                    seg,
+                    col: i,
+                } => {
+                    let key = (chunk, seg.id, i);
+                    match cache.and_then(|c| c.borrow_mut().get(&key)) {
+                        Some(c) => c,
+                        None => {
+                            let bytes = meta::read_span(&path, chunk, &seg, i).await?;
+                            let mut decoded = self.empty.slice(0, 0);
+                            meta::decode_span(&path, chunk, &seg, i, &bytes, &mut decoded)?;
+                            let decoded = Arc::new(decoded);
+                            if let Some(c) = cache {
+                                c.borrow_mut().insert(key, decoded.clone());
+                            }
+                            decoded
+                        }
+                    }
+                }
+            };
+            out.push(if lo == 0 && hi == rows {
+                whole
+            } else {
+                Arc::new(whole.slice(lo, hi))
+            });
+        }
+        Ok(out)
+    }
+
     /// The pieces as one column: decoded pieces copied, pieces on disk read and decoded here
     /// (checksums verified), and kept in `cache` when one is given (borrowed only between
     /// reads, so tasks sharing it may interleave).
@@ -216,6 +266,25 @@ mod tests {
             let got = ready(w.load(None)).unwrap();
             assert_eq!(got, all.slice(a, b), "{a}..{b}");
         }
+        // Pieces: whole ones shared, cut ones sliced, together the window's rows.
+        let w = spans.clone().window(3, 9);
+        let pieces = ready(w.load_pieces(None)).unwrap();
+        assert_eq!(
+            pieces.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [2, 1, 3]
+        );
+        assert!(Arc::ptr_eq(
+            &pieces[1],
+            match &spans.parts[1] {
+                Piece::Decoded(c) => c,
+                Piece::OnDisk { .. } => unreachable!(),
+            }
+        ));
+        let mut joined = Column::empty(DataType::Long);
+        for p in &pieces {
+            joined.append(p).unwrap();
+        }
+        assert_eq!(joined, all.slice(3, 9));
         // A window of a window is relative to the first.
         let w = spans.window(2, 10).window(1, 4);
         assert_eq!(ready(w.load(None)).unwrap(), all.slice(3, 6));
