@@ -18,7 +18,7 @@ use std::time::Duration;
 use bench::cluster::Cluster;
 use bench::tutorial;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use value::{Table, Value};
+use value::Value;
 
 const Q1: &str = "select count(*) from pt group by date(DateTime)";
 const Q2: &str = "select first(LastPx) as Open, max(LastPx) as High, min(LastPx) as Low, last(LastPx) as Close from pt group by date(DateTime) as Date, SecurityID";
@@ -38,17 +38,8 @@ fn load(cluster: &Cluster, days: u32) {
              db = database(\"{db}\", VALUE, 2023.01.08..2023.01.08)"
         ),
     );
-    let schema = tutorial::schema();
     for day in 0..days {
-        let batch = tutorial::day(day, 1);
-        let t = Table {
-            columns: schema
-                .columns
-                .iter()
-                .map(|(n, _)| n.clone())
-                .zip(batch.columns)
-                .collect(),
-        };
+        let t = tutorial::day_table(day, 1);
         c.upload(&[("t", Value::Table(Rc::new(t)))]).unwrap();
         let script = if day == 0 {
             "pt = createPartitionedTable(db, t, `pt, `DateTime)

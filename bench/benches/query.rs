@@ -17,7 +17,7 @@ use std::time::Duration;
 use bench::tutorial;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use lang::catalog::Catalog;
-use lang::eval::{Interp, Table};
+use lang::eval::Interp;
 
 const Q1: &str = "select count(*) from pt group by date(DateTime)";
 const Q2: &str = "select first(LastPx) as Open, max(LastPx) as High, min(LastPx) as Low, last(LastPx) as Close from pt group by date(DateTime) as Date, SecurityID";
@@ -70,15 +70,7 @@ async fn open(days: u32, shards: usize) -> (Rc<dyn Catalog>, Rc<node::datanode::
         .await
         .unwrap();
         for day in 0..days {
-            let batch = tutorial::day(day, 1);
-            let t = Table {
-                columns: schema
-                    .columns
-                    .iter()
-                    .map(|(n, _)| n.clone())
-                    .zip(batch.columns)
-                    .collect(),
-            };
+            let t = tutorial::day_table(day, 1);
             dfs.append("dfs://bench", "pt", &t).await.unwrap();
         }
         // Steady state: the rows are in column files, as after the cache engine's flush.

@@ -25,6 +25,18 @@ pub fn schema() -> Schema {
     ])
 }
 
+/// [`day`] as a table with the tutorial's column names.
+pub fn day_table(day: u32, seed: u64) -> value::Table {
+    value::Table {
+        columns: schema()
+            .columns
+            .iter()
+            .map(|(n, _)| n.clone())
+            .zip(self::day(day, seed).columns)
+            .collect(),
+    }
+}
+
 /// One day of data starting at 2023.01.08 + `day`.
 pub fn day(day: u32, seed: u64) -> Batch {
     let mut rng = Rng::with_seed(seed ^ (day as u64).wrapping_mul(0x9E37_79B9));

@@ -268,44 +268,6 @@ impl Column {
         }
     }
 
-    /// Appends rows `start..end` of `other` (same type), without copying them twice.
-    pub fn append_range(&mut self, other: &Column, start: usize, end: usize) -> Result<(), String> {
-        if start == 0 && end == other.len() {
-            return self.append(other);
-        }
-        match (&mut self.data, &other.data) {
-            (ColumnData::I8(a), ColumnData::I8(b)) if self.ty == other.ty => {
-                a.extend_from_slice(&b[start..end])
-            }
-            (ColumnData::I16(a), ColumnData::I16(b)) if self.ty == other.ty => {
-                a.extend_from_slice(&b[start..end])
-            }
-            (ColumnData::I32(a), ColumnData::I32(b)) if self.ty == other.ty => {
-                a.extend_from_slice(&b[start..end])
-            }
-            (ColumnData::I64(a), ColumnData::I64(b)) if self.ty == other.ty => {
-                a.extend_from_slice(&b[start..end])
-            }
-            (ColumnData::F32(a), ColumnData::F32(b)) if self.ty == other.ty => {
-                a.extend_from_slice(&b[start..end])
-            }
-            (ColumnData::F64(a), ColumnData::F64(b)) if self.ty == other.ty => {
-                a.extend_from_slice(&b[start..end])
-            }
-            (
-                ColumnData::Symbol { codes, base },
-                ColumnData::Symbol {
-                    codes: oc,
-                    base: ob,
-                },
-            ) if self.ty == other.ty && Arc::ptr_eq(base, ob) => {
-                codes.extend_from_slice(&oc[start..end])
-            }
-            _ => return self.append(&other.slice(start, end)),
-        }
-        Ok(())
-    }
-
     /// Appends `other` (same type). SYMBOL codes are re-mapped into this column's base.
     pub fn append(&mut self, other: &Column) -> Result<(), String> {
         if self.ty != other.ty {

@@ -29,6 +29,58 @@ fn hidden(i: usize) -> String {
     format!("__porpoise_key{i}")
 }
 
+/// The `dfs://` table a query reads, when its `from` is a variable holding a handle or
+/// `loadTable(...)` (cheap: a handle), with its metadata; `None` for anything else.
+pub(super) async fn dfs_source(
+    it: &mut Interp,
+    s: &Select,
+) -> Result<
+    Option<(
+        Rc<dyn crate::catalog::Catalog>,
+        Rc<crate::catalog::TableInfo>,
+    )>,
+    EvalError,
+> {
+    let from = match &s.from.kind {
+        ExprKind::Ident(n) => it.var(n).cloned(),
+        ExprKind::Call { func, .. } if matches!(&func.kind, ExprKind::Ident(f) if f == "loadTable") => {
+            Some(it.eval(&s.from).await?)
+        }
+        _ => None,
+    };
+    let Some(Value::DfsTable { db, table }) = from else {
+        return Ok(None);
+    };
+    let Some(dfs) = it.dfs.clone() else {
+        return Ok(None);
+    };
+    let info = dfs.table(&db, &table).await?;
+    Ok(Some((dfs, info)))
+}
+
+/// Per-partition tables stacked in order (a later piece's column cast to the first's type);
+/// `None` for no pieces.
+pub(super) fn stack(pieces: Vec<Table>) -> Result<Option<Table>, EvalError> {
+    let mut merged: Option<Table> = None;
+    for piece in pieces {
+        merged = Some(match merged {
+            None => piece,
+            Some(mut m) => {
+                for ((_, c), (_, add)) in m.columns.iter_mut().zip(&piece.columns) {
+                    let add = if add.ty == c.ty {
+                        add.clone()
+                    } else {
+                        super::builtins::cast(add, c.ty)?
+                    };
+                    c.append(&add).map_err(EvalError::msg)?;
+                }
+                m
+            }
+        });
+    }
+    Ok(merged)
+}
+
 /// Whether grouping `keys` name every partitioning column (a day's `date(DateTime)` names
 /// a DATE level's column), so that no group spans two partitions.
 pub(super) fn keys_cover(keys: &[Expr], info: &crate::catalog::TableInfo) -> bool {
@@ -50,21 +102,9 @@ pub(super) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
     if s.exec || !s.pivot_by.is_empty() || !s.cgroup_by.is_empty() || context == grouped {
         return Ok(None);
     }
-    // The table: a variable holding a handle, or `loadTable(...)` (cheap: a handle).
-    let from = match &s.from.kind {
-        ExprKind::Ident(n) => it.var(n).cloned(),
-        ExprKind::Call { func, .. } if matches!(&func.kind, ExprKind::Ident(f) if f == "loadTable") => {
-            Some(it.eval(&s.from).await?)
-        }
-        _ => None,
-    };
-    let Some(Value::DfsTable { db, table }) = from else {
+    let Some((dfs, info)) = dfs_source(it, s).await? else {
         return Ok(None);
     };
-    let Some(dfs) = it.dfs.clone() else {
-        return Ok(None);
-    };
-    let info = dfs.table(&db, &table).await?;
     let keys = if context { &s.context_by } else { &s.group_by };
     let names: Vec<&str> = info
         .schema
@@ -130,25 +170,8 @@ pub(super) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
             pieces
         }
     };
-    let mut merged: Option<Table> = None;
-    for piece in pieces {
-        merged = Some(match merged {
-            None => piece,
-            Some(mut m) => {
-                for ((_, c), (_, add)) in m.columns.iter_mut().zip(&piece.columns) {
-                    let add = if add.ty == c.ty {
-                        add.clone()
-                    } else {
-                        super::builtins::cast(add, c.ty)?
-                    };
-                    c.append(&add).map_err(EvalError::msg)?;
-                }
-                m
-            }
-        });
-    }
     it.partitions_read = parts.len();
-    let merged = merged.expect("at least two partitions");
+    let merged = stack(pieces)?.expect("at least two partitions");
     // Back into key order: stable, so rows keep their order inside each group.
     let nkeys = keys.len();
     let width = merged.columns.len();

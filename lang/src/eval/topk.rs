@@ -19,7 +19,7 @@
 use std::rc::Rc;
 
 use super::interp::Interp;
-use super::value::{Table, Value};
+use super::value::Value;
 use super::EvalError;
 use crate::parse::ast::{Expr, ExprKind, Select};
 
@@ -52,26 +52,15 @@ pub(super) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
     {
         return Ok(None);
     }
-    let from = match &s.from.kind {
-        ExprKind::Ident(n) => it.var(n).cloned(),
-        ExprKind::Call { func, .. } if matches!(&func.kind, ExprKind::Ident(f) if f == "loadTable") => {
-            Some(it.eval(&s.from).await?)
-        }
-        _ => None,
-    };
-    let Some(Value::DfsTable { db, table }) = from else {
-        return Ok(None);
-    };
-    let Some(dfs) = it.dfs.clone() else {
-        return Ok(None);
-    };
     // `top` and `limit` take a count, which must be known here to mean the same everywhere.
     for e in [&s.top, &s.limit].into_iter().flatten() {
         if !matches!(it.eval(e).await?, Value::Scalar(_)) {
             return Ok(None);
         }
     }
-    let info = dfs.table(&db, &table).await?;
+    let Some((dfs, info)) = super::partitionwise::dfs_source(it, s).await? else {
+        return Ok(None);
+    };
     let preds = super::sql::partition_preds(it, &info, &s.filters).await?;
     let parts = crate::catalog::prune(&info, &preds);
     if parts.len() < 2 {
@@ -107,23 +96,7 @@ pub(super) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
         query: q,
         bindings,
     };
-    let mut merged: Option<Table> = None;
-    for piece in dfs.execute(&f).await? {
-        merged = Some(match merged {
-            None => piece,
-            Some(mut m) => {
-                for ((_, c), (_, add)) in m.columns.iter_mut().zip(&piece.columns) {
-                    let add = if add.ty == c.ty {
-                        add.clone()
-                    } else {
-                        super::builtins::cast(add, c.ty)?
-                    };
-                    c.append(&add).map_err(EvalError::msg)?;
-                }
-                m
-            }
-        });
-    }
+    let merged = super::partitionwise::stack(dfs.execute(&f).await?)?;
     let merged = Rc::new(merged.expect("at least two partitions"));
     let mut last = Select::over(s.from.clone());
     last.top = s.top.clone();

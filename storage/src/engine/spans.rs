@@ -182,45 +182,10 @@ impl Spans {
     /// (checksums verified), and kept in `cache` when one is given (borrowed only between
     /// reads, so tasks sharing it may interleave).
     pub async fn load(self, cache: Option<&RefCell<SpanCache>>) -> Result<Column, StorageError> {
-        let total = self.rows();
-        let mut col = self.empty;
-        col.reserve(total);
-        let (from, to) = self.window.unwrap_or((0, usize::MAX));
-        let mut at = 0;
-        for p in self.parts {
-            // The rows of this piece inside the window, relative to the piece.
-            let rows = p.rows();
-            let (lo, hi) = (from.max(at) - at, to.min(at + rows).saturating_sub(at));
-            at += rows;
-            if lo >= hi {
-                continue;
-            }
-            let whole = lo == 0 && hi == rows;
-            match p {
-                Piece::Decoded(c) if whole => col.append(&c).map_err(StorageError::Format)?,
-                Piece::Decoded(c) => col.append_range(&c, lo, hi).map_err(StorageError::Format)?,
-                Piece::OnDisk {
-                    path,
-                    chunk,
-                    seg,
-                    col: i,
-                } => {
-                    let key = (chunk, seg.id, i);
-                    let hit = cache.and_then(|c| c.borrow_mut().get(&key));
-                    if let Some(c) = hit {
-                        col.append_range(&c, lo, hi).map_err(StorageError::Format)?;
-                        continue;
-                    }
-                    let bytes = meta::read_span(&path, chunk, &seg, i).await?;
-                    let mut decoded = col.slice(0, 0);
-                    meta::decode_span(&path, chunk, &seg, i, &bytes, &mut decoded)?;
-                    col.append_range(&decoded, lo, hi)
-                        .map_err(StorageError::Format)?;
-                    if let Some(c) = cache {
-                        c.borrow_mut().insert(key, Arc::new(decoded));
-                    }
-                }
-            }
+        let mut col = self.empty.clone();
+        col.reserve(self.rows());
+        for piece in self.load_pieces(cache).await? {
+            col.append(&piece).map_err(StorageError::Format)?;
         }
         Ok(col)
     }
