@@ -291,7 +291,19 @@ impl Column {
                     base: ob,
                 },
             ) => {
-                if Arc::ptr_eq(base, ob) {
+                // Partitions of one table usually hold the same symbols in the same order (a
+                // chunk's base grows as it first meets each): then the codes carry over as
+                // they are, without re-interning every string.
+                let (mine_n, theirs_n) = (base.strings.len(), ob.strings.len());
+                let shared = mine_n.min(theirs_n);
+                if Arc::ptr_eq(base, ob) || base.strings[..shared] == ob.strings[..shared] {
+                    // One base extends the other: codes keep their meaning once this base
+                    // holds the other's extra strings too.
+                    if theirs_n > mine_n {
+                        Arc::make_mut(base)
+                            .strings
+                            .extend_from_slice(&ob.strings[mine_n..]);
+                    }
                     codes.extend_from_slice(oc);
                 } else {
                     let mine = Arc::make_mut(base);
@@ -367,6 +379,32 @@ impl SymbolBase {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appended_symbols_keep_their_strings_whatever_the_bases() {
+        let sym = |v: &[&str]| Column::from_strings(DataType::Symbol, v);
+        let cases: [(&[&str], &[&str]); 4] = [
+            (&["A", "B", "A"], &["B", "A", "B"]), // different order: re-interned
+            (&["A", "B"], &["A", "B", "A"]),      // equal bases
+            (&["A"], &["A", "B", "C"]),           // theirs extends ours
+            (&["A", "B", "C", "A"], &["A", "B", "A"]), // ours extends theirs
+        ];
+        for (a, b) in cases {
+            let mut c = sym(a);
+            c.append(&sym(b)).unwrap();
+            let got: Vec<&[u8]> = (0..c.len()).map(|i| c.bytes_at(i).unwrap()).collect();
+            let want: Vec<&[u8]> = a.iter().chain(b).map(|s| s.as_bytes()).collect();
+            assert_eq!(got, want, "{a:?} + {b:?}");
+            let ColumnData::Symbol { base, .. } = &c.data else {
+                panic!("a symbol column")
+            };
+            let mut seen = std::collections::HashSet::new();
+            assert!(
+                base.strings.iter().all(|s| seen.insert(s)),
+                "no string twice"
+            );
+        }
+    }
 
     #[test]
     fn text_converts_between_string_and_symbol_keeping_values_and_nulls() {

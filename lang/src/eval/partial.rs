@@ -491,12 +491,16 @@ pub(crate) fn merge_partials(plan: &PartialPlan, pieces: Vec<Table>) -> Result<T
         for p in order {
             rows.extend(start[p]..start[p] + pieces[p].rows());
         }
-        let one_each: Vec<u32> = (0..total as u32).collect();
         for (k, c) in keys.iter().zip(&partial_keys) {
             columns.push((k.name.clone(), gather(c, &rows)));
         }
         for (a, parts) in aggs.iter().zip(&partial_aggs) {
-            let c = merge(a.func, parts, &one_each, total, total)?;
+            // One partial row per group: it is the group's value (an average still divides).
+            // Regrouping 100,000 one-row groups cost Q2 over 20 days 10 ms here.
+            let c = match a.func {
+                "avg" | "mean" => super::ops::arith("\\", &parts[0], &parts[1])?,
+                _ => parts[0].clone(),
+            };
             columns.push((a.name.clone(), gather(&c, &rows)));
         }
         return Ok(Table { columns });
