@@ -1137,7 +1137,16 @@ impl Parser {
             distinct,
             top,
             items,
-            ..Select::over(from)
+            from,
+            filters: Vec::new(),
+            group_by: Vec::new(),
+            context_by: Vec::new(),
+            csort: Vec::new(),
+            cgroup_by: Vec::new(),
+            pivot_by: Vec::new(),
+            having: None,
+            order_by: Vec::new(),
+            limit: None,
         };
         loop {
             if self.is_kw("where") {
