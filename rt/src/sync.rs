@@ -1,8 +1,16 @@
 //! Single-shard synchronisation: a bounded multi-producer, single-consumer channel for tasks
 //! on the same shard.
 //!
-//! Invariant: a channel never holds more than `capacity` messages; a sender waits (in FIFO
-//! order of wake-ups) until there is room, so producers cannot outrun a slow consumer.
+//! Invariants:
+//! - a channel never holds more than `capacity` messages; a sender waits until there is room,
+//!   so producers cannot outrun a slow consumer;
+//! - **no lost wake-ups, even under cancellation.** When room appears (a message taken) or the
+//!   [`Lock`] is released, *every* waiting task is woken, in the order it started waiting (so
+//!   the simulation replays), and the ones that lose the race register again. Waking only the
+//!   first waiter is not enough: a waiter can be dropped between its wake-up and its next poll
+//!   (a timeout or `select` around it fires in the same turn), and the wake-up dies with it,
+//!   leaving the others asleep beside a free lock or a channel with room. Waiters here are a
+//!   handful, so waking them all costs nothing measurable.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -121,7 +129,10 @@ impl<T> Receiver<T> {
     pub fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<T>> {
         let mut inner = self.inner.borrow_mut();
         if let Some(msg) = inner.queue.pop_front() {
-            if let Some(w) = inner.sender_wakers.pop_front() {
+            // All of them (see the module header): the first may have been dropped meanwhile.
+            let waiting = std::mem::take(&mut inner.sender_wakers);
+            drop(inner);
+            for w in waiting {
                 w.wake();
             }
             return Poll::Ready(Some(msg));
@@ -154,7 +165,7 @@ impl<T> Drop for Receiver<T> {
     }
 }
 
-/// An async mutual-exclusion lock for tasks of one shard (FIFO wake-up).
+/// An async mutual-exclusion lock for tasks of one shard (waiters woken in the order they came).
 #[derive(Clone, Default)]
 pub struct Lock {
     inner: Rc<RefCell<LockInner>>,
@@ -198,8 +209,88 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         let mut inner = self.inner.borrow_mut();
         inner.locked = false;
-        if let Some(w) = inner.waiters.pop_front() {
+        // All of them (see the module header): the first may have been dropped meanwhile.
+        let waiting = std::mem::take(&mut inner.waiters);
+        drop(inner);
+        for w in waiting {
             w.wake();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Wake};
+
+    /// A waker that counts its wake-ups.
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn poll_with<F: Future + ?Sized>(f: Pin<&mut F>, count: &Arc<Count>) -> Poll<F::Output> {
+        let waker = Waker::from(count.clone());
+        f.poll(&mut Context::from_waker(&waker))
+    }
+
+    fn counter() -> Arc<Count> {
+        Arc::new(Count(AtomicUsize::new(0)))
+    }
+
+    #[test]
+    fn a_lock_waiter_dropped_after_its_wake_up_does_not_strand_the_next() {
+        let lock = Lock::new();
+        let mut held = Box::pin(lock.lock());
+        let Poll::Ready(guard) = poll_with(held.as_mut(), &counter()) else {
+            panic!("a free lock is taken at once");
+        };
+        let (b, c) = (counter(), counter());
+        let mut wait_b = Box::pin(lock.lock());
+        let mut wait_c = Box::pin(lock.lock());
+        assert!(poll_with(wait_b.as_mut(), &b).is_pending());
+        assert!(poll_with(wait_c.as_mut(), &c).is_pending());
+        drop(guard);
+        // b is woken, then cancelled before it runs (a timeout around it fired).
+        assert_eq!(b.0.load(Ordering::SeqCst), 1);
+        drop(wait_b);
+        assert_eq!(
+            c.0.load(Ordering::SeqCst),
+            1,
+            "c must be woken to find the lock free"
+        );
+        assert!(poll_with(wait_c.as_mut(), &c).is_ready());
+    }
+
+    #[test]
+    fn a_sender_dropped_after_its_wake_up_does_not_strand_the_next() {
+        let (tx, mut rx) = channel::<u32>(1);
+        tx.try_send(0).unwrap();
+        let (a, b) = (counter(), counter());
+        let tx_b = tx.clone();
+        let mut send_a = Box::pin(tx.send(1));
+        let mut send_b = Box::pin(tx_b.send(2));
+        assert!(poll_with(send_a.as_mut(), &a).is_pending());
+        assert!(poll_with(send_b.as_mut(), &b).is_pending());
+        let mut recv = Box::pin(rx.recv());
+        assert_eq!(poll_with(recv.as_mut(), &counter()), Poll::Ready(Some(0)));
+        drop(recv);
+        assert_eq!(a.0.load(Ordering::SeqCst), 1);
+        drop(send_a);
+        assert_eq!(
+            b.0.load(Ordering::SeqCst),
+            1,
+            "b must be woken to find the room"
+        );
+        assert_eq!(poll_with(send_b.as_mut(), &b), Poll::Ready(Ok(())));
+        drop(send_b);
+        assert_eq!(rx.len(), 1);
     }
 }

@@ -360,6 +360,41 @@ struct Shared {
     failed: Option<String>,
 }
 
+/// Writes `body` as the next group at the log's write position, growing the pre-zeroed
+/// region first when the group passes its end, and fdatasyncs when `synced` (a write-through
+/// file is durable when the write completes). The position moves only once the write is done,
+/// so a failed write leaves it where the next group overwrites it.
+async fn write_group(
+    file: &File,
+    write_pos: &RefCell<(u64, u64)>,
+    allocated: &std::cell::Cell<u64>,
+    synced: bool,
+    body: &[u8],
+) -> Result<(), StorageError> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    let (pos, seq) = *write_pos.borrow();
+    let mut buf = Vec::with_capacity(disk::align_up(GROUP_HEADER_BYTES + body.len()));
+    buf.extend_from_slice(&group_header(seq, body));
+    buf.extend_from_slice(body);
+    buf.resize(disk::align_up(buf.len()), 0);
+    debug_assert_eq!(pos % ALIGN as u64, 0);
+    let end = pos + buf.len() as u64;
+    if end > allocated.get() {
+        let grow_to = end + PREZERO_BYTES;
+        let zeros = vec![0u8; (grow_to - allocated.get()) as usize];
+        file.write_at(allocated.get(), &zeros).await?;
+        allocated.set(grow_to);
+    }
+    file.write_at(pos, &buf).await?;
+    if synced {
+        file.sync().await?;
+    }
+    *write_pos.borrow_mut() = (pos + buf.len() as u64, seq + 1);
+    Ok(())
+}
+
 /// The open redo log.
 pub struct Wal {
     dir: PathBuf,
@@ -370,7 +405,7 @@ pub struct Wal {
     /// `dataSync=1` with a write-through file: each group is durable when its write completes.
     write_through: bool,
     /// The file's size: zeros from the write position to here (see [`PREZERO_BYTES`]).
-    allocated: std::cell::Cell<u64>,
+    allocated: Rc<std::cell::Cell<u64>>,
     shared: Rc<RefCell<Shared>>,
 }
 
@@ -492,7 +527,7 @@ impl Wal {
             write_pos: Rc::new(RefCell::new((valid as u64, next_seq))),
             sync,
             write_through,
-            allocated: std::cell::Cell::new(valid as u64),
+            allocated: Rc::new(std::cell::Cell::new(valid as u64)),
             shared: Rc::new(RefCell::new(Shared {
                 pending: Writer::default(),
                 appended: 0,
@@ -535,10 +570,15 @@ impl Wal {
     }
 
     /// Waits until record `lsn` is written (and synced when `dataSync=1`). The first waiter
-    /// writes the group; the others ride along (group commit).
+    /// starts the group's write; the others ride along (group commit).
+    ///
+    /// Cancel-safe: the group is written by a task of its own, so a waiter dropped mid-write
+    /// (its caller timed out or its connection went) neither leaves `flushing` set for ever nor
+    /// loses the records it took from `pending` — they are written all the same, and every
+    /// other waiter learns of it.
     pub async fn wait_durable(&self, lsn: u64) -> Result<(), StorageError> {
         loop {
-            let next = {
+            {
                 let mut s = self.shared.borrow_mut();
                 if let Some(e) = &s.failed {
                     return Err(StorageError::LogFailed(e.clone()));
@@ -546,71 +586,52 @@ impl Wal {
                 if s.durable >= lsn {
                     return Ok(());
                 }
-                if s.flushing {
-                    None
-                } else {
+                if !s.flushing {
                     s.flushing = true;
-                    Some((std::mem::take(&mut s.pending.buf), s.appended))
+                    let body = std::mem::take(&mut s.pending.buf);
+                    let upto = s.appended;
+                    drop(rt::task::spawn_local(self.group(body, upto)));
                 }
-            };
-            let Some((body, upto)) = next else {
-                self.wait_for_flush().await;
-                continue;
-            };
-            let result = self.write_group(&body).await;
-            let mut s = self.shared.borrow_mut();
+            }
+            self.wait_for_flush().await;
+        }
+    }
+
+    /// Writes one group (the records up to `upto`), then marks them durable and wakes every
+    /// waiter; a failure poisons the log. Owns all it touches, so it can run as its own task.
+    fn group(&self, body: Vec<u8>, upto: u64) -> impl std::future::Future<Output = ()> + 'static {
+        let file = self.file.borrow().clone();
+        let write_pos = self.write_pos.clone();
+        let allocated = self.allocated.clone();
+        let shared = self.shared.clone();
+        let synced = self.sync && !self.write_through;
+        async move {
+            let result = write_group(&file, &write_pos, &allocated, synced, &body).await;
+            let mut s = shared.borrow_mut();
+            debug_assert!(s.flushing, "one group write at a time");
             s.flushing = false;
             match result {
-                Ok(()) => s.durable = upto,
+                Ok(()) => s.durable = s.durable.max(upto),
                 Err(e) => s.failed = Some(e.to_string()),
             }
-            for w in s.waiters.drain(..) {
+            let waiting = std::mem::take(&mut s.waiters);
+            drop(s);
+            for w in waiting {
                 w.wake();
             }
         }
     }
 
     async fn wait_for_flush(&self) {
-        let mut registered = false;
         std::future::poll_fn(|cx| {
             let mut s = self.shared.borrow_mut();
-            if registered && !s.flushing {
-                return Poll::Ready(());
-            }
             if !s.flushing {
                 return Poll::Ready(());
             }
             s.waiters.push(cx.waker().clone());
-            registered = true;
             Poll::Pending
         })
         .await
-    }
-
-    async fn write_group(&self, body: &[u8]) -> Result<(), StorageError> {
-        if body.is_empty() {
-            return Ok(());
-        }
-        let (pos, seq) = *self.write_pos.borrow();
-        let file = self.file.borrow().clone();
-        let mut buf = Vec::with_capacity(disk::align_up(GROUP_HEADER_BYTES + body.len()));
-        buf.extend_from_slice(&group_header(seq, body));
-        buf.extend_from_slice(body);
-        buf.resize(disk::align_up(buf.len()), 0);
-        debug_assert_eq!(pos % ALIGN as u64, 0);
-        let end = pos + buf.len() as u64;
-        if end > self.allocated.get() {
-            let grow_to = end + PREZERO_BYTES;
-            let zeros = vec![0u8; (grow_to - self.allocated.get()) as usize];
-            file.write_at(self.allocated.get(), &zeros).await?;
-            self.allocated.set(grow_to);
-        }
-        file.write_at(pos, &buf).await?;
-        if self.sync && !self.write_through {
-            file.sync().await?;
-        }
-        *self.write_pos.borrow_mut() = (pos + buf.len() as u64, seq + 1);
-        Ok(())
     }
 
     /// Replaces the log by a fresh generation holding only `keep` (checkpoint). Call only when

@@ -491,3 +491,41 @@ fn a_staging_dropped_halfway_releases_its_chunk() {
         })
     });
 }
+
+#[test]
+fn a_log_waiter_dropped_mid_write_neither_wedges_the_log_nor_loses_its_records() {
+    run("wal-cancel", |dir| {
+        Box::pin(async move {
+            use storage::wal::{Record, Wal};
+            std::fs::create_dir_all(&dir).unwrap();
+            let (wal, _) = Wal::open(&dir, true).await.unwrap();
+            let first = wal.append(&Record::Abort { tid: 1 }).unwrap();
+            let mut cut = Box::pin(wal.wait_durable(first));
+            let polled =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(cut.as_mut().poll(cx))).await;
+            assert!(polled.is_pending(), "the group's write is under way");
+            // Its caller goes away while the group is being written.
+            drop(cut);
+            let second = wal.append(&Record::Abort { tid: 2 }).unwrap();
+            rt::time::timeout(std::time::Duration::from_secs(10), wal.wait_durable(second))
+                .await
+                .expect("a later waiter is not stranded behind the dropped one")
+                .unwrap();
+            assert!(wal.durable_lsn() >= second);
+            drop(wal);
+            let (_, records) = Wal::open(&dir, true).await.unwrap();
+            let tids: Vec<u64> = records
+                .iter()
+                .map(|r| match r {
+                    Record::Abort { tid } => *tid,
+                    other => panic!("unexpected record {other:?}"),
+                })
+                .collect();
+            assert_eq!(
+                tids,
+                vec![1, 2],
+                "the dropped waiter's record was written too"
+            );
+        })
+    });
+}

@@ -18,10 +18,13 @@ def server():
     if not binary:
         pytest.fail("set PORPOISE_BIN to the porpoise binary")
     home = tempfile.mkdtemp(prefix="porpoise-pytest-")
+    # stderr goes to a file, never to an unread pipe: a node whose stderr pipe fills blocks in
+    # its next write, and the test waiting on it hangs.
+    stderr = open(os.path.join(home, "stderr.log"), "wb")
     proc = subprocess.Popen(
         [binary, "-mode", "single", "-home", home, "-localSite", f"127.0.0.1:{PORT}:pytest1",
          "-logFile", os.path.join(home, "porpoise.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.time() + 30
     while True:
         try:
@@ -29,8 +32,10 @@ def server():
             break
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"porpoise did not start: {proc.stderr.read().decode()}")
+                with open(os.path.join(home, "stderr.log"), "rb") as f:
+                    raise RuntimeError(f"porpoise did not start: {f.read().decode()}")
             time.sleep(0.05)
     yield ("127.0.0.1", PORT)
     proc.terminate()
     proc.wait(timeout=10)
+    stderr.close()

