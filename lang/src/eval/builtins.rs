@@ -35,6 +35,7 @@ const NAMES: &[&str] = &[
     "round",
     "lpad",
     "string",
+    "symbol",
     "int",
     "long",
     "double",
@@ -538,10 +539,11 @@ pub async fn call(
                 Column::from_strings(DataType::String, &out),
             ))
         }
-        "string" | "int" | "long" | "double" => {
+        "string" | "symbol" | "int" | "long" | "double" => {
             arity(name, &args, 1, 1)?;
             let ty = match name {
                 "string" => DataType::String,
+                "symbol" => DataType::Symbol,
                 "int" => DataType::Int,
                 "long" => DataType::Long,
                 _ => DataType::Double,

@@ -263,9 +263,19 @@ fn total_order(x: f64) -> i64 {
 
 pub(super) fn group_rows(keys: &[&Column], rows: usize) -> Grouping {
     let g = group(keys, rows);
-    let first = g.first;
+    let order = key_order(keys, &g.first);
+    Grouping {
+        groups: g.of_row,
+        first: g.first,
+        order,
+        members: std::cell::OnceCell::new(),
+    }
+}
+
+/// The groups in key order, each group given by its first row in `keys`.
+pub(super) fn key_order(keys: &[&Column], first: &[usize]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..first.len()).collect();
-    let ranks: Vec<Option<Vec<i64>>> = keys.iter().map(|c| order_keys(c, &first)).collect();
+    let ranks: Vec<Option<Vec<i64>>> = keys.iter().map(|c| order_keys(c, first)).collect();
     // Groups are distinct, so an unstable sort of plain integers gives the one order.
     match ranks.as_slice() {
         [Some(r)] => order.sort_unstable_by_key(|g| r[*g]),
@@ -283,12 +293,42 @@ pub(super) fn group_rows(keys: &[&Column], rows: usize) -> Grouping {
             std::cmp::Ordering::Equal
         }),
     }
-    Grouping {
-        groups: g.of_row,
-        first,
-        order,
-        members: std::cell::OnceCell::new(),
+    order
+}
+
+/// One run of rows of one group: (group, first row, end row).
+pub(crate) type Run = (usize, usize, usize);
+
+/// Groups of one SYMBOL key whose rows come in runs of one value (a partition stored in that
+/// key's order, as the tutorial's are by SecurityID): the maximal runs and each group's first
+/// row, read straight from the codes, with no per-row group array written and read back.
+/// Groups are numbered by first appearance, as [`group`] numbers them. `None` once the runs
+/// pass `max_runs` (short runs: the per-row grouping is the better path).
+pub(super) fn symbol_runs(key: &Column, max_runs: usize) -> Option<(Vec<Run>, Vec<usize>)> {
+    let ColumnData::Symbol { codes, base } = &key.data else {
+        return None;
+    };
+    let mut slot = vec![u32::MAX; base.strings.len().max(1)];
+    let (mut runs, mut first) = (Vec::new(), Vec::new());
+    let mut start = 0;
+    while start < codes.len() {
+        let code = codes[start];
+        let end = codes[start..]
+            .iter()
+            .position(|c| *c != code)
+            .map_or(codes.len(), |n| start + n);
+        let s = slot.get_mut(code as usize)?;
+        if *s == u32::MAX {
+            *s = first.len() as u32;
+            first.push(start);
+        }
+        runs.push((*s as usize, start, end));
+        if runs.len() > max_runs {
+            return None;
+        }
+        start = end;
     }
+    Some((runs, first))
 }
 
 #[cfg(test)]
@@ -321,5 +361,20 @@ mod tests {
             assert_eq!(g.first[g.of_row[1] as usize], 1);
             assert_eq!(g.members().iter().map(Vec::len).sum::<usize>(), 5);
         }
+    }
+
+    #[test]
+    fn symbol_runs_number_groups_as_grouping_does() {
+        let key = Column::from_strings(DataType::Symbol, &["b", "b", "a", "a", "a", "b", "c"]);
+        let (runs, first) = symbol_runs(&key, 10).unwrap();
+        assert_eq!(runs, vec![(0, 0, 2), (1, 2, 5), (0, 5, 6), (2, 6, 7)]);
+        assert_eq!(first, vec![0, 2, 6]);
+        let g = group(&[&key], key.len());
+        assert_eq!(g.first, first);
+        for (group, start, end) in &runs {
+            assert!(g.of_row[*start..*end].iter().all(|x| *x as usize == *group));
+        }
+        assert_eq!(symbol_runs(&key, 3), None, "more runs than allowed");
+        assert_eq!(key_order(&[&key], &first), vec![1, 0, 2], "a, b, c");
     }
 }
