@@ -148,6 +148,12 @@ pub trait Catalog {
         f: &'a crate::fragment::Fragment,
     ) -> LocalFuture<'a, Result<Vec<Table>, EvalError>>;
 
+    /// Whether some node holds both chunks of each partition pair of `f`'s join (always, in a
+    /// store whose chunks all live in one place); a join that is not is joined whole.
+    fn colocated(&self, _f: &crate::fragment::Fragment) -> bool {
+        true
+    }
+
     /// Appends `data` (columns in schema order), routed to partitions, as one transaction;
     /// returns the rows added.
     fn append<'a>(

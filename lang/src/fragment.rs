@@ -5,6 +5,10 @@
 //! it on data nodes holding live replicas; each partition's result comes back as a table and
 //! the coordinator merges them.
 //!
+//! A fragment may carry the right side of a co-partitioned join ([`JoinSide`], ARCHITECTURE
+//! D95): each of its partitions is then joined with the right table's partition of the same
+//! name where both chunks are, and the joined rows come back.
+//!
 //! Three modes:
 //! - [`Mode::Rows`]: each partition's rows that pass the query's `where` conditions, only the
 //!   columns the query names (the coordinator runs the rest of the query over them);
@@ -54,7 +58,26 @@ pub struct Fragment {
     pub query: Select,
     /// Session variables the query names, as plain values.
     pub bindings: Vec<(String, value::Value)>,
+    /// The right table of a co-partitioned join: each partition's result is then its rows
+    /// joined with the right table's same partition (`Mode::Rows`, no query of its own).
+    pub join: Option<Rc<JoinSide>>,
 }
+
+/// The right side of a co-partitioned join (`ej`, `lj`, `lsj` on keys that include every
+/// partitioning column, so no pair of rows that match lies in two different partitions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinSide {
+    pub func: String,
+    pub info: Rc<TableInfo>,
+    /// The right table's partition of the same name as each of the fragment's, if it has one.
+    pub parts: Vec<Option<Partition>>,
+    pub left_keys: Vec<String>,
+    pub right_keys: Vec<String>,
+}
+
+/// Join functions that decompose over co-partitioned tables, each partition pair on its own:
+/// the rows each keeps depend only on the left rows and the right rows with the same keys.
+pub const PARTITION_WISE_JOINS: &[&str] = &["ej", "lj", "lsj"];
 
 /// Functions that compute each row from that row alone: a condition made of these (and of
 /// operators) gives the same rows per partition as over the whole table.
@@ -307,6 +330,37 @@ pub async fn run(f: &Fragment, src: &dyn ChunkSource) -> Result<Vec<Table>, Eval
                 });
             }
         }
+        Mode::Rows if f.join.is_some() => {
+            let j = f.join.as_deref().expect("checked");
+            let all = |s: &Schema| (0..s.columns.len()).collect::<Vec<usize>>();
+            for (p, rp) in f.parts.iter().zip(&j.parts) {
+                let left = table_of(
+                    schema,
+                    &all(schema),
+                    src.columns(schema, p, &all(schema)).await?,
+                );
+                let rs = &j.info.schema;
+                let right = match rp {
+                    Some(rp) => table_of(rs, &all(rs), src.columns(rs, rp, &all(rs)).await?),
+                    None => table_of(
+                        rs,
+                        &all(rs),
+                        rs.columns.iter().map(|(_, t)| Column::empty(*t)).collect(),
+                    ),
+                };
+                out.push(
+                    crate::eval::join_tables(
+                        &mut it,
+                        &j.func,
+                        left,
+                        right,
+                        &j.left_keys,
+                        &j.right_keys,
+                    )
+                    .await?,
+                );
+            }
+        }
         Mode::Rows | Mode::Whole => {
             let read = read_columns(&f.query, schema);
             for p in &f.parts {
@@ -340,6 +394,17 @@ pub async fn run(f: &Fragment, src: &dyn ChunkSource) -> Result<Vec<Table>, Eval
     Ok(out)
 }
 
+/// Columns `read` of `schema`, as a table.
+fn table_of(schema: &Schema, read: &[usize], cols: Vec<Column>) -> Rc<Table> {
+    Rc::new(Table {
+        columns: read
+            .iter()
+            .map(|i| schema.columns[*i].0.clone())
+            .zip(cols)
+            .collect(),
+    })
+}
+
 /// One partition's table from those its row ranges gave, in row order (a `Partial` fragment
 /// only: partial aggregates combine; rows and whole queries do not split).
 pub fn combine(f: &Fragment, ranges: Vec<Table>) -> Result<Table, EvalError> {
@@ -360,12 +425,29 @@ pub fn splits(f: &Fragment) -> bool {
 impl Fragment {
     /// The same fragment over other partitions (a task of it).
     pub fn over(&self, parts: Vec<Partition>) -> Fragment {
+        // A join's right partitions follow the left ones they pair with.
+        let join = self.join.as_ref().map(|j| {
+            let paired: Vec<Option<Partition>> = parts
+                .iter()
+                .map(|p| {
+                    self.parts
+                        .iter()
+                        .position(|q| q == p)
+                        .and_then(|i| j.parts[i].clone())
+                })
+                .collect();
+            Rc::new(JoinSide {
+                parts: paired,
+                ..JoinSide::clone(j)
+            })
+        });
         Fragment {
             mode: self.mode,
             info: self.info.clone(),
             parts,
             query: self.query.clone(),
             bindings: self.bindings.clone(),
+            join,
         }
     }
 
@@ -376,17 +458,10 @@ impl Fragment {
             Mode::Partial => 1,
             Mode::Whole => 2,
         });
-        self.info.schema.encode(&mut w);
-        w.varint(self.info.partition_columns.len() as u64);
-        for c in &self.info.partition_columns {
-            w.varint(*c as u64);
-        }
-        self.info.scheme.encode(&mut w);
+        encode_info(&self.info, &mut w);
         w.varint(self.parts.len() as u64);
         for p in &self.parts {
-            w.blob(p.name.as_bytes());
-            w.u64(p.chunk);
-            w.u64(p.version);
+            encode_part(p, &mut w);
         }
         codec::encode_select(&self.query, &mut w);
         w.varint(self.bindings.len() as u64);
@@ -396,6 +471,30 @@ impl Fragment {
             value::wire::encode(v, &mut b)
                 .map_err(|e| EvalError::msg(format!("variable {n} cannot travel: {e}")))?;
             w.blob(&b);
+        }
+        match &self.join {
+            None => w.u8(0),
+            Some(j) => {
+                w.u8(1);
+                w.blob(j.func.as_bytes());
+                encode_info(&j.info, &mut w);
+                w.varint(j.parts.len() as u64);
+                for p in &j.parts {
+                    match p {
+                        None => w.u8(0),
+                        Some(p) => {
+                            w.u8(1);
+                            encode_part(p, &mut w);
+                        }
+                    }
+                }
+                for keys in [&j.left_keys, &j.right_keys] {
+                    w.varint(keys.len() as u64);
+                    for k in keys {
+                        w.blob(k.as_bytes());
+                    }
+                }
+            }
         }
         Ok(w.buf)
     }
@@ -410,27 +509,11 @@ impl Fragment {
             2 => Mode::Whole,
             m => return Err(format!("a fragment mode {m}")),
         };
-        let schema = Schema::decode(&mut r).map_err(e)?;
-        let n = r.count(r.remaining()).map_err(e)?;
-        let mut partition_columns = Vec::with_capacity(n);
-        for _ in 0..n {
-            let c = r.varint().map_err(e)? as usize;
-            if c >= schema.columns.len() {
-                return Err(format!("a partitioning column {c} beyond the schema"));
-            }
-            partition_columns.push(c);
-        }
-        let scheme = Scheme::decode(&mut r)?;
+        let info = decode_info(&mut r)?;
         let n = r.count(r.remaining()).map_err(e)?;
         let mut parts = Vec::with_capacity(n);
         for _ in 0..n {
-            let name = String::from_utf8(r.blob().map_err(e)?.to_vec())
-                .map_err(|_| "a partition name that is not UTF-8")?;
-            parts.push(Partition {
-                name,
-                chunk: r.u64().map_err(e)?,
-                version: r.u64().map_err(e)?,
-            });
+            parts.push(decode_part(&mut r)?);
         }
         let query = codec::Decoder::new(&mut r).select()?;
         let n = r.count(r.remaining()).map_err(e)?;
@@ -441,22 +524,107 @@ impl Fragment {
             let (v, _) = value::wire::decode(r.blob().map_err(e)?).map_err(|x| x.to_string())?;
             bindings.push((name, v));
         }
+        let join = match r.u8().map_err(e)? {
+            0 => None,
+            1 => {
+                let func = utf8(r.blob().map_err(e)?, "a join function")?;
+                if !PARTITION_WISE_JOINS.contains(&func.as_str()) {
+                    return Err(format!("a partition-wise {func} join"));
+                }
+                let info = decode_info(&mut r)?;
+                let n = r.count(r.remaining()).map_err(e)?;
+                if n != parts.len() {
+                    return Err(format!("{n} right partitions for {}", parts.len()));
+                }
+                let mut right = Vec::with_capacity(n);
+                for _ in 0..n {
+                    right.push(match r.u8().map_err(e)? {
+                        0 => None,
+                        1 => Some(decode_part(&mut r)?),
+                        b => return Err(format!("a right-partition tag {b}")),
+                    });
+                }
+                let mut keys = [Vec::new(), Vec::new()];
+                for side in &mut keys {
+                    let n = r.count(r.remaining()).map_err(e)?;
+                    for _ in 0..n {
+                        side.push(utf8(r.blob().map_err(e)?, "a join key")?);
+                    }
+                }
+                let [left_keys, right_keys] = keys;
+                Some(Rc::new(JoinSide {
+                    func,
+                    info,
+                    parts: right,
+                    left_keys,
+                    right_keys,
+                }))
+            }
+            b => return Err(format!("a join tag {b}")),
+        };
         if r.remaining() != 0 {
             return Err(format!("{} bytes after a fragment", r.remaining()));
         }
         Ok(Fragment {
             mode,
-            info: Rc::new(TableInfo {
-                schema,
-                partition_columns,
-                scheme,
-                partitions: Vec::new(),
-            }),
+            info,
             parts,
             query,
             bindings,
+            join,
         })
     }
+}
+
+fn utf8(b: &[u8], what: &str) -> Result<String, String> {
+    String::from_utf8(b.to_vec()).map_err(|_| format!("{what} that is not UTF-8"))
+}
+
+/// A table's schema, partitioning columns and scheme (not its partitions: a fragment names
+/// those it runs over).
+fn encode_info(info: &TableInfo, w: &mut Writer) {
+    info.schema.encode(w);
+    w.varint(info.partition_columns.len() as u64);
+    for c in &info.partition_columns {
+        w.varint(*c as u64);
+    }
+    info.scheme.encode(w);
+}
+
+fn decode_info(r: &mut Reader<'_>) -> Result<Rc<TableInfo>, String> {
+    let e = |e: storage::bytes::DecodeError| e.to_string();
+    let schema = Schema::decode(r).map_err(e)?;
+    let n = r.count(r.remaining()).map_err(e)?;
+    let mut partition_columns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let c = r.varint().map_err(e)? as usize;
+        if c >= schema.columns.len() {
+            return Err(format!("a partitioning column {c} beyond the schema"));
+        }
+        partition_columns.push(c);
+    }
+    let scheme = Scheme::decode(r)?;
+    Ok(Rc::new(TableInfo {
+        schema,
+        partition_columns,
+        scheme,
+        partitions: Vec::new(),
+    }))
+}
+
+fn encode_part(p: &Partition, w: &mut Writer) {
+    w.blob(p.name.as_bytes());
+    w.u64(p.chunk);
+    w.u64(p.version);
+}
+
+fn decode_part(r: &mut Reader<'_>) -> Result<Partition, String> {
+    let e = |e: storage::bytes::DecodeError| e.to_string();
+    Ok(Partition {
+        name: utf8(r.blob().map_err(e)?, "a partition name")?,
+        chunk: r.u64().map_err(e)?,
+        version: r.u64().map_err(e)?,
+    })
 }
 
 /// Partition results as bytes: storable columns in bulk (the redo log's batch encoding), any
@@ -523,4 +691,66 @@ pub fn decode_tables(bytes: &[u8]) -> Result<Vec<Table>, String> {
         return Err(format!("{} bytes after the results", r.remaining()));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use storage::types::DataType;
+
+    fn part(name: &str, chunk: u64) -> Partition {
+        Partition {
+            name: name.into(),
+            chunk,
+            version: chunk * 10,
+        }
+    }
+
+    fn info(columns: &[(&str, DataType)]) -> Rc<TableInfo> {
+        Rc::new(TableInfo {
+            schema: Schema::new(columns),
+            partition_columns: vec![0],
+            scheme: Scheme::Value {
+                ty: DataType::Int,
+                keys: Vec::new(),
+            },
+            partitions: Vec::new(),
+        })
+    }
+
+    /// A join fragment travels whole: the right side, its partition pairs (absent ones
+    /// included) and keys come back as sent, `over` keeps each pair with its left partition,
+    /// and every truncation of the bytes is an error, never a panic.
+    #[test]
+    fn a_join_fragment_round_trips_and_splits_by_pair() {
+        let left = info(&[("k", DataType::Int), ("px", DataType::Double)]);
+        let f = Fragment {
+            mode: Mode::Rows,
+            info: left.clone(),
+            parts: vec![part("1", 1), part("2", 2), part("3", 3)],
+            query: Select::over(Expr {
+                kind: ExprKind::Ident("pt".into()),
+                pos: crate::parse::Pos { line: 1, col: 1 },
+            }),
+            bindings: Vec::new(),
+            join: Some(Rc::new(JoinSide {
+                func: "lj".into(),
+                info: info(&[("k", DataType::Int), ("qty", DataType::Int)]),
+                parts: vec![Some(part("1", 7)), None, Some(part("3", 9))],
+                left_keys: vec!["k".into()],
+                right_keys: vec!["K".into()],
+            })),
+        };
+        let bytes = f.encode().unwrap();
+        let back = Fragment::decode(&bytes).unwrap();
+        assert_eq!(back.parts, f.parts);
+        assert_eq!(back.info.schema, left.schema);
+        assert_eq!(back.join, f.join);
+        let task = f.over(vec![part("3", 3), part("2", 2)]);
+        let j = task.join.as_deref().unwrap();
+        assert_eq!(j.parts, vec![Some(part("3", 9)), None]);
+        for n in 0..bytes.len() {
+            assert!(Fragment::decode(&bytes[..n]).is_err(), "{n} bytes");
+        }
+    }
 }

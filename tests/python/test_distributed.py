@@ -116,6 +116,42 @@ db.createPartitionedTable(t, `pt, `DateTime).append!(t)""")
     assert last["DateTime"].tolist() == df.sort_values("px", kind="stable")["DateTime"].tail(3).tolist()
 
 
+def test_a_join_of_two_tables_of_one_database_runs_where_their_partitions_are(c):
+    """A database keeps each partition of all its tables on the same data nodes, so `ej` and
+    `lj` on keys that include the partitioning column run where both chunks are (D95); the
+    answers equal pandas' merges of the downloaded tables."""
+    login(IPS[0], 8802).run("""
+n = 6000
+t = table(2023.03.01T09:30:00 + (0..(n-1)) * 60 as DateTime, take(`A`B`C`D`E, n) as sym, rand(100.0, n) as px)
+q = select DateTime, sym, rand(10, size(DateTime)) as qty from t where DateTime < 2023.03.04T00:00:00, sym != `E
+if (existsDatabase("dfs://joinDB")) dropDatabase("dfs://joinDB")
+db = database("dfs://joinDB", VALUE, 2023.03.01..2023.03.05)
+db.createPartitionedTable(t, `trades, `DateTime).append!(t)
+db.createPartitionedTable(q, `quotes, `DateTime).append!(q)""")
+    status = login(*c.leader).run("getClusterChunksStatus()")
+    mine = status[status["file"].str.contains("joinDB")]
+    sites = {}
+    for f, r in zip(mine["file"], mine["replicas"]):
+        day = next(p for p in f.split("/") if p.startswith("2023"))
+        sites.setdefault(day, set()).add(",".join(sorted(x.split(":")[0] for x in r.split(","))))
+    assert len(sites) == 5 and all(len(s) == 1 for s in sites.values()), sites
+    s = login(IPS[1], 8803)
+    trades = s.run('select * from loadTable("dfs://joinDB", "trades")')
+    quotes = s.run('select * from loadTable("dfs://joinDB", "quotes")')
+    s.run('trades = loadTable("dfs://joinDB", "trades")\nquotes = loadTable("dfs://joinDB", "quotes")')
+    got = s.run("select * from ej(trades, quotes, `DateTime`sym)")
+    want = trades.merge(quotes, on=["DateTime", "sym"], how="inner")
+    assert len(got) == len(want) > 0
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True), check_dtype=False)
+    got = s.run("select * from lj(trades, quotes, `DateTime`sym)")
+    want = trades.merge(quotes, on=["DateTime", "sym"], how="left")
+    assert len(got) == len(trades)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True), check_dtype=False)
+    v = s.run("select sum(px * qty) as v from ej(trades, quotes, `DateTime`sym) group by sym")
+    m = trades.merge(quotes, on=["DateTime", "sym"])
+    assert v["v"].tolist() == pytest.approx((m["px"] * m["qty"]).groupby(m["sym"]).sum().tolist())
+
+
 def test_a_compute_nodes_metadata_cache_never_misses_a_new_or_dropped_partition(c):
     """computenode3 caches the table's metadata by version (after the previous test's
     queries); partitions added and dropped through datanode1 show at once."""

@@ -53,6 +53,8 @@ pub struct Interp {
     pub cluster: Option<std::rc::Rc<dyn crate::cluster::Cluster>>,
     /// Partitions the last query over a partitioned table read (after pruning).
     pub partitions_read: usize,
+    /// Joins run partition by partition where the chunks are (`eval::copartition`), so far.
+    pub pushed_joins: usize,
     depth: usize,
     eval_depth: usize,
 }
@@ -185,6 +187,7 @@ impl Interp {
             dfs: None,
             cluster: None,
             partitions_read: 0,
+            pushed_joins: 0,
             users: crate::users::default_users(),
             depth: 0,
             eval_depth: 0,

@@ -53,7 +53,7 @@ pub(super) fn table_name(e: Option<&Expr>, default: &str) -> String {
     }
 }
 
-fn names_of(name: &str, v: &Value) -> Result<Vec<String>, EvalError> {
+pub(super) fn names_of(name: &str, v: &Value) -> Result<Vec<String>, EvalError> {
     let c = v.column().ok_or_else(|| {
         EvalError::msg(format!(
             "The function [{name}]: matchingCols must be a string or strings"
@@ -555,6 +555,9 @@ pub async fn call(
         _ => (3, 6, 2),
     };
     super::builtins::arity(name, &args, lo, hi)?;
+    if let Some(t) = super::copartition::pushed_down(it, name, &args).await? {
+        return Ok(Value::Table(Rc::new(t)));
+    }
     let mut s = sides(it, name, &args, exprs, keys_at).await?;
     // ej, lj, lsj, fj: arguments 4 and 5 are the filters (wj's are its keys).
     let filters: &[(usize, &str)] = if matches!(name, "ej" | "lj" | "lsj" | "fj") {

@@ -268,6 +268,7 @@ async fn materialize(it: &mut Interp, sources: &[Rc<DataSource>]) -> Result<Vec<
                 parts,
                 query: query.as_ref().clone(),
                 bindings,
+                join: None,
             };
             let tables = dfs.execute(&f).await?;
             return Ok(tables

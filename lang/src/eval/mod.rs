@@ -9,6 +9,7 @@ mod access;
 mod builtins;
 mod calendar;
 mod cluster_fns;
+mod copartition;
 mod dfs_fns;
 mod dml;
 mod forms;
@@ -33,6 +34,7 @@ pub use builtins::{
     element as element_of, render as render_value, scalar_string as scalar_string_of,
 };
 pub use calendar::UNITS as DURATION_UNITS;
+pub(crate) use copartition::join_tables;
 pub use interp::{Interp, NodeInfo};
 pub(crate) use ops::scalar_f64;
 pub(crate) use partial::{combine_partials, partition_partial, PartialPlan};

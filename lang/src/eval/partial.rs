@@ -220,6 +220,7 @@ pub(crate) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
         parts: parts.into_iter().cloned().collect(),
         query: s.clone(),
         bindings,
+        join: None,
     };
     let pieces = dfs.execute(&f).await?;
     merge_partials(&plan, pieces).map(|t| Some(Value::Table(Rc::new(t))))

@@ -145,6 +145,7 @@ pub(super) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
                 parts: parts.iter().map(|p| (*p).clone()).collect(),
                 query: q,
                 bindings,
+                join: None,
             };
             dfs.execute(&f).await?
         }

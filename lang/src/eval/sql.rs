@@ -349,6 +349,7 @@ pub(crate) async fn source(
                 parts: parts.into_iter().cloned().collect(),
                 query,
                 bindings,
+                join: None,
             };
             let read = crate::fragment::read_columns(&f.query, &info.schema);
             let mut out: Vec<(String, Column)> = read

@@ -95,6 +95,7 @@ pub(super) async fn try_select(it: &mut Interp, s: &Select) -> Result<Option<Val
         parts: parts.into_iter().cloned().collect(),
         query: q,
         bindings,
+        join: None,
     };
     let merged = super::partitionwise::stack(dfs.execute(&f).await?)?;
     let merged = Rc::new(merged.expect("at least two partitions"));

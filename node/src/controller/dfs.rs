@@ -277,6 +277,34 @@ fn dropped_chunks(m: &Meta, d: &Ddl) -> Vec<(u64, Vec<Replica>)> {
 }
 
 /// The data nodes placement chooses among, with their load (replicas held).
+/// The sites of `partition` in another table of `db`, when it has `factor` replicas all on
+/// live data nodes: a new table's partition goes where the database's other tables keep the
+/// same partition, so a join of the two on the partitioning columns runs where both chunks are
+/// (D95), as DolphinDB keeps a partition's tables together. Otherwise `None` (placed afresh).
+pub fn sibling_sites(
+    m: &Meta,
+    db: &str,
+    table: &str,
+    partition: &str,
+    factor: usize,
+) -> Option<Vec<String>> {
+    let d = m.databases.get(db)?;
+    d.tables
+        .iter()
+        .filter(|(name, _)| name.as_str() != table)
+        .filter_map(|(_, t)| t.partitions.get(partition))
+        .filter_map(|c| m.chunks.get(c))
+        .find(|c| {
+            c.replicas.len() == factor
+                && c.replicas.iter().all(|a| {
+                    m.nodes
+                        .get(a)
+                        .is_some_and(|n| n.live && n.role == Role::DataNode)
+                })
+        })
+        .map(|c| c.replicas.iter().cloned().collect())
+}
+
 pub fn data_nodes(m: &Meta, pending: &BTreeMap<String, usize>) -> Vec<DataNode> {
     let mut load: BTreeMap<&str, usize> = BTreeMap::new();
     for c in m.chunks.values() {
@@ -476,9 +504,18 @@ impl ControllerService {
                 Some(true) => continue,
                 Some(false) => {}
             }
-            let nodes = self.ctl.sm.read(|m| data_nodes(m, &pending));
-            let replicas = decide::place_replicas(&nodes, factor, level)
-                .map_err(|e| RemoteError::new(ErrorCode::PlacementFailed, e.to_string()))?;
+            let sibling = self
+                .ctl
+                .sm
+                .read(|m| sibling_sites(m, &a.db, &a.table, p, factor));
+            let replicas = match sibling {
+                Some(r) => r,
+                None => {
+                    let nodes = self.ctl.sm.read(|m| data_nodes(m, &pending));
+                    decide::place_replicas(&nodes, factor, level)
+                        .map_err(|e| RemoteError::new(ErrorCode::PlacementFailed, e.to_string()))?
+                }
+            };
             for r in &replicas {
                 *pending.entry(r.clone()).or_default() += 1;
             }
@@ -1043,5 +1080,42 @@ mod tests {
         );
         let chosen = decide::place_replicas(&data_nodes(&m, &pending), 2, 1).unwrap();
         assert_eq!(chosen, ["datanode1", "datanode2"]);
+    }
+
+    #[test]
+    fn a_new_tables_partition_goes_where_the_database_keeps_that_partition() {
+        let mut m = tutorial_meta();
+        m.apply(&C::AddPartition {
+            db: "dfs://testDB".into(),
+            table: "testTB".into(),
+            partition: "20200601".into(),
+            replicas: vec!["datanode1".into(), "datanode3".into()],
+        })
+        .unwrap();
+        let sites = |m: &Meta, table: &str, p: &str, factor: usize| {
+            sibling_sites(m, "dfs://testDB", table, p, factor)
+        };
+        assert_eq!(
+            sites(&m, "quotes", "20200601", 2),
+            Some(vec!["datanode1".to_string(), "datanode3".to_string()])
+        );
+        assert_eq!(
+            sites(&m, "quotes", "20200602", 2),
+            None,
+            "no sibling partition"
+        );
+        assert_eq!(
+            sites(&m, "testTB", "20200601", 2),
+            None,
+            "not its own partition"
+        );
+        assert_eq!(
+            sites(&m, "quotes", "20200601", 3),
+            None,
+            "fewer replicas than wanted"
+        );
+        // A sibling on a node that is down is placed afresh instead.
+        m.nodes.get_mut("datanode3").unwrap().live = false;
+        assert_eq!(sites(&m, "quotes", "20200601", 2), None);
     }
 }

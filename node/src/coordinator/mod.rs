@@ -597,6 +597,11 @@ impl Catalog for ClusterCatalog {
         Box::pin(self.execute_fragment(f))
     }
 
+    fn colocated(&self, f: &lang::fragment::Fragment) -> bool {
+        self.fragment_sites(f)
+            .is_ok_and(|sites| sites.iter().all(|s| !s.is_empty()))
+    }
+
     fn append<'a>(
         &'a self,
         db: &'a str,

@@ -163,25 +163,38 @@ impl Target {
 }
 
 impl ClusterCatalog {
+    /// The replicas that may compute each partition of `f`: its chunk's, and for a join only
+    /// those that hold the paired right chunk too (D95).
+    pub(super) fn fragment_sites(&self, f: &Fragment) -> Result<Vec<Vec<Replica>>, EvalError> {
+        let known = self.sites.borrow();
+        let of = |p: &lang::catalog::Partition| {
+            known
+                .get(&p.chunk)
+                .map(|s| s.replicas.clone())
+                .ok_or_else(|| {
+                    EvalError::msg(format!(
+                        "chunk {} of partition {} is unknown here",
+                        p.chunk, p.name
+                    ))
+                })
+        };
+        f.parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut replicas = of(p)?;
+                if let Some(right) = f.join.as_ref().and_then(|j| j.parts[i].as_ref()) {
+                    let theirs = of(right)?;
+                    replicas.retain(|r| theirs.iter().any(|t| t.alias == r.alias));
+                }
+                Ok(replicas)
+            })
+            .collect()
+    }
+
     /// Runs `f` over its partitions on the data nodes holding them.
     pub(super) async fn execute_fragment(&self, f: &Fragment) -> Result<Vec<Table>, EvalError> {
-        let sites: Vec<Vec<Replica>> = {
-            let known = self.sites.borrow();
-            f.parts
-                .iter()
-                .map(|p| {
-                    known
-                        .get(&p.chunk)
-                        .map(|s| s.replicas.clone())
-                        .ok_or_else(|| {
-                            EvalError::msg(format!(
-                                "chunk {} of partition {} is unknown here",
-                                p.chunk, p.name
-                            ))
-                        })
-                })
-                .collect::<Result<_, _>>()?
-        };
+        let sites = self.fragment_sites(f)?;
         let parts: Vec<PartSites<'_>> = f
             .parts
             .iter()

@@ -103,7 +103,10 @@ impl DataNodeService {
             Some(w) if w.shards() > f.parts.len() && lang::fragment::splits(f) => {
                 self.spread_rows(f, w).await
             }
-            Some(w) if w.shards() > 1 && f.parts.len() > 1 && worth(f) => self.spread(f, w).await,
+            // A join reads two tables' chunks per partition: it runs here (D95).
+            Some(w) if w.shards() > 1 && f.parts.len() > 1 && f.join.is_none() && worth(f) => {
+                self.spread(f, w).await
+            }
             _ => lang::fragment::run(f, self).await,
         };
         self.tasks.set(self.tasks.get().saturating_sub(1));
