@@ -424,7 +424,7 @@ pt.append!(t)").await.unwrap();
 }
 
 /// `ej`, `lj` and `lsj` of two tables of one database, on keys that include the partitioning
-/// column, run partition by partition (ARCHITECTURE D95) and equal the joins of the in-memory
+/// column, run partition by partition (ARCHITECTURE D95), in SQL's join syntax too, and equal the joins of the in-memory
 /// tables they were loaded from; a join whose keys miss the partitioning column takes the
 /// general path, with the same answer.
 #[test]
@@ -450,6 +450,8 @@ pq.append!(q)").await.unwrap();
                     ("select * from ej(L, R, `DateTime`sym)", true),
                     ("select * from lj(L, R, `DateTime`sym)", true),
                     ("select * from lsj(L, R, `DateTime`sym)", true),
+                    // SQL's join syntax is the same call.
+                    ("select * from L left join R on L.DateTime = R.DateTime and L.sym = R.sym", true),
                     ("select sym, sum(px * qty) as v from ej(L, R, `sym`DateTime) group by sym", true),
                     ("select count(*) from ej(L, R, `DateTime`sym, `DateTime`sym) where px > 50", true),
                     // The right table's partitions the left lacks add nothing to a left join.
