@@ -107,6 +107,64 @@ impl Probe {
     }
 }
 
+impl Probe {
+    /// The process's part of `GET /metrics`: what it is, and the resources it uses.
+    pub fn metrics(&self, out: &mut crate::metrics::Exposition) {
+        let n = &self.node;
+        out.gauge(
+            "porpoise_node_info",
+            "This node: its alias, mode, site and version (always 1).",
+            &[
+                ("alias", &n.alias),
+                ("mode", &n.mode_code.to_string()),
+                ("site", &format!("{}:{}", n.host, n.port)),
+                ("version", crate::VERSION),
+            ],
+            1.0,
+        );
+        let (rss, peak) = memory().unwrap_or((0, 0));
+        out.gauge(
+            "porpoise_process_resident_memory_bytes",
+            "Resident memory of this process.",
+            &[],
+            rss as f64,
+        );
+        out.gauge(
+            "porpoise_process_resident_memory_peak_bytes",
+            "Peak resident memory of this process.",
+            &[],
+            peak as f64,
+        );
+        // Clock ticks are 1/100 s on Linux.
+        out.counter(
+            "porpoise_process_cpu_seconds_total",
+            "CPU time this process has used, user and system.",
+            &[],
+            cpu_ticks().unwrap_or(0) as f64 / 100.0,
+        );
+        out.gauge(
+            "porpoise_connections",
+            "Open connections on this node's port.",
+            &[],
+            self.connections.get() as f64,
+        );
+        let (cap, free) = disk(&self.home).unwrap_or((0, 0));
+        let home = self.home.display().to_string();
+        out.gauge(
+            "porpoise_disk_capacity_bytes",
+            "Capacity of the volume holding the node's home.",
+            &[("path", &home)],
+            cap as f64,
+        );
+        out.gauge(
+            "porpoise_disk_free_bytes",
+            "Free space on the volume holding the node's home.",
+            &[("path", &home)],
+            free as f64,
+        );
+    }
+}
+
 fn cpu_ticks() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name (which may hold spaces) start after the last ')'.

@@ -14,6 +14,7 @@ pub mod heartbeat;
 pub mod launch;
 pub mod leader;
 pub mod log;
+pub mod metrics;
 pub mod rpc;
 pub mod script_http;
 pub mod server;

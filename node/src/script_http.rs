@@ -33,6 +33,8 @@ pub struct ScriptSessions {
     /// Scripts running now: when each started (ms), by a sequence number.
     pub(crate) jobs: RefCell<BTreeMap<u64, u64>>,
     job_seq: std::cell::Cell<u64>,
+    /// How long each finished script took (`GET /metrics`).
+    script_seconds: crate::metrics::Latency,
 }
 
 impl Default for ScriptSessions {
@@ -169,6 +171,7 @@ impl ScriptSessions {
             cluster: None,
             jobs: RefCell::new(BTreeMap::new()),
             job_seq: std::cell::Cell::new(0),
+            script_seconds: Default::default(),
         }
     }
 
@@ -184,7 +187,7 @@ impl ScriptSessions {
         it.run_as_admin();
         let job = self.job_started();
         let r = lang::cluster::run_call(&mut it, call).await;
-        self.jobs.borrow_mut().remove(&job);
+        self.job_finished(job);
         r.map_err(|e| e.to_string())
     }
 
@@ -193,6 +196,34 @@ impl ScriptSessions {
         self.job_seq.set(n);
         self.jobs.borrow_mut().insert(n, rt::time::unix_time_ms());
         n
+    }
+
+    fn job_finished(&self, job: u64) {
+        if let Some(started_ms) = self.jobs.borrow_mut().remove(&job) {
+            let ms = rt::time::unix_time_ms().saturating_sub(started_ms);
+            self.script_seconds.observe(ms as f64 / 1e3);
+        }
+    }
+
+    /// The sessions' part of `GET /metrics`.
+    pub fn metrics(&self, out: &mut crate::metrics::Exposition) {
+        out.gauge(
+            "porpoise_sessions",
+            "Script sessions open on this node (API and HTTP).",
+            &[],
+            self.sessions.borrow().len() as f64,
+        );
+        out.gauge(
+            "porpoise_running_jobs",
+            "Scripts running now.",
+            &[],
+            self.jobs.borrow().len() as f64,
+        );
+        out.histogram(
+            "porpoise_script_seconds",
+            "Time to run one script or call (queries, appends and all).",
+            &self.script_seconds.get(),
+        );
     }
 
     /// Uses `users` for logins (the node's persisted accounts).
@@ -288,7 +319,7 @@ impl ScriptSessions {
         it.output.clear();
         let job = self.job_started();
         let (mut it, r) = work(it).await;
-        self.jobs.borrow_mut().remove(&job);
+        self.job_finished(job);
         let output = std::mem::take(&mut it.output);
         self.sessions.borrow_mut().insert(id, it);
         (id, (output, r))

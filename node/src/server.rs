@@ -1,7 +1,8 @@
 //! The node's one port: HTTP (web UI and JSON API) and DolphinDB's binary API protocol, told
 //! apart by the first bytes of a connection, as DolphinDB does.
 //!
-//! HTTP today: `GET /health` on every node, and `POST /api/execute` (DolphinDB script, see
+//! HTTP today: `GET /health` and `GET /metrics` (Prometheus' text format, `crate::metrics`) on
+//! every node, and `POST /api/execute` (DolphinDB script, see
 //! [`crate::script_http`]) on single, data and compute nodes. Binary API clients are told
 //! clearly that their protocol is not served yet. Scripts run on the connection's shard, so a
 //! long script holds that shard until it finishes; worker threads (`workerNum`) come with DFS.
@@ -494,6 +495,26 @@ async fn handle(mut s: TcpStream, settings: &Settings, roles: Roles<'_>) -> std:
         return respond(&mut s, 200, &body).await;
     }
     match (method, path) {
+        ("GET", "/metrics") => {
+            let mut out = crate::metrics::Exposition::default();
+            probe.metrics(&mut out);
+            if let Some(ctl) = controller {
+                ctl.metrics(&mut out);
+            }
+            if let Some(dn) = datanode {
+                dn.metrics(&mut out);
+            }
+            if let Some(scripts) = scripts {
+                scripts.metrics(&mut out);
+            }
+            respond_with(
+                &mut s,
+                200,
+                &out.finish(),
+                &[("Content-Type", "text/plain; version=0.0.4")],
+            )
+            .await
+        }
         ("GET", "/health") | ("GET", "/version") | ("GET", "/") => {
             let body = health_json(settings);
             respond(&mut s, 200, &body).await
@@ -563,8 +584,14 @@ async fn respond_with(
         431 => "Request Header Fields Too Large",
         _ => "Error",
     };
-    let msg = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n{body}",
+    // A handler's Content-Type replaces the default.
+    let typed = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    let msg =
+        format!(
+        "HTTP/1.1 {status} {reason}\r\n{}Content-Length: {}\r\n{}Connection: close\r\n\r\n{body}",
+        if typed { "" } else { "Content-Type: application/json\r\n" },
         body.len(),
         headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect::<String>()
     );

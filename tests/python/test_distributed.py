@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from local_cluster import IPS, cluster, login, script
+import re
+
+from local_cluster import IPS, cluster, get, login, script
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +152,74 @@ db.createPartitionedTable(q, `quotes, `DateTime).append!(q)""")
     v = s.run("select sum(px * qty) as v from ej(trades, quotes, `DateTime`sym) group by sym")
     m = trades.merge(quotes, on=["DateTime", "sym"])
     assert v["v"].tolist() == pytest.approx((m["px"] * m["qty"]).groupby(m["sym"]).sum().tolist())
+
+
+SAMPLE = re.compile(r'^([a-z_][a-z0-9_]*)(\{((?:[a-z_]+="(?:[^"\\]|\\.)*",?)*)\})? (-?[0-9.e+]+|[+-]Inf|NaN)$')
+
+
+def metrics(ip, port):
+    """`GET /metrics` as {(name, ((label, value), ...)): value}, checking every line against
+    Prometheus' text format: each sample after its metric's `# HELP` and `# TYPE`."""
+    text = get(ip, port, "/metrics")
+    assert text, f"no /metrics on {ip}:{port}"
+    typed, out = set(), {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+            continue
+        if line.startswith("# HELP "):
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"{ip}:{port}: not a sample line: {line!r}"
+        name = m.group(1)
+        assert any(name == t or name.startswith(t + "_") for t in typed), f"{name} before its TYPE"
+        labels = tuple(re.findall(r'([a-z_]+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        out[(name, labels)] = float(m.group(4))
+    return out
+
+
+def test_every_node_serves_prometheus_metrics_and_controllers_log_each_leader(c):
+    """Every controller, data and compute node answers `GET /metrics` in Prometheus' text
+    format: one controller is the Raft leader in the term all share, the data nodes count
+    prepared rows and query tasks as they happen, and each controller logs the leadership it
+    sees."""
+    ctl = [metrics(ip, 8800) for ip in IPS]
+    assert sum(m[("porpoise_raft_state", (("state", "leader"),))] for m in ctl) == 1
+    assert len({m[("porpoise_raft_term", ())] for m in ctl}) == 1
+    lead = next(m for m in ctl if m[("porpoise_raft_state", (("state", "leader"),))] == 1)
+    assert lead[("porpoise_cluster_nodes", (("role", "datanode"), ("state", "up")))] == 3
+    assert lead[("porpoise_cluster_nodes", (("role", "computenode"), ("state", "up")))] == 3
+    assert lead[("porpoise_heartbeats_total", ())] > 0
+    assert all(m[("porpoise_raft_commit_index", ())] >= 1 for m in ctl)
+    for i in range(1, 4):
+        log = c.log(f"P{i}", "controller.log")
+        assert "event=leader_changed" in log and "leads term" in log, log[-2000:]
+
+    before = [metrics(ip, 8802) for ip in IPS]
+    s = login(IPS[0], 8802)
+    s.run("""
+if (existsDatabase("dfs://metricsDB")) dropDatabase("dfs://metricsDB")
+db = database("dfs://metricsDB", VALUE, 1..3)
+t = table(take(1..3, 3000) as k, rand(1.0, 3000) as v)
+db.createPartitionedTable(t, `pt, `k).append!(t)""")
+    assert s.run('exec sum(v) from loadTable("dfs://metricsDB", "pt")') > 0
+    after = [metrics(ip, 8802) for ip in IPS]
+    rows = lambda ms: sum(m[("porpoise_prepared_rows_total", ())] for m in ms)
+    # RF 2: every row is prepared on two replicas.
+    assert rows(after) - rows(before) == 6000
+    tasks = lambda ms: sum(m[("porpoise_query_tasks_total", ())] for m in ms)
+    assert tasks(after) > tasks(before)
+    hist = lambda ms: sum(m[("porpoise_query_task_seconds_count", ())] for m in ms)
+    assert hist(after) - hist(before) == tasks(after) - tasks(before)
+    for m in after:
+        assert m[("porpoise_query_task_seconds_bucket", (("le", "+Inf"),))] == m[("porpoise_query_task_seconds_count", ())]
+        assert m[("porpoise_disk_free_bytes", next(k[1] for k in m if k[0] == "porpoise_disk_free_bytes"))] > 0
+    scripts = lambda: metrics(IPS[1], 8803)[("porpoise_script_seconds_count", ())]
+    ran = scripts()
+    assert login(IPS[1], 8803).run("1 + 1") == 2
+    assert scripts() > ran
+    compute = metrics(IPS[1], 8803)
+    assert any(k[0] == "porpoise_node_info" and ("alias", "computenode2") in k[1] for k in compute)
 
 
 def test_a_compute_nodes_metadata_cache_never_misses_a_new_or_dropped_partition(c):

@@ -9,12 +9,13 @@
 //! old leader have time to find it.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::meta::{Command, Meta, Role};
+use super::meta::{Command, Meta, Role, TxnState};
 use super::raft::{self, Controller, RaftTiming};
 use crate::config::{Mode, NodesFile, Settings};
 use crate::error::{ErrorCode, RemoteError};
@@ -59,6 +60,10 @@ pub struct ControllerService {
     placement: (usize, u8),
     /// What the leader knows without Raft, lost with its leadership (`super::dfs`).
     pub(super) volatile: std::cell::RefCell<super::dfs::Volatile>,
+    /// Changes of leader or term seen (`log_leadership`).
+    leader_changes: Cell<u64>,
+    /// Heartbeats taken as leader.
+    heartbeats: Cell<u64>,
 }
 
 impl ControllerService {
@@ -126,8 +131,11 @@ impl ControllerService {
                 )
             },
             volatile: Default::default(),
+            leader_changes: Cell::new(0),
+            heartbeats: Cell::new(0),
         });
         drop(rt::task::spawn_local(svc.clone().monitor(timing)));
+        drop(rt::task::spawn_local(svc.clone().log_leadership()));
         Ok(svc)
     }
 
@@ -237,6 +245,7 @@ impl ControllerService {
         if let Some(e) = self.not_leader_error() {
             return Err(e);
         }
+        self.heartbeats.set(self.heartbeats.get() + 1);
         let now_ms = rt::time::unix_time_ms();
         let (known, fresh) = self.ctl.sm.read(|m| match m.nodes.get(&hb.alias) {
             None => (false, false),
@@ -270,6 +279,145 @@ impl ControllerService {
             Ok(_) => Ok(()),
             Err(e) => Err(RemoteError::new(ErrorCode::MetaRefused, e.to_string())),
         }
+    }
+
+    /// Logs every change of leader or term this controller sees (issue 18: who leads, which
+    /// term), and counts them for `GET /metrics`.
+    async fn log_leadership(self: Rc<Self>) {
+        let mut seen = (None, 0);
+        while let Some(now) = self.ctl.next_leadership(seen).await {
+            let (leader, term) = now;
+            let site = leader
+                .and_then(|id| self.ctl.members.get(&id))
+                .map(|n| n.addr.clone());
+            match &site {
+                Some(site) => self.log.info(
+                    "leader_changed",
+                    &format!("{site} leads term {term}"),
+                    &[("leader", site), ("term", &term.to_string())],
+                ),
+                None => self.log.info(
+                    "leader_changed",
+                    &format!("no leader known in term {term}"),
+                    &[("term", &term.to_string())],
+                ),
+            }
+            self.leader_changes.set(self.leader_changes.get() + 1);
+            seen = now;
+        }
+    }
+
+    /// This controller's part of `GET /metrics`: its Raft member, and the cluster as its
+    /// copy of the metadata knows it (every controller applies the same entries).
+    pub fn metrics(&self, out: &mut crate::metrics::Exposition) {
+        let r = self.ctl.raft_numbers();
+        out.gauge(
+            "porpoise_raft_term",
+            "The Raft term this controller is in.",
+            &[],
+            r.term as f64,
+        );
+        for state in ["leader", "follower", "candidate", "learner"] {
+            out.gauge(
+                "porpoise_raft_state",
+                "1 for this controller's Raft state, 0 for the others.",
+                &[("state", state)],
+                (r.state == state) as u8 as f64,
+            );
+        }
+        out.gauge(
+            "porpoise_raft_last_log_index",
+            "The last entry in this controller's Raft log.",
+            &[],
+            r.last_log_index as f64,
+        );
+        out.gauge(
+            "porpoise_raft_commit_index",
+            "The last Raft entry known committed.",
+            &[],
+            r.committed as f64,
+        );
+        out.gauge(
+            "porpoise_raft_applied_index",
+            "The last Raft entry applied to the metadata.",
+            &[],
+            r.applied as f64,
+        );
+        out.counter(
+            "porpoise_raft_leader_changes_total",
+            "Changes of leader or term this controller has seen (each is logged as leader_changed).",
+            &[],
+            self.leader_changes.get() as f64,
+        );
+        out.counter(
+            "porpoise_heartbeats_total",
+            "Node heartbeats this controller took as leader.",
+            &[],
+            self.heartbeats.get() as f64,
+        );
+        let (nodes, chunks, txns) = self.ctl.sm.read(|m| {
+            let mut nodes: BTreeMap<(&'static str, bool), usize> = BTreeMap::new();
+            for role in ["agent", "datanode", "computenode"] {
+                for up in [true, false] {
+                    nodes.insert((role, up), 0);
+                }
+            }
+            for n in m.nodes.values() {
+                let role = match n.role {
+                    Role::Agent => "agent",
+                    Role::DataNode => "datanode",
+                    Role::ComputeNode => "computenode",
+                    Role::Controller => continue,
+                };
+                *nodes.entry((role, n.live)).or_default() += 1;
+            }
+            let held: std::collections::BTreeSet<u64> = m
+                .txns
+                .values()
+                .filter(|t| matches!(t.state, TxnState::Begun | TxnState::Prepared))
+                .flat_map(|t| t.chunk_versions.keys().copied())
+                .collect();
+            let constructing = m.chunks.keys().filter(|c| held.contains(c)).count();
+            let open = m
+                .txns
+                .values()
+                .filter(|t| matches!(t.state, TxnState::Begun | TxnState::Prepared))
+                .count();
+            (nodes, (m.chunks.len() - constructing, constructing), open)
+        });
+        for ((role, up), n) in nodes {
+            out.gauge(
+                "porpoise_cluster_nodes",
+                "Agents, data and compute nodes by liveness (heartbeats within dfsHeartbeatTimeout).",
+                &[("role", role), ("state", if up { "up" } else { "down" })],
+                n as f64,
+            );
+        }
+        out.gauge(
+            "porpoise_chunks",
+            "Chunks by state, as getClusterChunksStatus() shows them.",
+            &[("state", "COMPLETE")],
+            chunks.0 as f64,
+        );
+        out.gauge(
+            "porpoise_chunks",
+            "Chunks by state, as getClusterChunksStatus() shows them.",
+            &[("state", "CONSTRUCTING")],
+            chunks.1 as f64,
+        );
+        out.gauge(
+            "porpoise_transactions_open",
+            "Transactions begun or prepared and not yet decided.",
+            &[],
+            txns as f64,
+        );
+        // Replica recovery (issue 17) keeps no tasks yet: a real zero, not a placeholder.
+        out.gauge(
+            "porpoise_recovery_tasks",
+            "Replica recovery tasks in the controllers' state.",
+            &[],
+            0.0,
+        );
     }
 
     /// The leader's periodic duties: mark quiet nodes down.

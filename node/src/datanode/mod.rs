@@ -59,6 +59,22 @@ pub struct DataNodeService {
     pub tasks: Rc<Cell<usize>>,
     /// The other shards of this process, which compute query tasks' partitions.
     workers: OnceCell<Rc<crate::workers::Workers>>,
+    /// What `GET /metrics` counts.
+    stats: Stats,
+}
+
+/// A data node's counters for `GET /metrics` (since it started).
+#[derive(Default)]
+struct Stats {
+    prepared_rows: Cell<u64>,
+    commits: Cell<u64>,
+    aborts: Cell<u64>,
+    query_tasks: Cell<u64>,
+    query_seconds: crate::metrics::Latency,
+}
+
+fn bump(c: &Cell<u64>, by: u64) {
+    c.set(c.get() + by);
 }
 
 /// A prepare call waits at most this long for the calls before it of its transaction (the
@@ -100,6 +116,7 @@ impl DataNodeService {
             pages: Default::default(),
             tasks: Default::default(),
             workers: OnceCell::new(),
+            stats: Stats::default(),
         });
         drop(rt::task::spawn_local(svc.clone().resolver()));
         svc
@@ -123,6 +140,7 @@ impl DataNodeService {
             method::CHUNK_COMMIT => {
                 let tid: u64 = decode(&payload)?;
                 self.turns.borrow_mut().remove(&tid);
+                bump(&self.stats.commits, 1);
                 let engine = self.engine.clone();
                 match detached(async move { engine.commit(tid).await }).await {
                     Ok(()) | Err(StorageError::NoSuchTransaction(_)) => Ok(encode_payload(&())),
@@ -132,6 +150,7 @@ impl DataNodeService {
             method::CHUNK_ABORT => {
                 let tid: u64 = decode(&payload)?;
                 self.turns.borrow_mut().remove(&tid);
+                bump(&self.stats.aborts, 1);
                 let engine = self.engine.clone();
                 match detached(async move { engine.abort(tid).await }).await {
                     Ok(()) | Err(StorageError::NoSuchTransaction(_)) => Ok(encode_payload(&())),
@@ -275,6 +294,8 @@ impl DataNodeService {
         parts: Vec<LocalPart>,
     ) -> Result<(), RemoteError> {
         self.my_turn(tid, seq).await?;
+        let rows: usize = parts.iter().map(|p| p.batch.rows()).sum();
+        bump(&self.stats.prepared_rows, rows as u64);
         let engine = self.engine.clone();
         let logged = detached(async move { log_parts(&engine, tid, parts).await }).await;
         // The next call's turn, whatever became of this one (a failure aborts the transaction).
@@ -286,6 +307,66 @@ impl DataNodeService {
             .entry(tid)
             .or_insert_with(rt::time::unix_time_ms);
         Ok(())
+    }
+
+    /// This data node's part of `GET /metrics`.
+    pub fn metrics(&self, out: &mut crate::metrics::Exposition) {
+        let s = &self.stats;
+        out.counter(
+            "porpoise_prepared_rows_total",
+            "Rows this data node prepared in transactions (appends and rewrites).",
+            &[],
+            s.prepared_rows.get() as f64,
+        );
+        for (outcome, n) in [("commit", s.commits.get()), ("abort", s.aborts.get())] {
+            out.counter(
+                "porpoise_transaction_outcomes_total",
+                "Two-phase commit outcomes this data node was told.",
+                &[("outcome", outcome)],
+                n as f64,
+            );
+        }
+        out.counter(
+            "porpoise_query_tasks_total",
+            "Query fragments this data node computed.",
+            &[],
+            s.query_tasks.get() as f64,
+        );
+        out.histogram(
+            "porpoise_query_task_seconds",
+            "Time to compute one query fragment here.",
+            &s.query_seconds.get(),
+        );
+        out.gauge(
+            "porpoise_query_tasks_running",
+            "Query fragments computing now.",
+            &[],
+            self.tasks.get() as f64,
+        );
+        out.gauge(
+            "porpoise_chunks_held",
+            "Chunk replicas this data node holds.",
+            &[],
+            self.engine.chunks().len() as f64,
+        );
+        out.gauge(
+            "porpoise_cache_engine_bytes",
+            "Bytes of committed rows in the cache engine, not yet in column files.",
+            &[],
+            self.engine.cache_bytes() as f64,
+        );
+        out.gauge(
+            "porpoise_redo_log_bytes",
+            "Bytes of the current redo log file.",
+            &[],
+            self.engine.redo_log_bytes() as f64,
+        );
+        out.gauge(
+            "porpoise_transactions_prepared",
+            "Transactions prepared here and not yet decided.",
+            &[],
+            self.prepared_since.borrow().len() as f64,
+        );
     }
 
     /// Every chunk this node holds, with its visible version and rows.

@@ -97,6 +97,7 @@ impl DataNodeService {
     /// Runs one task of a fragment here.
     pub async fn execute(&self, f: &Fragment) -> Result<Vec<Table>, RemoteError> {
         self.tasks.set(self.tasks.get() + 1);
+        let started = rt::time::now();
         // A fragment that needs only row counts (from chunk metadata) is not worth a message.
         let worth = |f: &Fragment| matches!(lang::fragment::reads(f), Ok(Some(_)));
         let r = match self.workers.get() {
@@ -110,6 +111,10 @@ impl DataNodeService {
             _ => lang::fragment::run(f, self).await,
         };
         self.tasks.set(self.tasks.get().saturating_sub(1));
+        super::bump(&self.stats.query_tasks, 1);
+        self.stats
+            .query_seconds
+            .observe((rt::time::now() - started).as_secs_f64());
         r.map_err(|e| {
             let m = e.to_string();
             let code = if m.starts_with(REPLICA_TAG) {

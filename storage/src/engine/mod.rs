@@ -419,6 +419,11 @@ impl Engine {
     }
 
     /// Bytes held by the cache engine (committed cache rows plus prepared rows).
+    /// Bytes of the current redo log file (`GET /metrics`).
+    pub fn redo_log_bytes(&self) -> u64 {
+        self.wal.bytes()
+    }
+
     pub fn cache_bytes(&self) -> u64 {
         self.cache_bytes.get()
     }

@@ -142,6 +142,17 @@ pub struct Controller {
     lost: bool,
 }
 
+/// What `GET /metrics` reports of a controller's Raft member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftNumbers {
+    pub term: u64,
+    pub last_log_index: u64,
+    pub committed: u64,
+    pub applied: u64,
+    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    pub state: &'static str,
+}
+
 /// The membership from cluster.nodes: `(host, port, alias)` of each controller in file order.
 pub fn members(controllers: &[(String, u16, String)]) -> BTreeMap<NodeId, BasicNode> {
     controllers
@@ -299,6 +310,49 @@ impl Controller {
                 (node.addr.clone(), *id == self.id || leads || acked, leads)
             })
             .collect()
+    }
+
+    /// Waits until this controller's view of `(leader, term)` differs from `seen` and returns
+    /// it; `None` once the Raft member has stopped.
+    pub async fn next_leadership(
+        &self,
+        seen: (Option<NodeId>, u64),
+    ) -> Option<(Option<NodeId>, u64)> {
+        use openraft::async_runtime::WatchReceiver;
+        let mut rx = self.raft.metrics();
+        loop {
+            let now = {
+                let m = rx.borrow_watched();
+                (m.current_leader, m.current_term)
+            };
+            if now != seen {
+                return Some(now);
+            }
+            rx.changed().await.ok()?;
+        }
+    }
+
+    /// The Raft numbers `GET /metrics` reports: term, last log index, committed and applied
+    /// index (0 before the first entry).
+    pub fn raft_numbers(&self) -> RaftNumbers {
+        use openraft::async_runtime::WatchReceiver;
+        let m = self.raft.metrics().borrow_watched().clone();
+        RaftNumbers {
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            committed: m
+                .cluster_committed
+                .or(m.local_committed)
+                .map_or(0, |l| l.index),
+            applied: m.last_applied.map_or(0, |l| l.index),
+            state: match m.state {
+                openraft::ServerState::Leader => "leader",
+                openraft::ServerState::Candidate => "candidate",
+                openraft::ServerState::Learner => "learner",
+                openraft::ServerState::Follower => "follower",
+                openraft::ServerState::Shutdown => "shutdown",
+            },
+        }
     }
 
     /// Whether this controller is the leader right now.
