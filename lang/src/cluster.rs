@@ -67,6 +67,14 @@ pub trait Cluster {
 
     /// The leader controller's alias.
     fn active_master(&self) -> LocalFuture<'_, Result<String, EvalError>>;
+
+    /// Starts (`start`) or stops data and compute nodes — each an alias or `host:port` —
+    /// through the agents of their hosts (`startDataNode`, `stopDataNode`).
+    fn start_nodes<'a>(
+        &'a self,
+        nodes: &'a [String],
+        start: bool,
+    ) -> LocalFuture<'a, Result<(), EvalError>>;
 }
 
 /// `getClusterPerf`'s table.

@@ -407,4 +407,64 @@ impl Cluster for NodeCluster {
     fn active_master(&self) -> LocalFuture<'_, Result<String, EvalError>> {
         Box::pin(async move { Ok(self.members().await?.leader.0) })
     }
+
+    fn start_nodes<'a>(
+        &'a self,
+        nodes: &'a [String],
+        start: bool,
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(async move {
+            let m = self.members().await?;
+            for name in nodes {
+                // An alias, or "host:port": DolphinDB's docs show the one, its web sends the other.
+                let (alias, host, port, mode, _) = m
+                    .nodes
+                    .iter()
+                    .find(|(a, h, p, mode, _)| {
+                        (a == name || format!("{h}:{p}") == *name) && matches!(mode, 0 | 4)
+                    })
+                    .ok_or_else(|| {
+                        EvalError::msg(format!(
+                            "{name} is not a data or compute node of this cluster"
+                        ))
+                    })?;
+                let (agent, ahost, aport, _, live) = m
+                    .nodes
+                    .iter()
+                    .find(|(_, h, _, mode, _)| *mode == 1 && h == host)
+                    .ok_or_else(|| {
+                        EvalError::msg(format!("no agent serves {alias}'s host {host}"))
+                    })?;
+                if !live {
+                    return Err(EvalError::msg(format!(
+                        "{agent}, the agent of {alias}'s host, is not running: start it first (startagent.sh)"
+                    )));
+                }
+                let c = self
+                    .client(ahost, *aport)
+                    .ok_or_else(|| EvalError::msg(format!("{agent}'s address does not resolve")))?;
+                let (method, payload) = if start {
+                    let cmd = crate::agent::NodeCommand {
+                        site: format!("{host}:{port}:{alias}"),
+                        mode: if *mode == 4 {
+                            "computenode"
+                        } else {
+                            "datanode"
+                        }
+                        .into(),
+                    };
+                    (method::NODE_START, encode_payload(&cmd))
+                } else {
+                    (method::NODE_STOP, encode_payload(alias))
+                };
+                c.call(method, payload).await.map_err(|e| {
+                    EvalError::msg(format!(
+                        "{agent} could not {} {alias}: {e}",
+                        if start { "start" } else { "stop" }
+                    ))
+                })?;
+            }
+            Ok(())
+        })
+    }
 }

@@ -66,6 +66,11 @@ pub mod method {
     /// Any data or compute node: `()` → its own `getClusterPerf` row, as a one-row table in the
     /// client wire format.
     pub const NODE_PERF: u16 = 51;
+    /// An agent: [`crate::agent::NodeCommand`] → `bool` (whether it started a process; false:
+    /// the node runs already).
+    pub const NODE_START: u16 = 52;
+    /// An agent: `String` alias → `bool` (whether it was running).
+    pub const NODE_STOP: u16 = 53;
 }
 
 /// A namespace question for the leader.

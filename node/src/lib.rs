@@ -1,6 +1,7 @@
 //! `node` — the `porpoise` binary's library: configuration, command line, logging and the
 //! node roles (controller, agent, data node, compute node, single) served on one port.
 
+pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod cluster;

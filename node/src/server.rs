@@ -216,11 +216,13 @@ pub async fn serve(
         alias: settings.alias().to_string(),
         host: settings.site().host.clone(),
         port: settings.site().port,
-        // getClusterPerf's codes: 0 data node (a single node serves as one), 4 compute node.
-        mode_code: if settings.mode() == Mode::ComputeNode {
-            4
-        } else {
-            0
+        // getClusterPerf's and getNodeType's codes: 0 data node (a single node serves as one),
+        // 1 agent, 2 controller, 4 compute node.
+        mode_code: match settings.mode() {
+            Mode::ComputeNode => 4,
+            Mode::Controller => 2,
+            Mode::Agent => 1,
+            Mode::DataNode | Mode::Single => 0,
         },
         controller_alias: settings
             .controller_site()
@@ -241,11 +243,26 @@ pub async fn serve(
             .map(|d| d.tasks.clone())
             .unwrap_or_default(),
     ));
-    let cluster_impl = matches!(settings.mode(), Mode::DataNode | Mode::ComputeNode).then(|| {
+    let controllers = match settings.mode() {
+        Mode::DataNode | Mode::ComputeNode => Some(crate::heartbeat::controller_addrs(&settings)),
+        // A controller's cluster functions (`getClusterPerf(true)`, `startDataNode`) ask its
+        // group's leader, as any node's do.
+        Mode::Controller => controller.as_ref().map(|c| {
+            c.ctl
+                .members
+                .values()
+                .filter_map(|n| {
+                    let mut p = n.addr.split(':');
+                    let (host, port) = (p.next()?, p.next()?.parse().ok()?);
+                    resolve_addr(host, port).ok()
+                })
+                .collect()
+        }),
+        _ => None,
+    };
+    let cluster_impl = controllers.map(|addrs| {
         Rc::new(crate::cluster::NodeCluster::new(
-            Rc::new(crate::leader::LeaderClient::new(
-                crate::heartbeat::controller_addrs(&settings),
-            )),
+            Rc::new(crate::leader::LeaderClient::new(addrs)),
             probe.clone(),
         ))
     });
@@ -286,6 +303,25 @@ pub async fn serve(
     if let (Some(c), Some(s)) = (&cluster_impl, &scripts) {
         c.set_sessions(s);
     }
+    // An agent starts and stops its host's data and compute nodes (`crate::agent`).
+    let agent = (settings.mode() == Mode::Agent).then(|| {
+        let controller = settings
+            .controller_site()
+            .map(|c| format!("{}:{}:{}", c.host, c.port, c.alias))
+            .unwrap_or_default();
+        Rc::new(crate::agent::Agent::new(&settings.site().host, &controller))
+    });
+    if let Some(a) = &agent {
+        // Children that exit on their own are reaped within a second.
+        let a = Rc::downgrade(a);
+        drop(rt::task::spawn_local(async move {
+            while let Some(a) = a.upgrade() {
+                a.runs("");
+                drop(a);
+                rt::time::sleep(Duration::from_secs(1)).await;
+            }
+        }));
+    }
     let active = probe.connections.clone();
     let limit = settings.max_connections();
     loop {
@@ -307,7 +343,7 @@ pub async fn serve(
             continue;
         }
         active.set(active.get() + 1);
-        let (active, settings, log, scripts, controller, datanode, probe) = (
+        let (active, settings, log, scripts, controller, datanode, probe, agent) = (
             active.clone(),
             settings.clone(),
             log.clone(),
@@ -315,10 +351,12 @@ pub async fn serve(
             controller.clone(),
             datanode.clone(),
             probe.clone(),
+            agent.clone(),
         );
         drop(rt::task::spawn_local(async move {
             let roles = Roles {
                 scripts: scripts.as_deref(),
+                agent: agent.as_deref(),
                 controller: controller.as_deref(),
                 datanode: datanode.as_deref(),
                 probe: &probe,
@@ -340,6 +378,7 @@ pub async fn serve(
 #[derive(Clone, Copy)]
 struct Roles<'a> {
     scripts: Option<&'a ScriptSessions>,
+    agent: Option<&'a crate::agent::Agent>,
     controller: Option<&'a ControllerService>,
     datanode: Option<&'a crate::datanode::DataNodeService>,
     probe: &'a crate::cluster::Probe,
@@ -348,6 +387,7 @@ struct Roles<'a> {
 async fn handle(mut s: TcpStream, settings: &Settings, roles: Roles<'_>) -> std::io::Result<()> {
     let Roles {
         scripts,
+        agent,
         controller,
         datanode,
         probe,
@@ -372,23 +412,26 @@ async fn handle(mut s: TcpStream, settings: &Settings, roles: Roles<'_>) -> std:
             if controller.is_none() {
                 // A data or compute node: its own calls (rpc, getClusterPerf), then a data
                 // node's (2PC, chunk reads, query tasks).
-                let handler =
-                    |method: u16, payload: Vec<u8>| -> lang::catalog::LocalFuture<'_, _> {
-                        match (method, datanode) {
-                            (
-                                crate::dfs_proto::method::NODE_RUN
-                                | crate::dfs_proto::method::NODE_PERF,
-                                _,
-                            ) => Box::pin(crate::cluster::handle(method, payload, scripts, probe)),
-                            (_, Some(dn)) => Box::pin(dn.handle_rpc(method, payload)),
-                            (m, None) => Box::pin(async move {
-                                Err(crate::error::RemoteError::new(
-                                    crate::error::ErrorCode::UnknownMethod,
-                                    format!("unknown method {m}: this node holds no data"),
-                                ))
-                            }),
+                let handler = |method: u16,
+                               payload: Vec<u8>|
+                 -> lang::catalog::LocalFuture<'_, _> {
+                    use crate::dfs_proto::method::{NODE_PERF, NODE_RUN, NODE_START, NODE_STOP};
+                    match (method, datanode) {
+                        (NODE_RUN | NODE_PERF, _) => {
+                            Box::pin(crate::cluster::handle(method, payload, scripts, probe))
                         }
-                    };
+                        (NODE_START | NODE_STOP, _) => {
+                            Box::pin(async move { agent_call(agent, method, &payload) })
+                        }
+                        (_, Some(dn)) => Box::pin(dn.handle_rpc(method, payload)),
+                        (m, None) => Box::pin(async move {
+                            Err(crate::error::RemoteError::new(
+                                crate::error::ErrorCode::UnknownMethod,
+                                format!("unknown method {m}: this node holds no data"),
+                            ))
+                        }),
+                    }
+                };
                 return crate::rpc::serve_connection_after(
                     s,
                     crate::rpc::FrameReader::new(head),
@@ -533,6 +576,27 @@ async fn handle(mut s: TcpStream, settings: &Settings, roles: Roles<'_>) -> std:
         ("GET", _) | ("POST", _) => respond(&mut s, 404, r#"{"error":"not found"}"#).await,
         _ => respond(&mut s, 400, r#"{"error":"bad request"}"#).await,
     }
+}
+
+/// An agent's start or stop of one of its host's nodes.
+fn agent_call(
+    agent: Option<&crate::agent::Agent>,
+    method: u16,
+    payload: &[u8],
+) -> Result<Vec<u8>, crate::error::RemoteError> {
+    use crate::error::{ErrorCode, RemoteError};
+    let Some(agent) = agent else {
+        return Err(RemoteError::new(
+            ErrorCode::UnknownMethod,
+            "only an agent starts and stops nodes",
+        ));
+    };
+    let started = if method == crate::dfs_proto::method::NODE_START {
+        agent.start(&crate::rpc::decode_request(payload)?)?
+    } else {
+        agent.stop(&crate::rpc::decode_request::<String>(payload)?)
+    };
+    Ok(crate::rpc::encode_payload(&started))
 }
 
 /// The JSON body of `GET /health`.

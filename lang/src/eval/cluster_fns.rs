@@ -21,6 +21,8 @@ pub(super) const NAMES: &[&str] = &[
     "getClusterPerf",
     "getNodeType",
     "getActiveMaster",
+    "startDataNode",
+    "stopDataNode",
 ];
 
 /// This node's own row, when no cluster answers for it.
@@ -54,6 +56,26 @@ pub(super) async fn call(
     pos: Pos,
 ) -> Result<Value, EvalError> {
     match name {
+        "startDataNode" | "stopDataNode" => {
+            super::builtins::arity(name, &args, 1, 1)?;
+            let nodes: Vec<String> = match args[0].column() {
+                Some(c) if matches!(c.ty, DataType::String | DataType::Symbol) => (0..c.len())
+                    .filter_map(|i| c.bytes_at(i).map(|b| String::from_utf8_lossy(b).into_owned()))
+                    .collect(),
+                _ => {
+                    return Err(EvalError::msg(format!(
+                        "The function [{name}]: nodes must be a node alias or \"host:port\", or a vector of them"
+                    )))
+                }
+            };
+            let Some(c) = it.cluster.clone() else {
+                return Err(EvalError::msg(format!(
+                    "The function [{name}] runs on a controller of a cluster"
+                )));
+            };
+            c.start_nodes(&nodes, name == "startDataNode").await?;
+            Ok(Value::Void)
+        }
         "getNodeType" => Ok(Value::scalar(
             DataType::Int,
             storage::column::ColumnData::I32(vec![it.node.mode_code as i32]),
