@@ -27,6 +27,27 @@ async fn open(dir: &PathBuf) -> Rc<Dfs> {
         .unwrap()
 }
 
+/// Runs `body` on a runtime of its own, with a session (seeded `seed`) over a fresh store in
+/// the scratch directory `name`.
+fn on_dfs(
+    name: &'static str,
+    seed: u64,
+    body: fn(Interp) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    rt::Runtime::new(name)
+        .run(move |_s: rt::shard::Shard<()>| {
+            let dir = dir.clone();
+            async move {
+                let mut it = Interp::new(seed);
+                it.dfs = Some(open(&dir).await);
+                body(it).await
+            }
+        })
+        .unwrap();
+}
+
 fn table(v: &Value) -> lang::eval::Table {
     match v {
         Value::Table(t) => (**t).clone(),
@@ -206,15 +227,9 @@ fn same_numbers(a: &str, b: &str) -> bool {
 
 #[test]
 fn partition_wise_aggregation_equals_the_general_path() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dfs-partial");
-    let _ = std::fs::remove_dir_all(&dir);
-    rt::Runtime::new("dfs-partial")
-        .run(move |_s: rt::shard::Shard<()>| {
-            let dir = dir.clone();
-            async move {
-                let mut it = Interp::new(9);
-                it.dfs = Some(open(&dir).await);
-                it.run("login(`admin, `123456)
+    on_dfs("dfs-partial", 9, |mut it| {
+        Box::pin(async move {
+            it.run("login(`admin, `123456)
 n = 3000
 t = table(2023.01.08T09:30:00 + (0..(n-1)) * 97 as DateTime, take(`A`B`C`D`E, n) as sym, rand(100.0, n) as px, take(1 NULL 3, n) as vol)
 update t set px = NULL where vol == 3
@@ -231,36 +246,42 @@ db4 = database(\"dfs://p4\", VALUE, 2023.01.08..2023.01.11)
 ts = select DateTime, symbol(sym) as sym, px, vol from t order by date(DateTime), sym
 pr = db4.createPartitionedTable(ts, `pr, `DateTime)
 pr.append!(ts)").await.unwrap();
-                let queries = [
+            let queries = [
                     "select count(*) from TBL group by date(DateTime)",
                     "select first(px) as Open, max(px) as High, min(px) as Low, last(px) as Close from TBL group by date(DateTime) as Date, sym",
                     "select count(*), count(px), sum(vol), avg(px) from TBL group by sym",
                     "select count(*), sum(px), first(DateTime), last(sym) from TBL",
                     "select avg(vol), min(DateTime) from TBL group by date(DateTime), sym",
                 ];
-                // pd's partitions come out of date order (the days before and after its domain
-                // were added as they arrived): merging them must sort them. pr's are stored
-                // by sym, a SYMBOL: its groups come in runs (D94).
-                for table in ["pt", "ph", "pd", "pr"] {
-                    for q in queries {
-                        let fast = show(&mut it, &q.replace("TBL", table)).await;
-                        let read = it.partitions_read;
-                        let general = show(&mut it, &format!("{} where 1 == 1", q.replace("TBL", table))).await;
-                        if table == "pr" {
-                            // A pushed-down `where` takes the partition-wise path too: check
-                            // the run path against the in-memory table pr was loaded from
-                            // (whose row order is pr's partition order).
-                            let memory = show(&mut it, &q.replace("TBL", "ts")).await;
-                            assert!(same_numbers(&fast, &memory), "{q}\n{fast}\n{memory}");
-                        }
-                        assert!(same_numbers(&fast, &general), "{table}: {q}\n{fast}\n{general}");
-                        assert!(!fast.starts_with("error"), "{fast}");
-                        assert!(read >= 2, "{q}: read {read} partitions");
+            // pd's partitions come out of date order (the days before and after its domain
+            // were added as they arrived): merging them must sort them. pr's are stored
+            // by sym, a SYMBOL: its groups come in runs (D94).
+            for table in ["pt", "ph", "pd", "pr"] {
+                for q in queries {
+                    let fast = show(&mut it, &q.replace("TBL", table)).await;
+                    let read = it.partitions_read;
+                    let general = show(
+                        &mut it,
+                        &format!("{} where 1 == 1", q.replace("TBL", table)),
+                    )
+                    .await;
+                    if table == "pr" {
+                        // A pushed-down `where` takes the partition-wise path too: check
+                        // the run path against the in-memory table pr was loaded from
+                        // (whose row order is pr's partition order).
+                        let memory = show(&mut it, &q.replace("TBL", "ts")).await;
+                        assert!(same_numbers(&fast, &memory), "{q}\n{fast}\n{memory}");
                     }
+                    assert!(
+                        same_numbers(&fast, &general),
+                        "{table}: {q}\n{fast}\n{general}"
+                    );
+                    assert!(!fast.starts_with("error"), "{fast}");
+                    assert!(read >= 2, "{q}: read {read} partitions");
                 }
             }
         })
-        .unwrap();
+    });
 }
 
 /// Whether two tables hold the same columns and values (floats up to summation order).
@@ -292,15 +313,9 @@ fn same_table(a: &lang::eval::Table, b: &lang::eval::Table) -> Result<(), String
 /// partition (`partitionwise.rs`); its answer must be the whole in-memory table's.
 #[test]
 fn partition_by_partition_queries_equal_the_whole_table() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dfs-partitionwise");
-    let _ = std::fs::remove_dir_all(&dir);
-    rt::Runtime::new("dfs-partitionwise")
-        .run(move |_s: rt::shard::Shard<()>| {
-            let dir = dir.clone();
-            async move {
-                let mut it = Interp::new(5);
-                it.dfs = Some(open(&dir).await);
-                it.run("login(`admin, `123456)
+    on_dfs("dfs-partitionwise", 5, |mut it| {
+        Box::pin(async move {
+            it.run("login(`admin, `123456)
 n = 3000
 t = table(2023.01.08T09:30:00 + (0..(n-1)) * 97 as DateTime, take(`A`B`C`D`E, n) as sym, rand(100.0, n) as px, take(1 NULL 3, n) as vol)
 db = database(\"dfs://w1\", VALUE, 2023.01.08..2023.01.10)
@@ -312,7 +327,7 @@ ph.append!(t)
 db3 = database(\"dfs://p3\", VALUE, 2023.01.10 2023.01.09)
 pd = db3.createPartitionedTable(t, `pd, `DateTime)
 pd.append!(t)").await.unwrap();
-                let queries = [
+            let queries = [
                     "select sym, DateTime, mavg(px, 3) as m, cumsum(vol) as c from TBL context by sym",
                     "select sym, px, rank(px) as r from TBL context by date(DateTime), sym csort px",
                     "select sym, count(*) as n, percentile(px, 50) as p, mad(px) as m from TBL group by sym",
@@ -329,38 +344,43 @@ pd.append!(t)").await.unwrap();
                     // Distinct per partition, then over the merge.
                     "select distinct sym, vol from TBL order by sym, vol",
                 ];
-                // pd's partitions come out of date order (the days before and after its domain
-                // were added as they arrived): merging them must sort them.
-                for table in ["pt", "ph", "pd"] {
-                    for q in queries {
-                        let got = it.run(&q.replace("TBL", table)).await.unwrap_or_else(|e| panic!("{table}: {q}: {e}"));
-                        let read = it.partitions_read;
-                        let want = it.run(&q.replace("TBL", "t")).await.unwrap();
-                        if let Err(e) = same_table(&table_of(&got), &table_of(&want)) {
-                            panic!("{table}: {q}: {e}");
-                        }
-                        assert!(read >= 2, "{table}: {q}: read {read} partitions");
-                    }
-                }
-                // Over days in insertion order, ties and no order at all keep the table's order.
-                for q in [
-                    "select top 3 DateTime, px from TBL",
-                    "select * from TBL order by vol limit 9",
-                    "select sym, vol from TBL where px > 20 order by vol desc, sym limit -6",
-                    "select top 4 * from TBL where DateTime > 2023.01.09T00:00:00",
-                    "select distinct sym from TBL",
-                    "select distinct vol, sym from TBL where px > 10",
-                    "select top 3 distinct vol from TBL order by vol desc",
-                ] {
-                    let got = it.run(&q.replace("TBL", "pt")).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+            // pd's partitions come out of date order (the days before and after its domain
+            // were added as they arrived): merging them must sort them.
+            for table in ["pt", "ph", "pd"] {
+                for q in queries {
+                    let got = it
+                        .run(&q.replace("TBL", table))
+                        .await
+                        .unwrap_or_else(|e| panic!("{table}: {q}: {e}"));
+                    let read = it.partitions_read;
                     let want = it.run(&q.replace("TBL", "t")).await.unwrap();
                     if let Err(e) = same_table(&table_of(&got), &table_of(&want)) {
-                        panic!("{q}: {e}");
+                        panic!("{table}: {q}: {e}");
                     }
+                    assert!(read >= 2, "{table}: {q}: read {read} partitions");
+                }
+            }
+            // Over days in insertion order, ties and no order at all keep the table's order.
+            for q in [
+                "select top 3 DateTime, px from TBL",
+                "select * from TBL order by vol limit 9",
+                "select sym, vol from TBL where px > 20 order by vol desc, sym limit -6",
+                "select top 4 * from TBL where DateTime > 2023.01.09T00:00:00",
+                "select distinct sym from TBL",
+                "select distinct vol, sym from TBL where px > 10",
+                "select top 3 distinct vol from TBL order by vol desc",
+            ] {
+                let got = it
+                    .run(&q.replace("TBL", "pt"))
+                    .await
+                    .unwrap_or_else(|e| panic!("{q}: {e}"));
+                let want = it.run(&q.replace("TBL", "t")).await.unwrap();
+                if let Err(e) = same_table(&table_of(&got), &table_of(&want)) {
+                    panic!("{q}: {e}");
                 }
             }
         })
-        .unwrap();
+    });
 }
 
 fn table_of(v: &Value) -> lang::eval::Table {
@@ -369,58 +389,88 @@ fn table_of(v: &Value) -> lang::eval::Table {
 
 #[test]
 fn sql_ds_splits_by_partition_and_mr_folds_the_map_results() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dfs-mapreduce");
-    let _ = std::fs::remove_dir_all(&dir);
-    rt::Runtime::new("dfs-mapreduce")
-        .run(move |_s: rt::shard::Shard<()>| {
-            let dir = dir.clone();
-            async move {
-                let mut it = Interp::new(6);
-                it.dfs = Some(open(&dir).await);
-                it.run("login(`admin, `123456)
+    on_dfs("dfs-mapreduce", 6, |mut it| {
+        Box::pin(async move {
+            it.run("login(`admin, `123456)
 n = 3000
 t = table(2023.01.08T09:30:00 + (0..(n-1)) * 97 as DateTime, take(`A`B`C`D`E, n) as sym, rand(100.0, n) as px, take(1 NULL 3, n) as vol)
 db = database(\"dfs://mr\", VALUE, 2023.01.08..2023.01.10)
 pt = db.createPartitionedTable(t, `pt, `DateTime)
 pt.append!(t)").await.unwrap();
-                // One data source per partition the query touches.
-                // 3000 rows 97 s apart span four days.
-                assert_eq!(show(&mut it, "ds = sqlDS(<select * from pt>)\nsize(ds)").await, "4");
-                assert_eq!(show(&mut it, "typestr(ds)").await, "ANY VECTOR");
-                assert_eq!(show(&mut it, "ds[1]").await, "DataSource< select from pt [partition = /mr/20230109] >");
-                assert_eq!(show(&mut it, "size(sqlDS(<select px from pt where date(DateTime) = 2023.01.09>))").await, "1");
-                // Map-reduce over the partitions equals the whole table's answer.
-                let sum = show(&mut it, "mr(sqlDS(<select px from pt>), def(t) { return sum(t.px) }, +)").await;
-                let want = show(&mut it, "sum(t.px)").await;
-                assert!(same_numbers(&sum, &want), "{sum} vs {want}");
-                let rows = show(&mut it, "mr(sqlDS(<select * from pt where vol > 0>), rows, add, def(x) { return x * 2 })").await;
-                let want = show(&mut it, "2 * exec count(*) from t where vol > 0").await;
-                assert_eq!(rows, want);
-                // Without parallel, one partition at a time: the same answer.
-                let serial = show(&mut it, "mr(sqlDS(<select * from pt where vol > 0>), rows, add, def(x) { return x * 2 }, false)").await;
-                assert_eq!(serial, want);
-                // No reduce: the map results as a tuple, in partition order.
-                assert_eq!(show(&mut it, "mr(sqlDS(<select * from pt>), rows)").await, show(&mut it, "(select count(*) as n from t group by date(DateTime)).n").await.replace("[", "(").replace("]", ")"));
-                // A query that names a user function reads the rows and runs here.
-                it.run("def twice(x) { return 2 * x }").await.unwrap();
-                let user = show(&mut it, "mr(sqlDS(<select twice(px) as p from pt>), def(t) { return sum(t.p) }, +)").await;
-                let want = show(&mut it, "2 * sum(t.px)").await;
-                assert!(same_numbers(&user, &want), "{user} vs {want}");
-                // An in-memory table is one data source.
-                assert_eq!(show(&mut it, "size(sqlDS(<select * from t>))").await, "1");
-                assert_eq!(show(&mut it, "mr(sqlDS(<select * from t>), rows, +)").await, "3000");
-                // Queries that cannot be split are refused unless forced.
-                let e = show(&mut it, "sqlDS(<select count(*) from pt group by sym>)").await;
-                assert!(e.contains("forcePartition"), "{e}");
-                let e = show(&mut it, "sqlDS(<select * from pt order by px>)").await;
-                assert!(e.contains("forcePartition"), "{e}");
-                let per_part = show(&mut it, "mr(sqlDS(<select count(*) as n from pt group by sym>, true), def(t) { return sum(t.n) }, +)").await;
-                assert_eq!(per_part, "3000");
-                let e = show(&mut it, "mr(sqlDS(<select * from pt>)[0], rows)").await;
-                assert!(e.contains("tuple"), "{e}");
-            }
+            // One data source per partition the query touches.
+            // 3000 rows 97 s apart span four days.
+            assert_eq!(
+                show(&mut it, "ds = sqlDS(<select * from pt>)\nsize(ds)").await,
+                "4"
+            );
+            assert_eq!(show(&mut it, "typestr(ds)").await, "ANY VECTOR");
+            assert_eq!(
+                show(&mut it, "ds[1]").await,
+                "DataSource< select from pt [partition = /mr/20230109] >"
+            );
+            assert_eq!(
+                show(
+                    &mut it,
+                    "size(sqlDS(<select px from pt where date(DateTime) = 2023.01.09>))"
+                )
+                .await,
+                "1"
+            );
+            // Map-reduce over the partitions equals the whole table's answer.
+            let sum = show(
+                &mut it,
+                "mr(sqlDS(<select px from pt>), def(t) { return sum(t.px) }, +)",
+            )
+            .await;
+            let want = show(&mut it, "sum(t.px)").await;
+            assert!(same_numbers(&sum, &want), "{sum} vs {want}");
+            let rows = show(
+                &mut it,
+                "mr(sqlDS(<select * from pt where vol > 0>), rows, add, def(x) { return x * 2 })",
+            )
+            .await;
+            let want = show(&mut it, "2 * exec count(*) from t where vol > 0").await;
+            assert_eq!(rows, want);
+            // Without parallel, one partition at a time: the same answer.
+            let serial = show(&mut it, "mr(sqlDS(<select * from pt where vol > 0>), rows, add, def(x) { return x * 2 }, false)").await;
+            assert_eq!(serial, want);
+            // No reduce: the map results as a tuple, in partition order.
+            assert_eq!(
+                show(&mut it, "mr(sqlDS(<select * from pt>), rows)").await,
+                show(
+                    &mut it,
+                    "(select count(*) as n from t group by date(DateTime)).n"
+                )
+                .await
+                .replace("[", "(")
+                .replace("]", ")")
+            );
+            // A query that names a user function reads the rows and runs here.
+            it.run("def twice(x) { return 2 * x }").await.unwrap();
+            let user = show(
+                &mut it,
+                "mr(sqlDS(<select twice(px) as p from pt>), def(t) { return sum(t.p) }, +)",
+            )
+            .await;
+            let want = show(&mut it, "2 * sum(t.px)").await;
+            assert!(same_numbers(&user, &want), "{user} vs {want}");
+            // An in-memory table is one data source.
+            assert_eq!(show(&mut it, "size(sqlDS(<select * from t>))").await, "1");
+            assert_eq!(
+                show(&mut it, "mr(sqlDS(<select * from t>), rows, +)").await,
+                "3000"
+            );
+            // Queries that cannot be split are refused unless forced.
+            let e = show(&mut it, "sqlDS(<select count(*) from pt group by sym>)").await;
+            assert!(e.contains("forcePartition"), "{e}");
+            let e = show(&mut it, "sqlDS(<select * from pt order by px>)").await;
+            assert!(e.contains("forcePartition"), "{e}");
+            let per_part = show(&mut it, "mr(sqlDS(<select count(*) as n from pt group by sym>, true), def(t) { return sum(t.n) }, +)").await;
+            assert_eq!(per_part, "3000");
+            let e = show(&mut it, "mr(sqlDS(<select * from pt>)[0], rows)").await;
+            assert!(e.contains("tuple"), "{e}");
         })
-        .unwrap();
+    });
 }
 
 /// `ej`, `lj` and `lsj` of two tables of one database, on keys that include the partitioning
@@ -429,15 +479,9 @@ pt.append!(t)").await.unwrap();
 /// general path, with the same answer.
 #[test]
 fn co_partitioned_joins_run_partition_by_partition_and_equal_the_whole_join() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dfs-copartition");
-    let _ = std::fs::remove_dir_all(&dir);
-    rt::Runtime::new("dfs-copartition")
-        .run(move |_s: rt::shard::Shard<()>| {
-            let dir = dir.clone();
-            async move {
-                let mut it = Interp::new(5);
-                it.dfs = Some(open(&dir).await);
-                it.run("login(`admin, `123456)
+    on_dfs("dfs-copartition", 5, |mut it| {
+        Box::pin(async move {
+            it.run("login(`admin, `123456)
 n = 2000
 t = table(2023.01.08T09:30:00 + (0..(n-1)) * 300 as DateTime, take(`A`B`C`D, n) as sym, rand(100.0, n) as px)
 q = select DateTime, sym, rand(10, size(DateTime)) as qty from t where DateTime < 2023.01.12T00:00:00, sym != `D
@@ -446,28 +490,36 @@ pt = db.createPartitionedTable(t, `pt, `DateTime)
 pt.append!(t)
 pq = db.createPartitionedTable(q, `pq, `DateTime)
 pq.append!(q)").await.unwrap();
-                let cases = [
-                    ("select * from ej(L, R, `DateTime`sym)", true),
-                    ("select * from lj(L, R, `DateTime`sym)", true),
-                    ("select * from lsj(L, R, `DateTime`sym)", true),
-                    // SQL's join syntax is the same call.
-                    ("select * from L left join R on L.DateTime = R.DateTime and L.sym = R.sym", true),
-                    ("select sym, sum(px * qty) as v from ej(L, R, `sym`DateTime) group by sym", true),
-                    ("select count(*) from ej(L, R, `DateTime`sym, `DateTime`sym) where px > 50", true),
-                    // The right table's partitions the left lacks add nothing to a left join.
-                    ("select * from lj(R, L, `DateTime`sym)", true),
-                    // Keys without the partitioning column: rows of two days may match.
-                    ("select count(*) from ej(L, R, `sym)", false),
-                ];
-                for (q, pushed) in cases {
-                    let before = it.pushed_joins;
-                    let dfs = show(&mut it, &q.replace('L', "pt").replace('R', "pq")).await;
-                    assert_eq!(it.pushed_joins > before, pushed, "{q}");
-                    let memory = show(&mut it, &q.replace('L', "t").replace('R', "q")).await;
-                    assert!(!dfs.starts_with("error"), "{q}: {dfs}");
-                    assert!(same_numbers(&dfs, &memory), "{q}\n{dfs}\n{memory}");
-                }
+            let cases = [
+                ("select * from ej(L, R, `DateTime`sym)", true),
+                ("select * from lj(L, R, `DateTime`sym)", true),
+                ("select * from lsj(L, R, `DateTime`sym)", true),
+                // SQL's join syntax is the same call.
+                (
+                    "select * from L left join R on L.DateTime = R.DateTime and L.sym = R.sym",
+                    true,
+                ),
+                (
+                    "select sym, sum(px * qty) as v from ej(L, R, `sym`DateTime) group by sym",
+                    true,
+                ),
+                (
+                    "select count(*) from ej(L, R, `DateTime`sym, `DateTime`sym) where px > 50",
+                    true,
+                ),
+                // The right table's partitions the left lacks add nothing to a left join.
+                ("select * from lj(R, L, `DateTime`sym)", true),
+                // Keys without the partitioning column: rows of two days may match.
+                ("select count(*) from ej(L, R, `sym)", false),
+            ];
+            for (q, pushed) in cases {
+                let before = it.pushed_joins;
+                let dfs = show(&mut it, &q.replace('L', "pt").replace('R', "pq")).await;
+                assert_eq!(it.pushed_joins > before, pushed, "{q}");
+                let memory = show(&mut it, &q.replace('L', "t").replace('R', "q")).await;
+                assert!(!dfs.starts_with("error"), "{q}: {dfs}");
+                assert!(same_numbers(&dfs, &memory), "{q}\n{dfs}\n{memory}");
             }
         })
-        .unwrap();
+    });
 }

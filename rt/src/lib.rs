@@ -33,6 +33,9 @@ pub mod task;
 pub mod time;
 pub mod watch;
 
+#[cfg(test)]
+mod wakes;
+
 #[cfg(not(madsim))]
 mod prod;
 #[cfg(not(madsim))]

@@ -221,28 +221,18 @@ impl Drop for LockGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wakes::Count;
     use std::future::Future;
     use std::pin::Pin;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use std::task::{Context, Wake};
-
-    /// A waker that counts its wake-ups.
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use std::task::Context;
 
     fn poll_with<F: Future + ?Sized>(f: Pin<&mut F>, count: &Arc<Count>) -> Poll<F::Output> {
-        let waker = Waker::from(count.clone());
-        f.poll(&mut Context::from_waker(&waker))
+        f.poll(&mut Context::from_waker(&count.waker()))
     }
 
     fn counter() -> Arc<Count> {
-        Arc::new(Count(AtomicUsize::new(0)))
+        Count::new()
     }
 
     #[test]
@@ -259,13 +249,9 @@ mod tests {
         assert!(poll_with(wait_c.as_mut(), &c).is_pending());
         drop(guard);
         // b is woken, then cancelled before it runs (a timeout around it fired).
-        assert_eq!(b.0.load(Ordering::SeqCst), 1);
+        assert_eq!(b.get(), 1);
         drop(wait_b);
-        assert_eq!(
-            c.0.load(Ordering::SeqCst),
-            1,
-            "c must be woken to find the lock free"
-        );
+        assert_eq!(c.get(), 1, "c must be woken to find the lock free");
         assert!(poll_with(wait_c.as_mut(), &c).is_ready());
     }
 
@@ -282,13 +268,9 @@ mod tests {
         let mut recv = Box::pin(rx.recv());
         assert_eq!(poll_with(recv.as_mut(), &counter()), Poll::Ready(Some(0)));
         drop(recv);
-        assert_eq!(a.0.load(Ordering::SeqCst), 1);
+        assert_eq!(a.get(), 1);
         drop(send_a);
-        assert_eq!(
-            b.0.load(Ordering::SeqCst),
-            1,
-            "b must be woken to find the room"
-        );
+        assert_eq!(b.get(), 1, "b must be woken to find the room");
         assert_eq!(poll_with(send_b.as_mut(), &b), Poll::Ready(Ok(())));
         drop(send_b);
         assert_eq!(rx.len(), 1);

@@ -207,17 +207,10 @@ impl<T> Drop for Receiver<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wakes::Count;
     use std::future::Future;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::task::{Context, Wake};
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
 
     fn poll_changed(rx: &mut Receiver<u32>, waker: &Waker) -> Poll<Result<(), Closed>> {
         let mut fut = std::pin::pin!(rx.changed());
@@ -227,11 +220,11 @@ mod tests {
     #[test]
     fn changes_are_reported_once_and_closing_after_the_last() {
         let (tx, mut rx) = channel(1u32);
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let count = Count::new();
+        let waker = count.waker();
         assert!(poll_changed(&mut rx, &waker).is_pending());
         tx.send(2).unwrap();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the waiter woke");
+        assert_eq!(count.get(), 1, "the waiter woke");
         assert_eq!(poll_changed(&mut rx, &waker), Poll::Ready(Ok(())));
         assert_eq!(*rx.borrow(), 2);
         assert!(poll_changed(&mut rx, &waker).is_pending(), "seen once");
@@ -239,7 +232,7 @@ mod tests {
             !tx.send_if_modified(|_| false),
             "an unmodified value wakes nobody"
         );
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.get(), 1);
         tx.send(3).unwrap();
         drop(tx);
         assert_eq!(

@@ -921,16 +921,21 @@ mod tests {
         m
     }
 
-    #[test]
-    fn a_table_snapshot_names_each_partitions_replicas_sites_and_version() {
-        let mut m = tutorial_meta();
+    /// Adds `partition` of testTB on `replicas`.
+    fn add_partition(m: &mut Meta, partition: &str, replicas: [&str; 2]) {
         m.apply(&C::AddPartition {
             db: "dfs://testDB".into(),
             table: "testTB".into(),
-            partition: "20200601".into(),
-            replicas: vec!["datanode1".into(), "datanode3".into()],
+            partition: partition.into(),
+            replicas: replicas.iter().map(|r| r.to_string()).collect(),
         })
         .unwrap();
+    }
+
+    #[test]
+    fn a_table_snapshot_names_each_partitions_replicas_sites_and_version() {
+        let mut m = tutorial_meta();
+        add_partition(&mut m, "20200601", ["datanode1", "datanode3"]);
         let q = DfsRead::Table {
             db: "dfs://testDB".into(),
             table: "testTB".into(),
@@ -1000,13 +1005,7 @@ mod tests {
             seen.push(v);
         };
         // A new partition.
-        m.apply(&C::AddPartition {
-            db: "dfs://testDB".into(),
-            table: "testTB".into(),
-            partition: "20200601".into(),
-            replicas: vec!["datanode1".into(), "datanode3".into()],
-        })
-        .unwrap();
+        add_partition(&mut m, "20200601", ["datanode1", "datanode3"]);
         changed(&m, "a partition added");
         // A committed append: the chunk's version.
         m.apply(&C::BeginTxn {
@@ -1058,13 +1057,7 @@ mod tests {
     #[test]
     fn placement_load_counts_replicas_held_and_those_being_placed() {
         let mut m = tutorial_meta();
-        m.apply(&C::AddPartition {
-            db: "dfs://testDB".into(),
-            table: "testTB".into(),
-            partition: "p".into(),
-            replicas: vec!["datanode1".into(), "datanode2".into()],
-        })
-        .unwrap();
+        add_partition(&mut m, "p", ["datanode1", "datanode2"]);
         let pending = BTreeMap::from([("datanode3".to_string(), 5)]);
         let load: Vec<(String, usize)> = data_nodes(&m, &pending)
             .into_iter()
@@ -1085,13 +1078,7 @@ mod tests {
     #[test]
     fn a_new_tables_partition_goes_where_the_database_keeps_that_partition() {
         let mut m = tutorial_meta();
-        m.apply(&C::AddPartition {
-            db: "dfs://testDB".into(),
-            table: "testTB".into(),
-            partition: "20200601".into(),
-            replicas: vec!["datanode1".into(), "datanode3".into()],
-        })
-        .unwrap();
+        add_partition(&mut m, "20200601", ["datanode1", "datanode3"]);
         let sites = |m: &Meta, table: &str, p: &str, factor: usize| {
             sibling_sites(m, "dfs://testDB", table, p, factor)
         };
