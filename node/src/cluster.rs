@@ -335,8 +335,8 @@ impl Cluster for NodeCluster {
                         let s = self.sessions.borrow().as_ref().and_then(|w| w.upgrade());
                         return self.probe.sample(s.as_deref());
                     }
-                    // Agents serve no node RPC yet; a node the leader thinks down is not asked.
-                    if !*live || *mode == 1 {
+                    // A node the leader thinks down is not asked (agents answer too, D97).
+                    if !*live {
                         return base;
                     }
                     match self.remote_perf(host, *port).await {

@@ -107,6 +107,9 @@ def test_the_leader_controller_starts_and_stops_nodes_through_the_agents(topolog
     assert modes["datanode1"] == 0 and modes["computenode1"] == 4 and modes["agent1"] == 1
     assert modes["controller1"] == 2
     assert not any(perf[perf["name"].str.startswith("datanode")]["state"])
+    # Agents answer with their own figures.
+    agents = perf[perf["mode"] == 1]
+    assert len(agents) == 3 and all(agents["state"]) and all(agents["memoryUsed"] > 0)
 
     # Aliases, and "host:port" as DolphinDB's web sends them.
     s.run('startDataNode(["datanode1", "datanode2"])')
