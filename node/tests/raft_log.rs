@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use node::controller::meta::Command;
 use node::controller::raft::log::{
-    decode_records, encode_log_header, encode_record, LogStore, LOG_FORMAT, LOG_HEADER_BYTES,
+    decode_records, decode_records_after, encode_log_header, encode_record, LogStore, LOG_FORMAT,
+    LOG_HEADER_BYTES,
 };
 use node::controller::raft::{Entry, LogId, TypeConfig, Vote};
 use openraft::entry::RaftEntry;
@@ -437,4 +438,41 @@ fn checkpoints_round_trip_and_broken_ones_are_refused() {
         .unwrap_err()
         .to_string()
         .contains("checksum"));
+}
+
+/// A follower whose log ends at 4 installs a snapshot through 9: it purges through 9 and
+/// appends 10 after 4's record in the file. That gap is the purge's, not damage: the log
+/// reopens with 10 and 11 (found as swarm `MADSIM_TEST_SEED=134`, where the controller
+/// refused to start). A gap the purge point does not cover is still refused.
+#[test]
+fn a_gap_the_purge_point_covers_reopens_and_one_it_does_not_is_refused() {
+    run("purged-gap", |dir| async move {
+        let mut store = LogStore::open(&dir, true).await.unwrap();
+        append_round(&mut store, (0..5).map(|i| entry(1, i, 40)).collect()).await;
+        store.purge(entry(2, 9, 0).log_id).await.unwrap();
+        let after: Vec<Entry> = (10..12).map(|i| entry(2, i, 40)).collect();
+        append_round(&mut store, after.clone()).await;
+        drop(store);
+        let bytes = log_bytes(&dir).await;
+        let (recs, _) = decode_records_after(&bytes, Some(9)).unwrap();
+        let indexes: Vec<u64> = recs.iter().map(|(_, e)| e.log_id.index).collect();
+        assert_eq!(
+            indexes,
+            [0, 1, 2, 3, 4, 10, 11],
+            "the purged head stays in the file"
+        );
+        assert!(
+            decode_records(&bytes).is_err(),
+            "without the purge point it is a gap"
+        );
+        assert!(
+            decode_records_after(&bytes, Some(7)).is_err(),
+            "a purge through 7 leaves 8 and 9 missing"
+        );
+        let mut store = LogStore::open(&dir, true).await.unwrap();
+        assert_eq!(store.try_get_log_entries(..).await.unwrap(), after);
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(9));
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(11));
+    });
 }

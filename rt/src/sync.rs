@@ -4,13 +4,15 @@
 //! Invariants:
 //! - a channel never holds more than `capacity` messages; a sender waits until there is room,
 //!   so producers cannot outrun a slow consumer;
-//! - **no lost wake-ups, even under cancellation.** When room appears (a message taken) or the
-//!   [`Lock`] is released, *every* waiting task is woken, in the order it started waiting (so
-//!   the simulation replays), and the ones that lose the race register again. Waking only the
-//!   first waiter is not enough: a waiter can be dropped between its wake-up and its next poll
-//!   (a timeout or `select` around it fires in the same turn), and the wake-up dies with it,
-//!   leaving the others asleep beside a free lock or a channel with room. Waiters here are a
-//!   handful, so waking them all costs nothing measurable.
+//! - **no lost wake-ups, even under cancellation.** A waiter can be dropped between its
+//!   wake-up and its next poll (a timeout or `select` around it fires in the same turn); a
+//!   wake-up given to it alone would die with it, leaving the others asleep beside a free lock
+//!   or a channel with room. So when room appears every waiting sender is woken, in the order
+//!   they started waiting, and the ones that lose the race register again (senders of one
+//!   channel are a handful, and no caller orders messages of concurrently blocked senders);
+//! - **the [`Lock`] is first come, first served**: a release hands it to the longest waiter,
+//!   and a waiter dropped after it was handed the lock hands it on, so order holds whatever
+//!   order the scheduler (madsim's is random) runs the waiters in.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -165,7 +167,11 @@ impl<T> Drop for Receiver<T> {
     }
 }
 
-/// An async mutual-exclusion lock for tasks of one shard (waiters woken in the order they came).
+/// An async mutual-exclusion lock for tasks of one shard. Strictly first come, first served:
+/// a release hands the lock to the longest waiter (callers rely on it — the Raft log's file
+/// writes happen in the order they asked for the lock, whatever order the scheduler runs the
+/// waiters in), and a waiter dropped while queued leaves the queue, or, if the lock was handed
+/// to it already, hands it on (see the module header).
 #[derive(Clone, Default)]
 pub struct Lock {
     inner: Rc<RefCell<LockInner>>,
@@ -174,7 +180,28 @@ pub struct Lock {
 #[derive(Default)]
 struct LockInner {
     locked: bool,
-    waiters: VecDeque<Waker>,
+    /// Waiters in arrival order: an id, and the waker of its latest poll.
+    queue: VecDeque<(u64, Waker)>,
+    /// The waiter the lock was handed to, until it polls (the lock stays locked meanwhile).
+    granted: Option<u64>,
+    next_id: u64,
+}
+
+impl LockInner {
+    /// Gives the lock to the longest waiter, or frees it when none waits.
+    fn hand_on(&mut self) -> Option<Waker> {
+        debug_assert!(self.locked && self.granted.is_none());
+        match self.queue.pop_front() {
+            Some((id, w)) => {
+                self.granted = Some(id);
+                Some(w)
+            }
+            None => {
+                self.locked = false;
+                None
+            }
+        }
+    }
 }
 
 /// Holds a [`Lock`] until dropped.
@@ -188,31 +215,92 @@ impl Lock {
     }
 
     /// Waits until the lock is free and takes it.
-    pub async fn lock(&self) -> LockGuard {
-        std::future::poll_fn(|cx| {
-            let mut inner = self.inner.borrow_mut();
-            if !inner.locked {
-                inner.locked = true;
-                return Poll::Ready(());
-            }
-            inner.waiters.push_back(cx.waker().clone());
-            Poll::Pending
-        })
-        .await;
-        LockGuard {
+    pub fn lock(&self) -> LockFuture {
+        LockFuture {
             inner: self.inner.clone(),
+            id: None,
+            done: false,
+        }
+    }
+}
+
+/// [`Lock::lock`]'s future.
+pub struct LockFuture {
+    inner: Rc<RefCell<LockInner>>,
+    /// Its place in the queue, once it waits.
+    id: Option<u64>,
+    done: bool,
+}
+
+impl std::future::Future for LockFuture {
+    type Output = LockGuard;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<LockGuard> {
+        let this = &mut *self;
+        let mut inner = this.inner.borrow_mut();
+        let ready = match this.id {
+            // The first poll takes a free lock only if nobody waits for it.
+            None if !inner.locked && inner.queue.is_empty() && inner.granted.is_none() => {
+                inner.locked = true;
+                true
+            }
+            None => {
+                let id = inner.next_id;
+                inner.next_id += 1;
+                inner.queue.push_back((id, cx.waker().clone()));
+                this.id = Some(id);
+                false
+            }
+            Some(id) if inner.granted == Some(id) => {
+                inner.granted = None;
+                true
+            }
+            Some(id) => {
+                if let Some(slot) = inner.queue.iter_mut().find(|(i, _)| *i == id) {
+                    slot.1 = cx.waker().clone();
+                }
+                false
+            }
+        };
+        drop(inner);
+        if !ready {
+            return Poll::Pending;
+        }
+        this.done = true;
+        Poll::Ready(LockGuard {
+            inner: this.inner.clone(),
+        })
+    }
+}
+
+impl Drop for LockFuture {
+    fn drop(&mut self) {
+        let (Some(id), false) = (self.id, self.done) else {
+            return;
+        };
+        let mut inner = self.inner.borrow_mut();
+        let wake = if inner.granted == Some(id) {
+            // Handed the lock but gone before taking it: the next waiter gets it.
+            inner.granted = None;
+            inner.hand_on()
+        } else {
+            inner.queue.retain(|(i, _)| *i != id);
+            None
+        };
+        drop(inner);
+        if let Some(w) = wake {
+            w.wake();
         }
     }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        let mut inner = self.inner.borrow_mut();
-        inner.locked = false;
-        // All of them (see the module header): the first may have been dropped meanwhile.
-        let waiting = std::mem::take(&mut inner.waiters);
-        drop(inner);
-        for w in waiting {
+        let wake = self.inner.borrow_mut().hand_on();
+        if let Some(w) = wake {
             w.wake();
         }
     }
@@ -274,5 +362,34 @@ mod tests {
         assert_eq!(poll_with(send_b.as_mut(), &b), Poll::Ready(Ok(())));
         drop(send_b);
         assert_eq!(rx.len(), 1);
+    }
+
+    /// The lock goes to the longest waiter even when a later one is polled first.
+    #[test]
+    fn the_lock_is_handed_to_waiters_in_arrival_order() {
+        let lock = Lock::new();
+        let mut first = Box::pin(lock.lock());
+        let Poll::Ready(guard) = poll_with(first.as_mut(), &counter()) else {
+            panic!("a free lock is taken at once");
+        };
+        let (a, b) = (counter(), counter());
+        let mut wait_a = Box::pin(lock.lock());
+        let mut wait_b = Box::pin(lock.lock());
+        assert!(poll_with(wait_a.as_mut(), &a).is_pending());
+        assert!(poll_with(wait_b.as_mut(), &b).is_pending());
+        drop(guard);
+        assert_eq!((a.get(), b.get()), (1, 0), "only the first waiter is woken");
+        assert!(poll_with(wait_b.as_mut(), &b).is_pending(), "b came later");
+        let mut late = Box::pin(lock.lock());
+        assert!(
+            poll_with(late.as_mut(), &counter()).is_pending(),
+            "no overtaking either"
+        );
+        let Poll::Ready(held) = poll_with(wait_a.as_mut(), &a) else {
+            panic!("a was handed the lock");
+        };
+        drop(held);
+        assert_eq!(b.get(), 1);
+        assert!(poll_with(wait_b.as_mut(), &b).is_ready());
     }
 }

@@ -37,7 +37,10 @@
 //!   (O_DIRECT), so bytes already acknowledged are rewritten with identical contents: a torn
 //!   rewrite keeps them.
 //! - **Contiguous.** In memory, entries are exactly the indexes `(purged, last]`, each at the
-//!   offset recorded for it.
+//!   offset recorded for it. In the file, each record follows the one before it by one index,
+//!   except where the purge point covers the gap: a follower whose log ends at 42 that installs
+//!   a snapshot up to 60 purges through 60 and appends 61 after 42's record (the purged head
+//!   stays in the file until compaction). A gap the purge point does not cover is damage.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -328,8 +331,18 @@ fn describe(r: &Read) -> &'static str {
 
 /// Decodes a log file's records (`bytes` is the whole file, header included):
 /// `(entries with their offsets, end of the last one)`, or the damage that forbids cutting
-/// the log at its first bad record.
+/// the log at its first bad record. Every record must follow the one before by one index.
 pub fn decode_records(bytes: &[u8]) -> Result<(Vec<(u64, Entry)>, usize), LogDamage> {
+    decode_records_after(bytes, None)
+}
+
+/// [`decode_records`] for a log purged through `purged`: a record may follow one below the
+/// purge point with a gap the purge covers (its index at most `purged + 1`), as after a
+/// snapshot installed ahead of the log (the module header's "Contiguous").
+pub fn decode_records_after(
+    bytes: &[u8],
+    purged: Option<u64>,
+) -> Result<(Vec<(u64, Entry)>, usize), LogDamage> {
     let mut out: Vec<(u64, Entry)> = Vec::new();
     let mut pos = LOG_HEADER_BYTES.min(bytes.len());
     loop {
@@ -339,7 +352,9 @@ pub fn decode_records(bytes: &[u8]) -> Result<(Vec<(u64, Entry)>, usize), LogDam
         let here = read_record(bytes, pos);
         if let Read::Valid { entry, next, .. } = here {
             if let Some((_, prev)) = out.last() {
-                if entry.log_id.index != prev.log_id.index + 1 {
+                let (prev_i, i) = (prev.log_id.index, entry.log_id.index);
+                let covered = purged.is_some_and(|p| i > prev_i && i <= p + 1);
+                if i != prev_i + 1 && !covered {
                     // A whole, checked record cannot come from a tear.
                     return Err(LogDamage {
                         offset: pos as u64,
@@ -442,7 +457,8 @@ impl LogStore {
             file.sync().await?;
             bytes = header;
         }
-        let (records, end) = decode_records(&bytes).map_err(|d| {
+        let purged = state.purged.map(|l| l.index);
+        let (records, end) = decode_records_after(&bytes, purged).map_err(|d| {
             corrupt(format!(
                 "{}: damaged at offset {}: {}; {}",
                 path.display(),
@@ -451,7 +467,6 @@ impl LogStore {
                 WAY_OUT
             ))
         })?;
-        let purged = state.purged.map(|l| l.index);
         let entries: BTreeMap<u64, (u64, Entry)> = records
             .into_iter()
             .filter(|(_, e)| Some(e.log_id.index) > purged)
