@@ -342,11 +342,7 @@ pub async fn run(f: &Fragment, src: &dyn ChunkSource) -> Result<Vec<Table>, Eval
                 let rs = &j.info.schema;
                 let right = match rp {
                     Some(rp) => table_of(rs, &all(rs), src.columns(rs, rp, &all(rs)).await?),
-                    None => table_of(
-                        rs,
-                        &all(rs),
-                        rs.columns.iter().map(|(_, t)| Column::empty(*t)).collect(),
-                    ),
+                    None => empty_table(rs),
                 };
                 out.push(
                     crate::eval::join_tables(
@@ -392,6 +388,17 @@ pub async fn run(f: &Fragment, src: &dyn ChunkSource) -> Result<Vec<Table>, Eval
         }
     }
     Ok(out)
+}
+
+/// A table of `schema`'s columns and no rows.
+pub fn empty_table(schema: &Schema) -> Rc<Table> {
+    Rc::new(Table {
+        columns: schema
+            .columns
+            .iter()
+            .map(|(n, t)| (n.clone(), Column::empty(*t)))
+            .collect(),
+    })
 }
 
 /// Columns `read` of `schema`, as a table.

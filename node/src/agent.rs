@@ -62,7 +62,7 @@ impl Agent {
     }
 
     /// Forgets children that exited (reaping them).
-    fn reap(&self) {
+    pub fn reap(&self) {
         self.children
             .borrow_mut()
             .retain(|_, c| matches!(c.try_wait(), Ok(None)));
@@ -80,16 +80,9 @@ impl Agent {
     /// Starts the node `cmd` names, unless it runs already; answers whether it started one.
     pub fn start(&self, cmd: &NodeCommand) -> Result<bool, RemoteError> {
         let refused = |m: String| RemoteError::new(ErrorCode::BadRequest, m);
-        let mut parts = cmd.site.splitn(3, ':');
-        let (host, _port, alias) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(h), Some(p), Some(a)) if p.parse::<u16>().is_ok() && !a.is_empty() => (h, p, a),
-            _ => {
-                return Err(refused(format!(
-                    "{} is not a host:port:alias site",
-                    cmd.site
-                )))
-            }
-        };
+        let site = crate::config::Site::parse(&cmd.site)
+            .map_err(|e| refused(format!("{} is not a host:port:alias site: {e}", cmd.site)))?;
+        let (host, alias) = (site.host.as_str(), site.alias.as_str());
         if host != self.host {
             return Err(refused(format!(
                 "{alias} is on host {host}; this agent starts the nodes of {}",

@@ -252,9 +252,8 @@ pub async fn serve(
                 .members
                 .values()
                 .filter_map(|n| {
-                    let mut p = n.addr.split(':');
-                    let (host, port) = (p.next()?, p.next()?.parse().ok()?);
-                    resolve_addr(host, port).ok()
+                    let site = crate::config::Site::parse(&n.addr).ok()?;
+                    resolve_addr(&site.host, site.port).ok()
                 })
                 .collect()
         }),
@@ -307,7 +306,7 @@ pub async fn serve(
     let agent = (settings.mode() == Mode::Agent).then(|| {
         let controller = settings
             .controller_site()
-            .map(|c| format!("{}:{}:{}", c.host, c.port, c.alias))
+            .map(|c| c.to_string())
             .unwrap_or_default();
         Rc::new(crate::agent::Agent::new(&settings.site().host, &controller))
     });
@@ -316,7 +315,7 @@ pub async fn serve(
         let a = Rc::downgrade(a);
         drop(rt::task::spawn_local(async move {
             while let Some(a) = a.upgrade() {
-                a.runs("");
+                a.reap();
                 drop(a);
                 rt::time::sleep(Duration::from_secs(1)).await;
             }

@@ -127,22 +127,12 @@ pub(super) async fn pushed_down(
         Some(t) => t,
         // No partition pairs: the join of the empty tables gives the right columns.
         None => {
-            let empty = |info: &crate::catalog::TableInfo| {
-                Rc::new(Table {
-                    columns: info
-                        .schema
-                        .columns
-                        .iter()
-                        .map(|(n, t)| (n.clone(), Column::empty(*t)))
-                        .collect(),
-                })
-            };
             let j = f.join.as_deref().expect("built above");
             join_tables(
                 it,
                 name,
-                empty(&left),
-                empty(&right),
+                crate::fragment::empty_table(&left.schema),
+                crate::fragment::empty_table(&right.schema),
                 &j.left_keys,
                 &j.right_keys,
             )

@@ -371,19 +371,21 @@ impl ControllerService {
                 };
                 *nodes.entry((role, n.live)).or_default() += 1;
             }
-            let held: std::collections::BTreeSet<u64> = m
+            let open: Vec<&super::meta::Txn> = m
                 .txns
                 .values()
                 .filter(|t| matches!(t.state, TxnState::Begun | TxnState::Prepared))
+                .collect();
+            let held: std::collections::BTreeSet<u64> = open
+                .iter()
                 .flat_map(|t| t.chunk_versions.keys().copied())
                 .collect();
             let constructing = m.chunks.keys().filter(|c| held.contains(c)).count();
-            let open = m
-                .txns
-                .values()
-                .filter(|t| matches!(t.state, TxnState::Begun | TxnState::Prepared))
-                .count();
-            (nodes, (m.chunks.len() - constructing, constructing), open)
+            (
+                nodes,
+                (m.chunks.len() - constructing, constructing),
+                open.len(),
+            )
         });
         for ((role, up), n) in nodes {
             out.gauge(
