@@ -117,26 +117,55 @@ fn checkpoint_bytes_are_pinned() {
         },
         state: state.clone(),
     };
-    let bytes = encode_checkpoint(&c);
-    storage::golden::check(&golden("checkpoint_v2"), &bytes);
-    let back = decode_checkpoint("checkpoint", &bytes).unwrap();
-    assert_eq!(
-        (back.state, back.meta.clone()),
-        (state.clone(), c.meta.clone())
-    );
+    // Checkpoints of formats 1 (before `atomic_chunk`) and 2 (before stale replicas), written
+    // for this state, still open as the same state.
+    for (name, format) in [("checkpoint", 1), ("checkpoint_v2", 2)] {
+        let hex = std::fs::read_to_string(golden(name)).unwrap();
+        let old: Vec<u8> = hex
+            .split_whitespace()
+            .flat_map(|line| {
+                (0..line.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&line[i..i + 2], 16).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(u32::from_le_bytes(old[4..8].try_into().unwrap()), format);
+        let back = decode_checkpoint(name, &old).unwrap();
+        assert_eq!((back.state, back.meta), (state.clone(), c.meta.clone()));
+    }
 
-    // A checkpoint of format 1 (written before `atomic_chunk`) still opens, as the same state.
-    let hex = std::fs::read_to_string(golden("checkpoint")).unwrap();
-    let v1: Vec<u8> = hex
-        .split_whitespace()
-        .flat_map(|line| {
-            (0..line.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&line[i..i + 2], 16).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    assert_eq!(u32::from_le_bytes(v1[4..8].try_into().unwrap()), 1);
-    let old = decode_checkpoint("checkpoint v1", &v1).unwrap();
-    assert_eq!((old.state, old.meta), (state, c.meta));
+    // Format 3 pins a chunk with a stale replica too.
+    for cmd in [
+        Command::CreateDatabase {
+            name: "dfs://testDB".into(),
+            scheme: vec![1, 6, 0],
+        },
+        Command::CreateTable {
+            db: "dfs://testDB".into(),
+            table: "testTB".into(),
+            columns: vec![("SecurityID".into(), 17)],
+            partition_columns: vec!["SecurityID".into()],
+        },
+        Command::AddPartition {
+            db: "dfs://testDB".into(),
+            table: "testTB".into(),
+            partition: "A".into(),
+            replicas: vec!["datanode1".into(), "datanode2".into()],
+        },
+        Command::MarkStale {
+            replicas: vec![(1, "datanode2".into())],
+            replaced: vec![1],
+        },
+    ] {
+        state.apply(&cmd).unwrap();
+    }
+    let c = Checkpoint {
+        meta: c.meta.clone(),
+        state: state.clone(),
+    };
+    let bytes = encode_checkpoint(&c);
+    storage::golden::check(&golden("checkpoint_v3"), &bytes);
+    let back = decode_checkpoint("checkpoint", &bytes).unwrap();
+    assert_eq!((back.state, back.meta), (state, c.meta));
 }

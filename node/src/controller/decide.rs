@@ -563,6 +563,7 @@ mod tests {
         let on = |a: &[&str], version| Chunk {
             replicas: a.iter().map(|s| s.to_string()).collect(),
             version,
+            stale: Default::default(),
         };
         m.chunks.insert(1, on(&["dn1", "dn2"], 3));
         m.chunks.insert(2, on(&["dn1"], 2));

@@ -13,7 +13,9 @@
 //! - every chunk belongs to exactly one partition of one table, and its id is below
 //!   `next_chunk` (ids are never reused);
 //! - a committed or aborted transaction never changes state again;
-//! - a chunk's version only grows.
+//! - a chunk's version only grows;
+//! - a chunk's stale replicas are among its replicas, and at least one replica is current
+//!   (not stale): a commit always has a writer that holds every earlier one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,6 +44,28 @@ pub struct NodeEntry {
 pub struct Chunk {
     pub replicas: BTreeSet<String>,
     pub version: u64,
+    /// Replicas that missed a commit (checkpoint format 3, ARCHITECTURE D99): neither read nor
+    /// written until recovery brings them to `version` and clears them.
+    pub stale: BTreeMap<String, Stale>,
+}
+
+/// Why a replica is stale, and what can repair it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stale {
+    /// The chunk's version when the replica was marked: it holds every commit up to it.
+    pub since: u64,
+    /// A rewrite (`update`, `delete`) committed since: only a full copy repairs it, because
+    /// the rows it holds are no longer a prefix of the chunk's.
+    pub full: bool,
+}
+
+impl Chunk {
+    /// The replicas reads and writes use: every one not stale.
+    pub fn current(&self) -> impl Iterator<Item = &String> {
+        self.replicas
+            .iter()
+            .filter(|r| !self.stale.contains_key(*r))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -183,6 +207,27 @@ pub enum Command {
     ForgetTxns {
         ids: Vec<u64>,
     },
+    /// Replicas that did not write a transaction's chunks, recorded before its commit (D99):
+    /// each `(chunk, alias)` not stale yet becomes stale since the chunk's current version, and
+    /// every stale replica of a chunk in `replaced` needs a full copy.
+    MarkStale {
+        replicas: Vec<(u64, String)>,
+        replaced: Vec<u64>,
+    },
+    /// A recovered replica holds `chunk` at `version`; refused (`VersionMoved`) unless that is
+    /// still the chunk's version, so a commit during the copy is never missed.
+    ClearStale {
+        chunk: u64,
+        alias: String,
+        version: u64,
+    },
+    /// A replica's node stayed away longer than `dfsRecoveryWaitTime`: `to` takes its place
+    /// and starts stale, to be filled by a full copy.
+    MoveReplica {
+        chunk: u64,
+        from: String,
+        to: String,
+    },
 }
 
 /// Why a command was refused (the state is unchanged).
@@ -200,6 +245,10 @@ pub enum MetaError {
     },
     #[error("META-004 the partitioning columns do not name columns of the table: {0}")]
     BadTable(String),
+    #[error("META-005 chunk {chunk} is at version {now}, not {version}")]
+    VersionMoved { chunk: u64, version: u64, now: u64 },
+    #[error("META-006 {0}")]
+    Replicas(String),
 }
 
 /// The metadata.
@@ -217,35 +266,6 @@ pub struct Meta {
     /// The next transaction id: ids are never reused, even once a record is forgotten
     /// (checkpoint format 2).
     pub next_txn: u64,
-}
-
-/// [`Meta`] as checkpoint format 1 encoded it (before `atomic_chunk`), to read old checkpoints.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct MetaV1 {
-    pub nodes: BTreeMap<String, NodeEntry>,
-    pub controller_config: BTreeMap<String, String>,
-    pub nodes_config: BTreeMap<String, String>,
-    pub databases: BTreeMap<String, DatabaseMeta>,
-    pub chunks: BTreeMap<u64, Chunk>,
-    pub txns: BTreeMap<u64, Txn>,
-    pub next_chunk: u64,
-}
-
-impl From<MetaV1> for Meta {
-    fn from(m: MetaV1) -> Meta {
-        let next_txn = m.txns.keys().next_back().map_or(1, |t| t + 1);
-        Meta {
-            nodes: m.nodes,
-            controller_config: m.controller_config,
-            nodes_config: m.nodes_config,
-            databases: m.databases,
-            chunks: m.chunks,
-            txns: m.txns,
-            next_chunk: m.next_chunk,
-            atomic_chunk: BTreeSet::new(),
-            next_txn,
-        }
-    }
 }
 
 /// What applying a command produced (for the caller's reply).
@@ -422,6 +442,7 @@ impl Meta {
                     Chunk {
                         replicas: replicas.iter().cloned().collect(),
                         version: 0,
+                        stale: BTreeMap::new(),
                     },
                 );
                 self.next_chunk += 1;
@@ -494,6 +515,7 @@ impl Meta {
                     Chunk {
                         replicas: replicas.iter().cloned().collect(),
                         version: *version,
+                        stale: BTreeMap::new(),
                     },
                 );
                 self.next_chunk = self.next_chunk.max(chunk + 1);
@@ -563,6 +585,99 @@ impl Meta {
                     }
                 }
             }
+            Command::MarkStale { replicas, replaced } => {
+                // All checked first: the state changes entirely or not at all.
+                if let Some(c) = replicas
+                    .iter()
+                    .map(|(c, _)| c)
+                    .chain(replaced)
+                    .find(|c| !self.chunks.contains_key(c))
+                {
+                    return Err(MetaError::Missing(format!("chunk {c}")));
+                }
+                // The marks are made on copies, checked, then installed.
+                let mut marked: BTreeMap<u64, BTreeMap<String, Stale>> = BTreeMap::new();
+                for (c, alias) in replicas {
+                    let chunk = &self.chunks[c];
+                    let stale = marked.entry(*c).or_insert_with(|| chunk.stale.clone());
+                    if chunk.replicas.contains(alias) {
+                        let since = chunk.version;
+                        stale
+                            .entry(alias.clone())
+                            .or_insert(Stale { since, full: false });
+                    }
+                }
+                for c in replaced {
+                    let stale = marked
+                        .entry(*c)
+                        .or_insert_with(|| self.chunks[c].stale.clone());
+                    for s in stale.values_mut() {
+                        s.full = true;
+                    }
+                }
+                if let Some((c, _)) = marked.iter().find(|(c, stale)| {
+                    self.chunks[c]
+                        .replicas
+                        .iter()
+                        .all(|r| stale.contains_key(r))
+                }) {
+                    return Err(MetaError::Replicas(format!(
+                        "chunk {c} would have no current replica"
+                    )));
+                }
+                for (c, stale) in marked {
+                    self.chunks.get_mut(&c).expect("checked above").stale = stale;
+                }
+            }
+            Command::ClearStale {
+                chunk,
+                alias,
+                version,
+            } => {
+                let c = self
+                    .chunks
+                    .get_mut(chunk)
+                    .ok_or_else(|| MetaError::Missing(format!("chunk {chunk}")))?;
+                if !c.stale.contains_key(alias) {
+                    return Err(MetaError::Missing(format!(
+                        "stale replica {alias} of chunk {chunk}"
+                    )));
+                }
+                if c.version != *version {
+                    return Err(MetaError::VersionMoved {
+                        chunk: *chunk,
+                        version: *version,
+                        now: c.version,
+                    });
+                }
+                c.stale.remove(alias);
+            }
+            Command::MoveReplica { chunk, from, to } => {
+                let c = self
+                    .chunks
+                    .get_mut(chunk)
+                    .ok_or_else(|| MetaError::Missing(format!("chunk {chunk}")))?;
+                if !c.replicas.contains(from) || c.replicas.contains(to) {
+                    return Err(MetaError::Replicas(format!(
+                        "chunk {chunk} cannot move a replica from {from} to {to}"
+                    )));
+                }
+                if !c.stale.contains_key(from) && c.current().count() == 1 {
+                    return Err(MetaError::Replicas(format!(
+                        "chunk {chunk}'s only current replica is on {from}"
+                    )));
+                }
+                c.replicas.remove(from);
+                c.stale.remove(from);
+                c.replicas.insert(to.clone());
+                c.stale.insert(
+                    to.clone(),
+                    Stale {
+                        since: 0,
+                        full: true,
+                    },
+                );
+            }
         }
         Ok(Applied::Done)
     }
@@ -587,6 +702,14 @@ impl Meta {
                 "chunk {c} is not below next_chunk {}",
                 self.next_chunk
             ));
+        }
+        for (id, c) in &self.chunks {
+            if let Some(a) = c.stale.keys().find(|a| !c.replicas.contains(*a)) {
+                return Err(format!("chunk {id}: stale {a} is not one of its replicas"));
+            }
+            if !c.replicas.is_empty() && c.current().next().is_none() {
+                return Err(format!("chunk {id} has no current replica"));
+            }
         }
         // Both sorted and duplicate-free: they must be the same list.
         let mut entries = self.chunks.keys().copied().peekable();
@@ -755,6 +878,7 @@ mod tests {
     fn arb_command() -> impl Strategy<Value = Command> {
         let db = prop::sample::select(vec!["dfs://a", "dfs://b"]).prop_map(String::from);
         let part = prop::sample::select(vec!["p1", "p2", "p3"]).prop_map(String::from);
+        let node = prop::sample::select(vec!["n1", "n2", "n3"]).prop_map(String::from);
         prop_oneof![
             db.clone().prop_map(|name| Command::CreateDatabase {
                 name,
@@ -771,7 +895,28 @@ mod tests {
                 db,
                 table: "t".into(),
                 partition,
-                replicas: vec!["n1".into()],
+                replicas: vec!["n1".into(), "n2".into()],
+            }),
+            (
+                1u64..4,
+                prop::collection::vec(node.clone(), 1..3),
+                any::<bool>()
+            )
+                .prop_map(|(c, a, r)| Command::MarkStale {
+                    replicas: a.into_iter().map(|a| (c, a)).collect(),
+                    replaced: if r { vec![c] } else { vec![] },
+                }),
+            (1u64..4, node.clone(), 0u64..9).prop_map(|(chunk, alias, version)| {
+                Command::ClearStale {
+                    chunk,
+                    alias,
+                    version,
+                }
+            }),
+            (1u64..4, node.clone(), node).prop_map(|(chunk, from, to)| Command::MoveReplica {
+                chunk,
+                from,
+                to
             }),
             (0u64..3).prop_map(|id| Command::BeginTxn {
                 id,
@@ -810,6 +955,87 @@ mod tests {
             }
             prop_assert_eq!(m, again);
         }
+    }
+
+    #[test]
+    fn stale_replicas_are_marked_cleared_at_the_chunk_version_and_moved() {
+        let mut m = setup();
+        m.apply(&Command::AddPartition {
+            db: "dfs://testDB".into(),
+            table: "testTB".into(),
+            partition: "19365".into(),
+            replicas: vec!["dn1".into(), "dn2".into()],
+        })
+        .unwrap();
+        m.chunks.get_mut(&1).unwrap().version = 4;
+        let mark = |alias: &str, replaced: bool| Command::MarkStale {
+            replicas: vec![(1, alias.into())],
+            replaced: if replaced { vec![1] } else { vec![] },
+        };
+        m.apply(&mark("dn2", false)).unwrap();
+        assert_eq!(
+            m.chunks[&1].stale["dn2"],
+            Stale {
+                since: 4,
+                full: false
+            }
+        );
+        assert_eq!(m.chunks[&1].current().collect::<Vec<_>>(), ["dn1"]);
+        // Marking it again keeps what it holds; a rewrite since needs a full copy.
+        m.chunks.get_mut(&1).unwrap().version = 6;
+        m.apply(&mark("dn2", true)).unwrap();
+        assert_eq!(
+            m.chunks[&1].stale["dn2"],
+            Stale {
+                since: 4,
+                full: true
+            }
+        );
+        let before = m.clone();
+        assert!(
+            matches!(m.apply(&mark("dn1", false)), Err(MetaError::Replicas(_))),
+            "the last current replica is never marked stale"
+        );
+        assert_eq!(m, before);
+        let clear = |version| Command::ClearStale {
+            chunk: 1,
+            alias: "dn2".into(),
+            version,
+        };
+        assert_eq!(
+            m.apply(&clear(5)),
+            Err(MetaError::VersionMoved {
+                chunk: 1,
+                version: 5,
+                now: 6
+            }),
+            "a commit during the copy keeps it stale"
+        );
+        m.apply(&clear(6)).unwrap();
+        assert!(m.chunks[&1].stale.is_empty());
+        assert!(matches!(m.apply(&clear(6)), Err(MetaError::Missing(_))));
+        // A node gone too long: its replica moves and starts stale; never the last current one.
+        let mv = |from: &str, to: &str| Command::MoveReplica {
+            chunk: 1,
+            from: from.into(),
+            to: to.into(),
+        };
+        m.apply(&mark("dn2", false)).unwrap();
+        assert!(matches!(
+            m.apply(&mv("dn1", "dn3")),
+            Err(MetaError::Replicas(_))
+        ));
+        m.apply(&mv("dn2", "dn3")).unwrap();
+        let c = &m.chunks[&1];
+        assert_eq!(c.replicas, ["dn1".to_string(), "dn3".into()].into());
+        assert_eq!(
+            c.stale["dn3"],
+            Stale {
+                since: 0,
+                full: true
+            }
+        );
+        m.check().unwrap();
     }
 
     #[test]

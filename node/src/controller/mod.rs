@@ -11,6 +11,7 @@
 pub mod decide;
 pub mod dfs;
 pub mod meta;
+pub mod meta_compat;
 pub mod raft;
 pub mod service;
 mod settle;

@@ -34,8 +34,9 @@ use super::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::controller::meta::Meta;
 
 const SNAPSHOT_MAGIC: [u8; 4] = *b"PSNP";
-/// Format 2 added `Meta::atomic_chunk`; format 1 checkpoints are still read.
-const SNAPSHOT_VERSION: u32 = 2;
+/// Format 2 added `Meta::atomic_chunk`, format 3 stale replicas (`Chunk::stale`); formats 1
+/// and 2 are still read.
+const SNAPSHOT_VERSION: u32 = 3;
 const SNAPSHOT_HEADER_BYTES: usize = 20;
 /// Release builds check the metadata's invariants (`Meta::check`, linear in its chunks) after
 /// every command while it holds at most this many chunks, and at every snapshot always; debug
@@ -52,14 +53,21 @@ pub struct Checkpoint {
     pub state: Meta,
 }
 
-/// Encodes a checkpoint file.
 /// A checkpoint of format 1.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CheckpointV1 {
     meta: SnapshotMeta,
-    state: crate::controller::meta::MetaV1,
+    state: crate::controller::meta_compat::MetaV1,
 }
 
+/// A checkpoint of format 2.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointV2 {
+    meta: SnapshotMeta,
+    state: crate::controller::meta_compat::MetaV2,
+}
+
+/// Encodes a checkpoint file.
 pub fn encode_checkpoint(c: &Checkpoint) -> Vec<u8> {
     let payload = bincode::serialize(c).expect("checkpoints encode");
     let mut out = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + payload.len());
@@ -78,7 +86,7 @@ pub fn decode_checkpoint(what: &str, bytes: &[u8]) -> io::Result<Checkpoint> {
         return Err(bad("not a Porpoise metadata checkpoint".into()));
     }
     let version = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
-    if version != SNAPSHOT_VERSION && version != 1 {
+    if !(1..=SNAPSHOT_VERSION).contains(&version) {
         return Err(super::log::unsupported_format(
             Path::new(what),
             "metadata checkpoint",
@@ -96,15 +104,23 @@ pub fn decode_checkpoint(what: &str, bytes: &[u8]) -> io::Result<Checkpoint> {
     if crc32fast::hash(payload) != crc {
         return Err(bad("checksum mismatch".into()));
     }
-    let c: Checkpoint = if version == 1 {
-        let c: CheckpointV1 =
-            super::net::decode(payload).map_err(|e| bad(format!("undecodable: {e}")))?;
-        Checkpoint {
-            meta: c.meta,
-            state: c.state.into(),
+    let undecodable = |e: String| bad(format!("undecodable: {e}"));
+    let c: Checkpoint = match version {
+        1 => {
+            let c: CheckpointV1 = super::net::decode(payload).map_err(undecodable)?;
+            Checkpoint {
+                meta: c.meta,
+                state: c.state.into(),
+            }
         }
-    } else {
-        super::net::decode(payload).map_err(|e| bad(format!("undecodable: {e}")))?
+        2 => {
+            let c: CheckpointV2 = super::net::decode(payload).map_err(undecodable)?;
+            Checkpoint {
+                meta: c.meta,
+                state: c.state.into(),
+            }
+        }
+        _ => super::net::decode(payload).map_err(undecodable)?,
     };
     c.state
         .check()
