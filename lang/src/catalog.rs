@@ -169,6 +169,12 @@ pub trait Catalog {
     /// Every chunk, for `getClusterChunksStatus`.
     fn chunks(&self) -> LocalFuture<'_, Result<Vec<ChunkRow>, EvalError>>;
 
+    /// The leader's replica recovery tasks, for `getRecoveryTaskStatus` (none where nothing is
+    /// replicated).
+    fn recovery_tasks(&self) -> LocalFuture<'_, Result<Vec<RecoveryTask>, EvalError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// The chunks this node itself holds, with their local versions, for `getChunksMeta`
     /// (`replicas` is left empty).
     fn local_chunks(&self) -> LocalFuture<'_, Result<Vec<ChunkRow>, EvalError>>;
@@ -213,6 +219,33 @@ pub trait ChunkSource {
     }
 }
 
+/// One replica recovery task, as the leader tracks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryTask {
+    pub id: u64,
+    pub chunk: u64,
+    /// `/testDB/20200601/testTB`.
+    pub path: String,
+    pub source: String,
+    pub dest: String,
+    /// `Waiting`, `In-Progress` or `Finished`.
+    pub status: String,
+    pub attempts: u32,
+    /// Times in ms since the epoch (0: not yet).
+    pub start_ms: u64,
+    pub last_start_ms: u64,
+    pub finish_ms: u64,
+    pub incremental: bool,
+    pub fell_back: bool,
+    pub sync_ms: u64,
+    pub failure: String,
+    pub rows_done: u64,
+    pub bytes_done: u64,
+    pub rows_total: u64,
+    /// The leader's clock when it answered (for the estimate of time left).
+    pub now_ms: u64,
+}
+
 /// One chunk as the metadata records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkRow {
@@ -225,6 +258,8 @@ pub struct ChunkRow {
     pub replicas: Vec<(String, Option<u64>)>,
     /// Held by a transaction not yet resolved.
     pub in_txn: bool,
+    /// Replicas that missed commits and wait for recovery.
+    pub stale: Vec<String>,
     /// What this node holds of it (`local_chunks` only; empty in the cluster's view).
     pub held: Option<Held>,
 }

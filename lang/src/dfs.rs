@@ -670,6 +670,7 @@ impl catalog::Catalog for Dfs {
                             version: info.as_ref().map(|i| i.version).unwrap_or(0),
                             replicas: Vec::new(),
                             in_txn: info.as_ref().is_some_and(|i| i.in_transaction.is_some()),
+                            stale: Vec::new(),
                             held: info.map(|i| catalog::Held {
                                 rows: i.rows,
                                 path: i.dir.display().to_string(),

@@ -71,6 +71,15 @@ pub mod method {
     pub const NODE_START: u16 = 52;
     /// An agent: `String` alias → `bool` (whether it was running).
     pub const NODE_STOP: u16 = 53;
+    /// Leader → a stale replica's data node: [`super::Recover`] → [`super::Recovered`], the
+    /// replica brought to the source's version (D99).
+    pub const CHUNK_RECOVER: u16 = 54;
+    /// Data node → a recovery's source: [`super::Fetch`] → [`super::Fetched`].
+    pub const CHUNK_FETCH: u16 = 55;
+    /// Leader → a recovery's source: `u64` chunk → `()`, the end of a synchronous fetch's hold.
+    pub const CHUNK_RELEASE: u16 = 56;
+    /// Data node → leader: [`super::RecoveryProgress`] of a running recovery → `()`.
+    pub const RECOVERY_PROGRESS: u16 = 38;
 }
 
 /// A namespace question for the leader.
@@ -106,6 +115,8 @@ pub enum DfsRead {
         table: String,
         known: u64,
     },
+    /// The leader's replica recovery tasks, for `getRecoveryTaskStatus`.
+    RecoveryTasks,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,6 +130,7 @@ pub enum DfsReadReply {
     Members(Members),
     /// The table's snapshot and its version ([`table_version`]).
     TableAt(u64, TableSnapshot),
+    RecoveryTasks(Vec<RecoveryTaskRow>),
     /// The table's version is still the one the asker knows.
     TableUnchanged,
 }
@@ -229,6 +241,8 @@ pub struct ChunkStatus {
     pub replicas: Vec<(String, Option<u64>)>,
     /// Whether a transaction holds the chunk (`state` is then not COMPLETE).
     pub in_txn: bool,
+    /// Replicas waiting for recovery (`state` RECOVERING).
+    pub stale: Vec<String>,
 }
 
 /// Place and record `partitions` of a table (those that already exist are returned as they
@@ -294,6 +308,11 @@ pub struct TxnDecide {
     /// Each chunk written and the batches written to it (each batch is one version).
     pub chunks: Vec<(u64, u64)>,
     pub commit: bool,
+    /// Each chunk's writers: the replicas that voted yes for it. A replica left out (its node
+    /// down or unreachable during prepare) becomes stale at the commit (D99).
+    pub writers: Vec<(u64, Vec<String>)>,
+    /// Chunks whose rows the transaction replaces (`update`, `delete`).
+    pub replaced: Vec<u64>,
 }
 
 /// A participant asks what became of `id`, which it has held prepared for `waited_ms`.
@@ -564,5 +583,111 @@ mod tests {
         assert_eq!(back.parts[1].replace, Some(9));
         assert_eq!(decode_columns(back.parts[0].batch).unwrap(), columns);
         assert_eq!(decode_schema(back.parts[1].schema).unwrap(), schema);
+    }
+}
+
+/// Bring the stale replica of `chunk` on the called data node to `source`'s version (D99).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recover {
+    pub task: u64,
+    pub chunk: u64,
+    pub source: Replica,
+    /// Only a full copy repairs it (a rewrite committed since it went stale, or a new replica).
+    pub full: bool,
+    /// `dfsSyncRecoveryChunkRowSize`: once a round copies at most this many rows, the next one
+    /// holds the source against writers (the synchronous phase).
+    pub sync_rows: u64,
+}
+
+/// What a recovery did; the replica now holds `version`, and the source holds the chunk
+/// against writers until the leader releases it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recovered {
+    pub version: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    /// It copied only what the replica missed (false: the whole chunk).
+    pub incremental: bool,
+    /// It began incremental and fell back to a full copy.
+    pub fell_back: bool,
+    /// When the synchronous phase began (ms since the epoch).
+    pub sync_ms: u64,
+}
+
+/// A recovery asks its source for `chunk`'s rows from `from_rows` on (`None`: all of them) at
+/// its latest version; with `hold`, the source keeps the chunk from writers afterwards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fetch {
+    pub chunk: u64,
+    pub from_rows: Option<u64>,
+    pub hold: bool,
+}
+
+/// The source's answer: its version and rows, and the rows from `from_rows` on (`None`: every
+/// row, because the asked start is past its rows).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fetched {
+    pub version: u64,
+    pub rows: u64,
+    pub from_rows: Option<u64>,
+    pub schema: Vec<u8>,
+    pub columns: Vec<u8>,
+}
+
+/// A recovery's progress, reported by its target after each round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryProgress {
+    pub task: u64,
+    pub rows_done: u64,
+    pub bytes_done: u64,
+    /// The rows the replica must hold at the end, as the source last said.
+    pub rows_total: u64,
+}
+
+/// One row of `getRecoveryTaskStatus` (`lang::catalog::RecoveryTask` on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryTaskRow {
+    pub id: u64,
+    pub chunk: u64,
+    pub path: String,
+    pub source: String,
+    pub dest: String,
+    pub status: String,
+    pub attempts: u32,
+    pub start_ms: u64,
+    pub last_start_ms: u64,
+    pub finish_ms: u64,
+    pub incremental: bool,
+    pub fell_back: bool,
+    pub sync_ms: u64,
+    pub failure: String,
+    pub rows_done: u64,
+    pub bytes_done: u64,
+    pub rows_total: u64,
+    pub now_ms: u64,
+}
+
+impl From<RecoveryTaskRow> for lang::catalog::RecoveryTask {
+    fn from(r: RecoveryTaskRow) -> Self {
+        lang::catalog::RecoveryTask {
+            id: r.id,
+            chunk: r.chunk,
+            path: r.path,
+            source: r.source,
+            dest: r.dest,
+            status: r.status,
+            attempts: r.attempts,
+            start_ms: r.start_ms,
+            last_start_ms: r.last_start_ms,
+            finish_ms: r.finish_ms,
+            incremental: r.incremental,
+            fell_back: r.fell_back,
+            sync_ms: r.sync_ms,
+            failure: r.failure,
+            rows_done: r.rows_done,
+            bytes_done: r.bytes_done,
+            rows_total: r.rows_total,
+            now_ms: r.now_ms,
+        }
     }
 }

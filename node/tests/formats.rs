@@ -153,8 +153,17 @@ fn checkpoint_bytes_are_pinned() {
             partition: "A".into(),
             replicas: vec!["datanode1".into(), "datanode2".into()],
         },
-        Command::MarkStale {
-            replicas: vec![(1, "datanode2".into())],
+        Command::BeginTxn {
+            id: 1,
+            participants: vec!["datanode1".into()],
+        },
+        Command::PrepareTxn {
+            id: 1,
+            chunk_versions: vec![(1, 1)],
+        },
+        Command::CommitWrites {
+            id: 1,
+            writers: vec![(1, vec!["datanode1".into()])],
             replaced: vec![1],
         },
     ] {

@@ -78,6 +78,7 @@ const NAMES: &[&str] = &[
     "dropTable",
     "dropPartition",
     "getClusterChunksStatus",
+    "getRecoveryTaskStatus",
     "getChunksMeta",
     "getTabletsMeta",
     "addColumn",
@@ -990,6 +991,7 @@ pub async fn call(
         | "dropTable"
         | "dropPartition"
         | "getClusterChunksStatus"
+        | "getRecoveryTaskStatus"
         | "getChunksMeta"
         | "getTabletsMeta"
         | "setAtomicLevel"

@@ -49,6 +49,7 @@ pub(super) async fn call(
         let what = match name {
             "existsDatabase" | "existsTable" => None,
             "getClusterChunksStatus"
+            | "getRecoveryTaskStatus"
             | "getClusterDFSDatabases"
             | "getClusterDFSTables"
             | "getChunksMeta"
@@ -99,6 +100,10 @@ pub(super) async fn call(
         "getClusterChunksStatus" => {
             arity(name, &args, 0, 0)?;
             Ok(chunks_status(it, dfs.chunks().await?))
+        }
+        "getRecoveryTaskStatus" => {
+            arity(name, &args, 0, 0)?;
+            Ok(recovery_tasks(dfs.recovery_tasks().await?))
         }
         "getChunksMeta" => {
             // getChunksMeta([chunkPath], [top=1024]): this node's chunks.
@@ -337,30 +342,35 @@ pub(super) async fn call(
     }
 }
 
-/// A table with one row per chunk, built column by column (the chunk views).
-struct ChunkTable<'a> {
-    rows: &'a [ChunkRow],
+/// A table with one row per chunk (or task), built column by column (the chunk views).
+struct ChunkTable<'a, T = ChunkRow> {
+    rows: &'a [T],
     columns: Vec<(String, Column)>,
 }
 
-impl<'a> ChunkTable<'a> {
-    fn new(rows: &'a [ChunkRow]) -> Self {
+impl<'a, T> ChunkTable<'a, T> {
+    fn new(rows: &'a [T]) -> Self {
         ChunkTable {
             rows,
             columns: Vec::new(),
         }
     }
 
-    fn text(mut self, name: &str, f: impl Fn(&ChunkRow) -> String) -> Self {
+    fn text(mut self, name: &str, f: impl Fn(&T) -> String) -> Self {
         let v: Vec<String> = self.rows.iter().map(f).collect();
         let c = Column::from_strings(DataType::String, &v);
         self.columns.push((name.to_string(), c));
         self
     }
 
-    fn long(mut self, name: &str, f: impl Fn(&ChunkRow) -> i64) -> Self {
+    fn long(self, name: &str, f: impl Fn(&T) -> i64) -> Self {
+        self.typed(name, DataType::Long, f)
+    }
+
+    /// A column of integers of type `ty` (BOOL, TIMESTAMP, …).
+    fn typed(mut self, name: &str, ty: DataType, f: impl Fn(&T) -> i64) -> Self {
         let v = super::ops::Num::I(self.rows.iter().map(f).collect());
-        let c = super::ops::from_num(v, DataType::Long);
+        let c = super::ops::from_num(v, ty);
         self.columns.push((name.to_string(), c));
         self
     }
@@ -400,7 +410,14 @@ fn chunks_status(it: &Interp, rows: Vec<ChunkRow>) -> Value {
             format!("{}:0:{} ->", r.chunk, r.version)
         })
         .text("state", |r| {
-            if r.in_txn { "CONSTRUCTING" } else { "COMPLETE" }.into()
+            if r.in_txn {
+                "CONSTRUCTING"
+            } else if !r.stale.is_empty() {
+                "RECOVERING"
+            } else {
+                "COMPLETE"
+            }
+            .into()
         })
         .text("replicas", |r| {
             replicas(r)
@@ -411,6 +428,58 @@ fn chunks_status(it: &Interp, rows: Vec<ChunkRow>) -> Value {
         })
         .long("replicaCount", |r| replicas(r).len() as i64)
         .text("permission", |_| "READ_WRITE".into())
+        .value()
+}
+
+/// `getRecoveryTaskStatus()`: DolphinDB's columns, then progress (rows and bytes copied, the
+/// rows the replica holds at the end, and an estimate of the seconds left).
+fn recovery_tasks(rows: Vec<crate::catalog::RecoveryTask>) -> Value {
+    use crate::catalog::RecoveryTask as T;
+    // Null (0 rows known, or finished) unless a rate and a remainder are known.
+    let left = |t: &T| -> i64 {
+        let ms = t.now_ms.saturating_sub(t.last_start_ms);
+        if t.status != "In-Progress" || t.rows_done == 0 || ms == 0 || t.rows_total < t.rows_done {
+            return i64::MIN;
+        }
+        let per_ms = t.rows_done as f64 / ms as f64;
+        ((t.rows_total - t.rows_done) as f64 / per_ms / 1000.0).ceil() as i64
+    };
+    let ts = |ms: u64| if ms == 0 { i64::MIN } else { ms as i64 };
+    ChunkTable::new(&rows)
+        .text("TaskId", |t: &T| format!("{}", t.id))
+        .text("TaskType", |_| "ChunkRecovery".into())
+        .text("ChunkId", |t| {
+            format!("00000000-0000-0000-0000-{:012x}", t.chunk)
+        })
+        .text("ChunkPath", |t| t.path.clone())
+        .text("Source", |t| t.source.clone())
+        .text("Dest", |t| t.dest.clone())
+        .text("Status", |t| t.status.clone())
+        .long("AttemptCount", |t| i64::from(t.attempts))
+        .typed("DeleteSource", DataType::Bool, |_| 0)
+        .typed("StartTime", DataType::Timestamp, |t| ts(t.start_ms))
+        .typed("LastDequeueTime", DataType::Timestamp, |t| {
+            ts(t.last_start_ms)
+        })
+        .typed(
+            "LastStartTime",
+            DataType::Timestamp,
+            |t| ts(t.last_start_ms),
+        )
+        .typed("FinishTime", DataType::Timestamp, |t| ts(t.finish_ms))
+        .typed("IsIncrementalRecovery", DataType::Bool, |t| {
+            i64::from(t.incremental)
+        })
+        .typed("IsAsyncRecovery", DataType::Bool, |_| 1)
+        .typed("ChangeFromIncrementalToFull", DataType::Bool, |t| {
+            i64::from(t.fell_back)
+        })
+        .typed("ChangeToSyncTime", DataType::Timestamp, |t| ts(t.sync_ms))
+        .text("FailureReason", |t| t.failure.clone())
+        .long("RowsDone", |t| t.rows_done as i64)
+        .long("BytesDone", |t| t.bytes_done as i64)
+        .long("RowsTotal", |t| t.rows_total as i64)
+        .long("SecondsLeft", left)
         .value()
 }
 

@@ -283,6 +283,21 @@ impl Settings {
         self.int_or_default("dfsReplicaReliabilityLevel") as u8
     }
 
+    /// `dfsRecoveryWaitTime` (ms; 0: replicas of an offline node are never rebuilt elsewhere).
+    pub fn recovery_wait_ms(&self) -> u64 {
+        self.int_or_default("dfsRecoveryWaitTime") as u64
+    }
+
+    /// `dfsRecoveryConcurrency`, if set.
+    pub fn recovery_concurrency(&self) -> Option<usize> {
+        self.int("dfsRecoveryConcurrency").map(|n| n as usize)
+    }
+
+    /// `dfsSyncRecoveryChunkRowSize`.
+    pub fn sync_recovery_rows(&self) -> u64 {
+        self.int_or_default("dfsSyncRecoveryChunkRowSize") as u64
+    }
+
     /// `dataSync=1`: fsync before acknowledging.
     pub fn data_sync(&self) -> bool {
         self.int_or_default("dataSync") == 1

@@ -48,6 +48,8 @@ pub struct Volatile {
     pub began: BTreeMap<u64, u64>,
     /// Committed transactions whose participants are being told again (`super::settle`).
     pub telling: BTreeSet<u64>,
+    /// Replica recovery tasks (`super::recovery`).
+    pub recovery: super::recovery::Tasks,
 }
 
 /// Calls the leader makes to data nodes (reports, drops): short, so a node that is down costs
@@ -87,8 +89,8 @@ fn replicas_of(m: &Meta, chunk: u64) -> Vec<Replica> {
     m.chunks
         .get(&chunk)
         .map(|c| {
-            c.replicas
-                .iter()
+            // Only current replicas are read and written; stale ones wait for recovery.
+            c.current()
                 .map(|a| {
                     let n = m.nodes.get(a);
                     Replica {
@@ -198,12 +200,20 @@ pub fn read(m: &Meta, v: &Volatile, q: &DfsRead) -> Result<DfsReadReply, RemoteE
                                 })
                                 .unwrap_or_default(),
                             in_txn: locked.contains(chunk),
+                            stale: c
+                                .map(|c| c.stale.keys().cloned().collect())
+                                .unwrap_or_default(),
                         });
                     }
                 }
             }
             DfsReadReply::Chunks(out)
         }
+        DfsRead::RecoveryTasks => DfsReadReply::RecoveryTasks(super::recovery::rows(
+            m,
+            &v.recovery,
+            rt::time::unix_time_ms(),
+        )),
         DfsRead::Databases => DfsReadReply::Names(m.databases.keys().cloned().collect()),
         DfsRead::AtomicChunk(db) => {
             if !m.databases.contains_key(db) {
@@ -360,6 +370,13 @@ impl ControllerService {
             method::TXN_DONE => match decode::<u64>(payload) {
                 Ok(tid) => {
                     self.volatile.borrow_mut().finished.insert(tid);
+                    Ok(encode_payload(&()))
+                }
+                Err(e) => Err(e),
+            },
+            method::RECOVERY_PROGRESS => match decode::<RecoveryProgress>(payload) {
+                Ok(p) => {
+                    self.volatile.borrow_mut().recovery.progress(&p);
                     Ok(encode_payload(&()))
                 }
                 Err(e) => Err(e),
@@ -574,28 +591,22 @@ impl ControllerService {
     /// coordinator first) answers `false`.
     async fn txn_decide(&self, d: TxnDecide) -> Result<bool, RemoteError> {
         let id = d.id;
+        let writers = d.writers.clone();
         let committed = self.record_decision(d).await;
         if let Ok(c) = committed {
             let mut v = self.volatile.borrow_mut();
             v.coordinators.remove(&id);
             if c {
                 // Every participant voted yes, so each holds the rows durably.
-                let written = self.ctl.sm.read(|m| {
-                    m.txns
-                        .get(&id)
-                        .map(|t| (t.participants.clone(), t.chunk_versions.clone()))
-                });
-                if let Some((participants, versions)) = written {
-                    for p in participants {
-                        if let Some(held) = v.reports.get_mut(&p) {
-                            for (c, ver) in &versions {
-                                let replica = self.ctl.sm.read(|m| {
-                                    m.chunks.get(c).is_some_and(|c| c.replicas.contains(&p))
-                                });
-                                if replica {
-                                    held.insert(*c, *ver);
-                                }
-                            }
+                let versions = self
+                    .ctl
+                    .sm
+                    .read(|m| m.txns.get(&id).map(|t| t.chunk_versions.clone()))
+                    .unwrap_or_default();
+                for (c, writers) in &writers {
+                    for w in writers {
+                        if let (Some(held), Some(ver)) = (v.reports.get_mut(w), versions.get(c)) {
+                            held.insert(*c, *ver);
                         }
                     }
                 }
@@ -619,10 +630,7 @@ impl ControllerService {
             None => return Err(refused(format!("transaction {} was never begun", d.id))),
             Some(TxnState::Committed) => return Ok(true),
             Some(TxnState::Aborted) => return Ok(false),
-            Some(TxnState::Prepared) if d.commit => {
-                self.write_meta(Command::CommitTxn { id: d.id }).await?;
-                return Ok(true);
-            }
+            Some(TxnState::Prepared) if d.commit => return self.commit_writes(&d).await,
             Some(_) => {}
         }
         if !d.commit {
@@ -657,9 +665,35 @@ impl ControllerService {
             Err(super::meta::MetaError::TxnState { .. }) => return Ok(false),
             Err(e) => return Err(refused(e)),
         }
-        match self.ctl.write(Command::CommitTxn { id: d.id }).await? {
+        self.commit_writes(&d).await
+    }
+
+    /// The commit point: `CommitWrites`, which marks the replicas that did not write stale.
+    /// A writer that is not a current replica (a snapshot older than a stale mark) cannot
+    /// commit: the transaction is aborted.
+    async fn commit_writes(&self, d: &TxnDecide) -> Result<bool, RemoteError> {
+        let commit = Command::CommitWrites {
+            id: d.id,
+            writers: d.writers.clone(),
+            replaced: d.replaced.clone(),
+        };
+        match self.ctl.write(commit).await? {
             Ok(_) => Ok(true),
             Err(super::meta::MetaError::TxnState { .. }) => Ok(false),
+            Err(e @ super::meta::MetaError::Replicas(_)) => {
+                self.log.info(
+                    "txn_stale_writer",
+                    &format!("transaction {}: {e}", d.id),
+                    &[],
+                );
+                match self.ctl.write(Command::AbortTxn { id: d.id }).await? {
+                    Ok(_) => Ok(false),
+                    Err(_) => Ok(self
+                        .ctl
+                        .sm
+                        .read(|m| m.txns.get(&d.id).map(|t| t.state) == Some(TxnState::Committed))),
+                }
+            }
             Err(e) => Err(refused(e)),
         }
     }

@@ -207,11 +207,16 @@ pub enum Command {
     ForgetTxns {
         ids: Vec<u64>,
     },
-    /// Replicas that did not write a transaction's chunks, recorded before its commit (D99):
-    /// each `(chunk, alias)` not stale yet becomes stale since the chunk's current version, and
-    /// every stale replica of a chunk in `replaced` needs a full copy.
-    MarkStale {
-        replicas: Vec<(u64, String)>,
+    /// The commit point of a prepared transaction (D99), naming each chunk's writers: the
+    /// replicas that voted yes for it. Current replicas of a chunk that did not write it become
+    /// stale, since the chunk's version before this commit; every stale replica of a chunk in
+    /// `replaced` (rewritten) needs a full copy. Refused, the state unchanged, when a writer is
+    /// stale or not a replica (its rows do not sit on every earlier commit) or a chunk would
+    /// have no writer. Computed here, in log order, so a recovery's `ClearStale` and a commit
+    /// that missed that replica can never both count it current.
+    CommitWrites {
+        id: u64,
+        writers: Vec<(u64, Vec<String>)>,
         replaced: Vec<u64>,
     },
     /// A recovered replica holds `chunk` at `version`; refused (`VersionMoved`) unless that is
@@ -585,48 +590,67 @@ impl Meta {
                     }
                 }
             }
-            Command::MarkStale { replicas, replaced } => {
-                // All checked first: the state changes entirely or not at all.
-                if let Some(c) = replicas
-                    .iter()
-                    .map(|(c, _)| c)
-                    .chain(replaced)
-                    .find(|c| !self.chunks.contains_key(c))
-                {
-                    return Err(MetaError::Missing(format!("chunk {c}")));
+            Command::CommitWrites {
+                id,
+                writers,
+                replaced,
+            } => {
+                let t = self
+                    .txns
+                    .get(id)
+                    .ok_or_else(|| MetaError::Missing(format!("transaction {id}")))?;
+                if t.state == TxnState::Committed {
+                    // A retried request: decided once.
+                    return Ok(Applied::Done);
                 }
-                // The marks are made on copies, checked, then installed.
+                let versions = t.chunk_versions.clone();
+                // Marks are made on copies, checked, then installed with the commit.
                 let mut marked: BTreeMap<u64, BTreeMap<String, Stale>> = BTreeMap::new();
-                for (c, alias) in replicas {
-                    let chunk = &self.chunks[c];
-                    let stale = marked.entry(*c).or_insert_with(|| chunk.stale.clone());
-                    if chunk.replicas.contains(alias) {
-                        let since = chunk.version;
-                        stale
-                            .entry(alias.clone())
-                            .or_insert(Stale { since, full: false });
-                    }
-                }
-                for c in replaced {
-                    let stale = marked
-                        .entry(*c)
-                        .or_insert_with(|| self.chunks[c].stale.clone());
-                    for s in stale.values_mut() {
-                        s.full = true;
-                    }
-                }
-                if let Some((c, _)) = marked.iter().find(|(c, stale)| {
-                    self.chunks[c]
-                        .replicas
+                for c in versions.keys() {
+                    let Some(chunk) = self.chunks.get(c) else {
+                        continue;
+                    };
+                    let wrote: BTreeSet<&String> = writers
                         .iter()
-                        .all(|r| stale.contains_key(r))
-                }) {
-                    return Err(MetaError::Replicas(format!(
-                        "chunk {c} would have no current replica"
-                    )));
+                        .filter(|(w, _)| w == c)
+                        .flat_map(|(_, a)| a)
+                        .collect();
+                    if let Some(w) = wrote
+                        .iter()
+                        .find(|w| !chunk.replicas.contains(**w) || chunk.stale.contains_key(**w))
+                    {
+                        return Err(MetaError::Replicas(format!(
+                            "{w} is not a current replica of chunk {c}"
+                        )));
+                    }
+                    if wrote.is_empty() {
+                        return Err(MetaError::Replicas(format!("chunk {c} has no writer")));
+                    }
+                    let mut stale = chunk.stale.clone();
+                    for r in chunk.current().filter(|r| !wrote.contains(r)) {
+                        stale.insert(
+                            r.clone(),
+                            Stale {
+                                since: chunk.version,
+                                full: false,
+                            },
+                        );
+                    }
+                    if replaced.contains(c) {
+                        for s in stale.values_mut() {
+                            s.full = true;
+                        }
+                    }
+                    marked.insert(*c, stale);
                 }
-                for (c, stale) in marked {
-                    self.chunks.get_mut(&c).expect("checked above").stale = stale;
+                self.txn_to(*id, TxnState::Committed)?;
+                for (c, v) in versions {
+                    if let Some(chunk) = self.chunks.get_mut(&c) {
+                        chunk.version = chunk.version.max(v);
+                        if let Some(stale) = marked.remove(&c) {
+                            chunk.stale = stale;
+                        }
+                    }
                 }
             }
             Command::ClearStale {
@@ -902,8 +926,9 @@ mod tests {
                 prop::collection::vec(node.clone(), 1..3),
                 any::<bool>()
             )
-                .prop_map(|(c, a, r)| Command::MarkStale {
-                    replicas: a.into_iter().map(|a| (c, a)).collect(),
+                .prop_map(|(c, a, r)| Command::CommitWrites {
+                    id: c % 3,
+                    writers: vec![(c, a)],
                     replaced: if r { vec![c] } else { vec![] },
                 }),
             (1u64..4, node.clone(), 0u64..9).prop_map(|(chunk, alias, version)| {
@@ -967,23 +992,48 @@ mod tests {
             replicas: vec!["dn1".into(), "dn2".into()],
         })
         .unwrap();
-        m.chunks.get_mut(&1).unwrap().version = 4;
-        let mark = |alias: &str, replaced: bool| Command::MarkStale {
-            replicas: vec![(1, alias.into())],
-            replaced: if replaced { vec![1] } else { vec![] },
+        // One transaction of `batches` written by `writers`, committed.
+        let mut next = 1;
+        let mut write = |m: &mut Meta, writers: &[&str], batches: u64, replaced: bool| {
+            let id = next;
+            next += 1;
+            m.apply(&Command::BeginTxn {
+                id,
+                participants: writers.iter().map(|w| w.to_string()).collect(),
+            })
+            .unwrap();
+            let v = m.chunks[&1].version;
+            m.apply(&Command::PrepareTxn {
+                id,
+                chunk_versions: vec![(1, v + batches)],
+            })
+            .unwrap();
+            let commit = Command::CommitWrites {
+                id,
+                writers: vec![(1, writers.iter().map(|w| w.to_string()).collect())],
+                replaced: if replaced { vec![1] } else { vec![] },
+            };
+            let r = m.apply(&commit);
+            if r.is_err() {
+                m.apply(&Command::AbortTxn { id }).unwrap();
+            }
+            r
         };
-        m.apply(&mark("dn2", false)).unwrap();
+        write(&mut m, &["dn1", "dn2"], 4, false).unwrap();
+        assert!(m.chunks[&1].stale.is_empty());
+        write(&mut m, &["dn1"], 1, false).unwrap();
+        assert_eq!(m.chunks[&1].version, 5);
         assert_eq!(
             m.chunks[&1].stale["dn2"],
             Stale {
                 since: 4,
                 full: false
-            }
+            },
+            "it holds every commit up to 4"
         );
         assert_eq!(m.chunks[&1].current().collect::<Vec<_>>(), ["dn1"]);
-        // Marking it again keeps what it holds; a rewrite since needs a full copy.
-        m.chunks.get_mut(&1).unwrap().version = 6;
-        m.apply(&mark("dn2", true)).unwrap();
+        // Missing more keeps what it holds; a rewrite since needs a full copy.
+        write(&mut m, &["dn1"], 1, true).unwrap();
         assert_eq!(
             m.chunks[&1].stale["dn2"],
             Stale {
@@ -991,12 +1041,31 @@ mod tests {
                 full: true
             }
         );
-        let before = m.clone();
+        assert_eq!(m.chunks[&1].version, 6);
+        let before = m.chunks.clone();
         assert!(
-            matches!(m.apply(&mark("dn1", false)), Err(MetaError::Replicas(_))),
-            "the last current replica is never marked stale"
+            matches!(
+                write(&mut m, &["dn2"], 1, false),
+                Err(MetaError::Replicas(_))
+            ),
+            "a stale replica's vote commits nothing: its rows do not sit on version 6"
         );
-        assert_eq!(m, before);
+        assert!(matches!(
+            write(&mut m, &["dn1", "dn2"], 1, false),
+            Err(MetaError::Replicas(_))
+        ));
+        assert_eq!(m.chunks, before);
+        let mark = |m: &mut Meta| {
+            let mut c = m.chunks[&1].clone();
+            c.stale.insert(
+                "dn2".into(),
+                Stale {
+                    since: c.version,
+                    full: false,
+                },
+            );
+            m.chunks.insert(1, c);
+        };
         let clear = |version| Command::ClearStale {
             chunk: 1,
             alias: "dn2".into(),
@@ -1020,7 +1089,7 @@ mod tests {
             from: from.into(),
             to: to.into(),
         };
-        m.apply(&mark("dn2", false)).unwrap();
+        mark(&mut m);
         assert!(matches!(
             m.apply(&mv("dn1", "dn3")),
             Err(MetaError::Replicas(_))

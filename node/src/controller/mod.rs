@@ -13,5 +13,6 @@ pub mod dfs;
 pub mod meta;
 pub mod meta_compat;
 pub mod raft;
+pub mod recovery;
 pub mod service;
 mod settle;

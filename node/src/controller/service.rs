@@ -58,6 +58,8 @@ pub struct ControllerService {
     listed: Vec<Heartbeat>,
     /// `dfsReplicationFactor` and `dfsReplicaReliabilityLevel`.
     placement: (usize, u8),
+    /// `dfsRecoveryWaitTime`, `dfsRecoveryConcurrency`, `dfsSyncRecoveryChunkRowSize`.
+    recovery: super::recovery::Settings,
     /// What the leader knows without Raft, lost with its leadership (`super::dfs`).
     pub(super) volatile: std::cell::RefCell<super::dfs::Volatile>,
     /// Changes of leader or term seen (`log_leadership`).
@@ -130,6 +132,18 @@ impl ControllerService {
                     settings.replica_reliability_level(),
                 )
             },
+            recovery: super::recovery::Settings {
+                wait_ms: settings.recovery_wait_ms(),
+                // DolphinDB's default: twice the nodes other than agents.
+                concurrency: settings
+                    .recovery_concurrency()
+                    .unwrap_or_else(|| {
+                        2 * nodes.nodes.iter().filter(|n| n.mode != Mode::Agent).count()
+                    })
+                    .max(1),
+                sync_rows: settings.sync_recovery_rows(),
+                reliability_level: settings.replica_reliability_level(),
+            },
             volatile: Default::default(),
             leader_changes: Cell::new(0),
             heartbeats: Cell::new(0),
@@ -137,6 +151,11 @@ impl ControllerService {
         drop(rt::task::spawn_local(svc.clone().monitor(timing)));
         drop(rt::task::spawn_local(svc.clone().log_leadership()));
         Ok(svc)
+    }
+
+    /// How replica recovery runs, as this controller was started.
+    pub fn recovery_settings(&self) -> super::recovery::Settings {
+        self.recovery
     }
 
     /// `dfsReplicationFactor` and `dfsReplicaReliabilityLevel`, as this controller was started.
@@ -443,6 +462,7 @@ impl ControllerService {
             };
             self.clone().ask_for_reports();
             self.settle_transactions(since, now_ms).await;
+            self.recovery_round(now_ms).await;
             if now_ms < since + self.node_timeout_ms {
                 continue;
             }

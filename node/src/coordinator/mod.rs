@@ -639,9 +639,21 @@ impl Catalog for ClusterCatalog {
                         version: c.version,
                         replicas: c.replicas,
                         in_txn: c.in_txn,
+                        stale: c.stale,
                         held: None,
                     })
                     .collect()),
+                _ => Err(EvalError::msg("a bad controller reply")),
+            }
+        })
+    }
+
+    fn recovery_tasks(
+        &self,
+    ) -> LocalFuture<'_, Result<Vec<lang::catalog::RecoveryTask>, EvalError>> {
+        Box::pin(async move {
+            match self.read(DfsRead::RecoveryTasks).await? {
+                DfsReadReply::RecoveryTasks(t) => Ok(t.into_iter().map(Into::into).collect()),
                 _ => Err(EvalError::msg("a bad controller reply")),
             }
         })
@@ -672,6 +684,7 @@ impl Catalog for ClusterCatalog {
                     version: c.version,
                     replicas: Vec::new(),
                     in_txn: c.txn.is_some(),
+                    stale: Vec::new(),
                     held: Some(lang::catalog::Held {
                         rows: c.rows,
                         path: c.path,

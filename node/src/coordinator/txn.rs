@@ -223,15 +223,30 @@ impl ClusterCatalog {
         let schema_bytes = encode_schema(schema);
         let mut per_node: BTreeMap<String, (Replica, Work)> = BTreeMap::new();
         let mut chunks = Vec::with_capacity(writes.len());
+        let mut replaced = Vec::new();
+        // Chunk → the replicas it is sent to.
+        let mut sent: BTreeMap<u64, Vec<String>> = BTreeMap::new();
         for w in writes {
             let p = &w.part;
             chunks.push((p.chunk, w.batches.len() as u64));
+            if w.replace.is_some() {
+                replaced.push(p.chunk);
+            }
+            // A replica whose node is down is left out (it becomes stale at the commit, D99),
+            // unless none is up: the leader's view may lag, so then every one is tried.
+            let up: Vec<&Replica> = p.replicas.iter().filter(|r| r.live).collect();
+            let to: Vec<&Replica> = if up.is_empty() {
+                p.replicas.iter().collect()
+            } else {
+                up
+            };
+            sent.insert(p.chunk, to.iter().map(|r| r.alias.clone()).collect());
             for (i, columns) in w.batches.into_iter().enumerate() {
                 // Only a rewrite's first batch replaces; the rest add to it.
                 let replace = if i == 0 { w.replace } else { None };
                 let bytes: usize = columns.iter().map(Column::heap_bytes).sum();
                 let shared = Rc::new(columns);
-                for r in &p.replicas {
+                for r in to.iter().copied() {
                     let local = self.is_local(r);
                     let (_, work) = per_node.entry(r.alias.clone()).or_insert_with(|| {
                         (
@@ -337,46 +352,64 @@ impl ClusterCatalog {
             let target = self.node(&replica);
             replicas.push(replica);
             votes.push(rt::task::spawn_local(async move {
-                // A refusal, and whether it is a lock held by another transaction.
-                let refused = |e: crate::rpc::RpcError| {
-                    let conflict = matches!(&e, crate::rpc::RpcError::Remote(r)
-                        if r.code == crate::error::ErrorCode::ChunkInTransaction);
-                    (format!("{alias}: {e}"), conflict)
-                };
-                let target = target
-                    .ok_or_else(|| (format!("{alias}: the address does not resolve"), false))?;
-                match (work, &target) {
-                    (Ready::Local(parts), Target::Local(l)) => l
-                        .prepare(tid, parts)
-                        .await
-                        .map_err(|e| refused(crate::rpc::RpcError::Remote(e))),
-                    (Ready::Local(_), Target::Remote(_)) => {
-                        Err((format!("{alias}: not this node's data node"), false))
-                    }
-                    (Ready::Remote(calls), _) => {
-                        // All at once: the data node logs them in `seq` order, and its redo
-                        // log syncs them together.
-                        let sent = calls
-                            .into_iter()
-                            .map(|payload| target.call(method::CHUNK_PREPARE, payload));
-                        for r in futures_util::future::join_all(sent).await {
-                            r.map_err(refused)?;
-                        }
-                        Ok::<(), (String, bool)>(())
-                    }
-                }
+                let vote = prepare_on(target, tid, work).await;
+                (alias, vote)
             }));
         }
         let mut refusal = None;
+        let mut unavailable: BTreeMap<String, String> = BTreeMap::new();
         for (i, v) in votes.into_iter().enumerate() {
-            let vote: Result<(), (String, bool)> = v
-                .await
-                .unwrap_or_else(|_| Err(("the prepare task was cancelled".into(), false)));
-            if let Err(e) = vote {
-                refusal.get_or_insert(e);
+            match v.await {
+                Ok((_, Vote::Yes)) => {}
+                Ok((alias, Vote::Unavailable(why))) => {
+                    unavailable.insert(alias, why);
+                }
+                Ok((alias, Vote::No(why, conflict))) => {
+                    refusal.get_or_insert((format!("{alias}: {why}"), conflict));
+                }
+                Err(_) => {
+                    refusal.get_or_insert(("the prepare task was cancelled".into(), false));
+                }
             }
             if i == 0 {
                 reached(me, Step::OnePrepared, tid).await;
+            }
+        }
+        // Each chunk's writers: the replicas that prepared it. A chunk with none cannot commit.
+        let writers: Vec<(u64, Vec<String>)> = sent
+            .into_iter()
+            .map(|(c, to)| {
+                (
+                    c,
+                    to.into_iter()
+                        .filter(|a| !unavailable.contains_key(a))
+                        .collect(),
+                )
+            })
+            .collect();
+        if refusal.is_none() {
+            if let Some((c, _)) = writers.iter().find(|(_, w)| w.is_empty()) {
+                let why: Vec<String> = unavailable
+                    .iter()
+                    .map(|(a, e)| format!("{a}: {e}"))
+                    .collect();
+                refusal = Some((
+                    format!(
+                        "<DataNodeNotAvail>no replica of chunk {c} could be written ({})",
+                        why.join("; ")
+                    ),
+                    false,
+                ));
+            } else {
+                for (alias, why) in &unavailable {
+                    self.log.warn(
+                        "txn_replica_unavailable",
+                        &format!(
+                            "transaction {tid} commits without {alias}, which becomes stale: {why}"
+                        ),
+                        &[],
+                    );
+                }
             }
         }
         let commit = refusal.is_none();
@@ -384,6 +417,8 @@ impl ClusterCatalog {
             id: tid,
             chunks,
             commit,
+            writers,
+            replaced,
         };
         let committed: bool = match self.leader_call(method::TXN_DECIDE, &decide).await {
             Ok(c) => c,
@@ -460,6 +495,60 @@ impl ClusterCatalog {
                 conflict: false,
             },
         })
+    }
+}
+
+/// A prepare call waits this long for a remote participant's answer: one that has not answered
+/// by then is left out of the commit (its replicas become stale) when every chunk has another
+/// writer — no write waits for ever on a node that hangs.
+const PREPARE_WAIT_MS: u64 = 20_000;
+
+/// A participant's answer to phase one.
+enum Vote {
+    Yes,
+    /// It refused (with whether another transaction holds a chunk): the transaction aborts.
+    No(String, bool),
+    /// It could not be reached or did not answer in time: it may be left out.
+    Unavailable(String),
+}
+
+/// Phase one on one participant.
+async fn prepare_on(target: Option<Target>, tid: u64, work: Ready) -> Vote {
+    let Some(target) = target else {
+        return Vote::Unavailable("the address does not resolve".into());
+    };
+    let vote = |r: Result<(), crate::rpc::RpcError>| match r {
+        Ok(()) => Vote::Yes,
+        Err(crate::rpc::RpcError::Remote(e)) => {
+            let conflict = e.code == crate::error::ErrorCode::ChunkInTransaction;
+            Vote::No(e.to_string(), conflict)
+        }
+        Err(e) => Vote::Unavailable(e.to_string()),
+    };
+    match (work, &target) {
+        (Ready::Local(parts), Target::Local(l)) => vote(
+            l.prepare(tid, parts)
+                .await
+                .map_err(crate::rpc::RpcError::Remote),
+        ),
+        (Ready::Local(_), Target::Remote(_)) => Vote::No("not this node's data node".into(), false),
+        (Ready::Remote(calls), _) => {
+            // All at once: the data node logs them in `seq` order, and its redo log syncs them
+            // together.
+            let sent = calls
+                .into_iter()
+                .map(|payload| target.call(method::CHUNK_PREPARE, payload));
+            let all = futures_util::future::join_all(sent);
+            match rt::time::timeout(std::time::Duration::from_millis(PREPARE_WAIT_MS), all).await {
+                Err(_) => Vote::Unavailable(format!("no answer within {PREPARE_WAIT_MS} ms")),
+                Ok(answers) => answers
+                    .into_iter()
+                    .map(|r| r.map(|_| ()))
+                    .map(vote)
+                    .find(|v| !matches!(v, Vote::Yes))
+                    .unwrap_or(Vote::Yes),
+            }
+        }
     }
 }
 

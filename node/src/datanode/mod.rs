@@ -21,6 +21,7 @@
 
 mod forwarded;
 mod query;
+mod recovery;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::BTreeMap;
@@ -179,6 +180,19 @@ impl DataNodeService {
             method::CHUNK_DROP => {
                 let chunks: Vec<u64> = decode(&payload)?;
                 self.drop_chunks(&chunks).await;
+                Ok(encode_payload(&()))
+            }
+            method::CHUNK_RECOVER => {
+                let r: Recover = decode(&payload)?;
+                Ok(encode_payload(&self.recover(r).await?))
+            }
+            method::CHUNK_FETCH => {
+                let f: Fetch = decode(&payload)?;
+                Ok(encode_payload(&self.fetch(f).await?))
+            }
+            method::CHUNK_RELEASE => {
+                let chunk: u64 = decode(&payload)?;
+                self.release(chunk);
                 Ok(encode_payload(&()))
             }
             _ => Err(RemoteError::new(
@@ -535,6 +549,7 @@ async fn log_parts(engine: &Engine, tid: u64, parts: Vec<LocalPart>) -> Result<u
                 .map_err(storage_error)?,
             Some(_) => {}
         }
+        // A recovery's synchronous phase may hold the chunk a moment: the engine waits.
         let lsn = match part.replace {
             Some(version) => {
                 engine

@@ -41,6 +41,7 @@ mod staged;
 mod txn;
 mod whole;
 use whole::remove_unnamed_segments;
+pub use whole::RECOVERING;
 
 /// The holder [`Engine::widen_chunk`] locks a chunk as (never a transaction id: the
 /// controllers number transactions from 1 up).

@@ -17,6 +17,9 @@ use crate::column::Column;
 use crate::error::StorageError;
 use crate::wal::Record;
 
+/// A prepare waits at most this long for a recovery's hold on its chunk to end.
+pub const HOLD_WAIT_MAX_MS: u64 = 60_000;
+
 impl Engine {
     /// Phase one of 2PC: makes `batch` durable for `chunk` under transaction `tid`, invisible
     /// until [`Engine::commit`]. The chunk refuses other writers until the outcome is known;
@@ -82,10 +85,13 @@ impl Engine {
         batch: Batch,
         replace: Option<u64>,
     ) -> Result<u64, StorageError> {
+        self.wait_unheld(chunk).await;
         if replace.is_none() && self.may_stage(tid, chunk, &batch) {
             return self.stage(tid, chunk, batch).await;
         }
         self.make_room(batch.heap_bytes() as u64).await?;
+        // No await between this wait and the lock check below.
+        self.wait_unheld(chunk).await;
         let mut s = self.state.borrow_mut();
         let c = Self::check_writable(&mut s, chunk, &batch, Some(tid))?;
         if let Some(expect_version) = replace {
@@ -109,6 +115,23 @@ impl Engine {
             .set(self.cache_bytes.get() + batch.heap_bytes() as u64);
         s.prepared.entry(tid).or_default().push((chunk, batch));
         Ok(lsn)
+    }
+
+    /// Waits while a recovery holds `chunk` ([`Engine::hold_chunk`]): its synchronous phase is
+    /// short, and a prepare refused for it would abort a user's write. Bounded by
+    /// [`HOLD_WAIT_MAX_MS`]; after that the prepare is refused as for any holder.
+    async fn wait_unheld(&self, chunk: u64) {
+        let deadline = rt::time::now() + std::time::Duration::from_millis(HOLD_WAIT_MAX_MS);
+        while self
+            .state
+            .borrow()
+            .chunks
+            .get(&chunk)
+            .is_some_and(|c| c.locked_by == Some(super::RECOVERING))
+            && rt::time::now() < deadline
+        {
+            rt::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
     }
 
     /// Phase two: makes transaction `tid`'s rows visible, bumping each chunk's version.

@@ -266,3 +266,36 @@ pub(super) async fn remove_unnamed_segments(
     }
     Ok(())
 }
+
+/// The holder a recovery's copy takes a chunk under ([`Engine::hold_chunk`]).
+pub const RECOVERING: u64 = u64::MAX - 1;
+
+impl Engine {
+    /// Holds `chunk` against writers as a transaction would (its prepares are refused with
+    /// `ChunkInTransaction { tid: RECOVERING }`), while a recovery copies its last rows: the
+    /// synchronous phase of online recovery. Fails if a transaction holds it.
+    pub fn hold_chunk(&self, chunk: u64) -> Result<(), StorageError> {
+        let mut s = self.state.borrow_mut();
+        let c = s
+            .chunks
+            .get_mut(&chunk)
+            .ok_or(StorageError::NoSuchChunk(chunk))?;
+        match c.locked_by {
+            None => {
+                c.locked_by = Some(RECOVERING);
+                Ok(())
+            }
+            Some(RECOVERING) => Ok(()),
+            Some(tid) => Err(StorageError::ChunkInTransaction { chunk, tid }),
+        }
+    }
+
+    /// Ends [`Engine::hold_chunk`]; a chunk held by anything else is left alone.
+    pub fn release_chunk(&self, chunk: u64) {
+        if let Some(c) = self.state.borrow_mut().chunks.get_mut(&chunk) {
+            if c.locked_by == Some(RECOVERING) {
+                c.locked_by = None;
+            }
+        }
+    }
+}
