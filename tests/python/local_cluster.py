@@ -46,10 +46,11 @@ def running(binary):
 class Cluster:
     """A running local cluster: the leader controller's (ip, port) and each process by alias."""
 
-    def __init__(self, leader, procs, root):
+    def __init__(self, leader, procs, root, commands):
         self.leader = leader
         self.procs = procs
         self.root = root
+        self.commands = commands
 
     def log(self, host, name):
         """The text of log `name` (e.g. `computenode1.log`) under host `host`'s `log/`."""
@@ -62,6 +63,11 @@ class Cluster:
         p.kill()
         p.wait()
 
+    def restart(self, alias):
+        """Starts a killed node again with its command line (its home kept)."""
+        args, cwd = self.commands[alias]
+        self.procs[alias] = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
 
 @contextlib.contextmanager
 def cluster(binary, compute=False):
@@ -69,25 +75,31 @@ def cluster(binary, compute=False):
     an agent starts it); yields a [Cluster] once every node takes a login."""
     root = tempfile.mkdtemp(prefix="porpoise-cluster-")
     procs = {}
+    commands = {}
+
+    def spawn(alias, args, cwd):
+        commands[alias] = (args, cwd)
+        return subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     for i, (h, ip) in enumerate(zip(HOSTS, IPS), start=1):
         d = os.path.join(root, h)
         shutil.copytree(os.path.join(HERE, "..", "..", "configs", "cluster", h), d)
         os.makedirs(os.path.join(d, "log"))
-        procs[f"controller{i}"] = (subprocess.Popen(
+        procs[f"controller{i}"] = (spawn(f"controller{i}",
             [binary, "-console", "0", "-mode", "controller", "-home", "data", "-config", "config/controller.cfg",
              "-logFile", "log/controller.log", "-nodesFile", "config/cluster.nodes", "-clusterConfig", "config/cluster.cfg"],
-            cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        procs[f"datanode{i}"] = (subprocess.Popen(
+            d))
+        procs[f"datanode{i}"] = (spawn(f"datanode{i}",
             [binary, "-console", "0", "-mode", "datanode", "-home", "data", "-localSite", f"{ip}:8802:datanode{i}",
              "-controllerSite", f"{ip}:8800:controller{i}", "-clusterConfig", "config/cluster.cfg",
              "-logFile", f"log/datanode{i}.log"],
-            cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            d))
         if compute:
-            procs[f"computenode{i}"] = subprocess.Popen(
+            procs[f"computenode{i}"] = spawn(f"computenode{i}",
                 [binary, "-console", "0", "-mode", "computenode", "-home", "data", "-localSite",
                  f"{ip}:8803:computenode{i}", "-controllerSite", f"{ip}:8800:controller{i}",
                  "-clusterConfig", "config/cluster.cfg", "-logFile", f"log/computenode{i}.log"],
-                cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                d)
     try:
         deadline = time.time() + 60
         leader = None
@@ -108,7 +120,7 @@ def cluster(binary, compute=False):
             for port in ports:
                 while time.time() < deadline and not login(ip, port):
                     time.sleep(0.2)
-        yield Cluster(leader, procs, root)
+        yield Cluster(leader, procs, root, commands)
     finally:
         for p in procs.values():
             p.kill()

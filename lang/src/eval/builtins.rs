@@ -92,6 +92,7 @@ const NAMES: &[&str] = &[
     "getNodeAlias",
     "getControllerAlias",
     "getClusterPerf",
+    "sleep",
     "rpc",
     "pnodeRun",
     "sqlDS",

@@ -23,6 +23,7 @@ pub(super) const NAMES: &[&str] = &[
     "getActiveMaster",
     "startDataNode",
     "stopDataNode",
+    "sleep",
 ];
 
 /// This node's own row, when no cluster answers for it.
@@ -80,6 +81,15 @@ pub(super) async fn call(
             DataType::Int,
             storage::column::ColumnData::I32(vec![it.node.mode_code as i32]),
         )),
+        // sleep(milliseconds): waits without blocking other sessions.
+        "sleep" => {
+            super::builtins::arity(name, &args, 1, 1)?;
+            let ms = super::builtins::scalar_i64(&args[0])?;
+            if ms > 0 {
+                rt::time::sleep(std::time::Duration::from_millis(ms as u64)).await;
+            }
+            Ok(Value::Void)
+        }
         "getActiveMaster" => match it.cluster.clone() {
             Some(c) => Ok(Value::string(&c.active_master().await?)),
             None => Ok(Value::string(&it.node.alias)),
