@@ -163,6 +163,28 @@ pub trait Catalog {
         data: &'a Table,
     ) -> LocalFuture<'a, Result<usize, EvalError>>;
 
+    /// [`Catalog::append`] tagged with the client request it serves, recorded with its commit
+    /// so a resend of the request is never applied twice (a store with no resends ignores it).
+    fn append_tagged<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        data: &'a Table,
+        tag: Option<WriteTag>,
+    ) -> LocalFuture<'a, Result<usize, EvalError>> {
+        let _ = tag;
+        self.append(db, table, data)
+    }
+
+    /// The rows a tagged write appended, if it committed.
+    fn written<'a>(
+        &'a self,
+        tag: &'a WriteTag,
+    ) -> LocalFuture<'a, Result<Option<usize>, EvalError>> {
+        let _ = tag;
+        Box::pin(async { Ok(None) })
+    }
+
     /// Moves cached appends into column files (what a checkpoint does).
     fn flush(&self) -> LocalFuture<'_, Result<(), EvalError>>;
 
@@ -217,6 +239,16 @@ pub trait ChunkSource {
             Ok(vec![cols.into_iter().map(std::sync::Arc::new).collect()])
         })
     }
+}
+
+/// Which write of which client request a dfs write is: the official client's session uuid, its
+/// request's sequence number (positive, also for a resend), and the write's place among the
+/// request's writes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WriteTag {
+    pub client: String,
+    pub request: u64,
+    pub write: u32,
 }
 
 /// One replica recovery task, as the leader tracks it.

@@ -175,6 +175,7 @@ pub async fn serve_gated(
         .find(|(bit, _)| flags & bit != 0)
         .map(|(_, name)| *name)
         .or((fetch_size > 0).then_some("fetchSize"));
+        let tag = parts.get(4).and_then(|f| request_tag(f));
         let out = if let Some(opt) = unsupported {
             reply(
                 session,
@@ -186,10 +187,19 @@ pub async fn serve_gated(
         } else if let Some(refusal) = (cmd != "connect").then(gate).flatten() {
             reply(session, &[], Err(refusal))
         } else {
-            handle(&cmd, &rest, args, session, sessions).await
+            handle(&cmd, &rest, args, session, sessions, tag).await
         };
         s.write_all(&out).await?;
     }
+}
+
+/// The high-availability tag of a request's flags field
+/// (`<flags>_1_<priority>_<parallelism>__<fetchSize>__<uuid>_<seqNo>`): the client's session
+/// uuid and the request's sequence number, negative when resent after a failover (D100).
+fn request_tag(flags: &str) -> Option<(String, i64)> {
+    let (uuid, seq) = flags.split("__").nth(2)?.rsplit_once('_')?;
+    let seq: i64 = seq.parse().ok()?;
+    (!uuid.is_empty() && seq != 0).then(|| (uuid.to_string(), seq))
 }
 
 async fn run_in<F, Fut>(sessions: &ScriptSessions, session: u64, f: F) -> Vec<u8>
@@ -207,6 +217,7 @@ async fn handle(
     args: Vec<Value>,
     session: u64,
     sessions: &ScriptSessions,
+    tag: Option<(String, i64)>,
 ) -> Vec<u8> {
     match cmd {
         "connect" => {
@@ -232,6 +243,7 @@ async fn handle(
         }
         "script" => {
             run_in(sessions, session, |mut it| async move {
+                it.begin_request(tag);
                 let r = it
                     .run(rest)
                     .await
@@ -252,6 +264,7 @@ async fn handle(
                 "isNodeInitialized" => reply(session, &[], Ok(vec![Value::bool(true)])),
                 _ => {
                     run_in(sessions, session, |mut it| async move {
+                        it.begin_request(tag);
                         let mut call = String::new();
                         for (i, a) in args.into_iter().enumerate() {
                             let var = format!("__porpoise_arg{i}");
@@ -295,5 +308,28 @@ async fn handle(
             .await
         }
         other => reply(session, &[], Err(format!("unknown API request '{other}'"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_tag;
+
+    #[test]
+    fn the_high_availability_tag_is_read_from_the_flags_field() {
+        let uuid = "5f1f7b2c-0a4e-4a8e-9d4e-1c2b3a4d5e6f";
+        assert_eq!(
+            request_tag(&format!("32_1_4_64__0__{uuid}_17")),
+            Some((uuid.to_string(), 17))
+        );
+        assert_eq!(
+            request_tag(&format!("32_1_4_64__0__{uuid}_-17")),
+            Some((uuid.to_string(), -17)),
+            "a resend"
+        );
+        assert_eq!(request_tag("32_1_4_64__0"), None);
+        assert_eq!(request_tag("32_1_4_2"), None);
+        assert_eq!(request_tag("32_1_4_64__0__nonsense"), None);
+        assert_eq!(request_tag(&format!("32_1_4_64__0__{uuid}_x")), None);
     }
 }

@@ -117,6 +117,8 @@ pub enum DfsRead {
     },
     /// The leader's replica recovery tasks, for `getRecoveryTaskStatus`.
     RecoveryTasks,
+    /// The rows a tagged write appended, if it committed ([`DfsReadReply::Written`]).
+    Written(Tag),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,6 +133,7 @@ pub enum DfsReadReply {
     /// The table's snapshot and its version ([`table_version`]).
     TableAt(u64, TableSnapshot),
     RecoveryTasks(Vec<RecoveryTaskRow>),
+    Written(Option<u64>),
     /// The table's version is still the one the asker knows.
     TableUnchanged,
 }
@@ -288,6 +291,23 @@ pub struct ForwardedAppend {
     /// For a forwarded rewrite (`update`, `delete`): the partition these rows replace
     /// (name, chunk, the version they were computed from); `None` for an append.
     pub rewrite: Option<Rewrites>,
+    /// The client request the append serves (D100).
+    pub tag: Option<Tag>,
+}
+
+/// A [`lang::catalog::WriteTag`] on the wire: client uuid, request, write (D100).
+pub type Tag = (String, u64, u32);
+
+pub fn tag_wire(t: &lang::catalog::WriteTag) -> Tag {
+    (t.client.clone(), t.request, t.write)
+}
+
+pub fn tag_of(t: Tag) -> lang::catalog::WriteTag {
+    lang::catalog::WriteTag {
+        client: t.0,
+        request: t.1,
+        write: t.2,
+    }
 }
 
 /// The partition a forwarded rewrite's rows replace: its name, chunk, and the version the rows
@@ -313,6 +333,9 @@ pub struct TxnDecide {
     pub writers: Vec<(u64, Vec<String>)>,
     /// Chunks whose rows the transaction replaces (`update`, `delete`).
     pub replaced: Vec<u64>,
+    /// The client request the transaction's write serves, and the rows it appends: recorded
+    /// with the commit, so a resend is answered instead of applied again (D100).
+    pub tag: Option<(Tag, u64)>,
 }
 
 /// A participant asks what became of `id`, which it has held prepared for `waited_ms`.

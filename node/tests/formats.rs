@@ -165,6 +165,7 @@ fn checkpoint_bytes_are_pinned() {
             id: 1,
             writers: vec![(1, vec!["datanode1".into()])],
             replaced: vec![1],
+            tag: Some((("5b0ea26c-uuid".into(), 3, 0), 1)),
         },
     ] {
         state.apply(&cmd).unwrap();

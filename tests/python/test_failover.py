@@ -124,3 +124,77 @@ def test_appends_go_on_with_a_data_node_killed_and_its_replicas_catch_up(c):
     c.restart("datanode1")
     wait_login(IPS[0], 8802)
     print(f"9 appends with datanode3 down: {degraded_s:.2f} s; caught up {recovered_s:.2f} s after its restart")
+
+
+class Raw:
+    """The client protocol by hand, to send what the official client sends in high-availability
+    mode: each request tagged with the session's uuid and a sequence number, negated when the
+    request is resent after a failover."""
+
+    def __init__(self, ip, port):
+        import socket
+
+        self.sock = socket.create_connection((ip, port), timeout=30)
+        self.buf = b""
+        self.sid = "0"
+        body = "connect\nlogin\nadmin\n123456\nfalse"
+        self.sid, ok = self._ask(f"API 0 {len(body)} / 32_1_4_2\n{body}".encode())
+        assert ok == "OK", ok
+
+    def _line(self):
+        while b"\n" not in self.buf:
+            more = self.sock.recv(65536)
+            assert more, "the connection closed"
+            self.buf += more
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def _ask(self, request):
+        self.sock.sendall(request)
+        head = self._line()
+        sid, n, _ = head.split()
+        status = self._line()
+        # The objects are not read: each test request answers at most one small scalar, and
+        # the next request's reply starts on a line of its own after it.
+        if int(n) > 0:
+            import time as _t
+
+            _t.sleep(0.2)
+            self.sock.setblocking(False)
+            try:
+                self.sock.recv(65536)
+            except BlockingIOError:
+                pass
+            self.sock.setblocking(True)
+            self.buf = b""
+        return sid, status
+
+    def run(self, text, uuid, seq):
+        body = f"script\n{text}"
+        _, status = self._ask(f"API2 {self.sid} {len(body.encode())} / 32_1_4_64__0__{uuid}_{seq}\n{body}".encode())
+        return status
+
+
+def test_a_resent_write_is_answered_and_never_applied_twice(c):
+    """A write whose first attempt committed is not applied again when the client resends it
+    (through another node, a compute node that forwards it); one whose first attempt never
+    ran is applied."""
+    uuid = "7e4c0d4a-5d0b-4c7e-9c1e-2a6f2f0e9b11"
+    q = 'exec count(*) from loadTable("dfs://testDB", "testTB")'
+    before = login(IPS[1], 8802).run(q)
+    append = day_rows(500, 1).replace("\n", ";\n")
+    first = Raw(IPS[0], 8802)
+    assert first.run(append, uuid, 5) == "OK"
+    assert login(IPS[1], 8802).run(q) == before + 500
+    # The failover: the client resends request 5 to another node, seq negated.
+    resend = Raw(IPS[1], 8803)
+    assert resend.run(append, uuid, -5) == "OK"
+    assert login(IPS[1], 8802).run(q) == before + 500, "applied twice"
+    # A resend of a request that never reached a commit is applied.
+    assert resend.run(append, uuid, -6) == "OK"
+    assert login(IPS[1], 8802).run(q) == before + 1000
+    # Two writes in one request: a resend skips both.
+    two = append + ";\n" + day_rows(250, 2).replace("\n", ";\n")
+    assert first.run(two, uuid, 7) == "OK"
+    assert resend.run(two, uuid, -7) == "OK"
+    assert login(IPS[1], 8802).run(q) == before + 1750

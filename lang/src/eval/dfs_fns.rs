@@ -329,8 +329,19 @@ pub(super) async fn call(
                     )))
                 }
             };
-            let n = dfs.append(db, table, &data).await?;
-            let _ = it;
+            let tag = it.next_write_tag();
+            // A resent request whose write committed the first time: answered, not applied.
+            let done = match &tag {
+                Some((t, true)) => dfs.written(t).await?,
+                _ => None,
+            };
+            let n = match done {
+                Some(n) => n,
+                None => {
+                    dfs.append_tagged(db, table, &data, tag.map(|(t, _)| t))
+                        .await?
+                }
+            };
             // DolphinDB's append! on a DFS table yields nothing to display; tableInsert the count.
             Ok(if name == "tableInsert" {
                 Value::int(n as i64)

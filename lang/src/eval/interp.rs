@@ -55,6 +55,11 @@ pub struct Interp {
     pub partitions_read: usize,
     /// Joins run partition by partition where the chunks are (`eval::copartition`), so far.
     pub pushed_joins: usize,
+    /// The client request being run, as the official client tags it in high-availability
+    /// mode (its uuid and sequence number, negative when resent after a failover), and how
+    /// many dfs writes it made so far: each write's [`crate::catalog::WriteTag`].
+    request: Option<(String, i64)>,
+    writes_in_request: u32,
     depth: usize,
     eval_depth: usize,
 }
@@ -188,6 +193,8 @@ impl Interp {
             cluster: None,
             partitions_read: 0,
             pushed_joins: 0,
+            request: None,
+            writes_in_request: 0,
             users: crate::users::default_users(),
             depth: 0,
             eval_depth: 0,
@@ -237,6 +244,25 @@ impl Interp {
     /// Forgets a session variable.
     pub fn unset(&mut self, name: &str) {
         self.globals.remove(name);
+    }
+
+    /// Starts running a client request tagged `(uuid, seq)` (or untagged): its dfs writes are
+    /// tagged in order, so a resend (negative `seq`) skips the ones already committed.
+    pub fn begin_request(&mut self, tag: Option<(String, i64)>) {
+        self.request = tag;
+        self.writes_in_request = 0;
+    }
+
+    /// The tag of the request's next dfs write, and whether the request is a resend.
+    pub(crate) fn next_write_tag(&mut self) -> Option<(crate::catalog::WriteTag, bool)> {
+        let (client, seq) = self.request.as_ref()?;
+        let tag = crate::catalog::WriteTag {
+            client: client.clone(),
+            request: seq.unsigned_abs(),
+            write: self.writes_in_request,
+        };
+        self.writes_in_request += 1;
+        Some((tag, *seq < 0))
     }
 
     /// Forgets the temporary argument variables of an API `function` call.

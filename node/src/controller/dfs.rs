@@ -209,6 +209,12 @@ pub fn read(m: &Meta, v: &Volatile, q: &DfsRead) -> Result<DfsReadReply, RemoteE
             }
             DfsReadReply::Chunks(out)
         }
+        DfsRead::Written((client, request, write)) => DfsReadReply::Written(
+            m.requests
+                .get(client)
+                .filter(|r| r.request == *request)
+                .and_then(|r| r.rows.get(write).copied()),
+        ),
         DfsRead::RecoveryTasks => DfsReadReply::RecoveryTasks(super::recovery::rows(
             m,
             &v.recovery,
@@ -676,11 +682,14 @@ impl ControllerService {
             id: d.id,
             writers: d.writers.clone(),
             replaced: d.replaced.clone(),
+            tag: d.tag.clone(),
         };
         match self.ctl.write(commit).await? {
             Ok(_) => Ok(true),
             Err(super::meta::MetaError::TxnState { .. }) => Ok(false),
-            Err(e @ super::meta::MetaError::Replicas(_)) => {
+            Err(
+                e @ (super::meta::MetaError::Replicas(_) | super::meta::MetaError::Duplicate(_)),
+            ) => {
                 self.log.info(
                     "txn_stale_writer",
                     &format!("transaction {}: {e}", d.id),

@@ -218,6 +218,10 @@ pub enum Command {
         id: u64,
         writers: Vec<(u64, Vec<String>)>,
         replaced: Vec<u64>,
+        /// The client request (uuid, request, write) the write serves and the rows it
+        /// appends (D100): recorded in [`Meta::requests`]; refused (`Duplicate`) if that write
+        /// committed already, so a resend racing its first attempt never applies twice.
+        tag: Option<((String, u64, u32), u64)>,
     },
     /// A recovered replica holds `chunk` at `version`; refused (`VersionMoved`) unless that is
     /// still the chunk's version, so a commit during the copy is never missed.
@@ -254,6 +258,8 @@ pub enum MetaError {
     VersionMoved { chunk: u64, version: u64, now: u64 },
     #[error("META-006 {0}")]
     Replicas(String),
+    #[error("META-007 write {0} of this client request committed already")]
+    Duplicate(String),
 }
 
 /// The metadata.
@@ -271,7 +277,24 @@ pub struct Meta {
     /// The next transaction id: ids are never reused, even once a record is forgotten
     /// (checkpoint format 2).
     pub next_txn: u64,
+    /// Each client's last request that committed a write, by client uuid (checkpoint format
+    /// 3, D100): what makes a resend after a failover exactly-once.
+    pub requests: BTreeMap<String, ClientRequest>,
 }
+
+/// The writes one client request committed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ClientRequest {
+    /// The request's sequence number (the client's requests are sequential).
+    pub request: u64,
+    /// Write (its place in the request) → the rows it appended.
+    pub rows: BTreeMap<u32, u64>,
+    /// The transaction that last wrote here: the oldest client is forgotten first.
+    pub stamp: u64,
+}
+
+/// Clients whose last request [`Meta::requests`] remembers, at most.
+pub const CLIENTS_REMEMBERED_MAX: usize = 65_536;
 
 /// What applying a command produced (for the caller's reply).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -594,6 +617,7 @@ impl Meta {
                 id,
                 writers,
                 replaced,
+                tag,
             } => {
                 let t = self
                     .txns
@@ -604,6 +628,16 @@ impl Meta {
                     return Ok(Applied::Done);
                 }
                 let versions = t.chunk_versions.clone();
+                if let Some(((client, request, write), _)) = tag {
+                    let seen = self.requests.get(client);
+                    // An older request (the client has moved on), or this very write again.
+                    if seen.is_some_and(|r| {
+                        r.request > *request
+                            || (r.request == *request && r.rows.contains_key(write))
+                    }) {
+                        return Err(MetaError::Duplicate(format!("{client}:{request}:{write}")));
+                    }
+                }
                 // Marks are made on copies, checked, then installed with the commit.
                 let mut marked: BTreeMap<u64, BTreeMap<String, Stale>> = BTreeMap::new();
                 for c in versions.keys() {
@@ -644,6 +678,25 @@ impl Meta {
                     marked.insert(*c, stale);
                 }
                 self.txn_to(*id, TxnState::Committed)?;
+                if let Some(((client, request, write), rows)) = tag {
+                    let r = self.requests.entry(client.clone()).or_default();
+                    if r.request != *request {
+                        r.request = *request;
+                        r.rows.clear();
+                    }
+                    r.rows.insert(*write, *rows);
+                    r.stamp = *id;
+                    if self.requests.len() > CLIENTS_REMEMBERED_MAX {
+                        let oldest = self
+                            .requests
+                            .iter()
+                            .min_by_key(|(_, r)| r.stamp)
+                            .map(|(c, _)| c.clone());
+                        if let Some(c) = oldest {
+                            self.requests.remove(&c);
+                        }
+                    }
+                }
                 for (c, v) in versions {
                     if let Some(chunk) = self.chunks.get_mut(&c) {
                         chunk.version = chunk.version.max(v);
@@ -756,376 +809,5 @@ impl Meta {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn setup() -> Meta {
-        let mut m = Meta::new();
-        for c in [
-            Command::RegisterNode {
-                alias: "dnode1".into(),
-                host: "10.0.0.80".into(),
-                port: 8802,
-                role: Role::DataNode,
-            },
-            Command::CreateDatabase {
-                name: "dfs://testDB".into(),
-                scheme: vec![1, 6, 0],
-            },
-            Command::CreateTable {
-                db: "dfs://testDB".into(),
-                table: "testTB".into(),
-                columns: vec![("SecurityID".into(), 17), ("DateTime".into(), 11)],
-                partition_columns: vec!["DateTime".into()],
-            },
-        ] {
-            m.apply(&c).unwrap();
-        }
-        m
-    }
-
-    #[test]
-    fn check_names_each_broken_chunk_invariant() {
-        let mut m = setup();
-        for p in ["19365", "19366"] {
-            m.apply(&Command::AddPartition {
-                db: "dfs://testDB".into(),
-                table: "testTB".into(),
-                partition: p.into(),
-                replicas: vec!["dnode1".into()],
-            })
-            .unwrap();
-        }
-        m.check().unwrap();
-        let mut two = m.clone();
-        two.databases
-            .get_mut("dfs://testDB")
-            .unwrap()
-            .tables
-            .get_mut("testTB")
-            .unwrap()
-            .partitions
-            .insert("19367".into(), 1);
-        assert_eq!(two.check().unwrap_err(), "chunk 1 belongs to 2 partitions");
-        let mut orphan = m.clone();
-        let entry = orphan.chunks[&1].clone();
-        orphan.chunks.insert(0, entry);
-        assert_eq!(
-            orphan.check().unwrap_err(),
-            "chunk 0 belongs to no partition"
-        );
-        let mut missing = m.clone();
-        missing.chunks.remove(&2);
-        assert_eq!(missing.check().unwrap_err(), "chunk 2 has no entry");
-        let mut ahead = m.clone();
-        ahead.next_chunk = 2;
-        assert!(ahead.check().unwrap_err().contains("not below next_chunk"));
-    }
-
-    #[test]
-    fn partitions_get_fresh_chunks_and_races_share_one() {
-        let mut m = setup();
-        let add = |p: &str| Command::AddPartition {
-            db: "dfs://testDB".into(),
-            table: "testTB".into(),
-            partition: p.into(),
-            replicas: vec!["dnode1".into()],
-        };
-        assert_eq!(m.apply(&add("19365")).unwrap(), Applied::Chunk(1));
-        assert_eq!(m.apply(&add("19366")).unwrap(), Applied::Chunk(2));
-        assert_eq!(m.apply(&add("19365")).unwrap(), Applied::Chunk(1));
-        m.check().unwrap();
-        m.apply(&Command::DropDatabase {
-            name: "dfs://testDB".into(),
-        })
-        .unwrap();
-        assert!(m.chunks.is_empty());
-        assert_eq!(m.next_chunk, 3, "ids are never reused");
-        m.check().unwrap();
-    }
-
-    #[test]
-    fn transactions_move_forward_only() {
-        let mut m = setup();
-        m.apply(&Command::AddPartition {
-            db: "dfs://testDB".into(),
-            table: "testTB".into(),
-            partition: "19365".into(),
-            replicas: vec!["dnode1".into()],
-        })
-        .unwrap();
-        m.apply(&Command::BeginTxn {
-            id: 7,
-            participants: vec!["dnode1".into()],
-        })
-        .unwrap();
-        assert!(
-            m.apply(&Command::CommitTxn { id: 7 }).is_err(),
-            "not prepared"
-        );
-        m.apply(&Command::PrepareTxn {
-            id: 7,
-            chunk_versions: vec![(1, 4)],
-        })
-        .unwrap();
-        m.apply(&Command::CommitTxn { id: 7 }).unwrap();
-        m.apply(&Command::CommitTxn { id: 7 }).unwrap();
-        assert!(m.apply(&Command::AbortTxn { id: 7 }).is_err());
-        assert_eq!(m.chunks[&1].version, 4);
-    }
-
-    #[test]
-    fn heartbeats_and_expiry() {
-        let mut m = setup();
-        m.apply(&Command::Heartbeat {
-            alias: "dnode1".into(),
-            now_ms: 1000,
-        })
-        .unwrap();
-        assert!(m.nodes["dnode1"].live);
-        let r = m
-            .apply(&Command::ExpireNodes {
-                now_ms: 5000,
-                timeout_ms: 3000,
-            })
-            .unwrap();
-        assert_eq!(r, Applied::Down(vec!["dnode1".into()]));
-        assert!(m
-            .apply(&Command::Heartbeat {
-                alias: "nobody".into(),
-                now_ms: 1
-            })
-            .is_err());
-    }
-
-    fn arb_command() -> impl Strategy<Value = Command> {
-        let db = prop::sample::select(vec!["dfs://a", "dfs://b"]).prop_map(String::from);
-        let part = prop::sample::select(vec!["p1", "p2", "p3"]).prop_map(String::from);
-        let node = prop::sample::select(vec!["n1", "n2", "n3"]).prop_map(String::from);
-        prop_oneof![
-            db.clone().prop_map(|name| Command::CreateDatabase {
-                name,
-                scheme: vec![]
-            }),
-            db.clone().prop_map(|name| Command::DropDatabase { name }),
-            db.clone().prop_map(|db| Command::CreateTable {
-                db,
-                table: "t".into(),
-                columns: vec![("k".into(), 4)],
-                partition_columns: vec!["k".into()],
-            }),
-            (db, part).prop_map(|(db, partition)| Command::AddPartition {
-                db,
-                table: "t".into(),
-                partition,
-                replicas: vec!["n1".into(), "n2".into()],
-            }),
-            (
-                1u64..4,
-                prop::collection::vec(node.clone(), 1..3),
-                any::<bool>()
-            )
-                .prop_map(|(c, a, r)| Command::CommitWrites {
-                    id: c % 3,
-                    writers: vec![(c, a)],
-                    replaced: if r { vec![c] } else { vec![] },
-                }),
-            (1u64..4, node.clone(), 0u64..9).prop_map(|(chunk, alias, version)| {
-                Command::ClearStale {
-                    chunk,
-                    alias,
-                    version,
-                }
-            }),
-            (1u64..4, node.clone(), node).prop_map(|(chunk, from, to)| Command::MoveReplica {
-                chunk,
-                from,
-                to
-            }),
-            (0u64..3).prop_map(|id| Command::BeginTxn {
-                id,
-                participants: vec![]
-            }),
-            (0u64..3, 1u64..4, 0u64..9).prop_map(|(id, c, v)| Command::PrepareTxn {
-                id,
-                chunk_versions: vec![(c, v)]
-            }),
-            (0u64..3).prop_map(|id| Command::CommitTxn { id }),
-            (0u64..3).prop_map(|id| Command::AbortTxn { id }),
-        ]
-    }
-
-    proptest! {
-        /// Any command sequence keeps the invariants; a refused command changes nothing; the
-        /// same log gives the same state (what lets every controller replay it).
-        #[test]
-        fn invariants_hold_and_replay_is_deterministic(cmds in prop::collection::vec(arb_command(), 0..60)) {
-            let mut m = Meta::new();
-            let mut versions: BTreeMap<u64, u64> = BTreeMap::new();
-            for c in &cmds {
-                let before = m.clone();
-                if m.apply(c).is_err() {
-                    prop_assert_eq!(&m, &before);
-                }
-                prop_assert!(m.check().is_ok(), "{:?}", m.check());
-                for (id, ch) in &m.chunks {
-                    prop_assert!(ch.version >= *versions.get(id).unwrap_or(&0));
-                    versions.insert(*id, ch.version);
-                }
-            }
-            let mut again = Meta::new();
-            for c in &cmds {
-                let _ = again.apply(c);
-            }
-            prop_assert_eq!(m, again);
-        }
-    }
-
-    #[test]
-    fn stale_replicas_are_marked_cleared_at_the_chunk_version_and_moved() {
-        let mut m = setup();
-        m.apply(&Command::AddPartition {
-            db: "dfs://testDB".into(),
-            table: "testTB".into(),
-            partition: "19365".into(),
-            replicas: vec!["dn1".into(), "dn2".into()],
-        })
-        .unwrap();
-        // One transaction of `batches` written by `writers`, committed.
-        let mut next = 1;
-        let mut write = |m: &mut Meta, writers: &[&str], batches: u64, replaced: bool| {
-            let id = next;
-            next += 1;
-            m.apply(&Command::BeginTxn {
-                id,
-                participants: writers.iter().map(|w| w.to_string()).collect(),
-            })
-            .unwrap();
-            let v = m.chunks[&1].version;
-            m.apply(&Command::PrepareTxn {
-                id,
-                chunk_versions: vec![(1, v + batches)],
-            })
-            .unwrap();
-            let commit = Command::CommitWrites {
-                id,
-                writers: vec![(1, writers.iter().map(|w| w.to_string()).collect())],
-                replaced: if replaced { vec![1] } else { vec![] },
-            };
-            let r = m.apply(&commit);
-            if r.is_err() {
-                m.apply(&Command::AbortTxn { id }).unwrap();
-            }
-            r
-        };
-        write(&mut m, &["dn1", "dn2"], 4, false).unwrap();
-        assert!(m.chunks[&1].stale.is_empty());
-        write(&mut m, &["dn1"], 1, false).unwrap();
-        assert_eq!(m.chunks[&1].version, 5);
-        assert_eq!(
-            m.chunks[&1].stale["dn2"],
-            Stale {
-                since: 4,
-                full: false
-            },
-            "it holds every commit up to 4"
-        );
-        assert_eq!(m.chunks[&1].current().collect::<Vec<_>>(), ["dn1"]);
-        // Missing more keeps what it holds; a rewrite since needs a full copy.
-        write(&mut m, &["dn1"], 1, true).unwrap();
-        assert_eq!(
-            m.chunks[&1].stale["dn2"],
-            Stale {
-                since: 4,
-                full: true
-            }
-        );
-        assert_eq!(m.chunks[&1].version, 6);
-        let before = m.chunks.clone();
-        assert!(
-            matches!(
-                write(&mut m, &["dn2"], 1, false),
-                Err(MetaError::Replicas(_))
-            ),
-            "a stale replica's vote commits nothing: its rows do not sit on version 6"
-        );
-        assert!(matches!(
-            write(&mut m, &["dn1", "dn2"], 1, false),
-            Err(MetaError::Replicas(_))
-        ));
-        assert_eq!(m.chunks, before);
-        let mark = |m: &mut Meta| {
-            let mut c = m.chunks[&1].clone();
-            c.stale.insert(
-                "dn2".into(),
-                Stale {
-                    since: c.version,
-                    full: false,
-                },
-            );
-            m.chunks.insert(1, c);
-        };
-        let clear = |version| Command::ClearStale {
-            chunk: 1,
-            alias: "dn2".into(),
-            version,
-        };
-        assert_eq!(
-            m.apply(&clear(5)),
-            Err(MetaError::VersionMoved {
-                chunk: 1,
-                version: 5,
-                now: 6
-            }),
-            "a commit during the copy keeps it stale"
-        );
-        m.apply(&clear(6)).unwrap();
-        assert!(m.chunks[&1].stale.is_empty());
-        assert!(matches!(m.apply(&clear(6)), Err(MetaError::Missing(_))));
-        // A node gone too long: its replica moves and starts stale; never the last current one.
-        let mv = |from: &str, to: &str| Command::MoveReplica {
-            chunk: 1,
-            from: from.into(),
-            to: to.into(),
-        };
-        mark(&mut m);
-        assert!(matches!(
-            m.apply(&mv("dn1", "dn3")),
-            Err(MetaError::Replicas(_))
-        ));
-        m.apply(&mv("dn2", "dn3")).unwrap();
-        let c = &m.chunks[&1];
-        assert_eq!(c.replicas, ["dn1".to_string(), "dn3".into()].into());
-        assert_eq!(
-            c.stale["dn3"],
-            Stale {
-                since: 0,
-                full: true
-            }
-        );
-        m.check().unwrap();
-    }
-
-    #[test]
-    fn finished_transactions_are_forgotten_and_their_ids_never_reused() {
-        let mut m = Meta::new();
-        let begin = |id| Command::BeginTxn {
-            id,
-            participants: vec!["dn1".into()],
-        };
-        m.apply(&begin(1)).unwrap();
-        m.apply(&begin(2)).unwrap();
-        m.apply(&Command::AbortTxn { id: 1 }).unwrap();
-        m.apply(&Command::ForgetTxns { ids: vec![1, 2, 9] })
-            .unwrap();
-        assert!(!m.txns.contains_key(&1), "aborted: forgotten");
-        assert!(m.txns.contains_key(&2), "still begun: kept");
-        assert_eq!(m.next_txn, 3);
-        assert!(
-            matches!(m.apply(&begin(1)), Err(MetaError::Exists(_))),
-            "a forgotten id is not taken again"
-        );
-        m.apply(&begin(3)).unwrap();
-    }
-}
+#[path = "meta_tests.rs"]
+mod tests;

@@ -82,6 +82,7 @@ impl From<MetaV2> for Meta {
             next_chunk: m.next_chunk,
             atomic_chunk: m.atomic_chunk,
             next_txn: m.next_txn,
+            requests: BTreeMap::new(),
         }
     }
 }

@@ -52,8 +52,9 @@ impl ClusterCatalog {
         db: &str,
         table: &str,
         data: &Table,
+        tag: Option<Tag>,
     ) -> Result<usize, EvalError> {
-        self.forward(db, table, &[(None, data)]).await
+        self.forward(db, table, &[(None, data)], tag).await
     }
 
     /// Hands a rewrite (each partition with its new rows, in schema order) to a live data
@@ -86,7 +87,7 @@ impl ClusterCatalog {
             .collect();
         let refs: Vec<(Option<Rewrites>, &Table)> =
             units.iter().map(|(p, t)| (p.clone(), t)).collect();
-        self.forward(db, table, &refs).await.map(|_| ())
+        self.forward(db, table, &refs, None).await.map(|_| ())
     }
 
     /// Sends `units` (rows, each for a partition it rewrites or none) to a live data node.
@@ -95,6 +96,7 @@ impl ClusterCatalog {
         db: &str,
         table: &str,
         units: &[(Option<Rewrites>, &Table)],
+        tag: Option<Tag>,
     ) -> Result<usize, EvalError> {
         let nodes = match self.read(DfsRead::DataNodes).await? {
             DfsReadReply::Nodes(n) => n,
@@ -106,7 +108,7 @@ impl ClusterCatalog {
         let mut why = Vec::new();
         for i in 0..live.len() {
             let node = &live[(first as usize + i) % live.len()];
-            match self.forward_to(node, db, table, units).await {
+            match self.forward_to(node, db, table, units, &tag).await {
                 Ok(rows) => return Ok(rows),
                 Err(Failed::Before(e)) => why.push(format!("{}: {e}", node.alias)),
                 Err(Failed::After(e)) => return Err(e),
@@ -131,6 +133,7 @@ impl ClusterCatalog {
         db: &str,
         table: &str,
         units: &[(Option<Rewrites>, &Table)],
+        tag: &Option<Tag>,
     ) -> Result<usize, Failed> {
         let addr = crate::server::resolve_addr(&node.host, node.port)
             .map_err(|e| Failed::Before(e.to_string()))?;
@@ -162,6 +165,7 @@ impl ClusterCatalog {
                 columns: encode_columns(cols),
                 last,
                 rewrite: (*rewrite).clone(),
+                tag: tag.clone(),
             };
             match client
                 .call(method::APPEND_FORWARD, encode_payload(&part))

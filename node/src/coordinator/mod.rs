@@ -608,12 +608,35 @@ impl Catalog for ClusterCatalog {
         table: &'a str,
         data: &'a Table,
     ) -> LocalFuture<'a, Result<usize, EvalError>> {
+        self.append_tagged(db, table, data, None)
+    }
+
+    fn append_tagged<'a>(
+        &'a self,
+        db: &'a str,
+        table: &'a str,
+        data: &'a Table,
+        tag: Option<lang::catalog::WriteTag>,
+    ) -> LocalFuture<'a, Result<usize, EvalError>> {
+        let tag = tag.as_ref().map(tag_wire);
         Box::pin(async move {
             if self.local.is_some() {
-                self.append_txn(db, table, data).await
+                self.append_txn(db, table, data, tag).await
             } else {
                 // A node that stores nothing does not coordinate: a data node does (D73).
-                self.forward_append(db, table, data).await
+                self.forward_append(db, table, data, tag).await
+            }
+        })
+    }
+
+    fn written<'a>(
+        &'a self,
+        tag: &'a lang::catalog::WriteTag,
+    ) -> LocalFuture<'a, Result<Option<usize>, EvalError>> {
+        Box::pin(async move {
+            match self.read(DfsRead::Written(tag_wire(tag))).await? {
+                DfsReadReply::Written(rows) => Ok(rows.map(|r| r as usize)),
+                _ => Err(EvalError::msg("a bad controller reply")),
             }
         })
     }

@@ -78,6 +78,7 @@ impl ClusterCatalog {
         db: &str,
         table: &str,
         data: &Table,
+        tag: Option<Tag>,
     ) -> Result<usize, EvalError> {
         let (info, snap) = self.snapshot(db, table).await?;
         let (cols, parts) = lang::catalog::route(&info, data, self.new_values)?;
@@ -124,10 +125,13 @@ impl ClusterCatalog {
             ));
         }
         if snap.atomic_chunk {
+            // One transaction per chunk: not tagged (a resend may repeat the chunks that
+            // committed, as without high availability).
             return self.append_per_chunk(&info.schema, writes).await;
         }
         let writes = writes.into_iter().map(|(_, w)| w).collect();
-        self.run_txn(&info.schema, writes, "The append was rolled back")
+        let tag = tag.map(|t| (t, rows as u64));
+        self.run_txn(&info.schema, writes, "The append was rolled back", tag)
             .await
             .map_err(|f| EvalError::msg(f.message))?;
         Ok(rows)
@@ -150,7 +154,7 @@ impl ClusterCatalog {
             for (rows, w) in pending {
                 let name = w.part.name.clone();
                 match self
-                    .run_txn(schema, vec![w.clone()], "The append was rolled back")
+                    .run_txn(schema, vec![w.clone()], "The append was rolled back", None)
                     .await
                 {
                     Ok(()) => written += rows,
@@ -205,7 +209,7 @@ impl ClusterCatalog {
                 replace: Some(part.version),
             });
         }
-        self.run_txn(&info.schema, writes, "The update was rolled back")
+        self.run_txn(&info.schema, writes, "The update was rolled back", None)
             .await
             .map_err(|f| EvalError::msg(f.message))
     }
@@ -216,6 +220,7 @@ impl ClusterCatalog {
         schema: &Schema,
         writes: Vec<ChunkWrite>,
         rolled_back: &str,
+        tag: Option<(Tag, u64)>,
     ) -> Result<(), TxnFailed> {
         // Each chunk's batches, in calls of at most PREPARE_BYTES_MAX each for the remote
         // replicas (encoded as each is sent), handed over as they are to this node's own data
@@ -419,6 +424,7 @@ impl ClusterCatalog {
             commit,
             writers,
             replaced,
+            tag,
         };
         let committed: bool = match self.leader_call(method::TXN_DECIDE, &decide).await {
             Ok(c) => c,

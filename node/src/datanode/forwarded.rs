@@ -14,7 +14,7 @@ use lang::catalog::Catalog;
 use storage::column::Column;
 
 use super::DataNodeService;
-use crate::dfs_proto::{decode_columns, ForwardedAppend, Rewrites};
+use crate::dfs_proto::{decode_columns, tag_of, ForwardedAppend, Rewrites};
 use crate::error::{ErrorCode, RemoteError};
 
 /// A forwarded append whose parts stopped arriving this long ago is dropped.
@@ -123,7 +123,7 @@ impl DataNodeService {
             columns: gathered.names.into_iter().zip(columns).collect(),
         };
         catalog
-            .append(&p.db, &p.table, &table)
+            .append_tagged(&p.db, &p.table, &table, p.tag.map(tag_of))
             .await
             .map(|rows| Some(rows as u64))
             .map_err(failed)
