@@ -23,7 +23,8 @@ import dolphindb as ddb  # noqa: E402
 from local_cluster import IPS, cluster, get, login, script  # noqa: E402
 
 ROWS_PER_DAY = 1_210_000
-SITES = [f"{ip}:{port}" for port in (8802, 8803) for ip in IPS]
+# The client's sessions go to data nodes only (it keeps sites of mode 0 from getClusterPerf).
+SITES = [f"{ip}:8802" for ip in IPS]
 Q_DAYS = 'select count(*) as n from loadTable("dfs://testDB", "testTB") group by date(DateTime) as d'
 
 
@@ -69,6 +70,21 @@ def site_of(alias):
     return IPS[i], port
 
 
+def diagnose():
+    """Prints what recovery is doing, for a wait that timed out."""
+    site, _ = leader_of()
+    s = login(*site) if site else None
+    if not s:
+        print("  no leader takes a login")
+        return
+    for q in ("select * from getClusterChunksStatus() where state != 'COMPLETE'",
+              "select * from getRecoveryTaskStatus() where Status != 'Finished'"):
+        try:
+            print(s.run(q).to_string(), flush=True)
+        except Exception as e:  # noqa: BLE001
+            print(f"  {q}: {e}")
+
+
 def wait(what, secs, ok):
     deadline = time.time() + secs
     while time.time() < deadline:
@@ -84,6 +100,8 @@ def main():
     ap.add_argument("--days", type=int, default=20)
     ap.add_argument("--pause", type=float, default=3.0, help="seconds a killed node stays down")
     ap.add_argument("--every", type=float, default=4.0, help="seconds between kills")
+    ap.add_argument("--plan", default="datanode1,leader,computenode2,datanode2,datanode3,computenode1,leader",
+                    help="the victims in turn, repeated (leader: the leader controller at the time)")
     args = ap.parse_args()
     binary = os.environ.get("PORPOISE_BIN")
     assert binary, "set PORPOISE_BIN to the porpoise binary"
@@ -124,19 +142,19 @@ def main():
         threads = [threading.Thread(target=ingest), threading.Thread(target=reader)]
         for t in threads:
             t.start()
-        plan = ["datanode1", "leader", "computenode2", "datanode2", "datanode3", "computenode1", "leader"]
+        plan = args.plan.split(",")
         kills = []
         k = 0
-        while not done.is_set():
+        # Kills go on while the ingest runs, and until every victim of the plan had its turn.
+        while not done.is_set() or k < len(plan):
             time.sleep(args.every)
-            if done.is_set():
-                break
             victim = plan[k % len(plan)]
             k += 1
             if victim == "leader":
                 _, victim = leader_of()
                 if not victim:
                     continue
+            during = not done.is_set()
             c.kill(victim)
             t_kill = time.time()
             time.sleep(args.pause)
@@ -144,10 +162,13 @@ def main():
             wait(f"{victim} to take a login", 60, lambda: login(*site_of(victim)) is not None)
             back = time.time()
             if victim.startswith("datanode"):
-                wait("every chunk COMPLETE", 120, lambda: (states() or ["?"]) and set(states() or ["?"]) <= {"COMPLETE"})
+                if not wait("every chunk COMPLETE", 120, lambda: set(states() or ["?"]) <= {"COMPLETE"}):
+                    diagnose()
+                    failures.append(f"the replicas on {victim} did not recover within 120 s")
             recovered = time.time() - back
-            kills.append((victim, round(back - t_kill, 2), round(recovered, 2)))
-            print(f"kill -9 {victim}: back after {back - t_kill:.1f} s, recovered {recovered:.2f} s after its restart", flush=True)
+            kills.append((victim, round(back - t_kill, 2), round(recovered, 2), during))
+            print(f"kill -9 {victim} ({'during' if during else 'after'} the ingest): back after {back - t_kill:.1f} s, "
+                  f"recovered {recovered:.2f} s after its restart", flush=True)
         for t in threads:
             t.join(600)
         ingest_s = time.time() - started

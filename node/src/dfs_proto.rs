@@ -80,6 +80,9 @@ pub mod method {
     pub const CHUNK_RELEASE: u16 = 56;
     /// Data node → leader: [`super::RecoveryProgress`] of a running recovery → `()`.
     pub const RECOVERY_PROGRESS: u16 = 38;
+    /// Data node → leader: [`super::Damaged`], its copy of a chunk failed a checksum → `()`
+    /// once the leader marked it for repair (D101).
+    pub const REPLICA_DAMAGED: u16 = 57;
 }
 
 /// A namespace question for the leader.
@@ -638,16 +641,22 @@ pub struct Recovered {
 }
 
 /// A recovery asks its source for `chunk`'s rows from `from_rows` on (`None`: all of them) at
-/// its latest version; with `hold`, the source keeps the chunk from writers afterwards.
+/// `version` (`None`: its latest); with `hold`, the source keeps the chunk from writers
+/// afterwards. The source answers at most a page (`RECOVERY_PAGE_BYTES`); the rest is asked
+/// for at the version the first page named. A first incremental page names `since`, the
+/// asker's version: the source answers from `from_rows` only if it holds exactly that many
+/// rows at that version (the asker's rows are then a prefix of its own), else everything.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fetch {
     pub chunk: u64,
     pub from_rows: Option<u64>,
     pub hold: bool,
+    pub version: Option<u64>,
+    pub since: Option<u64>,
 }
 
-/// The source's answer: its version and rows, and the rows from `from_rows` on (`None`: every
-/// row, because the asked start is past its rows).
+/// The source's answer: its version and rows, and a page of the rows from `from_rows` on
+/// (`None`: from the first row, because the asked start is past its rows).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fetched {
     pub version: u64,
@@ -655,6 +664,21 @@ pub struct Fetched {
     pub from_rows: Option<u64>,
     pub schema: Vec<u8>,
     pub columns: Vec<u8>,
+}
+
+/// The most a recovery page holds, estimated from the rows' size in memory: a quarter of
+/// the frame limit, which leaves room for an encoding larger than the columns in memory.
+/// The simulation's chunks are small, so its pages are too: every recovery it runs then goes
+/// page by page.
+pub const RECOVERY_PAGE_BYTES: usize = if cfg!(madsim) { 4 << 10 } else { 16 << 20 };
+const _: () = assert!(RECOVERY_PAGE_BYTES * 4 <= crate::rpc::FRAME_PAYLOAD_BYTES_MAX);
+
+/// A data node found its copy of `chunk` damaged on disk (`why`: the file and offset).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Damaged {
+    pub alias: String,
+    pub chunk: u64,
+    pub why: String,
 }
 
 /// A recovery's progress, reported by its target after each round.

@@ -55,6 +55,9 @@ pub enum ErrorCode {
     /// A query fragment ran and failed; the message is the script error as the data node gave
     /// it (another replica would fail the same way).
     QueryFailed,
+    /// The answer would not fit in one frame (`FRAME_PAYLOAD_BYTES_MAX`): the caller asks
+    /// for less at a time.
+    AnswerTooLarge,
 }
 
 impl ErrorCode {
@@ -74,6 +77,7 @@ impl ErrorCode {
             ErrorCode::StorageFailed => "DFS-003",
             ErrorCode::AppendFailed => "DFS-004",
             ErrorCode::QueryFailed => "DFS-005",
+            ErrorCode::AnswerTooLarge => "RPC-008",
         }
     }
 
@@ -100,7 +104,8 @@ impl ErrorCode {
             | ErrorCode::PlacementFailed
             | ErrorCode::StorageFailed
             | ErrorCode::AppendFailed
-            | ErrorCode::QueryFailed => Retry::Never,
+            | ErrorCode::QueryFailed
+            | ErrorCode::AnswerTooLarge => Retry::Never,
         }
     }
 }

@@ -798,3 +798,143 @@ fn writes_go_on_with_a_data_node_killed_and_its_replicas_catch_up_when_it_return
         "first degraded append: {first_ms} ms; recovery of {on_three} replicas: {recovered_ms} ms after the restart"
     );
 }
+
+/// Every `.seg` file under `dir`.
+fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(segment_files(&p));
+        } else if p.extension().is_some_and(|x| x == "seg") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_damaged_block_is_answered_from_another_replica_and_repaired_from_it() {
+    let _one = one_cluster();
+    let (root, all) = tutorial_hosts("dfs-damage");
+    let (_ctls, mut dns, leader) = start_cluster(&root, &all);
+    // One partition of 70,000 rows, more than a block: its transaction writes a segment file.
+    let out = execute(
+        datanode_addr(1),
+        &format!(
+            "{LOGIN}db = database(\"dfs://bits\", VALUE, 1..2)\n\
+             db.createPartitionedTable(table(1:0, `p`i, [INT, INT]), `t, `p)\n\
+             tableInsert(loadTable(\"dfs://bits\", `t), table(take(1, 70000) as p, 1..70000 as i))"
+        ),
+    );
+    assert!(out.contains("\"ok\":true"), "{out}");
+    let status = execute(leader, &format!("{LOGIN}getClusterChunksStatus()"));
+    let replicas = column(&status, "replicas");
+    assert_eq!(replicas.len(), 1, "{status}");
+    // The replica a coordinator with no history asks first: equal replicas take turns by
+    // chunk id (`coordinator::query::assign`).
+    let chunk = u64::from_str_radix(
+        column(&status, "chunkId")[0].rsplit('-').next().unwrap(),
+        16,
+    )
+    .unwrap();
+    let aliases: Vec<&str> = replicas[0]
+        .split(',')
+        .filter_map(|r| r.split(':').next())
+        .collect();
+    let victim: usize = aliases[chunk as usize % aliases.len()]
+        .strip_prefix("datanode")
+        .and_then(|i| i.parse().ok())
+        .expect("a datanode alias");
+    let home = root.join(HOSTS[victim - 1]).join("data");
+    let segs = segment_files(&home);
+    assert!(
+        !segs.is_empty(),
+        "datanode{victim} wrote segments under {home:?}"
+    );
+    // Flip a bit in every 97 bytes of each of its segment files (sequences compress to a few
+    // hundred bytes a column), so every column's blocks are hit; and restart it, so no cache
+    // holds the good bytes.
+    let mut dn = dns[victim - 1].take().unwrap();
+    dn.0.kill().unwrap();
+    dn.0.wait().unwrap();
+    for s in &segs {
+        let mut bytes = std::fs::read(s).unwrap();
+        for at in (30..bytes.len()).step_by(97) {
+            bytes[at] ^= 0x04;
+        }
+        std::fs::write(s, &bytes).unwrap();
+    }
+    dns[victim - 1] = Some(start_datanode(&root.join(HOSTS[victim - 1]), victim));
+    wait_for("the damaged node to take a login", 60, || {
+        http(
+            datanode_addr(victim),
+            "POST",
+            "/api/execute",
+            &format!("{LOGIN}1"),
+        )
+        .is_some_and(|(_, b)| b.contains("\"ok\":true"))
+    });
+
+    // Every answer is right, through every data node: the damaged copy is never served.
+    // (The filter makes every replica read the rows: a count and a sum alone may come from
+    // the blocks' statistics, without their payloads.)
+    let sum = format!(
+        "{LOGIN}select count(*) as n, sum(long(i)) as s from loadTable(\"dfs://bits\", `t) where i % 7 != 100"
+    );
+    for round in 0..3 {
+        for i in 1..=3 {
+            let out = execute(datanode_addr(i), &sum);
+            assert_eq!(
+                column(&out, "n"),
+                ["70000"],
+                "round {round} via datanode{i}: {out}"
+            );
+            assert_eq!(
+                column(&out, "s"),
+                [(70_000u64 * 70_001 / 2).to_string()],
+                "round {round} via datanode{i}: {out}"
+            );
+        }
+    }
+    // Found on read, marked, and copied back whole from the good replica.
+    wait_for("the damaged replica to be repaired", 60, || {
+        let tasks = execute(leader, &format!("{LOGIN}getRecoveryTaskStatus()"));
+        let dest = column(&tasks, "Dest");
+        let done = column(&tasks, "Status");
+        dest.iter()
+            .zip(&done)
+            .any(|(d, s)| *d == format!("datanode{victim}") && s == "Finished")
+    });
+    let tasks = execute(leader, &format!("{LOGIN}getRecoveryTaskStatus()"));
+    assert_eq!(
+        column(&tasks, "IsIncrementalRecovery"),
+        ["false"],
+        "a full copy: {tasks}"
+    );
+    let status = execute(leader, &format!("{LOGIN}getClusterChunksStatus()"));
+    assert_eq!(column(&status, "state"), ["COMPLETE"], "{status}");
+    let log = std::fs::read_to_string(
+        root.join(HOSTS[victim - 1])
+            .join(format!("log/datanode{victim}.log")),
+    )
+    .unwrap();
+    assert!(log.contains("event=replica_damaged"), "{log}");
+    // The repaired copy answers alone: with the other replica's node gone, reads go to it.
+    let other: usize = (1..=3)
+        .find(|i| *i != victim && replicas[0].contains(&format!("datanode{i}:")))
+        .unwrap();
+    let mut dn = dns[other - 1].take().unwrap();
+    dn.0.kill().unwrap();
+    dn.0.wait().unwrap();
+    let out = execute(datanode_addr(victim), &sum);
+    assert_eq!(column(&out, "n"), ["70000"], "{out}");
+    assert_eq!(
+        column(&out, "s"),
+        [(70_000u64 * 70_001 / 2).to_string()],
+        "{out}"
+    );
+}

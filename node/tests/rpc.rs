@@ -10,7 +10,8 @@ use std::time::Duration;
 use node::error::{ErrorCode, RemoteError};
 use node::rpc::{
     encode_frame, read_frame, serve_connection, Frame, FrameReader, Kind, RpcClient,
-    RpcClientConfig, RpcError, FRAME_HEADER_BYTES, FRAME_VERSION, SERVER_INFLIGHT_MAX,
+    RpcClientConfig, RpcError, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, FRAME_VERSION,
+    SERVER_INFLIGHT_MAX,
 };
 use rt::net::{TcpListener, TcpStream};
 use rt::shard::Shard;
@@ -24,6 +25,8 @@ const DELAY: u16 = 4;
 /// connection's requests about 0.5 ms apart, so 1 s lets all of the test's arrive while the
 /// first ones still run.)
 const COUNTED: u16 = 5;
+/// Answers more bytes than a frame may carry.
+const HUGE: u16 = 6;
 
 thread_local! {
     static RUNNING: Cell<usize> = const { Cell::new(0) };
@@ -79,6 +82,7 @@ async fn start_server() -> (SocketAddr, Rc<Cell<u32>>, Rc<Cell<u32>>) {
                             RUNNING.with(|r| r.set(r.get() - 1));
                             Ok(payload)
                         }
+                        HUGE => Ok(vec![1u8; FRAME_PAYLOAD_BYTES_MAX + 1]),
                         m => Err(RemoteError::new(
                             ErrorCode::UnknownMethod,
                             format!("unknown method {m}"),
@@ -143,6 +147,32 @@ fn calls_reuse_one_connection_and_carry_remote_errors() {
             (client.connects(), accepted.get()),
             (1, 1),
             "one connection, reused"
+        );
+    });
+}
+
+#[test]
+fn an_answer_or_request_over_the_frame_limit_is_an_error_not_a_hang() {
+    on_rt(|| async {
+        let (addr, accepted, rejected) = start_server().await;
+        let client = RpcClient::new(addr, cfg());
+        // The server cannot send it: the caller hears why, at once, on the same connection.
+        let err = client.call(HUGE, Vec::new()).await.unwrap_err();
+        let RpcError::Remote(remote) = &err else {
+            panic!("a remote error, not {err}");
+        };
+        assert_eq!(remote.code, ErrorCode::AnswerTooLarge, "{err}");
+        assert!(err.to_string().starts_with("RPC-008"), "{err}");
+        // Nor can the client: refused before a byte is sent.
+        let err = client
+            .call(ECHO, vec![0u8; FRAME_PAYLOAD_BYTES_MAX + 1])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RpcError::Protocol(_)), "{err}");
+        assert_eq!(client.call(ECHO, b"on".to_vec()).await.unwrap(), b"on");
+        assert_eq!(
+            (client.connects(), accepted.get(), rejected.get()),
+            (1, 1, 0)
         );
     });
 }

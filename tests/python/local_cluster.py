@@ -125,7 +125,10 @@ def cluster(binary, compute=False):
         for p in procs.values():
             p.kill()
             p.wait()
-        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("PORPOISE_KEEP_CLUSTER"):
+            print(f"cluster homes kept in {root}", flush=True)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def script(name):

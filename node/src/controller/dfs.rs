@@ -387,6 +387,10 @@ impl ControllerService {
                 }
                 Err(e) => Err(e),
             },
+            method::REPLICA_DAMAGED => match decode::<Damaged>(payload) {
+                Ok(d) => self.replica_damaged(d).await.map(|()| encode_payload(&())),
+                Err(e) => Err(e),
+            },
             method::TXN_OUTCOME => match decode::<TxnOutcome>(payload) {
                 Ok(o) => self.txn_outcome(o).await.map(|o| encode_payload(&o)),
                 Err(e) => Err(e),

@@ -237,6 +237,13 @@ pub enum Command {
         from: String,
         to: String,
     },
+    /// `alias`'s copy of `chunk` failed a block checksum (D101): it becomes stale and needs a
+    /// full copy. Refused (`Replicas`) when it is the chunk's only current replica: marking it
+    /// would leave nothing to read, and reads of it fail with the corruption named anyway.
+    MarkDamaged {
+        chunk: u64,
+        alias: String,
+    },
 }
 
 /// Why a command was refused (the state is unchanged).
@@ -728,6 +735,27 @@ impl Meta {
                     });
                 }
                 c.stale.remove(alias);
+            }
+            Command::MarkDamaged { chunk, alias } => {
+                let c = self
+                    .chunks
+                    .get_mut(chunk)
+                    .ok_or_else(|| MetaError::Missing(format!("chunk {chunk}")))?;
+                if !c.replicas.contains(alias) {
+                    return Err(MetaError::Replicas(format!(
+                        "{alias} holds no replica of chunk {chunk}"
+                    )));
+                }
+                if let Some(s) = c.stale.get_mut(alias) {
+                    s.full = true;
+                } else if c.current().count() == 1 {
+                    return Err(MetaError::Replicas(format!(
+                        "chunk {chunk}'s only current replica is the damaged one on {alias}"
+                    )));
+                } else {
+                    let since = c.version;
+                    c.stale.insert(alias.clone(), Stale { since, full: true });
+                }
             }
             Command::MoveReplica { chunk, from, to } => {
                 let c = self

@@ -181,11 +181,9 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 version,
             }
         }),
-        (1u64..4, node.clone(), node).prop_map(|(chunk, from, to)| Command::MoveReplica {
-            chunk,
-            from,
-            to
-        }),
+        (1u64..4, node.clone(), node.clone())
+            .prop_map(|(chunk, from, to)| { Command::MoveReplica { chunk, from, to } }),
+        (1u64..4, node).prop_map(|(chunk, alias)| Command::MarkDamaged { chunk, alias }),
         (0u64..3).prop_map(|id| Command::BeginTxn {
             id,
             participants: vec![]
@@ -349,6 +347,44 @@ fn stale_replicas_are_marked_cleared_at_the_chunk_version_and_moved() {
         }
     );
     m.check().unwrap();
+}
+
+#[test]
+fn a_damaged_replica_needs_a_full_copy_unless_it_is_the_last_current_one() {
+    let mut m = setup();
+    m.apply(&Command::AddPartition {
+        db: "dfs://testDB".into(),
+        table: "testTB".into(),
+        partition: "19365".into(),
+        replicas: vec!["dn1".into(), "dn2".into()],
+    })
+    .unwrap();
+    let damaged = |alias: &str| Command::MarkDamaged {
+        chunk: 1,
+        alias: alias.into(),
+    };
+    assert!(matches!(
+        m.apply(&damaged("dn3")),
+        Err(MetaError::Replicas(_))
+    ));
+    m.apply(&damaged("dn1")).unwrap();
+    assert_eq!(
+        m.chunks[&1].stale.get("dn1"),
+        Some(&Stale {
+            since: 0,
+            full: true
+        })
+    );
+    // Its partner is the only copy left to read: marking it too would leave none.
+    let before = m.clone();
+    assert!(matches!(
+        m.apply(&damaged("dn2")),
+        Err(MetaError::Replicas(_))
+    ));
+    assert_eq!(m, before, "a refused command changes nothing");
+    // Again for a stale one: still a full copy.
+    m.apply(&damaged("dn1")).unwrap();
+    assert_eq!(m.chunks[&1].current().collect::<Vec<_>>(), ["dn2"]);
 }
 
 #[test]

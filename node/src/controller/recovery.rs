@@ -435,6 +435,43 @@ impl ControllerService {
         }
     }
 
+    /// A data node's copy of a chunk failed a checksum: it is marked stale (a full copy), and
+    /// the next round plans its repair from a good replica (D101).
+    pub(super) async fn replica_damaged(&self, d: Damaged) -> Result<(), RemoteError> {
+        if let Some(e) = self.not_leader_error() {
+            return Err(e);
+        }
+        let cmd = super::meta::Command::MarkDamaged {
+            chunk: d.chunk,
+            alias: d.alias.clone(),
+        };
+        match self.ctl.write(cmd).await.map_err(RemoteError::from)? {
+            Ok(_) => {
+                self.log.error(
+                    "replica_damaged",
+                    &format!(
+                        "chunk {} on {} is damaged ({}); it is repaired from another replica",
+                        d.chunk, d.alias, d.why
+                    ),
+                    &[],
+                );
+                Ok(())
+            }
+            Err(MetaError::Missing(_)) => Ok(()),
+            Err(e) => {
+                self.log.error(
+                    "data_at_risk",
+                    &format!(
+                        "chunk {} on {} is damaged ({}): {e}",
+                        d.chunk, d.alias, d.why
+                    ),
+                    &[],
+                );
+                Ok(())
+            }
+        }
+    }
+
     /// Runs one task: the target copies, the leader records it current, the source's hold
     /// ends.
     async fn recover_one(

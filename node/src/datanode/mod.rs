@@ -62,6 +62,10 @@ pub struct DataNodeService {
     workers: OnceCell<Rc<crate::workers::Workers>>,
     /// What `GET /metrics` counts.
     stats: Stats,
+    /// This node's alias, once its start report named it to a leader.
+    alias: OnceCell<String>,
+    /// Chunks whose damage was reported to the leader and not yet repaired (D101).
+    damaged: RefCell<std::collections::BTreeSet<u64>>,
 }
 
 /// A data node's counters for `GET /metrics` (since it started).
@@ -118,6 +122,8 @@ impl DataNodeService {
             tasks: Default::default(),
             workers: OnceCell::new(),
             stats: Stats::default(),
+            alias: OnceCell::new(),
+            damaged: RefCell::new(Default::default()),
         });
         drop(rt::task::spawn_local(svc.clone().resolver()));
         svc
@@ -188,7 +194,17 @@ impl DataNodeService {
             }
             method::CHUNK_FETCH => {
                 let f: Fetch = decode(&payload)?;
-                Ok(encode_payload(&self.fetch(f).await?))
+                let chunk = f.chunk;
+                match self.fetch(f).await {
+                    Ok(got) => Ok(encode_payload(&got)),
+                    Err(e) => {
+                        // A source that cannot be read may be damaged itself.
+                        if recovery::names_corruption(&e.message) {
+                            self.check_damage([chunk]).await;
+                        }
+                        Err(e)
+                    }
+                }
             }
             method::CHUNK_RELEASE => {
                 let chunk: u64 = decode(&payload)?;
@@ -405,6 +421,7 @@ impl DataNodeService {
     /// node adopted its old catalog), retrying until a leader takes the report; then deletes
     /// the chunks the leader names as dropped. Spawned by the start function.
     pub async fn announce(self: Rc<Self>, me: Incarnation) {
+        let _ = self.alias.set(me.alias.clone());
         loop {
             let push = ChunkReports {
                 node: me.clone(),
@@ -421,6 +438,8 @@ impl DataNodeService {
                 Ok(orphans) => {
                     self.announced.set(true);
                     self.drop_chunks(&orphans).await;
+                    // Chunks found damaged when the node opened its storage.
+                    self.check_damage(self.engine.damaged_chunks()).await;
                     self.log.info(
                         "chunks_reported",
                         &format!("{} chunks reported to the leader", push.chunks.len()),

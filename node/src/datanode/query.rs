@@ -115,7 +115,7 @@ impl DataNodeService {
         self.stats
             .query_seconds
             .observe((rt::time::now() - started).as_secs_f64());
-        r.map_err(|e| {
+        let r = r.map_err(|e| {
             let m = e.to_string();
             let code = if m.starts_with(REPLICA_TAG) {
                 ErrorCode::DataNodeNotAvail
@@ -123,7 +123,15 @@ impl DataNodeService {
                 ErrorCode::QueryFailed
             };
             RemoteError::new(code, m)
-        })
+        });
+        if r.as_ref().is_err_and(|e| {
+            e.code == ErrorCode::DataNodeNotAvail && super::recovery::names_corruption(&e.message)
+        }) {
+            // The coordinator asks another replica; whether this copy is damaged is found out
+            // here, from the disk (D101).
+            self.check_damage(f.parts.iter().map(|p| p.chunk)).await;
+        }
+        r
     }
 
     /// Runs `f` with its partitions dealt over the shards: every `n`th to each worker (its

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use storage::column::Column;
+use storage::column::{Column, ColumnData};
 use storage::StorageError;
 
 use super::{storage_error, DataNodeService};
@@ -41,6 +41,36 @@ const SOURCE_CALL: RpcClientConfig = RpcClientConfig {
     inflight_max: 4,
 };
 
+/// How many rows from `start` (of `rows`) fit in a page of about [`RECOVERY_PAGE_BYTES`],
+/// estimated from the columns' size in memory; at least one while any is left. A symbol
+/// column's dictionary goes whole with every page, so it comes off the budget first (down to
+/// a quarter of it).
+fn page_rows(columns: &[Column], start: u64, rows: u64) -> u64 {
+    let left = rows.saturating_sub(start);
+    if left == 0 {
+        return 0;
+    }
+    let per_page: usize = columns
+        .iter()
+        .map(|c| match &c.data {
+            ColumnData::Symbol { base, .. } => base.strings.iter().map(|s| s.len() + 1).sum(),
+            _ => 0,
+        })
+        .sum();
+    let budget = RECOVERY_PAGE_BYTES
+        .saturating_sub(per_page)
+        .max(RECOVERY_PAGE_BYTES / 4);
+    let bytes: usize = columns.iter().map(Column::heap_bytes).sum();
+    let per_row = (bytes as u64).div_ceil(rows).max(1);
+    (budget as u64 / per_row).clamp(1, left)
+}
+
+/// A read's error names a failed check of stored bytes (`STO-002`, which a span decoded on
+/// another shard carries only in its message): worth a look at the disk.
+pub(super) fn names_corruption(message: &str) -> bool {
+    message.contains("STO-002")
+}
+
 fn failed(why: String) -> RemoteError {
     RemoteError::new(ErrorCode::StorageFailed, why)
 }
@@ -62,39 +92,59 @@ impl DataNodeService {
             sync_ms: 0,
         };
         let mut last_copied = u64::MAX;
+        self.log.info(
+            "recovery_started",
+            &format!(
+                "chunk {}: task {}, {} copy from {}",
+                r.chunk,
+                r.task,
+                if full { "full" } else { "incremental" },
+                r.source.alias
+            ),
+            &[],
+        );
         for round in 0.. {
             let mine = match self.engine.chunk_info(r.chunk) {
                 Ok(i) => Some(i),
-                Err(StorageError::NoSuchChunk(_)) => None,
+                // Nothing to build on: a full copy replaces (and so repairs) it.
+                Err(StorageError::NoSuchChunk(_) | StorageError::Corrupt { .. }) => None,
                 Err(e) => return Err(storage_error(e)),
             };
             if mine.is_none() && !full {
                 full = true;
-                done.fell_back = true;
+                done.fell_back = round == 0;
             }
             let hold = round >= ASYNC_ROUNDS_MAX || (round > 0 && last_copied <= r.sync_rows);
             if hold && done.sync_ms == 0 {
                 done.sync_ms = rt::time::unix_time_ms();
             }
-            let ask = Fetch {
-                chunk: r.chunk,
-                from_rows: if full {
-                    None
-                } else {
-                    mine.as_ref().map(|m| m.rows)
-                },
-                hold,
+            // Incremental: the rows past this replica's, if the source proves them a prefix.
+            let base = if full {
+                None
+            } else {
+                mine.as_ref().map(|m| (m.version, m.rows))
             };
-            let answer = source
-                .call(method::CHUNK_FETCH, encode_payload(&ask))
-                .await
-                .map_err(|e| failed(format!("the source {}: {e}", r.source.alias)))?;
-            done.bytes += answer.len() as u64;
-            let got: Fetched = decode_payload(&answer)
-                .map_err(|e| failed(format!("a bad answer from {}: {e}", r.source.alias)))?;
-            let schema = decode_schema(&got.schema).map_err(failed)?;
-            let columns = decode_columns(&got.columns).map_err(failed)?;
+            let (got, columns, bytes) = self.fetch_round(&source, &r, base, hold).await?;
+            done.bytes += bytes;
             let copied = columns.first().map_or(0, |c| c.len() as u64);
+            self.log.info(
+                "recovery_round",
+                &format!(
+                    "chunk {}: round {round}{}, {} from row {}, {copied} rows of {} at version {}",
+                    r.chunk,
+                    if hold { " (held)" } else { "" },
+                    if got.from_rows.is_some() {
+                        "incremental"
+                    } else {
+                        "full"
+                    },
+                    got.from_rows.unwrap_or(0),
+                    got.rows,
+                    got.version
+                ),
+                &[],
+            );
+            let schema = decode_schema(&got.schema).map_err(failed)?;
             let same_schema = mine.as_ref().is_some_and(|m| m.schema == schema);
             let batch = match (got.from_rows, &mine) {
                 (Some(_), Some(m)) if same_schema => {
@@ -104,16 +154,17 @@ impl DataNodeService {
                         Some(self.own_rows_then(r.chunk, columns).await?)
                     }
                 }
+                // The whole chunk (asked for, or the source could not prove a prefix).
                 (None, _) => {
-                    full = true;
-                    Some(columns)
-                }
-                // Incremental cannot apply: copy all of it next round.
-                _ => {
-                    if !full {
-                        full = true;
+                    if base.is_some() && round == 0 {
                         done.fell_back = true;
                     }
+                    Some(columns)
+                }
+                // The schema changed under the replica: copy all of it next round.
+                _ => {
+                    full = true;
+                    done.fell_back |= round == 0;
                     last_copied = u64::MAX;
                     if hold {
                         // The leader releases the hold when this call fails; a full round
@@ -134,9 +185,11 @@ impl DataNodeService {
                     .await
                     .map_err(storage_error)?;
             }
+            // The replica now holds exactly the source's rows at `got.version`: later rounds
+            // copy only what lands after it.
+            full = false;
             done.rows += copied;
             done.version = got.version;
-            done.incremental = !full || done.fell_back;
             last_copied = copied;
             let progress = RecoveryProgress {
                 task: r.task,
@@ -149,10 +202,121 @@ impl DataNodeService {
                 .call(method::RECOVERY_PROGRESS, encode_payload(&progress))
                 .await;
             if hold {
+                self.damaged.borrow_mut().remove(&r.chunk);
                 return Ok(done);
             }
         }
         unreachable!("the loop returns")
+    }
+
+    /// A read of `chunks` failed here: each one the disk shows damaged is reported to the
+    /// leader, once until it is repaired, which marks this replica stale and has it copied back
+    /// from a good one (D101). A failure the disk does not confirm (it passed) is not.
+    pub(super) async fn check_damage(&self, chunks: impl IntoIterator<Item = u64>) {
+        let Some(alias) = self.alias.get().cloned() else {
+            return;
+        };
+        for chunk in chunks {
+            if self.damaged.borrow().contains(&chunk) {
+                continue;
+            }
+            let why = match self.engine.verify_chunk(chunk).await {
+                Err(e @ StorageError::Corrupt { .. }) => e.to_string(),
+                _ => continue,
+            };
+            self.damaged.borrow_mut().insert(chunk);
+            self.log.error(
+                "replica_damaged",
+                &format!(
+                    "chunk {chunk}: {why}; the leader is told, to repair it from another replica"
+                ),
+                &[],
+            );
+            let report = Damaged {
+                alias: alias.clone(),
+                chunk,
+                why,
+            };
+            let told = self
+                .leader
+                .call(method::REPLICA_DAMAGED, encode_payload(&report))
+                .await;
+            if told.is_err() {
+                // Told again at the next failed read.
+                self.damaged.borrow_mut().remove(&chunk);
+            }
+        }
+    }
+
+    /// One round's copy from the source, page by page, every page at the first one's version
+    /// (so the pages join into that version's rows whatever commits land meanwhile): the
+    /// first page's header (its `columns` emptied), the joined rows and the bytes fetched.
+    async fn fetch_round(
+        &self,
+        source: &RpcClient,
+        r: &Recover,
+        base: Option<(u64, u64)>,
+        hold: bool,
+    ) -> Result<(Fetched, Vec<Column>, u64), RemoteError> {
+        let ask = |from_rows, hold, version, since| Fetch {
+            chunk: r.chunk,
+            from_rows,
+            hold,
+            version,
+            since,
+        };
+        let first = ask(base.map(|b| b.1), hold, None, base.map(|b| b.0));
+        let first = self.fetch_page(source, r, first).await?;
+        let mut columns = decode_columns(&first.columns).map_err(failed)?;
+        let mut bytes = first.columns.len();
+        let mut next = first.from_rows.unwrap_or(0) + columns.first().map_or(0, |c| c.len() as u64);
+        while next < first.rows {
+            let page = self
+                .fetch_page(source, r, ask(Some(next), false, Some(first.version), None))
+                .await?;
+            let more = decode_columns(&page.columns).map_err(failed)?;
+            let copied = more.first().map_or(0, |c| c.len() as u64);
+            if page.version != first.version || page.from_rows != Some(next) || copied == 0 {
+                return Err(failed(format!(
+                    "{} answered chunk {} from row {:?} at version {} with {copied} rows, asked from row {next} at version {}",
+                    r.source.alias, r.chunk, page.from_rows, page.version, first.version
+                )));
+            }
+            for (c, m) in columns.iter_mut().zip(&more) {
+                c.append(m).map_err(failed)?;
+            }
+            bytes += page.columns.len();
+            next += copied;
+            let progress = RecoveryProgress {
+                task: r.task,
+                rows_done: next - first.from_rows.unwrap_or(0),
+                bytes_done: bytes as u64,
+                rows_total: first.rows,
+            };
+            let _ = self
+                .leader
+                .call(method::RECOVERY_PROGRESS, encode_payload(&progress))
+                .await;
+        }
+        let header = Fetched {
+            columns: Vec::new(),
+            ..first
+        };
+        Ok((header, columns, bytes as u64))
+    }
+
+    async fn fetch_page(
+        &self,
+        source: &RpcClient,
+        r: &Recover,
+        ask: Fetch,
+    ) -> Result<Fetched, RemoteError> {
+        let answer = source
+            .call(method::CHUNK_FETCH, encode_payload(&ask))
+            .await
+            .map_err(|e| failed(format!("the source {}: {e}", r.source.alias)))?;
+        decode_payload(&answer)
+            .map_err(|e| failed(format!("a bad answer from {}: {e}", r.source.alias)))
     }
 
     /// This node's rows of `chunk` followed by `more`.
@@ -176,57 +340,85 @@ impl DataNodeService {
             .await;
     }
 
-    /// The source's side: the chunk's rows at its latest version, from `f.from_rows` on.
+    /// The source's side: a page of the chunk's rows at `f.version` (default its latest),
+    /// from `f.from_rows` on.
     pub(super) async fn fetch(&self, f: Fetch) -> Result<Fetched, RemoteError> {
         if f.hold {
             self.hold(f.chunk).await?;
         }
         let info = self.engine.chunk_info(f.chunk).map_err(storage_error)?;
         let all: Vec<usize> = (0..info.schema.columns.len()).collect();
-        let mut attempt = 0;
-        let (version, columns) = loop {
-            let before = self
-                .engine
-                .chunk_info(f.chunk)
-                .map_err(storage_error)?
-                .version;
-            let columns = self
-                .engine
-                .scan_at(f.chunk, &all, Some(before))
-                .await
-                .map_err(storage_error)?;
-            let after = self
-                .engine
-                .chunk_info(f.chunk)
-                .map_err(storage_error)?
-                .version;
-            attempt += 1;
-            if before == after || f.hold || attempt >= READ_ATTEMPTS_MAX {
-                if before != after && !f.hold {
-                    return Err(failed(format!(
-                        "chunk {} kept moving while it was read",
-                        f.chunk
-                    )));
-                }
-                break (before, columns);
+        let (version, columns) = match f.version {
+            // A later page: exactly the version the first one named.
+            Some(v) => {
+                let columns = self
+                    .engine
+                    .scan_at(f.chunk, &all, Some(v))
+                    .await
+                    .map_err(storage_error)?;
+                (v, columns)
             }
+            None => self.read_latest(f.chunk, &all, f.hold).await?,
         };
         let rows = columns.first().map_or(0, |c| c.len() as u64);
-        let from = f.from_rows.filter(|n| *n <= rows);
-        let columns = match from {
-            Some(n) => columns
-                .iter()
-                .map(|c| c.slice(n as usize, rows as usize))
-                .collect(),
-            None => columns,
+        // The asker's rows are a prefix of these only if this replica has exactly as many at
+        // the asker's version: a rewrite since leaves none of its segments at that version.
+        let prefix = match (f.from_rows, f.since) {
+            (Some(n), Some(v)) => v <= version && self.engine.rows_at(f.chunk, v).ok() == Some(n),
+            (Some(_), None) => true,
+            (None, _) => false,
         };
+        let from = f.from_rows.filter(|n| prefix && *n <= rows);
+        let start = from.unwrap_or(0);
+        let end = start + page_rows(&columns, start, rows);
+        let page = columns
+            .iter()
+            .map(|c| c.slice(start as usize, end as usize))
+            .collect();
         Ok(Fetched {
             version,
             rows,
             from_rows: from,
             schema: encode_schema(&info.schema),
-            columns: encode_columns(columns),
+            columns: encode_columns(page),
         })
+    }
+
+    /// The chunk's rows at its latest version, read so that no commit moved it meanwhile
+    /// (under a hold nothing can).
+    async fn read_latest(
+        &self,
+        chunk: u64,
+        all: &[usize],
+        held: bool,
+    ) -> Result<(u64, Vec<Column>), RemoteError> {
+        let mut attempt = 0;
+        loop {
+            let before = self
+                .engine
+                .chunk_info(chunk)
+                .map_err(storage_error)?
+                .version;
+            let columns = self
+                .engine
+                .scan_at(chunk, all, Some(before))
+                .await
+                .map_err(storage_error)?;
+            let after = self
+                .engine
+                .chunk_info(chunk)
+                .map_err(storage_error)?
+                .version;
+            attempt += 1;
+            if before == after || held {
+                return Ok((before, columns));
+            }
+            if attempt >= READ_ATTEMPTS_MAX {
+                return Err(failed(format!(
+                    "chunk {chunk} kept moving while it was read"
+                )));
+            }
+        }
     }
 
     /// Takes `chunk` from writers for a synchronous fetch, waiting for a transaction that
@@ -255,5 +447,39 @@ impl DataNodeService {
     /// Ends a synchronous fetch's hold (the leader recorded the replica, or gave up).
     pub(super) fn release(&self, chunk: u64) {
         self.engine.release_chunk(chunk);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use storage::types::DataType;
+
+    fn column(ty: DataType, data: ColumnData) -> Column {
+        Column { ty, data }
+    }
+
+    #[test]
+    fn a_page_is_bounded_by_bytes_and_never_empty_while_rows_are_left() {
+        let rows = 3_000_000u64;
+        let col = column(DataType::Long, ColumnData::I64((0..rows as i64).collect()));
+        let per_row = col.heap_bytes() as u64 / rows;
+        assert_eq!(per_row, 8);
+        let page = page_rows(std::slice::from_ref(&col), 0, rows);
+        assert_eq!(page, RECOVERY_PAGE_BYTES as u64 / 8);
+        assert!(page < rows, "a 24 MB chunk takes more than one page");
+        // The last page is what is left; none past the end.
+        assert_eq!(page_rows(std::slice::from_ref(&col), rows - 5, rows), 5);
+        assert_eq!(page_rows(std::slice::from_ref(&col), rows, rows), 0);
+        // A row larger than a page still goes, one at a time.
+        let big = RECOVERY_PAGE_BYTES * 2;
+        let wide = column(
+            DataType::String,
+            ColumnData::Bytes {
+                offsets: vec![0, big as u32],
+                data: vec![b'x'; big],
+            },
+        );
+        assert_eq!(page_rows(&[wide], 0, 1), 1);
     }
 }

@@ -30,7 +30,9 @@ use std::time::Duration;
 use rt::net::TcpStream;
 use tokio::sync::oneshot;
 
-use super::frame::{read_frame, write_frame, Frame, FrameReader, FrameWriter, Kind};
+use super::frame::{
+    read_frame, write_frame, Frame, FrameReader, FrameWriter, Kind, FRAME_PAYLOAD_BYTES_MAX,
+};
 use super::RpcError;
 
 /// Limits of a client.
@@ -98,6 +100,7 @@ impl Conn {
         method: u16,
         payload: Vec<u8>,
     ) -> Result<(u64, oneshot::Receiver<Result<Frame, RpcError>>), RpcError> {
+        too_large(payload.len())?;
         let mut s = self.state.borrow_mut();
         if let Some(e) = &s.ended {
             return Err(e.clone());
@@ -365,6 +368,16 @@ impl Drop for RpcClient {
     }
 }
 
+/// A request too large for one frame is refused here, before any byte is sent.
+fn too_large(len: usize) -> Result<(), RpcError> {
+    if len > FRAME_PAYLOAD_BYTES_MAX {
+        return Err(RpcError::Protocol(format!(
+            "a request of {len} bytes is over the frame limit of {FRAME_PAYLOAD_BYTES_MAX}"
+        )));
+    }
+    Ok(())
+}
+
 /// The payload of a response, or the peer's (typed) error.
 pub fn answer_payload(frame: Frame) -> Result<Vec<u8>, RpcError> {
     match frame.kind {
@@ -396,6 +409,7 @@ pub async fn call_once(
                 reason: e.to_string(),
             })?;
         let _ = conn.set_nodelay(true);
+        too_large(payload.len())?;
         let req = Frame {
             kind: Kind::Request,
             method,

@@ -21,9 +21,9 @@ use std::task::Poll;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rt::net::{Read, TcpStream, Write};
 
-use super::frame::{write_frame, Frame, FrameReader, FrameWriter, Kind};
+use super::frame::{write_frame, Frame, FrameReader, FrameWriter, Kind, FRAME_PAYLOAD_BYTES_MAX};
 use super::RpcError;
-use crate::error::RemoteError;
+use crate::error::{ErrorCode, RemoteError};
 
 /// Most requests of one connection handled at once.
 pub const SERVER_INFLIGHT_MAX: usize = 256;
@@ -132,8 +132,19 @@ fn io(e: impl ToString) -> RpcError {
 }
 
 /// The frame answering request `request_id` of `method`: a response, or an error frame
-/// carrying the typed error.
+/// carrying the typed error. An answer too large for a frame is an error too: the caller
+/// hears why instead of waiting for a frame that can never be sent.
 fn answer_frame(method: u16, request_id: u64, result: Result<Vec<u8>, RemoteError>) -> Frame {
+    let result = match result {
+        Ok(p) if p.len() > FRAME_PAYLOAD_BYTES_MAX => Err(RemoteError::new(
+            ErrorCode::AnswerTooLarge,
+            format!(
+                "the answer to method {method} is {} bytes, over the frame limit of {FRAME_PAYLOAD_BYTES_MAX}",
+                p.len()
+            ),
+        )),
+        r => r,
+    };
     let (kind, payload) = match result {
         Ok(p) => (Kind::Response, p),
         Err(e) => (Kind::Error, super::encode_payload(&e)),

@@ -411,6 +411,17 @@ impl Engine {
         tids
     }
 
+    /// Chunks found damaged: at open, or by a read or a verify since.
+    pub fn damaged_chunks(&self) -> Vec<u64> {
+        let s = self.state.borrow();
+        let damaged = s.chunks.iter().filter(|(_, c)| c.damaged.is_some());
+        s.corrupt
+            .keys()
+            .copied()
+            .chain(damaged.map(|(id, _)| *id))
+            .collect()
+    }
+
     /// Ids of all chunks (corrupt ones included).
     pub fn chunks(&self) -> Vec<u64> {
         let s = self.state.borrow();

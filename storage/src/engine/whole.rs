@@ -1,5 +1,5 @@
 //! Operations on a chunk as a whole: truncate, drop, copy (a repair's source), install (a
-//! repair's target) and widen (`addColumn`). Each replaces or removes the chunk's metadata in
+//! repair's target), verify (is this copy damaged?) and widen (`addColumn`). Each replaces or removes the chunk's metadata in
 //! one atomic write, so a crash leaves the chunk as it was before or as it is after.
 //!
 //! Invariant: none of them changes a chunk a transaction holds (`<ChunkInTransaction>`), and
@@ -7,13 +7,43 @@
 
 use rt::disk;
 
-use super::{ChunkState, Engine, WIDENING};
+use super::{corrupt_clone, empty_column, ChunkState, Engine, WIDENING};
 use crate::batch::{Batch, Schema};
 use crate::column::Column;
 use crate::error::StorageError;
 use crate::meta::{self, ChunkMeta};
 
 impl Engine {
+    /// Reads every block of `chunk` from the disk, past every cache, and checks it. A read of
+    /// this replica failed; this tells a damaged copy (marked so, and never served, until
+    /// `install_chunk` replaces it) from a failure that has passed.
+    pub async fn verify_chunk(&self, chunk: u64) -> Result<(), StorageError> {
+        let (m, bases, volume) = {
+            let s = self.state.borrow();
+            let c = Self::readable(&s, chunk)?;
+            (
+                c.meta.clone(),
+                c.bases.clone(),
+                self.cfg.volumes[c.meta.volume as usize].clone(),
+            )
+        };
+        for seg in &m.segments {
+            let path = meta::segment_file(&volume, chunk, seg.id);
+            for (i, (_, ty)) in m.schema.columns.iter().enumerate() {
+                let empty = empty_column(*ty, bases[i].as_ref());
+                if let Err(e) = self.read_span(&path, chunk, seg, i, &empty, false).await {
+                    if matches!(e, StorageError::Corrupt { .. }) {
+                        if let Some(c) = self.state.borrow_mut().chunks.get_mut(&chunk) {
+                            c.damaged = Some(corrupt_clone(&e));
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Removes every row of `chunk`; returns the new version.
     pub async fn truncate(&self, chunk: u64) -> Result<u64, StorageError> {
         let schema = self.chunk_info(chunk)?.schema;
