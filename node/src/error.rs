@@ -58,6 +58,9 @@ pub enum ErrorCode {
     /// The answer would not fit in one frame (`FRAME_PAYLOAD_BYTES_MAX`): the caller asks
     /// for less at a time.
     AnswerTooLarge,
+    /// This data node's copy of the chunk failed a checksum (D101): another replica serves it
+    /// while this one is repaired.
+    ReplicaDamaged,
 }
 
 impl ErrorCode {
@@ -78,6 +81,7 @@ impl ErrorCode {
             ErrorCode::AppendFailed => "DFS-004",
             ErrorCode::QueryFailed => "DFS-005",
             ErrorCode::AnswerTooLarge => "RPC-008",
+            ErrorCode::ReplicaDamaged => "DFS-006",
         }
     }
 
@@ -97,7 +101,7 @@ impl ErrorCode {
             ErrorCode::NotLeader => Retry::Redirect,
             ErrorCode::ControllerNotReady | ErrorCode::Joining => Retry::OtherNode,
             ErrorCode::RaftFailed | ErrorCode::ChunkInTransaction => Retry::Later,
-            ErrorCode::DataNodeNotAvail => Retry::OtherNode,
+            ErrorCode::DataNodeNotAvail | ErrorCode::ReplicaDamaged => Retry::OtherNode,
             ErrorCode::MetaRefused
             | ErrorCode::BadRequest
             | ErrorCode::UnknownMethod

@@ -20,6 +20,8 @@
 pub mod addr;
 #[cfg(madsim)]
 pub mod cluster;
+#[cfg(madsim)]
+pub mod dfs;
 pub mod invariants;
 #[cfg(madsim)]
 pub mod workload;

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use node::coordinator::steps::{self, Step};
 use rt::sim::{run_seeds, Host, World};
-use sim::cluster::{http_get, http_post, reset_observations, Options, SimCluster};
+use sim::cluster::{http_get, reset_observations, Options, SimCluster};
+use sim::dfs::{batch_counts, column, parse_chunks, parse_status, run, LOGIN};
 use sim::invariants::{appends_atomic, replicas_agree, whole_reads};
 
 /// Whom a seed crashes while a coordinator is held at a step.
@@ -56,48 +57,6 @@ fn rows_of(b: i64) -> u64 {
     } else {
         ROWS_PER_BATCH
     }
-}
-const LOGIN: &str = "login(`admin, `123456)\n";
-const CALL_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The JSON values of column `name` of a table answer.
-fn column(json: &str, name: &str) -> Option<Vec<String>> {
-    let at = json.find(&format!("{{\"name\":\"{name}\""))?;
-    let rest = &json[at..];
-    let v = rest.find("\"value\":[")? + 9;
-    let body = &rest[v..v + rest[v..].find(']')?];
-    Some(if body.starts_with('"') {
-        body.trim_matches('"')
-            .split("\",\"")
-            .map(str::to_string)
-            .collect()
-    } else {
-        body.split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
-    })
-}
-
-/// Batch → rows of one `select count(*) ... group by b` answer; `None` if it failed.
-fn batch_counts(json: &str) -> Option<BTreeMap<i64, u64>> {
-    if !json.contains("\"ok\":true") {
-        return None;
-    }
-    let b = column(json, "b")?;
-    let n = column(json, "n")?;
-    Some(
-        b.iter()
-            .zip(&n)
-            .map(|(b, n)| (b.parse().unwrap(), n.parse().unwrap()))
-            .collect(),
-    )
-}
-
-async fn run(addr: SocketAddr, script: &str) -> String {
-    http_post(addr, "/api/execute", script, CALL_TIMEOUT)
-        .await
-        .unwrap_or_default()
 }
 
 const COUNTS: &str = "select count(*) as n from loadTable(\"dfs://t\", `pt) group by b";
@@ -312,45 +271,4 @@ fn a_crash_at_any_step_of_two_phase_commit_leaves_appends_whole() {
             "the workload made progress: {reads} reads"
         );
     });
-}
-
-fn parse_chunks(text: &str) -> BTreeMap<u64, replicas_agree::Held> {
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or(text);
-    body.lines()
-        .filter_map(|l| {
-            let f: Vec<u64> = l
-                .split(',')
-                .map(|x| x.parse().ok())
-                .collect::<Option<_>>()?;
-            Some((
-                f[0],
-                replicas_agree::Held {
-                    version: f[1],
-                    rows: f[2],
-                    txn: f[3],
-                },
-            ))
-        })
-        .collect()
-}
-
-/// chunk → (version, replica aliases) from `getClusterChunksStatus()`.
-fn parse_status(json: &str) -> Option<BTreeMap<u64, (u64, Vec<String>)>> {
-    if !json.contains("\"ok\":true") {
-        return None;
-    }
-    let ids = column(json, "chunkId")?;
-    let versions = column(json, "version")?;
-    let replicas = column(json, "replicas")?;
-    let mut out = BTreeMap::new();
-    for ((id, v), r) in ids.iter().zip(&versions).zip(&replicas) {
-        let chunk = u64::from_str_radix(id.rsplit('-').next()?, 16).ok()?;
-        let aliases = r
-            .split(',')
-            .filter_map(|x| x.split(':').next())
-            .map(str::to_string)
-            .collect();
-        out.insert(chunk, (v.parse().ok()?, aliases));
-    }
-    Some(out)
 }

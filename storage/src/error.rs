@@ -38,6 +38,14 @@ pub enum StorageError {
         wanted: u64,
         actual: u64,
     },
+    /// The rows of `wanted` were flushed into one segment with later commits (through
+    /// `through`): this replica cannot show that version exactly; another may.
+    #[error("STO-012 chunk {chunk}'s version {wanted} was flushed together with later commits (through version {through}); read it from another replica or at a later version")]
+    VersionCompacted {
+        chunk: u64,
+        wanted: u64,
+        through: u64,
+    },
 }
 
 /// Why a file of format `found` is refused by a build that reads format `reads`, and what to
@@ -78,6 +86,7 @@ impl StorageError {
             StorageError::LogFailed(_) => "STO-009",
             StorageError::Format(_) => "STO-010",
             StorageError::VersionMismatch { .. } => "STO-011",
+            StorageError::VersionCompacted { .. } => "STO-012",
         }
     }
 }

@@ -19,8 +19,9 @@
 //! ```
 //!
 //! A segment's version is the chunk's version once its rows are in, so a reader's snapshot
-//! takes the segments up to the first that reaches it ([`ChunkMeta::segments_at`]); format 1
-//! files have none, read as 0 (served at every version, as format 1 builds did).
+//! takes the segments up to the first that reaches it ([`ChunkMeta::segments_at`]), and is
+//! refused where a segment holds commits on both sides of it; format 1 files have none, read
+//! as 0 (served at every version, as format 1 builds did).
 //!
 //! ```text
 //! ```
@@ -137,18 +138,24 @@ impl ChunkMeta {
     }
 
     /// How many leading segments a reader of committed `version` sees: every segment up to
-    /// and including the first that reaches `version`. A segment whose versions start before
-    /// `version` and end after it (a flush of several commits) cannot be split and is served
-    /// whole; a staged transaction's segment holds one version, so it is exact.
-    pub fn segments_at(&self, version: u64) -> usize {
+    /// and including the first that reaches `version`. `None` when a segment holds commits on
+    /// both sides of `version` (a flush of several commits): its rows cannot be split, and
+    /// serving it whole would show a reader part of a later transaction (the replica swarm's
+    /// seed 10), so that reader must be served elsewhere. A staged transaction's segment holds
+    /// one version, so it is always exact; a format 1 segment (version 0) is served at every
+    /// version, as format 1 builds served it.
+    pub fn segments_at(&self, version: u64) -> Option<usize> {
         let mut before = 0; // the version the chunk had before the next segment
         for (i, s) in self.segments.iter().enumerate() {
             if before >= version {
-                return i;
+                return Some(i);
+            }
+            if s.version > version {
+                return None;
             }
             before = s.version.max(before);
         }
-        self.segments.len()
+        Some(self.segments.len())
     }
 
     /// Rows of the first `n` segments.

@@ -154,6 +154,31 @@ fn verify_reads_past_the_caches_and_marks_a_damaged_chunk_until_it_is_reinstalle
 }
 
 #[test]
+fn a_version_flushed_together_with_later_commits_is_refused_not_served_whole() {
+    run("compacted", |dir| {
+        Box::pin(async move {
+            let e = Engine::open(cfg(&dir)).await.unwrap();
+            e.create_chunk(7, schema()).await.unwrap();
+            e.append(7, rows(0, 10)).await.unwrap();
+            e.append(7, rows(10, 5)).await.unwrap();
+            assert_eq!(ids(&e.scan_at(7, &[0], Some(1)).await.unwrap()).len(), 10);
+            // One segment holds versions 1 and 2 now: version 1 cannot be cut out of it.
+            e.flush().await.unwrap();
+            assert!(matches!(
+                e.scan_at(7, &[0], Some(1)).await,
+                Err(StorageError::VersionCompacted {
+                    chunk: 7,
+                    wanted: 1,
+                    through: 2
+                })
+            ));
+            assert_eq!(ids(&e.scan_at(7, &[0], Some(2)).await.unwrap()).len(), 15);
+            assert_eq!(e.rows_at(7, 0).unwrap(), 0);
+        })
+    });
+}
+
+#[test]
 fn prepared_transactions_lock_chunks_and_survive_restart() {
     run("twopc", |dir| {
         Box::pin(async move {

@@ -65,11 +65,12 @@ fn chunk_metadata_format_1_is_still_read() {
     let mut want = sample_meta();
     want.segments[0].version = 0;
     assert_eq!(ChunkMeta::decode(&bytes).unwrap(), want);
-    assert_eq!(want.segments_at(1), 1);
+    assert_eq!(want.segments_at(1), Some(1));
 }
 
 /// A reader's snapshot takes the segments up to the first that reaches its version: a staged
-/// transaction's segment (one version) is exact, a flush's (several) is served whole.
+/// transaction's segment (one version) is exact; a version inside a flush's (several) cannot
+/// be served from it.
 #[test]
 fn a_snapshot_takes_the_segments_up_to_its_version() {
     let mut m = sample_meta();
@@ -83,8 +84,11 @@ fn a_snapshot_takes_the_segments_up_to_its_version() {
     m.segments = vec![seg(1, 3), seg(2, 4), seg(3, 5)];
     m.version = 5;
     assert_eq!(m.check(), Ok(()));
-    let seen: Vec<usize> = (0..=6).map(|v| m.segments_at(v)).collect();
-    assert_eq!(seen, vec![0, 1, 1, 1, 2, 3, 3]);
+    let seen: Vec<Option<usize>> = (0..=6).map(|v| m.segments_at(v)).collect();
+    assert_eq!(
+        seen,
+        vec![Some(0), None, None, Some(1), Some(2), Some(3), Some(3)]
+    );
     assert_eq!(m.rows_of(2), 4);
     // Versions must not go down, nor past the chunk's.
     m.segments[2].version = 2;

@@ -282,10 +282,13 @@ pub fn judge_report(m: &super::meta::Meta, alias: &str, report: &[ChunkReport]) 
     f
 }
 
-/// Transactions still `Begun` that an earlier run of `node` coordinates: that process is gone,
-/// so it will never decide them, and nothing was committed (the commit point is the leader's
-/// own record, and a `Begun` one has none). `coordinators` is the leader's volatile knowledge
-/// of who began what.
+/// Transactions still undecided (`Begun` or `Prepared`) that an earlier run of `node`
+/// coordinates: that process is gone, so it will never decide them, and nothing was committed
+/// (the commit point is the leader's own `CommitWrites` record, which neither has; one racing
+/// in is refused once the abort is applied, and the other way round). `coordinators` is the
+/// leader's volatile knowledge of who began what. (Only `Begun` ones were taken before the
+/// replica swarm's seed 21: a coordinator killed after every vote left its participants'
+/// chunks locked for `TXN_ABANDON_MS`, and every append to them failed meanwhile.)
 pub fn orphaned_txns(
     txns: &BTreeMap<u64, Txn>,
     coordinators: &BTreeMap<u64, Incarnation>,
@@ -294,7 +297,10 @@ pub fn orphaned_txns(
     coordinators
         .iter()
         .filter(|(_, c)| c.alias == node.alias && c.started_ms < node.started_ms)
-        .filter(|(tid, _)| txns.get(tid).is_some_and(|t| t.state == TxnState::Begun))
+        .filter(|(tid, _)| {
+            txns.get(tid)
+                .is_some_and(|t| matches!(t.state, TxnState::Begun | TxnState::Prepared))
+        })
         .map(|(tid, _)| *tid)
         .collect()
 }
@@ -599,7 +605,7 @@ mod tests {
     }
 
     #[test]
-    fn a_restarted_coordinator_orphans_only_its_earlier_runs_begun_transactions() {
+    fn a_restarted_coordinator_orphans_only_its_earlier_runs_undecided_transactions() {
         let t = |state| Txn {
             state,
             participants: BTreeSet::new(),
@@ -610,6 +616,8 @@ mod tests {
             (2, t(TxnState::Committed)),
             (3, t(TxnState::Begun)),
             (4, t(TxnState::Begun)),
+            (5, t(TxnState::Prepared)),
+            (6, t(TxnState::Aborted)),
         ]);
         let run = |alias: &str, started_ms| Incarnation {
             alias: alias.into(),
@@ -620,11 +628,13 @@ mod tests {
             (2, run("dn1", 100)),
             (3, run("dn1", 200)),
             (4, run("dn2", 100)),
+            (5, run("dn1", 100)),
+            (6, run("dn1", 100)),
         ]);
         assert_eq!(
             orphaned_txns(&txns, &coordinators, &run("dn1", 200)),
-            vec![1],
-            "2 is committed; 3 is the new run's own; 4 is another node's"
+            vec![1, 5],
+            "2 is committed, 6 aborted; 3 is the new run's own; 4 is another node's"
         );
         assert!(orphaned_txns(&txns, &coordinators, &run("dn1", 50)).is_empty());
     }

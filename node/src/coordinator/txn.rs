@@ -525,6 +525,12 @@ async fn prepare_on(target: Option<Target>, tid: u64, work: Ready) -> Vote {
     };
     let vote = |r: Result<(), crate::rpc::RpcError>| match r {
         Ok(()) => Vote::Yes,
+        // A damaged copy cannot take the write, but the others can: it becomes stale (D101).
+        Err(crate::rpc::RpcError::Remote(e))
+            if e.code == crate::error::ErrorCode::ReplicaDamaged =>
+        {
+            Vote::Unavailable(e.to_string())
+        }
         Err(crate::rpc::RpcError::Remote(e)) => {
             let conflict = e.code == crate::error::ErrorCode::ChunkInTransaction;
             Vote::No(e.to_string(), conflict)

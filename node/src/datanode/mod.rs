@@ -102,6 +102,12 @@ fn storage_error(e: StorageError) -> RemoteError {
         StorageError::VersionMismatch { .. } => {
             RemoteError::new(ErrorCode::ChunkInTransaction, e.to_string())
         }
+        // Another replica can take this one's place while it is repaired.
+        StorageError::Corrupt { .. } => RemoteError::new(ErrorCode::ReplicaDamaged, e.to_string()),
+        // This replica flushed past the reader's snapshot; another may still serve it.
+        StorageError::VersionCompacted { .. } => {
+            RemoteError::new(ErrorCode::DataNodeNotAvail, e.to_string())
+        }
         e => RemoteError::new(ErrorCode::StorageFailed, e.to_string()),
     }
 }
@@ -326,10 +332,18 @@ impl DataNodeService {
         self.my_turn(tid, seq).await?;
         let rows: usize = parts.iter().map(|p| p.batch.rows()).sum();
         bump(&self.stats.prepared_rows, rows as u64);
+        let chunks: Vec<u64> = parts.iter().map(|p| p.chunk).collect();
         let engine = self.engine.clone();
         let logged = detached(async move { log_parts(&engine, tid, parts).await }).await;
         // The next call's turn, whatever became of this one (a failure aborts the transaction).
         self.turns.borrow_mut().insert(tid, seq + 1);
+        if logged
+            .as_ref()
+            .is_err_and(|e| e.code == ErrorCode::ReplicaDamaged)
+        {
+            // The coordinator goes on without this replica; the leader is told to repair it.
+            self.check_damage(chunks).await;
+        }
         let lsn = logged?;
         self.engine.durable(lsn).await.map_err(storage_error)?;
         self.prepared_since

@@ -7,6 +7,8 @@ pub mod durability;
 pub mod election_bound;
 pub mod minority_refuses;
 pub mod one_leader_per_term;
+pub mod reads_correct;
+pub mod recovery_bound;
 pub mod redirects;
 pub mod replicas_agree;
 pub mod whole_reads;

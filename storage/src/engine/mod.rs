@@ -174,7 +174,15 @@ impl ChunkState {
             });
         }
         if version <= self.meta.version {
-            return Ok((self.meta.segments_at(version), 0));
+            let segments =
+                self.meta
+                    .segments_at(version)
+                    .ok_or(StorageError::VersionCompacted {
+                        chunk,
+                        wanted: version,
+                        through: self.meta.version,
+                    })?;
+            return Ok((segments, 0));
         }
         let cached = self
             .marks
