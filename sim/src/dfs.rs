@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rt::sim::Host;
+
 use crate::cluster::http_post;
 use crate::invariants::replicas_agree;
 
@@ -103,4 +105,27 @@ pub fn error_of(json: &str) -> Option<String> {
     let at = json.find("\"error\":\"")? + 9;
     let rest = &json[at..];
     Some(rest[..rest.find('"').unwrap_or(rest.len())].to_string())
+}
+
+/// The scenarios' table `dfs://t`.`pt` (`p`, `b`, `i` INT, VALUE-partitioned by `p` over
+/// 1..4), created through `addr` from `client` once the cluster takes it (a leader elected,
+/// data nodes live).
+pub async fn create_table(client: &Host, addr: SocketAddr) {
+    let create = format!(
+        "{LOGIN}db = database(\"dfs://t\", VALUE, 1..4)\n\
+         db.createPartitionedTable(table(1:0, `p`b`i, [INT, INT, INT]), `pt, `p)"
+    );
+    client
+        .spawn(async move {
+            for _ in 0..120 {
+                let out = run(addr, &create).await;
+                if out.contains("\"ok\":true") || out.contains("already exists") {
+                    return;
+                }
+                rt::time::sleep(Duration::from_millis(500)).await;
+            }
+            panic!("the cluster never created the table");
+        })
+        .await
+        .unwrap();
 }

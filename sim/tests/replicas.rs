@@ -31,7 +31,7 @@ use std::time::Duration;
 use rt::rand::Rng;
 use rt::sim::{run_seeds, Host, World};
 use sim::cluster::{http_get, leaders_elected, reset_observations, Options, SimCluster, SIM_HOME};
-use sim::dfs::{batch_counts, column, parse_chunks, parse_status, run, LOGIN};
+use sim::dfs::{batch_counts, column, create_table, parse_chunks, parse_status, run, LOGIN};
 use sim::invariants::reads_correct::Read;
 use sim::invariants::{appends_atomic, reads_correct, recovery_bound, replicas_agree};
 
@@ -239,24 +239,7 @@ fn replica_faults_lose_nothing_and_heal() {
             .map(|i| cluster.node(&format!("datanode{i}")).addr)
             .collect();
         let client = world.create_idle_host("client", "10.0.0.99".parse::<IpAddr>().unwrap());
-        let create = format!(
-            "{LOGIN}db = database(\"dfs://t\", VALUE, 1..4)\n\
-             db.createPartitionedTable(table(1:0, `p`b`i, [INT, INT, INT]), `pt, `p)"
-        );
-        let d0 = data[0];
-        client
-            .spawn(async move {
-                for _ in 0..120 {
-                    let out = run(d0, &create).await;
-                    if out.contains("\"ok\":true") || out.contains("already exists") {
-                        return;
-                    }
-                    rt::time::sleep(ms(500)).await;
-                }
-                panic!("the cluster never created the table");
-            })
-            .await
-            .unwrap();
+        create_table(&client, data[0]).await;
 
         let seen = Arc::new(Mutex::new(Seen::default()));
         let batches = pick(&mut rng, 30, 70) as i64;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use node::coordinator::steps::{self, Step};
 use rt::sim::{run_seeds, Host, World};
 use sim::cluster::{http_get, reset_observations, Options, SimCluster};
-use sim::dfs::{batch_counts, column, parse_chunks, parse_status, run, LOGIN};
+use sim::dfs::{batch_counts, column, create_table, parse_chunks, parse_status, run, LOGIN};
 use sim::invariants::{appends_atomic, replicas_agree, whole_reads};
 
 /// Whom a seed crashes while a coordinator is held at a step.
@@ -82,24 +82,7 @@ fn a_crash_at_any_step_of_two_phase_commit_leaves_appends_whole() {
         let mut rng = rt::rand::Rng::new();
 
         // The table, once the cluster is up (a leader, data nodes live).
-        let create = format!(
-            "{LOGIN}db = database(\"dfs://t\", VALUE, 1..4)\n\
-             db.createPartitionedTable(table(1:0, `p`b`i, [INT, INT, INT]), `pt, `p)"
-        );
-        let d0 = data[0];
-        client
-            .spawn(async move {
-                for _ in 0..120 {
-                    let out = run(d0, &create).await;
-                    if out.contains("\"ok\":true") || out.contains("already exists") {
-                        return;
-                    }
-                    rt::time::sleep(Duration::from_millis(500)).await;
-                }
-                panic!("the cluster never created the table");
-            })
-            .await
-            .unwrap();
+        create_table(&client, data[0]).await;
 
         let seen = Arc::new(Mutex::new(Seen::default()));
         let writer = client.spawn({
