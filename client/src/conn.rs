@@ -78,7 +78,17 @@ impl Connection {
     /// Sends one request and reads its reply. An I/O or framing error leaves the connection
     /// unusable (the caller drops it); a server error is a normal reply.
     pub fn exchange(&mut self, text: &str, objects: &[Value]) -> Result<Reply, ClientError> {
-        let req = protocol::encode_request(self.session, text, objects)
+        self.exchange_tagged(text, objects, None)
+    }
+
+    /// [`Connection::exchange`] with a high-availability tag (`protocol::encode_tagged_request`).
+    pub fn exchange_tagged(
+        &mut self,
+        text: &str,
+        objects: &[Value],
+        tag: Option<(&str, i64)>,
+    ) -> Result<Reply, ClientError> {
+        let req = protocol::encode_tagged_request(self.session, text, objects, tag)
             .map_err(|e| ClientError::Encode(e.to_string()))?;
         let io = |e: std::io::Error| ClientError::Io(format!("{}: {e}", self.site));
         self.stream.write_all(&req).map_err(io)?;

@@ -15,8 +15,10 @@
 //! or `DFS is not enabled` moves the client to another site (the named leader for
 //! `<NotLeader>host:port:alias`), where it logs in again, re-runs the start-up script and
 //! resends the request. `<ChunkInTransaction>` waits and retries. Like the official clients,
-//! a request whose reply was lost is sent again: a script that is not idempotent may apply
-//! twice.
+//! a request whose reply was lost is sent again; as they do, each request then carries the
+//! client's id and a sequence number, negated on a resend, so a Porpoise cluster applies a
+//! resent write once whichever node took the first attempt (ARCHITECTURE D100). Against
+//! another server a script that is not idempotent may still apply twice.
 
 #[cfg(feature = "arrow2")]
 pub mod arrow;
@@ -180,6 +182,35 @@ pub struct Client {
     /// Index into `cfg.sites` of the site in use.
     current: usize,
     output: Vec<String>,
+    /// With high availability: this client's id (uuid-shaped) and its last request's number.
+    id: String,
+    seq: i64,
+}
+
+/// A uuid-shaped id, unique enough to tell this client's requests from every other's.
+fn client_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut bits = [0u64; 2];
+    for (i, b) in bits.iter_mut().enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.write_u32(std::process::id());
+        h.write_usize(i);
+        *b = h.finish();
+    }
+    let hex = format!("{:016x}{:016x}", bits[0], bits[1]);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 impl Client {
@@ -189,6 +220,8 @@ impl Client {
             return Err(ClientError::Config("no site to connect to".into()));
         }
         let mut c = Client {
+            id: client_id(),
+            seq: 0,
             cfg,
             conn: None,
             current: 0,
@@ -271,32 +304,39 @@ impl Client {
             1
         };
         let mut last = String::new();
+        self.seq += 1;
         for attempt in 0..attempts_max {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(self.cfg.retry_pause_ms));
             }
-            let next = match self.try_once(text, objects) {
-                Ok(Ok(values)) => return Ok(values),
-                Ok(Err(msg)) => match next_for_server_error(&msg) {
-                    Next::Fail => return Err(ClientError::Server(msg)),
-                    _ if !self.cfg.high_availability => return Err(ClientError::Server(msg)),
-                    next => {
-                        last = msg;
-                        next
+            // A resend is negated: the first attempt may have run (its reply was lost).
+            let tag = self.cfg.high_availability.then(|| {
+                let seq = if attempt == 0 { self.seq } else { -self.seq };
+                (self.id.clone(), seq)
+            });
+            let next =
+                match self.try_once(text, objects, tag.as_ref().map(|(u, s)| (u.as_str(), *s))) {
+                    Ok(Ok(values)) => return Ok(values),
+                    Ok(Err(msg)) => match next_for_server_error(&msg) {
+                        Next::Fail => return Err(ClientError::Server(msg)),
+                        _ if !self.cfg.high_availability => return Err(ClientError::Server(msg)),
+                        next => {
+                            last = msg;
+                            next
+                        }
+                    },
+                    Err(e @ (ClientError::Io(_) | ClientError::Protocol(_))) => {
+                        // The connection is unusable; without high availability the next request
+                        // reconnects to the same site.
+                        self.conn = None;
+                        if !self.cfg.high_availability {
+                            return Err(e);
+                        }
+                        last = e.to_string();
+                        Next::Another
                     }
-                },
-                Err(e @ (ClientError::Io(_) | ClientError::Protocol(_))) => {
-                    // The connection is unusable; without high availability the next request
-                    // reconnects to the same site.
-                    self.conn = None;
-                    if !self.cfg.high_availability {
-                        return Err(e);
-                    }
-                    last = e.to_string();
-                    Next::Another
-                }
-                Err(e) => return Err(e),
-            };
+                    Err(e) => return Err(e),
+                };
             match next {
                 Next::Goto(site) => {
                     self.current = match self.cfg.sites.iter().position(|s| *s == site) {
@@ -326,12 +366,13 @@ impl Client {
         &mut self,
         text: &str,
         objects: &[Value],
+        tag: Option<(&str, i64)>,
     ) -> Result<Result<Vec<Value>, String>, ClientError> {
         if self.conn.is_none() {
             self.open_current()?;
         }
         let conn = self.conn.as_mut().expect("opened above");
-        let reply = conn.exchange(text, objects)?;
+        let reply = conn.exchange_tagged(text, objects, tag)?;
         self.output.extend(reply.messages);
         Ok(reply.result)
     }
@@ -357,6 +398,73 @@ mod tests {
             Next::Wait
         );
         assert_eq!(next_for_server_error("Syntax Error: x"), Next::Fail);
+    }
+
+    /// Reads one request (header line and `len` bytes of text) from `s`; returns its header.
+    fn read_request(s: &mut std::net::TcpStream) -> Option<String> {
+        use std::io::Read;
+        let mut header = Vec::new();
+        let mut byte = [0u8; 1];
+        while s.read(&mut byte).ok()? == 1 && byte[0] != b'\n' {
+            header.push(byte[0]);
+        }
+        let header = String::from_utf8(header).ok()?;
+        let len: usize = header.split(' ').nth(2)?.parse().ok()?;
+        let mut text = vec![0u8; len];
+        s.read_exact(&mut text).ok()?;
+        Some(header)
+    }
+
+    #[test]
+    fn with_high_availability_each_request_is_tagged_and_a_resend_negated() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // A server that loses the reply to the first script (its connection closes), then
+        // answers everything: it keeps each script's header.
+        let server = std::thread::spawn(move || {
+            let mut headers = Vec::new();
+            for conn in 0..2 {
+                let (mut s, _) = listener.accept().unwrap();
+                read_request(&mut s).unwrap();
+                s.write_all(&protocol::encode_reply(7, &[], Ok(&[])))
+                    .unwrap();
+                let scripts = if conn == 0 { 1 } else { 2 };
+                for _ in 0..scripts {
+                    headers.push(read_request(&mut s).unwrap());
+                    if conn == 0 {
+                        break;
+                    }
+                    s.write_all(&protocol::encode_reply(7, &[], Ok(&[Value::Void])))
+                        .unwrap();
+                }
+            }
+            headers
+        });
+        let cfg = Config::new(&format!("127.0.0.1:{port}"))
+            .high_availability(&[])
+            .unwrap();
+        let mut c = Client::connect(cfg).unwrap();
+        c.run("append!(t, x)").unwrap();
+        c.run("1").unwrap();
+        let headers = server.join().unwrap();
+        let id = c.id.clone();
+        assert_eq!(id.len(), 36, "uuid-shaped: {id}");
+        assert_eq!(
+            headers,
+            [
+                format!(
+                    "API 7 {} / 32_1_4_2__0__{id}_1",
+                    "script\nappend!(t, x)".len()
+                ),
+                format!(
+                    "API 7 {} / 32_1_4_2__0__{id}_-1",
+                    "script\nappend!(t, x)".len()
+                ),
+                format!("API 7 {} / 32_1_4_2__0__{id}_2", "script\n1".len()),
+            ]
+        );
+        assert_ne!(client_id(), id, "every client has its own id");
     }
 
     #[test]

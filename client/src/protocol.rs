@@ -46,7 +46,23 @@ pub enum ProtocolError {
 
 /// A request: header line, `text`, then the objects.
 pub fn encode_request(session: u64, text: &str, objects: &[Value]) -> Result<Vec<u8>, WireError> {
-    let mut out = format!("API {session} {} / {FLAG_API_CLIENT}_1_4_2\n", text.len()).into_bytes();
+    encode_tagged_request(session, text, objects, None)
+}
+
+/// [`encode_request`] with the high-availability tag the official clients send, `(uuid,
+/// seq)`: the client's id and the request's sequence number, negated when the request is sent
+/// again after a failover. A Porpoise cluster applies a resent write once (ARCHITECTURE D100).
+pub fn encode_tagged_request(
+    session: u64,
+    text: &str,
+    objects: &[Value],
+    tag: Option<(&str, i64)>,
+) -> Result<Vec<u8>, WireError> {
+    let flags = match tag {
+        Some((uuid, seq)) => format!("{FLAG_API_CLIENT}_1_4_2__0__{uuid}_{seq}"),
+        None => format!("{FLAG_API_CLIENT}_1_4_2"),
+    };
+    let mut out = format!("API {session} {} / {flags}\n", text.len()).into_bytes();
     out.extend_from_slice(text.as_bytes());
     for o in objects {
         wire::encode(o, &mut out)?;

@@ -6,6 +6,9 @@
 //!   partition on two distinct hosts; `datanode2` counts 1,210,000; DDL from any data node.
 //! - `kill -9` of the coordinator in the middle of an append leaves all of it or none of it, on
 //!   every replica, once the killed node is back.
+//! - Writes go on with a data node killed, and its replicas catch up when it returns; a damaged
+//!   block is answered from another replica and repaired from it; the Rust client's session
+//!   carries on when the data node under it is killed.
 #![cfg(not(madsim))]
 
 mod common;
@@ -936,5 +939,36 @@ fn a_damaged_block_is_answered_from_another_replica_and_repaired_from_it() {
         column(&out, "s"),
         [(70_000u64 * 70_001 / 2).to_string()],
         "{out}"
+    );
+}
+
+#[test]
+fn the_rust_client_carries_on_when_the_data_node_under_it_is_killed() {
+    let _one = one_cluster();
+    let (root, all) = tutorial_hosts("dfs-rust-client");
+    let (_ctls, mut dns, _leader) = start_cluster(&root, &all);
+    let step5 = script("tutorial_step5.dos");
+    let (create, _) = step5.split_at(step5.find("// simulate").unwrap());
+    let sites: Vec<String> = (2..=3).map(|i| datanode_addr(i).to_string()).collect();
+    let sites: Vec<&str> = sites.iter().map(String::as_str).collect();
+    let cfg = client::Config::new(&datanode_addr(1).to_string())
+        .login("admin", "123456")
+        .high_availability(&sites)
+        .unwrap();
+    let mut c = client::Client::connect(cfg).unwrap();
+    c.run(create).unwrap();
+    c.run(&days_append(1_000)).unwrap();
+    assert_eq!(c.site().to_string(), datanode_addr(1).to_string());
+    // kill -9 of the node under the session: the next script fails over and completes, once.
+    let mut dn1 = dns[0].take().unwrap();
+    dn1.0.kill().unwrap();
+    dn1.0.wait().unwrap();
+    c.run(&days_append(2_000)).unwrap();
+    assert_ne!(c.site().to_string(), datanode_addr(1).to_string());
+    let n = c.run(COUNT).unwrap();
+    assert_eq!(
+        value::display::format(&n),
+        "9000",
+        "3 days × (1,000 + 2,000)"
     );
 }
