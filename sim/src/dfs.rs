@@ -129,3 +129,14 @@ pub async fn create_table(client: &Host, addr: SocketAddr) {
         .await
         .unwrap();
 }
+
+/// The scenarios' read: each batch's rows in `dfs://t`.`pt`.
+pub const COUNTS: &str = "select count(*) as n from loadTable(\"dfs://t\", `pt) group by b";
+
+/// [`COUNTS`] through `addr`, run from `client` (`None`: it failed).
+pub async fn counts_via(client: &Host, addr: SocketAddr) -> Option<BTreeMap<i64, u64>> {
+    client
+        .spawn(async move { batch_counts(&run(addr, &format!("{LOGIN}{COUNTS}")).await) })
+        .await
+        .unwrap()
+}

@@ -31,7 +31,9 @@ use std::time::Duration;
 use rt::rand::Rng;
 use rt::sim::{run_seeds, Host, World};
 use sim::cluster::{http_get, leaders_elected, reset_observations, Options, SimCluster, SIM_HOME};
-use sim::dfs::{batch_counts, column, create_table, parse_chunks, parse_status, run, LOGIN};
+use sim::dfs::{
+    batch_counts, column, counts_via, create_table, parse_chunks, parse_status, run, COUNTS, LOGIN,
+};
 use sim::invariants::reads_correct::Read;
 use sim::invariants::{appends_atomic, reads_correct, recovery_bound, replicas_agree};
 
@@ -43,7 +45,6 @@ const ROWS_PER_BATCH: u64 = 100;
 const LARGE_EXTRA: u64 = 66_000;
 /// After the last heal, every chunk is COMPLETE within this much simulated time.
 const RECOVERY_BOUND: Duration = Duration::from_secs(90);
-const COUNTS: &str = "select count(*) as n from loadTable(\"dfs://t\", `pt) group by b";
 
 fn rows_of(b: i64) -> u64 {
     if b % 8 == 7 {
@@ -428,15 +429,8 @@ fn replica_faults_lose_nothing_and_heal() {
             }
         }
         for a in &data {
-            let again = client
-                .spawn({
-                    let a = *a;
-                    async move { batch_counts(&run(a, &format!("{LOGIN}{COUNTS}")).await) }
-                })
-                .await
-                .unwrap();
             assert_eq!(
-                again.as_ref(),
+                counts_via(&client, *a).await.as_ref(),
                 Some(&final_counts),
                 "every node reads the same"
             );

@@ -20,7 +20,9 @@ use std::time::Duration;
 use node::coordinator::steps::{self, Step};
 use rt::sim::{run_seeds, Host, World};
 use sim::cluster::{http_get, reset_observations, Options, SimCluster};
-use sim::dfs::{batch_counts, column, create_table, parse_chunks, parse_status, run, LOGIN};
+use sim::dfs::{
+    batch_counts, column, counts_via, create_table, parse_chunks, parse_status, run, COUNTS, LOGIN,
+};
 use sim::invariants::{appends_atomic, replicas_agree, whole_reads};
 
 /// Whom a seed crashes while a coordinator is held at a step.
@@ -58,8 +60,6 @@ fn rows_of(b: i64) -> u64 {
         ROWS_PER_BATCH
     }
 }
-
-const COUNTS: &str = "select count(*) as n from loadTable(\"dfs://t\", `pt) group by b";
 
 #[derive(Default)]
 struct Seen {
@@ -236,15 +236,8 @@ fn a_crash_at_any_step_of_two_phase_commit_leaves_appends_whole() {
         appends_atomic::check(&final_counts, rows_of, &acked, &attempted).unwrap();
         replicas_agree::check(&meta, &reports).unwrap();
         for a in &data[..2] {
-            let again = client
-                .spawn({
-                    let a = *a;
-                    async move { batch_counts(&run(a, &format!("{LOGIN}{COUNTS}")).await) }
-                })
-                .await
-                .unwrap();
             assert_eq!(
-                again.as_ref(),
+                counts_via(&client, *a).await.as_ref(),
                 Some(&final_counts),
                 "every node reads the same"
             );
