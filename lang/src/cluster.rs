@@ -75,6 +75,18 @@ pub trait Cluster {
         nodes: &'a [String],
         start: bool,
     ) -> LocalFuture<'a, Result<(), EvalError>>;
+
+    /// controller.cfg's (`controller`) or cluster.cfg's configuration as the controllers keep
+    /// it, as `key=value` lines (`loadControllerConfigs`, `loadClusterNodesConfigs`).
+    fn load_config(&self, controller: bool) -> LocalFuture<'_, Result<Vec<String>, EvalError>>;
+
+    /// Replaces that configuration, through the controllers' Raft group, and so every
+    /// controller's file (`saveControllerConfigs`, `saveClusterNodesConfigs`).
+    fn save_config<'a>(
+        &'a self,
+        controller: bool,
+        lines: &'a [String],
+    ) -> LocalFuture<'a, Result<(), EvalError>>;
 }
 
 /// `getClusterPerf`'s table.

@@ -467,4 +467,35 @@ impl Cluster for NodeCluster {
             Ok(())
         })
     }
+
+    fn load_config(&self, controller: bool) -> LocalFuture<'_, Result<Vec<String>, EvalError>> {
+        Box::pin(async move {
+            let bytes = self
+                .leader
+                .call(
+                    crate::controller::service::method::CONFIG_LOAD,
+                    encode_payload(&controller),
+                )
+                .await
+                .map_err(|e| EvalError::msg(e.message))?;
+            decode_payload(&bytes).map_err(|e| EvalError::msg(format!("a bad answer: {e}")))
+        })
+    }
+
+    fn save_config<'a>(
+        &'a self,
+        controller: bool,
+        lines: &'a [String],
+    ) -> LocalFuture<'a, Result<(), EvalError>> {
+        Box::pin(async move {
+            self.leader
+                .call(
+                    crate::controller::service::method::CONFIG_SAVE,
+                    encode_payload(&(controller, lines)),
+                )
+                .await
+                .map_err(|e| EvalError::msg(e.message))?;
+            Ok(())
+        })
+    }
 }

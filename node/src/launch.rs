@@ -23,6 +23,8 @@ pub struct Loaded {
     pub log_file: PathBuf,
     pub script: Option<PathBuf>,
     pub console: bool,
+    /// A controller's controller.cfg and cluster.cfg, which saved edits rewrite (D103).
+    pub config_files: Option<crate::controller::configs::Files>,
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -123,6 +125,7 @@ pub fn load(run: &RunArgs) -> Result<Loaded, ConfigError> {
     let mut layers = Vec::new();
     let mut nodes = None;
     let mut cluster_cfg = None;
+    let mut config_files = None;
     let mut warnings = Vec::new();
     match mode {
         Mode::Controller => {
@@ -144,6 +147,14 @@ pub fn load(run: &RunArgs) -> Result<Loaded, ConfigError> {
                 warnings.extend(check_cluster_cfg(&home, &n, &cc)?);
                 cluster_cfg = Some(cc);
             }
+            config_files =
+                config_path
+                    .clone()
+                    .map(|controller| crate::controller::configs::Files {
+                        controller,
+                        cluster: cc_path,
+                        home: home.clone(),
+                    });
             nodes = Some(n);
         }
         Mode::Agent => layers.push(config_file.ok_or_else(|| need("config", mode))?),
@@ -202,5 +213,6 @@ pub fn load(run: &RunArgs) -> Result<Loaded, ConfigError> {
         log_file,
         script,
         console: run.console,
+        config_files,
     })
 }

@@ -113,6 +113,7 @@ fn main() -> ExitCode {
     }
     let settings = Arc::new(settings);
     let nodes = loaded.nodes.clone();
+    let config_files = loaded.config_files.clone();
     let node_log = log.clone();
     // Nodes that hold chunks run one shard per core (`workerNum`, by default the cores):
     // shard 0 serves the node, the others compute query tasks (node::workers).
@@ -129,6 +130,7 @@ fn main() -> ExitCode {
             let log = node_log.clone();
             let startup = startup.clone();
             let nodes = nodes.clone();
+            let config_files = config_files.clone();
             async move {
                 if shard.id() > 0 {
                     node::workers::serve(shard).await;
@@ -138,6 +140,7 @@ fn main() -> ExitCode {
                 let opts = node::start::StartOptions {
                     startup,
                     workers,
+                    config_files,
                     ..Default::default()
                 };
                 node::start::start(settings, nodes.as_ref(), log.clone(), opts)

@@ -65,6 +65,8 @@ pub struct StartOptions {
     /// The process's other shards, where a data node (or the single node) computes query
     /// tasks (`crate::workers`); `None` computes everything on this shard.
     pub workers: Option<Rc<crate::workers::Workers>>,
+    /// A controller's configuration files, rewritten when an edit is saved (D103).
+    pub config_files: Option<crate::controller::configs::Files>,
 }
 
 /// Starts the node `settings` describe and serves its port until the process ends; returns
@@ -156,6 +158,9 @@ pub async fn start(
     };
     if let (Some(dn), Some(w)) = (&datanode, opts.workers) {
         dn.use_workers(w);
+    }
+    if let (Some(c), Some(files), false) = (&controller, opts.config_files, in_process) {
+        c.use_config_files(files);
     }
     if let (Some(c), Some(hook)) = (&controller, opts.on_controller) {
         hook(c);

@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 import time
 
+import dolphindb as ddb
 import pytest
 
 from local_cluster import HERE, HOSTS, IPS, get, login
@@ -154,3 +155,84 @@ def test_the_leader_controller_starts_and_stops_nodes_through_the_agents(topolog
         s.run('startDataNode("nosuch")')
     with pytest.raises(RuntimeError, match="node alias"):
         s.run("startDataNode(1)")
+
+
+def controller_pid(root, host):
+    return next(pid for pid, cmd in porpoise_children(root).items()
+                if "controller" in cmd and os.readlink(f"/proc/{pid}/cwd") == os.path.join(root, host))
+
+
+def read(root, host, name):
+    with open(os.path.join(root, host, "config", name)) as f:
+        return f.read()
+
+
+def vector(lines):
+    return "[" + ", ".join('"' + l.replace('"', '\\"') + '"' for l in lines) + "]"
+
+
+def test_configuration_saved_on_the_leader_is_in_every_controllers_files(topology):
+    """The tutorial's chapter 2 through the functions its web manager calls: the Raft group
+    keeps controller.cfg and cluster.cfg, every controller's files follow (one that was down
+    when the edit was saved, once it is back), and a data node restarted reads the change."""
+    root, leader = topology
+    s = login(*leader)
+    me = IPS.index(leader[0]) + 1
+    ctl = list(s.run("loadControllerConfigs()"))
+    assert ctl[0] == f"localSite={leader[0]}:8800:controller{me}", ctl
+    assert "dfsReplicationFactor=2" in ctl and "mode=controller" in ctl
+    cluster = list(s.run("loadClusterNodesConfigs()"))
+    assert "maxConnections=512" in cluster and "workerNum=4" in cluster, cluster
+
+    # One follower is down while the edits are saved.
+    down = next(h for i, h in enumerate(HOSTS, start=1) if i != me)
+    down_dir = os.path.join(root, down)
+    os.kill(controller_pid(root, down), 9)
+
+    edited = [l for l in cluster if not l.startswith("maxConnections=")] + ["datanode%.maxConnections=600"]
+    s.run(f"saveClusterNodesConfigs({vector(edited)})")
+    assert sorted(s.run("loadClusterNodesConfigs()")) == sorted(edited)
+    s.run(f"saveControllerConfigs({vector([l.replace('maxMemSize=8', 'maxMemSize=12') for l in ctl])})")
+
+    def written(host):
+        text = read(root, host, "cluster.cfg")
+        c = read(root, host, "controller.cfg")
+        i = HOSTS.index(host)
+        return ("datanode%.maxConnections=600" in text and "\nmaxConnections=" not in "\n" + text
+                and "maxMemSize=12" in c and f"localSite={IPS[i]}:8800:controller{i + 1}" in c)
+
+    for h in HOSTS:
+        if h != down:
+            wait_for(f"{h}'s files to follow the edit", lambda: written(h), 10)
+    # The file keeps its layout: the untouched keys stay where they were.
+    assert read(root, HOSTS[me - 1], "cluster.cfg").startswith("maxMemSize=32\nworkerNum=4\n")
+    assert not written(down)
+
+    # The follower comes back, catches up from the log and rewrites its files.
+    subprocess.Popen(
+        [os.environ["PORPOISE_BIN"], "-console", "0", "-mode", "controller", "-home", "data", "-config",
+         "config/controller.cfg", "-logFile", "log/controller.log", "-nodesFile", "config/cluster.nodes",
+         "-clusterConfig", "config/cluster.cfg"],
+        cwd=down_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(f"{down}'s files to follow the edit", lambda: written(down), 30)
+
+    # A data node restarted takes the new setting.
+    s.run('startDataNode("datanode1")')
+    wait_for("datanode1", lambda: login(IPS[0], 8802) is not None)
+    s.run('stopDataNode("datanode1")')
+    wait_for("datanode1 to stop", lambda: nodes(leader).get("datanode1") is False)
+    s.run('startDataNode("datanode1")')
+    wait_for("datanode1 again", lambda: login(IPS[0], 8802) is not None)
+    perf = s.run("getClusterPerf(true)")
+    assert dict(zip(perf["name"], perf["maxConnections"]))["datanode1"] == 600
+
+    # A bad edit changes nothing and names its line.
+    with pytest.raises(RuntimeError, match=r"CFG-013 cluster.cfg:2: unknown configuration key 'noSuchKey'"):
+        s.run(f'saveClusterNodesConfigs({vector(["maxMemSize=8", "noSuchKey=1"])})')
+    with pytest.raises(RuntimeError, match=r"CFG-008 cluster.cfg:1"):
+        s.run(f'saveClusterNodesConfigs({vector(["workerNum=many"])})')
+    assert sorted(s.run("loadClusterNodesConfigs()")) == sorted(edited)
+    guest = ddb.session()
+    guest.connect(*leader)
+    with pytest.raises(RuntimeError, match="NoPrivilege"):
+        guest.run(f"saveClusterNodesConfigs({vector(edited)})")

@@ -24,6 +24,10 @@ pub(super) const NAMES: &[&str] = &[
     "startDataNode",
     "stopDataNode",
     "sleep",
+    "loadControllerConfigs",
+    "loadClusterNodesConfigs",
+    "saveControllerConfigs",
+    "saveClusterNodesConfigs",
 ];
 
 /// This node's own row, when no cluster answers for it.
@@ -48,6 +52,15 @@ fn own_row(it: &Interp) -> NodePerf {
 /// answers the same way: every cluster function here speaks for the whole cluster).
 fn is_here(it: &Interp, alias: &str) -> bool {
     alias.is_empty() || alias == it.node.alias || alias == it.node.controller_alias
+}
+
+/// The cluster a controller-kept setting is reached through.
+fn cluster_of(it: &Interp, name: &str) -> Result<Rc<dyn crate::cluster::Cluster>, EvalError> {
+    it.cluster.clone().ok_or_else(|| {
+        EvalError::msg(format!(
+            "The function [{name}] needs a cluster: the controllers keep its configuration"
+        ))
+    })
 }
 
 pub(super) async fn call(
@@ -75,6 +88,37 @@ pub(super) async fn call(
                 )));
             };
             c.start_nodes(&nodes, name == "startDataNode").await?;
+            Ok(Value::Void)
+        }
+        "loadControllerConfigs" | "loadClusterNodesConfigs" => {
+            super::builtins::arity(name, &args, 0, 0)?;
+            let c = cluster_of(it, name)?;
+            let lines = c.load_config(name == "loadControllerConfigs").await?;
+            Ok(Value::Vector(Column::from_strings(
+                DataType::String,
+                &lines,
+            )))
+        }
+        "saveControllerConfigs" | "saveClusterNodesConfigs" => {
+            super::builtins::arity(name, &args, 1, 1)?;
+            if !it.user.as_deref().is_some_and(|u| it.users.is_admin(u)) {
+                return Err(EvalError::msg(format!(
+                    "<NoPrivilege>Only the administrator may call {name}"
+                )));
+            }
+            let lines: Vec<String> = match args[0].column() {
+                Some(c) if matches!(c.ty, DataType::String | DataType::Symbol) => (0..c.len())
+                    .filter_map(|i| c.bytes_at(i).map(|b| String::from_utf8_lossy(b).into_owned()))
+                    .collect(),
+                _ => {
+                    return Err(EvalError::msg(format!(
+                        "The function [{name}]: the configuration must be a STRING vector of key=value lines"
+                    )))
+                }
+            };
+            let c = cluster_of(it, name)?;
+            c.save_config(name == "saveControllerConfigs", &lines)
+                .await?;
             Ok(Value::Void)
         }
         "getNodeType" => Ok(Value::scalar(

@@ -76,6 +76,9 @@ pub enum ErrorKind {
     MissingKey { key: String, mode: String },
     /// The command line is malformed.
     BadArgument(String),
+    /// An edited configuration (`saveControllerConfigs`, `saveClusterNodesConfigs`) names a key
+    /// Porpoise does not know; `hint` is the key with the same spelling in another case.
+    UnknownKey { key: String, hint: Option<String> },
 }
 
 /// A configuration error with its location.
@@ -108,6 +111,7 @@ impl ConfigError {
             ErrorKind::MissingKey { .. } => "CFG-010",
             ErrorKind::BadNodesHeader(_) => "CFG-011",
             ErrorKind::BadArgument(_) => "CFG-012",
+            ErrorKind::UnknownKey { .. } => "CFG-013",
         }
     }
 }
@@ -168,6 +172,10 @@ impl fmt::Display for ConfigError {
                  or pass -{key} on the command line"
             ),
             ErrorKind::BadArgument(msg) => write!(f, "{code} {loc}: {msg}. Run `porpoise --help` for usage"),
+            ErrorKind::UnknownKey { key, hint } => match hint {
+                Some(h) => write!(f, "{code} {loc}: unknown configuration key '{key}' (did you mean '{h}'? keys are case-sensitive)"),
+                None => write!(f, "{code} {loc}: unknown configuration key '{key}'. `porpoise --config-reference` lists every key"),
+            },
         }
     }
 }

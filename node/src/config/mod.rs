@@ -8,6 +8,7 @@
 //!   files win) < command line. Within one file, `alias.key` beats `%wild.key` beats `key`,
 //!   and among equals the later line wins.
 
+pub mod edit;
 pub mod error;
 pub mod keys;
 pub mod kv;

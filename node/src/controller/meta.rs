@@ -244,7 +244,20 @@ pub enum Command {
         chunk: u64,
         alias: String,
     },
+    /// The whole shared configuration of controller.cfg (`controller`) or cluster.cfg, as
+    /// `saveControllerConfigs` / `saveClusterNodesConfigs` set it (`crate::config::edit`,
+    /// D103): `lhs` → value. The set replaces the one held and is marked managed
+    /// ([`CONFIG_MANAGED`]), so every controller writes it back to its files.
+    SaveConfig {
+        controller: bool,
+        keys: BTreeMap<String, String>,
+    },
 }
+
+/// The key a configuration set held in the metadata carries once an edit saved it: from then
+/// on the set, not each controller's file, is the configuration (an empty set is then a file
+/// with no shared keys, not an unedited one). No file key is empty, so it never clashes.
+pub const CONFIG_MANAGED: &str = "";
 
 /// Why a command was refused (the state is unchanged).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -756,6 +769,15 @@ impl Meta {
                     let since = c.version;
                     c.stale.insert(alias.clone(), Stale { since, full: true });
                 }
+            }
+            Command::SaveConfig { controller, keys } => {
+                let cfg = if *controller {
+                    &mut self.controller_config
+                } else {
+                    &mut self.nodes_config
+                };
+                *cfg = keys.clone();
+                cfg.insert(CONFIG_MANAGED.to_string(), String::new());
             }
             Command::MoveReplica { chunk, from, to } => {
                 let c = self

@@ -27,6 +27,12 @@ pub mod method {
     pub const HEARTBEAT: u16 = 20;
     pub const META_WRITE: u16 = 21;
     pub const META_READ: u16 = 22;
+    /// `bool` controller.cfg (else cluster.cfg) → `Vec<String>` `key=value` lines
+    /// (`loadControllerConfigs`, `loadClusterNodesConfigs`; `super::configs`).
+    pub const CONFIG_LOAD: u16 = 23;
+    /// `(bool, Vec<String>)` → `()`: saves the lines (`saveControllerConfigs`,
+    /// `saveClusterNodesConfigs`).
+    pub const CONFIG_SAVE: u16 = 24;
 }
 
 /// A heartbeat: who the node is (it registers itself with its first one).
@@ -66,6 +72,8 @@ pub struct ControllerService {
     leader_changes: Cell<u64>,
     /// Heartbeats taken as leader.
     heartbeats: Cell<u64>,
+    /// This controller's controller.cfg and cluster.cfg (`super::configs`).
+    pub(super) config_files: std::cell::RefCell<Option<super::configs::Files>>,
 }
 
 impl ControllerService {
@@ -147,6 +155,7 @@ impl ControllerService {
             volatile: Default::default(),
             leader_changes: Cell::new(0),
             heartbeats: Cell::new(0),
+            config_files: Default::default(),
         });
         drop(rt::task::spawn_local(svc.clone().monitor(timing)));
         drop(rt::task::spawn_local(svc.clone().log_leadership()));
@@ -232,6 +241,16 @@ impl ControllerService {
             method::HEARTBEAT => {
                 let hb: Heartbeat = decode(&payload)?;
                 self.heartbeat(hb).await.map(|()| Vec::new())
+            }
+            method::CONFIG_LOAD => {
+                let controller: bool = decode(&payload)?;
+                let lines = self.load_config(which(controller))?;
+                Ok(rpc::encode_payload(&lines))
+            }
+            method::CONFIG_SAVE => {
+                let (controller, lines): (bool, Vec<String>) = decode(&payload)?;
+                self.save_config(which(controller), &lines).await?;
+                Ok(rpc::encode_payload(&()))
             }
             method::META_WRITE => {
                 let cmd: Command = decode(&payload)?;
@@ -602,6 +621,14 @@ impl ControllerService {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+fn which(controller: bool) -> crate::config::edit::Which {
+    if controller {
+        crate::config::edit::Which::Controller
+    } else {
+        crate::config::edit::Which::Nodes
     }
 }
 
