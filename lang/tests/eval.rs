@@ -260,3 +260,31 @@ fn deep_nesting_is_an_error_not_a_crash() {
         "the session survives"
     );
 }
+
+#[test]
+fn objs_lists_the_sessions_variables_with_their_shape() {
+    let mut it = Interp::new(1);
+    run(
+        &mut it,
+        "t = table(1..5 as id, `a`b`c`d`e as sym)\nv = 1.0 2.0 3.0\nx = 7\ndef f(a) { return a }",
+    );
+    for shared in ["objs()", "objs(true)"] {
+        let o = run(&mut it, shared);
+        let o = table(&o);
+        let col = |n: &str| &o.columns.iter().find(|(c, _)| c == n).unwrap().1;
+        assert_eq!(
+            strings(col("name")),
+            ["t", "v", "x"],
+            "functions are not listed"
+        );
+        assert_eq!(strings(col("form")), ["TABLE", "VECTOR", "SCALAR"]);
+        assert_eq!(strings(col("type")), ["BASIC", "DOUBLE", "INT"]);
+        assert_eq!(col("rows").data, ColumnData::I32(vec![5, 3, 1]));
+        assert_eq!(col("columns").data, ColumnData::I32(vec![2, 1, 1]));
+        let ColumnData::I64(bytes) = &col("bytes").data else {
+            panic!("bytes is LONG")
+        };
+        assert_eq!(bytes[1], 24, "three doubles");
+        assert!(bytes[0] >= 5 * 4, "{bytes:?}");
+    }
+}

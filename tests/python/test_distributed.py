@@ -298,6 +298,26 @@ def test_rpc_pnode_run_and_get_cluster_perf_answer_for_the_cluster(c):
     assert ctl.loc[follower, "state"] == 0 and ctl.loc[master, "state"] == 1 and len(ctl[ctl["mode"] == 2]) == 3
 
 
+def test_the_dfs_directory_lists_databases_partitions_and_each_chunks_replica_sites(c):
+    """getDFSDirectoryContent, as DolphinDB's web DFS page calls it (on the leader controller,
+    with the `dfs:/` prefix taken off), and its answer equals getClusterChunksStatus."""
+    s = login(*c.leader)
+    root = s.run('getDFSDirectoryContent("/")')
+    assert list(root.columns) == ["filename", "filetype", "size", "chunks", "sites"]
+    assert "testDB" in list(root["filename"]) and set(root["filetype"]) == {0}
+    days = s.run('getDFSDirectoryContent("/testDB/")')
+    assert "20230108" in list(days["filename"]), days
+    assert set(days["filetype"]) == {0}
+    leaf = s.run('getDFSDirectoryContent("dfs://testDB/20230108/")')
+    assert list(leaf["filename"]) == ["testTB"] and list(leaf["filetype"]) == [4]
+    sites = leaf["sites"][0].split(",")
+    assert len(sites) == 2 and sorted(sites) == replicas_of_the_day(c)
+    status = s.run("getClusterChunksStatus()")
+    chunk = status[status["file"] == "/testDB/20230108/testTB"]["chunkId"].iloc[0]
+    assert leaf["chunks"][0] == chunk
+    assert len(s.run('getDFSDirectoryContent("/noSuchDB/")')) == 0
+
+
 def replicas_of_the_day(c):
     status = login(*c.leader).run("getClusterChunksStatus()")
     row = status[status["file"].str.contains("20230108")] if "file" in status else status

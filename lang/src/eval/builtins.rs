@@ -85,6 +85,7 @@ const NAMES: &[&str] = &[
     "setAtomicLevel",
     "getClusterDFSDatabases",
     "getClusterDFSTables",
+    "getDFSDirectoryContent",
     "append!",
     "tableInsert",
     "schema",
@@ -121,6 +122,8 @@ pub fn is_builtin(name: &str) -> bool {
     NAMES.contains(&name)
         || super::forms::NAMES.contains(&name)
         || super::funcs::NAMES.contains(&name)
+        || super::objs::NAMES.contains(&name)
+        || super::cluster_fns::NAMES.contains(&name)
         || super::series::NAMES.contains(&name)
         || super::strings::NAMES.contains(&name)
         || super::stats::NAMES.contains(&name)
@@ -979,6 +982,7 @@ pub async fn call(
         n if super::mapreduce::NAMES.contains(&n) => {
             Box::pin(super::mapreduce::call(it, n, args, _pos)).await
         }
+        n if super::objs::NAMES.contains(&n) => Ok(super::objs::call(it, n, &args)),
         n if super::cluster_fns::NAMES.contains(&n) => {
             Box::pin(super::cluster_fns::call(it, n, args, _pos)).await
         }
@@ -998,6 +1002,7 @@ pub async fn call(
         | "setAtomicLevel"
         | "getClusterDFSDatabases"
         | "getClusterDFSTables"
+        | "getDFSDirectoryContent"
         | "append!"
         | "tableInsert" => {
             let Some(dfs) = it.dfs.clone() else {

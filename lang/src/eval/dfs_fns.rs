@@ -4,6 +4,7 @@
 //! partitioned table with its partition fields. Rights: a session that has not logged in may
 //! only ask what exists.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use storage::column::{Column, ColumnData};
@@ -13,7 +14,7 @@ use super::builtins::{
     arity, col_defs, dfs_unsupported, named_args, scalar_i64, scalar_string, table_value,
 };
 use super::interp::Interp;
-use super::value::Value;
+use super::value::{Table, Value};
 use super::EvalError;
 use crate::catalog::ChunkRow;
 use crate::parse::ast::Expr;
@@ -52,6 +53,7 @@ pub(super) async fn call(
             | "getRecoveryTaskStatus"
             | "getClusterDFSDatabases"
             | "getClusterDFSTables"
+            | "getDFSDirectoryContent"
             | "getChunksMeta"
             | "getTabletsMeta" => Some("read the cluster's metadata"),
             "database"
@@ -100,6 +102,12 @@ pub(super) async fn call(
         "getClusterChunksStatus" => {
             arity(name, &args, 0, 0)?;
             Ok(chunks_status(it, dfs.chunks().await?))
+        }
+        "getDFSDirectoryContent" => {
+            arity(name, &args, 1, 1)?;
+            let dir = scalar_string(&args[0])?;
+            let databases = dfs.names(false).await?;
+            Ok(directory_content(&dir, &databases, &dfs.chunks().await?))
         }
         "getRecoveryTaskStatus" => {
             arity(name, &args, 0, 0)?;
@@ -396,6 +404,87 @@ impl<'a, T> ChunkTable<'a, T> {
 /// DolphinDB's chunk ids are UUIDs; ours are integers, shown in UUID form.
 fn chunk_uuid(r: &ChunkRow) -> String {
     format!("00000000-0000-0000-0000-{:012x}", r.chunk)
+}
+
+/// `getDFSDirectoryContent(path)`: what the DFS holds directly under `path` (`/`,
+/// `/testDB/`, `/testDB/20230108/`; a `dfs://` prefix is taken off), with DolphinDB's columns
+/// and file types: 0 a directory (a database, or a partition level with more below), 4 a
+/// partition's chunk (`chunks` its id, `sites` the nodes holding a replica).
+fn directory_content(dir: &str, databases: &[String], chunks: &[ChunkRow]) -> Value {
+    let dir = dir.strip_prefix("dfs:/").unwrap_or(dir);
+    let dir = format!("/{}/", dir.trim_matches('/'));
+    let dir = if dir == "//" { "/".to_string() } else { dir };
+    // name -> (file type, chunk ids, sites)
+    let mut entries: BTreeMap<String, (i32, Vec<String>, Vec<String>)> = BTreeMap::new();
+    if dir == "/" {
+        for db in databases {
+            let name = db.trim_start_matches("dfs://").trim_matches('/');
+            entries
+                .entry(name.to_string())
+                .or_insert((0, vec![], vec![]));
+        }
+    }
+    for r in chunks {
+        let Some(rest) = r.file.strip_prefix(&dir) else {
+            continue;
+        };
+        let (name, below) = match rest.split_once('/') {
+            Some((n, b)) => (n, !b.is_empty()),
+            None => (rest, false),
+        };
+        if name.is_empty() {
+            continue;
+        }
+        let e = entries
+            .entry(name.to_string())
+            .or_insert((0, vec![], vec![]));
+        if !below {
+            e.0 = 4;
+            e.1.push(chunk_uuid(r));
+            for (alias, _) in &r.replicas {
+                if !e.2.contains(alias) {
+                    e.2.push(alias.clone());
+                }
+            }
+        }
+    }
+    let names: Vec<&String> = entries.keys().collect();
+    Value::Table(std::rc::Rc::new(Table {
+        columns: vec![
+            (
+                "filename".into(),
+                Column::from_strings(DataType::String, &names),
+            ),
+            (
+                "filetype".into(),
+                Column {
+                    ty: DataType::Int,
+                    data: ColumnData::I32(entries.values().map(|e| e.0).collect()),
+                },
+            ),
+            (
+                "size".into(),
+                Column {
+                    ty: DataType::Long,
+                    data: ColumnData::I64(vec![0; entries.len()]),
+                },
+            ),
+            (
+                "chunks".into(),
+                Column::from_strings(
+                    DataType::String,
+                    &entries.values().map(|e| e.1.join(",")).collect::<Vec<_>>(),
+                ),
+            ),
+            (
+                "sites".into(),
+                Column::from_strings(
+                    DataType::String,
+                    &entries.values().map(|e| e.2.join(",")).collect::<Vec<_>>(),
+                ),
+            ),
+        ],
+    }))
 }
 
 /// `getClusterChunksStatus()`: DolphinDB's columns, one row per chunk.

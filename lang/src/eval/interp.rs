@@ -242,6 +242,13 @@ impl Interp {
     }
 
     /// Forgets a session variable.
+    /// The session's variables (not the interpreter's own `__porpoise` temporaries).
+    pub(crate) fn global_vars(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.globals
+            .iter()
+            .filter(|(k, _)| !k.starts_with("__porpoise"))
+    }
+
     pub fn unset(&mut self, name: &str) {
         self.globals.remove(name);
     }

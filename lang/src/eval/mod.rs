@@ -18,6 +18,7 @@ mod group;
 mod interp;
 mod joins;
 mod mapreduce;
+mod objs;
 mod ops;
 mod partial;
 mod partitionwise;
