@@ -22,6 +22,7 @@ pub mod server;
 pub mod shell;
 pub mod single;
 pub mod start;
+pub mod web;
 pub mod workers;
 
 /// Porpoise's version, reported by `--version` and the `version()` script function.

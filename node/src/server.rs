@@ -553,11 +553,15 @@ async fn handle(mut s: TcpStream, settings: &Settings, roles: Roles<'_>) -> std:
                 &mut s,
                 200,
                 &out.finish(),
-                &[("Content-Type", "text/plain; version=0.0.4")],
+                // The web Dashboard served by another node reads every node's metrics.
+                &[
+                    ("Content-Type", "text/plain; version=0.0.4"),
+                    ("Access-Control-Allow-Origin", "*"),
+                ],
             )
             .await
         }
-        ("GET", "/health") | ("GET", "/version") | ("GET", "/") => {
+        ("GET", "/health") | ("GET", "/version") => {
             let body = health_json(settings);
             respond(&mut s, 200, &body).await
         }
@@ -571,6 +575,10 @@ async fn handle(mut s: TcpStream, settings: &Settings, roles: Roles<'_>) -> std:
             let script = String::from_utf8_lossy(&body);
             let (id, reply) = scripts.expect("guarded").execute(session, &script).await;
             respond_with(&mut s, 200, &reply, &[("X-Session", &id.to_string())]).await
+        }
+        ("GET", p) if crate::web::asset(p).is_some() => {
+            let (ty, body) = crate::web::asset(p).expect("matched");
+            respond_with(&mut s, 200, body, &[("Content-Type", ty)]).await
         }
         ("GET", _) | ("POST", _) => respond(&mut s, 404, r#"{"error":"not found"}"#).await,
         _ => respond(&mut s, 400, r#"{"error":"bad request"}"#).await,
