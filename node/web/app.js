@@ -413,6 +413,7 @@ async function runEditor() {
     $("shell-run").disabled = false;
   }
   loadVariables();
+  loadDatabases();
 }
 
 async function loadVariables() {

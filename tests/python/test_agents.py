@@ -3,47 +3,13 @@ the tutorial's Step 4: only the controllers and agents are started by hand (as
 startController.sh and startagent.sh do), then `startDataNode` / `stopDataNode` run on the
 leader controller through the official client, with aliases or "host:port"."""
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 
 import dolphindb as ddb
 import pytest
 
-from local_cluster import HERE, HOSTS, IPS, get, login
-
-
-def porpoise_children(root):
-    """pid -> command line of every porpoise process running from a directory under `root`."""
-    out = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().split(b"\0")
-        except OSError:
-            continue
-        if cwd.startswith(root) and cmd and os.path.basename(cmd[0]) == b"porpoise":
-            out[int(pid)] = [c.decode() for c in cmd if c]
-    return out
-
-
-def nodes(leader):
-    """alias -> live, from the leader's metadata."""
-    text = get(*leader, "/nodes") or ""
-    return {line.split(",")[0]: line.split(",")[4] == "true" for line in text.splitlines() if line.count(",") == 4}
-
-
-def wait_for(what, check, seconds=60):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
+from local_cluster import HOSTS, IPS, agents_topology, login, nodes, porpoise_children, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -51,52 +17,8 @@ def topology():
     binary = os.environ.get("PORPOISE_BIN")
     if not binary:
         pytest.fail("set PORPOISE_BIN to the porpoise binary")
-    root = tempfile.mkdtemp(prefix="porpoise-agents-")
-    procs = []
-    for h in HOSTS:
-        d = os.path.join(root, h)
-        shutil.copytree(os.path.join(HERE, "..", "..", "configs", "cluster", h), d)
-        os.makedirs(os.path.join(d, "log"))
-        procs.append(subprocess.Popen(
-            [binary, "-console", "0", "-mode", "controller", "-home", "data", "-config", "config/controller.cfg",
-             "-logFile", "log/controller.log", "-nodesFile", "config/cluster.nodes", "-clusterConfig", "config/cluster.cfg"],
-            cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        procs.append(subprocess.Popen(
-            [binary, "-console", "0", "-mode", "agent", "-home", "data", "-config", "config/agent.cfg",
-             "-logFile", "log/agent.log"],
-            cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    try:
-        leader = None
-
-        def up():
-            nonlocal leader
-            for ip in IPS:
-                s = login(ip, 8800)
-                if s is None:
-                    continue
-                try:
-                    alias = s.run("getActiveMaster()")
-                except Exception:
-                    continue
-                site = next(ip_ for ip_, i in zip(IPS, range(1, 4)) if alias == f"controller{i}")
-                leader = (site, 8800)
-                live = nodes(leader)
-                return all(live.get(f"agent{i}") for i in range(1, 4))
-            return False
-
-        wait_for("the controllers and agents", up)
-        yield root, leader
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-        # The agents' children outlive them (as DolphinDB's do): stop them as stopAllNode.sh does.
-        for pid in porpoise_children(root):
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
-        shutil.rmtree(root, ignore_errors=True)
+    with agents_topology(binary) as t:
+        yield t
 
 
 def test_the_leader_controller_starts_and_stops_nodes_through_the_agents(topology):
