@@ -132,6 +132,16 @@ pub fn is_builtin(name: &str) -> bool {
         || super::windows::NAMES.contains(&name)
 }
 
+/// `<NoPrivilege>` unless the session is the administrator's.
+pub(super) fn require_admin(it: &Interp, name: &str) -> Result<(), EvalError> {
+    if it.user.as_deref().is_some_and(|u| it.users.is_admin(u)) {
+        return Ok(());
+    }
+    Err(EvalError::msg(format!(
+        "<NoPrivilege>Only the administrator may call {name}"
+    )))
+}
+
 pub(super) fn arity(name: &str, args: &[Value], lo: usize, hi: usize) -> Result<(), EvalError> {
     if args.len() < lo || args.len() > hi {
         let want = if lo == hi {
@@ -375,11 +385,7 @@ pub async fn call(
         }
         "createUser" | "resetPwd" | "deleteUser" => {
             arity(name, &args, if name == "deleteUser" { 1 } else { 2 }, 2)?;
-            if !it.user.as_deref().is_some_and(|u| it.users.is_admin(u)) {
-                return Err(EvalError::msg(format!(
-                    "<NoPrivilege>Only the administrator may call {name}"
-                )));
-            }
+            require_admin(it, name)?;
             let user = scalar_string(&args[0])?;
             let users = it.users.clone();
             match name {

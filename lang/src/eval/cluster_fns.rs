@@ -54,6 +54,21 @@ fn is_here(it: &Interp, alias: &str) -> bool {
     alias.is_empty() || alias == it.node.alias || alias == it.node.controller_alias
 }
 
+/// The strings of a STRING or SYMBOL scalar or vector.
+fn texts(v: &Value) -> Option<Vec<String>> {
+    let c = v
+        .column()
+        .filter(|c| matches!(c.ty, DataType::String | DataType::Symbol))?;
+    Some(
+        (0..c.len())
+            .filter_map(|i| {
+                c.bytes_at(i)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            })
+            .collect(),
+    )
+}
+
 /// The cluster a controller-kept setting is reached through.
 fn cluster_of(it: &Interp, name: &str) -> Result<Rc<dyn crate::cluster::Cluster>, EvalError> {
     it.cluster.clone().ok_or_else(|| {
@@ -72,16 +87,11 @@ pub(super) async fn call(
     match name {
         "startDataNode" | "stopDataNode" => {
             super::builtins::arity(name, &args, 1, 1)?;
-            let nodes: Vec<String> = match args[0].column() {
-                Some(c) if matches!(c.ty, DataType::String | DataType::Symbol) => (0..c.len())
-                    .filter_map(|i| c.bytes_at(i).map(|b| String::from_utf8_lossy(b).into_owned()))
-                    .collect(),
-                _ => {
-                    return Err(EvalError::msg(format!(
-                        "The function [{name}]: nodes must be a node alias or \"host:port\", or a vector of them"
-                    )))
-                }
-            };
+            let nodes = texts(&args[0]).ok_or_else(|| {
+                EvalError::msg(format!(
+                    "The function [{name}]: nodes must be a node alias or \"host:port\", or a vector of them"
+                ))
+            })?;
             let Some(c) = it.cluster.clone() else {
                 return Err(EvalError::msg(format!(
                     "The function [{name}] runs on a controller of a cluster"
@@ -101,21 +111,12 @@ pub(super) async fn call(
         }
         "saveControllerConfigs" | "saveClusterNodesConfigs" => {
             super::builtins::arity(name, &args, 1, 1)?;
-            if !it.user.as_deref().is_some_and(|u| it.users.is_admin(u)) {
-                return Err(EvalError::msg(format!(
-                    "<NoPrivilege>Only the administrator may call {name}"
-                )));
-            }
-            let lines: Vec<String> = match args[0].column() {
-                Some(c) if matches!(c.ty, DataType::String | DataType::Symbol) => (0..c.len())
-                    .filter_map(|i| c.bytes_at(i).map(|b| String::from_utf8_lossy(b).into_owned()))
-                    .collect(),
-                _ => {
-                    return Err(EvalError::msg(format!(
-                        "The function [{name}]: the configuration must be a STRING vector of key=value lines"
-                    )))
-                }
-            };
+            super::builtins::require_admin(it, name)?;
+            let lines = texts(&args[0]).ok_or_else(|| {
+                EvalError::msg(format!(
+                    "The function [{name}]: the configuration must be a STRING vector of key=value lines"
+                ))
+            })?;
             let c = cluster_of(it, name)?;
             c.save_config(name == "saveControllerConfigs", &lines)
                 .await?;

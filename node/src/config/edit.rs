@@ -124,6 +124,22 @@ pub fn shared_keys(which: Which, text: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// A controller.cfg's own lines ([`CONTROLLER_OWN_KEYS`]), as `lhs=value`.
+pub fn own_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Ok(f) = kv::parse(Source::Default, line) {
+            for e in &f.entries {
+                let lhs = lhs(e);
+                if !Which::Controller.shared(&lhs) {
+                    out.push(format!("{lhs}={}", e.value));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `lhs=value` lines of a key set, in key order (`loadControllerConfigs`' answer).
 pub fn lines_of(keys: &BTreeMap<String, String>) -> Vec<String> {
     keys.iter().map(|(k, v)| format!("{k}={v}")).collect()
@@ -240,6 +256,10 @@ mod tests {
         let current = "mode=controller\nlocalSite=127.0.0.81:8800:controller2\n# replicas\ndfsReplicationFactor=2\nmaxMemSize=8\n\nlanCluster=0\n";
         let mut wanted = shared_keys(Which::Controller, current);
         assert!(!wanted.contains_key("localSite"));
+        assert_eq!(
+            own_lines(current),
+            ["localSite=127.0.0.81:8800:controller2"]
+        );
         // Unchanged: byte for byte.
         assert_eq!(render(Which::Controller, current, &wanted), current);
         wanted.insert("maxMemSize".into(), "16".into());

@@ -9,8 +9,9 @@
 //!   once saved, the metadata's set is ([`super::meta::CONFIG_MANAGED`]) and each controller's
 //!   files follow it: at the save on the leader, and within [`WRITE_BACK_INTERVAL`] on every
 //!   controller, including one that was down and caught up from the log;
-//! - a file is replaced whole, through a temporary file and a rename, so a crash leaves the old
-//!   file or the new one, never half of each, and a file that already matches is not touched.
+//! - a file is replaced whole (`rt::disk::replace_file`: a synced temporary file renamed over
+//!   it), so a crash leaves the old file or the new one, never half of each, and a file that
+//!   already matches is not touched.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,25 +45,12 @@ impl Files {
     }
 }
 
-fn read(path: &Path) -> String {
+async fn read(path: &Path) -> String {
     // A missing cluster.cfg is an empty one (a controller may start without it).
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-/// Replaces `path` with `text` through a temporary file and a rename (module invariant).
-fn replace(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("cfg.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    rt::disk::read_file(path)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 impl ControllerService {
@@ -73,7 +61,7 @@ impl ControllerService {
         let me = Rc::downgrade(self);
         drop(rt::task::spawn_local(async move {
             while let Some(svc) = me.upgrade() {
-                svc.write_back_configs();
+                svc.write_back_configs().await;
                 drop(svc);
                 rt::time::sleep(WRITE_BACK_INTERVAL).await;
             }
@@ -97,27 +85,24 @@ impl ControllerService {
 
     /// `loadControllerConfigs()` / `loadClusterNodesConfigs()`: the configuration as
     /// `key=value` lines — for controller.cfg this controller's own keys first.
-    pub fn load_config(&self, which: Which) -> Result<Vec<String>, RemoteError> {
+    pub async fn load_config(&self, which: Which) -> Result<Vec<String>, RemoteError> {
         if let Some(e) = self.not_leader_error() {
             return Err(e);
         }
         let files = self.config_files.borrow().clone();
-        let own_text = files.as_ref().map(|f| read(f.path(which)));
+        let own_text = match &files {
+            Some(f) => read(f.path(which)).await,
+            None => String::new(),
+        };
         let shared = self
             .saved(which)
-            .unwrap_or_else(|| edit::shared_keys(which, own_text.as_deref().unwrap_or("")));
-        let mut lines = Vec::new();
-        if which == Which::Controller {
-            // localSite and publicName as this controller's own file has them.
-            for line in own_text.as_deref().unwrap_or("").lines() {
-                let t = line.trim();
-                if let Some((k, _)) = t.split_once('=') {
-                    if edit::CONTROLLER_OWN_KEYS.contains(&k.trim()) {
-                        lines.push(t.to_string());
-                    }
-                }
-            }
-        }
+            .unwrap_or_else(|| edit::shared_keys(which, &own_text));
+        // localSite and publicName as this controller's own file has them.
+        let mut lines = if which == Which::Controller {
+            edit::own_lines(&own_text)
+        } else {
+            Vec::new()
+        };
         lines.extend(edit::lines_of(&shared));
         Ok(lines)
     }
@@ -154,12 +139,12 @@ impl ControllerService {
             &format!("{} now has {n} shared keys", which.file_name()),
             &[],
         );
-        self.write_back_configs();
+        self.write_back_configs().await;
         Ok(())
     }
 
     /// Rewrites each of this controller's files that differs from its saved set.
-    pub fn write_back_configs(&self) {
+    pub async fn write_back_configs(&self) {
         let Some(files) = self.config_files.borrow().clone() else {
             return;
         };
@@ -168,12 +153,12 @@ impl ControllerService {
                 continue;
             };
             let path = files.path(which);
-            let current = read(path);
+            let current = read(path).await;
             let text = edit::render(which, &current, &wanted);
             if text == current {
                 continue;
             }
-            match replace(path, &text) {
+            match rt::disk::replace_file(path, text.as_bytes()).await {
                 Ok(()) => self.log.info(
                     "config_written",
                     &format!(

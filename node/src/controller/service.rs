@@ -244,7 +244,7 @@ impl ControllerService {
             }
             method::CONFIG_LOAD => {
                 let controller: bool = decode(&payload)?;
-                let lines = self.load_config(which(controller))?;
+                let lines = self.load_config(which(controller)).await?;
                 Ok(rpc::encode_payload(&lines))
             }
             method::CONFIG_SAVE => {
