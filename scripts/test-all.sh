@@ -13,11 +13,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test (glommio)"
 cargo test --workspace
 
-echo "== the official DolphinDB Python client (dolphindb==3.0.6.1) against porpoise -mode single"
+echo "== the official DolphinDB Python and JavaScript clients against porpoise processes"
 cargo build -p node --bin porpoise
 venv=target/py-venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+# The official JavaScript API (npm `dolphindb`, pinned in tests/js/package-lock.json).
+(cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 PORPOISE_BIN="$PWD/target/debug/porpoise" "$venv/bin/python" -m pytest -q tests/python
 
 echo "== cargo clippy (madsim)"

@@ -94,12 +94,17 @@ pub fn connect_text(login: Option<(&str, &str)>) -> String {
 }
 
 /// A reply; an object that cannot be encoded turns the reply into an error reply.
+/// One print block (`MSG\n<text>\0`) of a reply; a NUL inside the text would end it early.
+pub fn encode_message(text: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"MSG\n");
+    out.extend_from_slice(text.replace('\0', " ").as_bytes());
+    out.push(0);
+}
+
 pub fn encode_reply(session: u64, messages: &[String], result: Result<&[Value], &str>) -> Vec<u8> {
     let mut out = Vec::new();
     for m in messages {
-        out.extend_from_slice(b"MSG\n");
-        out.extend_from_slice(m.replace('\0', " ").as_bytes());
-        out.push(0);
+        encode_message(m, &mut out);
     }
     match result {
         Ok(objects) => {

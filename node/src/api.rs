@@ -31,28 +31,62 @@ fn bad(msg: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, msg.into())
 }
 
+/// Where API requests come from and where their replies go: a raw TCP connection, or the
+/// messages of a WebSocket ([`crate::websocket`]).
+pub(crate) trait Transport {
+    /// Appends more request bytes to `buf`; `false` once the peer has gone.
+    async fn more(&mut self, buf: &mut Vec<u8>) -> std::io::Result<bool>;
+    /// Sends one reply.
+    async fn send(&mut self, reply: Reply) -> std::io::Result<()>;
+}
+
+/// One request's answer: the print output it made, then its status line and objects.
+pub struct Reply {
+    pub messages: Vec<String>,
+    pub body: Vec<u8>,
+}
+
+/// A raw API connection: the replies' print blocks and bodies go out back to back.
+struct Raw<'a>(&'a mut TcpStream);
+
+impl Transport for Raw<'_> {
+    async fn more(&mut self, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+        let mut chunk = [0u8; 64 * 1024];
+        let k = self.0.read(&mut chunk).await?;
+        buf.extend_from_slice(&chunk[..k]);
+        Ok(k > 0)
+    }
+
+    async fn send(&mut self, reply: Reply) -> std::io::Result<()> {
+        let mut out = Vec::new();
+        for m in &reply.messages {
+            client::protocol::encode_message(m, &mut out);
+        }
+        out.extend_from_slice(&reply.body);
+        self.0.write_all(&out).await
+    }
+}
+
 /// Reads until `buf` holds at least `n` bytes.
-async fn fill(s: &mut TcpStream, buf: &mut Vec<u8>, n: usize) -> std::io::Result<bool> {
-    let mut chunk = [0u8; 64 * 1024];
+async fn fill(t: &mut impl Transport, buf: &mut Vec<u8>, n: usize) -> std::io::Result<bool> {
     while buf.len() < n {
-        let k = s.read(&mut chunk).await?;
-        if k == 0 {
+        if !t.more(buf).await? {
             return Ok(false);
         }
-        buf.extend_from_slice(&chunk[..k]);
     }
     Ok(true)
 }
 
-fn reply(session: u64, msgs: &[String], result: Result<Vec<Value>, String>) -> Vec<u8> {
-    match &result {
+fn reply(session: u64, messages: Vec<String>, result: Result<Vec<Value>, String>) -> Reply {
+    let body = match &result {
         Ok(objects) => {
             // Plain data on the wire: tables are shared, not copied.
             let plain: Vec<value::Value> = objects.iter().map(lang::wire::to_plain).collect();
-            client::protocol::encode_reply(session, msgs, Ok(&plain))
+            client::protocol::encode_reply(session, &[], Ok(&plain))
         }
-        Err(e) => client::protocol::encode_reply(session, msgs, Err(e)),
-    }
+        Err(e) => client::protocol::encode_reply(session, &[], Err(e)),
+    };
+    Reply { messages, body }
 }
 
 fn script_result(v: Value) -> Vec<Value> {
@@ -80,6 +114,16 @@ pub async fn serve(
 /// the request gets that error instead of running.
 pub async fn serve_gated(
     s: &mut TcpStream,
+    buf: Vec<u8>,
+    sessions: &ScriptSessions,
+    gate: &dyn Fn() -> Option<String>,
+) -> std::io::Result<()> {
+    serve_on(&mut Raw(s), buf, sessions, gate).await
+}
+
+/// Serves API requests arriving on `t`, gated as in [`serve_gated`].
+pub(crate) async fn serve_on(
+    t: &mut impl Transport,
     mut buf: Vec<u8>,
     sessions: &ScriptSessions,
     gate: &dyn Fn() -> Option<String>,
@@ -94,7 +138,7 @@ pub async fn serve_gated(
                 return Err(bad("API header line too long"));
             }
             let want = buf.len() + 1;
-            if !fill(s, &mut buf, want).await? {
+            if !fill(t, &mut buf, want).await? {
                 return Ok(());
             }
         };
@@ -118,7 +162,7 @@ pub async fn serve_gated(
             .and_then(|f| f.split('_').next())
             .and_then(|f| f.parse().ok())
             .unwrap_or(0);
-        if !fill(s, &mut buf, nl + 1 + len).await? {
+        if !fill(t, &mut buf, nl + 1 + len).await? {
             return Ok(());
         }
         let text = String::from_utf8_lossy(&buf[nl + 1..nl + 1 + len]).into_owned();
@@ -150,7 +194,7 @@ pub async fn serve_gated(
                             return Err(bad("request objects over the limit"));
                         }
                         let want = buf.len() + 1;
-                        if !fill(s, &mut buf, want).await? {
+                        if !fill(t, &mut buf, want).await? {
                             return Ok(());
                         }
                     }
@@ -179,17 +223,17 @@ pub async fn serve_gated(
         let out = if let Some(opt) = unsupported {
             reply(
                 session,
-                &[],
+                Vec::new(),
                 Err(format!(
                     "Porpoise does not support the {opt} protocol option yet; use the client without it"
                 )),
             )
         } else if let Some(refusal) = (cmd != "connect").then(gate).flatten() {
-            reply(session, &[], Err(refusal))
+            reply(session, Vec::new(), Err(refusal))
         } else {
             handle(&cmd, &rest, args, session, sessions, tag).await
         };
-        s.write_all(&out).await?;
+        t.send(out).await?;
     }
 }
 
@@ -202,13 +246,13 @@ fn request_tag(flags: &str) -> Option<(String, i64)> {
     (!uuid.is_empty() && seq != 0).then(|| (uuid.to_string(), seq))
 }
 
-async fn run_in<F, Fut>(sessions: &ScriptSessions, session: u64, f: F) -> Vec<u8>
+async fn run_in<F, Fut>(sessions: &ScriptSessions, session: u64, f: F) -> Reply
 where
     F: FnOnce(Interp) -> Fut,
     Fut: std::future::Future<Output = (Interp, Result<Vec<Value>, String>)>,
 {
     let (id, (msgs, result)) = sessions.run(session, f).await;
-    reply(id, &msgs, result)
+    reply(id, msgs, result)
 }
 
 async fn handle(
@@ -218,7 +262,7 @@ async fn handle(
     session: u64,
     sessions: &ScriptSessions,
     tag: Option<(String, i64)>,
-) -> Vec<u8> {
+) -> Reply {
     match cmd {
         "connect" => {
             let lines: Vec<&str> = rest.lines().collect();
@@ -239,7 +283,7 @@ async fn handle(
                 })
                 .await;
             }
-            reply(id, &[], Ok(Vec::new()))
+            reply(id, Vec::new(), Ok(Vec::new()))
         }
         "script" => {
             run_in(sessions, session, |mut it| async move {
@@ -258,10 +302,10 @@ async fn handle(
             match name.as_str() {
                 "getRequiredAPIVersion" => reply(
                     session,
-                    &[],
+                    Vec::new(),
                     Err("getRequiredAPIVersion is not required by this server".into()),
                 ),
-                "isNodeInitialized" => reply(session, &[], Ok(vec![Value::bool(true)])),
+                "isNodeInitialized" => reply(session, Vec::new(), Ok(vec![Value::bool(true)])),
                 _ => {
                     run_in(sessions, session, |mut it| async move {
                         it.begin_request(tag);
@@ -295,7 +339,7 @@ async fn handle(
             if names.len() != args.len() {
                 return reply(
                     session,
-                    &[],
+                    Vec::new(),
                     Err(format!("{} names for {} objects", names.len(), args.len())),
                 );
             }
@@ -307,7 +351,11 @@ async fn handle(
             })
             .await
         }
-        other => reply(session, &[], Err(format!("unknown API request '{other}'"))),
+        other => reply(
+            session,
+            Vec::new(),
+            Err(format!("unknown API request '{other}'")),
+        ),
     }
 }
 

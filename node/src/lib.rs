@@ -23,6 +23,7 @@ pub mod shell;
 pub mod single;
 pub mod start;
 pub mod web;
+pub mod websocket;
 pub mod workers;
 
 /// Porpoise's version, reported by `--version` and the `version()` script function.

@@ -9,7 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Severity, least to most.
@@ -52,6 +52,8 @@ pub struct Logger {
     node: String,
     min: Level,
     inner: Arc<Mutex<Inner>>,
+    /// The file it appends to, if any (getServerLog reads it).
+    path: Option<PathBuf>,
 }
 
 /// Formats milliseconds since the epoch as RFC 3339 UTC.
@@ -107,7 +109,13 @@ impl Logger {
                 file: Some(file),
                 echo_stderr,
             })),
+            path: Some(path.to_path_buf()),
         })
+    }
+
+    /// The file this logger appends to.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// A logger writing to stderr only (before the log file is known).
@@ -119,6 +127,7 @@ impl Logger {
                 file: None,
                 echo_stderr: true,
             })),
+            path: None,
         }
     }
 
@@ -131,6 +140,7 @@ impl Logger {
                 file: None,
                 echo_stderr: false,
             })),
+            path: None,
         }
     }
 

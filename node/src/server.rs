@@ -230,6 +230,7 @@ pub async fn serve(
             .unwrap_or_default(),
         max_connections: settings.max_connections(),
         worker_num: settings.worker_num(),
+        log_file: log.path().map(|p| p.to_path_buf()),
     };
     // Data and compute nodes reach the rest of the cluster (rpc, pnodeRun, getClusterPerf).
     let probe = Rc::new(crate::cluster::Probe::new(
@@ -482,6 +483,7 @@ async fn handle(mut s: TcpStream, settings: &Settings, roles: Roles<'_>) -> std:
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let mut content_length = 0usize;
     let mut session = None;
+    let (mut upgrade, mut ws_key, mut ws_version) = (false, None, None);
     for l in lines {
         if let Some((k, v)) = l.split_once(':') {
             let v = v.trim();
@@ -489,8 +491,36 @@ async fn handle(mut s: TcpStream, settings: &Settings, roles: Roles<'_>) -> std:
                 content_length = v.parse().unwrap_or(usize::MAX);
             } else if k.eq_ignore_ascii_case("x-session") {
                 session = v.parse::<u64>().ok();
+            } else if k.eq_ignore_ascii_case("upgrade") {
+                upgrade = v.eq_ignore_ascii_case("websocket");
+            } else if k.eq_ignore_ascii_case("sec-websocket-key") {
+                ws_key = Some(v.to_string());
+            } else if k.eq_ignore_ascii_case("sec-websocket-version") {
+                ws_version = Some(v.to_string());
             }
         }
+    }
+    if let (true, "GET", Some(key)) = (upgrade, method, &ws_key) {
+        // The DolphinDB API over WebSocket (the JavaScript API, DolphinDB's web client).
+        let Some(scripts) = scripts else {
+            return respond(&mut s, 400, r#"{"error":"this node does not run scripts"}"#).await;
+        };
+        if ws_version.as_deref() != Some("13") {
+            return respond_with(
+                &mut s,
+                426,
+                r#"{"error":"WebSocket version 13 only"}"#,
+                &[("Sec-WebSocket-Version", "13")],
+            )
+            .await;
+        }
+        s.write_all(crate::websocket::handshake_response(key).as_bytes())
+            .await?;
+        s.set_read_timeout(None); // like a raw API session, it stays open between requests
+        let gate = || controller.and_then(|c| c.not_leader());
+        let after_head = head[head_end..].to_vec();
+        let mut socket = crate::websocket::Socket::new(&mut s, after_head);
+        return crate::api::serve_on(&mut socket, Vec::new(), scripts, &gate).await;
     }
     if let Some(ctl) = controller {
         match (method, path) {
@@ -652,6 +682,7 @@ async fn respond_with(
         400 => "Bad Request",
         404 => "Not Found",
         413 => "Payload Too Large",
+        426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         _ => "Error",
     };

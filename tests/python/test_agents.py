@@ -158,3 +158,36 @@ def test_configuration_saved_on_the_leader_is_in_every_controllers_files(topolog
     guest.connect(*leader)
     with pytest.raises(RuntimeError, match="NoPrivilege"):
         guest.run(f"saveClusterNodesConfigs({vector(edited)})")
+
+
+def test_every_node_reads_its_own_log_and_any_other_nodes_through_the_cluster(topology):
+    """getServerLogLength / getServerLog, as DolphinDB's web Log page calls them, read the
+    node's `-logFile` (here log/datanode1.log under its host, where the agent pointed it);
+    another node's alias is answered by that node. getClusterNodesCfg lists cluster.nodes."""
+    root, leader = topology
+    s = login(*leader)
+    s.run('startDataNode(["datanode1", "computenode2"])')
+    wait_for("datanode1", lambda: login(IPS[0], 8802) is not None)
+    wait_for("computenode2", lambda: login(IPS[1], 8803) is not None)
+    path = os.path.join(root, HOSTS[0], "log", "datanode1.log")
+    d = login(IPS[0], 8802)
+    n = int(d.run("getServerLogLength()"))
+    with open(path, "rb") as f:
+        text = f.read()
+    assert 0 < n <= len(text)
+    # The log only grows: its first n bytes are what the node read.
+    assert list(d.run(f"getServerLog({n}, 0, true)")) == text[:n].decode().splitlines()
+    # A window in the middle: its lines, the first and last cut where the window cuts them.
+    assert "\n".join(d.run("getServerLog(40, 10)")) == text[10:50].decode().removesuffix("\n")
+    tail = list(d.run("getServerLog(200, 0, false)"))
+    assert tail and all(line in text.decode() for line in tail)
+    # Another node's log, through the cluster, from a compute node on another host.
+    c = login(IPS[1], 8803)
+    remote = list(c.run(f'getServerLog({n}, 0, true, "datanode1")'))
+    assert remote == text[:n].decode().splitlines()
+    assert int(c.run('getServerLogLength("datanode1")')) >= n
+    assert all("node=datanode1" in line for line in remote)
+
+    with open(os.path.join(root, HOSTS[0], "config", "cluster.nodes")) as f:
+        listed = [l.strip() for l in f.read().splitlines()[1:] if l.strip()]
+    assert sorted(s.run("getClusterNodesCfg()")) == sorted(listed)

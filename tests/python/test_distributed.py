@@ -12,6 +12,7 @@ import pytest
 
 import re
 
+from js_api import run_suite
 from local_cluster import IPS, cluster, get, login, script
 
 
@@ -316,6 +317,15 @@ def test_the_dfs_directory_lists_databases_partitions_and_each_chunks_replica_si
     chunk = status[status["file"] == "/testDB/20230108/testTB"]["chunkId"].iloc[0]
     assert leaf["chunks"][0] == chunk
     assert len(s.run('getDFSDirectoryContent("/noSuchDB/")')) == 0
+
+
+def test_the_javascript_api_drives_a_compute_node_and_a_data_node_over_websocket(c):
+    """The official JavaScript API's suite on computenode1 (its DFS database is created and
+    written through 2PC from there), then again on datanode3, which drops and recreates it."""
+    run_suite(IPS[0], 8803)
+    run_suite(IPS[2], 8802)
+    rows = login(IPS[1], 8803).run('select count(*) as n from loadTable("dfs://jsdb", "t")')
+    assert int(rows["n"][0]) == 5
 
 
 def replicas_of_the_day(c):

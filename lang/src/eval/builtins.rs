@@ -124,6 +124,7 @@ pub fn is_builtin(name: &str) -> bool {
         || super::funcs::NAMES.contains(&name)
         || super::objs::NAMES.contains(&name)
         || super::cluster_fns::NAMES.contains(&name)
+        || super::server_log::NAMES.contains(&name)
         || super::series::NAMES.contains(&name)
         || super::strings::NAMES.contains(&name)
         || super::stats::NAMES.contains(&name)
@@ -989,6 +990,9 @@ pub async fn call(
             Box::pin(super::mapreduce::call(it, n, args, _pos)).await
         }
         n if super::objs::NAMES.contains(&n) => Ok(super::objs::call(it, n, &args)),
+        n if super::server_log::NAMES.contains(&n) => {
+            Box::pin(super::server_log::call(it, n, args, _pos)).await
+        }
         n if super::cluster_fns::NAMES.contains(&n) => {
             Box::pin(super::cluster_fns::call(it, n, args, _pos)).await
         }

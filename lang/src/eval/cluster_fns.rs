@@ -19,6 +19,7 @@ pub(super) const NAMES: &[&str] = &[
     "rpc",
     "pnodeRun",
     "getClusterPerf",
+    "getClusterNodesCfg",
     "getNodeType",
     "getActiveMaster",
     "startDataNode",
@@ -150,6 +151,30 @@ pub(super) async fn call(
             };
             Ok(table_value(perf_table(&rows)))
         }
+        "getClusterNodesCfg" => {
+            // cluster.nodes' lines (`host:port:alias,mode`), as DolphinDB's web Nodes config
+            // page reads them.
+            let rows = match it.cluster.clone() {
+                Some(c) => c.perf(true).await?,
+                None => vec![own_row(it)],
+            };
+            let lines: Vec<String> = rows
+                .iter()
+                .map(|p| {
+                    let mode = match p.mode {
+                        1 => "agent",
+                        2 => "controller",
+                        4 => "computenode",
+                        _ => "datanode",
+                    };
+                    format!("{}:{}:{},{mode}", p.host, p.port, p.name)
+                })
+                .collect();
+            Ok(Value::Vector(Column::from_strings(
+                DataType::String,
+                &lines,
+            )))
+        }
         "rpc" => {
             if args.len() < 2 {
                 return Err(EvalError::msg(
@@ -202,7 +227,7 @@ pub(super) async fn call(
     }
 }
 
-async fn run_on(
+pub(super) async fn run_on(
     it: &mut Interp,
     alias: &str,
     f: Value,

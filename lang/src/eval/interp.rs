@@ -75,6 +75,8 @@ pub struct NodeInfo {
     pub controller_alias: String,
     pub max_connections: usize,
     pub worker_num: usize,
+    /// The node's `-logFile`, which getServerLog reads.
+    pub log_file: Option<std::path::PathBuf>,
 }
 
 impl Default for NodeInfo {
@@ -87,6 +89,7 @@ impl Default for NodeInfo {
             controller_alias: String::new(),
             max_connections: 512,
             worker_num: 1,
+            log_file: None,
         }
     }
 }

@@ -23,6 +23,7 @@ mod ops;
 mod partial;
 mod partitionwise;
 mod series;
+mod server_log;
 mod sql;
 mod sql_forms;
 mod stats;
