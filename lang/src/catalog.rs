@@ -105,11 +105,14 @@ pub trait Catalog {
     /// `update` and `delete`: replaces the rows of each partition with the given columns (in
     /// schema order), computed from the partition at its version; one transaction. A
     /// partition written meanwhile refuses it with `<ChunkInTransaction>` (read again, retry).
+    /// `tag`, as for [`Catalog::append_tagged`], is recorded with the commit so a resend of
+    /// the request is never applied twice.
     fn rewrite<'a>(
         &'a self,
         db: &'a str,
         table: &'a str,
         rewrites: Vec<(Partition, Vec<Column>)>,
+        tag: Option<WriteTag>,
     ) -> LocalFuture<'a, Result<(), EvalError>>;
 
     /// Whether the database writes atomically per chunk (`atomic='CHUNK'`).

@@ -612,6 +612,7 @@ impl catalog::Catalog for Dfs {
         _db: &'a str,
         _table: &'a str,
         _rewrites: Vec<(Partition, Vec<Column>)>,
+        _tag: Option<crate::catalog::WriteTag>,
     ) -> LocalFuture<'a, Result<(), EvalError>> {
         Box::pin(async {
             Err(EvalError::msg(

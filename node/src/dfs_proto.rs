@@ -122,6 +122,9 @@ pub enum DfsRead {
     RecoveryTasks,
     /// The rows a tagged write appended, if it committed ([`DfsReadReply::Written`]).
     Written(Tag),
+    /// Which of these chunks a tagged `atomic='CHUNK'` write committed, each with its rows
+    /// ([`DfsReadReply::WrittenChunks`]).
+    WrittenChunks(Tag, Vec<u64>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,6 +142,7 @@ pub enum DfsReadReply {
     Written(Option<u64>),
     /// The table's version is still the one the asker knows.
     TableUnchanged,
+    WrittenChunks(Vec<(u64, u64)>),
 }
 
 /// A table snapshot's version: a 64-bit hash of its encoding, so that any change the snapshot
@@ -300,6 +304,11 @@ pub struct ForwardedAppend {
 
 /// A [`lang::catalog::WriteTag`] on the wire: client uuid, request, write (D100).
 pub type Tag = (String, u64, u32);
+
+/// Set in a tag's `write` when the write is one of an `atomic='CHUNK'` append's per-chunk
+/// commits: the controller then records it by write and chunk, so each chunk commits once
+/// (D100). A request never holds 2^31 writes.
+pub const WRITE_PER_CHUNK: u32 = 1 << 31;
 
 pub fn tag_wire(t: &lang::catalog::WriteTag) -> Tag {
     (t.client.clone(), t.request, t.write)

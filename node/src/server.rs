@@ -548,22 +548,30 @@ async fn handle(mut s: TcpStream, settings: &Settings, roles: Roles<'_>) -> std:
             _ => {}
         }
     }
-    if let (Some(dn), "GET", "/chunks") = (datanode, method, path) {
+    if let (Some(dn), "GET", "/chunks" | "/chunks?digest") = (datanode, method, path) {
         // `chunk,version,rows,txn` of every chunk this data node holds (what it reports; txn 0:
-        // none holds it prepared).
-        let body: String = dn
-            .report()
-            .iter()
-            .map(|c| {
-                format!(
-                    "{},{},{},{}\n",
-                    c.chunk,
-                    c.version,
-                    c.rows,
-                    c.txn.unwrap_or(0)
-                )
-            })
-            .collect();
+        // none holds it prepared), and with `?digest` a fifth field: the CRC-32 of its rows at
+        // that version (empty while prepared), which replicas that agree share.
+        let mut body = String::new();
+        for c in dn.report() {
+            body.push_str(&format!(
+                "{},{},{},{}",
+                c.chunk,
+                c.version,
+                c.rows,
+                c.txn.unwrap_or(0)
+            ));
+            if path.ends_with("?digest") {
+                body.push(',');
+                if c.txn.is_none() {
+                    match dn.content_digest(c.chunk, c.version).await {
+                        Ok(d) => body.push_str(&d.to_string()),
+                        Err(e) => body.push_str(&format!("error {e}")),
+                    }
+                }
+            }
+            body.push('\n');
+        }
         return respond(&mut s, 200, &body).await;
     }
     match (method, path) {

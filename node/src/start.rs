@@ -113,6 +113,7 @@ pub async fn start(
                 log.clone(),
             );
             drop(rt::task::spawn_local(dn.clone().announce(me.clone())));
+            drop(rt::task::spawn_local(dn.clone().scrub()));
             let chunks: Rc<dyn ChunkServer> = dn.clone();
             let catalog = coordinator(
                 LeaderClient::new(controllers),

@@ -120,22 +120,13 @@ fn checkpoint_bytes_are_pinned() {
     // Checkpoints of formats 1 (before `atomic_chunk`) and 2 (before stale replicas), written
     // for this state, still open as the same state.
     for (name, format) in [("checkpoint", 1), ("checkpoint_v2", 2)] {
-        let hex = std::fs::read_to_string(golden(name)).unwrap();
-        let old: Vec<u8> = hex
-            .split_whitespace()
-            .flat_map(|line| {
-                (0..line.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&line[i..i + 2], 16).unwrap())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let old = golden_bytes(name);
         assert_eq!(u32::from_le_bytes(old[4..8].try_into().unwrap()), format);
         let back = decode_checkpoint(name, &old).unwrap();
         assert_eq!((back.state, back.meta), (state.clone(), c.meta.clone()));
     }
 
-    // Format 3 pins a chunk with a stale replica too.
+    // Formats 3 and 4 pin a chunk with a stale replica and a client request too.
     for cmd in [
         Command::CreateDatabase {
             name: "dfs://testDB".into(),
@@ -174,8 +165,31 @@ fn checkpoint_bytes_are_pinned() {
         meta: c.meta.clone(),
         state: state.clone(),
     };
+    // Format 3 keyed the request's write without a chunk: it opens as chunk 0.
+    let old = golden_bytes("checkpoint_v3");
+    assert_eq!(u32::from_le_bytes(old[4..8].try_into().unwrap()), 3);
+    let back = decode_checkpoint("checkpoint_v3", &old).unwrap();
+    assert_eq!((&back.state, &back.meta), (&state, &c.meta));
+    assert_eq!(
+        back.state.requests["5b0ea26c-uuid"].rows,
+        [((0, 0), 1)].into()
+    );
     let bytes = encode_checkpoint(&c);
-    storage::golden::check(&golden("checkpoint_v3"), &bytes);
+    assert_eq!(u32::from_le_bytes(bytes[4..8].try_into().unwrap()), 4);
+    storage::golden::check(&golden("checkpoint_v4"), &bytes);
     let back = decode_checkpoint("checkpoint", &bytes).unwrap();
     assert_eq!((back.state, back.meta), (state, c.meta));
+}
+
+/// A golden file's bytes (hex, whitespace ignored).
+fn golden_bytes(name: &str) -> Vec<u8> {
+    let hex = std::fs::read_to_string(golden(name)).unwrap();
+    hex.split_whitespace()
+        .flat_map(|line| {
+            (0..line.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&line[i..i + 2], 16).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }

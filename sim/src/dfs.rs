@@ -55,21 +55,30 @@ pub async fn run(addr: SocketAddr, script: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A data node's `GET /chunks` (`chunk,version,rows,txn` lines) as chunk → what it holds.
+/// A data node's `GET /chunks[?digest]` (`chunk,version,rows,txn[,digest]` lines) as chunk →
+/// what it holds.
 pub fn parse_chunks(text: &str) -> BTreeMap<u64, replicas_agree::Held> {
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or(text);
     body.lines()
         .filter_map(|l| {
-            let f: Vec<u64> = l
-                .split(',')
+            let mut fields = l.split(',');
+            let f: Vec<u64> = fields
+                .by_ref()
+                .take(4)
                 .map(|x| x.parse().ok())
                 .collect::<Option<_>>()?;
+            // A prepared chunk carries none (an empty field).
+            let digest = fields
+                .next()
+                .filter(|d| !d.is_empty())
+                .map(|d| d.parse().unwrap_or(replicas_agree::UNREADABLE));
             Some((
-                f[0],
+                *f.first()?,
                 replicas_agree::Held {
-                    version: f[1],
-                    rows: f[2],
-                    txn: f[3],
+                    version: *f.get(1)?,
+                    rows: *f.get(2)?,
+                    txn: *f.get(3)?,
+                    digest,
                 },
             ))
         })

@@ -192,7 +192,7 @@ fn a_crash_at_any_step_of_two_phase_commit_leaves_appends_whole() {
                     loop {
                         let mut reports = BTreeMap::new();
                         for (i, a) in data.iter().enumerate() {
-                            if let Ok(r) = http_get(*a, "/chunks", Duration::from_secs(5)).await {
+                            if let Ok(r) = http_get(*a, "/chunks?digest", Duration::from_secs(5)).await {
                                 reports.insert(format!("datanode{}", i + 1), parse_chunks(&r));
                             }
                         }

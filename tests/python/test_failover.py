@@ -198,3 +198,49 @@ def test_a_resent_write_is_answered_and_never_applied_twice(c):
     assert first.run(two, uuid, 7) == "OK"
     assert resend.run(two, uuid, -7) == "OK"
     assert login(IPS[1], 8802).run(q) == before + 1750
+
+    # An update and a delete resent: not applied again. The update adds 1000000 to the
+    # Volume of rows at most 10 and of the rows it moved past 1000000 before (so it is not
+    # idempotent): applied twice, some would pass 2000000.
+    pt = 'pt = loadTable("dfs://testDB", "testTB")\n'
+    bump = pt + "update pt set Volume = Volume + 1000000 where Volume <= 10 or Volume > 1000000"
+    bumped = 'exec count(*) from loadTable("dfs://testDB", "testTB") where Volume between 1000001:1000010'
+    twice = 'exec count(*) from loadTable("dfs://testDB", "testTB") where Volume > 2000000'
+    assert login(IPS[1], 8802).run(bumped) == 0
+    assert first.run(bump, uuid, 8) == "OK"
+    n_bumped = login(IPS[1], 8802).run(bumped)
+    assert n_bumped > 0
+    assert resend.run(bump, uuid, -8) == "OK"
+    assert login(IPS[1], 8802).run(bumped) == n_bumped
+    assert login(IPS[1], 8802).run(twice) == 0, "the update was applied twice"
+    # The delete removes the bumped rows; before its resend another client appends rows it
+    # would match, which must survive the resend.
+    drop = pt + "delete from pt where Volume > 1000000"
+    assert first.run(drop, uuid, 9) == "OK"
+    assert login(IPS[1], 8802).run(bumped) == 0
+    other = login(IPS[2], 8802)
+    other.run(day_rows(20, 1) + "\n" + pt + "update pt set Volume = Volume + 1000000 where Volume <= 10")
+    assert login(IPS[1], 8802).run(bumped) == 10
+    assert resend.run(drop, uuid, -9) == "OK"
+    assert login(IPS[1], 8802).run(bumped) == 10, "the delete was applied twice"
+
+    # atomic='CHUNK': each chunk of an append is a commit of its own, each recorded by chunk.
+    # A resend of a write all of whose chunks committed writes none again; one whose first
+    # attempt committed only some chunks writes only the others (here the first attempt is
+    # made to touch partitions 1 and 2 only, as if it had stopped there).
+    uuid2 = "0c9d2b1e-3f4a-4b5c-8d6e-7f8091a2b3c4"
+    other.run('if (existsDatabase("dfs://chunkDB")) { dropDatabase("dfs://chunkDB") }\n'
+              "db = database(\"dfs://chunkDB\", VALUE, 1..4, atomic='CHUNK')\n"
+              "db.createPartitionedTable(table(1:0, `k`v, [INT, INT]), `pt, `k)")
+    rows = 'exec count(*) from loadTable("dfs://chunkDB", `pt)'
+    ins = 'loadTable("dfs://chunkDB", `pt).append!(table(1 2 3 4 1 2 as k, 1..6 as v))'
+    assert first.run(ins, uuid2, 3) == "OK"
+    assert resend.run(ins, uuid2, -3) == "OK"
+    assert login(IPS[1], 8802).run(rows) == 6, "a per-chunk append was applied twice"
+    part = 'loadTable("dfs://chunkDB", `pt).append!(table(1 2 1 as k, 7 8 9 as v))'
+    assert first.run(part, uuid2, 4) == "OK"
+    assert login(IPS[1], 8802).run(rows) == 9
+    assert resend.run(ins, uuid2, -4) == "OK"
+    per_k = login(IPS[1], 8802).run('select count(*) as n from loadTable("dfs://chunkDB", `pt) group by k order by k')
+    # k 1 and 2 were written by request 4 and are skipped; k 3 and 4 get their one row each.
+    assert list(per_k["n"]) == [2 + 2, 2 + 1, 1 + 1, 1 + 1], per_k

@@ -164,6 +164,15 @@ async fn rewrite_dfs(
             "<NoPrivilege>Not granted to write tables: log in first with login(userId, password)",
         ));
     }
+    // A resent request whose rewrite committed the first time: answered, not applied again
+    // (an `update t set x = x + 1` must not add twice).
+    let tag = it.next_write_tag();
+    if let Some((t, true)) = &tag {
+        if dfs.written(t).await?.is_some() {
+            return Ok(Value::Void);
+        }
+    }
+    let tag = tag.map(|(t, _)| t);
     for attempt in 1..=REWRITE_ATTEMPTS {
         let info = dfs.table(db, table).await?;
         if let Change::Update(sets) = &change {
@@ -210,7 +219,7 @@ async fn rewrite_dfs(
         if rewrites.is_empty() {
             return Ok(Value::Void);
         }
-        match dfs.rewrite(db, table, rewrites).await {
+        match dfs.rewrite(db, table, rewrites, tag.clone()).await {
             Ok(()) => return Ok(Value::Void),
             // Written meanwhile: read the new rows and compute again.
             Err(e)

@@ -213,8 +213,20 @@ pub fn read(m: &Meta, v: &Volatile, q: &DfsRead) -> Result<DfsReadReply, RemoteE
             m.requests
                 .get(client)
                 .filter(|r| r.request == *request)
-                .and_then(|r| r.rows.get(write).copied()),
+                .and_then(|r| r.rows.get(&(*write, 0)).copied()),
         ),
+        DfsRead::WrittenChunks((client, request, write), chunks) => {
+            let done = m.requests.get(client).filter(|r| r.request == *request);
+            DfsReadReply::WrittenChunks(
+                chunks
+                    .iter()
+                    .filter_map(|c| {
+                        let rows = done?.rows.get(&(*write & !WRITE_PER_CHUNK, *c))?;
+                        Some((*c, *rows))
+                    })
+                    .collect(),
+            )
+        }
         DfsRead::RecoveryTasks => DfsReadReply::RecoveryTasks(super::recovery::rows(
             m,
             &v.recovery,

@@ -21,6 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::dfs_proto::WRITE_PER_CHUNK;
+
 /// A node's role, as cluster.nodes names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
@@ -307,8 +309,10 @@ pub struct Meta {
 pub struct ClientRequest {
     /// The request's sequence number (the client's requests are sequential).
     pub request: u64,
-    /// Write (its place in the request) → the rows it appended.
-    pub rows: BTreeMap<u32, u64>,
+    /// (write — its place in the request —, chunk) → the rows it appended. The chunk is 0 for
+    /// a write committed as one transaction, and the chunk of an `atomic='CHUNK'` write's
+    /// per-chunk commit (chunk ids start at 1; checkpoint format 4).
+    pub rows: BTreeMap<(u32, u64), u64>,
     /// The transaction that last wrote here: the oldest client is forgotten first.
     pub stamp: u64,
 }
@@ -648,14 +652,32 @@ impl Meta {
                     return Ok(Applied::Done);
                 }
                 let versions = t.chunk_versions.clone();
-                if let Some(((client, request, write), _)) = tag {
+                let key = match tag {
+                    Some(((_, _, write), _)) if write & WRITE_PER_CHUNK != 0 => {
+                        let mut chunks = versions.keys();
+                        match (chunks.next(), chunks.next()) {
+                            (Some(c), None) => Some((write & !WRITE_PER_CHUNK, *c)),
+                            _ => {
+                                return Err(MetaError::Replicas(format!(
+                                    "transaction {id} is tagged as one chunk's write but writes {}",
+                                    versions.len()
+                                )))
+                            }
+                        }
+                    }
+                    Some(((_, _, write), _)) => Some((*write, 0)),
+                    None => None,
+                };
+                if let (Some(((client, request, _), _)), Some(key)) = (tag, key) {
                     let seen = self.requests.get(client);
                     // An older request (the client has moved on), or this very write again.
                     if seen.is_some_and(|r| {
-                        r.request > *request
-                            || (r.request == *request && r.rows.contains_key(write))
+                        r.request > *request || (r.request == *request && r.rows.contains_key(&key))
                     }) {
-                        return Err(MetaError::Duplicate(format!("{client}:{request}:{write}")));
+                        return Err(MetaError::Duplicate(format!(
+                            "{client}:{request}:{}:{}",
+                            key.0, key.1
+                        )));
                     }
                 }
                 // Marks are made on copies, checked, then installed with the commit.
@@ -698,13 +720,13 @@ impl Meta {
                     marked.insert(*c, stale);
                 }
                 self.txn_to(*id, TxnState::Committed)?;
-                if let Some(((client, request, write), rows)) = tag {
+                if let (Some(((client, request, _), rows)), Some(key)) = (tag, key) {
                     let r = self.requests.entry(client.clone()).or_default();
                     if r.request != *request {
                         r.request = *request;
                         r.rows.clear();
                     }
-                    r.rows.insert(*write, *rows);
+                    r.rows.insert(key, *rows);
                     r.stamp = *id;
                     if self.requests.len() > CLIENTS_REMEMBERED_MAX {
                         let oldest = self

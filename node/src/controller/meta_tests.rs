@@ -417,7 +417,10 @@ fn a_client_requests_writes_commit_once_each() {
     };
     commit(&mut m, 1, 7, 0).unwrap();
     commit(&mut m, 2, 7, 1).unwrap();
-    assert_eq!(m.requests["uuid-a"].rows, [(0, 10), (1, 20)].into());
+    assert_eq!(
+        m.requests["uuid-a"].rows,
+        [((0, 0), 10), ((1, 0), 20)].into()
+    );
     let before = m.chunks.clone();
     assert!(
         matches!(commit(&mut m, 3, 7, 0), Err(MetaError::Duplicate(_))),
@@ -455,4 +458,61 @@ fn finished_transactions_are_forgotten_and_their_ids_never_reused() {
         "a forgotten id is not taken again"
     );
     m.apply(&begin(3)).unwrap();
+}
+
+#[test]
+fn an_atomic_chunk_writes_commits_are_recorded_per_chunk() {
+    use crate::dfs_proto::WRITE_PER_CHUNK;
+    let mut m = setup();
+    for (partition, replicas) in [("19365", ["dn1"]), ("19366", ["dn1"])] {
+        m.apply(&Command::AddPartition {
+            db: "dfs://testDB".into(),
+            table: "testTB".into(),
+            partition: partition.into(),
+            replicas: replicas.iter().map(|r| r.to_string()).collect(),
+        })
+        .unwrap();
+    }
+    let commit = |m: &mut Meta, id: u64, chunks: &[u64], write: u32| {
+        m.apply(&Command::BeginTxn {
+            id,
+            participants: vec!["dn1".into()],
+        })
+        .unwrap();
+        m.apply(&Command::PrepareTxn {
+            id,
+            chunk_versions: chunks.iter().map(|c| (*c, id)).collect(),
+        })
+        .unwrap();
+        m.apply(&Command::CommitWrites {
+            id,
+            writers: chunks.iter().map(|c| (*c, vec!["dn1".into()])).collect(),
+            replaced: vec![],
+            tag: Some((("uuid-b".into(), 4, write), 5 * id)),
+        })
+    };
+    // Write 0 of request 4, per chunk: both chunks commit under the same write.
+    commit(&mut m, 1, &[1], WRITE_PER_CHUNK).unwrap();
+    commit(&mut m, 2, &[2], WRITE_PER_CHUNK).unwrap();
+    assert_eq!(
+        m.requests["uuid-b"].rows,
+        [((0, 1), 5), ((0, 2), 10)].into()
+    );
+    // A resend racing the first attempt of chunk 2: refused, and nothing else moved.
+    let before = m.chunks.clone();
+    assert!(matches!(
+        commit(&mut m, 3, &[2], WRITE_PER_CHUNK),
+        Err(MetaError::Duplicate(_))
+    ));
+    assert_eq!(m.chunks, before);
+    m.apply(&Command::AbortTxn { id: 3 }).unwrap();
+    // A per-chunk tag on a transaction of two chunks is a coordinator's bug: refused.
+    assert!(matches!(
+        commit(&mut m, 4, &[1, 2], 1 | WRITE_PER_CHUNK),
+        Err(MetaError::Replicas(_))
+    ));
+    m.apply(&Command::AbortTxn { id: 4 }).unwrap();
+    // A whole-transaction write 1 is its own key.
+    commit(&mut m, 5, &[1, 2], 1).unwrap();
+    assert_eq!(m.requests["uuid-b"].rows[&(1, 0)], 25);
 }

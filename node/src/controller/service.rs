@@ -475,10 +475,13 @@ impl ControllerService {
                 Some(t) => t,
                 None => {
                     self.leader_since_ms.set(Some(now_ms));
-                    self.register_listed().await;
                     now_ms
                 }
             };
+            // Every tick, not once per leadership: a registration refused while the new
+            // leader's first entries commit would otherwise leave a node that is not started
+            // yet (and so never heartbeats) unknown, and `startDataNode` would refuse it.
+            self.register_listed().await;
             self.clone().ask_for_reports();
             self.settle_transactions(since, now_ms).await;
             self.recovery_round(now_ms).await;
@@ -506,7 +509,7 @@ impl ControllerService {
     }
 
     /// Registers the nodes of cluster.nodes that the metadata does not hold yet (down until
-    /// their first heartbeat).
+    /// their first heartbeat). Costs a read per listed node when every one is known.
     async fn register_listed(&self) {
         for n in &self.listed {
             let known = self.ctl.sm.read(|m| m.nodes.contains_key(&n.alias));

@@ -64,6 +64,7 @@ impl ClusterCatalog {
         db: &str,
         table: &str,
         rewrites: Vec<(lang::catalog::Partition, Vec<Column>)>,
+        tag: Option<Tag>,
     ) -> Result<(), EvalError> {
         // The schema the rows were computed in: remembered from the snapshot they were read at.
         let known = rewrites
@@ -87,7 +88,7 @@ impl ClusterCatalog {
             .collect();
         let refs: Vec<(Option<Rewrites>, &Table)> =
             units.iter().map(|(p, t)| (p.clone(), t)).collect();
-        self.forward(db, table, &refs, None).await.map(|_| ())
+        self.forward(db, table, &refs, tag).await.map(|_| ())
     }
 
     /// Sends `units` (rows, each for a partition it rewrites or none) to a live data node.

@@ -528,13 +528,15 @@ impl Catalog for ClusterCatalog {
         db: &'a str,
         table: &'a str,
         rewrites: Vec<(Partition, Vec<Column>)>,
+        tag: Option<lang::catalog::WriteTag>,
     ) -> LocalFuture<'a, Result<(), EvalError>> {
+        let tag = tag.as_ref().map(tag_wire);
         Box::pin(async move {
             if self.local.is_some() {
-                self.rewrite_txn(db, table, rewrites).await
+                self.rewrite_txn(db, table, rewrites, tag).await
             } else {
                 // A node that stores nothing does not coordinate (D73).
-                self.forward_rewrite(db, table, rewrites).await
+                self.forward_rewrite(db, table, rewrites, tag).await
             }
         })
     }

@@ -125,9 +125,8 @@ impl ClusterCatalog {
             ));
         }
         if snap.atomic_chunk {
-            // One transaction per chunk: not tagged (a resend may repeat the chunks that
-            // committed, as without high availability).
-            return self.append_per_chunk(&info.schema, writes).await;
+            // One transaction per chunk, each tagged with its chunk (D100).
+            return self.append_per_chunk(&info.schema, writes, tag).await;
         }
         let writes = writes.into_iter().map(|(_, w)| w).collect();
         let tag = tag.map(|t| (t, rows as u64));
@@ -139,22 +138,50 @@ impl ClusterCatalog {
 
     /// `atomic='CHUNK'`: each chunk's rows in a transaction of their own; a chunk another
     /// transaction holds is tried again (the others are written meanwhile) until
-    /// [`ATOMIC_CHUNK_RETRY_MS`]. Answers the rows written, or which partitions failed.
+    /// [`ATOMIC_CHUNK_RETRY_MS`]. Answers the rows written, or which partitions failed. A
+    /// tagged write tags each chunk's commit with its chunk ([`WRITE_PER_CHUNK`]), and first
+    /// asks the leader which chunks the request committed already (a resend after a
+    /// failover): those count as written and are not written again.
     async fn append_per_chunk(
         &self,
         schema: &Schema,
         writes: Vec<(usize, ChunkWrite)>,
+        tag: Option<Tag>,
     ) -> Result<usize, EvalError> {
         let deadline = rt::time::now() + std::time::Duration::from_millis(ATOMIC_CHUNK_RETRY_MS);
         let mut pending = writes;
         let mut written = 0;
+        if let Some(t) = &tag {
+            let chunks = pending.iter().map(|(_, w)| w.part.chunk).collect();
+            let done: BTreeMap<u64, u64> =
+                match self.read(DfsRead::WrittenChunks(t.clone(), chunks)).await? {
+                    DfsReadReply::WrittenChunks(d) => d.into_iter().collect(),
+                    _ => return Err(EvalError::msg("a bad controller reply")),
+                };
+            pending.retain(|(_, w)| match done.get(&w.part.chunk) {
+                Some(rows) => {
+                    written += *rows as usize;
+                    false
+                }
+                None => true,
+            });
+        }
+        let chunk_tag = |rows: usize| {
+            tag.as_ref()
+                .map(|(c, r, w)| ((c.clone(), *r, *w | WRITE_PER_CHUNK), rows as u64))
+        };
         let mut failed: Vec<String> = Vec::new();
         while !pending.is_empty() {
             let mut locked = Vec::new();
             for (rows, w) in pending {
                 let name = w.part.name.clone();
                 match self
-                    .run_txn(schema, vec![w.clone()], "The append was rolled back", None)
+                    .run_txn(
+                        schema,
+                        vec![w.clone()],
+                        "The append was rolled back",
+                        chunk_tag(rows),
+                    )
                     .await
                 {
                     Ok(()) => written += rows,
@@ -177,12 +204,13 @@ impl ClusterCatalog {
     }
 
     /// Replaces the rows of each partition in `rewrites` (computed from the partition at its
-    /// snapshot's version) as one transaction.
+    /// snapshot's version) as one transaction, tagged like an append (its rows recorded as 0).
     pub(super) async fn rewrite_txn(
         &self,
         db: &str,
         table: &str,
         rewrites: Vec<(Partition, Vec<Column>)>,
+        tag: Option<Tag>,
     ) -> Result<(), EvalError> {
         let (info, snap) = self.snapshot(db, table).await?;
         let by_chunk: BTreeMap<u64, &PartitionSnapshot> =
@@ -209,7 +237,8 @@ impl ClusterCatalog {
                 replace: Some(part.version),
             });
         }
-        self.run_txn(&info.schema, writes, "The update was rolled back", None)
+        let tag = tag.map(|t| (t, 0));
+        self.run_txn(&info.schema, writes, "The update was rolled back", tag)
             .await
             .map_err(|f| EvalError::msg(f.message))
     }

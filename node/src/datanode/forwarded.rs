@@ -109,7 +109,7 @@ impl DataNodeService {
                 ));
             }
             return catalog
-                .rewrite(&p.db, &p.table, rewrites)
+                .rewrite(&p.db, &p.table, rewrites, p.tag.map(tag_of))
                 .await
                 .map(|()| Some(0))
                 .map_err(failed);

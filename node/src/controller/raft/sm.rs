@@ -34,9 +34,9 @@ use super::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::controller::meta::Meta;
 
 const SNAPSHOT_MAGIC: [u8; 4] = *b"PSNP";
-/// Format 2 added `Meta::atomic_chunk`, format 3 stale replicas (`Chunk::stale`); formats 1
-/// and 2 are still read.
-const SNAPSHOT_VERSION: u32 = 3;
+/// Format 2 added `Meta::atomic_chunk`, format 3 stale replicas (`Chunk::stale`) and client
+/// requests, format 4 a chunk in each request's write key; formats 1 to 3 are still read.
+const SNAPSHOT_VERSION: u32 = 4;
 const SNAPSHOT_HEADER_BYTES: usize = 20;
 /// Release builds check the metadata's invariants (`Meta::check`, linear in its chunks) after
 /// every command while it holds at most this many chunks, and at every snapshot always; debug
@@ -65,6 +65,13 @@ struct CheckpointV1 {
 struct CheckpointV2 {
     meta: SnapshotMeta,
     state: crate::controller::meta_compat::MetaV2,
+}
+
+/// A checkpoint of format 3.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointV3 {
+    meta: SnapshotMeta,
+    state: crate::controller::meta_compat::MetaV3,
 }
 
 /// Encodes a checkpoint file.
@@ -115,6 +122,13 @@ pub fn decode_checkpoint(what: &str, bytes: &[u8]) -> io::Result<Checkpoint> {
         }
         2 => {
             let c: CheckpointV2 = super::net::decode(payload).map_err(undecodable)?;
+            Checkpoint {
+                meta: c.meta,
+                state: c.state.into(),
+            }
+        }
+        3 => {
+            let c: CheckpointV3 = super::net::decode(payload).map_err(undecodable)?;
             Checkpoint {
                 meta: c.meta,
                 state: c.state.into(),
