@@ -387,6 +387,33 @@ fn a_damaged_replica_needs_a_full_copy_unless_it_is_the_last_current_one() {
     assert_eq!(m.chunks[&1].current().collect::<Vec<_>>(), ["dn2"]);
 }
 
+/// Begins, prepares (each chunk at version `id`) and commits transaction `id` on dn1, tagged
+/// `(client, request, write)` with `rows`; the commit's answer.
+fn tagged_commit(
+    m: &mut Meta,
+    id: u64,
+    chunks: &[u64],
+    (client, request, write): (&str, u64, u32),
+    rows: u64,
+) -> Result<Applied, MetaError> {
+    m.apply(&Command::BeginTxn {
+        id,
+        participants: vec!["dn1".into()],
+    })
+    .unwrap();
+    m.apply(&Command::PrepareTxn {
+        id,
+        chunk_versions: chunks.iter().map(|c| (*c, id)).collect(),
+    })
+    .unwrap();
+    m.apply(&Command::CommitWrites {
+        id,
+        writers: chunks.iter().map(|c| (*c, vec!["dn1".into()])).collect(),
+        replaced: vec![],
+        tag: Some(((client.into(), request, write), rows)),
+    })
+}
+
 #[test]
 fn a_client_requests_writes_commit_once_each() {
     let mut m = setup();
@@ -398,22 +425,7 @@ fn a_client_requests_writes_commit_once_each() {
     })
     .unwrap();
     let commit = |m: &mut Meta, id: u64, request: u64, write: u32| {
-        m.apply(&Command::BeginTxn {
-            id,
-            participants: vec!["dn1".into()],
-        })
-        .unwrap();
-        m.apply(&Command::PrepareTxn {
-            id,
-            chunk_versions: vec![(1, id)],
-        })
-        .unwrap();
-        m.apply(&Command::CommitWrites {
-            id,
-            writers: vec![(1, vec!["dn1".into()])],
-            replaced: vec![],
-            tag: Some((("uuid-a".into(), request, write), 10 * id)),
-        })
+        tagged_commit(m, id, &[1], ("uuid-a", request, write), 10 * id)
     };
     commit(&mut m, 1, 7, 0).unwrap();
     commit(&mut m, 2, 7, 1).unwrap();
@@ -474,22 +486,7 @@ fn an_atomic_chunk_writes_commits_are_recorded_per_chunk() {
         .unwrap();
     }
     let commit = |m: &mut Meta, id: u64, chunks: &[u64], write: u32| {
-        m.apply(&Command::BeginTxn {
-            id,
-            participants: vec!["dn1".into()],
-        })
-        .unwrap();
-        m.apply(&Command::PrepareTxn {
-            id,
-            chunk_versions: chunks.iter().map(|c| (*c, id)).collect(),
-        })
-        .unwrap();
-        m.apply(&Command::CommitWrites {
-            id,
-            writers: chunks.iter().map(|c| (*c, vec!["dn1".into()])).collect(),
-            replaced: vec![],
-            tag: Some((("uuid-b".into(), 4, write), 5 * id)),
-        })
+        tagged_commit(m, id, chunks, ("uuid-b", 4, write), 5 * id)
     };
     // Write 0 of request 4, per chunk: both chunks commit under the same write.
     commit(&mut m, 1, &[1], WRITE_PER_CHUNK).unwrap();
