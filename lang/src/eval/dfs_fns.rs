@@ -337,18 +337,10 @@ pub(super) async fn call(
                     )))
                 }
             };
-            let tag = it.next_write_tag();
-            // A resent request whose write committed the first time: answered, not applied.
-            let done = match &tag {
-                Some((t, true)) => dfs.written(t).await?,
-                _ => None,
-            };
+            let (tag, done) = it.next_write(dfs).await?;
             let n = match done {
                 Some(n) => n,
-                None => {
-                    dfs.append_tagged(db, table, &data, tag.map(|(t, _)| t))
-                        .await?
-                }
+                None => dfs.append_tagged(db, table, &data, tag).await?,
             };
             // DolphinDB's append! on a DFS table yields nothing to display; tableInsert the count.
             Ok(if name == "tableInsert" {

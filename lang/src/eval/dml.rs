@@ -166,13 +166,10 @@ async fn rewrite_dfs(
     }
     // A resent request whose rewrite committed the first time: answered, not applied again
     // (an `update t set x = x + 1` must not add twice).
-    let tag = it.next_write_tag();
-    if let Some((t, true)) = &tag {
-        if dfs.written(t).await?.is_some() {
-            return Ok(Value::Void);
-        }
+    let (tag, done) = it.next_write(dfs.as_ref()).await?;
+    if done.is_some() {
+        return Ok(Value::Void);
     }
-    let tag = tag.map(|(t, _)| t);
     for attempt in 1..=REWRITE_ATTEMPTS {
         let info = dfs.table(db, table).await?;
         if let Change::Update(sets) = &change {

@@ -263,16 +263,31 @@ impl Interp {
         self.writes_in_request = 0;
     }
 
-    /// The tag of the request's next dfs write, and whether the request is a resend.
-    pub(crate) fn next_write_tag(&mut self) -> Option<(crate::catalog::WriteTag, bool)> {
-        let (client, seq) = self.request.as_ref()?;
-        let tag = crate::catalog::WriteTag {
-            client: client.clone(),
-            request: seq.unsigned_abs(),
-            write: self.writes_in_request,
+    /// The tag of the request's next dfs write, and — when the request is a resend whose
+    /// first attempt committed that write — the rows it wrote then, so the write is answered
+    /// and not applied again.
+    pub(crate) async fn next_write(
+        &mut self,
+        dfs: &dyn crate::catalog::Catalog,
+    ) -> Result<(Option<crate::catalog::WriteTag>, Option<usize>), EvalError> {
+        let Some((client, seq)) = self.request.as_ref() else {
+            return Ok((None, None));
         };
+        let (tag, resend) = (
+            crate::catalog::WriteTag {
+                client: client.clone(),
+                request: seq.unsigned_abs(),
+                write: self.writes_in_request,
+            },
+            *seq < 0,
+        );
         self.writes_in_request += 1;
-        Some((tag, *seq < 0))
+        let done = if resend {
+            dfs.written(&tag).await?
+        } else {
+            None
+        };
+        Ok((Some(tag), done))
     }
 
     /// Forgets the temporary argument variables of an API `function` call.
